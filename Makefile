@@ -1,0 +1,33 @@
+# relance — the two commands: `make demo` (run the nightly job on sample data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOME_DIR := .relance
+AS_OF ?= $(shell TZ=Europe/Paris date +%F)
+CUSTOMERS ?= 2000
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# Reproducible install: every package pinned in requirements.lock, then the project itself.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/relance sample-data --out $(HOME_DIR)/sample --customers $(CUSTOMERS) --as-of $(AS_OF)
+	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

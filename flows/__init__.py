@@ -1,0 +1,1 @@
+"""Prefect flows: the dunning business process, read top to bottom."""

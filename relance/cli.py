@@ -1,0 +1,107 @@
+"""The `relance` command line. Each verb calls the same functions as the Prefect flows."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from relance.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="relance — accounts-receivable dunning on DuckDB and Prefect.",
+    pretty_exceptions_enable=False,
+)
+
+PolicyOpt = typer.Option(None, "--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"relance: error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Path = typer.Option(..., "--out", help="Folder to write customers, invoices, payments, holds into."),
+    customers: int = typer.Option(1000, "--customers", min=1, help="Number of customers."),
+    seed: int = typer.Option(42, "--seed", help="Random seed: the same seed gives the same data."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, default today)."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    policy: Optional[str] = PolicyOpt,
+) -> None:
+    """Write a realistic, deterministic synthetic source."""
+    from relance.dates import parse_date, today
+    from relance.sample_data import generate
+
+    if fmt not in ("csv", "parquet"):
+        _fail(f"--format {fmt!r}: expected csv or parquet")
+    counts = generate(out, customers=customers, seed=seed, as_of=parse_date(as_of, "--as-of") or today(), fmt=fmt)
+    typer.echo(f"sample data written to {out}: " + ", ".join(f"{n} {e}" for e, n in counts.items()))
+
+
+@app.command("run")
+def run(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
+    source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
+    send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, …)."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
+    source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
+    policy: Optional[str] = PolicyOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """The nightly job for one date."""
+    from flows.nightly import nightly_run
+
+    summary = nightly_run(
+        as_of=as_of, source=source, db=str(db), outbox=str(outbox) if outbox else None,
+        send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    ing, aged = summary["ingest"], summary["age"]
+    lines = [f"relance run for {summary['as_of']} — done in {summary['seconds']} s"]
+    lines.append(
+        "  ingest:   " + ", ".join(f"{n} {e}" for e, n in ing["rows_loaded"].items())
+        + f" loaded; {ing['rows_rejected']} rows rejected"
+        + (f", {ing['fields_dropped']} contact fields dropped" if ing["fields_dropped"] else "")
+    )
+    for cur, c in aged["by_currency"].items():
+        lines.append(
+            f"  aged:     {cur}: {c['open_invoices']} open invoices, open {c['open_amount']}, overdue {c['overdue']}"
+        )
+    if not aged["by_currency"]:
+        lines.append("  aged:     no open invoices")
+    lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows)")
+    lines.append(f"  outbox:   {summary['outbox']}")
+    if ing["rows_rejected"]:
+        lines.append(
+            f"  see why rows were rejected: select * from rejected_rows where as_of = '{summary['as_of']}'"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        app(standalone_mode=True)
+    except UserError as e:
+        typer.echo(f"relance: error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

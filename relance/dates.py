@@ -1,0 +1,39 @@
+"""Run dates: as_of defaults to today in the business timezone (or the flow run's scheduled date)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+BUSINESS_TZ = ZoneInfo("Europe/Paris")
+
+
+def parse_date(value: str | date | None, name: str = "date") -> date | None:
+    from relance.errors import UserError
+
+    if value is None or isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if text.lower() == "today":
+        return today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{name} {text!r} is not a date written YYYY-MM-DD") from None
+
+
+def today() -> date:
+    return datetime.now(BUSINESS_TZ).date()
+
+
+def default_as_of() -> date:
+    """The scheduled date of the current flow run in Europe/Paris, else today there."""
+    try:
+        from prefect.runtime import flow_run
+
+        scheduled = flow_run.scheduled_start_time
+        if scheduled is not None and flow_run.id:
+            return datetime.fromisoformat(str(scheduled)).astimezone(BUSINESS_TZ).date()
+    except Exception:
+        pass
+    return today()

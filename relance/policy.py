@@ -1,0 +1,169 @@
+"""The dunning policy: a YAML file a finance person reads (policies/default.yaml), validated before anything runs."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from relance import DEFAULT_POLICY
+from relance.errors import PolicyError
+
+Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
+CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+_HALF_YEAR = re.compile(r"^(\d{4})-H([12])$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(_Strict):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    offset_days: int
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    min_amount: Decimal = Decimal("0.00")
+    requires_approval: bool = False
+    description: str = ""
+
+    @field_validator("min_amount")
+    @classmethod
+    def _non_negative(cls, v: Decimal) -> Decimal:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v.quantize(Decimal("0.01"))
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice")
+        return v
+
+
+class Bucket(_Strict):
+    name: str = Field(min_length=1)
+    max_days: int | None = None
+
+
+class Charges(_Strict):
+    applies_to_segments: tuple[Literal["b2b", "b2c"], ...] = ("b2b",)
+    margin_points: Decimal = Decimal("10.00")
+    indemnity_per_invoice: Decimal = Decimal("40.00")
+    indemnity_currency: str = "EUR"
+    days_in_year: int = 365
+
+
+class ReferenceRate(_Strict):
+    half_year: str
+    rate: Decimal
+
+    @field_validator("half_year")
+    @classmethod
+    def _half_year(cls, v: str) -> str:
+        if not _HALF_YEAR.match(str(v)):
+            raise ValueError(f"{v!r} is not a half-year like 2026-H1")
+        return str(v)
+
+    @property
+    def start(self) -> date:
+        y, h = _HALF_YEAR.match(self.half_year).groups()  # type: ignore[union-attr]
+        return date(int(y), 1 if h == "1" else 7, 1)
+
+
+class Policy(_Strict):
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    min_gap_days: int = Field(default=3, ge=0)
+    business_days_only: bool = True
+    aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
+    late_payment_charges: Charges = Charges()
+    reference_rates: tuple[ReferenceRate, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        codes = [s.code for s in self.stages]
+        for i, code in enumerate(codes):
+            if code in codes[:i]:
+                raise ValueError(f"stages[{i}].code: duplicate stage code {code!r}")
+        for i in range(1, len(self.stages)):
+            if self.stages[i].offset_days <= self.stages[i - 1].offset_days:
+                raise ValueError(
+                    f"stages[{i}].offset_days: {self.stages[i].offset_days} must be greater than the "
+                    f"previous stage's {self.stages[i - 1].offset_days} (offsets must increase)"
+                )
+        names = [b.name for b in self.aging_buckets]
+        if "unapplied_credit" in names:
+            raise ValueError("aging_buckets: 'unapplied_credit' is reserved for unapplied credit")
+        for i, b in enumerate(self.aging_buckets):
+            if b.name in names[:i]:
+                raise ValueError(f"aging_buckets[{i}].name: duplicate bucket {b.name!r}")
+            last = i == len(self.aging_buckets) - 1
+            if last and b.max_days is not None:
+                raise ValueError(f"aging_buckets[{i}].max_days: the last bucket must have no max_days")
+            if not last and b.max_days is None:
+                raise ValueError(f"aging_buckets[{i}].max_days: required for every bucket but the last")
+            if i > 0 and not last and b.max_days <= self.aging_buckets[i - 1].max_days:  # type: ignore[operator]
+                raise ValueError(f"aging_buckets[{i}].max_days: must be greater than the previous bucket's")
+        halves = [r.half_year for r in self.reference_rates]
+        for i, h in enumerate(halves):
+            if h in halves[:i]:
+                raise ValueError(f"reference_rates[{i}].half_year: {h} is listed twice")
+        return self
+
+    # -- helpers used by the pipeline ------------------------------------------------------
+    def bucket_rows(self) -> list[tuple[int, str, int | None, int | None]]:
+        """(position, name, min_days, max_days) for each bucket; None = unbounded."""
+        rows, lo = [], None
+        for i, b in enumerate(self.aging_buckets):
+            rows.append((i, b.name, lo, b.max_days))
+            lo = b.max_days
+        return rows
+
+    def rate_for(self, day: date) -> Decimal | None:
+        half = f"{day.year}-H{1 if day.month <= 6 else 2}"
+        for r in self.reference_rates:
+            if r.half_year == half:
+                return r.rate
+        return None
+
+    def require_rates(self, start: date, end: date) -> None:
+        """Refuse to run when a half-year between start and end (inclusive) has no reference rate."""
+        y, h = start.year, 1 if start.month <= 6 else 2
+        while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
+            if self.rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
+                raise PolicyError(
+                    f"policy reference_rates: no rate for {y}-H{h}, needed for late-payment charges "
+                    f"up to {end.isoformat()}; add `- {{half_year: {y}-H{h}, rate: \"…\"}}`"
+                )
+            y, h = (y, 2) if h == 1 else (y + 1, 1)
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return f"policy {path} is not valid:\n  " + "\n  ".join(lines)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read and validate a policy file; a PolicyError names the key and the problem."""
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise PolicyError(f"policy {path} is not readable YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy {path} must be a mapping of keys (stages, min_gap_days, …)")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        raise PolicyError(_format_error(path, e)) from None

@@ -1,0 +1,50 @@
+"""One typed settings object: values come from CLI options / flow parameters, then env, then defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".relance")
+
+
+class Settings(BaseSettings):
+    """Environment-driven configuration (prefix ``RELANCE_``); secrets are ``SecretStr`` and never logged."""
+
+    model_config = SettingsConfigDict(env_prefix="RELANCE_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    source_schema: str = "public"
+    #: Bearer token for an http(s) source (env RELANCE_SOURCE_TOKEN, else the Prefect Secret block below).
+    source_token: SecretStr | None = None
+    source_token_block: str = "relance-source-token"
+    http_timeout_s: float = 30.0
+    http_retries: int = 5
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
+    sendgrid_key_block: str = "sendgrid-api-key"
+
+    @property
+    def default_db(self) -> Path:
+        return self.home / "relance.duckdb"
+
+
+def get_settings() -> Settings:
+    return Settings()
+
+
+def resolve_secret(env_value: SecretStr | None, block_name: str) -> str | None:
+    """A secret from the environment first, else from a Prefect Secret block (if a Prefect API is configured)."""
+    if env_value is not None and env_value.get_secret_value():
+        return env_value.get_secret_value()
+    if not os.environ.get("PREFECT_API_URL"):
+        return None
+    try:  # pragma: no cover - needs a Prefect server with the block
+        from prefect.blocks.system import Secret
+
+        return Secret.load(block_name).get()
+    except Exception:
+        return None

@@ -1,0 +1,53 @@
+-- Validation macros used by the staging models. Each returns a reason a person can act on,
+-- or null when the value is acceptable. A null value is "absent": required-ness is checked
+-- separately with is_missing().
+
+create or replace temp macro is_missing(field, v) as
+    case when v is null then field || ' is missing (required)' end;
+
+create or replace temp macro date_problem(field, v) as
+    case
+        when v is null then null
+        when not regexp_full_match(v, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
+            then field || ' ''' || left(v, 40) || ''' is not a date written YYYY-MM-DD'
+        when try_cast(v as date) is null
+            then field || ' ' || v || ' is not a real calendar date'
+    end;
+
+create or replace temp macro amount_problem(field, v) as
+    case
+        when v is null then null
+        when regexp_full_match(v, '-\s*[0-9]+([.,][0-9]*)?')
+            then field || ' ' || v || ' is negative: amounts must be greater than 0'
+        when regexp_full_match(v, '[0-9 ]*[0-9],[0-9]+')
+            then field || ' ''' || v || ''' uses a comma: write amounts like 1234.56 ("." for decimals, no thousands separator)'
+        when not regexp_full_match(v, '[0-9]+([.][0-9]+)?')
+            then field || ' ''' || left(v, 40) || ''' is not a number written like 1234.56'
+        when regexp_full_match(v, '[0-9]+[.][0-9]{3,}')
+            then field || ' ' || v || ' has more than 2 decimals'
+        when length(ltrim(split_part(v, '.', 1), '0')) > 16
+            then field || ' ' || v || ' is too large (at most 16 digits before the decimal point)'
+        when cast(v as decimal(18,2)) <= 0
+            then field || ' must be greater than 0 (got ' || v || ')'
+    end;
+
+create or replace temp macro text_problem(field, v, max_len) as
+    case when length(v) > max_len then field || ' is longer than ' || max_len || ' characters' end;
+
+create or replace temp macro duplicate_problem(field, v, row_no, first_row) as
+    case when v is not null and row_no > first_row
+        then 'duplicate ' || field || ' ''' || v || ''' (first seen on row ' || first_row || ', which is kept)' end;
+
+-- 'true'/'false' in the usual spellings; null for anything else.
+create or replace temp macro parse_bool(v) as
+    case
+        when v is null then false
+        when lower(v) in ('true', 't', '1', 'yes', 'y', 'oui', 'x') then true
+        when lower(v) in ('false', 'f', '0', 'no', 'n', 'non') then false
+    end;
+
+-- A phone number in E.164 once spaces, dots, dashes and brackets are removed.
+create or replace temp macro normalize_phone(v) as regexp_replace(v, '[\s.\-()]', '', 'g');
+create or replace temp macro phone_ok(v) as regexp_full_match(normalize_phone(v), '\+[1-9][0-9]{6,14}');
+create or replace temp macro email_ok(v) as
+    length(v) <= 254 and regexp_full_match(v, '[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+');

@@ -1,0 +1,8 @@
+-- model: stg_customers
+-- grain: one row per valid customer
+-- materialized: view
+select
+    customer_id, name, email, phone, street, postal_code, city, country, language, segment,
+    dunning_block, collector
+from stg_customers_checked
+where reject_reason is null

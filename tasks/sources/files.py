@@ -1,0 +1,187 @@
+"""A folder of CSV or Parquet files (customers, invoices, payments, holds) → raw_* tables.
+
+Every value lands as text; typing and validation happen in sql/staging so that a bad value
+rejects its row with a reason instead of failing the load. A file that cannot be read at all
+(not UTF-8, not CSV, a required column missing) raises a SourceError naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from relance.errors import SourceError
+from tasks.sources import COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
+
+MAX_LINE_BYTES = 64 * 1024 * 1024  # a 10 MB field still loads; its row is then judged on its values
+
+STRUCTURAL_REJECTS_DDL = """
+create or replace temp table raw_structural_rejects (
+    source varchar, entity varchar, row_number bigint, raw varchar, reason varchar
+)
+"""
+
+_CSV_ERRORS = {
+    "TOO MANY COLUMNS": "the line has more fields than the header",
+    "MISSING COLUMNS": "the line has fewer fields than the header",
+    "UNQUOTED VALUE": "a field has a quote character inside an unquoted value",
+    "LINE SIZE OVER MAXIMUM": "the line is longer than 64 MB",
+    "CAST ERROR": "a value could not be read",
+}
+
+
+def find_files(folder: Path) -> dict[str, Path | None]:
+    """The file of each entity in a folder; SourceError for a missing folder, a missing
+    required entity, or two files for one entity."""
+    if not folder.is_dir():
+        raise SourceError(f"source folder {folder} does not exist (expected customers.csv, invoices.csv, …)")
+    found: dict[str, Path | None] = {}
+    for entity in ENTITIES:
+        candidates = [p for p in (folder / f"{entity}.csv", folder / f"{entity}.parquet") if p.exists()]
+        if len(candidates) > 1:
+            raise SourceError(
+                f"source folder {folder} has both {candidates[0].name} and {candidates[1].name}: keep only one"
+            )
+        if not candidates and entity in REQUIRED_ENTITIES:
+            raise SourceError(f"source folder {folder} has no {entity}.csv or {entity}.parquet")
+        found[entity] = candidates[0] if candidates else None
+    return found
+
+
+def _sniff_text(path: Path) -> None:
+    head = path.read_bytes()[:65536] if path.stat().st_size < 65536 else path.open("rb").read(65536)
+    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise SourceError(f"{path}: the file is empty (it needs at least a header line)")
+    if b"\x00" in head:
+        raise SourceError(f"{path}: this is not a CSV text file (it contains binary data)")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise SourceError(f"{path}: the file is UTF-16 encoded; save it as UTF-8 CSV")
+
+
+def _header_map(con: duckdb.DuckDBPyConnection, scan: str, path: Path, entity: str) -> dict[str, str]:
+    """Map contract column → the file's own column name (case and spaces ignored)."""
+    try:
+        names = [r[0] for r in con.execute(f"describe select * from {scan}").fetchall()]
+    except duckdb.Error as e:
+        raise SourceError(f"{path}: cannot be read as {entity}: {_first_line(e)}") from None
+    mapping: dict[str, str] = {}
+    for name in names:
+        key = name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_")
+        mapping.setdefault(key, name)
+    missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
+    if missing:
+        seen = ", ".join(names[:12]) or "none"
+        raise SourceError(
+            f"{path}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
+            f"(columns found: {seen}); is it a comma-separated file with a header line?"
+        )
+    return mapping
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0]
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, source_label: str | None = None) -> int:
+    """Create raw_<entity> from one file (or empty when path is None); returns its row count."""
+    table = f"raw_{entity}"
+    cols = COLUMNS[entity]
+    if path is None:
+        col_defs = ", ".join(f"{c} varchar" for c in cols)
+        con.execute(
+            f"create or replace table {table} ({col_defs}, _source varchar, _row_number bigint, _raw varchar)"
+        )
+        return 0
+    label = source_label or str(path)
+    params = {"path": str(path)}
+    if path.suffix == ".parquet":
+        scan = "read_parquet($path)"
+        try:
+            names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
+        except duckdb.Error as e:
+            raise SourceError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
+        mapping = {n.strip().lower().replace(" ", "_"): n for n in names}
+        missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
+        if missing:
+            raise SourceError(f"{path}: required column(s) {', '.join(missing)} missing (found: {', '.join(names)})")
+        select_cols = ", ".join(
+            f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
+            else f"cast(null as varchar) as {c}"
+            for c in cols
+        )
+        src_cols = ", ".join(f"cast({_quote_ident(n)} as varchar) as {_quote_ident(n)}" for n in names)
+        con.execute(
+            f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params
+        )
+    else:
+        _sniff_text(path)
+        scan = (
+            "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
+            "rejects_table = '_land_rejects', rejects_scan = '_land_scan', "
+            f"max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8')"
+        )
+        try:
+            names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
+        except duckdb.Error as e:
+            raise _csv_error(path, e) from None
+        mapping = {}
+        for n in names:
+            mapping.setdefault(n.strip().lstrip("\ufeff").strip().lower().replace(" ", "_"), n)
+        missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
+        if missing:
+            raise SourceError(
+                f"{path}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
+                f"(header found: {', '.join(names[:12])}); is it a comma-separated file with a header line?"
+            )
+        try:
+            con.execute(f"create or replace temp table _land as select * from {scan}", params)
+        except duckdb.Error as e:
+            raise _csv_error(path, e) from None
+        rejects = con.execute(
+            "select error_type, line, csv_line, error_message from _land_rejects order by line"
+        ).fetchall()
+        bad_encoding = [r for r in rejects if r[0] == "INVALID ENCODING"]
+        if bad_encoding:
+            raise SourceError(
+                f"{path}: the file is not UTF-8 encoded (first bad line: {bad_encoding[0][1]}); "
+                "save it as UTF-8 CSV"
+            )
+        for error_type, line, csv_line, message in rejects:
+            reason = f"{_CSV_ERRORS.get(error_type, error_type.lower())} ({message}); fix the line and reload"
+            con.execute(
+                "insert into raw_structural_rejects values ($source, $entity, $row, $raw, $reason)",
+                {"source": label, "entity": entity, "row": line, "raw": csv_line, "reason": reason},
+            )
+        select_cols = ", ".join(
+            f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping
+            else f"cast(null as varchar) as {c}"
+            for c in cols
+        )
+    # rowid is the position in the file (insertion order is preserved); row 1 is the header.
+    con.execute(
+        f"create or replace table {table} as "
+        f"select {select_cols}, $label as _source, rowid + 2 as _row_number, to_json(_land) as _raw "
+        f"from _land order by rowid",
+        {"label": label},
+    )
+    con.execute("drop table _land")
+    return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def _csv_error(path: Path, e: Exception) -> SourceError:
+    text = str(e)
+    if "Invalid unicode" in text or "not utf-8" in text.lower():
+        return SourceError(f"{path}: the file is not UTF-8 encoded; save it as UTF-8 CSV")
+    return SourceError(f"{path}: cannot be read as CSV: {_first_line(e)}")
+
+
+def land_folder(con: duckdb.DuckDBPyConnection, folder: Path, labels: dict[str, str] | None = None) -> dict[str, int]:
+    """Land every entity of a folder; returns rows landed per entity."""
+    files = find_files(folder)
+    con.execute(STRUCTURAL_REJECTS_DDL)
+    return {e: land_file(con, e, p, (labels or {}).get(e)) for e, p in files.items()}

@@ -1,0 +1,57 @@
+"""`@step`: a plain function outside a flow run, a Prefect task inside one.
+
+The CLI calls the pipeline directly (no server needed); the Prefect flows call the very same
+functions, which then show up as task runs with their own logs, retries and states.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _in_flow_run() -> bool:
+    try:
+        from prefect.context import FlowRunContext
+    except ImportError:  # pragma: no cover
+        return False
+    return FlowRunContext.get() is not None
+
+
+def step(name: str | None = None, **task_kwargs: Any) -> Callable[[F], F]:
+    """Declare a pipeline step. Tasks take and return plain values (dates, paths, counts)."""
+
+    def decorate(fn: F) -> F:
+        from prefect import task
+
+        task_kwargs.setdefault("cache_policy", None)  # never cache: the ledger guarantees once-only
+        prefect_task = task(fn, name=name or fn.__name__, **task_kwargs)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if _in_flow_run():
+                return prefect_task(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+        call.task = prefect_task  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+
+    return decorate
+
+
+def get_logger(name: str = "relance") -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a run (logs reach the UI), else a standard logger."""
+    try:
+        from prefect import get_run_logger
+        from prefect.exceptions import MissingContextError
+
+        try:
+            return get_run_logger()
+        except MissingContextError:
+            pass
+    except ImportError:  # pragma: no cover
+        pass
+    return logging.getLogger(name)

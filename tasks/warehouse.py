@@ -1,0 +1,117 @@
+"""The DuckDB warehouse: opens the file (one writer at a time) and runs the SQL models in sql/.
+
+A model is one file under sql/ holding one SELECT. Its header comments say what it is:
+
+    -- grain: one row per invoice open at as_of
+    -- materialized: incremental_as_of     (or: table, temp)
+
+`table` replaces the table, `view` a view, `temp` builds a connection-local temp table, and
+`incremental_as_of` replaces the rows of the run date only (delete where as_of = $as_of,
+then insert by name), so that earlier dates stay. Parameters are DuckDB named parameters
+(`$as_of`), bound by value — values are never formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+from relance import SQL_DIR
+from relance.errors import DatabaseBusy
+
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+_MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
+
+
+def connect(db: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file; a clear DatabaseBusy error when another process holds it."""
+    db = Path(db)
+    if not read_only:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as e:
+        msg = str(e)
+        if "lock" in msg.lower():
+            holder = re.search(r"PID (\d+)", msg)
+            who = f" (process {holder.group(1)})" if holder else ""
+            raise DatabaseBusy(
+                f"database {db} is in use by another relance run{who}; DuckDB allows one writer "
+                "per file. Wait for that run to finish, then try again."
+            ) from None
+        raise
+    con.execute("set preserve_insertion_order = true")
+    return con
+
+
+@contextmanager
+def open_db(db: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(db, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract's tables if they do not exist yet (sql/ddl/*.sql, in name order)."""
+    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+        con.execute(path.read_text(encoding="utf-8"))
+
+
+def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    names = set(_PARAM.findall(sql))
+    missing = names - params.keys()
+    if missing:
+        raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
+    return {k: params[k] for k in names}
+
+
+def model_sql(model: str) -> str:
+    return (SQL_DIR / f"{model}.sql").read_text(encoding="utf-8")
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any] | None = None) -> float:
+    """Build one model (e.g. "marts/aged_balance"); returns the seconds it took."""
+    sql = model_sql(model)
+    kind = (_MATERIALIZED.search(sql) or [None, "table"])[1]
+    name = Path(model).name
+    select = sql.strip().rstrip(";")
+    bound = _bind(select, params or {})
+    started = time.perf_counter()
+    if kind == "table":
+        con.execute(f"create or replace table {name} as {select}", bound)
+    elif kind == "view":
+        if bound:
+            raise ValueError(f"{model}: a view cannot take parameters ({sorted(bound)})")
+        con.execute(f"create or replace view {name} as {select}")
+    elif kind == "temp":
+        con.execute(f"create or replace temp table {name} as {select}", bound)
+    elif kind == "incremental_as_of":
+        if "as_of" not in bound:
+            bound["as_of"] = (params or {})["as_of"]
+        con.execute("begin transaction")
+        try:
+            con.execute(f"delete from {name} where as_of = $as_of", {"as_of": bound["as_of"]})
+            con.execute(f"insert into {name} by name {select}", bound)
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    else:
+        raise ValueError(f"{model}: unknown materialization {kind!r}")
+    return time.perf_counter() - started
+
+
+def run_models(con: duckdb.DuckDBPyConnection, models: list[str], params: dict[str, Any]) -> dict[str, float]:
+    return {m: run_model(con, m, params) for m in models}
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
+    row = con.execute(sql, params or {}).fetchone()
+    return row[0] if row else None
