@@ -50,31 +50,27 @@ def find_files(folder: Path) -> dict[str, Path | None]:
 
 
 def _sniff_text(path: Path) -> None:
-    head = path.read_bytes()[:65536] if path.stat().st_size < 65536 else path.open("rb").read(65536)
+    with path.open("rb") as f:
+        head = f.read(65536)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
         raise SourceError(f"{path}: the file is empty (it needs at least a header line)")
-    if b"\x00" in head:
-        raise SourceError(f"{path}: this is not a CSV text file (it contains binary data)")
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise SourceError(f"{path}: the file is UTF-16 encoded; save it as UTF-8 CSV")
+    if b"\x00" in head:
+        raise SourceError(f"{path}: this is not a CSV text file (it contains binary data)")
 
 
-def _header_map(con: duckdb.DuckDBPyConnection, scan: str, path: Path, entity: str) -> dict[str, str]:
-    """Map contract column → the file's own column name (case and spaces ignored)."""
-    try:
-        names = [r[0] for r in con.execute(f"describe select * from {scan}").fetchall()]
-    except duckdb.Error as e:
-        raise SourceError(f"{path}: cannot be read as {entity}: {_first_line(e)}") from None
+def _column_map(path: Path, entity: str, names: list[str]) -> dict[str, str]:
+    """Map each contract column to the file's own column name (case, spaces and BOM ignored);
+    SourceError when a required column is missing."""
     mapping: dict[str, str] = {}
     for name in names:
-        key = name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_")
-        mapping.setdefault(key, name)
+        mapping.setdefault(name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_"), name)
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
     if missing:
-        seen = ", ".join(names[:12]) or "none"
         raise SourceError(
             f"{path}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
-            f"(columns found: {seen}); is it a comma-separated file with a header line?"
+            f"(header found: {', '.join(names[:12]) or 'none'}); is it a comma-separated file with a header line?"
         )
     return mapping
 
@@ -105,10 +101,7 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
             names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
         except duckdb.Error as e:
             raise SourceError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
-        mapping = {n.strip().lower().replace(" ", "_"): n for n in names}
-        missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
-        if missing:
-            raise SourceError(f"{path}: required column(s) {', '.join(missing)} missing (found: {', '.join(names)})")
+        mapping = _column_map(path, entity, names)
         select_cols = ", ".join(
             f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
             else f"cast(null as varchar) as {c}"
@@ -129,15 +122,7 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
             names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
         except duckdb.Error as e:
             raise _csv_error(path, e) from None
-        mapping = {}
-        for n in names:
-            mapping.setdefault(n.strip().lstrip("\ufeff").strip().lower().replace(" ", "_"), n)
-        missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
-        if missing:
-            raise SourceError(
-                f"{path}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
-                f"(header found: {', '.join(names[:12])}); is it a comma-separated file with a header line?"
-            )
+        mapping = _column_map(path, entity, names)
         try:
             con.execute(f"create or replace temp table _land as select * from {scan}", params)
         except duckdb.Error as e:
@@ -165,7 +150,7 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
     # rowid is the position in the file (insertion order is preserved); row 1 is the header.
     con.execute(
         f"create or replace table {table} as "
-        f"select {select_cols}, $label as _source, rowid + 2 as _row_number, to_json(_land) as _raw "
+        f"select {select_cols}, $label as _source, rowid + 2 as _row_number, cast(to_json(_land) as varchar) as _raw "
         f"from _land order by rowid",
         {"label": label},
     )

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny hand-written sources, and one Prefect test server per session (on demand)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tasks.sources import COLUMNS
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def write_source(folder: Path, **entities: list[dict]) -> Path:
+    """Write customers/invoices/payments/holds CSV files from lists of dicts (missing keys = empty).
+
+    An entity passed as None is not written at all; customers and invoices default to empty files
+    with just a header.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for entity in ("customers", "invoices", "payments", "holds"):
+        rows = entities.get(entity, [] if entity in ("customers", "invoices") else None)
+        if rows is None:
+            continue
+        with (folder / f"{entity}.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(COLUMNS[entity]), extrasaction="raise")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return folder
+
+
+@pytest.fixture
+def source_writer(tmp_path):
+    def _write(name: str = "src", **entities):
+        return write_source(tmp_path / name, **entities)
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect API server (temporary SQLite database) for the tests that run flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
