@@ -1,0 +1,384 @@
+"""An HTTP JSON API (GET {base}/customers, /invoices, /payments, /holds, paginated) → CSV files.
+
+Each entity is read page by page: ``GET {base}/{entity}?page=1``, then ``page=2``, … A page is
+either a JSON list of records, or an object holding the records under ``data`` (or ``items`` /
+``results``) with an optional ``next`` link (absolute, or relative to the page's URL; also
+accepted under ``links.next``). When a page object has a ``next`` key, the link is followed and
+a null ``next`` ends the entity; otherwise pages are numbered and the first empty page ends it
+(a 404 past page 1 also ends it, as some frameworks answer that past the last page).
+
+JSON numbers are parsed as ``Decimal`` so that amounts stay exact, and every value is written
+as text: a number as written in the JSON, ``true``/``false``, null as an empty field, a nested
+object or list as JSON. The columns are the contract's columns of the entity followed by any
+extra keys of the records (kept in the raw row, ignored by staging).
+
+With a token (env ``RELANCE_SOURCE_TOKEN``, else the Prefect Secret block
+``relance-source-token``) each request carries ``Authorization: Bearer <token>`` — only to the
+source's own host: a ``next`` link to another host is fetched without it. 429, 500, 502, 503, 504
+and connection errors or timeouts are retried with exponential backoff (``RELANCE_HTTP_RETRIES``
+attempts in all), honouring ``Retry-After``. customers and invoices are required; payments and
+holds answering 404 are absent (none of them). Errors name the entity's URL without its query
+string, never the token.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+
+from relance.errors import SourceError
+from relance.settings import get_settings, resolve_secret
+from tasks.sources import COLUMNS, ENTITIES, REQUIRED_ENTITIES
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+RETRY_AFTER_CAP_S = 300.0
+MAX_PAGES = 100_000
+RECORD_KEYS = ("data", "items", "results")
+USER_AGENT = "relance (accounts-receivable dunning)"
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials, query string or fragment (safe for logs and rejected_rows)."""
+    parts = urlsplit(url)
+    hostinfo = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, hostinfo, parts.path, "", ""))
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _entity_url(base: str, entity: str) -> str:
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/") + "/" + entity
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _with_page(url: str, page: int) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    query.append(("page", str(page)))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _text(value: Any) -> str:
+    """A JSON value as the text a CSV field holds (empty = absent)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # a number inside a nested value: its exact digits, as a string
+        return format(value, "f") if value.is_finite() else str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _column(key: str) -> str:
+    """A record key as a column: contract columns are matched ignoring case and spaces."""
+    norm = key.strip().lower().replace(" ", "_")
+    return norm if norm in _ALL_CONTRACT_COLUMNS else key
+
+
+_ALL_CONTRACT_COLUMNS = frozenset(c for cols in COLUMNS.values() for c in cols)
+
+
+def _parse_json(content: bytes, where: str, content_type: str) -> Any:
+    try:
+        return json.loads(content, parse_float=Decimal, parse_constant=lambda c: c)
+    except (ValueError, UnicodeDecodeError) as e:
+        kind = f" (content type {content_type})" if content_type and "json" not in content_type.lower() else ""
+        raise SourceError(f"{where}: the API answered with malformed JSON{kind}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- HTTP
+
+
+class _Client:
+    def __init__(self, base: str, token: str | None, timeout_s: float, attempts: int) -> None:
+        self.base_origin = _origin(base)
+        self.token = token
+        self.timeout_s = timeout_s
+        self.attempts = max(1, attempts)
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get(self, url: str, where: str) -> requests.Response:
+        """GET with retries; returns the final response (any status not retried)."""
+        headers = {}
+        if self.token and _origin(url) == self.base_origin:
+            headers["Authorization"] = f"Bearer {self.token}"
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = self.session.get(url, headers=headers, timeout=self.timeout_s, allow_redirects=True)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                last = _describe_network_error(e, self.timeout_s)
+            except requests.RequestException as e:
+                raise SourceError(f"{where}: the request cannot be made ({type(e).__name__}); check the source URL") from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                last = f"HTTP {response.status_code}{' ' + response.reason if response.reason else ''}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                response.close()
+            if attempt == self.attempts:
+                break
+            delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+            time.sleep(delay)
+        raise SourceError(
+            f"{where}: the API did not answer successfully after {self.attempts} attempt"
+            f"{'s' if self.attempts > 1 else ''} (last: {last}); try again later or raise RELANCE_HTTP_RETRIES"
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def _describe_network_error(e: Exception, timeout_s: float) -> str:
+    if isinstance(e, requests.ConnectTimeout):
+        return f"connection timed out after {timeout_s:g} s"
+    if isinstance(e, requests.Timeout):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke while reading the answer"
+    text = str(e).lower()
+    if "refused" in text:
+        return "connection refused"
+    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo failed",
+                               "temporary failure in name resolution", "no address associated")):
+        return "host name not found"
+    if "ssl" in text or "certificate" in text:
+        return "TLS/SSL error (check the certificate)"
+    if "reset" in text or "aborted" in text or "remote end closed" in text:
+        return "the connection was closed by the server"
+    return "connection failed"
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def _records_of(body: Any, where: str) -> tuple[list, bool, str | None, bool]:
+    """(records, has_next_key, next_link, says_no_more) of one page."""
+    if isinstance(body, list):
+        return body, False, None, False
+    if not isinstance(body, dict):
+        raise SourceError(f"{where}: a page must be a JSON list of records or an object with a data list")
+    key = next((k for k in RECORD_KEYS if k in body), None)
+    if key is None:
+        raise SourceError(
+            f"{where}: the page object has no data, items or results list (keys: {', '.join(list(body)[:10]) or 'none'})"
+        )
+    records = body[key]
+    if records is None:
+        records = []
+    if not isinstance(records, list):
+        raise SourceError(f"{where}: the page's {key!r} is not a list of records")
+    links = body.get("links") if isinstance(body.get("links"), dict) else {}
+    if "next" in body and not isinstance(body["next"], dict):
+        has_next, link = True, body["next"]
+    elif "next" in links:
+        has_next, link = True, links["next"]
+        if isinstance(link, dict):  # JSON:API style {"href": …}
+            link = link.get("href")
+    else:
+        has_next, link = False, None
+    if link is not None and not isinstance(link, str):
+        raise SourceError(f"{where}: the page's next link is not a URL")
+    no_more = any(body.get(k) is False for k in ("has_more", "has_next", "hasMore", "hasNext"))
+    return records, has_next, (link or None), no_more
+
+
+def _pages(client: _Client, entity_url: str, label: str) -> Iterator[list] | None:
+    """The record lists of an entity, page by page; None when the first page is a 404."""
+    first = client.get(_with_page(entity_url, 1), f"{label} (page 1)")
+    if first.status_code == 404:
+        first.close()
+        return None
+    return _iter_pages(client, entity_url, label, first)
+
+
+def _iter_pages(client: _Client, entity_url: str, label: str, response: requests.Response) -> Iterator[list]:
+    page, url = 1, _with_page(entity_url, 1)
+    seen = {url}
+    previous_digest = None
+    while True:
+        where = f"{label} (page {page})"
+        _check_status(response, where, page, bool(client.token))
+        if response.status_code == 404:  # past the last numbered page
+            return
+        content = response.content
+        body = _parse_json(content, where, response.headers.get("Content-Type", ""))
+        records, has_next, link, no_more = _records_of(body, where)
+        for i, record in enumerate(records, start=1):
+            if not isinstance(record, dict):
+                raise SourceError(f"{where}: record {i} is not a JSON object")
+        if records:
+            yield records
+        if has_next:
+            if not link:
+                return
+            url = urljoin(response.url or url, link)
+            if url in seen:
+                raise SourceError(f"{where}: the next link leads back to a page already read; the API's pagination loops")
+        else:
+            if not records or no_more:
+                return
+            digest = hashlib.sha256(content).digest()
+            if digest == previous_digest:
+                raise SourceError(
+                    f"{where}: page {page} is the same as page {page - 1}; the API seems to ignore the page parameter"
+                )
+            previous_digest = digest
+            url = _with_page(entity_url, page + 1)
+        seen.add(url)
+        page += 1
+        if page > MAX_PAGES:
+            raise SourceError(f"{label}: more than {MAX_PAGES} pages; the API's pagination seems to loop")
+        response = client.get(url, f"{label} (page {page})")
+        if response.status_code == 404 and has_next:
+            raise SourceError(f"{label} (page {page}): the next link given by the API answers HTTP 404")
+
+
+def _check_status(response: requests.Response, where: str, page: int, has_token: bool) -> None:
+    code = response.status_code
+    if code in (401, 403):
+        hint = (
+            "check RELANCE_SOURCE_TOKEN or the Prefect Secret block 'relance-source-token'"
+            if has_token else
+            "no token is configured: set RELANCE_SOURCE_TOKEN or the Prefect Secret block 'relance-source-token'"
+        )
+        raise SourceError(f"{where}: the API refused the token (HTTP {code}); {hint}")
+    if code == 404 and page > 1:
+        return
+    if not 200 <= code < 300:
+        raise SourceError(f"{where}: the API answered HTTP {code}{' ' + response.reason if response.reason else ''}")
+
+
+# ----------------------------------------------------------------------------- extract
+
+
+def _settings():
+    try:
+        return get_settings()
+    except Exception as e:  # pydantic ValidationError: a RELANCE_* variable that does not parse
+        fields = ", ".join(
+            "RELANCE_" + str(err.get("loc", ("?",))[0]).upper() for err in getattr(e, "errors", lambda: [])()
+        )
+        raise SourceError(f"invalid setting{': ' + fields if fields else ''} (check the RELANCE_* environment variables)") from None
+
+
+def _token(settings) -> str | None:
+    token = resolve_secret(settings.source_token, settings.source_token_block)
+    return token.strip() if token and token.strip() else None
+
+
+def extract(url: str, workdir: Path) -> tuple[Path, dict[str, str]]:
+    """Read every entity of the API into workdir/http/<entity>.csv; returns (folder, labels)."""
+    settings = _settings()
+    token = _token(settings)
+    base = url.strip()
+    try:
+        host = urlsplit(base).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise SourceError("the source URL is not a valid http(s) URL with a host name")
+    folder = Path(workdir) / "http"
+    folder.mkdir(parents=True, exist_ok=True)
+    client = _Client(base, token, settings.http_timeout_s, settings.http_retries)
+    labels: dict[str, str] = {}
+    try:
+        for entity in ENTITIES:
+            entity_url = _entity_url(base, entity)
+            label = redact_url(entity_url)
+            pages = _pages(client, entity_url, label)
+            if pages is None:
+                if entity in REQUIRED_ENTITIES:
+                    raise SourceError(
+                        f"{label}: not found (HTTP 404); the API must serve {entity} — check the source URL"
+                    )
+                continue
+            _write_entity(folder / f"{entity}.csv", entity, pages)
+            labels[entity] = label
+    finally:
+        client.close()
+    return folder, labels
+
+
+def _write_entity(path: Path, entity: str, pages: Iterator[list]) -> int:
+    """Stream the records to a JSON-lines spool (to learn every key), then write the CSV."""
+    columns: dict[str, None] = dict.fromkeys(COLUMNS[entity])
+    spool = path.with_suffix(".jsonl")
+    count = 0
+    with spool.open("w", encoding="utf-8") as out:
+        for records in pages:
+            for record in records:
+                row = {}
+                for key, value in record.items():
+                    col = _column(str(key))
+                    if col not in row or row[col] == "":
+                        row[col] = _text(value)
+                    columns.setdefault(col, None)
+                out.write(json.dumps(row, ensure_ascii=False))
+                out.write("\n")
+                count += 1
+    names = list(columns)
+    with spool.open(encoding="utf-8") as src, path.open("w", encoding="utf-8", newline="") as dst:
+        writer = csv.writer(dst, lineterminator="\n")
+        writer.writerow(names)
+        for line in src:
+            row = json.loads(line)
+            writer.writerow([row.get(c, "") for c in names])
+    spool.unlink()
+    return count

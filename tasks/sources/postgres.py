@@ -1,0 +1,216 @@
+"""A PostgreSQL schema (tables customers, invoices, payments, holds) → a folder of CSV files.
+
+Each table is read set-based with ``COPY (SELECT * FROM schema.table) TO STDOUT (FORMAT csv,
+HEADER true)`` and streamed straight into ``<entity>.csv``; nothing is read row by row. The four
+tables are read in one REPEATABLE READ READ ONLY transaction, so they are one consistent snapshot
+even while the ERP keeps writing. Values arrive as PostgreSQL's text output: dates as YYYY-MM-DD
+(DateStyle ISO), numerics as their exact decimal text, booleans as t/f — the staging models type
+and validate them like any file. The folder is then loaded by ``tasks.sources.files.land_folder``.
+
+Table and schema names are matched exactly first, then case-insensitively (an ERP that created
+``"Invoices"`` still works). customers and invoices are required; payments and holds may be
+absent (none of them then). Every problem a user must fix raises a ``SourceError`` with one
+sentence naming the server, schema or table — never the password.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+from relance.errors import SourceError
+from tasks.sources import ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
+
+CONNECT_TIMEOUT_S = 10
+
+#: Relation kinds that can be read: table, view, materialized view, partitioned table, foreign table.
+_READABLE_KINDS = ("r", "v", "m", "p", "f")
+
+
+def redact_url(url: str) -> str:
+    """The URL without password, query string or fragment: postgresql://user@host:port/db."""
+    parts = urlsplit(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0] if at else ""
+    return f"{parts.scheme}://{user + '@' if user else ''}{hostinfo}{parts.path}"
+
+
+def _secrets(url: str) -> list[str]:
+    """Every password-like value in the URL (userinfo and query), raw and percent-decoded."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        found.append(userinfo.split(":", 1)[1])
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        if key.lower() in ("password", "passfile", "sslpassword"):
+            found.append(value)
+    out: list[str] = []
+    for value in found:
+        for v in (value, unquote(value)):
+            if v and v not in out:
+                out.append(v)
+    return sorted(out, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        text = text.replace(s, "***")
+    return text
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _connect_error(e: psycopg.Error, url: str, where: str) -> SourceError:
+    """One clear sentence for a failed connection, from libpq's message."""
+    text = str(e)
+    low = text.lower()
+    parts = urlsplit(url)
+    user = unquote(parts.netloc.rpartition("@")[0].split(":", 1)[0]) or "(default user)"
+    dbname = unquote(parts.path.lstrip("/")) or user
+    if "password authentication failed" in low or "authentication failed" in low:
+        msg = f"PostgreSQL at {where} refused the login of user {user!r} (authentication failed); check the user and password"
+    elif "no password supplied" in low or "password is required" in low:
+        msg = f"PostgreSQL at {where} asks for a password for user {user!r} and none was given (put it in the URL, PGPASSWORD or ~/.pgpass)"
+    elif "no pg_hba.conf entry" in low:
+        msg = f"PostgreSQL at {where} does not allow this client to connect (no pg_hba.conf entry for user {user!r})"
+    elif re.search(r'database ".*" does not exist', low):
+        msg = f"PostgreSQL at {where}: database {dbname!r} does not exist"
+    elif re.search(r'role ".*" does not exist', low):
+        msg = f"PostgreSQL at {where}: user {user!r} does not exist"
+    elif "connection refused" in low:
+        msg = f"cannot connect to PostgreSQL at {where}: connection refused (is the server running and accepting TCP/IP connections on that host and port?)"
+    elif "timeout expired" in low or "timed out" in low:
+        msg = f"cannot connect to PostgreSQL at {where}: no answer within {CONNECT_TIMEOUT_S} s (check the host, port and firewall)"
+    elif "could not translate host name" in low or "name or service not known" in low or "nodename nor servname" in low:
+        msg = f"cannot connect to PostgreSQL at {where}: the host name {parts.hostname!r} is unknown"
+    elif "invalid" in low and ("dsn" in low or "uri" in low or "connection option" in low):
+        msg = f"the PostgreSQL URL {where} is not valid: {_first_line(e).removeprefix('connection is bad: ')}"
+    else:
+        msg = f"cannot connect to PostgreSQL at {where}: {_first_line(e)}"
+    return SourceError(_scrub(msg, _secrets(url)))
+
+
+def _find(names: list[str], wanted: str) -> str | None:
+    """The exact name if present, else the single case-insensitive match."""
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if n.lower() == wanted.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _normalize(column: str) -> str:
+    return column.strip().lower().replace(" ", "_")
+
+
+def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]:
+    """COPY the source tables of `schema` into workdir/postgres/<entity>.csv; returns (folder, labels)."""
+    try:
+        where = redact_url(url)
+        secrets = _secrets(url)
+    except ValueError:
+        raise SourceError("the PostgreSQL URL is not valid (expected postgresql://user@host:port/database)") from None
+    schema = (schema or "public").strip()
+    folder = Path(workdir) / "postgres"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = psycopg.connect(
+            url, connect_timeout=CONNECT_TIMEOUT_S, application_name="relance", client_encoding="UTF8"
+        )
+    except psycopg.Error as e:
+        raise _connect_error(e, url, where) from None
+    labels: dict[str, str] = {}
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            with conn.cursor() as cur:
+                cur.execute("SET LOCAL DateStyle TO ISO")
+                schemas = [r[0] for r in cur.execute("SELECT nspname FROM pg_catalog.pg_namespace").fetchall()]
+                real_schema = _find(schemas, schema)
+                if real_schema is None:
+                    raise SourceError(
+                        f"PostgreSQL at {where}: schema {schema!r} does not exist "
+                        "(give the schema that holds customers, invoices, payments and holds with --source-schema)"
+                    )
+                tables = [
+                    r[0]
+                    for r in cur.execute(
+                        "SELECT c.relname FROM pg_catalog.pg_class c "
+                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = %s AND c.relkind = ANY(%s)",
+                        (real_schema, list(_READABLE_KINDS)),
+                    ).fetchall()
+                ]
+                found = {e: _find(tables, e) for e in ENTITIES}
+                missing = [e for e in REQUIRED_ENTITIES if found[e] is None]
+                if missing:
+                    raise SourceError(
+                        f"PostgreSQL at {where}: table{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(f'{real_schema}.{m}' for m in missing)} "
+                        f"{'do' if len(missing) > 1 else 'does'} not exist "
+                        f"(tables in schema {real_schema}: {', '.join(sorted(tables)[:20]) or 'none'})"
+                    )
+                for entity, table in found.items():
+                    if table is None:
+                        continue
+                    label = f"{where} {real_schema}.{table}"
+                    _check_columns(cur, real_schema, table, entity, label)
+                    _copy_table(cur, real_schema, table, folder / f"{entity}.csv", label)
+                    labels[entity] = label
+    except SourceError:
+        raise
+    except psycopg.OperationalError as e:
+        raise SourceError(
+            _scrub(f"PostgreSQL at {where}: the connection failed while reading: {_first_line(e)}", secrets)
+        ) from None
+    except psycopg.Error as e:
+        raise SourceError(_scrub(f"PostgreSQL at {where}: reading failed: {_first_line(e)}", secrets)) from None
+    finally:
+        conn.close()
+    return folder, labels
+
+
+def _check_columns(cur: psycopg.Cursor, schema: str, table: str, entity: str, label: str) -> None:
+    """Fail with the table's name (not a temp file's) when a required column is missing."""
+    columns = [
+        r[0]
+        for r in cur.execute(
+            "SELECT a.attname FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+            (schema, table),
+        ).fetchall()
+    ]
+    have = {_normalize(c) for c in columns}
+    missing = [c for c in REQUIRED_COLUMNS[entity] if c not in have]
+    if missing:
+        raise SourceError(
+            f"{label}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
+            f"(columns found: {', '.join(columns[:20]) or 'none'})"
+        )
+
+
+def _copy_table(cur: psycopg.Cursor, schema: str, table: str, path: Path, label: str) -> None:
+    statement = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
+        sql.Identifier(schema), sql.Identifier(table)
+    )
+    try:
+        with path.open("wb") as out, cur.copy(statement) as copy:
+            for chunk in copy:
+                out.write(chunk)
+    except psycopg.errors.InsufficientPrivilege:
+        raise SourceError(f"{label}: permission denied (the user needs SELECT on this table)") from None
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as e:
+        raise SourceError(f"{label}: cannot be read: {_first_line(e)}") from None
