@@ -55,9 +55,14 @@ def redact(source: str) -> str:
     if source_kind(source) == "files":
         return source
     parts = urlsplit(source)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a malformed port, or several hosts: keep only what is safe to show
+        host = parts.netloc.rsplit("@", 1)[-1]
     user = f"{parts.username}@" if parts.username else ""
     return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
@@ -100,7 +105,7 @@ def ingest(source: str, db: str, as_of: date, source_schema: str = "public") -> 
             warehouse.ensure_schema(con)
             load_seeds(con)
             load_macros(con)
-            read = files.land_folder(con, folder, labels)
+            read = files.land_folder(con, folder, labels, generated=source_kind(source) != "files")
             warehouse.run_models(
                 con, STAGING_MODELS,
                 {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None)},

@@ -49,18 +49,18 @@ def find_files(folder: Path) -> dict[str, Path | None]:
     return found
 
 
-def _sniff_text(path: Path) -> None:
+def _sniff_text(path: Path, shown: str) -> None:
     with path.open("rb") as f:
         head = f.read(65536)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
-        raise SourceError(f"{path}: the file is empty (it needs at least a header line)")
+        raise SourceError(f"{shown}: the file is empty (it needs at least a header line)")
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise SourceError(f"{path}: the file is UTF-16 encoded; save it as UTF-8 CSV")
+        raise SourceError(f"{shown}: the file is UTF-16 encoded; save it as UTF-8 CSV")
     if b"\x00" in head:
-        raise SourceError(f"{path}: this is not a CSV text file (it contains binary data)")
+        raise SourceError(f"{shown}: this is not a CSV text file (it contains binary data)")
 
 
-def _column_map(path: Path, entity: str, names: list[str]) -> dict[str, str]:
+def _column_map(shown: str, entity: str, names: list[str]) -> dict[str, str]:
     """Map each contract column to the file's own column name (case, spaces and BOM ignored);
     SourceError when a required column is missing."""
     mapping: dict[str, str] = {}
@@ -69,7 +69,7 @@ def _column_map(path: Path, entity: str, names: list[str]) -> dict[str, str]:
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
     if missing:
         raise SourceError(
-            f"{path}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
+            f"{shown}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
             f"(header found: {', '.join(names[:12]) or 'none'}); is it a comma-separated file with a header line?"
         )
     return mapping
@@ -83,8 +83,15 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, source_label: str | None = None) -> int:
-    """Create raw_<entity> from one file (or empty when path is None); returns its row count."""
+def land_file(
+    con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, source_label: str | None = None,
+    *, generated: bool = False,
+) -> int:
+    """Create raw_<entity> from one file (or empty when path is None); returns its row count.
+
+    `source_label` names the source in messages and rejected_rows (a PostgreSQL table, an API
+    URL); `generated` marks CSV files written by relance itself (comma, double quotes), whose
+    format is then set rather than sniffed."""
     table = f"raw_{entity}"
     cols = COLUMNS[entity]
     if path is None:
@@ -100,8 +107,8 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
         try:
             names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
         except duckdb.Error as e:
-            raise SourceError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
-        mapping = _column_map(path, entity, names)
+            raise SourceError(f"{label}: not a readable Parquet file: {_first_line(e)}") from None
+        mapping = _column_map(label, entity, names)
         select_cols = ", ".join(
             f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
             else f"cast(null as varchar) as {c}"
@@ -112,28 +119,30 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
             f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params
         )
     else:
-        _sniff_text(path)
+        _sniff_text(path, label)
         scan = (
             "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
             "rejects_table = '_land_rejects', rejects_scan = '_land_scan', "
-            f"max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8')"
+            f"max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8'"
+            + (", delim = ',', quote = '\"', escape = '\"'" if generated else "")
+            + ")"
         )
         try:
             names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
         except duckdb.Error as e:
-            raise _csv_error(path, e) from None
-        mapping = _column_map(path, entity, names)
+            raise _csv_error(label, e) from None
+        mapping = _column_map(label, entity, names)
         try:
             con.execute(f"create or replace temp table _land as select * from {scan}", params)
         except duckdb.Error as e:
-            raise _csv_error(path, e) from None
+            raise _csv_error(label, e) from None
         rejects = con.execute(
             "select error_type, line, csv_line, error_message from _land_rejects order by line"
         ).fetchall()
         bad_encoding = [r for r in rejects if r[0] == "INVALID ENCODING"]
         if bad_encoding:
             raise SourceError(
-                f"{path}: the file is not UTF-8 encoded (first bad line: {bad_encoding[0][1]}); "
+                f"{label}: the file is not UTF-8 encoded (first bad line: {bad_encoding[0][1]}); "
                 "save it as UTF-8 CSV"
             )
         for error_type, line, csv_line, message in rejects:
@@ -158,15 +167,17 @@ def land_file(con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, so
     return con.execute(f"select count(*) from {table}").fetchone()[0]
 
 
-def _csv_error(path: Path, e: Exception) -> SourceError:
+def _csv_error(shown: str, e: Exception) -> SourceError:
     text = str(e)
     if "Invalid unicode" in text or "not utf-8" in text.lower():
-        return SourceError(f"{path}: the file is not UTF-8 encoded; save it as UTF-8 CSV")
-    return SourceError(f"{path}: cannot be read as CSV: {_first_line(e)}")
+        return SourceError(f"{shown}: the file is not UTF-8 encoded; save it as UTF-8 CSV")
+    return SourceError(f"{shown}: cannot be read as CSV: {_first_line(e)}")
 
 
-def land_folder(con: duckdb.DuckDBPyConnection, folder: Path, labels: dict[str, str] | None = None) -> dict[str, int]:
+def land_folder(
+    con: duckdb.DuckDBPyConnection, folder: Path, labels: dict[str, str] | None = None, *, generated: bool = False
+) -> dict[str, int]:
     """Land every entity of a folder; returns rows landed per entity."""
     files = find_files(folder)
     con.execute(STRUCTURAL_REJECTS_DDL)
-    return {e: land_file(con, e, p, (labels or {}).get(e)) for e, p in files.items()}
+    return {e: land_file(con, e, p, (labels or {}).get(e), generated=generated) for e, p in files.items()}

@@ -1,0 +1,232 @@
+"""escalate: the escalation ladder for one date — each unit's stage and episode, the day's new
+actions and their deliveries, with late-payment charges (contract §3; docs/policy.md).
+
+SQL decides (sql/intermediate/int_ladder_*.sql, sql/marts/unit_stage.sql); Python loads the
+policy's small lookup tables, checks the reference rates, and moves the decided rows into the
+contract's tables. The ladder's state is read back from those tables (the open episode and its
+last action dated before as_of), so re-running a date is a no-op and a backfill reads real
+actions as its own state.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from relance.errors import UserError
+from relance.policy import Policy, load_policy
+from tasks import warehouse
+from tasks.calendar import write_calendar
+from tasks.step import get_logger, step
+
+MODES = ("live", "replay")
+
+#: Stages whose actions state the late-payment charges (Code de commerce L441-10, D441-5).
+CHARGED_STAGES = ("formal_notice", "litigation")
+
+LADDER_MODELS = [
+    "intermediate/int_active_holds",
+    "intermediate/int_ladder_invoices",
+    "intermediate/int_ladder_state",
+    "intermediate/int_ladder_units",
+    "intermediate/int_ladder_decisions",
+    "intermediate/int_ladder_claims",
+]
+CHARGE_AND_ACTION_MODELS = [
+    "intermediate/int_ladder_charge_periods",
+    "intermediate/int_ladder_charges",
+    "intermediate/int_ladder_new_actions",
+    "intermediate/int_ladder_deliveries",
+]
+
+# Moving the decided rows into the tables. An id that exists already is left as it is: a
+# delivery once written (planned, sent, …) is never changed by a re-run or a backfill.
+_WRITES = [
+    # undo this date's episode openings and closings, then record them again (same ids)
+    """delete from dunning_episodes
+       where opened_on = $as_of
+         and episode_id not in (select episode_id from dunning_actions where as_of >= $as_of)""",
+    "update dunning_episodes set closed_on = null where closed_on = $as_of",
+    """insert or ignore into dunning_episodes by name
+       select episode_id, customer_id, currency, new_episode_no as episode_no, cast($as_of as date) as opened_on
+       from int_ladder_decisions where opens""",
+    """update dunning_episodes set closed_on = $as_of
+       where episode_id in (select closed_episode_id from int_ladder_decisions where closes)""",
+    "insert or ignore into dunning_actions by name select * from int_ladder_new_actions",
+    "insert or ignore into deliveries by name select * from int_ladder_deliveries",
+    "insert or ignore into action_charges by name select * from int_ladder_charges",
+    """insert or ignore into action_charge_periods by name
+       select * exclude (numerator_e6) from int_ladder_charge_periods""",
+]
+
+
+def _half_year_end(start: date) -> date:
+    return date(start.year, 6, 30) if start.month == 1 else date(start.year, 12, 31)
+
+
+def write_policy_tables(con, pol: Policy) -> None:
+    """The policy as small temp tables: ladder_stages, ladder_stage_channels, ladder_rates."""
+    con.execute(
+        """
+        create or replace temp table ladder_stages (
+            stage_rank integer, stage varchar, offset_days integer, min_amount decimal(18,2),
+            requires_approval boolean,
+            before_due_date boolean,      -- passed over when the driving invoice is already overdue
+            claims_overdue_only boolean,  -- after the due date: claims only overdue invoices
+            charged boolean               -- states late-payment charges
+        )
+        """
+    )
+    con.executemany(
+        "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (rank, s.code, s.offset_days, s.min_amount, s.requires_approval,
+             s.offset_days < 0, s.offset_days > 0, s.code in CHARGED_STAGES)
+            for rank, s in enumerate(pol.stages, start=1)
+        ],
+    )
+    con.execute(
+        "create or replace temp table ladder_stage_channels (stage_rank integer, stage varchar, position integer, channel varchar)"
+    )
+    con.executemany(
+        "insert into ladder_stage_channels values (?, ?, ?, ?)",
+        [
+            (rank, s.code, pos, ch)
+            for rank, s in enumerate(pol.stages, start=1)
+            for pos, ch in enumerate(s.channels, start=1)
+        ],
+    )
+    con.execute(
+        "create or replace temp table ladder_rates (half_year varchar, valid_from date, valid_to date, reference_rate decimal(9,4))"
+    )
+    if pol.reference_rates:
+        con.executemany(
+            "insert into ladder_rates values (?, ?, ?, ?)",
+            [(r.half_year, r.start, _half_year_end(r.start), r.rate) for r in pol.reference_rates],
+        )
+
+
+class Ladder:
+    """The policy's lookup tables on one connection, ready to run the ladder for dates in [start, end]
+    (the business-day calendar covers that span; a date outside it rebuilds the calendar)."""
+
+    def __init__(self, con, pol: Policy, start: date, end: date) -> None:
+        self.con, self.pol = con, pol
+        write_policy_tables(con, pol)
+        self._calendar(start, end)
+
+    def _calendar(self, start: date, end: date) -> None:
+        countries = [r[0] for r in self.con.execute("select distinct country from stg_customers where country is not null").fetchall()]
+        unknown = write_calendar(self.con, countries, start, end)
+        if unknown:
+            get_logger().warning(
+                "escalate: no public-holiday data for %s; weekends only for customers there", ", ".join(unknown)
+            )
+        self.span = (start, end)
+
+    def params(self, as_of: date, mode: str) -> dict:
+        pol, charges = self.pol, self.pol.late_payment_charges
+        return {
+            "as_of": as_of,
+            "mode": mode,
+            "first_offset": pol.stages[0].offset_days,
+            "min_gap_days": pol.min_gap_days,
+            "business_days_only": pol.business_days_only,
+            "charge_segments": list(charges.applies_to_segments),
+            "margin_points": charges.margin_points,
+            "indemnity": charges.indemnity_per_invoice,
+            "indemnity_currency": charges.indemnity_currency,
+            "days_in_year": charges.days_in_year,
+            "now": datetime.now(timezone.utc).replace(tzinfo=None),
+        }
+
+    def check_rates(self, as_of: date) -> None:
+        """Refuse (PolicyError, naming reference_rates and the half-year) when a charged invoice's
+        late days fall in a half-year with no reference rate — before anything is written."""
+        earliest = warehouse.scalar(self.con, "select min(due_date) from int_ladder_claims where charged")
+        if earliest is not None:
+            self.pol.require_rates(earliest + timedelta(days=1), as_of)
+
+    def run(self, as_of: date, mode: str = "live") -> dict:
+        """Decide and write the ladder for as_of; returns the day's counts."""
+        if mode not in MODES:
+            raise UserError(f"escalate mode {mode!r}: expected one of {', '.join(MODES)}")
+        if not (self.span[0] <= as_of <= self.span[1]):
+            self._calendar(min(as_of, self.span[0]), max(as_of, self.span[1]))
+        started = time.perf_counter()
+        params = self.params(as_of, mode)
+        con = self.con
+        warehouse.run_models(con, LADDER_MODELS, params)
+        self.check_rates(as_of)
+        warehouse.run_models(con, CHARGE_AND_ACTION_MODELS, params)
+        con.execute("begin transaction")
+        try:
+            for sql in _WRITES:
+                con.execute(sql, warehouse._bind(sql, params))
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        warehouse.run_model(con, "marts/unit_stage", params)
+        return self.summary(as_of, mode, time.perf_counter() - started)
+
+    def summary(self, as_of: date, mode: str, seconds: float) -> dict:
+        con = self.con
+        units = con.execute(
+            """
+            select count(*), count(*) filter (where held), count(*) filter (where opens),
+                   count(*) filter (where closes), count(*) filter (where episode_id is not null)
+            from int_ladder_decisions
+            """
+        ).fetchone()
+        by_stage = con.execute(
+            "select stage, count(*) from int_ladder_new_actions group by stage, stage_rank order by stage_rank"
+        ).fetchall()
+        by_status = con.execute(
+            "select status, count(*) from int_ladder_deliveries group by status order by status"
+        ).fetchall()
+        charges = con.execute(
+            """
+            select currency, sum(interest_amount), sum(indemnity_amount), any_value(indemnity_currency), count(*)
+            from int_ladder_new_actions where interest_amount is not null
+            group by currency order by currency
+            """
+        ).fetchall()
+        return {
+            "as_of": as_of.isoformat(),
+            "mode": mode,
+            "units": units[0],
+            "held_units": units[1],
+            "episodes_opened": units[2],
+            "episodes_closed": units[3],
+            "open_episodes": units[4],
+            "actions": sum(n for _, n in by_stage),
+            "actions_by_stage": dict(by_stage),
+            "deliveries_by_status": dict(by_status),
+            "charges": {
+                cur: {"actions": n, "interest": str(interest or Decimal("0.00")),
+                      "indemnity": f"{indemnity} {ind_cur}"}
+                for cur, interest, indemnity, ind_cur, n in charges
+            },
+            "seconds": round(seconds, 3),
+        }
+
+
+@step(name="escalate")
+def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live") -> dict:
+    """Write unit_stage for as_of and the day's new dunning_actions and deliveries (replay mode:
+    deliveries `simulated`). Reads invoice_snapshot of as_of, so `age` runs first."""
+    log = get_logger()
+    pol = load_policy(policy)
+    if mode not in MODES:
+        raise UserError(f"escalate mode {mode!r}: expected one of {', '.join(MODES)}")
+    with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)
+        summary = Ladder(con, pol, as_of, as_of).run(as_of, mode)
+    log.info(
+        "escalate (%s): %d units, %d held, %d actions %s, deliveries %s",
+        mode, summary["units"], summary["held_units"], summary["actions"],
+        summary["actions_by_stage"] or "", summary["deliveries_by_status"] or "",
+    )
+    return summary
