@@ -8,7 +8,7 @@ HOME_DIR := .relance
 AS_OF ?= $(shell TZ=Europe/Paris date +%F)
 CUSTOMERS ?= 2000
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench serve stop clean
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Optional third command: a local Prefect server + worker with the nightly and backfill deployments.
+serve: install
+	bash scripts/serve.sh
+
+stop:
+	bash scripts/stop.sh
 
 bench: install
 	$(BIN)/python -m bench.run

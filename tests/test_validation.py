@@ -283,3 +283,17 @@ def test_cli_rejects_a_bad_date(tmp_path):
     )
     assert proc.returncode == 2 and "as_of '2026-02-30' is not a date written YYYY-MM-DD" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_malformed_line_is_reported_once_under_its_own_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "customers.csv").write_text("customer_id,name\nC1,Alpha\nC2,Beta,extra\n")
+    (src / "invoices.csv").write_text("invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n")
+    (src / "payments.csv").write_text("payment_id,customer_id,paid_date,amount\nP1,C1,2026-02-01,1.00\n")
+    db = tmp_path / "r.duckdb"
+    summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        rejects = con.execute("select entity, row_number from rejected_rows").fetchall()
+    assert rejects == [("customers", 3)]
+    assert summary["ingest"]["rows_rejected"] == 1

@@ -120,6 +120,9 @@ def land_file(
         )
     else:
         _sniff_text(path, label)
+        # the rejects of an earlier file must not be reported again under this one
+        con.execute("drop table if exists _land_rejects")
+        con.execute("drop table if exists _land_scan")
         scan = (
             "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
             "rejects_table = '_land_rejects', rejects_scan = '_land_scan', "
