@@ -26,14 +26,22 @@ def today() -> date:
     return datetime.now(BUSINESS_TZ).date()
 
 
+def scheduled_date(scheduled: datetime) -> date:
+    """The business date of a scheduled time: its date in Europe/Paris."""
+    if scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=ZoneInfo("UTC"))
+    return scheduled.astimezone(BUSINESS_TZ).date()
+
+
 def default_as_of() -> date:
     """The scheduled date of the current flow run in Europe/Paris, else today there."""
     try:
         from prefect.runtime import flow_run
 
-        scheduled = flow_run.scheduled_start_time
-        if scheduled is not None and flow_run.id:
-            return datetime.fromisoformat(str(scheduled)).astimezone(BUSINESS_TZ).date()
+        if flow_run.id:
+            scheduled = flow_run.scheduled_start_time
+            if scheduled is not None:
+                return scheduled_date(datetime.fromisoformat(scheduled.isoformat()))
     except Exception:
         pass
     return today()

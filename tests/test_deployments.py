@@ -1,0 +1,142 @@
+"""Deployments from prefect.yaml on a real Prefect server, run by a real process worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+from tests.test_aging import CUSTOMERS, HOLDS, INVOICES, PAYMENTS
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    """A Prefect server of its own (temporary PREFECT_HOME, embedded SQLite, loopback port)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")
+    } | {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true",
+        "RELANCE_REPO": str(REPO),
+    }
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(home),
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{api}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None:
+                pytest.fail(f"the Prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(1)
+        else:
+            pytest.fail("the Prefect server did not become healthy in 180 s")
+        yield api, env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def prefect(env, *args, timeout=300, check=True):
+    proc = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=str(REPO),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"prefect {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_api):
+    api, env = prefect_api
+    prefect(env, "work-pool", "create", "relance", "--type", "process")
+    prefect(env, "deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml"))
+    return api, env
+
+
+def _deployment(api, name):
+    r = requests.get(f"{api}/deployments/name/{name}", timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_nightly_deployment_has_the_paris_schedule(deployed):
+    api, _ = deployed
+    dep = _deployment(api, "nightly_dunning/nightly")
+    schedules = [s["schedule"] for s in dep["schedules"]]
+    assert {"cron": "0 2 * * *", "timezone": "Europe/Paris"}.items() <= schedules[0].items()
+    assert dep["work_pool_name"] == "relance"
+    assert dep["parameters"]["as_of"] is None
+    params = set(dep["parameter_openapi_schema"]["properties"])
+    assert {"as_of", "source", "db", "outbox", "send", "auto_approve", "policy", "source_schema"} <= params
+
+
+def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_writer, tmp_path):
+    api, env = deployed
+    src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
+    db = tmp_path / "r.duckdb"
+    out = prefect(
+        env, "deployment", "run", "nightly_dunning/nightly",
+        # no as_of: the run takes its scheduled date in Paris (00:30 UTC on 03-31 = 02:30 in Paris)
+        "--start-at", "2026-03-31T00:30:00+00:00", "--param", f"source={src}", "--param", f"db={db}",
+    ).stdout
+    assert "Created flow run" in out
+    # one polling pass of a real process worker picks the run up and executes it to the end
+    prefect(env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once", timeout=600)
+    dep = _deployment(api, "nightly_dunning/nightly")
+    runs = requests.post(
+        f"{api}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [dep["id"]]}}, "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}},
+        timeout=10,
+    ).json()
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED"], runs
+    assert runs[0]["name"] == "nightly-2026-03-31"
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from invoice_snapshot where as_of = ?", [date(2026, 3, 31)]).fetchone()[0] == 4
+
+
+
+@pytest.mark.parametrize("scheduled,expected", [
+    ("2026-03-31T00:00:00+00:00", date(2026, 3, 31)),   # 02:00 in Paris (summer time)
+    ("2026-01-15T01:00:00+00:00", date(2026, 1, 15)),   # 02:00 in Paris (winter time)
+    ("2026-03-30T22:30:00+00:00", date(2026, 3, 31)),   # 00:30 on the 31st in Paris, still the 30th in UTC
+])
+def test_the_business_date_of_a_scheduled_time_is_its_date_in_paris(scheduled, expected):
+    from datetime import datetime
+
+    from relance.dates import scheduled_date
+
+    assert scheduled_date(datetime.fromisoformat(scheduled)) == expected
