@@ -1,6 +1,6 @@
 """nightly_dunning: the night's dunning run for one date, as finance would describe it.
 
-ingest the receivables → age them → (escalate → dispatch → measure → report: later steps).
+ingest the receivables → age them → escalate (the ladder) → (dispatch → measure → report: later steps).
 The CLI's `relance run` calls `nightly_run` directly; the Prefect flow `nightly_dunning` is the
 same function, in which each step becomes a task run.
 """
@@ -16,6 +16,7 @@ from prefect import flow
 from relance.dates import default_as_of, parse_date
 from relance.policy import load_policy
 from tasks.age import age
+from tasks.escalate import escalate
 from tasks.ingest import ingest
 from tasks.step import get_logger
 
@@ -39,6 +40,7 @@ def nightly_run(
 
     loaded = ingest(source, db, as_of, source_schema)
     aged = age(db, as_of, policy)
+    laddered = escalate(db, as_of, policy, mode="live")
 
     summary = {
         "as_of": as_of.isoformat(),
@@ -46,6 +48,7 @@ def nightly_run(
         "outbox": outbox,
         "ingest": loaded,
         "age": aged,
+        "escalate": laddered,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("nightly run for %s done in %.1f s", as_of, summary["seconds"])

@@ -71,6 +71,58 @@ def run(
         typer.echo(format_summary(summary))
 
 
+@app.command("backfill")
+def backfill(
+    start: str = typer.Option(..., "--start", help="First date to replay (YYYY-MM-DD)."),
+    end: str = typer.Option(..., "--end", help="Last date to replay (YYYY-MM-DD), inclusive."),
+    source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
+    policy: Optional[str] = PolicyOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the backfill summary as JSON."),
+) -> None:
+    """Replay the ladder for each date from --start to --end (deliveries simulated, nothing sent)."""
+    from flows.backfill import backfill_run
+
+    summary = backfill_run(start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(format_backfill_summary(summary))
+
+
+def format_backfill_summary(summary: dict) -> str:
+    rep = summary["replay"]
+    lines = [f"relance backfill {summary['start']} .. {summary['end']} — {rep['days']} days in {summary['seconds']} s"]
+    lines.append(
+        f"  ladder:   {rep['actions']} simulated actions"
+        + (" (" + ", ".join(f"{n} {s}" for s, n in rep["actions_by_stage"].items()) + ")" if rep["actions"] else "")
+        + f"; {rep['episodes_opened']} episodes opened, {rep['episodes_closed']} closed"
+    )
+    if rep["deliveries_by_status"]:
+        lines.append("  deliveries: " + ", ".join(f"{n} {s}" for s, n in sorted(rep["deliveries_by_status"].items())))
+    lines.append(f"  results:  {summary['db']} (tables unit_stage, dunning_actions, deliveries, dunning_episodes)")
+    return "\n".join(lines)
+
+
+def format_ladder(esc: dict) -> list[str]:
+    """The ladder's lines of a run summary."""
+    lines = [
+        f"  ladder:   {esc['units']} units ({esc['held_units']} held), {esc['open_episodes']} open episodes "
+        f"({esc['episodes_opened']} opened, {esc['episodes_closed']} closed today)"
+    ]
+    if esc["actions"]:
+        lines.append(
+            f"  actions:  {esc['actions']} new: " + ", ".join(f"{n} {s}" for s, n in esc["actions_by_stage"].items())
+        )
+        lines.append("  deliveries: " + ", ".join(f"{n} {s}" for s, n in esc["deliveries_by_status"].items()))
+    else:
+        lines.append("  actions:  none today")
+    for cur, c in esc.get("charges", {}).items():
+        lines.append(f"  charges:  {cur}: {c['actions']} actions, interest {c['interest']}, indemnity {c['indemnity']}")
+    return lines
+
+
 def format_summary(summary: dict) -> str:
     ing, aged = summary["ingest"], summary["age"]
     lines = [f"relance run for {summary['as_of']} — done in {summary['seconds']} s"]
@@ -85,7 +137,10 @@ def format_summary(summary: dict) -> str:
         )
     if not aged["by_currency"]:
         lines.append("  aged:     no open invoices")
-    lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows)")
+    if "escalate" in summary:
+        lines.extend(format_ladder(summary["escalate"]))
+    lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows"
+                 + (", unit_stage, dunning_actions, deliveries" if "escalate" in summary else "") + ")")
     lines.append(f"  outbox:   {summary['outbox']}")
     if ing["rows_rejected"]:
         lines.append(

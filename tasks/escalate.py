@@ -31,18 +31,19 @@ LADDER_MODELS = [
     "intermediate/int_ladder_state",
     "intermediate/int_ladder_units",
     "intermediate/int_ladder_decisions",
-    "intermediate/int_ladder_claims",
 ]
-CHARGE_AND_ACTION_MODELS = [
+#: Built only on a day when some unit takes a step (most weekend days none does).
+ACTION_MODELS = [
+    "intermediate/int_ladder_claims",
     "intermediate/int_ladder_charge_periods",
     "intermediate/int_ladder_charges",
-    "intermediate/int_ladder_new_actions",
     "intermediate/int_ladder_deliveries",
+    "intermediate/int_ladder_new_actions",
 ]
 
 # Moving the decided rows into the tables. An id that exists already is left as it is: a
 # delivery once written (planned, sent, …) is never changed by a re-run or a backfill.
-_WRITES = [
+_EPISODE_WRITES = [
     # undo this date's episode openings and closings, then record them again (same ids)
     """delete from dunning_episodes
        where opened_on = $as_of
@@ -53,6 +54,8 @@ _WRITES = [
        from int_ladder_decisions where opens""",
     """update dunning_episodes set closed_on = $as_of
        where episode_id in (select closed_episode_id from int_ladder_decisions where closes)""",
+]
+_ACTION_WRITES = [
     "insert or ignore into dunning_actions by name select * from int_ladder_new_actions",
     "insert or ignore into deliveries by name select * from int_ladder_deliveries",
     "insert or ignore into action_charges by name select * from int_ladder_charges",
@@ -158,41 +161,50 @@ class Ladder:
         params = self.params(as_of, mode)
         con = self.con
         warehouse.run_models(con, LADDER_MODELS, params)
-        self.check_rates(as_of)
-        warehouse.run_models(con, CHARGE_AND_ACTION_MODELS, params)
+        acting = warehouse.scalar(con, "select count(*) from int_ladder_decisions where acts") > 0
+        if acting:
+            warehouse.run_model(con, "intermediate/int_ladder_claims", params)
+            self.check_rates(as_of)
+            warehouse.run_models(con, ACTION_MODELS[1:], params)
+        writes = _EPISODE_WRITES + (_ACTION_WRITES if acting else [])
         con.execute("begin transaction")
         try:
-            for sql in _WRITES:
+            for sql in writes:
                 con.execute(sql, warehouse._bind(sql, params))
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
         warehouse.run_model(con, "marts/unit_stage", params)
-        return self.summary(as_of, mode, time.perf_counter() - started)
+        return self.summary(as_of, mode, acting, time.perf_counter() - started)
 
-    def summary(self, as_of: date, mode: str, seconds: float) -> dict:
+    def summary(self, as_of: date, mode: str, acting: bool, seconds: float) -> dict:
         con = self.con
         units = con.execute(
             """
-            select count(*), count(*) filter (where held), count(*) filter (where opens),
-                   count(*) filter (where closes), count(*) filter (where episode_id is not null)
+            select count(*), count(*) filter (where held),
+                   (select count(*) from dunning_episodes where opened_on = $d),
+                   (select count(*) from dunning_episodes where closed_on = $d),
+                   count(*) filter (where episode_id is not null)
             from int_ladder_decisions
-            """
+            """,
+            {"d": as_of},
         ).fetchone()
-        by_stage = con.execute(
-            "select stage, count(*) from int_ladder_new_actions group by stage, stage_rank order by stage_rank"
-        ).fetchall()
-        by_status = con.execute(
-            "select status, count(*) from int_ladder_deliveries group by status order by status"
-        ).fetchall()
-        charges = con.execute(
-            """
-            select currency, sum(interest_amount), sum(indemnity_amount), any_value(indemnity_currency), count(*)
-            from int_ladder_new_actions where interest_amount is not null
-            group by currency order by currency
-            """
-        ).fetchall()
+        by_stage, by_status, charges = [], [], []
+        if acting:  # the action models are those of this date only when some unit acted
+            by_stage = con.execute(
+                "select stage, count(*) from int_ladder_new_actions group by stage, stage_rank order by stage_rank"
+            ).fetchall()
+            by_status = con.execute(
+                "select status, count(*) from int_ladder_deliveries group by status order by status"
+            ).fetchall()
+            charges = con.execute(
+                """
+                select currency, sum(interest_amount), sum(indemnity_amount), any_value(indemnity_currency), count(*)
+                from int_ladder_new_actions where interest_amount is not null
+                group by currency order by currency
+                """
+            ).fetchall()
         return {
             "as_of": as_of.isoformat(),
             "mode": mode,

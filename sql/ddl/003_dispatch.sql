@@ -1,0 +1,23 @@
+-- Dispatch's own table (tasks/dispatch): the journal of every delivery status change.
+--
+-- `deliveries` holds each delivery's current state; `delivery_events` keeps how it got there —
+-- claimed for sending, accepted by the provider (with its message id), failed (with the
+-- provider's reason), left in doubt by a crash, resolved by a person, approved or rejected, fell
+-- back to another channel. Rows are only ever appended: with the sent artefacts in the outbox, it
+-- is the evidence of what was sent, when, and on whose decision.
+--
+-- Delivery statuses added by dispatch to the contract's list (§4):
+--   sending   claimed by a run and handed to the provider; a run that ends normally never leaves one
+--   in_doubt  found `sending` by a later run: the previous run stopped between the provider call and
+--             its record, so the message may or may not have gone. Never re-sent automatically;
+--             a person checks the provider (custom_args.delivery_id at SendGrid) and resolves it.
+create table if not exists delivery_events (
+    delivery_id      varchar not null,
+    event_at         timestamp not null,   -- UTC
+    status           varchar not null,     -- the status entered
+    previous_status  varchar,
+    channel          varchar,
+    provider         varchar,
+    actor            varchar not null,     -- 'dispatch', 'approve:<who>', 'resolve:<who>'
+    detail           varchar
+);

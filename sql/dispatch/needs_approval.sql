@@ -1,0 +1,15 @@
+-- Planned deliveries of a stage that needs approval (policy `requires_approval`) whose action
+-- nobody has decided on yet: they wait as pending_approval until `relance approve`
+-- (or --auto-approve). The ladder already plans them so; this is the dispatch's own guard.
+-- params: $approval_stages (varchar[]), $as_of
+select
+    d.delivery_id,
+    'pending_approval' as status,
+    'stage ' || a.stage || ' requires approval before anything is sent' as detail
+from deliveries d
+join dunning_actions a using (action_id)
+where d.status = 'planned'
+  and a.as_of <= $as_of
+  and list_contains($approval_stages, a.stage)
+  and a.decided_at is null
+order by d.delivery_id

@@ -1,0 +1,71 @@
+-- model: int_ladder_state
+-- grain: one row per unit (customer_id, currency) with an episode opened before as_of: the
+--        episode still open when as_of starts (if any), the last step taken in it before as_of,
+--        and the unit's last episode number. Only rows dated before as_of are read, so a re-run
+--        of as_of starts from the same state and a backfill reads real actions as its own.
+-- materialized: temp
+with
+
+episodes as (
+    select * from dunning_episodes where opened_on < $as_of
+),
+
+stages as (
+    select stage, stage_rank from ladder_stages
+),
+
+actions as (
+    select * from dunning_actions where as_of < $as_of
+),
+
+numbering as (
+    select customer_id, currency, max(episode_no) as last_episode_no
+    from episodes
+    group by customer_id, currency
+),
+
+open_episodes as (
+    select customer_id, currency, episode_id, episode_no, opened_on
+    from episodes
+    where closed_on is null or closed_on >= $as_of
+    qualify row_number() over (partition by customer_id, currency order by episode_no desc) = 1
+),
+
+earlier_actions as (
+    select
+        actions.episode_id,
+        actions.as_of,
+        -- ranks follow the current policy; a stage it no longer has keeps its recorded rank
+        coalesce(stages.stage_rank, actions.stage_rank) as stage_rank,
+        -- awaiting a person: pending approval (live), or a replayed action that needed
+        -- approval, which nobody gives in a replay
+        actions.status = 'pending_approval'
+            or (actions.status = 'simulated' and coalesce(actions.requires_approval, false))
+            as awaiting_approval
+    from actions
+    left join stages using (stage)
+    where actions.episode_id in (select episode_id from open_episodes)
+),
+
+last_steps as (
+    select
+        episode_id,
+        max(stage_rank) as last_rank,
+        max(as_of) as last_action_on,
+        arg_max(awaiting_approval, (as_of, stage_rank)) as last_awaiting_approval
+    from earlier_actions
+    group by episode_id
+)
+
+select
+    numbering.customer_id,
+    numbering.currency,
+    numbering.last_episode_no,
+    open_episodes.episode_id as open_episode_id,
+    open_episodes.opened_on as open_episode_opened_on,
+    last_steps.last_rank,
+    last_steps.last_action_on,
+    coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval
+from numbering
+left join open_episodes using (customer_id, currency)
+left join last_steps on last_steps.episode_id = open_episodes.episode_id

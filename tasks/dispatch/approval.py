@@ -1,0 +1,124 @@
+"""Approval of the actions of stages with `requires_approval` (the formal notice by default).
+
+The ladder plans their deliveries as `pending_approval`; nothing is sent until a person decides:
+* approve → the action's status becomes `approved` (decided_by, decided_at, decision_reason)
+  and its deliveries `planned`: the next dispatch sends them;
+* reject  → the action becomes `rejected`, its deliveries `skipped`, with who rejected and why
+  (decision_reason, and last_error "rejected by …: why" on each delivery).
+`relance approve --db PATH --as-of D (--all | --action ID… | --reject ID… --reason R)`;
+`dispatch(..., auto_approve=True)` approves everything pending as "auto-approve".
+Scope: actions dated up to D whose deliveries are still pending_approval.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Sequence
+
+from relance.errors import UserError
+from tasks import warehouse
+from tasks.dispatch import ledger
+
+
+def pending_actions(con, as_of: date) -> dict[str, dict]:
+    rows = con.execute(
+        """
+        select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due, count(*) as deliveries
+        from dunning_actions a join deliveries d using (action_id)
+        where d.status = 'pending_approval' and a.as_of <= $as_of
+        group by all order by a.as_of, a.action_id
+        """,
+        {"as_of": as_of},
+    ).fetchall()
+    return {r[0]: {"action_id": r[0], "as_of": r[1], "stage": r[2], "customer_id": r[3], "currency": r[4],
+                   "amount_due": r[5], "deliveries": r[6]} for r in rows}
+
+
+def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime) -> int:
+    """decision 'approved' or 'rejected'; returns the number of deliveries moved. Caller holds the transaction."""
+    if not action_ids:
+        return 0
+    con.execute(
+        """
+        update dunning_actions set status = $status, decided_by = $by, decided_at = $now, decision_reason = $reason
+        where action_id in (select unnest($ids::varchar[]))
+        """,
+        {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids},
+    )
+    new_status = "planned" if decision == "approved" else "skipped"
+    detail = (f"approved by {by}" if decision == "approved" else f"rejected by {by}") + (f": {reason}" if reason else "")
+    moved = [
+        r[0]
+        for r in con.execute(
+            f"""
+            update deliveries set status = $new, updated_at = $now
+                {", last_error = $detail" if decision == "rejected" else ""}
+            where action_id in (select unnest($ids::varchar[])) and status = 'pending_approval'
+            returning delivery_id
+            """,
+            {"new": new_status, "now": now, "ids": action_ids, **({"detail": detail} if decision == "rejected" else {})},
+        ).fetchall()
+    ]
+    if moved:
+        con.execute(
+            """
+            insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+            select delivery_id, $now, status, 'pending_approval', channel, provider, $actor, $detail
+            from deliveries where delivery_id in (select unnest($ids::varchar[]))
+            """,
+            {"now": now, "actor": f"approve:{by}", "detail": detail, "ids": moved},
+        )
+    return len(moved)
+
+
+def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], reject_ids: Sequence[str],
+           by: str, reason: str | None, now: datetime | None = None) -> dict:
+    """The approval on an open connection (used by approve() and by dispatch's auto-approve)."""
+    now = ledger.naive_utc(now)
+    pending = pending_actions(con, as_of)
+    action_ids, reject_ids = list(dict.fromkeys(action_ids)), list(dict.fromkeys(reject_ids))
+    both = sorted(set(action_ids) & set(reject_ids))
+    if both:
+        raise UserError(f"approve: {', '.join(both)} both approved and rejected; nothing changed")
+    unknown = [i for i in action_ids + reject_ids if i not in pending]
+    if unknown:
+        states = dict(con.execute(
+            "select action_id, status from dunning_actions where action_id in (select unnest($ids::varchar[]))",
+            {"ids": unknown},
+        ).fetchall())
+        lines = [f"{i}: " + (f"is {states[i]}, not waiting for approval" if i in states else "no such action")
+                 for i in unknown]
+        raise UserError("approve: nothing changed —\n  " + "\n  ".join(lines))
+    if reject_ids and not reason:
+        raise UserError("approve: say why the actions are rejected (--reason)")
+    to_approve = [i for i in pending if i not in set(reject_ids)] if approve_all else action_ids
+    con.execute("begin transaction")
+    try:
+        rejected = _decide(con, reject_ids, "rejected", by, reason, now)
+        approved = _decide(con, to_approve, "approved", by, reason if approve_all or action_ids else None, now)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {
+        "approved": to_approve,
+        "rejected": reject_ids,
+        "deliveries_planned": approved,
+        "deliveries_skipped": rejected,
+        "still_pending": [i for i in pending if i not in set(to_approve) | set(reject_ids)],
+        "by": by,
+    }
+
+
+def approve(db: str, as_of: date, approve_all: bool = False, action_ids: Sequence[str] = (),
+            reject_ids: Sequence[str] = (), by: str = "", reason: str | None = None,
+            now: datetime | None = None) -> dict:
+    """`relance approve`: approve all, or the named actions, and/or reject the named ones (with a reason)."""
+    if not by:
+        raise UserError("approve: say who decides (--by NAME)")
+    if not approve_all and not action_ids and not reject_ids:
+        raise UserError("approve: choose --all, --action ID… or --reject ID…")
+    with warehouse.open_db(db) as con:
+        ledger.ensure_tables(con)
+        return decide(con, as_of, approve_all=approve_all, action_ids=action_ids, reject_ids=reject_ids,
+                      by=by, reason=reason, now=now)

@@ -1,0 +1,161 @@
+"""The channels' settings (templates/channels.yaml): creditor, email, SMS, letters, worklists.
+
+Finance owns that file with the wording in templates/; secrets never go in it. A run may use
+another file (the `channels_config` argument of dispatch, or RELANCE_CHANNELS_CONFIG).
+The SMS gateway's credentials are environment settings (RELANCE_SMS_*), see tasks.dispatch.sms.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from relance import TEMPLATES_DIR
+from relance.errors import UserError
+
+DEFAULT_CHANNELS_CONFIG = TEMPLATES_DIR / "channels.yaml"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Creditor(_Strict):
+    name: str
+    legal_mentions: str = ""
+    street: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = "FR"
+    phone: str = ""
+    email: str = ""
+    website: str | None = None
+    iban: str = ""
+    bic: str = ""
+    bank: str = ""
+    payment_url: str | None = None
+    signatory: str = ""
+    signatory_title: dict[str, str] = Field(default_factory=dict)
+    language: Literal["fr", "en"] = "fr"
+
+
+class _Http(_Strict):
+    concurrency: int = Field(default=8, ge=1, le=64)
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=60, ge=0)
+
+
+class EmailCfg(_Http):
+    from_email: str
+    from_name: str = ""
+    reply_to: str | None = None
+    sandbox: bool = False
+    attach_letter_for_stages: tuple[str, ...] = ("formal_notice",)
+    prefect_rate_limit: str | None = "sendgrid"
+
+
+class SmsCfg(_Http):
+    sender: str = "RELANCE"
+    window_start: str = "08:00"
+    window_end: str = "20:00"
+    no_send_weekdays: tuple[str, ...] = ("sunday",)
+    skip_public_holidays: bool = True
+    transliterate: bool = True
+    max_segments: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a time written HH:MM")
+        return v
+
+    @field_validator("no_send_weekdays")
+    @classmethod
+    def _weekdays(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in v if d.lower() not in WEEKDAYS]
+        if bad:
+            raise ValueError(f"unknown weekday(s) {bad}: use {', '.join(WEEKDAYS)}")
+        return tuple(d.lower() for d in v)
+
+    def minutes(self, which: str) -> int:
+        h, m = _HHMM.match(getattr(self, which)).groups()  # type: ignore[union-attr]
+        return int(h) * 60 + int(m)
+
+
+class LettersCfg(_Strict):
+    place: str | None = None
+    processes: int = Field(default=0, ge=0)
+    parallel_from: int = Field(default=60, ge=1)
+    chunk_size: int = Field(default=40, ge=1)
+
+
+class FormalNoticeCfg(_Strict):
+    deadline_days: int = Field(default=8, ge=1)
+
+
+class WorklistsCfg(_Strict):
+    recovery_curve: tuple[tuple[int, float], ...] = ((0, 1.0), (90, 0.9), (365, 0.1))
+    unassigned: str = "unassigned"
+
+    @field_validator("recovery_curve")
+    @classmethod
+    def _curve(cls, v: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+        if not v:
+            raise ValueError("needs at least one [days, chance] point")
+        days = [d for d, _ in v]
+        if days != sorted(set(days)):
+            raise ValueError("days must increase from one point to the next")
+        if any(not 0 <= p <= 1 for _, p in v):
+            raise ValueError("chances are between 0 and 1")
+        return v
+
+
+class ChannelsConfig(_Strict):
+    creditor: Creditor
+    email: EmailCfg
+    sms: SmsCfg = SmsCfg()
+    letters: LettersCfg = LettersCfg()
+    formal_notice: FormalNoticeCfg = FormalNoticeCfg()
+    worklists: WorklistsCfg = WorklistsCfg()
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get("RELANCE_CHANNELS_CONFIG") or DEFAULT_CHANNELS_CONFIG)
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, mtime: float) -> ChannelsConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"channels settings {path} do not exist") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"channels settings {path} are not readable YAML: {e}") from None
+    try:
+        return ChannelsConfig.model_validate(data or {})
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+        raise UserError(f"channels settings {path} are not valid:\n  " + "\n  ".join(lines)) from None
+
+
+def load_channels_config(path: str | Path | None = None) -> ChannelsConfig:
+    p = config_path(path)
+    try:
+        mtime = p.stat().st_mtime
+    except FileNotFoundError:
+        mtime = 0.0
+    return _load(p, mtime)

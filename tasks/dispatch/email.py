@@ -1,0 +1,411 @@
+"""email: rendered messages as .eml files (outbox) or through SendGrid's v3 API (--send).
+
+The SendGrid provider uses the official `sendgrid` client (SendGridAPIClient pointed at
+RELANCE_SENDGRID_HOST), one request per message (each message has its own text), with:
+* HTML and text parts, `custom_args` delivery_id and action_id (to find a message in SendGrid's
+  activity feed), the stage as category, the formal notice's PDF attached to its email copy,
+  optional sandbox mode;
+* 429 and 5xx retried with exponential back-off, waiting until X-RateLimit-Reset / Retry-After
+  when SendGrid says so; other 4xx → `failed` with SendGrid's own error messages;
+* 401/403 (the key is refused) → nothing of the batch is sent and the deliveries stay `planned`;
+* a timeout or a connection cut after the request was written → `in_doubt` (it may have gone);
+* `X-Message-Id` of the 202 answer kept as provider_message_id.
+Addresses are checked before anything is rendered (valid_email): SendGrid's client raises on a
+malformed address, and an address it would refuse never reaches it — the delivery falls back to
+a letter as if there were no email (tasks.dispatch.__init__.check_contacts).
+
+Every email sent is also written as an .eml file under the outbox (the evidence of what went).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import random
+import re
+import socket
+import threading
+import time
+import urllib.error
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Callable
+
+from tasks.dispatch.config import EmailCfg
+from tasks.dispatch.ledger import Result, naive_utc
+from tasks.dispatch.render import f_oneline
+
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
+EMAIL_RE = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+{_TLD}$")
+
+
+def valid_email(address: str | None) -> bool:
+    """A plain address SendGrid accepts: dot-atom local part (≤ 64), a dotted domain, ≤ 254 chars."""
+    if not address or not isinstance(address, str):
+        return False
+    if address != address.strip() or len(address) > 254:
+        return False
+    if not EMAIL_RE.match(address):
+        return False
+    local = address.rsplit("@", 1)[0]
+    return len(local) <= 64
+
+
+@dataclass
+class OutgoingEmail:
+    delivery_id: str
+    action_id: str
+    stage: str
+    to_email: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    attachment: tuple[str, bytes] | None = None  # (file name, PDF bytes)
+    eml_path: Path | None = None
+
+
+def build_eml(msg: OutgoingEmail, cfg: EmailCfg, now: datetime) -> EmailMessage:
+    """The message as an RFC 5322 email: text and HTML alternatives, the PDF attached if any."""
+    domain = cfg.from_email.rsplit("@", 1)[-1]
+    m = EmailMessage()
+    m["From"] = Address(display_name=f_oneline(cfg.from_name), addr_spec=cfg.from_email)
+    m["To"] = Address(display_name=f_oneline(msg.to_name), addr_spec=msg.to_email)
+    if cfg.reply_to:
+        m["Reply-To"] = cfg.reply_to
+    m["Subject"] = f_oneline(msg.subject)
+    m["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
+    m["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '_', msg.delivery_id)}@{domain}>"
+    m["X-Relance-Delivery-Id"] = msg.delivery_id
+    m["X-Relance-Action-Id"] = msg.action_id
+    m["X-Relance-Stage"] = msg.stage
+    # base64 bodies: three times faster to write than quoted-printable for accented text
+    m.set_content(msg.text, cte="base64")
+    m.add_alternative(msg.html, subtype="html", cte="base64")
+    if msg.attachment:
+        name, data = msg.attachment
+        m.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return m
+
+
+def write_eml(msg: OutgoingEmail, cfg: EmailCfg, now: datetime) -> Path:
+    assert msg.eml_path is not None
+    data = build_eml(msg, cfg, now).as_bytes()
+    tmp = msg.eml_path.with_suffix(".eml.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(msg.eml_path)
+    return msg.eml_path
+
+
+class OutboxEmail:
+    """Without --send: each message becomes an .eml file; that is its sending."""
+
+    name = "outbox"
+
+    def __init__(self, cfg: EmailCfg, now: datetime):
+        self.cfg, self.now = cfg, now
+
+    def send(self, batch: list[OutgoingEmail]) -> list[Result]:
+        out = []
+        for msg in batch:
+            path = write_eml(msg, self.cfg, self.now)
+            out.append(Result(msg.delivery_id, "sent", self.name, provider_message_id=f"outbox:{msg.delivery_id}",
+                              artifact_path=str(path), sent_at=self.now))
+        return out
+
+
+def sendgrid_body(msg: OutgoingEmail, cfg: EmailCfg) -> dict:
+    """The v3 /mail/send request body, built with the official helpers."""
+    from sendgrid.helpers.mail import (
+        Attachment, Category, CustomArg, Disposition, Email, FileContent, FileName, FileType,
+        Mail, MailSettings, ReplyTo, SandBoxMode, To,
+    )
+
+    mail = Mail(
+        from_email=Email(cfg.from_email, f_oneline(cfg.from_name) or None),
+        to_emails=To(msg.to_email, f_oneline(msg.to_name) or None),
+        subject=f_oneline(msg.subject),
+        plain_text_content=msg.text,
+        html_content=msg.html,
+    )
+    if cfg.reply_to:
+        mail.reply_to = ReplyTo(cfg.reply_to)
+    mail.custom_arg = [CustomArg("delivery_id", msg.delivery_id), CustomArg("action_id", msg.action_id)]
+    mail.category = Category(msg.stage)
+    if msg.attachment:
+        name, data = msg.attachment
+        mail.attachment = Attachment(
+            FileContent(base64.b64encode(data).decode("ascii")), FileName(name),
+            FileType("application/pdf"), Disposition("attachment"),
+        )
+    if cfg.sandbox:
+        settings = MailSettings()
+        settings.sandbox_mode = SandBoxMode(True)
+        mail.mail_settings = settings
+    return mail.get()
+
+
+def _header(headers, name: str) -> str | None:
+    if headers is None:
+        return None
+    try:
+        value = headers.get(name)
+    except AttributeError:
+        value = None
+    return value
+
+
+def retry_wait(headers, attempt: int, base: float, cap: float, clock: Callable[[], float] = time.time) -> float:
+    """Seconds to wait before attempt+1: what the server asked for, else 1, 2, 4 … × base (jittered)."""
+    asked = None
+    retry_after = _header(headers, "Retry-After")
+    if retry_after:
+        try:
+            asked = float(retry_after)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                asked = parsedate_to_datetime(retry_after).timestamp() - clock()
+            except (TypeError, ValueError):
+                asked = None
+    reset = _header(headers, "X-RateLimit-Reset")
+    if reset:
+        try:
+            asked = max(asked or 0.0, float(reset) - clock())
+        except ValueError:
+            pass
+    if asked is not None:
+        return max(0.0, min(cap, asked))
+    return min(cap, base * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+
+
+def sendgrid_error(err) -> str:
+    """SendGrid's own words for a refused request: '400 Bad Request: field: message; …'."""
+    status = getattr(err, "status_code", "?")
+    reason = getattr(err, "reason", "") or ""
+    body = getattr(err, "body", b"") or b""
+    try:
+        data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+        parts = []
+        for e in data.get("errors", []):
+            field = e.get("field")
+            parts.append(f"{field}: {e.get('message')}" if field else str(e.get("message")))
+        detail = "; ".join(parts) or json.dumps(data)[:500]
+    except Exception:
+        detail = (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))[:500]
+    return f"SendGrid {status} {reason}: {detail}".strip()
+
+
+def _certainly_not_sent(exc: BaseException) -> bool:
+    """Errors raised before the request could reach SendGrid (nothing can have been accepted)."""
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or isinstance(exc, (ConnectionRefusedError, socket.gaierror))
+
+
+class SendGridEmail:
+    """With --send: the official client against SendGrid (or RELANCE_SENDGRID_HOST)."""
+
+    name = "sendgrid"
+
+    def __init__(self, api_key: str, host: str, cfg: EmailCfg, *, sleep: Callable[[float], None] = time.sleep,
+                 rate_limit: Callable[[int], None] | None = None):
+        self.api_key, self.host, self.cfg = api_key, host.rstrip("/"), cfg
+        self.sleep = sleep
+        self.rate_limit = rate_limit
+        self._local = threading.local()
+        self.aborted: str | None = None
+        self.requests = 0
+
+    def _client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from sendgrid import SendGridAPIClient
+
+            client = self._local.client = SendGridAPIClient(api_key=self.api_key, host=self.host)
+        return client
+
+    def send(self, batch: list[OutgoingEmail]) -> list[Result]:
+        if self.rate_limit and batch:
+            self.rate_limit(len(batch))
+        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, max(1, len(batch))),
+                                thread_name_prefix="sendgrid") as pool:
+            return list(pool.map(self._send_one, batch))
+
+    def _send_one(self, msg: OutgoingEmail) -> Result:
+        from python_http_client import exceptions as http_errors
+
+        if self.aborted:
+            return Result(msg.delivery_id, "planned", self.name, error=f"not attempted: {self.aborted}")
+        try:
+            body = sendgrid_body(msg, self.cfg)
+        except Exception as e:  # the client refuses to build it: never reaches SendGrid
+            return Result(msg.delivery_id, "failed", self.name, error=f"message not built: {type(e).__name__}: {e}")
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                response = self._client().client.mail.send.post(request_body=body, timeout=self.cfg.timeout_seconds)
+            except http_errors.HTTPError as e:
+                status = int(getattr(e, "status_code", 0) or 0)
+                if status == 429 or status >= 500:
+                    if attempt < self.cfg.max_attempts:
+                        self.sleep(retry_wait(getattr(e, "headers", None), attempt, self.cfg.backoff_base_seconds,
+                                              self.cfg.max_backoff_seconds))
+                        continue
+                    if status == 429:  # never accepted: the next run may try again
+                        return Result(msg.delivery_id, "planned", self.name,
+                                      error=f"rate-limited {attempt} times; left for the next run: {sendgrid_error(e)}")
+                    return Result(msg.delivery_id, "failed", self.name,
+                                  error=f"gave up after {attempt} attempts: {sendgrid_error(e)}")
+                if status in (401, 403):
+                    self.aborted = f"SendGrid refused the API key ({sendgrid_error(e)})"
+                    return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
+                return Result(msg.delivery_id, "failed", self.name, error=sendgrid_error(e))
+            except (socket.timeout, TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as e:
+                return Result(msg.delivery_id, "in_doubt", self.name,
+                              error=f"in doubt: no answer from SendGrid ({type(e).__name__}: {e}); check its activity "
+                                    f"feed for custom_args.delivery_id={msg.delivery_id}, then relance resolve")
+            except urllib.error.URLError as e:
+                if isinstance(e.reason, (socket.timeout, TimeoutError)):
+                    return Result(msg.delivery_id, "in_doubt", self.name,
+                                  error=f"in doubt: SendGrid did not answer in time ({e.reason}); check its activity feed, then relance resolve")
+                if _certainly_not_sent(e) and attempt < self.cfg.max_attempts:
+                    self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
+                    continue
+                if _certainly_not_sent(e):
+                    self.aborted = f"SendGrid unreachable at {self.host} ({e.reason})"
+                    return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
+                return Result(msg.delivery_id, "in_doubt", self.name, error=f"in doubt: {type(e).__name__}: {e}")
+            status = response.status_code
+            message_id = _header(response.headers, "X-Message-Id")
+            if status == 202 and message_id:
+                return Result(msg.delivery_id, "sent", self.name, provider_message_id=message_id,
+                              artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                              sent_at=naive_utc(datetime.now(timezone.utc)))
+            if status in (200, 202):  # sandbox mode: validated, not delivered
+                return Result(msg.delivery_id, "sent", "sendgrid-sandbox",
+                              provider_message_id=message_id or f"sandbox:{msg.delivery_id}",
+                              artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                              sent_at=naive_utc(datetime.now(timezone.utc)))
+            return Result(msg.delivery_id, "in_doubt", self.name,
+                          error=f"in doubt: unexpected SendGrid answer {status}")
+
+
+# -- the email channel's batch -----------------------------------------------------------------
+
+
+def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
+    """The outbox without --send; SendGrid (key from SENDGRID_API_KEY or the Secret block) with it."""
+    if not run.send:
+        return OutboxEmail(run.cfg.email, run.now)
+    from relance.settings import get_settings, resolve_secret
+    from tasks.dispatch.base import prefect_rate_limit
+
+    settings = get_settings()
+    key = resolve_secret(settings.sendgrid_api_key, settings.sendgrid_key_block)
+    if not key:
+        from relance.errors import UserError
+
+        raise UserError("--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block "
+                        f"'{settings.sendgrid_key_block}'")
+    return SendGridEmail(key, settings.sendgrid_host, run.cfg.email, sleep=sleep,
+                         rate_limit=prefect_rate_limit(run.cfg.email.prefect_rate_limit))
+
+
+def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
+    """The PDF of the action's letter (the formal notice) for emails of stages that attach it.
+
+    The post channels run before email, so the letter is normally already in the outbox; if it is
+    not (no postal address, failed), it is rendered now for the attachment only.
+    """
+    from tasks.dispatch import post
+    from tasks.dispatch.ledger import safe_name
+
+    stages = set(run.cfg.email.attach_letter_for_stages)
+    wanted = [r for r in rows if r["stage"] in stages]
+    if not wanted:
+        return {}
+    existing = dict(
+        run.con.execute(
+            """
+            select action_id, any_value(artifact_path order by channel desc)
+            from deliveries
+            where action_id in (select unnest($ids::varchar[]))
+              and channel in ('registered_letter', 'letter') and status = 'sent' and artifact_path is not null
+            group by action_id
+            """,
+            {"ids": [r["action_id"] for r in wanted]},
+        ).fetchall()
+    )
+    out: dict[str, tuple[str, bytes]] = {}
+    for row in wanted:
+        letter_row = dict(row, channel="registered_letter")
+        ctx = run.context(letter_row)
+        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["stage"]),
+                                    ctx, ("title",))["title"]
+        name = f"{safe_name(f_oneline(title).lower().replace(' ', '-'))}-{safe_name(row['customer_id'])}.pdf"
+        path = existing.get(row["action_id"])
+        if path and Path(path).is_file():
+            out[row["delivery_id"]] = (name, Path(path).read_bytes())
+            continue
+        ctx.update(anchor="L0", formal=True)
+        tmp = run.channel_dir("email") / f".{safe_name(row['delivery_id'])}.attachment.pdf"
+        post.render_chunk(post.letter_css(run.renderer), [("L0", run.renderer.letter(ctx), str(tmp))], None)
+        out[row["delivery_id"]] = (name, tmp.read_bytes())
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sleep) -> dict:
+    from tasks.dispatch.base import counts, deliver, fail_before_claim
+    from tasks.dispatch.ledger import safe_name
+
+    folder = run.channel_dir("email")
+    failures: list[tuple[str, str]] = []
+    try:
+        attachments = _attachments(run, rows)
+    except Exception as e:  # the letter cannot be rendered: those emails fail, the others go
+        attachments = {}
+        failures += [(r["delivery_id"], f"attachment not rendered: {type(e).__name__}: {e}")
+                     for r in rows if r["stage"] in set(run.cfg.email.attach_letter_for_stages)]
+    failed_ids = {d for d, _ in failures}
+    items: list[OutgoingEmail] = []
+    for row in rows:
+        if row["delivery_id"] in failed_ids:
+            continue
+        if not valid_email(row.get("email")):
+            failures.append((row["delivery_id"], f"email address {row.get('email')!r} is not valid"))
+            continue
+        try:
+            ctx = run.context(row)
+            rendered = run.renderer.email(ctx)
+        except Exception as e:
+            failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
+            continue
+        items.append(OutgoingEmail(
+            delivery_id=row["delivery_id"], action_id=row["action_id"], stage=row["stage"],
+            to_email=row["email"], to_name=row.get("name") or "", subject=rendered.subject,
+            text=rendered.text, html=rendered.html, attachment=attachments.get(row["delivery_id"]),
+            eml_path=folder / f"{safe_name(row['delivery_id'])}.eml",
+        ))
+    results = fail_before_claim(run, failures)
+    provider = provider_for(run, sleep=sleep)
+    if run.send:  # the evidence copy of what is handed to SendGrid
+        for msg in items:
+            write_eml(msg, run.cfg.email, run.now)
+        chunk = run.cfg.email.concurrency * 4
+    else:
+        chunk = len(items)
+    results += deliver(run, "email", items, provider, chunk)
+    return {"counts": counts(results), "aborted": getattr(provider, "aborted", None),
+            "requests": getattr(provider, "requests", 0)}

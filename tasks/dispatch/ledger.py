@@ -1,0 +1,439 @@
+"""The deliveries ledger: nothing sent twice, nothing lost.
+
+Every message goes through the same three writes, keyed by `delivery_id`:
+
+1. **claim** — `planned → sending` (attempts + 1, provider, updated_at), committed in DuckDB
+   *before* the provider is called. Only rows still `planned` are claimed, so a delivery that was
+   sent (or is being sent) can never be picked again.
+2. the provider call (SendGrid, the SMS gateway, the outbox files …);
+3. **record** — `sending → sent` (provider_message_id, sent_at, artifact_path) or `failed`
+   (last_error), or back to `planned` when it is certain nothing left (the provider refused our
+   credentials before accepting anything), or `in_doubt` when nobody can tell (a network timeout
+   after the request was written).
+
+A crash between 2 and 3 leaves the row `sending`. The next run turns it into `in_doubt`, reports
+it, and never sends it again by itself: a person checks the provider (SendGrid's activity feed
+filtered on the custom argument `delivery_id`) and runs `relance resolve --delivery ID --sent` or
+`--not-sent` (`resolve()` below); `--not-sent` puts it back to `planned` for the next run.
+Rows claimed by the `outbox` provider are the exception: nothing leaves the machine, so the next
+run simply renders them again.
+
+Each status change is also appended to `delivery_events` (who, when, why): with the artefacts in
+the outbox, that journal is the evidence of what was sent.
+
+DuckDB is only touched from the thread that runs the batch (the task's main thread); HTTP calls
+run in a thread pool and hand their results back to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pyarrow as pa
+
+from relance import SQL_DIR
+from relance.errors import UserError
+
+#: Statuses a run may act on or leave behind (contract §4 plus `sending`, `in_doubt`).
+TERMINAL = ("sent", "failed", "skipped", "undeliverable", "simulated")
+PROVIDER_OUTBOX = "outbox"
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+#: Test and operations hooks, called with (channel, results) after the provider answered and
+#: before the results are recorded — the window a crash would hit.
+AFTER_PROVIDER_HOOKS: list[Callable[[str, list["Result"]], None]] = []
+
+
+@dataclass
+class Result:
+    """What happened to one delivery at the provider."""
+
+    delivery_id: str
+    status: str  # sent | failed | planned (certainly not sent) | in_doubt | deferred (never claimed)
+    provider: str
+    provider_message_id: str | None = None
+    error: str | None = None
+    artifact_path: str | None = None
+    sent_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def naive_utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def ensure_tables(con) -> None:
+    con.execute((SQL_DIR / "ddl" / "003_dispatch.sql").read_text(encoding="utf-8"))
+
+
+def query(con, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run sql/dispatch/<name>.sql (parameters bound by value) and return rows as dicts."""
+    sql = (SQL_DIR / "dispatch" / f"{name}.sql").read_text(encoding="utf-8")
+    wanted = set(_PARAM.findall(sql))
+    params = params or {}
+    missing = wanted - params.keys()
+    if missing:
+        raise KeyError(f"sql/dispatch/{name}.sql needs parameters {sorted(missing)}")
+    cur = con.execute(sql, {k: params[k] for k in wanted})  # same connection: temp tables are visible
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def table_exists(con, name: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_name = ? and table_schema = 'main'",
+            [name],
+        ).fetchone()[0]
+    )
+
+
+def columns_of(con, name: str) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = ? and table_schema = 'main' "
+            "order by ordinal_position",
+            [name],
+        ).fetchall()
+    ]
+
+
+def _register(con, name: str, schema: dict[str, pa.DataType], rows: Sequence[dict[str, Any]]) -> None:
+    cols = {k: [r.get(k) for r in rows] for k in schema}
+    table = pa.table({k: pa.array(v, type=schema[k]) for k, v in cols.items()})
+    con.register(name, table)
+
+
+_EVENT_SCHEMA = {
+    "delivery_id": pa.string(),
+    "status": pa.string(),
+    "detail": pa.string(),
+}
+
+
+def transition(
+    con,
+    rows: Iterable[dict[str, Any]],
+    *,
+    actor: str,
+    now: datetime,
+    from_statuses: tuple[str, ...] = ("planned",),
+    set_error: bool = True,
+) -> list[str]:
+    """Move deliveries (dicts with delivery_id, status, detail[, channel]) to a new status.
+
+    Only rows currently in one of `from_statuses` move; returns the ids that moved. The detail
+    becomes last_error (when set_error) and the event's detail. A `channel` key changes the channel
+    (a fallback to letter).
+    """
+    rows = [dict(r) for r in rows]
+    if not rows:
+        return []
+    for r in rows:
+        r.setdefault("channel", None)
+    schema = dict(_EVENT_SCHEMA, channel=pa.string())
+    # a fallback keeps the channel it replaces in the ladder's column fallback_from
+    fallback = ("fallback_from = case when t.channel is not null and t.channel <> deliveries.channel "
+                "then concat_ws(',', deliveries.fallback_from, deliveries.channel) else deliveries.fallback_from end,"
+                if "fallback_from" in columns_of(con, "deliveries") else "")
+    _register(con, "dispatch_transition", schema, rows)
+    try:
+        con.execute("begin transaction")
+        try:
+            moved = con.execute(
+                f"""
+                update deliveries set
+                    status = t.status,
+                    {fallback}
+                    channel = coalesce(t.channel, deliveries.channel),
+                    last_error = {"t.detail" if set_error else "deliveries.last_error"},
+                    updated_at = $now
+                from dispatch_transition t
+                where deliveries.delivery_id = t.delivery_id
+                  and list_contains($from, deliveries.status)
+                returning deliveries.delivery_id
+                """,
+                {"now": now, "from": list(from_statuses)},
+            ).fetchall()
+            ids = [r[0] for r in moved]
+            if ids:
+                con.execute(
+                    """
+                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                    select t.delivery_id, $now, t.status, null, d.channel, d.provider, $actor, t.detail
+                    from dispatch_transition t join deliveries d using (delivery_id)
+                    where t.delivery_id in (select unnest($ids::varchar[]))
+                    """,
+                    {"now": now, "actor": actor, "ids": ids},
+                )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    finally:
+        con.unregister("dispatch_transition")
+    return ids
+
+
+def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
+    """At the start of a run: `sending` rows left by a run that stopped mid-way.
+
+    Real providers → `in_doubt` (reported, never re-sent by itself); the outbox provider →
+    `planned` again (nothing left the machine).
+    """
+    con.execute("begin transaction")
+    try:
+        reset = [
+            r[0]
+            for r in con.execute(
+                """
+                update deliveries set status = 'planned', updated_at = $now,
+                    last_error = 'a previous run stopped while rendering it into the outbox; rendered again'
+                where status = 'sending' and provider = $outbox
+                returning delivery_id
+                """,
+                {"now": now, "outbox": PROVIDER_OUTBOX},
+            ).fetchall()
+        ]
+        doubt = [
+            r[0]
+            for r in con.execute(
+                """
+                update deliveries set status = 'in_doubt', updated_at = $now,
+                    last_error = 'in doubt: the run that handed it to ' || coalesce(provider, '?')
+                        || ' at ' || strftime(updated_at, '%Y-%m-%d %H:%M:%S')
+                        || ' UTC stopped before recording the answer; check the provider, then relance resolve'
+                where status = 'sending'
+                returning delivery_id
+                """,
+                {"now": now},
+            ).fetchall()
+        ]
+        for ids, status, detail in (
+            (reset, "planned", "outbox rendering interrupted; will render again"),
+            (doubt, "in_doubt", "found in sending: the previous run stopped between the provider call and its record"),
+        ):
+            if ids:
+                con.execute(
+                    """
+                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                    select delivery_id, $now, $status, 'sending', channel, provider, 'dispatch', $detail
+                    from deliveries where delivery_id in (select unnest($ids::varchar[]))
+                    """,
+                    {"now": now, "status": status, "detail": detail, "ids": ids},
+                )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {"in_doubt_new": doubt, "outbox_reset": reset}
+
+
+def in_doubt(con) -> list[str]:
+    return [r[0] for r in con.execute("select delivery_id from deliveries where status = 'in_doubt' order by delivery_id").fetchall()]
+
+
+def claim(con, ids: Sequence[str], provider: str, now: datetime) -> list[str]:
+    """planned → sending, committed before any provider call. Returns the ids actually claimed."""
+    if not ids:
+        return []
+    con.execute("begin transaction")
+    try:
+        claimed = [
+            r[0]
+            for r in con.execute(
+                """
+                update deliveries set status = 'sending', attempts = attempts + 1, provider = $provider,
+                    updated_at = $now, last_error = null
+                where delivery_id in (select unnest($ids::varchar[])) and status = 'planned'
+                returning delivery_id
+                """,
+                {"ids": list(ids), "provider": provider, "now": now},
+            ).fetchall()
+        ]
+        if claimed:
+            con.execute(
+                """
+                insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                select delivery_id, $now, 'sending', 'planned', channel, provider, 'dispatch', 'attempt ' || attempts
+                from deliveries where delivery_id in (select unnest($ids::varchar[]))
+                """,
+                {"now": now, "ids": claimed},
+            )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    order = {d: i for i, d in enumerate(ids)}
+    return sorted(claimed, key=order.__getitem__)
+
+
+_RESULT_SCHEMA = {
+    "delivery_id": pa.string(),
+    "status": pa.string(),
+    "provider": pa.string(),
+    "provider_message_id": pa.string(),
+    "error": pa.string(),
+    "artifact_path": pa.string(),
+    "sent_at": pa.timestamp("us"),
+}
+
+
+def record(con, results: Sequence[Result], now: datetime) -> None:
+    """sending → the provider's outcome, in one transaction with its journal rows."""
+    rows = [
+        {
+            "delivery_id": r.delivery_id,
+            "status": r.status,
+            "provider": r.provider,
+            "provider_message_id": r.provider_message_id,
+            "error": (r.error or None) and r.error[:2000],
+            "artifact_path": r.artifact_path,
+            "sent_at": naive_utc(r.sent_at) if r.sent_at else (now if r.status == "sent" else None),
+        }
+        for r in results
+        if r.status != "deferred"
+    ]
+    if not rows:
+        return
+    _register(con, "dispatch_results", _RESULT_SCHEMA, rows)
+    try:
+        con.execute("begin transaction")
+        try:
+            con.execute(
+                """
+                update deliveries set
+                    status = r.status,
+                    provider = r.provider,
+                    provider_message_id = coalesce(r.provider_message_id, deliveries.provider_message_id),
+                    last_error = r.error,
+                    artifact_path = coalesce(r.artifact_path, deliveries.artifact_path),
+                    sent_at = case when r.status = 'sent' then r.sent_at else deliveries.sent_at end,
+                    updated_at = $now
+                from dispatch_results r
+                where deliveries.delivery_id = r.delivery_id and deliveries.status = 'sending'
+                """,
+                {"now": now},
+            )
+            con.execute(
+                """
+                insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                select r.delivery_id, $now, r.status, 'sending', d.channel, r.provider, 'dispatch',
+                       coalesce(r.error, case when r.provider_message_id is not null then 'message id ' || r.provider_message_id end)
+                from dispatch_results r join deliveries d using (delivery_id)
+                """,
+                {"now": now},
+            )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    finally:
+        con.unregister("dispatch_results")
+
+
+def run_hooks(channel: str, results: list[Result]) -> None:
+    for hook in list(AFTER_PROVIDER_HOOKS):
+        hook(channel, results)
+
+
+def resolve(
+    db: str,
+    delivery_ids: Sequence[str],
+    sent: bool,
+    by: str,
+    reason: str | None = None,
+    provider_message_id: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """A person settles deliveries left `in_doubt` (or `failed`, to try again).
+
+    sent=True: the provider did accept it → `sent` (sent_at = when it was handed over).
+    sent=False: it did not go → `planned`, so the next run sends it.
+    """
+    from tasks import warehouse
+
+    if not by:
+        raise UserError("resolve: say who decides (--by NAME)")
+    ids = list(dict.fromkeys(delivery_ids))
+    if not ids:
+        raise UserError("resolve: name at least one delivery (--delivery ID)")
+    now = naive_utc(now)
+    with warehouse.open_db(db) as con:
+        ensure_tables(con)
+        found = dict(
+            con.execute(
+                "select delivery_id, status from deliveries where delivery_id in (select unnest($ids::varchar[]))", {"ids": ids}
+            ).fetchall()
+        )
+        unknown = [i for i in ids if i not in found]
+        allowed = ("in_doubt", "sending", "failed") if not sent else ("in_doubt", "sending")
+        wrong = {i: s for i, s in found.items() if s not in allowed}
+        if unknown or wrong:
+            problems = [f"{i}: no such delivery" for i in unknown]
+            problems += [f"{i}: is {s}, not {' or '.join(allowed)}" for i, s in wrong.items()]
+            raise UserError("resolve: nothing changed —\n  " + "\n  ".join(problems))
+        detail = f"resolved by {by}: {'sent' if sent else 'not sent'}" + (f" — {reason}" if reason else "")
+        con.execute("begin transaction")
+        try:
+            for i in ids:
+                previous = found[i]
+                if sent:
+                    con.execute(
+                        """
+                        update deliveries set status = 'sent', sent_at = coalesce(sent_at, updated_at),
+                            provider_message_id = coalesce($mid, provider_message_id),
+                            last_error = $detail, updated_at = $now
+                        where delivery_id = $id
+                        """,
+                        {"mid": provider_message_id, "detail": detail, "now": now, "id": i},
+                    )
+                else:
+                    con.execute(
+                        "update deliveries set status = 'planned', last_error = $detail, updated_at = $now where delivery_id = $id",
+                        {"detail": detail, "now": now, "id": i},
+                    )
+                con.execute(
+                    """
+                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                    select delivery_id, $now, status, $previous, channel, provider, $actor, $detail
+                    from deliveries where delivery_id = $id
+                    """,
+                    {"now": now, "previous": previous, "actor": f"resolve:{by}", "detail": detail, "id": i},
+                )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
+
+
+def safe_name(text: str, limit: int = 120) -> str:
+    """A file-name-safe rendering of an id or a collector's name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
+    return cleaned[:limit]
+
+
+def fresh_path(path: Path) -> Path:
+    """path, or path-2, path-3 … when a file of that name exists (a second run on the same date)."""
+    if not path.exists():
+        return path
+    n = 2
+    while True:
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1

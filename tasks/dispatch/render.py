@@ -1,0 +1,412 @@
+"""Rendering: templates/ + one delivery's data → the words of a message.
+
+Two sandboxed Jinja2 environments read the same files:
+* `html` — autoescape always on (email HTML parts, letters, worklists, dossiers);
+* `text` — no HTML escaping (email text parts, SMS, call scripts, CSV cells).
+Values (a customer's name, an address …) are only ever *printed*, never compiled as templates,
+so "{{ 7*7 }}" in a name prints as is, and "<script>" is escaped in every HTML output. The
+sandbox also keeps a template — which finance edits — away from Python internals.
+
+A stage's wording is one file per channel, language and stage, e.g.
+`templates/email/fr/reminder_2.j2`, made of blocks (`subject`, `title`, `body`, `closing`,
+`text`, `script` …); `default.j2` serves stages without their own file. Layouts
+(`email/layout.html.j2`, `letters/layout.html.j2` …) put the blocks around what every message
+shows: the invoices claimed, the total and how to pay. Labels (column names …) are in
+templates/i18n.yaml. See templates/README.md.
+
+Amounts and dates follow the language with babel: `1 234,56 €` (narrow no-break space as
+thousands separator, no-break space before the symbol) and `16/03/2026` in French,
+`€1,234.56` and `16 March 2026` in English.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from relance import TEMPLATES_DIR
+from tasks.dispatch.config import ChannelsConfig
+
+LANGUAGES = ("fr", "en")
+LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+DATE_FORMATS = {"fr": "dd/MM/yyyy", "en": "d MMMM y"}
+#: Template folder of each channel.
+KIND = {
+    "email": "email",
+    "sms": "sms",
+    "letter": "letters",
+    "registered_letter": "letters",
+    "phone": "worklists",
+    "visit": "worklists",
+    "handoff": "handoff",
+}
+
+
+def language_of(value: str | None) -> str:
+    value = (value or "fr").lower()
+    return value if value in LANGUAGES else "fr"
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def _locale(ctx) -> str:
+    return LOCALES[language_of(ctx.get("lang"))]
+
+
+@pass_context
+def f_money(ctx, value: Any, currency: str | None = None) -> str:
+    if value is None or value == "":
+        return ""
+    return format_currency(Decimal(str(value)), currency or ctx.get("currency") or "EUR", locale=_locale(ctx))
+
+
+@pass_context
+def f_claimed(ctx, charges: dict | None) -> str:
+    """The total claimed: principal + charges in the unit's currency, "+ 120,00 €" when the fixed
+    indemnity is in another currency than the invoices."""
+    if not charges:
+        return ""
+    text = f_money(ctx, charges["claimed"])
+    if charges.get("extra"):
+        text += " + " + f_money(ctx, charges["extra"], charges.get("indemnity_currency"))
+    return text
+
+
+@pass_context
+def f_number(ctx, value: Any, digits: int = 2) -> str:
+    if value is None:
+        return ""
+    fmt = "#,##0." + "0" * digits if digits else "#,##0"
+    return format_decimal(Decimal(str(value)), format=fmt, locale=_locale(ctx))
+
+
+@pass_context
+def f_date(ctx, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return format_date(value, DATE_FORMATS[language_of(ctx.get("lang"))], locale=_locale(ctx))
+
+
+@pass_context
+def f_date_long(ctx, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    return format_date(value, "d MMMM y", locale=_locale(ctx))
+
+
+def f_paragraphs(value: Any) -> list[Markup]:
+    """Blank-line separated paragraphs of an (already escaped) block, single newlines as <br>."""
+    text = value if isinstance(value, Markup) else escape(str(value or ""))
+    parts = re.split(r"\n\s*\n", str(text).strip())
+    return [Markup("<br>\n".join(line.strip() for line in p.strip().splitlines())) for p in parts if p.strip()]
+
+
+def f_text_paragraphs(value: Any) -> list[str]:
+    parts = re.split(r"\n\s*\n", str(value or "").strip())
+    return ["\n".join(line.strip() for line in p.strip().splitlines()) for p in parts if p.strip()]
+
+
+def f_lines(value: Any) -> list[str]:
+    """The lines of a multi-line value (a street written on two lines)."""
+    return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+def f_ljust(value: Any, width: int) -> str:
+    return str(value if value is not None else "").ljust(width)
+
+
+def f_rjust(value: Any, width: int) -> str:
+    return str(value if value is not None else "").rjust(width)
+
+
+def f_oneline(value: Any) -> str:
+    """Whitespace (newlines included) collapsed: for subjects, headers and CSV cells."""
+    return re.sub(r"\s+", " ", str(value if value is not None else "")).strip()
+
+
+class _Undefined(StrictUndefined):
+    """A misspelt variable is an error (caught by the template check before anything is sent),
+    but `{{ "s" if n > 1 }}` — an inline if without else — prints nothing, as one would expect."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        if self._undefined_hint and "inline if" in self._undefined_hint:
+            return ""
+        return super().__str__()
+
+
+def _environment(autoescape: bool, templates_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=autoescape,
+        undefined=_Undefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters.update(
+        money=f_money,
+        claimed=f_claimed,
+        number=f_number,
+        date=f_date,
+        date_long=f_date_long,
+        paragraphs=f_paragraphs if autoescape else f_text_paragraphs,
+        lines=f_lines,
+        ljust=f_ljust,
+        rjust=f_rjust,
+        oneline=f_oneline,
+    )
+    return env
+
+
+@dataclass
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Templates for one run; compiled templates are cached per environment."""
+
+    def __init__(self, cfg: ChannelsConfig, templates_dir: Path | None = None):
+        self.cfg = cfg
+        self.dir = Path(templates_dir or TEMPLATES_DIR)
+        self.html = _environment(True, self.dir)
+        self.text = _environment(False, self.dir)
+        self.i18n = yaml.safe_load((self.dir / "i18n.yaml").read_text(encoding="utf-8"))
+
+    # -- lookup --------------------------------------------------------------------------------
+    @lru_cache(maxsize=256)
+    def stage_template(self, channel: str, lang: str, stage: str) -> str:
+        """templates/<kind>/<lang>/<stage>.j2, else that folder's default.j2."""
+        kind = KIND[channel]
+        for name in (f"{kind}/{lang}/{stage}.j2", f"{kind}/{lang}/default.j2"):
+            if (self.dir / name).is_file():
+                return name
+        raise TemplateNotFound(f"{kind}/{lang}/{stage}.j2 (nor {kind}/{lang}/default.j2)")
+
+    def blocks(self, env: SandboxedEnvironment, name: str, ctx: dict, which: tuple[str, ...]) -> dict[str, Any]:
+        tmpl = env.get_template(name)
+        context = tmpl.new_context(ctx)
+        out: dict[str, Any] = {}
+        for block in which:
+            fn = tmpl.blocks.get(block)
+            text = "".join(fn(context)) if fn else ""
+            out[block] = Markup(text) if env.autoescape else text
+        return out
+
+    def labels(self, lang: str) -> dict[str, str]:
+        return self.i18n[language_of(lang)]
+
+    # -- per channel ---------------------------------------------------------------------------
+    def email(self, ctx: dict) -> RenderedEmail:
+        name = self.stage_template("email", ctx["lang"], ctx["stage"])
+        text_blocks = self.blocks(self.text, name, ctx, ("subject", "body", "closing"))
+        html_blocks = self.blocks(self.html, name, ctx, ("body", "closing"))
+        subject = f_oneline(text_blocks["subject"])
+        text = self.text.get_template("email/layout.txt.j2").render(ctx, **text_blocks)
+        html = self.html.get_template("email/layout.html.j2").render(ctx, subject=subject, **html_blocks)
+        return RenderedEmail(subject=subject, text=text.strip() + "\n", html=html)
+
+    def sms(self, ctx: dict) -> str:
+        name = self.stage_template("sms", ctx["lang"], ctx["stage"])
+        return f_oneline(self.blocks(self.text, name, ctx, ("text",))["text"])
+
+    def letter(self, ctx: dict) -> str:
+        """One letter as an HTML <section> (letters are rendered many to a document, see post.py)."""
+        name = self.stage_template(ctx["channel"], ctx["lang"], ctx["stage"])
+        blocks = self.blocks(self.html, name, ctx, ("title", "body", "closing"))
+        return self.html.get_template("letters/layout.html.j2").render(ctx, **blocks)
+
+    def script(self, ctx: dict) -> str:
+        name = self.stage_template(ctx["channel"], ctx["lang"], ctx["stage"])
+        return self.blocks(self.text, name, ctx, ("script",))["script"].strip()
+
+    def page(self, template: str, ctx: dict, html: bool = True) -> str:
+        env = self.html if html else self.text
+        return env.get_template(template).render(ctx)
+
+
+_RENDERERS: dict[int, tuple[ChannelsConfig, "Renderer"]] = {}
+
+
+def get_renderer(cfg: ChannelsConfig) -> "Renderer":
+    """One Renderer per settings object (templates compile once per process, not once per batch)."""
+    hit = _RENDERERS.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        hit = _RENDERERS[id(cfg)] = (cfg, Renderer(cfg))
+    return hit[1]
+
+
+# -- the context every template sees -----------------------------------------------------------
+
+
+def country_name(code: str | None, lang: str) -> str:
+    if not code:
+        return ""
+    try:
+        return Locale.parse(LOCALES[language_of(lang)]).territories.get(code.upper(), code.upper())
+    except Exception:  # pragma: no cover
+        return code.upper()
+
+
+def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict) -> dict:
+    """The variables of every template, from one row of sql/dispatch/context.sql."""
+    lang = language_of(row.get("language"))
+    cred = cfg.creditor
+    invoices = [
+        {
+            "number": inv["invoice_id"],
+            "kind": inv.get("kind") or "invoice",
+            "issue_date": inv["issue_date"],
+            "due_date": inv["due_date"],
+            "amount": inv["amount"],
+            "open_amount": inv["open_amount"],
+            "days_past_due": inv["days_past_due"],
+            "interest": inv.get("interest"),
+            "indemnity": inv.get("indemnity"),
+        }
+        for inv in row.get("invoices") or []
+    ]
+    amount_due = row.get("amount_due")
+    if amount_due is None:
+        amount_due = sum((i["open_amount"] for i in invoices), Decimal("0.00"))
+    charges = None
+    if row.get("charges_total") is not None or row.get("interest_amount") is not None or row.get("indemnity_amount") is not None:
+        currency = row.get("currency") or "EUR"
+        interest = row.get("interest_amount") or Decimal("0.00")
+        indemnity = row.get("indemnity_amount") or Decimal("0.00")
+        indemnity_currency = row.get("indemnity_currency") or currency
+        in_total = indemnity_currency == currency
+        total = row.get("charges_total")
+        if total is None:
+            total = interest + (indemnity if in_total else Decimal("0.00"))
+        charges = {
+            "interest": interest,
+            "indemnity": indemnity,
+            "indemnity_currency": indemnity_currency,
+            "total": total,
+            "claimed": amount_due + total,
+            # the fixed indemnity is in its own currency (EUR): added to the total only in that currency
+            "extra": None if in_total or not indemnity else indemnity,
+        }
+    creditor_country = (cred.country or "FR").upper()
+    country = (row.get("country") or "FR").upper()
+    customer = {
+        "id": row.get("customer_id"),
+        "name": row.get("name") or "",
+        "email": row.get("email"),
+        "phone": row.get("phone"),
+        "street": row.get("street") or "",
+        "postal_code": row.get("postal_code") or "",
+        "city": row.get("city") or "",
+        "country": country,
+        # International mail: the destination country, in capitals, as the address's last line.
+        "country_line": country_name(country, cred.language).upper() if country != creditor_country else "",
+        "segment": (row.get("segment") or "b2b").lower(),
+        "language": lang,
+        "collector": row.get("collector"),
+    }
+    deadline_days = cfg.formal_notice.deadline_days
+    payment_url = f"{cred.payment_url}?ref={row.get('customer_id')}" if cred.payment_url else None
+    return {
+        "lang": lang,
+        "t": i18n[lang],
+        "currency": row.get("currency") or "EUR",
+        "stage": row.get("stage"),
+        "channel": row.get("channel"),
+        "delivery_id": row.get("delivery_id"),
+        "action_id": row.get("action_id"),
+        "action_as_of": row.get("action_as_of"),
+        "letter_date": run_as_of,
+        "place": cfg.letters.place or cred.city,
+        "customer": customer,
+        "b2b": customer["segment"] == "b2b",
+        "creditor": cred.model_dump(),
+        "signatory_title": cred.signatory_title.get(lang, ""),
+        "invoices": invoices,
+        "invoice_count": len(invoices),
+        "total": amount_due,
+        "charges": charges,
+        "deadline_days": deadline_days,
+        "payment_reference": row.get("customer_id"),
+        "payment_url": payment_url,
+        "registered": row.get("channel") == "registered_letter",
+    }
+
+
+def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL") -> dict:
+    """Sample values for previews and the template check: three invoices, charges on a formal notice."""
+    D = Decimal
+    as_of = date(2026, 3, 16)
+    invoices = [
+        {"invoice_id": "INV-2026-000123", "kind": "invoice", "issue_date": date(2026, 1, 5), "due_date": date(2026, 2, 4),
+         "amount": D("1234.56"), "open_amount": D("1234.56"), "days_past_due": 40},
+        {"invoice_id": "INV-2026-000187", "kind": "invoice", "issue_date": date(2026, 1, 20), "due_date": date(2026, 2, 19),
+         "amount": D("980.00"), "open_amount": D("480.00"), "days_past_due": 25},
+        {"invoice_id": "INV-2026-000201", "kind": "invoice", "issue_date": date(2026, 2, 2), "due_date": date(2026, 3, 4),
+         "amount": D("75.10"), "open_amount": D("75.10"), "days_past_due": 12},
+    ]
+    if stage == "preventive":
+        invoices = [dict(invoices[2], due_date=date(2026, 3, 21), days_past_due=-5)]
+    elif stage == "due":
+        invoices = [dict(invoices[2], due_date=as_of, days_past_due=0)]
+    charged = stage in ("formal_notice", "litigation")
+    if charged:
+        for inv in invoices:
+            inv["interest"] = (inv["open_amount"] * D("0.1215") * inv["days_past_due"] / 365).quantize(D("0.01"))
+            inv["indemnity"] = D("40.00")
+    amount_due = sum((i["open_amount"] for i in invoices), D("0.00"))
+    interest = sum((i.get("interest", D(0)) for i in invoices), D("0.00")) if charged else None
+    indemnity = D("40.00") * len(invoices) if charged else None
+    return {
+        "delivery_id": "preview-delivery",
+        "action_id": "preview-action",
+        "channel": channel,
+        "status": "planned",
+        "attempts": 0,
+        "action_as_of": as_of,
+        "stage": stage,
+        "episode_id": "preview-episode",
+        "customer_id": "C001",
+        "currency": "EUR",
+        "amount_due": amount_due,
+        "interest_amount": interest,
+        "indemnity_amount": indemnity,
+        "indemnity_currency": "EUR" if charged else None,
+        "charges_total": (interest + indemnity) if charged else None,
+        "name": name,
+        "email": "compta@martin.example",
+        "phone": "+33639980012",
+        "street": "12 rue des Lilas",
+        "postal_code": "69003",
+        "city": "Lyon",
+        "country": "FR",
+        "language": language,
+        "segment": "b2b",
+        "collector": "Julie Bernard",
+        "invoices": invoices,
+    }

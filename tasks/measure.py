@@ -1,0 +1,128 @@
+"""measure: the recovery metrics of as_of (contract §5) into `recovery_metrics`.
+
+Every term is computed from the source as of its own date: AR(D−30) is the point-in-time open
+amount at D−30 whether or not a run happened then, and an action's recovery compares the open
+amounts of the invoices it claims on its date and 30 days later. Those open amounts come from the
+nightly allocation models themselves (int_direct_settlement → int_credit_pool → int_open_invoices
+→ int_unapplied_credit), run once over a date-stamped copy of the source that holds every
+(date, unit) a metric needs — the same rules, never a second allocation (docs/metrics.md).
+
+The work happens on a cursor of its own: its temp tables (the date-stamped allocation) never
+replace the caller's, so a backfill can age, escalate and measure on one connection.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from relance.errors import UserError
+from relance.policy import Policy, load_policy
+from tasks import warehouse
+from tasks.step import get_logger, step
+
+#: Which (date, unit) pairs are needed, and the source as of each of them.
+PIT_MODELS = [
+    "intermediate/int_metrics_actions",
+    "intermediate/int_metrics_pit_units",
+    "intermediate/int_metrics_invoices_as_of",
+    "intermediate/int_metrics_payments_as_of",
+]
+#: The nightly allocation, unchanged (contract §2), run on the date-stamped source.
+ALLOCATION_MODELS = [
+    "intermediate/int_direct_settlement",
+    "intermediate/int_credit_pool",
+    "intermediate/int_open_invoices",
+    "intermediate/int_unapplied_credit",
+]
+METRIC_MODELS = [
+    "intermediate/int_metrics_open_at",
+    "intermediate/int_metrics_credit_at",
+    "intermediate/int_metrics_action_recovery",
+    "marts/recovery_metrics",
+]
+
+#: The headline metrics a run summary and the logs show.
+HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d")
+
+
+def _write_policy_buckets(con, pol: Policy) -> None:
+    con.execute(
+        "create or replace temp table policy_buckets (position integer, name varchar, min_days integer, max_days integer)"
+    )
+    con.executemany("insert into policy_buckets values (?, ?, ?, ?)", pol.bucket_rows())
+
+
+def _check_snapshot(cur, as_of: date) -> None:
+    """The hold shares read invoice_snapshot of as_of: it must be the one of the same source."""
+    pit, snap = cur.execute(
+        """
+        select (select count(*) from int_metrics_open_at where at_date = $d),
+               (select count(*) from invoice_snapshot where as_of = $d)
+        """,
+        {"d": as_of},
+    ).fetchone()
+    if pit != snap:
+        raise UserError(
+            f"measure {as_of}: invoice_snapshot holds {snap} open invoices on {as_of} but the source "
+            f"gives {pit}; run the aging of {as_of} (relance run --as-of {as_of}) before measuring it"
+        )
+
+
+def measure_on(con, as_of: date, pol: Policy) -> dict:
+    """Write recovery_metrics for as_of (replacing that date's rows) on an open connection."""
+    started = time.perf_counter()
+    cur = con.cursor()  # its own temp schema: the caller's int_* temp tables stay as they are
+    try:
+        params = {"as_of": as_of}
+        _write_policy_buckets(cur, pol)
+        warehouse.run_models(cur, PIT_MODELS, params)
+        # the allocation models read int_invoices_as_of / int_payments_as_of: here, the date-stamped ones
+        cur.execute("create or replace temp view int_invoices_as_of as select * from int_metrics_invoices_as_of")
+        cur.execute("create or replace temp view int_payments_as_of as select * from int_metrics_payments_as_of")
+        warehouse.run_models(cur, ALLOCATION_MODELS, params)
+        for model in METRIC_MODELS[:-1]:
+            warehouse.run_model(cur, model, params)
+        _check_snapshot(cur, as_of)
+        warehouse.run_model(cur, METRIC_MODELS[-1], params)
+        pairs = warehouse.scalar(cur, "select count(*) from int_metrics_pit_units")
+        dates = warehouse.scalar(cur, "select count(distinct at_date) from int_metrics_pit_units")
+        actions = warehouse.scalar(cur, "select count(*) from int_metrics_actions")
+        rows = cur.execute(
+            """
+            select currency, metric, value from recovery_metrics
+            where as_of = $d and dimension = 'all' and list_contains($m, metric)
+            order by currency, metric
+            """,
+            {"d": as_of, "m": list(HEADLINE)},
+        ).fetchall()
+        count = warehouse.scalar(cur, "select count(*) from recovery_metrics where as_of = $d", {"d": as_of})
+    finally:
+        cur.close()
+    by_currency: dict[str, dict[str, str]] = {}
+    for currency, metric, value in rows:
+        by_currency.setdefault(currency, {})[metric] = str(value)
+    return {
+        "as_of": as_of.isoformat(),
+        "metrics_rows": count,
+        "point_in_time_dates": dates,
+        "point_in_time_units": pairs,
+        "actions_measured": actions,
+        "by_currency": by_currency,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+@step(name="measure")
+def measure(db: str, as_of: date, policy: str | None = None) -> dict:
+    """Write recovery_metrics for as_of (a re-run replaces that date's rows, other dates stay)."""
+    log = get_logger()
+    pol = load_policy(policy)
+    with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)
+        summary = measure_on(con, as_of, pol)
+    log.info(
+        "measure: %d metric rows for %s in %.1f s %s",
+        summary["metrics_rows"], as_of, summary["seconds"], summary["by_currency"],
+    )
+    return summary

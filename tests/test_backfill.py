@@ -1,0 +1,132 @@
+"""`relance backfill`: each date in order in replay mode, idempotent, taking real actions as the
+ladder's state and never touching what was sent. Worked by hand from the contract (§3, §4).
+
+I1 800.00 due Fri 2026-01-30 (+38 on Mon 03-09): the ladder from `due` (preventive passed over),
+3 days apart, weekdays only.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from flows.backfill import backfill_run
+from relance.errors import UserError
+from tests.ladder_helpers import (
+    LADDER_TABLES, actions, customer, deliveries, invoice, query, run_nightly, table_rows, unit, write_source,
+)
+
+
+def _source(tmp_path):
+    return write_source(
+        tmp_path / "src",
+        customers=[customer("C1"), customer("NOTHING", email="", phone="", street="", postal_code="", city="")],
+        invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "NOTHING", "2026-01-30", "800.00")],
+    )
+
+
+def test_replay_simulates_the_ladder_and_stops_at_the_unapproved_formal_notice(tmp_path):
+    """From 03-09: due Mon 03-09, call_1 Thu 03-12, reminder_2 Mon 03-16 (Sun 03-15), call_2
+    Thu 03-19, formal_notice Mon 03-23 (Sun 03-22). Nobody approves in a replay: the simulated
+    notice holds the unit there, as a pending one would in live runs."""
+    src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
+    summary = backfill_run("2026-03-09", "2026-03-24", src, db)
+    expected = [("2026-03-09", "due"), ("2026-03-12", "call_1"), ("2026-03-16", "reminder_2"),
+                ("2026-03-19", "call_2"), ("2026-03-23", "formal_notice")]
+    assert [(a[0], a[4]) for a in actions(db, "C1")] == expected
+    assert [(a[0], a[4]) for a in actions(db, "NOTHING")] == expected
+    assert {a[7] for a in actions(db)} == {"simulated"}
+    assert query(db, "select distinct mode from dunning_actions") == [("replay",)]
+    assert {d[2] for d in deliveries(db) if d[0].startswith("C1|")} == {"simulated"}
+    # contact facts hold in a replay too
+    assert deliveries(db, "NOTHING|EUR|1|due") == [
+        ("NOTHING|EUR|1|due|letter", "letter", "undeliverable", "email",
+         "no postal address (street and city) for a letter, the fallback for email")]
+    assert unit(db, "2026-03-24", "C1")["no_action_reason"] == "pending_approval"
+    assert summary["replay"]["days"] == 16 and summary["replay"]["actions"] == 10
+    assert query(db, "select count(distinct as_of) from unit_stage") == [(16,)]
+
+
+def test_backfill_takes_real_actions_as_its_state_and_never_touches_sent_ones(tmp_path):
+    """Real nightly runs on 03-10 (due) and 03-13 (call_1); the due email was sent. A backfill of
+    03-09..03-16 adds no simulated twin of them: it goes on from call_1 with reminder_2 on Mon
+    03-16. Running it again changes nothing."""
+    src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
+    run_nightly(src, db, "2026-03-10")
+    run_nightly(src, db, "2026-03-13")
+    with duckdb.connect(db) as con:
+        con.execute("update deliveries set status = 'sent', provider = 'outbox', provider_message_id = 'm-1', attempts = 1, "
+                    "sent_at = timestamp '2026-03-10 21:00:00' where delivery_id = 'C1|EUR|1|due|email'")
+    sent = query(db, "select * from deliveries where delivery_id = 'C1|EUR|1|due|email'")
+
+    backfill_run("2026-03-09", "2026-03-16", src, db)
+    assert [(a[0], a[4], a[7]) for a in actions(db, "C1")] == [
+        ("2026-03-10", "due", "planned"),
+        ("2026-03-13", "call_1", "planned"),
+        ("2026-03-16", "reminder_2", "simulated"),
+    ]
+    assert query(db, "select * from deliveries where delivery_id = 'C1|EUR|1|due|email'") == sent
+    assert unit(db, "2026-03-09", "C1")["no_action_reason"] == "already_actioned"  # its step is the real one of 03-10
+
+    before = {t: table_rows(db, t) for t in LADDER_TABLES}
+    summary = backfill_run("2026-03-09", "2026-03-16", src, db)
+    assert {t: table_rows(db, t) for t in LADDER_TABLES} == before
+    assert summary["replay"]["actions"] == 0
+
+
+def test_backfill_rejects_an_inverted_range(tmp_path):
+    with pytest.raises(UserError, match="before start"):
+        backfill_run("2026-03-10", "2026-03-01", str(tmp_path / "src"), str(tmp_path / "r.duckdb"))
+
+
+def test_cli_backfill_twice(tmp_path):
+    from relance.cli import app
+
+    src, db = _source(tmp_path), tmp_path / "r.duckdb"
+    args = ["backfill", "--start", "2026-03-09", "--end", "2026-03-13", "--source", src, "--db", str(db)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "5 days" in first.output and "4 simulated actions (2 due, 2 call_1)" in first.output
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "0 simulated actions" in second.output
+    bad = CliRunner().invoke(app, ["backfill", "--start", "2026-03-09", "--end", "2026-13-01", "--source", src, "--db", str(db)])
+    assert bad.exit_code != 0
+
+
+def test_progress_bar_and_prefect_artifact(tmp_path, monkeypatch):
+    """On a terminal a progress bar; inside a flow run a progress artifact, updated to 100 %."""
+    import io
+
+    import flows.backfill as bf
+
+    calls = []
+    monkeypatch.setattr(bf, "_in_prefect_run", lambda: True)
+    monkeypatch.setattr("prefect.artifacts.create_progress_artifact",
+                        lambda progress, key=None, description=None: calls.append(("create", progress, key)) or "A1")
+    monkeypatch.setattr("prefect.artifacts.update_progress_artifact",
+                        lambda artifact_id, progress, description=None: calls.append(("update", artifact_id, progress)))
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", Tty())
+    p = bf._Progress(3, "backfill")
+    for n in range(3):
+        p.advance(date(2026, 3, 9 + n))
+    p.close()
+    assert calls[0] == ("create", 0.0, "backfill-progress")
+    assert calls[-1] == ("update", "A1", 100.0)
+    assert "3/3" in __import__("sys").stderr.getvalue()
+
+
+def test_backfill_flow_is_the_same_function_with_the_cli_names():
+    import inspect
+
+    from flows.backfill import backfill
+
+    assert backfill.name == "backfill"
+    assert list(inspect.signature(backfill.fn).parameters) == ["start", "end", "source", "db", "policy", "source_schema"]

@@ -1,0 +1,119 @@
+"""Late-payment charges on formal notices (contract §3; Code de commerce L441-10, D441-5), by hand.
+
+A two-stage ladder (due at 0, formal_notice at +30), min gap 1 day, and a custom rate table:
+2025-H2 4.00 % and 2026-H1 0.00 %, margin 10 points → 14 % for July–December 2025 and 10 % for
+January–June 2026, 365-day year. Runs on Mon 2026-01-19 (due) and Tue 2026-01-20 (formal notice).
+
+B2B, EUR, at 2026-01-20:
+  I1 1000.00 due 2025-12-01: late days 2025-12-02..2026-01-20 = 30 days in 2025-H2 + 20 in 2026-H1
+     1000 × (30 × 14 + 20 × 10) / 100 / 365 = 6200 / 365 = 16.9863… → 16.99
+  I2   18.25 due 2026-01-19: 1 day at 10 % = 18.25 × 10 / 36500 = 0.005 exactly → 0.01 (half-up)
+  I3   18.25 due 2026-01-19: the same, rounded per invoice → 0.01 (0.02 for the two, not 0.01)
+  I4  100.00 due 2026-01-25: not overdue → not claimed, no charge
+  interest 17.01, indemnity 3 × 40.00 = 120.00, total 137.01, amount due 1036.50
+B2B, USD: U1 1000.00 due 2025-12-01 → interest 16.99 USD; the 40.00 EUR indemnity is stated in
+  EUR and left out of the USD total (16.99).
+B2C: K1 1000.00 due 2025-12-01 → formal notice without charges.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from relance.errors import PolicyError
+from tests.ladder_helpers import customer, invoice, query, run_days, unit, write_source
+
+POLICY = """\
+stages:
+  - {code: due, offset_days: 0, channels: [email]}
+  - {code: formal_notice, offset_days: 30, channels: [registered_letter], requires_approval: true}
+min_gap_days: 1
+aging_buckets: [{name: not_due, max_days: 0}, {name: overdue}]
+late_payment_charges:
+  applies_to_segments: [b2b]
+  margin_points: "10.00"
+  indemnity_per_invoice: "40.00"
+  indemnity_currency: EUR
+  days_in_year: 365
+reference_rates:
+"""
+RATES = """\
+  - {half_year: 2025-H2, rate: "4.00"}
+  - {half_year: 2026-H1, rate: "0.00"}
+"""
+
+
+def _source(tmp_path):
+    return write_source(
+        tmp_path / "src",
+        customers=[customer("B2B"), customer("B2C", segment="b2c")],
+        invoices=[
+            invoice("I1", "B2B", "2025-12-01", "1000.00"),
+            invoice("I2", "B2B", "2026-01-19", "18.25"),
+            invoice("I3", "B2B", "2026-01-19", "18.25"),
+            invoice("I4", "B2B", "2026-01-25", "100.00"),
+            invoice("U1", "B2B", "2025-12-01", "1000.00", currency="USD"),
+            invoice("K1", "B2C", "2025-12-01", "1000.00"),
+        ],
+    )
+
+
+def _policy(tmp_path, rates: str = RATES) -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY + rates, encoding="utf-8")
+    return str(path)
+
+
+def test_interest_across_a_half_year_boundary_and_indemnity(tmp_path):
+    db = str(tmp_path / "r.duckdb")
+    run_days(_source(tmp_path), db, ["2026-01-19", "2026-01-20"], policy=_policy(tmp_path))
+
+    notices = query(db, """
+        select action_id, amount_due, invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total
+        from dunning_actions where stage = 'formal_notice' order by action_id""")
+    assert notices == [
+        ("B2B|EUR|1|formal_notice", D("1036.50"), ["I1", "I2", "I3"], D("17.01"), D("120.00"), "EUR", D("137.01")),
+        ("B2B|USD|1|formal_notice", D("1000.00"), ["U1"], D("16.99"), D("40.00"), "EUR", D("16.99")),
+        ("B2C|EUR|1|formal_notice", D("1000.00"), ["K1"], None, None, None, None),
+    ]
+    assert query(db, """
+        select invoice_id, open_amount, days_late, interest_amount, indemnity_amount
+        from action_charges where action_id = 'B2B|EUR|1|formal_notice' order by invoice_id""") == [
+        ("I1", D("1000.00"), 50, D("16.99"), D("40.00")),
+        ("I2", D("18.25"), 1, D("0.01"), D("40.00")),
+        ("I3", D("18.25"), 1, D("0.01"), D("40.00")),
+    ]
+    assert query(db, """
+        select half_year, period_start::varchar, period_end::varchar, days, reference_rate, annual_rate, interest
+        from action_charge_periods where invoice_id = 'I1' order by period_start""") == [
+        ("2025-H2", "2025-12-02", "2025-12-31", 30, D("4.0000"), D("14.0000"), D("11.5068493151")),  # 420000/36500
+        ("2026-H1", "2026-01-01", "2026-01-20", 20, D("0.0000"), D("10.0000"), D("5.4794520548")),   # 200000/36500
+    ]
+    # the earlier `due` action states no charges
+    assert query(db, "select count(*) from dunning_actions where stage = 'due' and interest_amount is null") == [(3,)]
+
+
+def test_a_missing_half_year_rate_is_refused_before_anything_is_written(tmp_path):
+    pol = _policy(tmp_path, '  - {half_year: 2026-H1, rate: "0.00"}\n')
+    db = str(tmp_path / "r.duckdb")
+    src = _source(tmp_path)
+    run_days(src, db, ["2026-01-19"], policy=pol)  # `due` states no charges: no rate needed
+    with pytest.raises(PolicyError) as err:
+        run_days(None, db, ["2026-01-20"], policy=pol)
+    assert "reference_rates" in str(err.value) and "2025-H2" in str(err.value)
+    assert query(db, "select count(*) from dunning_actions where as_of = '2026-01-20'") == [(0,)]
+    assert unit(db, "2026-01-20", "B2B") is None
+
+
+def test_late_days_starting_on_1_january_need_no_earlier_rate(tmp_path):
+    """Due 2025-12-31: the first late day is 2026-01-01, so 2025-H2 is not needed. Due step on
+    Mon 02-02, formal notice Tue 02-03 (+34): 1000.00 × 34 days × 10 % / 365 = 9.315… → 9.32."""
+    pol = _policy(tmp_path, '  - {half_year: 2026-H1, rate: "0.00"}\n')
+    src = write_source(tmp_path / "src", customers=[customer("B2B")],
+                       invoices=[invoice("I1", "B2B", "2025-12-31", "1000.00")])
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-02-02", "2026-02-03"], policy=pol)
+    assert query(db, "select interest_amount, charges_total from dunning_actions where stage = 'formal_notice'") == [
+        (D("9.32"), D("49.32"))]

@@ -1,0 +1,281 @@
+"""Dispatch into the outbox: every channel's files, the ledger (once only, in doubt, resolve),
+approval, contact fallbacks, stale deliveries, worklists and handoff dossiers."""
+
+from __future__ import annotations
+
+import csv
+import email
+from datetime import date, datetime, timezone
+from email import policy as email_policy
+
+import duckdb
+import pytest
+
+from relance.errors import UserError
+from tasks.dispatch import approve, dispatch, ledger, resolve
+from tests.fakes.scenario import (
+    action, add_actions, build, customer, deliveries, events, invoice, pdf_text,
+)
+
+AS_OF = date(2026, 3, 16)
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
+
+CUSTOMERS = [
+    customer("C1", "Boulangerie Martin SARL", collector="Julie"),
+    customer("C2", "Acme Ltd", language="en", country="GB", street="1 High Street", postal_code="SW1A 1AA",
+             city="London", phone="+447700900123", collector="Julie"),
+    customer("C3", "Garage Petit", email="jean..petit@garage.example", collector="Marc"),  # ingest keeps it; SendGrid would not
+    customer("C4", "Sans Adresse SAS", email="", street="", postal_code="", city=""),
+    customer("C5", "Café du Port", collector=""),
+    customer("C6", "Vieille Dette SA", collector="Julie"),
+]
+INVOICES = [
+    invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
+    invoice("F2", "C1", "2026-01-20", "2026-02-14", "80.00"),
+    invoice("F3", "C2", "2026-01-05", "2026-02-04", "2500.00"),
+    invoice("F4", "C3", "2026-02-10", "2026-03-16", "99.90"),
+    invoice("F5", "C4", "2026-02-10", "2026-03-16", "50.00"),
+    invoice("F6", "C5", "2026-01-10", "2026-02-20", "640.00"),
+    invoice("F7", "C6", "2025-01-10", "2025-02-10", "5000.00"),
+]
+
+
+def scenario(tmp_path, extra=(), **kw):
+    acts = [
+        action("A1", "C1", "formal_notice", ["F1", "F2"],
+               deliveries=[("D1-reg", "registered_letter", "pending_approval"), ("D1-mail", "email", "pending_approval")],
+               charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
+        action("A2", "C2", "reminder_2", ["F3"], deliveries=[("D2-mail", "email"), ("D2-sms", "sms"), ("D2-let", "letter")]),
+        action("A3", "C3", "due", ["F4"], deliveries=[("D3-mail", "email")]),
+        action("A4", "C4", "due", ["F5"], deliveries=[("D4-mail", "email")]),
+        action("A5", "C5", "call_1", ["F6"], deliveries=[("D5-call", "phone")]),
+        action("A6", "C6", "call_2", ["F7"], deliveries=[("D6-call", "phone")]),
+        action("A7", "C2", "litigation", ["F3"], deliveries=[("D7-hand", "handoff")]),
+        *extra,
+    ]
+    return build(tmp_path, customers=CUSTOMERS, invoices=INVOICES, as_of=AS_OF, actions=acts,
+                 with_charges_table=True, **kw)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return scenario(tmp_path)
+
+
+def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
+    out = tmp_path / "outbox"
+    summary = dispatch(str(db), AS_OF, str(out), now=NOW, auto_approve=True)
+    rows = deliveries(db)
+    day = out / "2026-03-16"
+    assert summary["mode"] == "outbox" and summary["auto_approved"] == 1
+    for d in ("D1-reg", "D1-mail", "D2-mail", "D2-sms", "D2-let", "D5-call", "D6-call", "D7-hand"):
+        assert rows[d]["status"] == "sent" and rows[d]["provider"] == "outbox", (d, rows[d])
+        assert rows[d]["attempts"] == 1 and rows[d]["sent_at"] is not None
+    # .eml: text and HTML alternatives; the formal notice's copy carries the letter's PDF
+    msg = email.message_from_bytes((day / "email" / "D1-mail.eml").read_bytes(), policy=email_policy.default)
+    assert msg["To"].addresses[0].addr_spec == "c1@client.example"
+    assert msg["Subject"].startswith("Mise en demeure de payer")
+    assert msg["X-Relance-Delivery-Id"] == "D1-mail"
+    assert msg.get_body(("plain",)).get_content().count("F1") == 1
+    assert "F2" in msg.get_body(("html",)).get_content()
+    attachments = list(msg.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["mise-en-demeure-de-payer-C1.pdf"]
+    pdf = tmp_path / "att.pdf"
+    pdf.write_bytes(attachments[0].get_content())
+    assert "Mise en demeure de payer" in pdf_text(pdf)
+    en = email.message_from_bytes((day / "email" / "D2-mail.eml").read_bytes(), policy=email_policy.default)
+    assert "€2,500.00" in en.get_body(("plain",)).get_content() and not list(en.iter_attachments())
+    # SMS as text, letters as PDF, worklists, dossier
+    assert "€2,500.00" in (day / "sms" / "D2-sms.txt").read_text(encoding="utf-8")
+    assert (day / "letter" / "D2-let.pdf").exists() and (day / "registered_letter" / "D1-reg.pdf").exists()
+    assert {p.name for p in (day / "phone").iterdir()} == {
+        "worklist-Julie.csv", "worklist-Julie.html", "worklist-unassigned.csv", "worklist-unassigned.html"}
+    assert (day / "handoff" / "C2-EUR" / "summary.pdf").exists()
+    assert summary["by_channel"]["email"]["sent"] == 2
+    assert summary["in_doubt"]["count"] == 0 and summary["pending_approval"] == 0
+
+
+def test_a_second_run_sends_nothing_again(db, tmp_path):
+    out = tmp_path / "outbox"
+    dispatch(str(db), AS_OF, str(out), now=NOW, auto_approve=True)
+    first = deliveries(db)
+    again = dispatch(str(db), AS_OF, str(out), now=NOW, auto_approve=True)
+    assert again["totals"] == {} and again["batches"] == 0
+    assert deliveries(db) == first  # not a single row changed: attempts, sent_at, files
+
+
+def test_invalid_or_missing_contacts_fall_back(db, tmp_path):
+    summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    # the address SendGrid would refuse: a letter instead, on the same delivery id
+    assert rows["D3-mail"]["channel"] == "letter" and rows["D3-mail"]["status"] == "sent"
+    assert rows["D3-mail"]["fallback_from"] == "email"
+    assert "is not valid: falls back to letter" in events(db, "D3-mail")[0]["detail"]
+    assert rows["D3-mail"]["artifact_path"].endswith("/letter/D3-mail.pdf")
+    # no email and no postal address
+    assert rows["D4-mail"]["status"] == "undeliverable" and "no postal address" in rows["D4-mail"]["last_error"]
+    assert summary["prepared"]["fell_back_to_letter"] == 1 and summary["prepared"]["undeliverable"] == 1
+    assert [e["status"] for e in events(db, "D3-mail")] == ["planned", "sending", "sent"]
+
+
+def test_fallback_is_skipped_when_the_action_already_sends_a_letter(tmp_path):
+    db = scenario(tmp_path, extra=[action("A8", "C3", "reminder_2", ["F4"], deliveries=[("D8-mail", "email"), ("D8-let", "letter")])])
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    assert rows["D8-mail"]["status"] == "skipped" and rows["D8-let"]["status"] == "sent"
+
+
+def test_approval_pending_then_approved_then_sent(db, tmp_path):
+    out = str(tmp_path / "outbox")
+    first = dispatch(str(db), AS_OF, out, now=NOW)
+    rows = deliveries(db)
+    assert rows["D1-reg"]["status"] == rows["D1-mail"]["status"] == "pending_approval"
+    assert first["pending_approval"] == 2
+    with pytest.raises(UserError, match="A2: is planned, not waiting for approval"):
+        approve(str(db), AS_OF, action_ids=["A1", "A2"], by="claire")
+    result = approve(str(db), AS_OF, action_ids=["A1"], by="claire", reason="checked with sales")
+    assert result["approved"] == ["A1"] and result["deliveries_planned"] == 2
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'").fetchone() == (
+            "approved", "claire", "checked with sales")
+    nxt = dispatch(str(db), date(2026, 3, 17), out, now=NOW)
+    rows = deliveries(db)
+    assert rows["D1-reg"]["status"] == rows["D1-mail"]["status"] == "sent"
+    assert nxt["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
+    assert (tmp_path / "outbox" / "2026-03-17" / "registered_letter" / "D1-reg.pdf").exists()
+
+
+def test_rejected_actions_are_skipped_with_who_and_why(db, tmp_path):
+    with pytest.raises(UserError, match="--reason"):
+        approve(str(db), AS_OF, reject_ids=["A1"], by="claire")
+    result = approve(str(db), AS_OF, reject_ids=["A1"], by="claire", reason="customer disputes F1")
+    assert result["rejected"] == ["A1"] and result["deliveries_skipped"] == 2
+    rows = deliveries(db)
+    assert rows["D1-reg"]["status"] == "skipped" and rows["D1-reg"]["last_error"] == "rejected by claire: customer disputes F1"
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'").fetchone() == (
+            "rejected", "claire", "customer disputes F1")
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW, auto_approve=True)
+    assert deliveries(db)["D1-reg"]["status"] == "skipped"  # auto-approve does not resurrect it
+
+
+def test_planned_delivery_of_an_approval_stage_waits(tmp_path):
+    db = scenario(tmp_path, extra=[action("A9", "C6", "formal_notice", ["F7"], deliveries=[("D9", "registered_letter")])])
+    summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    assert deliveries(db)["D9"]["status"] == "pending_approval" and summary["prepared"]["held_for_approval"] == 1
+
+
+def test_settled_since_the_action_is_not_sent(tmp_path):
+    # a reminder planned on the 16th, deferred; F6 is paid on the 17th, before the next run
+    db = scenario(tmp_path, payments=[{"payment_id": "P1", "customer_id": "C5", "invoice_id": "F6",
+                                       "paid_date": "2026-03-17", "amount": "640.00"}],
+                  extra=[action("A10", "C5", "reminder_2", ["F6"], deliveries=[("D10-let", "letter")])])
+    from tests.fakes.scenario import ingest_and_age
+
+    ingest_and_age(tmp_path / "r-src", db, date(2026, 3, 17))
+    summary = dispatch(str(db), date(2026, 3, 17), str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    assert rows["D10-let"]["status"] == "skipped" and "settled or put on hold" in rows["D10-let"]["last_error"]
+    assert summary["prepared"]["skipped_stale"] >= 1
+
+
+def test_worklists_per_collector_by_priority(tmp_path):
+    db = scenario(tmp_path, extra=[
+        action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
+    ])
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    day = tmp_path / "outbox" / "2026-03-16" / "phone"
+    rows = list(csv.DictReader(open(day / "worklist-Julie.csv", encoding="utf-8")))
+    # C2: 2 500 € at 40 days (≈ 95.6 %) comes before C6: 5 000 € at 399 days (10 %)
+    assert [r["customer_id"] for r in rows] == ["C2", "C6"]
+    by_customer = {r["customer_id"]: r for r in rows}
+    assert by_customer["C6"]["priority"] == "500.00"
+    assert "F3 due 2026-02-04" in by_customer["C2"]["invoices"]
+    assert "reminder_2" in by_customer["C2"]["history"]  # the unit's other actions
+    assert by_customer["C2"]["script"].startswith("1. Introduce yourself")  # English customer, English script
+    html = (day / "worklist-Julie.html").read_text(encoding="utf-8")
+    assert html.index("Acme Ltd") < html.index("Vieille Dette SA")
+    unassigned = list(csv.DictReader(open(day / "worklist-unassigned.csv", encoding="utf-8")))
+    assert [r["customer_id"] for r in unassigned] == ["C5"] and unassigned[0]["script"].startswith("1. Se présenter")
+
+
+def test_worklist_cells_cannot_become_formulas(tmp_path):
+    customers = [customer("C1", '=HYPERLINK("http://evil.example","clic")', collector="@Julie")]
+    db = build(tmp_path, customers=customers, invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
+               as_of=AS_OF, actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("D1", "phone")])])
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    files = list((tmp_path / "outbox" / "2026-03-16" / "phone").glob("*.csv"))
+    rows = list(csv.reader(open(files[0], encoding="utf-8")))
+    assert rows[1][4].startswith("'=HYPERLINK") and rows[1][2] == "'@Julie"
+    html = files[0].with_suffix(".html").read_text(encoding="utf-8")
+    assert "&#34;http://evil.example&#34;" in html or "&quot;http://evil.example&quot;" in html
+
+
+def test_handoff_dossier_holds_letters_invoices_history_and_sums(tmp_path):
+    db = scenario(tmp_path, extra=[
+        action("A12", "C1", "litigation", ["F1", "F2"], deliveries=[("D12-hand", "handoff")],
+               charges={"per_invoice": {"F1": ("20.00", "40.00"), "F2": ("1.00", "40.00")}}),
+    ])
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW, auto_approve=True)
+    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / "C1-EUR"
+    assert deliveries(db)["D12-hand"]["artifact_path"] == str(folder)
+    assert sorted(p.name for p in (folder / "letters").iterdir()) == ["2026-03-16-formal_notice-registered_letter.pdf"]
+    assert sorted(p.name for p in (folder / "emails").iterdir()) == ["2026-03-16-formal_notice-email.eml"]
+    invoices = list(csv.DictReader(open(folder / "invoices.csv", encoding="utf-8")))
+    assert [(r["invoice_id"], r["open_amount"], r["interest"], r["indemnity"]) for r in invoices] == [
+        ("F1", "1234.56", "20.00", "40.00"), ("F2", "80.00", "1.00", "40.00")]
+    actions = list(csv.DictReader(open(folder / "actions.csv", encoding="utf-8")))
+    assert {(r["stage"], r["channel"], r["delivery_status"]) for r in actions} >= {
+        ("formal_notice", "registered_letter", "sent"), ("formal_notice", "email", "sent")}
+    summary = " ".join(pdf_text(folder / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
+    # principal 1 314,56 + interest 21,00 + indemnities 80,00 = 1 415,56
+    assert "1 314,56 €" in summary and "21,00 €" in summary and "80,00 €" in summary and "1 415,56 €" in summary
+
+
+def test_outbox_rendering_interrupted_is_simply_rendered_again(db, tmp_path):
+    def crash(channel, results):
+        if channel == "letter":
+            raise RuntimeError("power cut")
+
+    ledger.AFTER_PROVIDER_HOOKS.append(crash)
+    try:
+        with pytest.raises(RuntimeError, match="power cut"):
+            dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    finally:
+        ledger.AFTER_PROVIDER_HOOKS.remove(crash)
+    assert deliveries(db)["D2-let"]["status"] == "sending"
+    summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    assert rows["D2-let"]["status"] == "sent" and rows["D2-let"]["attempts"] == 2
+    assert summary["prepared"]["outbox_rendering_reset"] >= 1 and summary["in_doubt"]["count"] == 0
+
+
+def test_resolve_in_doubt(db, tmp_path):
+    with duckdb.connect(str(db)) as con:
+        con.execute("update deliveries set status = 'sending', provider = 'sendgrid', attempts = 1 where delivery_id in ('D2-mail', 'D3-mail')")
+    summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    assert summary["in_doubt"] == {"count": 2, "new": ["D2-mail", "D3-mail"], "ids": ["D2-mail", "D3-mail"]}
+    again = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    assert again["in_doubt"]["count"] == 2 and again["in_doubt"]["new"] == []
+    assert deliveries(db)["D2-mail"]["status"] == "in_doubt"
+    with pytest.raises(UserError, match="D2-sms: is sent"):
+        resolve(str(db), ["D2-sms"], sent=True, by="ops")
+    resolve(str(db), ["D2-mail"], sent=True, by="ops", reason="seen in SendGrid activity", provider_message_id="abc")
+    resolve(str(db), ["D3-mail"], sent=False, by="ops", reason="not in SendGrid activity")
+    rows = deliveries(db)
+    assert rows["D2-mail"]["status"] == "sent" and rows["D2-mail"]["provider_message_id"] == "abc"
+    assert rows["D3-mail"]["status"] == "planned"
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    assert rows["D3-mail"]["status"] == "sent" and rows["D2-mail"]["attempts"] == 1
+    assert [e["actor"] for e in events(db, "D2-mail")][-1] == "resolve:ops"
+
+
+def test_replay_and_future_actions_are_never_sent(tmp_path):
+    db = scenario(tmp_path)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update dunning_actions set mode = 'replay' where action_id = 'A2'")
+    add_actions(db, [action("A20", "C5", "due", ["F6"], deliveries=[("D20", "email")], as_of=date(2026, 3, 20))], AS_OF)
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    rows = deliveries(db)
+    assert rows["D2-mail"]["status"] == "planned" and rows["D20"]["status"] == "planned"

@@ -1,0 +1,147 @@
+"""Letters and registered letters: PDFs opened and read back — the window, the invoices, the formal
+notice's sums from the ladder's tables, per-letter files split from one rendering, the print batch
+and its manifest."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, timezone
+
+import pytest
+from pypdf import PdfReader
+
+from tasks.dispatch import approve, dispatch
+from tests.fakes.scenario import action, build, customer, deliveries, invoice, pdf_positions, pdf_text
+
+AS_OF = date(2026, 3, 16)
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
+NNBSP, NBSP = "\u202f", "\u00a0"
+EVIL = "<b>Dupont</b> {{ 7*7 }} {% if 1 %}X{% endif %}"
+
+
+def _text(s: str) -> str:
+    """PDF text with the typographic spaces pypdf may or may not give back as plain spaces."""
+    return s.replace(NNBSP, " ").replace(NBSP, " ")
+
+
+@pytest.fixture(scope="module")
+def posted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("letters")
+    many = [invoice(f"M{i:02d}", "C3", "2026-01-02", "2026-02-01", f"{100 + i}.00") for i in range(45)]
+    db = build(
+        tmp,
+        customers=[
+            customer("C1", "Boulangerie Martin SARL"),
+            customer("C2", "Acme Ltd", language="en", country="GB", street="1 High Street", postal_code="SW1A 1AA",
+                     city="London"),
+            customer("C3", EVIL, street="<script>x</script> 3 rue {{ a }}"),
+            customer("C4", "Jeanne Particulier", segment="b2c"),
+        ],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
+            invoice("F2", "C1", "2026-01-20", "2026-02-14", "80.00"),
+            invoice("F3", "C2", "2026-01-05", "2026-02-04", "2500.00"),
+            invoice("F4", "C4", "2026-01-05", "2026-02-04", "300.00"),
+            *many,
+        ],
+        as_of=AS_OF,
+        with_charges_table=True,
+        actions=[
+            action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1", "registered_letter", "pending_approval")],
+                   charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
+            action("A2", "C2", "formal_notice", ["F3"], deliveries=[("D2", "registered_letter", "pending_approval")],
+                   charges={"per_invoice": {"F3": ("33.29", "40.00")}}),
+            action("A3", "C3", "reminder_2", [f"M{i:02d}" for i in range(45)], deliveries=[("D3", "letter")]),
+            action("A4", "C4", "formal_notice", ["F4"], deliveries=[("D4", "registered_letter", "pending_approval")],
+                   charges={"interest": "4.00", "indemnity": "0"}),
+            action("A5", "C1", "reminder_2", ["F1"], deliveries=[("D5", "letter")], as_of=date(2026, 3, 16)),
+        ],
+    )
+    approve(str(db), AS_OF, approve_all=True, by="claire")
+    outbox = tmp / "outbox"
+    summary = dispatch(str(db), AS_OF, str(outbox), now=NOW)
+    return db, outbox / AS_OF.isoformat(), summary
+
+
+def test_every_letter_is_a_pdf(posted):
+    db, out, summary = posted
+    rows = deliveries(db)
+    assert {d: rows[d]["status"] for d in ("D1", "D2", "D3", "D4", "D5")} == dict.fromkeys(("D1", "D2", "D3", "D4", "D5"), "sent")
+    assert summary["by_channel"] == {"letter": {"sent": 2}, "registered_letter": {"sent": 3}}
+    for d in ("D1", "D2", "D4"):
+        assert rows[d]["artifact_path"] == str(out / "registered_letter" / f"{d}.pdf")
+        assert PdfReader(rows[d]["artifact_path"]).pages  # opens
+
+
+def test_french_formal_notice_states_the_tables_sums(posted):
+    _, out, _ = posted
+    text = _text(pdf_text(out / "registered_letter" / "D1.pdf"))
+    assert "Mise en demeure de payer" in text
+    assert "LETTRE RECOMMANDÉE AVEC ACCUSÉ DE RÉCEPTION" in text
+    assert "Lyon, le 16 mars 2026" in text and "Objet" not in text.split("Mise en demeure")[0][-40:]
+    for s in ("F1", "05/01/2026", "04/02/2026", "1 234,56 €", "F2", "80,00 €"):
+        assert s in text, s
+    # principal 1 314,56 + interest 17,05 (16,44 + 0,61 from action_charges) + 2 × 40 €
+    assert "1 314,56 €" in text and "17,05 €" in text and "80,00 €" in text and "1 411,61 €" in text
+    assert "16,44 €" in text and "0,61 €" in text  # per invoice, from action_charges
+    assert "L441-10" in text and "D441-5" in text and "1344" in text
+    assert "8 jours" in text and "injonction de payer" in text
+
+
+def test_english_formal_notice(posted):
+    _, out, _ = posted
+    text = _text(pdf_text(out / "registered_letter" / "D2.pdf"))
+    assert "Formal notice" in text and "Mise en demeure" not in text
+    assert "€2,500.00" in text and "€33.29" in text and "€40.00" in text and "€2,573.29" in text
+    assert "5 January 2026" in text and "4 February 2026" in text
+    assert "UNITED KINGDOM" in text or "ROYAUME-UNI" in text  # international mail: the country line
+    assert "8 days" in text
+
+
+def test_consumer_formal_notice_without_charges_table_rows(posted):
+    _, out, _ = posted
+    text = _text(pdf_text(out / "registered_letter" / "D4.pdf"))
+    assert "Mise en demeure de payer" in text and "4,00 €" in text and "304,00 €" in text
+    assert "D441-5" not in text and "40 €" not in text and "1344-1" in text
+
+
+def test_address_sits_in_the_envelope_window(posted):
+    _, out, _ = posted
+    spots = pdf_positions(out / "letter" / "D5.pdf")
+    name = [(x, y) for t, x, y in spots if t.startswith("Boulangerie Martin SARL")]
+    assert name, spots[:10]
+    x, y = name[0]
+    assert 108 <= x <= 114 and 45 <= y <= 60  # DL window on the right: ~110 mm from the left, ~48 mm from the top
+    street = [(x, y) for t, x, y in spots if t.startswith("12 rue des Lilas")][0]
+    assert abs(street[0] - x) < 1 and street[1] > y
+
+
+def test_a_long_letter_spans_pages_and_keeps_them(posted):
+    _, out, _ = posted
+    reader = PdfReader(out / "letter" / "D3.pdf")
+    assert len(reader.pages) >= 2
+    text = _text(pdf_text(out / "letter" / "D3.pdf"))
+    assert "M00" in text and "M44" in text and "Deuxième relance" in text
+    # the injection attempt prints as written (the name wraps in the window: compare words)
+    flat = " ".join(text.split())
+    assert "<b>Dupont</b> {{ 7*7 }} {% if 1 %}X{% endif %}" in flat and "49" not in flat.split("Dupont")[1][:20]
+    assert "<script>x</script> 3 rue {{ a }}" in flat
+
+
+def test_print_batch_and_manifest(posted):
+    _, out, summary = posted
+    for channel in ("letter", "registered_letter"):
+        info = summary["print"][channel]
+        batch = PdfReader(info["print_batch"])
+        with open(info["manifest"], newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert "tracking_number" in rows[0] and all(r["tracking_number"] == "" for r in rows)
+        assert sum(int(r["pages"]) for r in rows) == len(batch.pages) == info["pages"]
+        for r in rows:  # each letter's first page in the batch is that letter's first page
+            single = PdfReader(r["file"])
+            assert len(single.pages) == int(r["pages"])
+            first = batch.pages[int(r["first_page"]) - 1].extract_text()
+            assert first == single.pages[0].extract_text()
+    reg = list(csv.DictReader(open(summary["print"]["registered_letter"]["manifest"], encoding="utf-8")))
+    assert {r["registered"] for r in reg} == {"yes"} and {r["delivery_id"] for r in reg} == {"D1", "D2", "D4"}
+    assert not (out / "letter" / ".parts").exists()

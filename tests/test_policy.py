@@ -1,0 +1,88 @@
+"""The policy file: the shipped default is the contract's ladder; a policy that does not validate
+is refused with a message naming the key and the problem, before anything runs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from relance.errors import PolicyError
+from relance.policy import load_policy
+
+DEFAULT = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_default_policy_is_the_contracts_ladder():
+    pol = load_policy(None)
+    assert [(s.code, s.offset_days, s.channels, s.min_amount, s.requires_approval) for s in pol.stages] == [
+        ("preventive", -5, ("email",), D("0.00"), False),
+        ("due", 0, ("email",), D("0.00"), False),
+        ("call_1", 8, ("phone",), D("0.00"), False),
+        ("reminder_2", 20, ("email", "sms", "letter"), D("0.00"), False),
+        ("call_2", 25, ("phone",), D("0.00"), False),
+        ("formal_notice", 30, ("registered_letter", "email"), D("0.00"), True),
+        ("amicable", 45, ("visit",), D("0.00"), False),
+        ("litigation", 60, ("handoff",), D("500.00"), False),
+    ]
+    assert (pol.min_gap_days, pol.business_days_only) == (3, True)
+    c = pol.late_payment_charges
+    assert (c.applies_to_segments, c.margin_points, c.indemnity_per_invoice, c.indemnity_currency, c.days_in_year) == (
+        ("b2b",), D("10.00"), D("40.00"), "EUR", 365)
+    assert pol.rate_for(date(2025, 3, 1)) == D("3.15")
+
+
+def test_unknown_channel_is_refused(tmp_path):
+    path = _variant(tmp_path, "channels: [phone]", "channels: [fax]")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    msg = str(err.value)
+    assert "stages[2].channels[0]: Input should be 'email', 'sms', 'letter', 'registered_letter'" in msg
+
+
+def test_offsets_must_increase(tmp_path):
+    path = _variant(tmp_path, "offset_days: 25", "offset_days: 20")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert "stages[4].offset_days" in str(err.value) and "increase" in str(err.value)
+
+
+def test_duplicate_stage_code_is_refused(tmp_path):
+    path = _variant(tmp_path, "code: call_2", "code: call_1")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert "stages[4].code" in str(err.value) and "duplicate" in str(err.value) and "call_1" in str(err.value)
+
+
+def test_missing_half_year_rate_is_refused_when_needed(tmp_path):
+    path = _variant(tmp_path, '  - {half_year: 2025-H2, rate: "2.15"}\n', "")
+    pol = load_policy(path)  # the file itself is valid
+    pol.require_rates(date(2026, 1, 1), date(2026, 6, 30))  # 2025-H2 not needed
+    with pytest.raises(PolicyError) as err:
+        pol.require_rates(date(2025, 5, 1), date(2026, 2, 1))
+    assert "reference_rates" in str(err.value) and "2025-H2" in str(err.value)
+
+
+def test_a_broken_policy_stops_the_nightly_run_and_the_backfill_before_anything_is_written(tmp_path):
+    from flows.backfill import backfill_run
+    from flows.nightly import nightly_run
+    from tests.ladder_helpers import customer, invoice, write_source
+
+    path = _variant(tmp_path, "channels: [visit]", "channels: [pigeon]")
+    src = write_source(tmp_path / "src", customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-03-02")])
+    db = tmp_path / "r.duckdb"
+    with pytest.raises(PolicyError, match=r"stages\[6\]\.channels\[0\]"):
+        nightly_run(as_of=date(2026, 3, 2), source=src, db=str(db), policy=str(path))
+    with pytest.raises(PolicyError, match=r"stages\[6\]\.channels\[0\]"):
+        backfill_run("2026-03-01", "2026-03-02", src, str(db), policy=str(path))
+    assert not db.exists()

@@ -1,0 +1,327 @@
+"""The finance report: HTML (rendered in headless Chromium), PDF, Excel, and the Prefect artifacts.
+
+The data are those of tests/test_metrics.py (hand-worked there), measured on three run dates for
+the trends, with a customer whose name tries to inject markup, a rejected source row, a formal
+notice awaiting approval and deliveries failed, undeliverable and in doubt.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+import zipfile
+from datetime import date, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from tasks import warehouse
+from tasks.measure import measure
+from tasks.report import artifact_content, publish_artifacts, report
+from tests.conftest import IN_CI
+from tests.test_metrics import AS_OF, HOLDS, INVOICES, PAYMENTS, add_action, add_unit, prepare
+
+EVIL = 'Alpha <script>alert("x")</script> & Fils'
+CUSTOMERS = [
+    {"customer_id": "A1", "name": EVIL, "email": "compta@alpha.example", "street": "1 rue A",
+     "postal_code": "75001", "city": "Paris", "segment": "b2b", "collector": "Claire"},
+    {"customer_id": "B1", "name": "Bruno Martin", "segment": "b2c"},
+]
+BAD_INVOICE = {"invoice_id": "BAD1", "customer_id": "A1", "issue_date": "2026-06-01", "due_date": "2026-07-01",
+               "amount": "-5.00"}
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """A warehouse measured on 06-28, 06-29 and 06-30, and the report of 06-30 in fr and en."""
+    from tests.conftest import write_source
+
+    root = tmp_path_factory.mktemp("report")
+    src = write_source(root / "src", customers=CUSTOMERS, invoices=INVOICES + [BAD_INVOICE], payments=PAYMENTS,
+                       holds=HOLDS)
+    db = root / "r.duckdb"
+    for day in (AS_OF - timedelta(days=2), AS_OF - timedelta(days=1), AS_OF):
+        prepare(db, src, day)
+        if day == AS_OF:
+            with warehouse.open_db(db) as con:
+                add_action(con, "X1", date(2026, 5, 20), "A1", "EUR", "call_1", 3, "1000.00", ["IA1"],
+                           deliveries=[("phone", "sent")])
+                add_action(con, "Y1", AS_OF, "A1", "EUR", "reminder_2", 4, "500.00", ["IA1"], status="sent",
+                           deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")])
+                add_action(con, "Y2", AS_OF, "A1", "GBP", "call_2", 5, "250.00", ["IG1"], status="sent",
+                           deliveries=[("phone", "sending")])
+                add_action(con, "Y3", AS_OF, "B1", "EUR", "formal_notice", 6, "800.00", ["IB1"],
+                           status="pending_approval", deliveries=[("registered_letter", "pending_approval")])
+                add_unit(con, AS_OF, "A1", "EUR", "reminder_2")
+                add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
+        measure(str(db), day)
+    out = {}
+    for lang in ("fr", "en"):
+        out[lang] = report(str(db), AS_OF, str(root / f"out-{lang}"), language=lang)
+    return db, out
+
+
+def test_report_files_and_figures(reported):
+    _, out = reported
+    fr = Path(out["fr"]["html"]).read_text(encoding="utf-8")
+    en = Path(out["en"]["html"]).read_text(encoding="utf-8")
+    for lang in ("fr", "en"):
+        for kind in ("html", "pdf", "xlsx"):
+            assert Path(out[lang][kind]).stat().st_size > 1000
+    assert Path(out["fr"]["pdf"]).read_bytes()[:5] == b"%PDF-"
+    assert _pdf_svg_count(out["en"]["html"]) >= 4  # the charts are drawn in the PDF too
+    # money for the reader: 1 300,00 € (fr, narrow no-break spaces), €1,300.00 (en)
+    assert "1\u202f300,00\xa0€" in fr and "€1,300.00" in en
+    assert "146,3\xa0j" in fr and "146.3\xa0d" in en  # DSO 146.25 days
+    assert "52,4\xa0%" in fr and "52.4%" in en    # CEI 52.3810 %
+    # the sections a finance person reads
+    for text in ("Balance âgée", "L'échelle de relance aujourd'hui", "Relances du jour", "Efficacité des relances",
+                 "plus gros débiteurs", "À traiter par une personne", "Tendance sur 3 dates"):
+        assert text in html.unescape(fr), text
+    assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
+    assert "amount -5.00 is negative" in en  # the rejected row, with its reason
+    for kind in ("awaiting approval", "undeliverable", "failed", "in doubt"):
+        assert f'<td class="small">{kind}</td>' in en, kind
+
+
+def _pdf_svg_count(html_path: str) -> int:
+    """How many inline SVG charts WeasyPrint lays out in the PDF."""
+    from weasyprint import HTML
+
+    def walk(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from walk(child)
+
+    doc = HTML(filename=html_path).render()
+    return sum(
+        type(getattr(b, "replacement", None)).__name__ == "SVGImage" for page in doc.pages for b in walk(page._page_box)
+    )
+
+
+def test_report_escapes_names_and_needs_no_network(reported):
+    _, out = reported
+    page = Path(out["en"]["html"]).read_text(encoding="utf-8")
+    assert "<script" not in page.lower()
+    assert "Alpha &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Fils" in page
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert "src=" not in page and "href=" not in page
+    assert page.count("<svg") >= 4  # sparklines, aged balance, funnel, recovery bars
+
+
+def test_workbook_cells(reported):
+    from openpyxl import load_workbook
+
+    _, out = reported
+    wb = load_workbook(out["en"]["xlsx"])
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors"]
+    aged = wb["Aged balance"]
+    header = [c.value for c in aged[1]]
+    assert header == ["Customer", "Name", "Currency", "not_due", "1-30", "31-60", "61-90", "91-180", "181+",
+                      "Unapplied", "Open", "Overdue"]
+    rows = {(r[0].value, r[2].value): r for r in aged.iter_rows(min_row=2)}
+    a1 = rows[("A1", "EUR")]
+    assert a1[1].value == EVIL  # the name as is: a spreadsheet cell is not markup
+    assert [c.value for c in a1[3:12]] == [300, 500, 0, 500, 0, 0, 0, 1300, 1000]
+    assert all(c.number_format == "#,##0.00" for c in a1[3:12])
+    assert [c.value for c in rows[("B1", "EUR")][3:12]] == [0, 0, 0, 0, 0, 0, 200, 0, 0]
+    assert [c.value for c in rows[("Total", "EUR")][3:12]] == [300, 500, 0, 500, 0, 0, 200, 1300, 1000]
+    debtors = wb["Debtors"]
+    first = [c.value for c in debtors[2]]
+    assert first[:7] == ["A1", EVIL, "b2b", "EUR", 1300, 1000, 82]
+    assert first[9] == "Reminder 2"
+    summary = {(r[0].value, r[2].value): r[3] for r in wb["Summary"].iter_rows(min_row=2)}
+    assert summary[("EUR", "cei_30d")].value == pytest.approx(52.381)
+    # the file holds the exact decimals, not a float's digits
+    with zipfile.ZipFile(out["en"]["xlsx"]) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "<v>52.3810</v>" in xml or "<v>52.381</v>" in xml
+
+
+def test_report_before_the_ladder_and_the_metrics_ran(source_writer, tmp_path):
+    """Only ingest and age have run: the report still comes out, and says what is missing."""
+    src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
+    db = tmp_path / "r.duckdb"
+    prepare(db, src, AS_OF)
+    with warehouse.open_db(db) as con:  # a warehouse from before the ladder's tables existed
+        con.execute("drop table if exists unit_stage")
+        con.execute("drop table if exists deliveries")
+    res = report(str(db), AS_OF, str(tmp_path / "out"), language="en")
+    page = Path(res["html"]).read_text(encoding="utf-8")
+    assert "Recovery metrics were not computed for this date" in page
+    assert "The dunning ladder has not run for this date yet" in page
+    assert "€1,300.00" in page  # the aged balance total, from aged_balance
+    from openpyxl import load_workbook
+
+    assert load_workbook(res["xlsx"])["Aged balance"].max_row > 1
+
+
+def test_artifacts_only_inside_a_flow_run(reported):
+    db, out = reported
+    assert publish_artifacts(str(db), AS_OF, out["en"]) == {}
+    content = artifact_content(str(db), AS_OF, out["en"])
+    json.dumps(content)  # no Decimal, no date: what Prefect's table artifact serialises
+    assert content["table"][0]["customer_id"] == "A1" and content["table"][0]["overdue"] == "1000.00"
+    assert "open receivables | 1300.00 EUR" in content["markdown"]
+    assert "formal notices awaiting approval: 1" in content["markdown"]
+
+
+def test_artifacts_in_a_flow_run(reported, prefect_server):
+    import asyncio
+
+    from prefect import flow, get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    db, out = reported
+
+    @flow(name="report-artifacts-test")
+    def publish():
+        return publish_artifacts(str(db), AS_OF, out["en"])
+
+    ids = publish()
+    assert set(ids) == {"relance-summary", "relance-top-debtors", "relance-report"}
+
+    async def read():
+        async with get_client() as client:
+            arts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(ids)))
+            )
+            return {a.key: a for a in arts}
+
+    arts = asyncio.run(read())
+    assert Path(out["en"]["html"]).resolve().as_uri() in str(arts["relance-report"].data)
+    table = arts["relance-top-debtors"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert table[0]["name"] == EVIL and table[0]["currency"] == "EUR"
+    assert "# relance — 2026-06-30" in arts["relance-summary"].data
+
+
+# ------------------------------------------------------------------------------------ Chromium
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _DevTools:
+    """A minimal Chrome DevTools Protocol client over the page's websocket."""
+
+    def __init__(self, url: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, max_size=None, open_timeout=20)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 30) -> dict:
+        self.next_id += 1
+        msg_id = self.next_id
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params or {}}))
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self.events.append(msg)
+
+    def wait_for(self, method: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, list[str], list[str]]:
+    """Open the page in headless Chromium; returns (full-page PNG, console/page errors, URLs requested)."""
+    profile = Path(tempfile.mkdtemp(prefix="relance-chromium-"))
+    proc = subprocess.Popen(
+        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         "--disable-extensions", "--hide-scrollbars", "--remote-debugging-port=0", f"--user-data-dir={profile}",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("Chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(t for t in targets if t["type"] == "page")
+        dt = _DevTools(page["webSocketDebuggerUrl"])
+        try:
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                dt.call(f"{domain}.enable")
+            dt.call("Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+            dt.call("Page.navigate", {"url": html.resolve().as_uri()})
+            dt.wait_for("Page.loadEventFired")
+            size = dt.call("Page.getLayoutMetrics")["cssContentSize"]
+            height = min(int(size["height"]), 12000)
+            shot = dt.call("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            })
+            errors, urls = [], []
+            for e in dt.events:
+                m, p = e.get("method"), e.get("params", {})
+                if m == "Runtime.exceptionThrown":
+                    errors.append(json.dumps(p.get("exceptionDetails", {}))[:300])
+                elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                    errors.append(json.dumps(p.get("args"))[:300])
+                elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+                    errors.append(p["entry"].get("text", ""))
+                elif m == "Network.requestWillBeSent":
+                    urls.append(p["request"]["url"])
+            return base64.b64decode(shot["data"]), errors, urls
+        finally:
+            dt.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_report_renders_in_headless_chromium(reported, tmp_path):
+    from PIL import Image
+
+    chromium = _chromium()
+    if chromium is None:
+        message = "Chromium is not installed (Debian: apt-get install -y chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    _, out = reported
+    for lang in ("fr", "en"):
+        png, errors, urls = render_png(chromium, Path(out[lang]["html"]))
+        path = tmp_path / f"report-{lang}.png"
+        path.write_bytes(png)
+        assert errors == [], errors
+        assert [u for u in urls if not u.startswith(("file:", "data:", "about:"))] == []  # nothing from the network
+        image = Image.open(path).convert("RGB")
+        assert image.width == 1280 and image.height > 1500  # the whole page, not one screen
+        small = image.resize((160, image.height * 160 // image.width))
+        colours = small.getcolors(maxcolors=1_000_000)
+        background = max(colours)[0]
+        assert len(colours) > 50, "the page looks blank"
+        assert 1 - background / (small.width * small.height) > 0.2, "the page looks blank"
+        assert os.path.getsize(path) > 50_000
