@@ -55,12 +55,19 @@ _EPISODE_WRITES = [
     """update dunning_episodes set closed_on = $as_of
        where episode_id in (select closed_episode_id from int_ladder_decisions where closes)""",
 ]
+# The messages and charges go with the actions this run wrote (dated as_of: a unit that had an
+# action dated as_of already takes no new step), never with an older action of the same id.
 _ACTION_WRITES = [
     "insert or ignore into dunning_actions by name select * from int_ladder_new_actions",
-    "insert or ignore into deliveries by name select * from int_ladder_deliveries",
-    "insert or ignore into action_charges by name select * from int_ladder_charges",
+    """insert or ignore into deliveries by name
+       select * from int_ladder_deliveries
+       where action_id in (select action_id from dunning_actions where as_of = $as_of)""",
+    """insert or ignore into action_charges by name
+       select * from int_ladder_charges
+       where action_id in (select action_id from dunning_actions where as_of = $as_of)""",
     """insert or ignore into action_charge_periods by name
-       select * exclude (numerator_e6) from int_ladder_charge_periods""",
+       select * exclude (numerator_e6) from int_ladder_charge_periods
+       where action_id in (select action_id from dunning_actions where as_of = $as_of)""",
 ]
 
 
@@ -192,16 +199,29 @@ class Ladder:
         ).fetchone()
         by_stage, by_status, charges = [], [], []
         if acting:  # the action models are those of this date only when some unit acted
+            # what this run wrote: its actions are dated as_of (an id found dated otherwise was not written)
+            con.execute(
+                """
+                create or replace temp table ladder_written as
+                select * from int_ladder_new_actions
+                where action_id in (select action_id from dunning_actions where as_of = $d)
+                """,
+                {"d": as_of},
+            )
             by_stage = con.execute(
-                "select stage, count(*) from int_ladder_new_actions group by stage, stage_rank order by stage_rank"
+                "select stage, count(*) from ladder_written group by stage, stage_rank order by stage_rank"
             ).fetchall()
             by_status = con.execute(
-                "select status, count(*) from int_ladder_deliveries group by status order by status"
+                """
+                select status, count(*) from int_ladder_deliveries
+                where action_id in (select action_id from ladder_written)
+                group by status order by status
+                """
             ).fetchall()
             charges = con.execute(
                 """
                 select currency, sum(interest_amount), sum(indemnity_amount), any_value(indemnity_currency), count(*)
-                from int_ladder_new_actions where interest_amount is not null
+                from ladder_written where interest_amount is not null
                 group by currency order by currency
                 """
             ).fetchall()

@@ -13,7 +13,6 @@ built here; the page has no script and loads nothing from the network.
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -59,6 +58,11 @@ def _half_up(value: Decimal | int | float, digits: int) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
+@lru_cache(maxsize=4096)
+def _format_date(value: date, fmt: str, locale: str) -> str:
+    return format_date(value, fmt, locale=locale)
+
+
 class Fmt:
     """Numbers, money, percentages and dates for a reader of `language` (babel)."""
 
@@ -95,7 +99,7 @@ class Fmt:
     def date(self, value: date | None, fmt: str = "medium") -> str:
         if value is None:
             return "—"
-        return format_date(value, fmt, locale=self.locale)
+        return _format_date(value, fmt, self.locale)
 
     def stage(self, code: str | None) -> str:
         if not code:
@@ -641,97 +645,129 @@ def render_html(data: ReportData, pol: Policy, fmt: Fmt) -> str:
 
 
 # ------------------------------------------------------------------------------------ the workbook
+MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT = "#,##0.00", "#,##0", "0.00"
+
+
+class _Sheet:
+    """A write-only sheet with a styled header, column widths, frozen header and a number format per
+    column. A styled cell is made once per column and reused row after row (openpyxl's write-only
+    sheets serialise each row as it is appended), which keeps a 100k-row sheet cheap."""
+
+    def __init__(self, wb, title: str, columns: list[tuple[str, int, str | None]]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font, PatternFill
+        from openpyxl.utils import get_column_letter
+
+        self.ws = ws = wb.create_sheet(title)
+        self.formats = [nf for _, _, nf in columns]
+        for i, (_, width, _) in enumerate(columns, start=1):
+            ws.column_dimensions[get_column_letter(i)].width = width
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}1"
+        bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDE6F0")
+        head = []
+        for name, _, _ in columns:
+            c = WriteOnlyCell(ws, value=name)
+            c.font, c.fill, c.alignment = bold, fill, Alignment(wrap_text=True, vertical="top")
+            head.append(c)
+        ws.append(head)
+        self.templates = []
+        for nf in self.formats:
+            c = None
+            if nf:
+                c = WriteOnlyCell(ws)
+                c.number_format = nf
+            self.templates.append(c)
+        self._bold = bold
+
+    @staticmethod
+    def _value(value, nf):
+        if isinstance(value, Decimal) and nf == MONEY_FORMAT:
+            return value.quantize(Decimal("0.01"))  # exact: the decimal goes to the file as written
+        return value
+
+    def append(self, values: list, bold: bool = False) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
+        row = []
+        for value, nf, template in zip(values, self.formats, self.templates):
+            value = self._value(value, nf)
+            if bold:
+                c = WriteOnlyCell(self.ws, value=value)
+                c.font = self._bold
+                if nf:
+                    c.number_format = nf
+                row.append(c)
+            elif template is not None and value is not None:
+                template.value = value
+                row.append(template)
+            else:
+                row.append(value)
+        self.ws.append(row)
+
+
 def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
     """Excel: a summary, the aged balance by customer (a column per bucket) and the debtor list.
     Money cells are exact decimals (Decimal → the cell's number) with a 2-decimal number format."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
 
     L = fmt.L
-    money_fmt, int_fmt, pct_fmt = "#,##0.00", "#,##0", "0.00"
-    bold = Font(bold=True)
-    header_fill = PatternFill("solid", fgColor="DDE6F0")
     wb = Workbook(write_only=True)
 
-    def header(ws, names: list[str], widths: list[int]) -> None:
-        for i, w in enumerate(widths, start=1):
-            ws.column_dimensions[get_column_letter(i)].width = w
-        ws.freeze_panes = "A2"
-        cells = []
-        for n in names:
-            c = WriteOnlyCell(ws, value=n)
-            c.font, c.fill = bold, header_fill
-            c.alignment = Alignment(wrap_text=True, vertical="top")
-            cells.append(c)
-        ws.append(cells)
-
-    def cell(ws, value, number_format: str | None = None, font=None):
-        if isinstance(value, Decimal):
-            value = value.quantize(Decimal("0.01")) if number_format == money_fmt else value
-        c = WriteOnlyCell(ws, value=value)
-        if number_format:
-            c.number_format = number_format
-        if font:
-            c.font = font
-        return c
-
     # summary
-    ws = wb.create_sheet(L["sheet_summary"])
-    header(ws, [L["col_currency"], L["col_metric"], "metric", L["col_value"]], [10, 44, 26, 18])
-    summary_metrics = [
-        ("open_ar", money_fmt), ("overdue_ar", money_fmt), ("current_ar", money_fmt), ("unapplied_credit", money_fmt),
-        ("collected_30d", money_fmt), ("dso_90d", pct_fmt), ("best_possible_dso_90d", pct_fmt), ("add_90d", pct_fmt),
-        ("cei_30d", pct_fmt), ("recovery_rate_30d", pct_fmt), ("overdue_held_share", pct_fmt),
-    ]
+    ws = _Sheet(wb, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 44, None),
+                                         ("metric", 26, None), (L["col_value"], 18, "#,##0.00##")])
     for cur in data.currencies:
-        for name, nf in summary_metrics:
+        for name in ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "dso_90d",
+                     "best_possible_dso_90d", "add_90d", "cei_30d", "recovery_rate_30d", "overdue_held_share"):
             value = data.metrics.get((cur, name, "all", "all"))
-            if value is None:
-                continue
-            ws.append([cell(ws, cur), cell(ws, L.get(name, name)), cell(ws, name), cell(ws, value, nf)])
+            if value is not None:
+                ws.append([cur, L.get(name, name), name, value])
 
-    # aged balance by customer
-    ws = wb.create_sheet(L["sheet_aged"])
+    # aged balance by customer, a column per bucket
     buckets = data.buckets
-    names = [L["col_customer_id"], L["col_name"], L["col_currency"]] + buckets + [L["col_unapplied"], L["col_open"], L["col_overdue"]]
-    header(ws, names, [14, 36, 8] + [13] * len(buckets) + [13, 15, 15])
-    overdue_buckets = {b.name for b in pol.aging_buckets if b.max_days is None or b.max_days > 0}
+    ws = _Sheet(wb, L["sheet_aged"],
+                [(L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_currency"], 8, None)]
+                + [(b, 13, MONEY_FORMAT) for b in buckets]
+                + [(L["col_unapplied"], 13, MONEY_FORMAT), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT)])
+    # overdue = the buckets holding only overdue days (the first bucket holds the days not yet due)
+    overdue_buckets = [b.name for b in pol.aging_buckets[1:]]
     pivot: dict[tuple[str, str], dict] = {}
     for r in data.aged:
         row = pivot.setdefault((r["currency"], r["customer_id"]), {"name": r.get("name") or "", "amounts": {}})
         row["amounts"][r["bucket"]] = row["amounts"].get(r["bucket"], ZERO) + r["amount"]
-    totals: dict[str, dict[str, Decimal]] = {}
+    keys = buckets + ["unapplied", "open", "overdue"]
+    totals: dict[str, list[Decimal]] = {}
     for (cur, cust), row in sorted(pivot.items()):
         a = row["amounts"]
-        open_ = sum((a.get(b, ZERO) for b in buckets), ZERO)
-        overdue = sum((a.get(b, ZERO) for b in buckets if b in overdue_buckets and b != buckets[0]), ZERO)
-        values = [a.get(b, ZERO) for b in buckets] + [-a.get("unapplied_credit", ZERO), open_, overdue]
-        t = totals.setdefault(cur, {})
-        for k, v in zip(buckets + ["unapplied", "open", "overdue"], values):
-            t[k] = t.get(k, ZERO) + v
-        ws.append([cell(ws, cust), cell(ws, row["name"]), cell(ws, cur)] + [cell(ws, v, money_fmt) for v in values])
+        values = [a.get(b, ZERO) for b in buckets] + [
+            -a.get("unapplied_credit", ZERO),
+            sum((a.get(b, ZERO) for b in buckets), ZERO),
+            sum((a.get(b, ZERO) for b in overdue_buckets), ZERO),
+        ]
+        t = totals.setdefault(cur, [ZERO] * len(keys))
+        totals[cur] = [x + y for x, y in zip(t, values)]
+        ws.append([cust, row["name"], cur] + values)
     for cur, t in sorted(totals.items()):
-        ws.append([cell(ws, L["total"], font=bold), cell(ws, ""), cell(ws, cur, font=bold)]
-                  + [cell(ws, t[k], money_fmt, bold) for k in buckets + ["unapplied", "open", "overdue"]])
+        ws.append([L["total"], "", cur] + t, bold=True)
 
     # debtors
-    ws = wb.create_sheet(L["sheet_debtors"])
-    header(ws, [L["col_customer_id"], L["col_name"], L["col_segment"], L["col_currency"], L["col_open"], L["col_overdue"],
-                L["col_oldest"], L["col_held"], L["col_hold"], L["col_stage"], L["col_next"], L["col_collector"],
-                L["col_email"], L["col_phone"], L["col_city"]],
-           [14, 36, 10, 8, 15, 15, 10, 8, 18, 18, 40, 18, 28, 16, 18])
+    ws = _Sheet(wb, L["sheet_debtors"], [
+        (L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_segment"], 10, None),
+        (L["col_currency"], 8, None), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT),
+        (L["col_oldest"], 10, INT_FORMAT), (L["col_held"], 8, None), (L["col_hold"], 18, None),
+        (L["col_stage"], 18, None), (L["col_next"], 40, None), (L["col_collector"], 18, None),
+        (L["col_email"], 28, None), (L["col_phone"], 16, None), (L["col_city"], 18, None),
+    ])
     for r in data.debtors:
         held = bool(r.get("unit_held")) or bool(r.get("overdue_held"))
         ws.append([
-            cell(ws, r["customer_id"]), cell(ws, r.get("name") or ""), cell(ws, r.get("segment") or ""),
-            cell(ws, r["currency"]), cell(ws, r["open_amount"], money_fmt), cell(ws, r["overdue_amount"], money_fmt),
-            cell(ws, r["oldest_days_past_due"], int_fmt), cell(ws, L["word_yes"] if held else L["word_no"]),
-            cell(ws, fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else ""),
-            cell(ws, fmt.stage(r["current_stage"]) if r.get("current_stage") else ""),
-            cell(ws, next_step(r, pol, data.as_of, fmt)), cell(ws, r.get("collector") or ""),
-            cell(ws, r.get("email") or ""), cell(ws, r.get("phone") or ""), cell(ws, r.get("city") or ""),
+            r["customer_id"], r.get("name") or "", r.get("segment") or "", r["currency"], r["open_amount"],
+            r["overdue_amount"], r["oldest_days_past_due"], L["word_yes"] if held else L["word_no"],
+            fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
+            fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
+            next_step(r, pol, data.as_of, fmt), r.get("collector") or "", r.get("email") or "",
+            r.get("phone") or "", r.get("city") or "",
         ])
     wb.save(path)
     return path

@@ -18,7 +18,6 @@ import time
 import urllib.request
 import zipfile
 from datetime import date, timedelta
-from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ def reported(tmp_path_factory):
                 add_action(con, "Y1", AS_OF, "A1", "EUR", "reminder_2", 4, "500.00", ["IA1"], status="sent",
                            deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")])
                 add_action(con, "Y2", AS_OF, "A1", "GBP", "call_2", 5, "250.00", ["IG1"], status="sent",
-                           deliveries=[("phone", "sending")])
+                           deliveries=[("phone", "in_doubt")])
                 add_action(con, "Y3", AS_OF, "B1", "EUR", "formal_notice", 6, "800.00", ["IB1"],
                            status="pending_approval", deliveries=[("registered_letter", "pending_approval")])
                 add_unit(con, AS_OF, "A1", "EUR", "reminder_2")

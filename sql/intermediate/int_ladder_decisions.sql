@@ -21,16 +21,25 @@ calendar as (
     select country, is_business_day from ladder_calendar where day = $as_of
 ),
 
-actions as (
-    select action_id, customer_id, currency, as_of, stage_rank from dunning_actions
-),
-
 acted_today as (
     -- an action already dated as_of (a re-run, or a real run under a backfill) is the day's step
     select customer_id, currency, arg_max(action_id, stage_rank) as action_id
-    from actions
+    from dunning_actions
     where as_of = $as_of
     group by customer_id, currency
+),
+
+next_stages as (
+    -- for each last stage (0: none yet), the next stage above it, and the next one when the
+    -- driving invoice is already overdue: the stages before the due date (preventive) are
+    -- then passed over
+    select
+        taken.stage_rank as last_rank,
+        min(stages.stage_rank) as next_rank,
+        min(stages.stage_rank) filter (where not stages.before_due_date) as next_rank_when_overdue
+    from (select 0 as stage_rank union all select stage_rank from stages) as taken
+    join stages on stages.stage_rank > taken.stage_rank
+    group by taken.stage_rank
 ),
 
 situated as (
@@ -39,6 +48,7 @@ situated as (
         state.open_episode_id,
         coalesce(state.last_episode_no, 0) as last_episode_no,
         coalesce(state.last_rank, 0) as last_rank,
+        state.last_stage,
         state.last_action_on,
         coalesce(state.last_awaiting_approval, false) as last_awaiting_approval,
         not $business_days_only
@@ -50,25 +60,15 @@ situated as (
     left join acted_today using (customer_id, currency)
 ),
 
-next_steps as (
-    -- the next stage above the last one actioned, passing over the stages before the due date
-    -- (preventive) when the driving invoice is already overdue
-    select situated.customer_id, situated.currency, min(stages.stage_rank) as next_rank
-    from situated
-    join stages
-        on stages.stage_rank > situated.last_rank
-       and not (stages.before_due_date and coalesce(situated.driving_days_past_due, 0) > 0)
-    group by situated.customer_id, situated.currency
-),
-
 episodes as (
     select
         situated.*,
-        next_steps.next_rank,
+        case when coalesce(situated.driving_days_past_due, 0) > 0 then next_stages.next_rank_when_overdue
+             else next_stages.next_rank end as next_rank,
         not situated.held and situated.open_episode_id is null and situated.target_rank is not null as opens,
         not situated.held and situated.open_episode_id is not null and situated.dunnable_amount = 0 as closes
     from situated
-    left join next_steps using (customer_id, currency)
+    left join next_stages on next_stages.last_rank = situated.last_rank
 ),
 
 continued as (
@@ -105,9 +105,9 @@ stepped as (
 
 select
     stepped.* exclude (eligible),
-    stepped.eligible and taken.action_id is null as acts,
+    stepped.eligible as acts,
     case
-        when stepped.eligible and taken.action_id is null then null
+        when stepped.eligible then null
         when stepped.action_today is not null then null
         when stepped.held then 'held'
         when stepped.closes then 'episode_closed'
@@ -116,8 +116,6 @@ select
         when stepped.last_awaiting_approval then 'pending_approval'
         when not stepped.gap_ok then 'min_gap'
         when not stepped.business_day then 'non_business_day'
-        else 'already_actioned'
+        else 'at_target'  -- no stage left to take
     end as no_action_reason
 from stepped
--- the same step dated another day (only after history was rewritten): never twice
-left join actions as taken on taken.action_id = stepped.next_action_id

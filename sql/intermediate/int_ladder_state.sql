@@ -35,6 +35,7 @@ earlier_actions as (
     select
         actions.episode_id,
         actions.as_of,
+        actions.stage,
         -- ranks follow the current policy; a stage it no longer has keeps its recorded rank
         coalesce(stages.stage_rank, actions.stage_rank) as stage_rank,
         -- awaiting a person: pending approval (live), or a replayed action that needed
@@ -51,6 +52,7 @@ last_steps as (
     select
         episode_id,
         max(stage_rank) as last_rank,
+        arg_max(stage, stage_rank) as last_stage,
         max(as_of) as last_action_on,
         arg_max(awaiting_approval, (as_of, stage_rank)) as last_awaiting_approval
     from earlier_actions
@@ -64,6 +66,7 @@ select
     open_episodes.episode_id as open_episode_id,
     open_episodes.opened_on as open_episode_opened_on,
     last_steps.last_rank,
+    last_steps.last_stage,
     last_steps.last_action_on,
     coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval
 from numbering

@@ -12,24 +12,21 @@ stages as (
     select stage, stage_rank from ladder_stages
 ),
 
-actions as (
-    select * from dunning_actions where as_of <= $as_of
-),
-
-episode_actions as (
-    -- the steps of the episode open after this run, up to and including as_of
-    select actions.episode_id, arg_max(actions.stage, coalesce(stages.stage_rank, actions.stage_rank)) as current_stage
-    from actions
-    left join stages using (stage)
-    where actions.episode_id in (select episode_id from decisions)
-    group by actions.episode_id
-),
-
 today as (
+    -- the actions dated as_of: created by this run, or found by it (a re-run, a real run)
+    select * from dunning_actions where as_of = $as_of
+),
+
+unit_today as (
     select customer_id, currency, arg_max(action_id, stage_rank) as action_id
-    from actions
-    where as_of = $as_of
+    from today
     group by customer_id, currency
+),
+
+episode_today as (
+    select episode_id, arg_max(stage, stage_rank) as stage
+    from today
+    group by episode_id
 )
 
 select
@@ -37,7 +34,9 @@ select
     decisions.customer_id,
     decisions.currency,
     target.stage as target_stage,
-    episode_actions.current_stage,
+    -- the last stage taken in the open episode: today's step, else the last one before today
+    case when decisions.episode_id is not null then coalesce(episode_today.stage, decisions.last_stage) end
+        as current_stage,
     decisions.episode_id,
     decisions.held,
     decisions.hold_reason,
@@ -47,10 +46,10 @@ select
     decisions.dunnable_amount,
     decisions.held_invoices,
     decisions.closed_episode_id,
-    today.action_id,
-    case when today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
+    unit_today.action_id,
+    case when unit_today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
         as no_action_reason
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
-left join episode_actions using (episode_id)
-left join today using (customer_id, currency)
+left join episode_today using (episode_id)
+left join unit_today using (customer_id, currency)

@@ -31,9 +31,12 @@ import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Callable
 
@@ -73,26 +76,36 @@ class OutgoingEmail:
     eml_path: Path | None = None
 
 
-def build_eml(msg: OutgoingEmail, cfg: EmailCfg, now: datetime) -> EmailMessage:
-    """The message as an RFC 5322 email: text and HTML alternatives, the PDF attached if any."""
+def build_eml(msg: OutgoingEmail, cfg: EmailCfg, now: datetime) -> Message:
+    """The message as an RFC 5322 email: text and HTML alternatives, the PDF attached if any.
+
+    Built with the email.mime classes (compat32): the same MIME structure as EmailMessage
+    (multipart/alternative, inside multipart/mixed when a PDF is attached), at a sixth of the
+    cost — header folding under the default policy took ~7 ms a message.
+    """
     domain = cfg.from_email.rsplit("@", 1)[-1]
-    m = EmailMessage()
-    m["From"] = Address(display_name=f_oneline(cfg.from_name), addr_spec=cfg.from_email)
-    m["To"] = Address(display_name=f_oneline(msg.to_name), addr_spec=msg.to_email)
-    if cfg.reply_to:
-        m["Reply-To"] = cfg.reply_to
-    m["Subject"] = f_oneline(msg.subject)
-    m["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
-    m["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '_', msg.delivery_id)}@{domain}>"
-    m["X-Relance-Delivery-Id"] = msg.delivery_id
-    m["X-Relance-Action-Id"] = msg.action_id
-    m["X-Relance-Stage"] = msg.stage
-    # base64 bodies: three times faster to write than quoted-printable for accented text
-    m.set_content(msg.text, cte="base64")
-    m.add_alternative(msg.html, subtype="html", cte="base64")
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(msg.text, "plain", "utf-8"))
+    body.attach(MIMEText(msg.html, "html", "utf-8"))
     if msg.attachment:
         name, data = msg.attachment
-        m.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+        m: Message = MIMEMultipart("mixed")
+        m.attach(body)
+        part = MIMEApplication(data, "pdf")
+        part.add_header("Content-Disposition", "attachment", filename=name)
+        m.attach(part)
+    else:
+        m = body
+    m["From"] = formataddr((f_oneline(cfg.from_name), cfg.from_email), charset="utf-8")
+    m["To"] = formataddr((f_oneline(msg.to_name), msg.to_email), charset="utf-8")
+    if cfg.reply_to:
+        m["Reply-To"] = cfg.reply_to
+    m["Subject"] = Header(f_oneline(msg.subject), "utf-8")
+    m["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
+    m["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '_', msg.delivery_id)}@{domain}>"
+    m["X-Relance-Delivery-Id"] = Header(msg.delivery_id, "utf-8")
+    m["X-Relance-Action-Id"] = Header(msg.action_id, "utf-8")
+    m["X-Relance-Stage"] = msg.stage
     return m
 
 
