@@ -86,6 +86,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
     actions: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     opened = closed = 0
+    aging = laddering = 0.0
     started = time.perf_counter()
     progress = _Progress(len(days), "backfill")
     try:
@@ -93,8 +94,11 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
             warehouse.ensure_schema(con)
             ladder = Ladder(con, pol, start, end)
             for day in days:
+                t0 = time.perf_counter()
                 age_on(con, day, pol)
+                t1 = time.perf_counter()
                 s = ladder.run(day, mode="replay")
+                aging, laddering = aging + t1 - t0, laddering + time.perf_counter() - t1
                 actions.update(s["actions_by_stage"])
                 deliveries.update(s["deliveries_by_status"])
                 opened += s["episodes_opened"]
@@ -110,6 +114,8 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
         "episodes_opened": opened,
         "episodes_closed": closed,
         "seconds": round(time.perf_counter() - started, 2),
+        "seconds_aging": round(aging, 2),
+        "seconds_ladder": round(laddering, 2),
     }
     log.info("replay %s..%s: %d days, %d actions %s", start, end, len(days), summary["actions"], dict(actions))
     return summary

@@ -232,7 +232,12 @@ def test_handoff_dossier_holds_letters_invoices_history_and_sums(tmp_path):
     assert "1 314,56 €" in summary and "21,00 €" in summary and "80,00 €" in summary and "1 415,56 €" in summary
 
 
-def test_outbox_rendering_interrupted_is_simply_rendered_again(db, tmp_path):
+def _manifest_ids(folder) -> list[str]:
+    return [r["delivery_id"] for m in sorted(folder.glob("manifest-*.csv"))
+            for r in csv.DictReader(open(m, encoding="utf-8"))]
+
+
+def test_a_stop_while_writing_letters_rewrites_them_and_prints_them_once(db, tmp_path):
     def crash(channel, results):
         if channel == "letter":
             raise RuntimeError("power cut")
@@ -243,11 +248,32 @@ def test_outbox_rendering_interrupted_is_simply_rendered_again(db, tmp_path):
             dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     finally:
         ledger.AFTER_PROVIDER_HOOKS.remove(crash)
+    letters = tmp_path / "outbox" / "2026-03-16" / "letter"
     assert deliveries(db)["D2-let"]["status"] == "sending"
+    assert _manifest_ids(letters) == []  # never recorded, so never in a print batch
     summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     rows = deliveries(db)
     assert rows["D2-let"]["status"] == "sent" and rows["D2-let"]["attempts"] == 2
-    assert summary["prepared"]["outbox_rendering_reset"] >= 1 and summary["in_doubt"]["count"] == 0
+    assert summary["prepared"]["rewritten_after_stop"] >= 1 and summary["in_doubt"]["count"] == 0
+    assert sorted(_manifest_ids(letters)) == ["D2-let", "D3-mail"]  # the fallback letter too, each once
+
+
+def test_letters_recorded_before_a_failure_still_reach_the_print_batch(db, tmp_path):
+    def crash(channel, results):
+        if channel == "email":
+            raise RuntimeError("SendGrid client bug")
+
+    ledger.AFTER_PROVIDER_HOOKS.append(crash)
+    try:
+        with pytest.raises(RuntimeError):
+            dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    finally:
+        ledger.AFTER_PROVIDER_HOOKS.remove(crash)
+    letters = tmp_path / "outbox" / "2026-03-16" / "letter"
+    assert deliveries(db)["D2-let"]["status"] == "sent"
+    assert sorted(_manifest_ids(letters)) == ["D2-let", "D3-mail"] and (letters / "print-batch-letter.pdf").exists()
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)  # the emails go; no letter printed twice
+    assert sorted(_manifest_ids(letters)) == ["D2-let", "D3-mail"]
 
 
 def test_resolve_in_doubt(db, tmp_path):

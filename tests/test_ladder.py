@@ -352,7 +352,7 @@ def test_channels_fall_back_to_letter_and_undeliverable(tmp_path):
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-23"])
     got = {(d[0], d[2], d[3]) for d in deliveries(db)}
-    planned, pending, skipped, undeliverable = "planned", "pending_approval", "skipped", "undeliverable"
+    planned, skipped, undeliverable = "planned", "skipped", "undeliverable"
     assert got == {
         # no email: email → letter; the stages sending a letter skip the email
         ("NOMAIL|EUR|1|due|letter", planned, "email"),

@@ -106,7 +106,7 @@ def _deliveries(db: str) -> list[tuple]:
         from deliveries order by delivery_id""")
 
 
-@settings(max_examples=6, deadline=None, database=None,
+@settings(max_examples=5, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(history=histories(), rerun_index=st.integers(0, len(WINDOW) - 1))
 def test_ladder_properties(history, rerun_index):

@@ -3,6 +3,8 @@ values printed harmlessly; the SMS, quiet-hours, priority and address rules they
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 import shutil
 from datetime import date, datetime, timezone
@@ -160,7 +162,8 @@ def test_stage_without_its_own_template_uses_default():
 def test_preview_renders_each_channel():
     assert "Deuxième relance" in preview("reminder_2", "email", "fr")
     assert preview("reminder_2", "email", "en", fmt="text").startswith("Boulangerie Martin SARL")
-    assert preview("due", "email", "fr", fmt="eml").startswith(b"From:")
+    eml = email.message_from_bytes(preview("due", "email", "fr", fmt="eml"), policy=email.policy.default)
+    assert eml["Subject"].startswith("Votre facture arrive à échéance") and eml.get_body(("html",)) is not None
     assert "GSM-7, 1 part(s)" in preview("reminder_2", "sms", "fr")
     pdf = preview("formal_notice", "registered_letter", "en")
     assert pdf.startswith(b"%PDF")

@@ -105,7 +105,7 @@ stepped as (
 
 select
     stepped.* exclude (eligible),
-    stepped.eligible as acts,
+    coalesce(stepped.eligible, false) as acts,
     case
         when stepped.eligible then null
         when stepped.action_today is not null then null

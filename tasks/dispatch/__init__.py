@@ -249,7 +249,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         if not ledger.table_exists(con, "stg_customers"):
             raise UserError(f"{db} has no customers (stg_customers): run the nightly job's ingest first")
         recovered = ledger.recover_in_doubt(con, stamp)
-        prepared: dict[str, int] = {"outbox_rendering_reset": len(recovered["outbox_reset"])}
+        prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
         if approval_stages:
             held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
             prepared["held_for_approval"] = len(ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False))
@@ -271,10 +271,10 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     _preflight(send, channels)
 
     by_channel: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    print_parts: dict[str, tuple[list[dict], list[str]]] = defaultdict(lambda: ([], []))
     errors: list[str] = []
     aborted: set[str] = set()
     batches = _batches(picked, batch_size)
+    printed = {}
     try:
         for n, (channel, ids) in enumerate(batches, start=1):
             if channel in aborted:
@@ -282,17 +282,24 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
             out = dispatch_batch(db, as_of, outbox, channel, n, ids, send, moment, channels_config)
             for status, count in out["counts"].items():
                 by_channel[channel][status] += count
-            if out.get("manifest"):
-                print_parts[channel][0].extend(out["manifest"])
-                print_parts[channel][1].extend(out["parts"])
             errors += out.get("errors") or []
             if out.get("aborted"):
                 aborted.add(channel)
     finally:
         post.shutdown_pool()
-    printed = {}
-    for channel, (manifest, parts) in print_parts.items():
-        printed[channel] = post.finalize(Path(outbox) / as_of.isoformat() / channel, channel, manifest, parts)
+        # even after a failure: the letters already recorded as sent go to the print room
+        # (also a stopped earlier run's recorded letters, whatever its date: their parts are still there)
+        for channel in ("letter", "registered_letter"):
+            for parts in sorted(Path(outbox).glob(f"*/{channel}/.parts")):
+                try:
+                    done = post.finalize(parts.parent, channel)
+                except Exception as e:  # never hide the error that stopped the run; the parts stay for the next one
+                    log.error("dispatch: print batch for %s not assembled (%s); the next run assembles it", parts.parent, e)
+                    errors.append(f"{parts.parent}: print batch not assembled: {e}")
+                    continue
+                if done:
+                    key = channel if parts.parent.parent.name == as_of.isoformat() else f"{channel}@{parts.parent.parent.name}"
+                    printed[key] = done
 
     totals: dict[str, int] = defaultdict(int)
     for counts in by_channel.values():

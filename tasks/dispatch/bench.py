@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     tag = f"B{int(time.time())}"
     counts = _plan(db, as_of, args.deliveries, MIX, tag)
     t = time.perf_counter()
-    summary, per_channel = _timed_dispatch(db=str(db), as_of=as_of, outbox=str(out / "outbox"), batch_size=args.batch_size,
+    summary, per_channel = _timed_dispatch(db=str(db), as_of=as_of, outbox=str(out / "outbox"), batch_size=args.batch_size, auto_approve=True,
                                            now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc))
     outbox_seconds = time.perf_counter() - t
     report = {

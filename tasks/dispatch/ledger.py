@@ -15,8 +15,9 @@ A crash between 2 and 3 leaves the row `sending`. The next run turns it into `in
 it, and never sends it again by itself: a person checks the provider (SendGrid's activity feed
 filtered on the custom argument `delivery_id`) and runs `relance resolve --delivery ID --sent` or
 `--not-sent` (`resolve()` below); `--not-sent` puts it back to `planned` for the next run.
-Rows claimed by the `outbox` provider are the exception: nothing leaves the machine, so the next
-run simply renders them again.
+Rows claimed by a local provider are the exception (`outbox`, and with --send `print`, `worklist`,
+`dossier`): they only write files that nobody has used yet — the print batch is assembled only
+from letters already recorded — so the next run simply renders them again.
 
 Each status change is also appended to `delivery_events` (who, when, why): with the artefacts in
 the outbox, that journal is the evidence of what was sent.
@@ -41,6 +42,9 @@ from relance.errors import UserError
 #: Statuses a run may act on or leave behind (contract §4 plus `sending`, `in_doubt`).
 TERMINAL = ("sent", "failed", "skipped", "undeliverable", "simulated")
 PROVIDER_OUTBOX = "outbox"
+#: Providers whose "sending" only writes files under the outbox (nothing reaches a customer until
+#: a person prints or calls): a run stopped while writing them simply renders them again.
+LOCAL_PROVIDERS = ("outbox", "print", "worklist", "dossier")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 #: Test and operations hooks, called with (channel, results) after the provider answered and
@@ -191,8 +195,8 @@ def transition(
 def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
     """At the start of a run: `sending` rows left by a run that stopped mid-way.
 
-    Real providers → `in_doubt` (reported, never re-sent by itself); the outbox provider →
-    `planned` again (nothing left the machine).
+    Real providers (sendgrid, sms) → `in_doubt` (reported, never re-sent by itself); local
+    providers (files only) → `planned` again.
     """
     con.execute("begin transaction")
     try:
@@ -201,11 +205,11 @@ def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
             for r in con.execute(
                 """
                 update deliveries set status = 'planned', updated_at = $now,
-                    last_error = 'a previous run stopped while rendering it into the outbox; rendered again'
-                where status = 'sending' and provider = $outbox
+                    last_error = 'a previous run stopped while writing its files; written again'
+                where status = 'sending' and list_contains($local, provider)
                 returning delivery_id
                 """,
-                {"now": now, "outbox": PROVIDER_OUTBOX},
+                {"now": now, "local": list(LOCAL_PROVIDERS)},
             ).fetchall()
         ]
         doubt = [
@@ -239,7 +243,7 @@ def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
     except Exception:
         con.execute("rollback")
         raise
-    return {"in_doubt_new": doubt, "outbox_reset": reset}
+    return {"in_doubt_new": doubt, "local_reset": reset}
 
 
 def in_doubt(con) -> list[str]:

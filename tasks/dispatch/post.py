@@ -108,11 +108,12 @@ def shutdown_pool() -> None:
 
 
 def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | None, *, chunk_size: int,
-                processes: int, parallel_from: int) -> tuple[dict[str, int], list[str], dict[str, str]]:
+                processes: int, parallel_from: int) -> tuple[dict[str, int], list[tuple[str, list[str]]], dict[str, str]]:
     """Render many sections in chunks (in worker processes for big batches).
 
-    Returns pages per anchor, the chunk PDF paths in order (for the print batch) and errors per
-    anchor: a chunk that fails is rendered again letter by letter, so one bad letter fails alone.
+    Returns pages per anchor, the chunk PDFs in order with the anchors each holds (for the print
+    batch) and errors per anchor: a chunk that fails is rendered again letter by letter, so one
+    bad letter fails alone.
     """
     chunks = [jobs[i:i + chunk_size] for i in range(0, len(jobs), chunk_size)]
     if parts_dir is not None:
@@ -145,12 +146,12 @@ def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | No
                 outcomes.append(e)
     pages: dict[str, int] = {}
     errors: dict[str, str] = {}
-    done_paths: list[str] = []
+    done: list[tuple[str, list[str]]] = []
     for chunk, path, outcome in zip(chunks, paths, outcomes):
         if not isinstance(outcome, Exception):
             pages.update({anchor: count for anchor, _, count in outcome})
             if path:
-                done_paths.append(path)
+                done.append((path, [anchor for anchor, _, _ in chunk]))
             continue
         for job in chunk:  # one by one, to fail only the letter at fault
             single = part_path()
@@ -158,10 +159,10 @@ def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | No
                 for anchor, _, count in render_chunk(css, [job], single):
                     pages[anchor] = count
                 if single:
-                    done_paths.append(single)
+                    done.append((single, [job[0]]))
             except Exception as e:  # noqa: BLE001
                 errors[job[0]] = f"PDF rendering failed: {type(e).__name__}: {e}"
-    return pages, done_paths, errors
+    return pages, done, errors
 
 
 def letter_css(renderer) -> str:
@@ -188,28 +189,60 @@ MANIFEST_COLUMNS = [
 ]
 
 
-def finalize(channel_dir: Path, channel: str, manifest_rows: list[dict], parts: list[str]) -> dict:
-    """The run's print batch and manifest for one post channel (named -2, -3 … on a second run)."""
-    from tasks.dispatch.ledger import fresh_path
+def confirm_part(part: str, rows: list[dict]) -> None:
+    """After the ledger recorded its letters as sent: the part joins the next print batch.
 
-    if not manifest_rows:
+    A part without this sidecar belongs to letters whose record never happened (a crash): they
+    are rendered again by the next run, so the orphan part is dropped, never printed twice.
+    """
+    import json
+
+    if not rows:
+        Path(part).unlink(missing_ok=True)
+        return
+    sidecar = Path(part).with_suffix(".json")
+    tmp = sidecar.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, default=str), encoding="utf-8")
+    tmp.replace(sidecar)
+
+
+def finalize(channel_dir: Path, channel: str) -> dict:
+    """The print batch and manifest of every confirmed part in channel_dir/.parts (this run's, and
+    any a stopped run left confirmed), named -2, -3 … when a batch of that name exists."""
+    import json
+
+    from tasks.dispatch.ledger import fresh_path
+    from tasks.dispatch.worklists import csv_safe
+
+    parts_dir = channel_dir / ".parts"
+    if not parts_dir.is_dir():
+        return {}
+    confirmed, rows = [], []
+    for part in sorted(parts_dir.glob("part-*.pdf")):
+        sidecar = part.with_suffix(".json")
+        if sidecar.exists():
+            confirmed.append(part)
+            rows += json.loads(sidecar.read_text(encoding="utf-8"))
+        else:
+            part.unlink(missing_ok=True)
+    if not confirmed:
+        shutil.rmtree(parts_dir, ignore_errors=True)
         return {}
     batch_pdf = fresh_path(channel_dir / f"print-batch-{channel}.pdf")
     manifest = batch_pdf.with_name(batch_pdf.name.replace("print-batch-", "manifest-")).with_suffix(".csv")
-    pages = merge_pdfs(parts, batch_pdf) if parts else 0
+    pages = merge_pdfs([str(p) for p in confirmed], batch_pdf)
     first = 1
-    with manifest.open("w", newline="", encoding="utf-8") as f:
+    tmp = manifest.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
         w.writeheader()
-        for seq, row in enumerate(manifest_rows, start=1):
+        for seq, row in enumerate(rows, start=1):
+            row = {k: csv_safe(v) for k, v in row.items()}
             w.writerow(dict(row, sequence=seq, first_page=first, tracking_number=""))
             first += int(row.get("pages") or 0)
-    for part in parts:
-        Path(part).unlink(missing_ok=True)
-    parts_dir = channel_dir / ".parts"
-    if parts_dir.exists() and not any(parts_dir.iterdir()):
-        shutil.rmtree(parts_dir, ignore_errors=True)
-    return {"print_batch": str(batch_pdf), "manifest": str(manifest), "pages": pages, "letters": len(manifest_rows)}
+    tmp.replace(manifest)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return {"print_batch": str(batch_pdf), "manifest": str(manifest), "pages": pages, "letters": len(rows)}
 
 
 # -- the letter channels' batch ----------------------------------------------------------------
@@ -220,7 +253,7 @@ class LetterPrinter:
 
     def __init__(self, name: str, css: str, sections: dict[str, tuple[str, str, str]], parts_dir: Path, cfg, now):
         self.name, self.css, self.sections, self.parts_dir, self.cfg, self.now = name, css, sections, parts_dir, cfg, now
-        self.parts: list[str] = []
+        self.parts: list[tuple[str, list[str]]] = []
         self.pages: dict[str, int] = {}
 
     def send(self, batch) -> list:
@@ -278,16 +311,21 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     items = [_Item(d) for d in sections]
     sent = deliver(run, channel, items, printer, chunk_size=len(items))
     results += sent
-    manifest = []
-    for r in sent:
-        if r.status != "sent":
-            continue
-        row = by_id[r.delivery_id]
-        manifest.append({
-            "delivery_id": r.delivery_id, "action_id": row["action_id"], "channel": channel, "stage": row["stage"],
-            "customer_id": row["customer_id"], "name": row.get("name"), "street": row.get("street"),
-            "postal_code": row.get("postal_code"), "city": row.get("city"), "country": row.get("country"),
-            "pages": printer.pages.get(r.delivery_id, 0), "file": r.artifact_path,
-            "registered": "yes" if channel == "registered_letter" else "no",
-        })
-    return {"counts": counts(results), "manifest": manifest, "parts": printer.parts}
+    by_anchor = {sections[d][0]: d for d in sections}
+    recorded = {r.delivery_id: r for r in sent if r.status == "sent"}
+    for part, anchors in printer.parts:  # the ledger has recorded them: the parts may be printed
+        rows = []
+        for anchor in anchors:
+            r = recorded.get(by_anchor[anchor])
+            if r is None:
+                continue
+            row = by_id[r.delivery_id]
+            rows.append({
+                "delivery_id": r.delivery_id, "action_id": row["action_id"], "channel": channel, "stage": row["stage"],
+                "customer_id": row["customer_id"], "name": row.get("name"), "street": row.get("street"),
+                "postal_code": row.get("postal_code"), "city": row.get("city"), "country": row.get("country"),
+                "pages": printer.pages.get(r.delivery_id, 0), "file": r.artifact_path,
+                "registered": "yes" if channel == "registered_letter" else "no",
+            })
+        confirm_part(part, rows)
+    return {"counts": counts(results)}
