@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from datetime import date, timedelta
+from pathlib import Path
 
 from prefect import flow
 
@@ -23,6 +24,9 @@ from tasks import warehouse
 from tasks.age import age_on
 from tasks.escalate import CHARGED_STAGES, Ladder
 from tasks.ingest import ingest
+from tasks.measure import measure_on
+from tasks.report import report
+from tasks.writeback import write_back
 from tasks.step import get_logger, step
 
 
@@ -86,7 +90,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
     actions: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     opened = closed = 0
-    aging = laddering = 0.0
+    aging = laddering = measuring = 0.0
     started = time.perf_counter()
     progress = _Progress(len(days), "backfill")
     try:
@@ -98,7 +102,10 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
                 age_on(con, day, pol)
                 t1 = time.perf_counter()
                 s = ladder.run(day, mode="replay")
-                aging, laddering = aging + t1 - t0, laddering + time.perf_counter() - t1
+                t2 = time.perf_counter()
+                measure_on(con, day, pol)
+                measuring += time.perf_counter() - t2
+                aging, laddering = aging + t1 - t0, laddering + t2 - t1
                 actions.update(s["actions_by_stage"])
                 deliveries.update(s["deliveries_by_status"])
                 opened += s["episodes_opened"]
@@ -116,6 +123,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
         "seconds": round(time.perf_counter() - started, 2),
         "seconds_aging": round(aging, 2),
         "seconds_ladder": round(laddering, 2),
+        "seconds_metrics": round(measuring, 2),
     }
     log.info("replay %s..%s: %d days, %d actions %s", start, end, len(days), summary["actions"], dict(actions))
     return summary
@@ -142,8 +150,12 @@ def backfill_run(
     db: str = ".relance/relance.duckdb",
     policy: str | None = None,
     source_schema: str = "public",
+    metrics_target: str | None = None,
+    report_dir: str | None = None,
+    language: str = "fr",
 ) -> dict:
-    """Replay the ladder for every date from start to end (inclusive), in order."""
+    """Replay the ladder for every date from start to end (inclusive), in order, with each
+    date's recovery metrics; then the report of the last date (and the write-back, if asked)."""
     log = get_logger()
     started = time.perf_counter()
     start, end = parse_date(start, "start"), parse_date(end, "end")
@@ -158,6 +170,8 @@ def backfill_run(
     loaded = ingest(source, db, end, source_schema)
     _check_rates(pol, db, start, end)
     replayed = replay(db, start, end, policy)
+    reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
+    written = write_back(db, end, metrics_target, since=start) if metrics_target else None
 
     summary = {
         "start": start.isoformat(),
@@ -165,6 +179,8 @@ def backfill_run(
         "db": str(db),
         "ingest": loaded,
         "replay": replayed,
+        "report": reported,
+        "write_back": written,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("backfill %s..%s done in %.1f s", start, end, summary["seconds"])

@@ -1,6 +1,7 @@
 """nightly_dunning: the night's dunning run for one date, as finance would describe it.
 
-ingest the receivables → age them → escalate (the ladder) → (dispatch → measure → report: later steps).
+ingest the receivables → age them → escalate (the ladder) → dispatch the messages → measure
+recovery → report to finance (→ write the metrics back to PostgreSQL, when asked).
 The CLI's `relance run` calls `nightly_run` directly; the Prefect flow `nightly_dunning` is the
 same function, in which each step becomes a task run.
 """
@@ -18,6 +19,9 @@ from relance.policy import load_policy
 from tasks.age import age
 from tasks.escalate import escalate
 from tasks.ingest import ingest
+from tasks.measure import measure
+from tasks.report import publish_artifacts, report
+from tasks.writeback import write_back
 from tasks.step import get_logger
 
 
@@ -30,6 +34,9 @@ def nightly_run(
     auto_approve: bool = False,
     policy: str | None = None,
     source_schema: str = "public",
+    metrics_target: str | None = None,
+    report_dir: str | None = None,
+    language: str = "fr",
 ) -> dict:
     """Run the nightly job for as_of (default: the scheduled date in Europe/Paris)."""
     log = get_logger()
@@ -41,6 +48,11 @@ def nightly_run(
     loaded = ingest(source, db, as_of, source_schema)
     aged = age(db, as_of, policy)
     laddered = escalate(db, as_of, policy, mode="live")
+    measured = measure(db, as_of, policy)
+    reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
+    publish_artifacts(db, as_of, reported, policy)
+    # last: a PostgreSQL outage fails the run only after every local output exists
+    written = write_back(db, as_of, metrics_target) if metrics_target else None
 
     summary = {
         "as_of": as_of.isoformat(),
@@ -49,6 +61,9 @@ def nightly_run(
         "ingest": loaded,
         "age": aged,
         "escalate": laddered,
+        "measure": measured,
+        "report": reported,
+        "write_back": written,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("nightly run for %s done in %.1f s", as_of, summary["seconds"])

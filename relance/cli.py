@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 
 PolicyOpt = typer.Option(None, "--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
+MetricsTargetOpt = typer.Option(
+    None, "--metrics-target",
+    help="postgresql:// URL: also upsert recovery_metrics and aged_balance into its schema `relance`.",
+)
+LanguageOpt = typer.Option("fr", "--language", help="Report language: fr or en.")
+ReportDirOpt = typer.Option(None, "--report-dir", help="Folder for the report (default: <db folder>/reports).")
 
 
 def _fail(message: str) -> None:
@@ -56,14 +62,19 @@ def run(
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
     source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
     policy: Optional[str] = PolicyOpt,
+    metrics_target: Optional[str] = MetricsTargetOpt,
+    language: str = LanguageOpt,
+    report_dir: Optional[Path] = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """The nightly job for one date."""
     from flows.nightly import nightly_run
 
+    _check_language(language)
     summary = nightly_run(
         as_of=as_of, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
+        metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -79,16 +90,47 @@ def backfill(
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
     source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
     policy: Optional[str] = PolicyOpt,
+    metrics_target: Optional[str] = MetricsTargetOpt,
+    language: str = LanguageOpt,
+    report_dir: Optional[Path] = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the backfill summary as JSON."),
 ) -> None:
     """Replay the ladder for each date from --start to --end (deliveries simulated, nothing sent)."""
     from flows.backfill import backfill_run
 
-    summary = backfill_run(start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema)
+    _check_language(language)
+    summary = backfill_run(
+        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema,
+        metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
+    )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
         typer.echo(format_backfill_summary(summary))
+
+
+@app.command("report")
+def report_cmd(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Report date YYYY-MM-DD (default: today in Europe/Paris)."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    out: Path = typer.Option(..., "--out", help="Folder for the HTML, PDF and Excel files."),
+    language: str = LanguageOpt,
+    policy: Optional[str] = PolicyOpt,
+) -> None:
+    """The finance report for one date: HTML (self-contained), PDF and Excel."""
+    from relance.dates import parse_date, today
+    from tasks.report import report
+
+    _check_language(language)
+    res = report(str(db), parse_date(as_of, "--as-of") or today(), str(out), language=language, policy=policy)
+    typer.echo(f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}")
+
+
+def _check_language(language: str) -> None:
+    from tasks.report import LANGUAGES
+
+    if language not in LANGUAGES:
+        _fail(f"--language {language!r}: expected fr or en")
 
 
 def format_backfill_summary(summary: dict) -> str:
@@ -142,6 +184,10 @@ def format_summary(summary: dict) -> str:
     lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows"
                  + (", unit_stage, dunning_actions, deliveries" if "escalate" in summary else "") + ")")
     lines.append(f"  outbox:   {summary['outbox']}")
+    if summary.get("report"):
+        lines.append(f"  report:   {summary['report']['html']} (also .pdf and .xlsx)")
+    if summary.get("write_back"):
+        lines.append(f"  metrics written back to {summary['write_back'].get('target', 'PostgreSQL')}")
     if ing["rows_rejected"]:
         lines.append(
             f"  see why rows were rejected: select * from rejected_rows where as_of = '{summary['as_of']}'"

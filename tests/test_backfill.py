@@ -28,14 +28,17 @@ def _source(tmp_path):
     )
 
 
-def test_replay_simulates_the_ladder_and_stops_at_the_unapproved_formal_notice(tmp_path):
-    """From 03-09: due Mon 03-09, call_1 Thu 03-12, reminder_2 Mon 03-16 (Sun 03-15), call_2
-    Thu 03-19, formal_notice Mon 03-23 (Sun 03-22). Nobody approves in a replay: the simulated
-    notice holds the unit there, as a pending one would in live runs."""
+def test_replay_simulates_the_ladder_and_takes_approvals_as_given(tmp_path):
+    """I1 is due 01-30, so at 03-09 (dpd 38) the target is already formal_notice: one step a run,
+    3 days apart, business days only: due Mon 03-09 (preventive passed over), call_1 Thu 03-12,
+    reminder_2 Mon 03-16 (Sun 03-15), call_2 Thu 03-19, formal_notice Mon 03-23 (Sun 03-22).
+    A replay takes the notice's approval as given on the day (as --auto-approve does), so the unit
+    goes on: amicable Thu 03-26 (dpd 55 ≥ 45), litigation Tue 03-31 (dpd 60 ≥ 60, 800.00 ≥ 500)."""
     src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
-    summary = backfill_run("2026-03-09", "2026-03-24", src, db)
+    summary = backfill_run("2026-03-09", "2026-03-31", src, db)
     expected = [("2026-03-09", "due"), ("2026-03-12", "call_1"), ("2026-03-16", "reminder_2"),
-                ("2026-03-19", "call_2"), ("2026-03-23", "formal_notice")]
+                ("2026-03-19", "call_2"), ("2026-03-23", "formal_notice"), ("2026-03-26", "amicable"),
+                ("2026-03-31", "litigation")]
     assert [(a[0], a[4]) for a in actions(db, "C1")] == expected
     assert [(a[0], a[4]) for a in actions(db, "NOTHING")] == expected
     assert {a[7] for a in actions(db)} == {"simulated"}
@@ -45,9 +48,9 @@ def test_replay_simulates_the_ladder_and_stops_at_the_unapproved_formal_notice(t
     assert deliveries(db, "NOTHING|EUR|1|due") == [
         ("NOTHING|EUR|1|due|letter", "letter", "undeliverable", "email",
          "no postal address (street and city) for a letter, the fallback for email")]
-    assert unit(db, "2026-03-24", "C1")["no_action_reason"] == "pending_approval"
-    assert summary["replay"]["days"] == 16 and summary["replay"]["actions"] == 10
-    assert query(db, "select count(distinct as_of) from unit_stage") == [(16,)]
+    assert unit(db, "2026-03-24", "C1")["no_action_reason"] == "min_gap"
+    assert summary["replay"]["days"] == 23 and summary["replay"]["actions"] == 14
+    assert query(db, "select count(distinct as_of) from unit_stage") == [(23,)]
 
 
 def test_backfill_takes_real_actions_as_its_state_and_never_touches_sent_ones(tmp_path):

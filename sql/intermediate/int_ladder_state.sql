@@ -38,11 +38,9 @@ earlier_actions as (
         actions.stage,
         -- ranks follow the current policy; a stage it no longer has keeps its recorded rank
         coalesce(stages.stage_rank, actions.stage_rank) as stage_rank,
-        -- awaiting a person: pending approval (live), or a replayed action that needed
-        -- approval, which nobody gives in a replay
-        actions.status = 'pending_approval'
-            or (actions.status = 'simulated' and coalesce(actions.requires_approval, false))
-            as awaiting_approval
+        -- awaiting a person: pending approval (live runs). A replay takes every approval as
+        -- given on the day, as --auto-approve does, so a backfill climbs past the formal notice.
+        actions.status = 'pending_approval' as awaiting_approval
     from actions
     left join stages using (stage)
     where actions.episode_id in (select episode_id from open_episodes)
