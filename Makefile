@@ -8,7 +8,7 @@ HOME_DIR := .relance
 AS_OF ?= $(shell TZ=Europe/Paris date +%F)
 CUSTOMERS ?= 2000
 
-.PHONY: install demo test bench serve stop clean
+.PHONY: install demo test test-deps bench serve stop clean
 
 install: $(STAMP)
 
@@ -23,8 +23,16 @@ demo: install
 	$(BIN)/relance sample-data --out $(HOME_DIR)/sample --customers $(CUSTOMERS) --as-of $(AS_OF)
 	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox
 
-test: install
+test: install test-deps
 	$(BIN)/python -m pytest -q
+
+# System packages the tests need: Chromium renders the finance report headlessly. Installed
+# with apt-get when missing (as root, or through sudo without a password).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  echo "installing chromium with apt-get (for the report rendering test)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # Optional third command: a local Prefect server + worker with the nightly and backfill deployments.
 serve: install

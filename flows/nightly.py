@@ -17,6 +17,7 @@ from prefect import flow
 from relance.dates import default_as_of, parse_date
 from relance.policy import load_policy
 from tasks.age import age
+from tasks.dispatch import dispatch
 from tasks.escalate import escalate
 from tasks.ingest import ingest
 from tasks.measure import measure
@@ -48,6 +49,7 @@ def nightly_run(
     loaded = ingest(source, db, as_of, source_schema)
     aged = age(db, as_of, policy)
     laddered = escalate(db, as_of, policy, mode="live")
+    dispatched = dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
     measured = measure(db, as_of, policy)
     reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
     publish_artifacts(db, as_of, reported, policy)
@@ -61,6 +63,7 @@ def nightly_run(
         "ingest": loaded,
         "age": aged,
         "escalate": laddered,
+        "dispatch": dispatched,
         "measure": measured,
         "report": reported,
         "write_back": written,

@@ -82,6 +82,112 @@ def run(
         typer.echo(format_summary(summary))
 
 
+@app.command("dispatch")
+def dispatch_cmd(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
+    send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, the SMS gateway)."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Deliveries per batch (one Prefect task each)."),
+    policy: Optional[str] = PolicyOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Send what is planned (and approved) without re-running the night: e.g. a 09:00 run for the SMS deferred by quiet hours."""
+    from relance.dates import parse_date, today
+    from tasks.dispatch import dispatch
+
+    day = parse_date(as_of, "--as-of") or today()
+    summary = dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send, policy=policy,
+                       batch_size=batch_size, auto_approve=auto_approve)
+    typer.echo(json.dumps(summary, indent=2, default=str) if as_json else "\n".join(format_dispatch(summary)))
+
+
+@app.command("approve")
+def approve_cmd(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    approve_all: bool = typer.Option(False, "--all", help="Approve every action waiting for approval."),
+    action: list[str] = typer.Option([], "--action", help="Approve this action (repeatable)."),
+    reject: list[str] = typer.Option([], "--reject", help="Reject this action (repeatable; needs --reason)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required to reject)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the login name)."),
+) -> None:
+    """Approve or reject the formal notices waiting for approval; the next run sends the approved ones."""
+    import getpass
+
+    from relance.dates import parse_date, today
+    from tasks.dispatch import approve
+
+    res = approve(str(db), parse_date(as_of, "--as-of") or today(), approve_all=approve_all, action_ids=action,
+                  reject_ids=reject, by=by or getpass.getuser(), reason=reason)
+    typer.echo(f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
+               f"rejected {len(res['rejected'])} ({res['deliveries_skipped']} deliveries skipped); "
+               f"{len(res['still_pending'])} still waiting")
+    for action_id in res["still_pending"]:
+        typer.echo(f"  waiting: {action_id}")
+
+
+@app.command("resolve")
+def resolve_cmd(
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    delivery: list[str] = typer.Option(..., "--delivery", help="A delivery in doubt (repeatable)."),
+    sent: Optional[bool] = typer.Option(None, "--sent/--not-sent", help="Did the provider accept it?"),
+    message_id: Optional[str] = typer.Option(None, "--message-id", help="The provider's message id, if found."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the login name)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="How it was checked."),
+) -> None:
+    """Settle deliveries left in doubt by a stopped run: --sent (found at the provider) or --not-sent (the next run sends it)."""
+    import getpass
+
+    from tasks.dispatch import resolve
+
+    if sent is None:
+        _fail("say --sent or --not-sent")
+    res = resolve(str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id)
+    typer.echo(f"{len(res['resolved'])} deliveries now {res['status']}")
+
+
+@app.command("preview")
+def preview_cmd(
+    stage: str = typer.Option(..., "--stage", help="Stage code, e.g. reminder_2."),
+    channel: str = typer.Option(..., "--channel", help="email, sms, letter, registered_letter, phone, visit or handoff."),
+    language: str = typer.Option("fr", "--language", help="fr or en."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="email only: html (default), text or eml."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
+) -> None:
+    """Render one message with sample values, to check a wording change."""
+    from relance.preview import preview
+
+    result = preview(stage, channel, language, fmt=fmt)
+    if out:
+        out.write_bytes(result if isinstance(result, bytes) else result.encode("utf-8"))
+        typer.echo(f"written to {out}")
+    elif isinstance(result, bytes) and result.startswith(b"%PDF"):
+        _fail("a letter is a PDF: give --out FILE.pdf")
+    else:
+        typer.echo(result.decode("utf-8") if isinstance(result, bytes) else result)
+
+
+def format_dispatch(d: dict) -> list[str]:
+    """The dispatch lines of a run summary."""
+    lines = [f"  dispatch: {d['mode']}, " + (", ".join(f"{n} {s}" for s, n in sorted(d["totals"].items())) or "nothing to send")]
+    for channel, counts in d["by_channel"].items():
+        lines.append(f"    {channel:<18} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if d["pending_approval"]:
+        lines.append(f"  waiting for approval: {d['pending_approval']} deliveries — relance approve --db … --as-of {d['as_of']} --all")
+    if d["in_doubt"]["count"]:
+        lines.append(f"  IN DOUBT: {d['in_doubt']['count']} deliveries (never re-sent automatically): "
+                     + ", ".join(d["in_doubt"]["ids"][:5]) + (" …" if d["in_doubt"]["count"] > 5 else "")
+                     + " — check the provider, then relance resolve --delivery ID --sent|--not-sent")
+    for channel, p in d["print"].items():
+        lines.append(f"  print:    {channel}: {p['letters']} letters, {p['pages']} pages → {p['print_batch']} (manifest {p['manifest']})")
+    for e in d["errors"]:
+        lines.append(f"  error:    {e}")
+    lines.append(f"  outbox:   {d['outbox']}")
+    return lines
+
+
 @app.command("backfill")
 def backfill(
     start: str = typer.Option(..., "--start", help="First date to replay (YYYY-MM-DD)."),
@@ -181,9 +287,12 @@ def format_summary(summary: dict) -> str:
         lines.append("  aged:     no open invoices")
     if "escalate" in summary:
         lines.extend(format_ladder(summary["escalate"]))
+    if summary.get("dispatch"):
+        lines.extend(format_dispatch(summary["dispatch"]))
     lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows"
                  + (", unit_stage, dunning_actions, deliveries" if "escalate" in summary else "") + ")")
-    lines.append(f"  outbox:   {summary['outbox']}")
+    if not summary.get("dispatch"):
+        lines.append(f"  outbox:   {summary['outbox']}")
     if summary.get("report"):
         lines.append(f"  report:   {summary['report']['html']} (also .pdf and .xlsx)")
     if summary.get("write_back"):

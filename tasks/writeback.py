@@ -49,7 +49,7 @@ TABLES = {
             metric          text not null,
             dimension       text not null,
             dimension_value text not null,
-            value           numeric(18,4) not null,
+            value           numeric(38,4) not null,
             written_at      timestamptz not null default now(),
             primary key (as_of, currency, metric, dimension, dimension_value)
         """,

@@ -132,4 +132,5 @@ def test_backfill_flow_is_the_same_function_with_the_cli_names():
     from flows.backfill import backfill
 
     assert backfill.name == "backfill"
-    assert list(inspect.signature(backfill.fn).parameters) == ["start", "end", "source", "db", "policy", "source_schema"]
+    assert list(inspect.signature(backfill.fn).parameters) == [
+        "start", "end", "source", "db", "policy", "source_schema", "metrics_target", "report_dir", "language"]

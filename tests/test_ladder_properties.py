@@ -114,9 +114,10 @@ def test_ladder_properties(history, rerun_index):
         tmp = Path(tmp)
         src = write_source(tmp / "src", **history)
         db = str(tmp / "nightly.duckdb")
-        run_days(src, db, WINDOW[:1])
+        # nightly runs approve their formal notices (--auto-approve), as a replay takes approvals as given
+        run_days(src, db, WINDOW[:1], auto_approve=True)
         for day in WINDOW[1:]:
-            run_days(None, db, [day])  # a fresh connection each night: state only through the tables
+            run_days(None, db, [day], auto_approve=True)  # a fresh connection each night: state only through the tables
 
         rows = query(db, """
             select a.as_of, a.customer_id, a.episode_id, a.stage, c.country
@@ -136,7 +137,7 @@ def test_ladder_properties(history, rerun_index):
 
         # re-running any date changes nothing
         before = {t: table_rows(db, t) for t in LADDER_TABLES}
-        run_days(None, db, [WINDOW[rerun_index]])
+        run_days(None, db, [WINDOW[rerun_index]], auto_approve=True)
         assert {t: table_rows(db, t) for t in LADDER_TABLES} == before
 
         # a backfill over the window equals the nightly runs

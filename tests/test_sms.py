@@ -67,7 +67,8 @@ def test_never_at_night_nor_on_sundays_or_holidays(db, tmp_path, twilio, cfg):
     rows = deliveries(db)
     assert rows["S1"]["status"] == rows["S2"]["status"] == "planned" and rows["S1"]["attempts"] == 0
     assert "deferred: outside 08:00–20:00 in Europe/Paris (06:30)" in events(db, "S1")[-1]["detail"]
-    # Easter Monday 2026 (6 April) is a public holiday in France, not in England
+    # Easter Monday 2026 (6 April) is a public holiday in France, not a UK-wide one (country level,
+    # as contract §3 reads the holidays package: England's bank holiday is a subdivision's)
     easter_monday = datetime(2026, 4, 6, 9, 0, tzinfo=timezone.utc)
     dispatch(str(db), date(2026, 4, 6), str(tmp_path / "out"), send=True, now=easter_monday, channels_config=cfg)
     rows = deliveries(db)

@@ -95,7 +95,7 @@ create table if not exists recovery_metrics (
     metric          varchar not null,
     dimension       varchar not null,
     dimension_value varchar not null,
-    value           decimal(18,4) not null
+    value           decimal(38,4) not null
 );
 
 create table if not exists runs (

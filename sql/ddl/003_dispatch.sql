@@ -21,3 +21,8 @@ create table if not exists delivery_events (
     actor            varchar not null,     -- 'dispatch', 'approve:<who>', 'resolve:<who>'
     detail           varchar
 );
+
+-- Columns dispatch reads that the ladder's 002_ladder.sql also adds (idempotent: whichever runs
+-- first), so that dispatch works on any database of the contract.
+alter table dunning_actions add column if not exists indemnity_currency varchar;
+alter table deliveries add column if not exists fallback_from varchar;

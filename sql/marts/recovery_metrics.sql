@@ -242,14 +242,14 @@ valued as (
     select
         currency, metric, dimension, dimension_value,
         case
-            when kind = 'value' then cast(num as decimal(18,4))
+            when kind = 'value' then cast(num as decimal(38,4))
             else cast(
                 cast(
                     sign(cast(num * 100 as hugeint)) * sign(cast(den * 100 as hugeint))
                     * ((abs(cast(num * 100 as hugeint)) * factor * 10000 * 2 + abs(cast(den * 100 as hugeint)))
                        // (2 * abs(cast(den * 100 as hugeint))))
                     as decimal(38,0)
-                ) * 0.0001 as decimal(18,4))
+                ) * 0.0001 as decimal(38,4))
         end as value
     from metrics
     where kind = 'value' or (den is not null and den <> 0)
@@ -267,6 +267,6 @@ with_add as (
 )
 
 select $as_of as as_of, currency, metric, dimension, coalesce(dimension_value, 'none') as dimension_value,
-       cast(value as decimal(18,4)) as value
+       cast(value as decimal(38,4)) as value
 from with_add
 order by currency, metric, dimension, dimension_value
