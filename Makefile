@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 HOME_DIR := .relance
 AS_OF ?= $(shell TZ=Europe/Paris date +%F)
 CUSTOMERS ?= 2000
+HISTORY_DAYS ?= 30
+HISTORY_START = $(shell date -d "$(AS_OF) - $(HISTORY_DAYS) days" +%F)
+HISTORY_END = $(shell date -d "$(AS_OF) - 1 day" +%F)
 
 .PHONY: install demo test test-deps bench serve stop clean
 
@@ -19,8 +22,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The sample source, a replay of the last HISTORY_DAYS days (nothing is sent: it gives the ladder
+# and the report's trends some history), then tonight's run for today, rendered into the outbox.
 demo: install
+	rm -f $(HOME_DIR)/relance.duckdb $(HOME_DIR)/relance.duckdb.wal
 	$(BIN)/relance sample-data --out $(HOME_DIR)/sample --customers $(CUSTOMERS) --as-of $(AS_OF)
+	$(BIN)/relance backfill --start $(HISTORY_START) --end $(HISTORY_END) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb
 	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox
 
 test: install test-deps
