@@ -177,7 +177,9 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
     import asyncio
 
     from prefect import flow, get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId, ArtifactFilterKey
 
     db, out = reported
 
@@ -189,9 +191,13 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
     assert set(ids) == {"relance-summary", "relance-top-debtors", "relance-report"}
 
     async def read():
+        # the artifacts of this publication (other tests publish under the same stable keys)
         async with get_client() as client:
             arts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(ids)))
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=list(ids)),
+                    id=ArtifactFilterId(any_=[UUID(i) for i in ids.values()]),
+                )
             )
             return {a.key: a for a in arts}
 
