@@ -23,7 +23,9 @@ from relance.policy import load_policy
 from tasks import warehouse
 from tasks.age import age_on
 from tasks.escalate import CHARGED_STAGES, Ladder
+from tasks.alerts import alert
 from tasks.ingest import ingest
+from tasks.locking import exclusive_db
 from tasks.measure import measure_on
 from tasks.report import report
 from tasks.writeback import write_back
@@ -167,11 +169,12 @@ def backfill_run(
 
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).
-    loaded = ingest(source, db, end, source_schema)
-    _check_rates(pol, db, start, end)
-    replayed = replay(db, start, end, policy)
-    reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
-    written = write_back(db, end, metrics_target, since=start) if metrics_target else None
+    with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
+        loaded = ingest(source, db, end, source_schema)
+        _check_rates(pol, db, start, end)
+        replayed = replay(db, start, end, policy)
+        reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
+        written = write_back(db, end, metrics_target, since=start) if metrics_target else None
 
     summary = {
         "start": start.isoformat(),
@@ -194,4 +197,5 @@ def _run_name() -> str:
     return f"backfill-{p.get('start')}-{p.get('end')}"
 
 
-backfill = flow(backfill_run, name="backfill", flow_run_name=_run_name, log_prints=True)
+backfill = flow(backfill_run, name="backfill", flow_run_name=_run_name, log_prints=True,
+                on_failure=[alert], on_crashed=[alert])

@@ -1,9 +1,11 @@
 """nightly_dunning: the night's dunning run for one date, as finance would describe it.
 
-ingest the receivables → age them → escalate (the ladder) → dispatch the messages → measure
-recovery → report to finance (→ write the metrics back to PostgreSQL, when asked).
+ingest the receivables → age them → escalate (the ladder) → (in the Prefect UI: ask for the
+approval of the formal notices) → dispatch the messages → measure recovery → report to finance
+(→ write the metrics back to PostgreSQL, when asked).
 The CLI's `relance run` calls `nightly_run` directly; the Prefect flow `nightly_dunning` is the
-same function, in which each step becomes a task run.
+same function, in which each step becomes a task run; it holds the database's concurrency slot
+(one run per DuckDB file) and alerts operations when it fails (tasks.alerts).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from prefect import flow
 from relance.dates import default_as_of, parse_date
 from relance.policy import load_policy
 from tasks.age import age
+from tasks.alerts import alert
+from tasks.approve import ask_for_approval
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
 from tasks.ingest import ingest
+from tasks.locking import exclusive_db
 from tasks.measure import measure
 from tasks.report import publish_artifacts, report
 from tasks.writeback import write_back
@@ -38,23 +43,28 @@ def nightly_run(
     metrics_target: str | None = None,
     report_dir: str | None = None,
     language: str = "fr",
+    approval_timeout_hours: float = 6.0,
 ) -> dict:
-    """Run the nightly job for as_of (default: the scheduled date in Europe/Paris)."""
+    """Run the nightly job for as_of (default: the scheduled date in Europe/Paris).
+
+    approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices."""
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
     load_policy(policy)  # a policy that does not validate stops the run before anything is written
     outbox = outbox or str(Path(db).parent / "outbox")
 
-    loaded = ingest(source, db, as_of, source_schema)
-    aged = age(db, as_of, policy)
-    laddered = escalate(db, as_of, policy, mode="live")
-    dispatched = dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
-    measured = measure(db, as_of, policy)
-    reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
-    publish_artifacts(db, as_of, reported, policy)
-    # last: a PostgreSQL outage fails the run only after every local output exists
-    written = write_back(db, as_of, metrics_target) if metrics_target else None
+    with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
+        loaded = ingest(source, db, as_of, source_schema)
+        aged = age(db, as_of, policy)
+        laddered = escalate(db, as_of, policy, mode="live")
+        approval = ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours)
+        dispatched = dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
+        measured = measure(db, as_of, policy)
+        reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
+        publish_artifacts(db, as_of, reported, policy)
+        # last: a PostgreSQL outage fails the run only after every local output exists
+        written = write_back(db, as_of, metrics_target) if metrics_target else None
 
     summary = {
         "as_of": as_of.isoformat(),
@@ -63,13 +73,17 @@ def nightly_run(
         "ingest": loaded,
         "age": aged,
         "escalate": laddered,
+        "approval": approval,
         "dispatch": dispatched,
         "measure": measured,
         "report": reported,
         "write_back": written,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    log.info("nightly run for %s done in %.1f s", as_of, summary["seconds"])
+    log.info("nightly run for %s done in %.1f s: %d rows rejected, %d actions, deliveries %s, %d pending approval; "
+             "steps (s): %s", as_of, summary["seconds"], loaded.get("rows_rejected", 0), laddered.get("actions", 0),
+             dispatched.get("totals"), dispatched.get("pending_approval", 0),
+             {k: v.get("seconds") for k, v in summary.items() if isinstance(v, dict) and "seconds" in v})
     return summary
 
 
@@ -80,4 +94,5 @@ def _run_name() -> str:
     return f"nightly-{as_of or default_as_of()}"
 
 
-nightly_dunning = flow(nightly_run, name="nightly_dunning", flow_run_name=_run_name, log_prints=True)
+nightly_dunning = flow(nightly_run, name="nightly_dunning", flow_run_name=_run_name, log_prints=True,
+                       on_failure=[alert], on_crashed=[alert])

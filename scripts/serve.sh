@@ -54,4 +54,6 @@ fi
 
 echo
 echo "Prefect UI: http://127.0.0.1:$PORT  (deployments: nightly_dunning/nightly, backfill/backfill)"
+echo "  a nightly run with formal notices to approve pauses: open it, read the relance-approvals artifact, press Resume"
+echo "  alerts on failure: set RELANCE_ALERT_WEBHOOK and/or RELANCE_ALERT_EMAIL before make serve (the worker's environment)"
 echo "stop with: make stop"

@@ -11,7 +11,7 @@ from pathlib import Path
 from relance import SQL_DIR
 from tasks import warehouse
 from tasks.sources import ENTITIES, files
-from tasks.step import get_logger, step
+from tasks.step import get_logger, step, transient_failure
 
 STAGING_MODELS = [
     "staging/stg_customers_checked",
@@ -94,7 +94,7 @@ def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict
     return http_api.extract(source, workdir)
 
 
-@step(name="ingest")
+@step(name="ingest", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_failure)
 def ingest(source: str, db: str, as_of: date, source_schema: str = "public") -> dict:
     """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of."""
     log = get_logger()

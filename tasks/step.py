@@ -55,3 +55,22 @@ def get_logger(name: str = "relance") -> logging.Logger | logging.LoggerAdapter:
     except ImportError:  # pragma: no cover
         pass
     return logging.getLogger(name)
+
+
+def transient_failure(task: Any, task_run: Any, state: Any) -> bool:
+    """retry_condition_fn for steps that read or write over the network: retry a connection that
+    failed or timed out, never a user error (a bad file, policy, credentials) nor a busy database."""
+    from relance.errors import DatabaseBusy, UserError
+
+    try:
+        state.result()
+    except DatabaseBusy:
+        return False
+    except UserError as e:
+        text = str(e).lower()
+        return any(w in text for w in ("cannot be made", "connection", "timed out", "timeout", "unreachable"))
+    except (ConnectionError, TimeoutError, OSError):
+        return True
+    except Exception as e:  # drivers' own connection errors (psycopg OperationalError, …)
+        return type(e).__name__ in {"OperationalError", "InterfaceError", "ConnectTimeout", "ReadTimeout"}
+    return False

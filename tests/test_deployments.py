@@ -94,14 +94,18 @@ def _deployment(api, name):
 
 
 def test_nightly_deployment_has_the_paris_schedule(deployed):
-    api, _ = deployed
+    api, env = deployed
     dep = _deployment(api, "nightly_dunning/nightly")
     schedules = [s["schedule"] for s in dep["schedules"]]
     assert {"cron": "0 2 * * *", "timezone": "Europe/Paris"}.items() <= schedules[0].items()
     assert dep["work_pool_name"] == "relance"
     assert dep["parameters"]["as_of"] is None
     params = set(dep["parameter_openapi_schema"]["properties"])
-    assert {"as_of", "source", "db", "outbox", "send", "auto_approve", "policy", "source_schema"} <= params
+    assert {"as_of", "source", "db", "outbox", "send", "auto_approve", "policy", "source_schema",
+            "approval_timeout_hours"} <= params
+    # deploying again (make serve is re-runnable) keeps one schedule, not two
+    prefect(env, "deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml"))
+    assert len(_deployment(api, "nightly_dunning/nightly")["schedules"]) == 1
 
 
 def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_writer, tmp_path):
@@ -140,3 +144,69 @@ def test_the_business_date_of_a_scheduled_time_is_its_date_in_paris(scheduled, e
     from relance.dates import scheduled_date
 
     assert scheduled_date(datetime.fromisoformat(scheduled)) == expected
+
+
+def _runs_of(api, deployment_id):
+    return requests.post(
+        f"{api}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
+        timeout=10,
+    ).json()
+
+
+def test_backfill_deployment_twice_over_overlapping_ranges(deployed, source_writer, tmp_path):
+    """backfill/backfill with parameters, run by the worker; a second, overlapping range adds no duplicate."""
+    api, env = deployed
+    src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
+    db = tmp_path / "b.duckdb"
+    dep = _deployment(api, "backfill/backfill")
+    counts = []
+    for start, end in (("2026-03-02", "2026-03-20"), ("2026-03-10", "2026-03-31")):
+        prefect(env, "deployment", "run", "backfill/backfill", "--param", f"start={start}", "--param", f"end={end}",
+                "--param", f"source={src}", "--param", f"db={db}")
+        prefect(env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once", timeout=600)
+        with duckdb.connect(str(db), read_only=True) as con:
+            counts.append(con.execute(
+                "select count(*), count(distinct action_id), count(distinct (customer_id, stage, as_of)) "
+                "from dunning_actions").fetchone())
+    runs = _runs_of(api, dep["id"])
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED", "COMPLETED"], runs
+    assert [r["name"] for r in runs] == ["backfill-2026-03-02-2026-03-20", "backfill-2026-03-10-2026-03-31"]
+    (n1, d1, k1), (n2, d2, k2) = counts
+    assert n1 == d1 == k1 and n2 == d2 == k2 and n2 >= n1 > 0  # one action per unit, stage and date: no duplicate
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*), count(distinct (as_of)) from aged_balance").fetchone()[1] == 30  # 03-02 … 03-31
+    # the progress artifact of each run reached 100 %
+    arts = requests.post(f"{api}/artifacts/filter", json={"artifacts": {"type": {"any_": ["progress"]}},
+                                                           "flow_runs": {"id": {"any_": [r["id"] for r in runs]}}},
+                         timeout=10).json()
+    assert len(arts) == 2 and all(a["data"] == 100.0 for a in arts), arts
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() != "true",
+                    reason="chromium is not installed (required when CI=true)")
+def test_the_ui_deployment_page_shows_the_nightly_schedule(deployed, tmp_path):
+    """The Prefect UI (served by the same server) renders the nightly deployment and its schedule."""
+    api, _ = deployed
+    dep = _deployment(api, "nightly_dunning/nightly")
+    ui = api.removesuffix("/api")
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000",
+         "--dump-dom", f"{ui}/deployments/deployment/{dep['id']}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = proc.stdout
+    (tmp_path / "deployment.html").write_text(dom)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import re
+
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+    assert "Deployment: nightly" in text and "nightly_dunning" in text, text[-3000:]
+    # the UI writes the cron 0 2 * * * (Europe/Paris) as the sentence below (no slug: a slug would hide it)
+    assert re.search(r"Schedules At 02:00 AM every day", text), text[-3000:]
+    assert "Work Pool relance" in text and "Concurrency Limit 1" in text

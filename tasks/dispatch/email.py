@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import random
 import re
 import socket
@@ -243,6 +244,8 @@ class SendGridEmail:
         if client is None:
             from sendgrid import SendGridAPIClient
 
+            # its DEBUG lines print the request headers, i.e. the API key: never let them through
+            logging.getLogger("python_http_client").setLevel(max(logging.INFO, logging.getLogger("python_http_client").level))
             client = self._local.client = SendGridAPIClient(api_key=self.api_key, host=self.host)
         return client
 

@@ -1,0 +1,160 @@
+"""Approval in the Prefect UI: the night's formal notices wait for a person's decision.
+
+Inside a nightly flow run without auto_approve, when actions wait for approval
+(deliveries `pending_approval`), the run
+1. publishes a markdown artifact `relance-approvals` listing them — action, debtor id,
+   invoices, sums and charges (ids and amounts only: no names, no addresses) — and where
+   each letter's PDF will be once sent;
+2. pauses for typed input (`ApprovalInput`: approve all, or approve / reject by action id,
+   with a reason and who decides) — the UI's "Resume" button shows the form;
+3. records the decision with the same code as `relance approve` (tasks.dispatch.approval.decide);
+   the dispatch that follows sends what was approved.
+If nobody answers within the timeout, the run goes on without a decision: the notices stay
+`pending_approval` for the next run or `relance approve`. Outside a flow run (the CLI),
+nothing pauses: `relance approve` is the way.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field
+
+from prefect.input import RunInput
+from relance.errors import UserError
+from tasks import warehouse
+from tasks.step import _in_flow_run, get_logger
+
+ARTIFACT_KEY = "relance-approvals"
+
+
+class ApprovalInput(RunInput):
+    """The decision on the formal notices waiting for approval."""
+
+    approve_all: bool = Field(False, description="Approve every notice listed (except those rejected below)")
+    approve: list[str] = Field(default_factory=list, description="Action ids to approve")
+    reject: list[str] = Field(default_factory=list, description="Action ids to reject (a reason is required)")
+    reason: str = Field("", description="Why (required to reject)")
+    by: str = Field("", description="Who decides (your name or login)")
+
+
+def _pending_notices(db: str, as_of: date) -> list[dict]:
+    """The actions waiting for approval, with their invoices, charges and pending deliveries."""
+    with warehouse.open_db(db) as con:
+        rows = con.execute(
+            """
+            select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due,
+                   a.invoice_ids, a.interest_amount, a.indemnity_amount, a.charges_total,
+                   list(d.delivery_id order by d.delivery_id) as delivery_ids,
+                   list(d.channel order by d.delivery_id) as channels
+            from dunning_actions a join deliveries d using (action_id)
+            where d.status = 'pending_approval' and a.as_of <= $as_of
+            group by all order by a.as_of, a.action_id
+            """,
+            {"as_of": as_of},
+        ).fetchall()
+    cols = ["action_id", "as_of", "stage", "customer_id", "currency", "amount_due", "invoice_ids",
+            "interest", "indemnity", "charges_total", "delivery_ids", "channels"]
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def _money(v, currency: str) -> str:
+    return "—" if v is None else f"{v:,.2f} {currency}".replace(",", "\u202f")
+
+
+def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hours: float) -> str:
+    lines = [
+        f"# Formal notices waiting for approval — {as_of}",
+        "",
+        f"{len(notices)} action(s). Decide with **Resume** on this flow run (approve all, or approve / reject "
+        f"by action id, with a reason), or from a shell: `relance approve --db … --as-of {as_of} --all | --action ID | "
+        f"--reject ID --reason …`. Without an answer within {timeout_hours:g} h the run goes on and the notices "
+        "stay pending for the next run.",
+        "",
+        "| action | date | stage | debtor | invoices | amount due | interest | indemnity | charges | deliveries |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in notices:
+        cur = n["currency"]
+        lines.append(
+            f"| `{n['action_id']}` | {n['as_of']} | {n['stage']} | `{n['customer_id']}` | "
+            f"{', '.join(n['invoice_ids'] or [])} | {_money(n['amount_due'], cur)} | {_money(n['interest'], cur)} | "
+            f"{_money(n['indemnity'], cur)} | {_money(n['charges_total'], cur)} | "
+            f"{', '.join(f'{d} ({c})' for d, c in zip(n['delivery_ids'], n['channels']))} |"
+        )
+    letters = [(n["as_of"], d, c) for n in notices for d, c in zip(n["delivery_ids"], n["channels"])
+               if c in ("letter", "registered_letter")]
+    if letters:
+        lines += ["", "The letters' PDFs are rendered when they are sent (after approval), at:", ""]
+        lines += [f"- `{Path(outbox) / str(as_of) / c / (d + '.pdf')}`" for _, d, c in letters]
+    return "\n".join(lines) + "\n"
+
+
+def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = False,
+                     timeout_hours: float = 6.0) -> dict:
+    """Pause the flow run for the approval of pending formal notices (see the module docstring)."""
+    if not _in_flow_run() or auto_approve:
+        return {"asked": False}
+    log = get_logger()
+    notices = _pending_notices(db, as_of)
+    if not notices:
+        log.info("approval: nothing waits for approval")
+        return {"asked": False, "pending": 0}
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    ids = [n["action_id"] for n in notices]
+    create_markdown_artifact(approval_markdown(notices, as_of, outbox, timeout_hours), key=ARTIFACT_KEY,
+                             description=f"{len(notices)} formal notice(s) waiting for approval, {as_of}")
+    log.info("approval: %d action(s) wait for approval (%s); pausing for up to %g h", len(ids), ", ".join(ids[:20]),
+             timeout_hours)
+    timeout = max(1, int(round(timeout_hours * 3600)))
+    # a fresh pause key each time: a retried run asks again instead of replaying an earlier answer
+    poll = float(os.environ.get("RELANCE_APPROVAL_POLL_S", "10"))
+    try:
+        answer: ApprovalInput = pause_flow_run(wait_for_input=ApprovalInput, timeout=timeout,
+                                               poll_interval=max(1, int(min(poll, timeout / 4))), key=f"approval-{as_of}-{uuid.uuid4().hex[:8]}")
+    except FlowPauseTimeout:
+        _resume_after_timeout(len(ids), timeout_hours)
+        log.warning("approval: no answer within %g h; %d action(s) stay pending_approval for the next run "
+                    "or `relance approve`", timeout_hours, len(ids))
+        return {"asked": True, "pending": len(ids), "answered": False}
+    by = (answer.by or "").strip() or "someone"
+    try:
+        if not (answer.approve_all or answer.approve or answer.reject):
+            raise UserError("approval: the answer approves and rejects nothing")
+        from tasks.dispatch import ledger
+        from tasks.dispatch.approval import decide
+
+        with warehouse.open_db(db) as con:
+            ledger.ensure_tables(con)
+            decided = decide(con, as_of, approve_all=answer.approve_all, action_ids=answer.approve,
+                             reject_ids=answer.reject, by=f"{by} (prefect-ui)", reason=answer.reason or None)
+    except UserError as e:
+        # a wrong id or a missing reason changes nothing; tonight's other deliveries still go
+        log.error("approval: %s — nothing decided; the notices stay pending_approval", e)
+        return {"asked": True, "pending": len(ids), "answered": True, "error": str(e)}
+    log.info("approval by %s: approved %s, rejected %s, still pending %s", by, decided["approved"],
+             decided["rejected"], decided["still_pending"])
+    return {"asked": True, "pending": len(ids), "answered": True, "approved": decided["approved"],
+            "rejected": decided["rejected"], "still_pending": decided["still_pending"], "by": by}
+
+
+def _resume_after_timeout(pending: int, timeout_hours: float) -> None:
+    """After FlowPauseTimeout the server keeps the run Paused (or its pause-expiration service marks it
+    Failed) and would refuse a resume: set it Running again, forced, so the night's run goes on."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+    from prefect.states import Running
+
+    ctx = FlowRunContext.get()
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            ctx.flow_run.id,
+            Running(message=f"no approval within {timeout_hours:g} h: {pending} action(s) stay pending_approval"),
+            force=True,
+        )
