@@ -13,6 +13,7 @@ then insert by name), so that earlier dates stay. Parameters are DuckDB named pa
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -28,23 +29,33 @@ _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
 
 
-def connect(db: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file; a clear DatabaseBusy error when another process holds it."""
+def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file. When another process holds it, wait up to `wait_s` seconds
+    (default: env RELANCE_DB_WAIT_S, else 0) for it to let go, then raise a clear DatabaseBusy."""
     db = Path(db)
     if not read_only:
         db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(db), read_only=read_only)
-    except duckdb.IOException as e:
-        msg = str(e)
-        if "lock" in msg.lower():
+    if wait_s is None:
+        wait_s = float(os.environ.get("RELANCE_DB_WAIT_S", "0") or 0)
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        try:
+            con = duckdb.connect(str(db), read_only=read_only)
+            break
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" not in msg.lower():
+                raise
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
             holder = re.search(r"PID (\d+)", msg)
             who = f" (process {holder.group(1)})" if holder else ""
+            waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
             raise DatabaseBusy(
-                f"database {db} is in use by another relance run{who}; DuckDB allows one writer "
-                "per file. Wait for that run to finish, then try again."
+                f"database {db} is in use by another relance run{who}{waited}; DuckDB allows one writer "
+                "per file. Wait for that run to finish (or set RELANCE_DB_WAIT_S to wait), then try again."
             ) from None
-        raise
     con.execute("set preserve_insertion_order = true")
     return con
 
