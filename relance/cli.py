@@ -266,6 +266,11 @@ def format_ladder(esc: dict) -> list[str]:
         lines.append("  deliveries: " + ", ".join(f"{n} {s}" for s, n in esc["deliveries_by_status"].items()))
     else:
         lines.append("  actions:  none today")
+    waiting = esc.get("waiting_by_reason") or {}
+    if waiting:
+        words = {"min_gap": "within the minimum gap", "non_business_day": "not a business day in their country",
+                 "pending_approval": "waiting for an approval"}
+        lines.append("  waiting:  " + ", ".join(f"{n} units ({words.get(r, r)})" for r, n in waiting.items()))
     for cur, c in esc.get("charges", {}).items():
         lines.append(f"  charges:  {cur}: {c['actions']} actions, interest {c['interest']}, indemnity {c['indemnity']}")
     return lines

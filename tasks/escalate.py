@@ -225,9 +225,18 @@ class Ladder:
                 group by currency order by currency
                 """
             ).fetchall()
+        # why units that are due a step did not take it today (gap, weekend, approval, …)
+        waiting = con.execute(
+            """
+            select no_action_reason, count(*) from int_ladder_decisions
+            where no_action_reason in ('min_gap', 'non_business_day', 'pending_approval')
+            group by no_action_reason order by no_action_reason
+            """
+        ).fetchall()
         return {
             "as_of": as_of.isoformat(),
             "mode": mode,
+            "waiting_by_reason": dict(waiting),
             "units": units[0],
             "held_units": units[1],
             "episodes_opened": units[2],
