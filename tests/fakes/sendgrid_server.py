@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fakes.loopback import LoopbackFake
+
 EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -99,7 +101,7 @@ class Accepted:
 
 
 @dataclass
-class FakeSendGrid:
+class FakeSendGrid(LoopbackFake):
     api_key: str = "SG.test-key.relance"
     accepted: list[Accepted] = field(default_factory=list)
     requests: list[tuple[float, int, str | None]] = field(default_factory=list)  # (time, status, delivery_id)
@@ -133,10 +135,6 @@ class FakeSendGrid:
     def delivery_ids(self) -> list[str]:
         return [a.body.get("custom_args", {}).get("delivery_id") for a in self.accepted]
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "FakeSendGrid":
@@ -199,29 +197,10 @@ class FakeSendGrid:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256  # bursts of concurrent connections must not overflow the listen backlog
-            daemon_threads = True
+        return self._serve(Handler)
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def __enter__(self) -> "FakeSendGrid":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- internals --------------------------------------------------------------------------------
-    def _log(self, status: int, delivery_id: str | None) -> None:
-        with self.lock:
-            self.requests.append((time.time(), status, delivery_id))
 
     def _decide(self, auth: str | None, body) -> tuple[int, dict]:
         if auth != f"Bearer {self.api_key}":

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from tests.fakes.loopback import LoopbackFake
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(LoopbackFake):
     account_sid: str = "AC" + "0123456789abcdef" * 2
     auth_token: str = "twilio-test-token"
     accepted: list[dict] = field(default_factory=list)
@@ -36,10 +38,6 @@ class FakeTwilio:
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def fail_next(self, n: int, status: int = 429, retry_after: float | None = 0.05) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -114,28 +112,9 @@ class FakeTwilio:
                 fake._log(201, to)
                 self._reply(201, message)
 
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256  # bursts of concurrent connections must not overflow the listen backlog
-            daemon_threads = True
+        return self._serve(Handler)
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
 
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def __enter__(self) -> "FakeTwilio":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _log(self, status: int, to: str | None) -> None:
-        with self.lock:
-            self.requests.append((time.time(), status, to))
 
 
 _GSM = set(
