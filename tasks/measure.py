@@ -19,6 +19,7 @@ from datetime import date
 from relance.errors import UserError
 from relance.policy import Policy, load_policy
 from tasks import warehouse
+from tasks.age import write_policy_buckets
 from tasks.step import get_logger, step
 
 #: Which (date, unit) pairs are needed, and the source as of each of them.
@@ -46,13 +47,6 @@ METRIC_MODELS = [
 HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d")
 
 
-def _write_policy_buckets(con, pol: Policy) -> None:
-    con.execute(
-        "create or replace temp table policy_buckets (position integer, name varchar, min_days integer, max_days integer)"
-    )
-    con.executemany("insert into policy_buckets values (?, ?, ?, ?)", pol.bucket_rows())
-
-
 def _check_snapshot(cur, as_of: date) -> None:
     """The hold shares read invoice_snapshot of as_of: it must be the one of the same source."""
     pit, snap = cur.execute(
@@ -75,7 +69,7 @@ def measure_on(con, as_of: date, pol: Policy) -> dict:
     cur = con.cursor()  # its own temp schema: the caller's int_* temp tables stay as they are
     try:
         params = {"as_of": as_of}
-        _write_policy_buckets(cur, pol)
+        write_policy_buckets(cur, pol)
         warehouse.run_models(cur, PIT_MODELS, params)
         # the allocation models read int_invoices_as_of / int_payments_as_of: here, the date-stamped ones
         cur.execute("create or replace temp view int_invoices_as_of as select * from int_metrics_invoices_as_of")

@@ -31,7 +31,7 @@ from relance import SQL_DIR, TEMPLATES_DIR
 from relance.errors import UserError
 from relance.policy import Policy, load_policy
 from tasks import warehouse
-from tasks.step import get_logger, step
+from tasks.step import _in_flow_run, get_logger, step
 
 REPORT_TEMPLATES = TEMPLATES_DIR / "report"
 LANGUAGES = ("fr", "en")
@@ -825,14 +825,6 @@ def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | N
 
 
 # ------------------------------------------------------------------------------------ Prefect artifacts
-def _in_flow_run() -> bool:
-    try:
-        from prefect.context import FlowRunContext
-    except ImportError:  # pragma: no cover
-        return False
-    return FlowRunContext.get() is not None
-
-
 def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "en",
                      policy: str | None = None) -> dict:
     """The markdown summary and the top-debtor table of as_of, as plain strings (no Decimal, no date)."""
