@@ -187,13 +187,19 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" fill="#4a5568">{_e(label)}</text>'
             )
-    lx = left
-    for name, colour in series:
-        parts.append(f'<rect x="{lx}" y="{height + 6}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{height + 15}" fill="#1a202c">{_e(name)}</text>')
-        lx += 14 + 7 * len(name) + 18
+    parts += _svg_legend(series, left, height + 6)
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _svg_legend(items, x: float, y: float) -> list[str]:
+    """A chart legend: a coloured square and its name for each (name, colour), left to right."""
+    parts = []
+    for name, colour in items:
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{y + 9}" fill="#1a202c">{_e(name)}</text>')
+        x += 14 + 7 * len(name) + 18
+    return parts
 
 
 def svg_funnel(rows: list[tuple[str, int, str]], width: int = 720, row_h: int = 26) -> Markup:
@@ -255,11 +261,7 @@ def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: 
         x = label_w + room * pct / 100
         parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 26}" stroke="#1a202c" stroke-dasharray="4 3"/>')
         parts.append(f'<text x="{x + 3:.1f}" y="10" fill="#1a202c">{_e(label)}</text>')
-    lx = label_w
-    for name, colour in legend:
-        parts.append(f'<rect x="{lx}" y="{height - 10}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{height - 1}" fill="#1a202c">{_e(name)}</text>')
-        lx += 14 + 7 * len(name) + 18
+    parts += _svg_legend(legend, label_w, height - 10)
     parts.append("</svg>")
     return Markup("".join(parts))
 
