@@ -26,6 +26,17 @@ MetricsTargetOpt = typer.Option(
 )
 LanguageOpt = typer.Option("fr", "--language", help="Report language: fr or en.")
 ReportDirOpt = typer.Option(None, "--report-dir", help="Folder for the report (default: <db folder>/reports).")
+SourceSchemaOpt = typer.Option(
+    None, "--source-schema", show_default=False,
+    help="PostgreSQL schema of the source tables (default: RELANCE_SOURCE_SCHEMA, else public).",
+)
+
+
+def _source_schema(option: Optional[str]) -> str:
+    """--source-schema when given, else the setting (env RELANCE_SOURCE_SCHEMA), else public."""
+    from relance.settings import get_settings
+
+    return option if option is not None else get_settings().source_schema
 
 
 def _fail(message: str) -> None:
@@ -60,7 +71,7 @@ def run(
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
     send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, …)."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
-    source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
+    source_schema: Optional[str] = SourceSchemaOpt,
     policy: Optional[str] = PolicyOpt,
     metrics_target: Optional[str] = MetricsTargetOpt,
     language: str = LanguageOpt,
@@ -73,7 +84,7 @@ def run(
     _check_language(language)
     summary = nightly_run(
         as_of=as_of, source=source, db=str(db), outbox=str(outbox) if outbox else None,
-        send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
+        send=send, auto_approve=auto_approve, policy=policy, source_schema=_source_schema(source_schema),
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
@@ -194,7 +205,7 @@ def backfill(
     end: str = typer.Option(..., "--end", help="Last date to replay (YYYY-MM-DD), inclusive."),
     source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
-    source_schema: str = typer.Option("public", "--source-schema", help="PostgreSQL schema of the source tables."),
+    source_schema: Optional[str] = SourceSchemaOpt,
     policy: Optional[str] = PolicyOpt,
     metrics_target: Optional[str] = MetricsTargetOpt,
     language: str = LanguageOpt,
@@ -206,7 +217,7 @@ def backfill(
 
     _check_language(language)
     summary = backfill_run(
-        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema,
+        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=_source_schema(source_schema),
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:

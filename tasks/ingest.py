@@ -95,9 +95,16 @@ def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict
 
 
 @step(name="ingest", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_failure)
-def ingest(source: str, db: str, as_of: date, source_schema: str = "public") -> dict:
-    """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of."""
+def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) -> dict:
+    """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of.
+
+    source_schema: the PostgreSQL schema; None means the setting (env RELANCE_SOURCE_SCHEMA,
+    default public)."""
     log = get_logger()
+    if source_schema is None:
+        from relance.settings import get_settings
+
+        source_schema = get_settings().source_schema
     workdir = Path(tempfile.mkdtemp(prefix="relance-extract-"))
     try:
         folder, labels = _extract(source, workdir, source_schema)

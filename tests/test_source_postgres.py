@@ -8,6 +8,8 @@ skipped, except under CI=true where that is a failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -402,7 +404,7 @@ def test_the_four_tables_are_one_consistent_snapshot(erp, tmp_path):
             if waiting is None:
                 time.sleep(0.05)
         assert waiting is not None, "the extract never waited on the locked customers table"
-        assert waiting[0].startswith("COPY (SELECT * FROM")
+        assert waiting[0].startswith("COPY (SELECT ")
         erp.conn.execute(f"update {erp.name}.holds set kind = 'legal'")  # autocommit: committed now
         erp.conn.execute(
             f"insert into {erp.name}.holds values ('H-LATE', 'C2', null, 'promise', '2024-03-01', null)"
@@ -416,3 +418,127 @@ def test_the_four_tables_are_one_consistent_snapshot(erp, tmp_path):
     folder, _ = result["value"]
     holds = (folder / "holds.csv").read_text(encoding="utf-8").splitlines()
     assert holds == ["hold_id,customer_id,invoice_id,kind,start_date,end_date", "H-1,C1,INV-2,dispute,2024-03-01,"]
+
+
+# ----------------------------------------------------------------------------- timestamp-typed dates
+
+TIMESTAMP_DDL = {
+    "invoices": """
+        create table {s}.invoices (
+            invoice_id text, customer_id text, kind text, issue_date timestamp, due_date timestamptz,
+            amount numeric(18,2), currency char(3)
+        )""",
+    "payments": """
+        create table {s}.payments (
+            payment_id text, customer_id text, invoice_id text, "Paid_Date" timestamp(0),
+            amount numeric(18,2), currency char(3)
+        )""",
+    "holds": """
+        create table {s}.holds (
+            hold_id text, customer_id text, invoice_id text, kind text, start_date timestamptz, end_date timestamp
+        )""",
+}
+
+
+def _timestamp_erp(erp: ErpSchema) -> None:
+    """The fixture data, with every date column typed timestamp or timestamptz (midnight values)."""
+    erp.create("customers")
+    for ddl in TIMESTAMP_DDL.values():
+        erp.conn.execute(ddl.format(s=erp.name))
+    erp.insert("customers", CUSTOMERS)
+    erp.insert("invoices", INVOICES)
+    with erp.conn.cursor() as cur:
+        cur.executemany(
+            f'insert into {erp.name}.payments (payment_id, customer_id, invoice_id, "Paid_Date", amount, currency) '
+            "values (%s, %s, %s, %s, %s, %s)",
+            PAYMENTS,
+        )
+    erp.insert("holds", HOLDS)
+
+
+def test_timestamp_date_columns_load_as_their_dates(erp, tmp_path):
+    """An ERP that types issue/due/paid/start/end dates as timestamp or timestamptz (values at
+    midnight) gives exactly the same run as one that types them date: no row is rejected."""
+    _timestamp_erp(erp)
+    summary, con = _run(tmp_path, erp.name)
+    try:
+        assert summary["ingest"]["rows_rejected"] == 0, con.execute("select reason from rejected_rows").fetchall()
+        assert summary["ingest"]["rows_loaded"] == {"customers": 3, "invoices": 6, "payments": 1, "holds": 1}
+        assert _open_amounts(con) == {
+            "INV-1": Decimal("20.00"),
+            "INV-2": Decimal("80.00"),
+            "INV-3": Decimal("0.10"),
+            "INV-4": Decimal("0.20"),
+            "INV-5": Decimal("9999999999999999.99"),
+        }
+        assert con.execute(
+            "select invoice_id, days_past_due, held from invoice_snapshot where as_of = ? and invoice_id in ('INV-1', 'INV-2') order by 1",
+            [AS_OF],
+        ).fetchall() == [("INV-1", 51, False), ("INV-2", 0, True)]
+        assert con.execute("select paid_date from stg_payments").fetchall() == [(date(2024, 2, 15),)]
+    finally:
+        con.close()
+
+
+def test_a_timestamp_with_a_time_of_day_is_its_calendar_date(erp, tmp_path):
+    """A time of day is dropped, never rounded: 23:59:59 is still that day. A timestamptz is
+    read in the time zone of the connection (the server's TimeZone, or the URL's
+    options=-c TimeZone=…): 2024-02-29 23:30 UTC is 1 March in Paris."""
+    from tasks.ingest import ingest
+
+    _timestamp_erp(erp)
+    erp.conn.execute(
+        f"insert into {erp.name}.invoices values "
+        "('INV-T', 'C2', 'invoice', '2024-03-15 23:59:59.999', '2024-02-29 23:30:00+00', 10.00, 'EUR')"
+    )
+    erp.conn.execute(f"update {erp.name}.invoices set issue_date = '2024-02-01 08:15:00' where invoice_id = 'INV-T'")
+    erp.conn.execute(f"update {erp.name}.payments set \"Paid_Date\" = '2024-02-15 18:42:07'")
+
+    def dates(url: str, db: Path) -> tuple:
+        result = ingest(url, str(db), AS_OF, erp.name)
+        assert result["rows_rejected"] == 0
+        with duckdb.connect(str(db), read_only=True) as con:
+            return (
+                con.execute("select issue_date, due_date from stg_invoices where invoice_id = 'INV-T'").fetchone(),
+                con.execute("select paid_date from stg_payments").fetchone()[0],
+            )
+
+    assert dates(PG_URL + "?options=-c%20TimeZone%3DEurope/Paris", tmp_path / "paris.duckdb") == (
+        (date(2024, 2, 1), date(2024, 3, 1)), date(2024, 2, 15)
+    )
+    assert dates(PG_URL + "?options=-c%20TimeZone%3DUTC", tmp_path / "utc.duckdb") == (
+        (date(2024, 2, 1), date(2024, 2, 29)), date(2024, 2, 15)
+    )
+
+
+# ----------------------------------------------------------------------------- --source-schema default
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, schema_env: str | None, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RELANCE_SOURCE_SCHEMA"}
+    if schema_env is not None:
+        env["RELANCE_SOURCE_SCHEMA"] = schema_env
+    return subprocess.run(
+        [sys.executable, "-m", "relance.cli", *args, "--source", PG_URL, "--db", str(tmp_path / "r.duckdb")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+    )
+
+
+def test_cli_source_schema_defaults_to_the_setting(erp, tmp_path):
+    """RELANCE_SOURCE_SCHEMA is the default of --source-schema for run and backfill; the flag wins."""
+    erp.fill()
+    proc = _cli("run", "--as-of", "2024-03-31", schema_env=erp.name, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ingest:   3 customers, 6 invoices, 1 payments, 1 holds loaded; 0 rows rejected" in proc.stdout
+
+    nope = erp.name + "_nope"
+    proc = _cli("run", "--as-of", "2024-03-31", "--source-schema", nope, schema_env=erp.name, tmp_path=tmp_path)
+    assert proc.returncode == 2 and f"schema '{nope}' does not exist" in proc.stderr, proc.stderr
+
+    proc = _cli("backfill", "--start", "2024-03-01", "--end", "2024-03-31", schema_env=nope, tmp_path=tmp_path)
+    assert proc.returncode == 2 and f"schema '{nope}' does not exist" in proc.stderr, proc.stderr
+    proc = _cli("backfill", "--start", "2024-03-30", "--end", "2024-03-31", "--source-schema", erp.name,
+                schema_env=nope, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr

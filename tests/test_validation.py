@@ -227,6 +227,38 @@ def test_parquet_source(tmp_path, source_writer):
         assert con.execute("select sum(open_amount) from invoice_snapshot").fetchone()[0] == __import__("decimal").Decimal("100.10")
 
 
+
+def test_parquet_timestamp_dates_are_their_calendar_dates(tmp_path):
+    """pandas writes dates as datetime64 → Parquet timestamps: a naive timestamp in a date column
+    is its calendar date (the time dropped, never rounded); one with a time zone is rejected."""
+    pq = tmp_path / "pq"
+    pq.mkdir()
+    with duckdb.connect() as con:
+        con.execute(f"copy (select 'C1' as customer_id, 'Alpha' as name) to '{pq / 'customers.parquet'}' (format parquet)")
+        con.execute(
+            "copy (select * from (values "
+            "('I1', 'C1', timestamp '2026-01-01 00:00:00', timestamp_ns '2026-01-31 23:59:59.999999', 100.00::decimal(18,2)), "
+            "('I2', 'C1', timestamp '2026-02-01 14:30:00', null, 5.00::decimal(18,2))"
+            ") t(invoice_id, customer_id, issue_date, due_date, amount)) "
+            f"to '{pq / 'invoices.parquet'}' (format parquet)"
+        )
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(
+            "copy (select 'P1' as payment_id, 'C1' as customer_id, 'I1' as invoice_id, "
+            "timestamptz '2026-02-01 12:00:00+00' as paid_date, 40.00::decimal(18,2) as amount) "
+            f"to '{pq / 'payments.parquet'}' (format parquet)"
+        )
+    db = tmp_path / "r.duckdb"
+    summary = nightly_run(as_of=AS_OF, source=str(pq), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select invoice_id, issue_date, due_date from stg_invoices").fetchall() == [
+            ("I1", date(2026, 1, 1), date(2026, 1, 31))
+        ]
+        reasons = dict(con.execute("select entity, reason from rejected_rows where as_of = ?", [AS_OF]).fetchall())
+    assert reasons["invoices"] == "due_date is missing (required)"  # I2: its issue_date was accepted
+    assert "paid_date '2026-02-01 12:00:00+00' is not a date written YYYY-MM-DD" in reasons["payments"]
+    assert summary["ingest"]["rows_loaded"]["invoices"] == 1
+
 # -- whole files that cannot be read -------------------------------------------------------
 
 def _unreadable(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -297,3 +329,47 @@ def test_a_malformed_line_is_reported_once_under_its_own_file(tmp_path):
         rejects = con.execute("select entity, row_number from rejected_rows").fetchall()
     assert rejects == [("customers", 3)]
     assert summary["ingest"]["rows_rejected"] == 1
+
+
+# -- file names that differ only by case ----------------------------------------------------
+
+@pytest.mark.parametrize("names,message", [
+    (("INVOICES.csv", "invoices.csv"), "has both INVOICES.csv and invoices.csv: keep only one"),
+    (("Invoices.parquet", "invoices.csv"), "has both invoices.csv and Invoices.parquet: keep only one"),
+    (("Customers.CSV", "customers.csv"), "has both Customers.CSV and customers.csv: keep only one"),
+], ids=["csv-csv", "csv-parquet", "upper-suffix"])
+def test_two_files_differing_only_by_case_stop_the_run(tmp_path, names, message):
+    src = _unreadable(tmp_path, "holds.csv", b"hold_id,customer_id,kind,start_date\n")
+    for name in names:
+        if name.lower().startswith("invoices"):
+            (src / "invoices.csv").unlink(missing_ok=True)
+    invoice_csv = b"invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n"
+    for name in names:
+        if name.lower().endswith(".parquet"):
+            duckdb.sql("select 'I1' as invoice_id, 'C1' as customer_id, '2026-01-01' as issue_date, "
+                       "'2026-01-31' as due_date, '10.00' as amount").write_parquet(str(src / name))
+        elif name.lower().startswith("customers"):
+            (src / name).write_bytes(b"customer_id,name\nC1,Alpha\n")
+        else:
+            (src / name).write_bytes(invoice_csv)
+    assert sorted(p.name for p in src.iterdir()) == sorted({*names, "customers.csv", "holds.csv", "invoices.csv"})
+    with pytest.raises(SourceError) as err:
+        nightly_run(as_of=AS_OF, source=str(src), db=str(tmp_path / "r.duckdb"))
+    assert str(err.value) == f"source folder {src} {message}"
+
+
+def test_a_file_named_in_another_case_is_found(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Customers.CSV").write_text("customer_id,name\nC1,Alpha\n")
+    (src / "INVOICES.csv").write_text(
+        "invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\nI2,C9,2026-01-01,2026-01-31,5.00\n"
+    )
+    duckdb.sql("select 'P1' as payment_id, 'C1' as customer_id, 'I1' as invoice_id, "
+               "'2026-02-01' as paid_date, '4.00' as amount").write_parquet(str(src / "Payments.Parquet"))
+    db = tmp_path / "r.duckdb"
+    summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db))
+    assert summary["ingest"]["rows_loaded"] == {"customers": 1, "invoices": 1, "payments": 1, "holds": 0}
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select open_amount from invoice_snapshot where invoice_id = 'I1'").fetchone()[0] == __import__("decimal").Decimal("6.00")
+        assert con.execute("select source from rejected_rows").fetchall() == [(str(src / "INVOICES.csv"),)]

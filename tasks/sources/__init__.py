@@ -23,3 +23,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 
 #: Entities a source must provide; payments and holds may be absent (none of them then).
 REQUIRED_ENTITIES: tuple[str, ...] = ("customers", "invoices")
+
+#: The date columns of every entity. A source that types them as timestamps (PostgreSQL
+#: timestamp/timestamptz, Parquet naive timestamps) gives their calendar date, the time dropped.
+DATE_COLUMNS: tuple[str, ...] = ("issue_date", "due_date", "paid_date", "start_date", "end_date")

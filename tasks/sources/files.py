@@ -12,7 +12,10 @@ from pathlib import Path
 import duckdb
 
 from relance.errors import SourceError
-from tasks.sources import COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
+from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
+
+#: DuckDB types of Parquet naive timestamps: in a date column they are read as their date.
+_NAIVE_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a 10 MB field still loads; its row is then judged on its values
 
@@ -33,16 +36,27 @@ _CSV_ERRORS = {
 
 def find_files(folder: Path) -> dict[str, Path | None]:
     """The file of each entity in a folder; SourceError for a missing folder, a missing
-    required entity, or two files for one entity."""
+    required entity, or two files for one entity.
+
+    Names match ignoring case (``Invoices.CSV`` is the invoices file, as an ERP export or a
+    Windows user may name it); two files whose names differ only by case or extension
+    (``INVOICES.csv`` and ``invoices.csv``, ``invoices.csv`` and ``Invoices.parquet``) are an
+    error naming both — relance never silently picks one."""
     if not folder.is_dir():
         raise SourceError(f"source folder {folder} does not exist (expected customers.csv, invoices.csv, …)")
+    by_entity: dict[str, list[Path]] = {e: [] for e in ENTITIES}
+    for path in folder.iterdir():
+        stem, dot, suffix = path.name.rpartition(".")
+        if dot and stem.lower() in by_entity and suffix.lower() in ("csv", "parquet") and path.is_file():
+            by_entity[stem.lower()].append(path)
     found: dict[str, Path | None] = {}
     for entity in ENTITIES:
-        candidates = [p for p in (folder / f"{entity}.csv", folder / f"{entity}.parquet") if p.exists()]
+        # .csv before .parquet, then by name (upper case first): the message is the same on every machine
+        candidates = sorted(by_entity[entity], key=lambda p: (p.suffix.lower() == ".parquet", p.name))
         if len(candidates) > 1:
-            raise SourceError(
-                f"source folder {folder} has both {candidates[0].name} and {candidates[1].name}: keep only one"
-            )
+            names = [c.name for c in candidates]
+            listed = f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+            raise SourceError(f"source folder {folder} has {listed}: keep only one")
         if not candidates and entity in REQUIRED_ENTITIES:
             raise SourceError(f"source folder {folder} has no {entity}.csv or {entity}.parquet")
         found[entity] = candidates[0] if candidates else None
@@ -102,19 +116,33 @@ def land_file(
         return 0
     label = source_label or str(path)
     params = {"path": str(path)}
-    if path.suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":
         scan = "read_parquet($path)"
         try:
-            names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
+            described = con.execute(f"describe select * from {scan}", params).fetchall()
         except duckdb.Error as e:
             raise SourceError(f"{label}: not a readable Parquet file: {_first_line(e)}") from None
+        names = [r[0] for r in described]
+        types = {r[0]: r[1] for r in described}
         mapping = _column_map(label, entity, names)
         select_cols = ", ".join(
             f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
             else f"cast(null as varchar) as {c}"
             for c in cols
         )
-        src_cols = ", ".join(f"cast({_quote_ident(n)} as varchar) as {_quote_ident(n)}" for n in names)
+        # A date column written as a naive timestamp (pandas' datetime64) is its calendar date,
+        # the time of day dropped, as for PostgreSQL timestamp columns. A timestamp with time
+        # zone is left as text (and its rows rejected with the reason): Parquet keeps the instant
+        # in UTC, not the zone it was entered in, so its calendar date is not known.
+        date_columns = {mapping[c] for c in DATE_COLUMNS if c in mapping}
+
+        def as_text(n: str) -> str:
+            value = _quote_ident(n)
+            if n in date_columns and types[n] in _NAIVE_TIMESTAMPS:
+                value = f"cast({value} as date)"
+            return f"cast({value} as varchar) as {_quote_ident(n)}"
+
+        src_cols = ", ".join(as_text(n) for n in names)
         con.execute(
             f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params
         )

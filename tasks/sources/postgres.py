@@ -1,11 +1,20 @@
 """A PostgreSQL schema (tables customers, invoices, payments, holds) → a folder of CSV files.
 
-Each table is read set-based with ``COPY (SELECT * FROM schema.table) TO STDOUT (FORMAT csv,
-HEADER true)`` and streamed straight into ``<entity>.csv``; nothing is read row by row. The four
-tables are read in one REPEATABLE READ READ ONLY transaction, so they are one consistent snapshot
-even while the ERP keeps writing. Values arrive as PostgreSQL's text output: dates as YYYY-MM-DD
-(DateStyle ISO), numerics as their exact decimal text, booleans as t/f — the staging models type
-and validate them like any file. The folder is then loaded by ``tasks.sources.files.land_folder``.
+Each table is read set-based with ``COPY (SELECT "col", … FROM schema.table) TO STDOUT (FORMAT
+csv, HEADER true)`` and streamed straight into ``<entity>.csv``; nothing is read row by row. The
+four tables are read in one REPEATABLE READ READ ONLY transaction, so they are one consistent
+snapshot even while the ERP keeps writing. Values arrive as PostgreSQL's text output: dates as
+YYYY-MM-DD (DateStyle ISO), numerics as their exact decimal text, booleans as t/f — the staging
+models type and validate them like any file. The folder is then loaded by
+``tasks.sources.files.land_folder``.
+
+Date columns typed ``timestamp`` or ``timestamptz`` (many ERPs store a date as a midnight
+timestamp) are cast to ``date`` in that SELECT, so they arrive as YYYY-MM-DD like a ``date``
+column. The cast drops the time of day — it never rounds: an invoice entered 2024-03-15 23:59 is
+dated 2024-03-15, its calendar date as the ERP shows it. A ``timestamptz`` (an instant) is first
+converted to the time zone of the connection: the server's ``TimeZone`` setting (or the
+database's or role's, i.e. what the ERP's own sessions see), which a URL can set with
+``?options=-c%20TimeZone%3DEurope/Paris``. Other columns are read as they are.
 
 Table and schema names are matched exactly first, then case-insensitively (an ERP that created
 ``"Invoices"`` still works). customers and invoices are required; payments and holds may be
@@ -23,12 +32,15 @@ import psycopg
 from psycopg import sql
 
 from relance.errors import SourceError
-from tasks.sources import ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
+from tasks.sources import DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
 
 CONNECT_TIMEOUT_S = 10
 
 #: Relation kinds that can be read: table, view, materialized view, partitioned table, foreign table.
 _READABLE_KINDS = ("r", "v", "m", "p", "f")
+
+#: Base types (format_type of the column, or of its domain's base type) that are cast to date.
+_TIMESTAMP_TYPES = ("timestamp without time zone", "timestamp with time zone")
 
 
 def redact_url(url: str) -> str:
@@ -162,8 +174,8 @@ def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]
                     if table is None:
                         continue
                     label = f"{where} {real_schema}.{table}"
-                    _check_columns(cur, real_schema, table, entity, label)
-                    _copy_table(cur, real_schema, table, folder / f"{entity}.csv", label)
+                    columns = _check_columns(cur, real_schema, table, entity, label)
+                    _copy_table(cur, _select(real_schema, table, columns), folder / f"{entity}.csv", label)
                     labels[entity] = label
     except SourceError:
         raise
@@ -178,19 +190,23 @@ def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]
     return folder, labels
 
 
-def _check_columns(cur: psycopg.Cursor, schema: str, table: str, entity: str, label: str) -> None:
-    """Fail with the table's name (not a temp file's) when a required column is missing."""
-    columns = [
-        r[0]
-        for r in cur.execute(
-            "SELECT a.attname FROM pg_catalog.pg_attribute a "
-            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
-            "ORDER BY a.attnum",
-            (schema, table),
-        ).fetchall()
-    ]
+def _check_columns(
+    cur: psycopg.Cursor, schema: str, table: str, entity: str, label: str
+) -> list[tuple[str, str]]:
+    """The table's (column, base type) in order; fails with the table's name (not a temp
+    file's) when a required column is missing."""
+    described = cur.execute(
+        "SELECT a.attname, "
+        "pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL) "
+        "FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        (schema, table),
+    ).fetchall()
+    columns = [r[0] for r in described]
     have = {_normalize(c) for c in columns}
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in have]
     if missing:
@@ -198,12 +214,25 @@ def _check_columns(cur: psycopg.Cursor, schema: str, table: str, entity: str, la
             f"{label}: required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing "
             f"(columns found: {', '.join(columns[:20]) or 'none'})"
         )
+    return [(name, type_name) for name, type_name in described]
 
 
-def _copy_table(cur: psycopg.Cursor, schema: str, table: str, path: Path, label: str) -> None:
-    statement = sql.SQL("COPY (SELECT * FROM {}.{}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
-        sql.Identifier(schema), sql.Identifier(table)
+def _select(schema: str, table: str, columns: list[tuple[str, str]]) -> sql.Composed:
+    """SELECT every column under its own name; a contract date column typed timestamp or
+    timestamptz is cast to date (the calendar date, in the session's time zone for timestamptz)."""
+    items = [
+        sql.SQL("CAST({} AS date) AS {}").format(sql.Identifier(name), sql.Identifier(name))
+        if _normalize(name) in DATE_COLUMNS and type_name in _TIMESTAMP_TYPES
+        else sql.Identifier(name)
+        for name, type_name in columns
+    ]
+    return sql.SQL("SELECT {} FROM {}.{}").format(
+        sql.SQL(", ").join(items), sql.Identifier(schema), sql.Identifier(table)
     )
+
+
+def _copy_table(cur: psycopg.Cursor, select: sql.Composed, path: Path, label: str) -> None:
+    statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(select)
     try:
         with path.open("wb") as out, cur.copy(statement) as copy:
             for chunk in copy:
