@@ -39,7 +39,7 @@ def nightly_run(
     send: bool = False,
     auto_approve: bool = False,
     policy: str | None = None,
-    source_schema: str = "public",
+    source_schema: str | None = None,  # None: RELANCE_SOURCE_SCHEMA, else public
     metrics_target: str | None = None,
     report_dir: str | None = None,
     language: str = "fr",

@@ -174,14 +174,9 @@ class Ladder:
             self.check_rates(as_of)
             warehouse.run_models(con, ACTION_MODELS[1:], params)
         writes = _EPISODE_WRITES + (_ACTION_WRITES if acting else [])
-        con.execute("begin transaction")
-        try:
+        with warehouse.transaction(con):
             for sql in writes:
                 con.execute(sql, warehouse._bind(sql, params))
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
         warehouse.run_model(con, "marts/unit_stage", params)
         return self.summary(as_of, mode, acting, time.perf_counter() - started)
 

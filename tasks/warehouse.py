@@ -5,10 +5,13 @@ A model is one file under sql/ holding one SELECT. Its header comments say what 
     -- grain: one row per invoice open at as_of
     -- materialized: incremental_as_of     (or: table, temp)
 
-`table` replaces the table, `view` a view, `temp` builds a connection-local temp table, and
-`incremental_as_of` replaces the rows of the run date only (delete where as_of = $as_of,
+`table` replaces the table, `view` a view, `temp` builds a connection-local temp table,
+`temp_view` a connection-local view (nothing is copied: its readers scan the tables under it),
+and `incremental_as_of` replaces the rows of the run date only (delete where as_of = $as_of,
 then insert by name), so that earlier dates stay. Parameters are DuckDB named parameters
-(`$as_of`), bound by value — values are never formatted into SQL text.
+(`$as_of`), bound by value — values are never formatted into SQL text. A temp view keeps its
+parameters in session variables (`SET VARIABLE relance_as_of = $as_of`, read back with
+`getvariable('relance_as_of')`), set again each time the view is built.
 """
 
 from __future__ import annotations
@@ -87,6 +90,33 @@ def model_sql(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text(encoding="utf-8")
 
 
+class transaction:
+    """`with transaction(con):` — one transaction, committed at the end, rolled back on error. Inside
+    another `transaction` block on the same connection (a backfill day wraps its steps in one) it
+    joins that one instead: the outermost block commits or rolls back, so a day's writes land
+    together, with one commit."""
+
+    _depth: dict[int, int] = {}  # open blocks per connection (DuckDB aborts a transaction on a nested BEGIN)
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        key = id(self.con)
+        if not self._depth.get(key):
+            self.con.execute("begin transaction")
+        self._depth[key] = self._depth.get(key, 0) + 1
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        key = id(self.con)
+        self._depth[key] -= 1
+        if self._depth[key]:
+            return
+        del self._depth[key]
+        self.con.execute("rollback" if exc_type else "commit")
+
+
 def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any] | None = None) -> float:
     """Build one model (e.g. "marts/aged_balance"); returns the seconds it took."""
     sql = model_sql(model)
@@ -103,17 +133,17 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any]
         con.execute(f"create or replace view {name} as {select}")
     elif kind == "temp":
         con.execute(f"create or replace temp table {name} as {select}", bound)
+    elif kind == "temp_view":
+        for key, value in bound.items():
+            con.execute(f"set variable relance_{key} = ${key}", {key: value})
+        body = _PARAM.sub(lambda m: f"getvariable('relance_{m.group(1)}')", select)
+        con.execute(f"create or replace temp view {name} as {body}")
     elif kind == "incremental_as_of":
         if "as_of" not in bound:
             bound["as_of"] = (params or {})["as_of"]
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(f"delete from {name} where as_of = $as_of", {"as_of": bound["as_of"]})
             con.execute(f"insert into {name} by name {select}", bound)
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     else:
         raise ValueError(f"{model}: unknown materialization {kind!r}")
     return time.perf_counter() - started

@@ -1,11 +1,15 @@
 -- model: int_direct_settlement
--- grain: one row per invoice (kind 'invoice') issued on or before as_of, with what the payments
---        naming it settle (up to its amount) and the excess that joins the unit's credit pool
+-- grain: one row per invoice (kind 'invoice') issued on or before as_of that is not settled
+--        exactly by the payments naming it: what they settle (up to its amount), what remains,
+--        and the excess that joins the unit's credit pool. An invoice those payments settle
+--        exactly (most of them) has nothing left to allocate and no row.
 -- materialized: temp
 with
 
 invoices as (
-    select * from int_invoices_as_of where kind = 'invoice'
+    select invoice_id, customer_id, currency, kind, issue_date, due_date, amount
+    from int_invoices_as_of
+    where kind = 'invoice'
 ),
 
 direct_payments as (
@@ -29,3 +33,4 @@ select
     cast(amount - direct_applied as decimal(18,2)) as remaining,
     cast(direct_paid - direct_applied as decimal(18,2)) as excess
 from settled
+where direct_applied < amount or direct_paid > direct_applied
