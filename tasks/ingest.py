@@ -67,6 +67,26 @@ def redact(source: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
 
+#: Tables of the layout before staging became temp tables + stg_* tables: derived from the source,
+#: rebuilt by every ingest, so dropped (stg_* were views then; they are tables now).
+_LEGACY_TABLES = [f"raw_{e}" for e in ENTITIES] + [f"stg_{e}_checked" for e in ENTITIES]
+_LEGACY_VIEWS = [f"stg_{e}" for e in ENTITIES]
+
+
+def drop_legacy_tables(con) -> None:
+    found = con.execute(
+        """
+        select table_name, table_type from information_schema.tables
+        where table_schema = 'main' and table_catalog = current_database()
+          and (list_contains($tables, table_name) and table_type = 'BASE TABLE'
+               or list_contains($views, table_name) and table_type = 'VIEW')
+        """,
+        {"tables": _LEGACY_TABLES, "views": _LEGACY_VIEWS},
+    ).fetchall()
+    for name, kind in sorted(found, key=lambda f: f[1] != "VIEW"):  # the views over the tables first
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} main.{name}")
+
+
 def load_seeds(con) -> None:
     for seed in sorted((SQL_DIR / "seeds").glob("*.csv")):
         con.execute(
@@ -110,6 +130,7 @@ def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) 
         folder, labels = _extract(source, workdir, source_schema)
         with warehouse.open_db(db) as con:
             warehouse.ensure_schema(con)
+            drop_legacy_tables(con)
             load_seeds(con)
             load_macros(con)
             read = files.land_folder(con, folder, labels, generated=source_kind(source) != "files")

@@ -373,3 +373,31 @@ def test_a_file_named_in_another_case_is_found(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select open_amount from invoice_snapshot where invoice_id = 'I1'").fetchone()[0] == __import__("decimal").Decimal("6.00")
         assert con.execute("select source from rejected_rows").fetchall() == [(str(src / "INVOICES.csv"),)]
+
+
+def test_a_rejected_row_keeps_the_row_as_read_and_an_older_warehouse_is_migrated(source_writer, tmp_path):
+    """rejected_rows.raw is the row as read from the file (untrimmed), for the rejected rows only;
+    a warehouse written by the earlier layout (persistent raw_* and stg_*_checked tables, stg_*
+    views) ingests again, its stale derived tables gone and stg_* now plain tables."""
+    db = tmp_path / "r.duckdb"
+    with duckdb.connect(str(db)) as con:  # the earlier layout, with stale contents
+        con.execute("create table raw_invoices (invoice_id varchar, _raw varchar)")
+        con.execute("insert into raw_invoices values ('STALE', '{}')")
+        con.execute("create table stg_invoices_checked as select 'STALE' as invoice_id, null as reject_reason")
+        con.execute("create view stg_invoices as select * from stg_invoices_checked where reject_reason is null")
+    bad = {**OTHER_INVOICE, "amount": " 12,50 "}
+    src = source_writer(customers=[GOOD_CUSTOMER, {**GOOD_CUSTOMER, "customer_id": "C2"}], invoices=[GOOD_INVOICE, bad])
+    nightly_run(as_of=AS_OF, source=str(src), db=str(db))
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select entity, row_number, raw, reason from rejected_rows").fetchall()
+        objects = dict(con.execute(
+            "select table_name, table_type from information_schema.tables where table_name like '%invoices%'"
+        ).fetchall())
+        valid = con.execute("select invoice_id from stg_invoices").fetchall()
+    assert len(rows) == 1
+    entity, row, raw, reason = rows[0]
+    assert (entity, row) == ("invoices", 3) and "uses a comma" in reason
+    assert __import__("json").loads(raw)["amount"] == " 12,50 "  # as read, spaces kept
+    assert objects.get("stg_invoices") == "BASE TABLE"
+    assert "raw_invoices" not in objects and "stg_invoices_checked" not in objects  # the stale ones are gone
+    assert valid == [("I1",)]

@@ -10,20 +10,32 @@ structural as (
 ),
 
 row_rejects as (
-    select _source as source, 'customers' as entity, _row_number as row_number, _raw as raw, reject_reason as reason, 'rejected' as action
-    from stg_customers_checked where reject_reason is not null
+    -- raw: the row as read from the source (land_<entity>, same row number), as JSON
+    select checked._source as source, 'customers' as entity, checked._row_number as row_number,
+           cast(to_json(land) as varchar) as raw, checked.reject_reason as reason, 'rejected' as action
+    from stg_customers_checked as checked
+    left join land_customers as land on land.rowid + 2 = checked._row_number
+    where checked.reject_reason is not null
     union all
-    select _source, 'customers', _row_number, _raw, dropped_fields, 'field_dropped'
-    from stg_customers_checked where reject_reason is null and dropped_fields is not null
+    select checked._source, 'customers', checked._row_number, cast(to_json(land) as varchar), checked.dropped_fields, 'field_dropped'
+    from stg_customers_checked as checked
+    left join land_customers as land on land.rowid + 2 = checked._row_number
+    where checked.reject_reason is null and checked.dropped_fields is not null
     union all
-    select _source, 'invoices', _row_number, _raw, reject_reason, 'rejected'
-    from stg_invoices_checked where reject_reason is not null
+    select checked._source, 'invoices', checked._row_number, cast(to_json(land) as varchar), checked.reject_reason, 'rejected'
+    from stg_invoices_checked as checked
+    left join land_invoices as land on land.rowid + 2 = checked._row_number
+    where checked.reject_reason is not null
     union all
-    select _source, 'payments', _row_number, _raw, reject_reason, 'rejected'
-    from stg_payments_checked where reject_reason is not null
+    select checked._source, 'payments', checked._row_number, cast(to_json(land) as varchar), checked.reject_reason, 'rejected'
+    from stg_payments_checked as checked
+    left join land_payments as land on land.rowid + 2 = checked._row_number
+    where checked.reject_reason is not null
     union all
-    select _source, 'holds', _row_number, _raw, reject_reason, 'rejected'
-    from stg_holds_checked where reject_reason is not null
+    select checked._source, 'holds', checked._row_number, cast(to_json(land) as varchar), checked.reject_reason, 'rejected'
+    from stg_holds_checked as checked
+    left join land_holds as land on land.rowid + 2 = checked._row_number
+    where checked.reject_reason is not null
 )
 
 select

@@ -1,6 +1,6 @@
 -- model: stg_customers
 -- grain: one row per valid customer
--- materialized: view
+-- materialized: table
 select
     customer_id, name, email, phone, street, postal_code, city, country, language, segment,
     dunning_block, collector

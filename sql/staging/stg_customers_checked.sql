@@ -1,6 +1,6 @@
 -- model: stg_customers_checked
 -- grain: one row per row of the customers source, valid or not; reject_reason is null when valid
--- materialized: table
+-- materialized: temp
 with
 
 source as (
@@ -68,6 +68,5 @@ select
         case when phone_dropped then 'phone ''' || left(phone, 40) || ''' is not an E.164 number like +33612345678: the customer is loaded without phone' end
     ), '') as dropped_fields,
     _source,
-    _row_number,
-    _raw
+    _row_number
 from checked

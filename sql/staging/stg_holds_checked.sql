@@ -1,6 +1,6 @@
 -- model: stg_holds_checked
 -- grain: one row per row of the holds source, valid or not
--- materialized: table
+-- materialized: temp
 with
 
 source as (
@@ -61,6 +61,5 @@ select
     try_cast(end_date as date) as end_date,
     reject_reason,
     _source,
-    _row_number,
-    _raw
+    _row_number
 from checked

@@ -1,6 +1,6 @@
 -- model: stg_invoices_checked
 -- grain: one row per row of the invoices source (invoices and credit notes), valid or not
--- materialized: table
+-- materialized: temp
 with
 
 source as (
@@ -60,6 +60,5 @@ select
     currency_code as currency,
     reject_reason,
     _source,
-    _row_number,
-    _raw
+    _row_number
 from checked

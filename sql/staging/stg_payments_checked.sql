@@ -1,6 +1,6 @@
 -- model: stg_payments_checked
 -- grain: one row per row of the payments source, valid or not
--- materialized: table
+-- materialized: temp
 with
 
 source as (
@@ -69,6 +69,5 @@ select
     currency_code as currency,
     reject_reason,
     _source,
-    _row_number,
-    _raw
+    _row_number
 from checked

@@ -103,6 +103,10 @@ def land_file(
 ) -> int:
     """Create raw_<entity> from one file (or empty when path is None); returns its row count.
 
+    Both are temp tables of this connection (ingest validates them into stg_* right after, and
+    nothing else reads them): raw_<entity> the trimmed text of each column, and land_<entity> the
+    rows as read, whose JSON (the `raw` of rejected_rows) is built for rejected rows only.
+
     `source_label` names the source in messages and rejected_rows (a PostgreSQL table, an API
     URL); `generated` marks CSV files written by relance itself (comma, double quotes), whose
     format is then set rather than sniffed."""
@@ -110,9 +114,8 @@ def land_file(
     cols = COLUMNS[entity]
     if path is None:
         col_defs = ", ".join(f"{c} varchar" for c in cols)
-        con.execute(
-            f"create or replace table {table} ({col_defs}, _source varchar, _row_number bigint, _raw varchar)"
-        )
+        con.execute(f"create or replace temp table {table} ({col_defs}, _source varchar, _row_number bigint)")
+        con.execute(f"create or replace temp table land_{entity} ({col_defs})")
         return 0
     label = source_label or str(path)
     params = {"path": str(path)}
@@ -189,12 +192,12 @@ def land_file(
         )
     # rowid is the position in the file (insertion order is preserved); row 1 is the header.
     con.execute(
-        f"create or replace table {table} as "
-        f"select {select_cols}, $label as _source, rowid + 2 as _row_number, cast(to_json(_land) as varchar) as _raw "
-        f"from _land order by rowid",
+        f"create or replace temp table {table} as "
+        f"select {select_cols}, $label as _source, rowid + 2 as _row_number from _land order by rowid",
         {"label": label},
     )
-    con.execute("drop table _land")
+    con.execute(f"drop table if exists land_{entity}")
+    con.execute(f"alter table _land rename to land_{entity}")  # same rows, same rowids
     return con.execute(f"select count(*) from {table}").fetchone()[0]
 
 
