@@ -1,4 +1,4 @@
-"""report: the finance report of as_of — HTML (self-contained), PDF (WeasyPrint) and Excel (openpyxl).
+"""report: the finance report of as_of — HTML (self-contained), PDF (WeasyPrint) and Excel (.xlsx written directly).
 
 What a finance person reads in two minutes: the headline figures and their trend over the last
 90 run dates, the aged balance (stacked chart and table), the ladder as a funnel, today's actions,
@@ -13,6 +13,7 @@ built here; the page has no script and loads nothing from the network.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -650,74 +651,222 @@ def render_html(data: ReportData, pol: Policy, fmt: Fmt) -> str:
 MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT = "#,##0.00", "#,##0", "0.00"
 
 
+_X = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+_XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+#: The workbook's cell styles (cellXfs), in order: (number format id, bold, header).
+#: Number formats: 3 "#,##0" and 4 "#,##0.00" are built in; 164 is "#,##0.00##".
+_NUMFMT_IDS = {None: 0, INT_FORMAT: 3, MONEY_FORMAT: 4, "#,##0.00##": 164}
+_STYLES = [(0, False, False), (0, True, True)] + [(n, b, False) for n in (0, 3, 4, 164) for b in (False, True)][1:]
+_STYLE_INDEX = {(n, b): i for i, (n, b, h) in enumerate(_STYLES) if not h}
+_XML_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# characters XML 1.0 cannot hold (C0 controls but tab, newline, carriage return): Excel's _xHHHH_ escape
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f]|^\s|\s$")
+
+
+def _col(i: int) -> str:
+    name = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        name = chr(65 + r) + name
+    return name
+
+
+def _text_cell(ref: str, style: int, text: str) -> str:
+    s = f' s="{style}"' if style else ""
+    if _SPECIAL.search(text):
+        space = ' xml:space="preserve"' if text != text.strip() else ""
+        text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text.translate(_XML_ESCAPE))
+        return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t>{text}</t></is></c>'
+
+
 class _Sheet:
-    """A write-only sheet with a styled header, column widths, frozen header and a number format per
-    column. A styled cell is made once per column and reused row after row (openpyxl's write-only
-    sheets serialise each row as it is appended), which keeps a 100k-row sheet cheap."""
+    """One worksheet of the workbook: a bold header on a blue fill, column widths, the header row
+    frozen, an auto-filter, and a number format per column; rows are appended one by one and go
+    straight to the sheet's XML (a 100k-row sheet takes a second or two, not tens of seconds).
 
-    def __init__(self, wb, title: str, columns: list[tuple[str, int, str | None]]) -> None:
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Alignment, Font, PatternFill
-        from openpyxl.utils import get_column_letter
+    Values are written as they are: strings stay text (never formulas, links or numbers, whatever
+    they start with) as inline strings; Decimals go to the file with their exact digits (money
+    quantized to the cent); int and float are numbers; None and "" leave the cell empty."""
 
-        self.ws = ws = wb.create_sheet(title)
-        self.formats = [nf for _, _, nf in columns]
-        for i, (_, width, _) in enumerate(columns, start=1):
-            ws.column_dimensions[get_column_letter(i)].width = width
-        ws.freeze_panes = "A2"
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}1"
-        bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDE6F0")
-        head = []
-        for name, _, _ in columns:
-            c = WriteOnlyCell(ws, value=name)
-            c.font, c.fill, c.alignment = bold, fill, Alignment(wrap_text=True, vertical="top")
-            head.append(c)
-        ws.append(head)
-        self.templates = []
-        for nf in self.formats:
-            c = None
-            if nf:
-                c = WriteOnlyCell(ws)
-                c.number_format = nf
-            self.templates.append(c)
-        self._bold = bold
+    def __init__(self, book: list["_Sheet"], title: str, columns: list[tuple[str, int, str | None]]) -> None:
+        book.append(self)
+        self.title = title[:31]
+        self.width = len(columns)
+        self.letters = [_col(i) for i in range(len(columns))]
+        self.money = [nf == MONEY_FORMAT for nf in (c[2] for c in columns)]
+        self.plain = [_STYLE_INDEX[(_NUMFMT_IDS[nf], False)] for _, _, nf in columns]
+        self.bold = [_STYLE_INDEX[(_NUMFMT_IDS[nf], True)] for _, _, nf in columns]
+        self.cols = "".join(f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
+                            for i, (_, w, _) in enumerate(columns, start=1))
+        self.parts: list[str] = []
+        self.row = 0
+        head = "".join(_text_cell(f"{c}1", 1, name) for c, (name, _, _) in zip(self.letters, columns))
+        self._emit(head)
 
-    @staticmethod
-    def _value(value, nf):
-        if isinstance(value, Decimal) and nf == MONEY_FORMAT:
-            return value.quantize(Decimal("0.01"))  # exact: the decimal goes to the file as written
-        return value
+    def _emit(self, cells: str) -> None:
+        self.row += 1
+        self.parts.append(f'<row r="{self.row}">{cells}</row>')
 
     def append(self, values: list, bold: bool = False) -> None:
-        from openpyxl.cell import WriteOnlyCell
-
-        row = []
-        for value, nf, template in zip(values, self.formats, self.templates):
-            value = self._value(value, nf)
-            if bold:
-                c = WriteOnlyCell(self.ws, value=value)
-                c.font = self._bold
-                if nf:
-                    c.number_format = nf
-                row.append(c)
-            elif template is not None and value is not None:
-                template.value = value
-                row.append(template)
+        r = self.row + 1
+        styles = self.bold if bold else self.plain
+        cells = []
+        for letter, value, money, style in zip(self.letters, values, self.money, styles):
+            ref = f"{letter}{r}"
+            if value is None or value == "":
+                if bold:
+                    cells.append(f'<c r="{ref}" s="{style}"/>')
+                continue
+            kind = value.__class__
+            s = f' s="{style}"' if style else ""
+            if kind is str:
+                cells.append(_text_cell(ref, style, value))
+            elif kind is Decimal:
+                # exact: the decimal's own digits go to the file (never a float's)
+                number = value.quantize(_CENT) if money else value
+                cells.append(f'<c r="{ref}"{s}><v>{number:f}</v></c>')
+            elif kind is bool:
+                cells.append(f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>')
+            elif kind is int:
+                cells.append(f'<c r="{ref}"{s}><v>{value}</v></c>')
+            elif kind is float:
+                if value != value or value in (float("inf"), float("-inf")):
+                    cells.append(f'<c r="{ref}"{s} t="e"><v>#NUM!</v></c>')
+                else:
+                    cells.append(f'<c r="{ref}"{s}><v>{value!r}</v></c>')
             else:
-                row.append(value)
-        self.ws.append(row)
+                cells.append(_text_cell(ref, style, str(value)))
+        self._emit("".join(cells))
+
+    def xml(self, selected: bool) -> str:
+        last = self.letters[-1]
+        tab = ' tabSelected="1"' if selected else ""
+        return (
+            f'{_XML}<worksheet xmlns="{_X}" xmlns:r="{_R}"><dimension ref="A1:{last}{self.row}"/>'
+            f'<sheetViews><sheetView{tab} workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+            f'<cols>{self.cols}</cols><sheetData>{"".join(self.parts)}</sheetData>'
+            f'<autoFilter ref="A1:{last}1"/>'
+            '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'
+        )
+
+
+_CENT = Decimal("0.01")
+
+
+def _styles_xml() -> str:
+    font = '<sz val="11"/><color theme="1"/><name val="Calibri"/><family val="2"/><scheme val="minor"/>'
+    xfs = []
+    for numfmt, bold, header in _STYLES:
+        attrs = f'numFmtId="{numfmt}" fontId="{int(bold)}" fillId="{2 if header else 0}" borderId="0" xfId="0"'
+        attrs += ' applyNumberFormat="1"' if numfmt else ""
+        attrs += ' applyFont="1"' if bold else ""
+        if header:
+            xfs.append(f'<xf {attrs} applyFill="1" applyAlignment="1"><alignment vertical="top" wrapText="1"/></xf>')
+        else:
+            xfs.append(f"<xf {attrs}/>")
+    return (
+        f'{_XML}<styleSheet xmlns="{_X}"><numFmts count="1"><numFmt numFmtId="164" formatCode="#,##0.00##"/></numFmts>'
+        f'<fonts count="2"><font>{font}</font><font><b/>{font}</font></fonts>'
+        '<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill>'
+        '<fill><patternFill patternType="solid"><fgColor rgb="FFDDE6F0"/><bgColor indexed="64"/></patternFill></fill></fills>'
+        '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+        f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles><dxfs count="0"/>'
+        '<tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/></styleSheet>'
+    )
+
+
+def _save_workbook(path: Path, sheets: list[_Sheet]) -> None:
+    """The .xlsx package (Office Open XML, as Excel writes it): workbook, styles, one part per sheet."""
+    import zipfile
+
+    n = len(sheets)
+    names = [str(escape(ws.title)) for ws in sheets]
+    content_types = (
+        f'{_XML}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/docProps/app.xml" ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
+        '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+        '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        + "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" '
+                  'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+                  for i in range(1, n + 1))
+        + "</Types>"
+    )
+    root_rels = (
+        f'{_XML}<Relationships xmlns="{_PKG}">'
+        f'<Relationship Id="rId1" Type="{_R}/officeDocument" Target="xl/workbook.xml"/>'
+        f'<Relationship Id="rId2" Type="{_PKG}/metadata/core-properties" Target="docProps/core.xml"/>'
+        f'<Relationship Id="rId3" Type="{_R}/extended-properties" Target="docProps/app.xml"/></Relationships>'
+    )
+    book_rels = (
+        f'{_XML}<Relationships xmlns="{_PKG}">'
+        + "".join(f'<Relationship Id="rId{i}" Type="{_R}/worksheet" Target="worksheets/sheet{i}.xml"/>' for i in range(1, n + 1))
+        + f'<Relationship Id="rId{n + 1}" Type="{_R}/styles" Target="styles.xml"/></Relationships>'
+    )
+    def quoted(title: str) -> str:
+        return "'" + title.replace("'", "''") + "'"
+
+    filters = "".join(
+        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+        f"{escape(quoted(ws.title))}!$A$1:${ws.letters[-1]}$1</definedName>"
+        for i, ws in enumerate(sheets)
+    )
+    workbook = (
+        f'{_XML}<workbook xmlns="{_X}" xmlns:r="{_R}"><workbookPr/><bookViews><workbookView/></bookViews><sheets>'
+        + "".join(f'<sheet name="{name}" sheetId="{i}" r:id="rId{i}"/>' for i, name in enumerate(names, start=1))
+        + f'</sheets><definedNames>{filters}</definedNames><calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>'
+    )
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    core = (
+        f'{_XML}<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '
+        'xmlns:dcmitype="http://purl.org/dc/dcmitype/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        '<dc:creator>relance</dc:creator>'
+        f'<dcterms:created xsi:type="dcterms:W3CDTF">{stamp}</dcterms:created>'
+        f'<dcterms:modified xsi:type="dcterms:W3CDTF">{stamp}</dcterms:modified></cp:coreProperties>'
+    )
+    app = (
+        f'{_XML}<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" '
+        'xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><Application>relance</Application>'
+        f'<HeadingPairs><vt:vector size="2" baseType="variant"><vt:variant><vt:lpstr>Worksheets</vt:lpstr></vt:variant>'
+        f'<vt:variant><vt:i4>{n}</vt:i4></vt:variant></vt:vector></HeadingPairs>'
+        f'<TitlesOfParts><vt:vector size="{n}" baseType="lpstr">'
+        + "".join(f"<vt:lpstr>{name}</vt:lpstr>" for name in names)
+        + "</vt:vector></TitlesOfParts></Properties>"
+    )
+    tmp = path.with_suffix(".xlsx.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        z.writestr("[Content_Types].xml", content_types)
+        z.writestr("_rels/.rels", root_rels)
+        z.writestr("docProps/app.xml", app)
+        z.writestr("docProps/core.xml", core)
+        z.writestr("xl/workbook.xml", workbook)
+        z.writestr("xl/_rels/workbook.xml.rels", book_rels)
+        z.writestr("xl/styles.xml", _styles_xml())
+        for i, ws in enumerate(sheets, start=1):
+            z.writestr(f"xl/worksheets/sheet{i}.xml", ws.xml(selected=i == 1))
+    tmp.replace(path)
 
 
 def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
     """Excel: a summary, the aged balance by customer (a column per bucket) and the debtor list.
     Money cells are exact decimals (Decimal → the cell's number) with a 2-decimal number format."""
-    from openpyxl import Workbook
-
     L = fmt.L
-    wb = Workbook(write_only=True)
+    sheets: list[_Sheet] = []
 
     # summary
-    ws = _Sheet(wb, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 44, None),
+    ws = _Sheet(sheets, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 44, None),
                                          ("metric", 26, None), (L["col_value"], 18, "#,##0.00##")])
     for cur in data.currencies:
         for name in ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "dso_90d",
@@ -728,7 +877,7 @@ def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
 
     # aged balance by customer, a column per bucket
     buckets = data.buckets
-    ws = _Sheet(wb, L["sheet_aged"],
+    ws = _Sheet(sheets, L["sheet_aged"],
                 [(L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_currency"], 8, None)]
                 + [(b, 13, MONEY_FORMAT) for b in buckets]
                 + [(L["col_unapplied"], 13, MONEY_FORMAT), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT)])
@@ -754,7 +903,7 @@ def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
         ws.append([L["total"], "", cur] + t, bold=True)
 
     # debtors
-    ws = _Sheet(wb, L["sheet_debtors"], [
+    ws = _Sheet(sheets, L["sheet_debtors"], [
         (L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_segment"], 10, None),
         (L["col_currency"], 8, None), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT),
         (L["col_oldest"], 10, INT_FORMAT), (L["col_held"], 8, None), (L["col_hold"], 18, None),
@@ -771,7 +920,7 @@ def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
             next_step(r, pol, data.as_of, fmt), r.get("collector") or "", r.get("email") or "",
             r.get("phone") or "", r.get("city") or "",
         ])
-    wb.save(path)
+    _save_workbook(path, sheets)
     return path
 
 

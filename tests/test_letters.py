@@ -145,3 +145,25 @@ def test_print_batch_and_manifest(posted):
     reg = list(csv.DictReader(open(summary["print"]["registered_letter"]["manifest"], encoding="utf-8")))
     assert {r["registered"] for r in reg} == {"yes"} and {r["delivery_id"] for r in reg} == {"D1", "D2", "D4"}
     assert not (out / "letter" / ".parts").exists()
+
+
+def test_chunks_are_equal_and_a_multiple_of_the_workers():
+    """Letters go to the PDF workers in chunks of at most chunk_size, of equal size (± 1) and a
+    multiple of the number of workers, so that no worker is left rendering alone at the end."""
+    from tasks.dispatch.post import plan_chunks
+
+    def sizes(n, size, workers):
+        chunks = plan_chunks(n, size, workers)
+        assert chunks[0][0] == 0 and chunks[-1][1] == n  # contiguous, in order, everything once
+        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+        return [b - a for a, b in chunks]
+
+    assert sizes(500, 80, 2) == [63, 63, 63, 63, 62, 62, 62, 62]
+    assert sizes(264, 80, 2) == [66] * 4
+    assert sizes(100, 80, 1) == [50, 50]
+    assert sizes(90, 40, 1) == [30, 30, 30]
+    assert sizes(1, 80, 2) == [1]
+    assert plan_chunks(0, 80, 2) == []
+    for n in range(1, 300, 7):
+        got = sizes(n, 40, 2)
+        assert max(got) <= 40 and max(got) - min(got) <= 1 and (len(got) % 2 == 0 or len(got) == n)

@@ -145,6 +145,38 @@ def test_workbook_cells(reported):
     assert "<v>52.3810</v>" in xml or "<v>52.381</v>" in xml
 
 
+def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
+    """The workbook is written directly (no spreadsheet library): a value that looks like a formula
+    stays text, markup and control characters survive, money keeps its exact digits, and Excel's
+    package parts are there."""
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    from tasks.report import MONEY_FORMAT, _save_workbook, _Sheet
+
+    book: list = []
+    ws = _Sheet(book, "Débiteurs l'an", [("Name", 20, None), ("Amount", 12, MONEY_FORMAT), ("Days", 8, "#,##0")])
+    ws.append(["=HYPERLINK(\"http://x\")", Decimal("1234.5"), 7])
+    ws.append([" <b>A & B</b>\x01 ", Decimal("-0.10"), None])
+    ws.append(["Total", Decimal("1234.4"), ""], bold=True)
+    path = tmp_path / "t.xlsx"
+    _save_workbook(path, book)
+    sheet = load_workbook(path)["Débiteurs l'an"]
+    assert sheet["A2"].value == '=HYPERLINK("http://x")' and sheet["A2"].data_type == "s"
+    assert sheet["B2"].value == 1234.5 and sheet["B2"].number_format == "#,##0.00"
+    assert sheet["C2"].value == 7 and sheet["C2"].number_format == "#,##0"
+    # spaces kept; a control character XML cannot hold is written as Excel's own _x0001_ escape
+    assert sheet["A3"].value in (" <b>A & B</b>\x01 ", " <b>A & B</b>_x0001_ ") and sheet["C3"].value is None
+    assert sheet["A4"].font.b and sheet["B4"].font.b and sheet["A1"].font.b
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:C1"
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+        assert {"[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml", "docProps/core.xml"} <= set(z.namelist())
+    assert "<v>1234.50</v>" in xml and "<v>-0.10</v>" in xml and "<v>1234.40</v>" in xml
+    assert '<t xml:space="preserve"> &lt;b&gt;A &amp; B&lt;/b&gt;_x0001_ </t>' in xml
+
+
 def test_report_before_the_ladder_and_the_metrics_ran(source_writer, tmp_path):
     """Only ingest and age have run: the report still comes out, and says what is missing."""
     src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)

@@ -27,303 +27,32 @@ and where the files are.
 
 from __future__ import annotations
 
-import re
-import time
-from collections import defaultdict
-from datetime import date, datetime
-from pathlib import Path
+from importlib import import_module
 from typing import Any
 
-from relance.errors import UserError
-from relance.policy import load_policy
-from tasks import warehouse
-from tasks.dispatch import ledger
-from tasks.dispatch.base import Run, aware_utc
-from tasks.dispatch.config import load_channels_config
-from tasks.dispatch.email import valid_email
-from tasks.dispatch.render import KIND, LANGUAGES, Renderer, get_renderer, message_context, sample_row
-from tasks.step import get_logger, step
-
-CHANNEL_ORDER = ("letter", "registered_letter", "email", "sms", "phone", "visit", "handoff")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
-
-# -- preparation ---------------------------------------------------------------------------------
-
-
-def _has_address(row: dict) -> bool:
-    return bool((row.get("street") or "").strip() and (row.get("postal_code") or "").strip() and (row.get("city") or "").strip())
-
-
-def check_contacts(con, as_of: date, now: datetime) -> dict[str, int]:
-    """Each planned delivery has the contact its channel needs, else falls back (contract §3)."""
-    fallback, skipped, undeliverable = [], [], []
-    for row in ledger.query(con, "contacts", {"as_of": as_of}):
-        channel = row["channel"]
-        if channel == "email":
-            ok = valid_email(row["email"])
-            what = "no email address" if not row["email"] else f"email address {row['email']!r} is not valid"
-        elif channel in ("sms", "phone"):
-            ok = bool(row["phone"] and _E164.match(row["phone"]))
-            what = "no phone number" if not row["phone"] else f"phone {row['phone']!r} is not an E.164 number"
-        elif channel in ("letter", "registered_letter", "visit"):
-            if not _has_address(row):
-                undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"})
-            continue
-        else:
-            continue
-        if ok:
-            continue
-        if row["action_has_letter"]:
-            skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
-                            "detail": f"{what}; the action's letter already reaches the customer"})
-        elif _has_address(row):
-            fallback.append({"delivery_id": row["delivery_id"], "status": "planned", "channel": "letter",
-                             "detail": f"{what}: falls back to letter (was {channel})"})
-        else:
-            undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable",
-                                  "detail": f"{what} and no postal address"})
-    return {
-        "fell_back_to_letter": len(ledger.transition(con, fallback, actor="dispatch", now=now)),
-        "skipped_no_contact": len(ledger.transition(con, skipped, actor="dispatch", now=now)),
-        "undeliverable": len(ledger.transition(con, undeliverable, actor="dispatch", now=now)),
-    }
-
-
-def check_templates(renderer: Renderer, channels: set[str], stages: set[str]) -> None:
-    """Render every template tonight needs with sample values: a typo stops the run before any send."""
-    problems = []
-    for channel in sorted(channels):
-        for stage in sorted(stages):
-            for lang in LANGUAGES:
-                try:
-                    ctx = message_context(sample_row(stage, channel, lang), renderer.cfg, date(2026, 3, 16), renderer.i18n)
-                    ctx.update(anchor="L0", formal=channel == "registered_letter")
-                    if channel == "email":
-                        renderer.email(ctx)
-                    elif channel == "sms":
-                        renderer.sms(ctx)
-                    elif channel in ("letter", "registered_letter"):
-                        renderer.letter(ctx)
-                    elif channel in ("phone", "visit"):
-                        renderer.script(ctx)
-                except Exception as e:  # noqa: BLE001
-                    problems.append(f"{KIND.get(channel, channel)}/{lang}/{stage}: {type(e).__name__}: {e}")
-    if problems:
-        raise UserError("templates do not render, nothing was sent:\n  " + "\n  ".join(problems))
-
-
-def _load_batch(con, delivery_ids: list[str]) -> list[dict]:
-    """The batch's rendering context (sql/dispatch/context.sql), charges from the ladder if present."""
-    import pyarrow as pa
-
-    con.execute("create or replace temp table dispatch_batch (delivery_id varchar, ord integer)")
-    con.register("dispatch_ids", pa.table({"delivery_id": pa.array(delivery_ids, pa.string()),
-                                           "ord": pa.array(range(len(delivery_ids)), pa.int32())}))
-    try:
-        con.execute("insert into dispatch_batch select delivery_id, ord from dispatch_ids")
-    finally:
-        con.unregister("dispatch_ids")
-    _charges_view(con)
-    return ledger.query(con, "context")
-
-
-def _charges_view(con) -> None:
-    """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
-    per-invoice charges table, whatever it names its columns; empty when it does not exist."""
-    empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
-             "null::decimal(18,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
-    if not ledger.table_exists(con, "action_charges"):
-        con.execute(empty)
-        return
-    cols = set(ledger.columns_of(con, "action_charges"))
-    interest = next((c for c in ("interest_amount", "interest") if c in cols), None)
-    indemnity = next((c for c in ("indemnity_amount", "indemnity") if c in cols), None)
-    if not {"action_id", "invoice_id"} <= cols or not (interest or indemnity):
-        con.execute(empty)
-        return
-    con.execute(
-        "create or replace temp view dispatch_charges as select action_id, invoice_id, "
-        f"{interest + '::decimal(18,2)' if interest else 'null::decimal(18,2)'} as interest_amount, "
-        f"{indemnity + '::decimal(18,2)' if indemnity else 'null::decimal(18,2)'} as indemnity_amount "
-        "from action_charges"
-    )
-
-
-# -- one batch -------------------------------------------------------------------------------------
-
-
-@step(name="dispatch_batch", task_run_name="{channel}-{batch_no}")
-def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: int, delivery_ids: list[str],
-                   send: bool = False, now: datetime | None = None, channels_config: str | None = None) -> dict:
-    """Render and send one batch of one channel; returns its counts (plus print parts for letters)."""
-    from tasks.dispatch import email, handoff, post, sms, worklists
-
-    log = get_logger()
-    started = time.perf_counter()
-    cfg = load_channels_config(channels_config)
-    renderer = get_renderer(cfg)
-    with warehouse.open_db(db) as con:
-        run = Run(con=con, as_of=as_of, outbox=Path(outbox), send=send, now=aware_utc(now), cfg=cfg, renderer=renderer)
-        rows = [r for r in _load_batch(con, delivery_ids) if r["status"] == "planned" and r["channel"] == channel]
-        if channel == "email":
-            out = email.run_batch(run, rows)
-        elif channel == "sms":
-            out = sms.run_batch(run, rows)
-        elif channel in ("letter", "registered_letter"):
-            out = post.run_batch(run, rows, channel)
-        elif channel in ("phone", "visit"):
-            out = worklists.run_batch(run, rows, channel)
-        elif channel == "handoff":
-            out = handoff.run_batch(run, rows)
-        else:
-            raise UserError(f"unknown channel {channel!r}")
-    out.update(channel=channel, batch=batch_no, seconds=round(time.perf_counter() - started, 3), errors=run.errors)
-    log.info("dispatch %s batch %d: %s in %.1f s", channel, batch_no, out["counts"], out["seconds"])
-    return out
-
-
-# -- the step ------------------------------------------------------------------------------------
-
-
-def _batches(picked: list[dict], batch_size: int) -> list[tuple[str, list[str]]]:
-    by_channel: dict[str, list[dict]] = defaultdict(list)
-    for row in picked:
-        by_channel[row["channel"]].append(row)
-    out = []
-    for channel in CHANNEL_ORDER + tuple(sorted(set(by_channel) - set(CHANNEL_ORDER))):
-        rows = by_channel.get(channel, [])
-        if not rows:
-            continue
-        if channel in ("phone", "visit"):  # one worklist per collector
-            groups: dict[str, list[str]] = defaultdict(list)
-            for r in rows:
-                groups[r["collector"] or ""].append(r["delivery_id"])
-            out += [(channel, ids) for _, ids in sorted(groups.items())]
-        else:
-            ids = [r["delivery_id"] for r in rows]
-            out += [(channel, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
-    return out
-
-
-def _preflight(send: bool, channels: set[str]) -> None:
-    """With --send, the providers' credentials must be there before anything is claimed."""
-    if not send:
-        return
-    from relance.settings import get_settings, resolve_secret
-    from tasks.dispatch.sms import SmsSettings
-
-    if "email" in channels:
-        s = get_settings()
-        if not resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block):
-            raise UserError(f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'")
-    if "sms" in channels:
-        s = SmsSettings()
-        if not s.account_sid or not resolve_secret(s.auth_token, s.auth_token_block):
-            raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN")
-
-
-@step(name="dispatch")
-def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str | None = None,
-             batch_size: int = 500, auto_approve: bool = False, now: datetime | None = None,
-             channels_config: str | None = None) -> dict:
-    """Send (or render into the outbox) tonight's planned deliveries; see the module docstring."""
-    from tasks.dispatch import approval, post
-
-    log = get_logger()
-    started = time.perf_counter()
-    if batch_size < 1:
-        raise UserError("batch_size must be at least 1")
-    pol = load_policy(policy)
-    cfg = load_channels_config(channels_config)
-    renderer = get_renderer(cfg)
-    moment = aware_utc(now)
-    stamp = ledger.naive_utc(moment)
-    approval_stages = [s.code for s in pol.stages if s.requires_approval]
-    summary: dict[str, Any] = {"as_of": as_of.isoformat(), "mode": "send" if send else "outbox",
-                               "outbox": str(Path(outbox) / as_of.isoformat())}
-    with warehouse.open_db(db) as con:
-        ledger.ensure_tables(con)
-        if not ledger.table_exists(con, "deliveries") or not ledger.table_exists(con, "dunning_actions"):
-            raise UserError(f"{db} has no deliveries table: run the nightly job (ingest, age, escalate) first")
-        if not ledger.table_exists(con, "stg_customers"):
-            raise UserError(f"{db} has no customers (stg_customers): run the nightly job's ingest first")
-        recovered = ledger.recover_in_doubt(con, stamp)
-        prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
-        if approval_stages:
-            held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
-            prepared["held_for_approval"] = len(ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False))
-        if auto_approve:
-            decided = approval.decide(con, as_of, approve_all=True, action_ids=(), reject_ids=(),
-                                      by="auto-approve", reason="--auto-approve", now=stamp)
-            summary["auto_approved"] = len(decided["approved"])
-        stale = ledger.query(con, "stale", {"as_of": as_of})
-        prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
-        prepared.update(check_contacts(con, as_of, stamp))
-        picked = ledger.query(con, "pick", {"as_of": as_of})
-        in_doubt = ledger.in_doubt(con)
-        pending = con.execute(
-            "select count(*) from deliveries d join dunning_actions a using (action_id) "
-            "where d.status = 'pending_approval' and a.as_of <= $as_of", {"as_of": as_of}
-        ).fetchone()[0]
-    channels = {r["channel"] for r in picked}
-    check_templates(renderer, channels, {r["stage"] for r in picked})
-    _preflight(send, channels)
-
-    by_channel: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    errors: list[str] = []
-    aborted: set[str] = set()
-    batches = _batches(picked, batch_size)
-    printed = {}
-    try:
-        for n, (channel, ids) in enumerate(batches, start=1):
-            if channel in aborted:
-                continue
-            out = dispatch_batch(db, as_of, outbox, channel, n, ids, send, moment, channels_config)
-            for status, count in out["counts"].items():
-                by_channel[channel][status] += count
-            errors += out.get("errors") or []
-            if out.get("aborted"):
-                aborted.add(channel)
-    finally:
-        post.shutdown_pool()
-        # even after a failure: the letters already recorded as sent go to the print room
-        # (also a stopped earlier run's recorded letters, whatever its date: their parts are still there)
-        for channel in ("letter", "registered_letter"):
-            for parts in sorted(Path(outbox).glob(f"*/{channel}/.parts")):
-                try:
-                    done = post.finalize(parts.parent, channel)
-                except Exception as e:  # never hide the error that stopped the run; the parts stay for the next one
-                    log.error("dispatch: print batch for %s not assembled (%s); the next run assembles it", parts.parent, e)
-                    errors.append(f"{parts.parent}: print batch not assembled: {e}")
-                    continue
-                if done:
-                    key = channel if parts.parent.parent.name == as_of.isoformat() else f"{channel}@{parts.parent.parent.name}"
-                    printed[key] = done
-
-    totals: dict[str, int] = defaultdict(int)
-    for counts in by_channel.values():
-        for status, count in counts.items():
-            totals[status] += count
-    summary.update(
-        by_channel={c: dict(v) for c, v in by_channel.items()},
-        totals=dict(totals),
-        batches=len(batches),
-        prepared=prepared,
-        in_doubt={"count": len(in_doubt), "new": recovered["in_doubt_new"], "ids": in_doubt[:200]},
-        pending_approval=pending,
-        print=printed,
-        errors=errors,
-        seconds=round(time.perf_counter() - started, 2),
-    )
-    if in_doubt:
-        log.warning("dispatch: %d deliveries in doubt (never re-sent automatically): %s%s — check the provider, "
-                    "then `relance resolve`", len(in_doubt), ", ".join(in_doubt[:10]), " …" if len(in_doubt) > 10 else "")
-    log.info("dispatch %s (%s): %s in %.1f s", as_of, summary["mode"], dict(totals), summary["seconds"])
-    return summary
-
-
-from tasks.dispatch.approval import approve  # noqa: E402  (re-exported for the CLI)
-from tasks.dispatch.ledger import resolve  # noqa: E402
+# The step and its helpers are imported on first use (PEP 562): a worker process that renders
+# PDFs imports tasks.dispatch.post alone, not Prefect, DuckDB and pyarrow (seconds per worker).
+_LAZY = {
+    "dispatch": "tasks.dispatch.main",
+    "dispatch_batch": "tasks.dispatch.main",
+    "check_contacts": "tasks.dispatch.main",
+    "check_templates": "tasks.dispatch.main",
+    "CHANNEL_ORDER": "tasks.dispatch.main",
+    "approve": "tasks.dispatch.approval",  # re-exported for the CLI
+    "resolve": "tasks.dispatch.ledger",
+}
 
 __all__ = ["dispatch", "dispatch_batch", "approve", "resolve"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

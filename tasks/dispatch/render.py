@@ -67,11 +67,22 @@ def _locale(ctx) -> str:
     return LOCALES[language_of(ctx.get("lang"))]
 
 
+@lru_cache(maxsize=65536)
+def _money(text: str, currency: str, locale: str) -> str:
+    return format_currency(Decimal(text), currency, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _date(value: date, fmt: str, locale: str) -> str:
+    return format_date(value, fmt, locale=locale)
+
+
 @pass_context
 def f_money(ctx, value: Any, currency: str | None = None) -> str:
     if value is None or value == "":
         return ""
-    return format_currency(Decimal(str(value)), currency or ctx.get("currency") or "EUR", locale=_locale(ctx))
+    # the same amount is printed many times a night (text and HTML parts, totals, worklists)
+    return _money(str(value), currency or ctx.get("currency") or "EUR", _locale(ctx))
 
 
 @pass_context
@@ -102,7 +113,7 @@ def f_date(ctx, value: Any) -> str:
         value = value.date()
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
-    return format_date(value, DATE_FORMATS[language_of(ctx.get("lang"))], locale=_locale(ctx))
+    return _date(value, DATE_FORMATS[language_of(ctx.get("lang"))], _locale(ctx))
 
 
 @pass_context
@@ -111,7 +122,7 @@ def f_date_long(ctx, value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         value = value.date()
-    return format_date(value, "d MMMM y", locale=_locale(ctx))
+    return _date(value, "d MMMM y", _locale(ctx))
 
 
 def f_paragraphs(value: Any) -> list[Markup]:
