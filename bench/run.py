@@ -1,6 +1,6 @@
 """`make bench`: how fast and how big relance's nightly run is, against a pandas baseline.
 
-    .venv/bin/python -m bench.run [--sizes 10000,100000] [--backfill-days 30] [--no-sendgrid]
+    .venv/bin/python -m bench.run [--sizes 10000,100000,300000] [--backfill-days 30] [--no-sendgrid]
                                   [--backfill365-customers 10000] [--no-backfill365] [--profile]
 
 Sizes are numbers of customers of `relance sample-data` (about 10 invoices each: 10000 → ~100k
@@ -111,7 +111,7 @@ TARGETS = {"nightly_s": 120.0, "ladder_vs_pandas": 10.0, "backfill365_s": 300.0,
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description="relance benchmark")
-    p.add_argument("--sizes", default="10000,100000", help="customers per size (~10 invoices each), comma-separated")
+    p.add_argument("--sizes", default="10000,100000,300000", help="customers per size (~10 invoices each), comma-separated")
     p.add_argument("--backfill-days", type=int, default=30, help="the short backfill that gives the ladder its state")
     p.add_argument("--backfill365-customers", type=int, default=10000)
     p.add_argument("--backfill365-days", type=int, default=365)
