@@ -7,6 +7,13 @@ nightly allocation models themselves (int_direct_settlement → int_credit_pool 
 → int_unapplied_credit), run once over a date-stamped copy of the source that holds every
 (date, unit) a metric needs — the same rules, never a second allocation (docs/metrics.md).
 
+A caller that has itself aged some of those dates from the very staging measure reads (a backfill:
+the source ingested once, then each day aged before it is measured) names them in
+`snapshot_dates`: their open amounts and unapplied credit are read from that aging's
+invoice_snapshot and aged_balance — the same allocation's output — instead of being allocated
+again. Without it (a nightly run, `relance measure`), every date is allocated again: measure cannot
+tell whether the stored snapshots come from the staging it sees.
+
 The work happens on a cursor of its own: its temp tables (the date-stamped allocation) never
 replace the caller's, so a backfill can age, escalate and measure on one connection.
 """
@@ -14,6 +21,7 @@ replace the caller's, so a backfill can age, escalate and measure on one connect
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import date
 
 from relance.errors import UserError
@@ -22,7 +30,7 @@ from tasks import warehouse
 from tasks.age import write_policy_buckets
 from tasks.step import get_logger, step
 
-#: Which (date, unit) pairs are needed, and the source as of each of them.
+#: Which (date, unit) pairs must be allocated again, and the source as of each of them.
 PIT_MODELS = [
     "intermediate/int_metrics_actions",
     "intermediate/int_metrics_pit_units",
@@ -36,8 +44,11 @@ ALLOCATION_MODELS = [
     "intermediate/int_open_invoices",
     "intermediate/int_unapplied_credit",
 ]
+#: The open amounts at every date needed (allocated again, or read from the snapshots), the metrics.
 METRIC_MODELS = [
+    "intermediate/int_metrics_allocated",
     "intermediate/int_metrics_open_at",
+    "intermediate/int_metrics_claims_open_at",
     "intermediate/int_metrics_credit_at",
     "intermediate/int_metrics_action_recovery",
     "marts/recovery_metrics",
@@ -48,7 +59,8 @@ HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "rec
 
 
 def _check_snapshot(cur, as_of: date) -> None:
-    """The hold shares read invoice_snapshot of as_of: it must be the one of the same source."""
+    """The hold shares read invoice_snapshot of as_of: it must be the one of the same source.
+    (When as_of is one of the caller's snapshot dates, its open amounts are that snapshot's.)"""
     pit, snap = cur.execute(
         """
         select (select count(*) from int_metrics_open_at where at_date = $d),
@@ -63,13 +75,26 @@ def _check_snapshot(cur, as_of: date) -> None:
         )
 
 
-def measure_on(con, as_of: date, pol: Policy) -> dict:
-    """Write recovery_metrics for as_of (replacing that date's rows) on an open connection."""
+def write_snapshot_dates(cur, dates: Iterable[date] | None) -> None:
+    """The dates whose invoice_snapshot and aged_balance come from the current staging."""
+    cur.execute("create or replace temp table metrics_snapshot_dates (at_date date primary key)")
+    cur.execute("insert into metrics_snapshot_dates select distinct unnest(cast($d as date[]))",
+                {"d": sorted(set(dates or ()))})
+
+
+def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | None = None) -> dict:
+    """Write recovery_metrics for as_of (replacing that date's rows) on an open connection.
+
+    snapshot_dates: dates whose invoice_snapshot and aged_balance the caller wrote, with `pol`, from
+    the staging as it is now (same ingest), and committed (measure reads them on a cursor of its
+    own); the open amounts at those dates are read there instead of being allocated again.
+    None (the default): every date is allocated again."""
     started = time.perf_counter()
     cur = con.cursor()  # its own temp schema: the caller's int_* temp tables stay as they are
     try:
         params = {"as_of": as_of}
         write_policy_buckets(cur, pol)
+        write_snapshot_dates(cur, snapshot_dates)
         warehouse.run_models(cur, PIT_MODELS, params)
         # the allocation models read int_invoices_as_of / int_payments_as_of: here, the date-stamped ones
         cur.execute("create or replace temp view int_invoices_as_of as select * from int_metrics_invoices_as_of")
@@ -79,8 +104,8 @@ def measure_on(con, as_of: date, pol: Policy) -> dict:
             warehouse.run_model(cur, model, params)
         _check_snapshot(cur, as_of)
         warehouse.run_model(cur, METRIC_MODELS[-1], params)
-        pairs = warehouse.scalar(cur, "select count(*) from int_metrics_pit_units")
-        dates = warehouse.scalar(cur, "select count(distinct at_date) from int_metrics_pit_units")
+        pairs, dates = cur.execute("select count(*), count(distinct at_date) from int_metrics_pit_units").fetchone()
+        vouched = warehouse.scalar(cur, "select count(*) from metrics_snapshot_dates")
         actions = warehouse.scalar(cur, "select count(*) from int_metrics_actions")
         rows = cur.execute(
             """
@@ -99,8 +124,9 @@ def measure_on(con, as_of: date, pol: Policy) -> dict:
     return {
         "as_of": as_of.isoformat(),
         "metrics_rows": count,
-        "point_in_time_dates": dates,
-        "point_in_time_units": pairs,
+        "point_in_time_dates": dates,  # dates allocated again (not read from a snapshot)
+        "point_in_time_units": pairs,  # (date, unit) pairs allocated again
+        "snapshot_dates": vouched,  # dates the caller vouched for (their snapshots may be read)
         "actions_measured": actions,
         "by_currency": by_currency,
         "seconds": round(time.perf_counter() - started, 3),

@@ -80,6 +80,35 @@ def test_backfill_takes_real_actions_as_its_state_and_never_touches_sent_ones(tm
     assert summary["replay"]["actions"] == 0
 
 
+def test_replay_measures_each_day_from_the_snapshots_it_aged(tmp_path, monkeypatch):
+    """Each replayed day's metrics read the point-in-time views of the days this replay has aged so
+    far (that day included: age runs before measure), and only those; the rows are the same as a
+    measure that allocates every date again (what a nightly `relance measure` does)."""
+    import flows.backfill as bf
+    from tasks.measure import measure
+
+    src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
+    seen = []
+    real = bf.measure_on
+
+    def spy(con, day, pol, snapshot_dates=None):
+        seen.append((day, list(snapshot_dates)))
+        return real(con, day, pol, snapshot_dates=snapshot_dates)
+
+    monkeypatch.setattr(bf, "measure_on", spy)
+    backfill_run("2026-03-09", "2026-03-12", src, db)
+    assert seen == [
+        (date(2026, 3, 9), [date(2026, 3, 9)]),
+        (date(2026, 3, 10), [date(2026, 3, 9), date(2026, 3, 10)]),
+        (date(2026, 3, 11), [date(2026, 3, 9), date(2026, 3, 10), date(2026, 3, 11)]),
+        (date(2026, 3, 12), [date(2026, 3, 9), date(2026, 3, 10), date(2026, 3, 11), date(2026, 3, 12)]),
+    ]
+    sql = "select * from recovery_metrics where as_of = '2026-03-12' order by all"
+    replayed = query(db, sql)
+    measure(db, date(2026, 3, 12))
+    assert query(db, sql) == replayed and replayed
+
+
 def test_backfill_rejects_an_inverted_range(tmp_path):
     with pytest.raises(UserError, match="before start"):
         backfill_run("2026-03-10", "2026-03-01", str(tmp_path / "src"), str(tmp_path / "r.duckdb"))

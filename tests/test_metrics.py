@@ -32,10 +32,11 @@ import duckdb
 import pytest
 
 from relance.errors import UserError
+from relance.policy import load_policy
 from tasks import warehouse
 from tasks.age import age
 from tasks.ingest import ingest
-from tasks.measure import measure
+from tasks.measure import measure, measure_on
 
 AS_OF = date(2026, 6, 30)
 
@@ -115,9 +116,18 @@ def source(source_writer):
     return source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
 
 
-@pytest.fixture
-def measured(source, tmp_path):
-    """ingest + age at D only (no run at D−30 or D−90), the ladder's rows inserted, then measure."""
+#: The dates whose point-in-time view the metrics of D need: D, D−30, D−90, and the dates of the
+#: measured actions X1, X2, X3 (below) and 30 days after each.
+NEEDED_DATES = [AS_OF, date(2026, 5, 31), date(2026, 4, 1), date(2026, 5, 20), date(2026, 6, 19),
+                date(2026, 4, 15), date(2026, 5, 15), date(2026, 5, 1)]
+
+
+@pytest.fixture(params=["allocated", "snapshots"])
+def measured(source, tmp_path, request):
+    """ingest + age at D, the ladder's rows inserted, then measure. `allocated`: no run at D−30 or
+    D−90 (nor on the actions' dates), every point-in-time view is allocated again (a nightly run);
+    `snapshots`: as in a backfill, those dates were aged from the same ingest and measure is told so,
+    it reads their invoice_snapshot and aged_balance. The same figures either way."""
     db = tmp_path / "r.duckdb"
     prepare(db, source, AS_OF)
     with warehouse.open_db(db) as con:
@@ -141,7 +151,13 @@ def measured(source, tmp_path):
         add_unit(con, AS_OF, "B1", "EUR", None)
         add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
         add_unit(con, AS_OF, "A1", "USD", None)
-    summary = measure(str(db), AS_OF)
+    if request.param == "allocated":
+        return db, measure(str(db), AS_OF)
+    for day in NEEDED_DATES[1:]:
+        age(str(db), day)
+    with warehouse.open_db(db) as con:
+        summary = measure_on(con, AS_OF, load_policy(None), snapshot_dates=NEEDED_DATES)
+    assert (summary["point_in_time_dates"], summary["point_in_time_units"]) == (0, 0)  # nothing allocated again
     return db, summary
 
 

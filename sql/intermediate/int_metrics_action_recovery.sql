@@ -1,8 +1,8 @@
 -- model: int_metrics_action_recovery
 -- grain: one row per measured action (int_metrics_actions) with what its claim recovered within
 --        30 days: the decrease of the open amounts of the invoices it claims between the action
---        date and 30 days later, each computed from the point-in-time view at that date,
---        floored at 0 and capped at the action's amount_due
+--        date and 30 days later, each computed from the point-in-time view at that date
+--        (int_metrics_claims_open_at), floored at 0 and capped at the action's amount_due
 -- materialized: temp
 with
 
@@ -10,27 +10,25 @@ actions as (
     select * from int_metrics_actions
 ),
 
+claims_open_at as (
+    select * from int_metrics_claims_open_at
+),
+
 claimed as (
-    select distinct action_id, action_date, customer_id, currency, unnest(invoice_ids) as invoice_id
+    -- each invoice an action claims, once (an invoice id names one invoice, of the action's unit)
+    select distinct action_id, action_date, unnest(invoice_ids) as invoice_id
     from actions
 ),
 
 opens as (
     select
         claimed.action_id,
-        coalesce(sum(at_action.open_amount), 0) as open_at_action,
-        coalesce(sum(after_30.open_amount), 0) as open_after_30d
+        sum(claims_open_at.open_amount) filter (where claims_open_at.at_date = claimed.action_date) as open_at_action,
+        sum(claims_open_at.open_amount) filter (where claims_open_at.at_date = claimed.action_date + 30) as open_after_30d
     from claimed
-    left join int_metrics_open_at as at_action
-        on at_action.at_date = claimed.action_date
-       and at_action.customer_id = claimed.customer_id
-       and at_action.currency = claimed.currency
-       and at_action.invoice_id = claimed.invoice_id
-    left join int_metrics_open_at as after_30
-        on after_30.at_date = claimed.action_date + 30
-       and after_30.customer_id = claimed.customer_id
-       and after_30.currency = claimed.currency
-       and after_30.invoice_id = claimed.invoice_id
+    join claims_open_at
+        on claims_open_at.invoice_id = claimed.invoice_id
+       and claims_open_at.at_date in (claimed.action_date, claimed.action_date + 30)
     group by claimed.action_id
 ),
 
@@ -39,11 +37,12 @@ delivered_channels as (
     select action_id, list(distinct channel order by channel) as channels
     from deliveries
     where status in ('sent', 'simulated')
+      and action_id in (select action_id from actions)
     group by action_id
 )
 
 select
-    actions.*,
+    actions.* exclude (invoice_ids),  -- the mart reads the amounts, not the claim's list
     cast(coalesce(opens.open_at_action, 0) as decimal(18,2)) as open_at_action,
     cast(coalesce(opens.open_after_30d, 0) as decimal(18,2)) as open_after_30d,
     cast(least(actions.amount_due, greatest(0, coalesce(opens.open_at_action, 0) - coalesce(opens.open_after_30d, 0)))

@@ -10,8 +10,8 @@
 -- rules as the nightly aging, at every date a metric needs (docs/metrics.md).
 select
     invoices.* replace (
-        strftime(pit.at_date, '%Y-%m-%d') || '|' || invoices.invoice_id as invoice_id,
-        strftime(pit.at_date, '%Y-%m-%d') || '|' || invoices.customer_id as customer_id
+        pit.id_prefix || invoices.invoice_id as invoice_id,
+        pit.id_prefix || invoices.customer_id as customer_id
     )
 from int_metrics_pit_units as pit
 join stg_invoices as invoices

@@ -5,10 +5,9 @@
 -- materialized: temp
 select
     payments.* replace (
-        strftime(pit.at_date, '%Y-%m-%d') || '|' || payments.payment_id as payment_id,
-        strftime(pit.at_date, '%Y-%m-%d') || '|' || payments.customer_id as customer_id,
-        case when payments.invoice_id is not null
-             then strftime(pit.at_date, '%Y-%m-%d') || '|' || payments.invoice_id end as invoice_id
+        pit.id_prefix || payments.payment_id as payment_id,
+        pit.id_prefix || payments.customer_id as customer_id,
+        pit.id_prefix || payments.invoice_id as invoice_id  -- null stays null: a payment on account
     )
 from int_metrics_pit_units as pit
 join stg_payments as payments

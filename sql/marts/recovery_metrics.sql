@@ -4,9 +4,10 @@
 -- materialized: incremental_as_of
 --
 -- Every term is computed from the source as of its own date: the open amounts at as_of,
--- as_of − 30 and as_of − 90, and at each measured action's date and 30 days later, come from
--- int_metrics_open_at (the nightly allocation rules, run again at those dates), whether or not a
--- run happened on them. Ratios are exact decimal arithmetic rounded half away from zero to
+-- as_of − 30 and as_of − 90 come from int_metrics_open_at, and those at each measured action's
+-- date and 30 days later from int_metrics_claims_open_at (the nightly allocation rules, run again
+-- at those dates, or read from that date's invoice_snapshot when this same staging wrote it),
+-- whether or not a run happened on them. Ratios are exact decimal arithmetic rounded half away from zero to
 -- 4 decimals (never binary floats); a ratio whose denominator is zero (or has no data) is absent.
 with
 
@@ -123,9 +124,7 @@ age_start as (
        and start.days_past_due > 0
     left join open_at as now_
         on now_.at_date = d.as_of
-       and now_.customer_id = start.customer_id
-       and now_.currency = start.currency
-       and now_.invoice_id = start.invoice_id
+       and now_.invoice_id = start.invoice_id  -- invoice ids are unique in the source
 ),
 
 -- ---------------------------------------------------------------- holds, ladder, the day's actions
