@@ -155,7 +155,7 @@ def backfill_run(
     source: str,
     db: str = ".relance/relance.duckdb",
     policy: str | None = None,
-    source_schema: str = "public",
+    source_schema: str | None = None,  # None: RELANCE_SOURCE_SCHEMA, else public
     metrics_target: str | None = None,
     report_dir: str | None = None,
     language: str = "fr",

@@ -92,9 +92,10 @@ def model_sql(model: str) -> str:
 
 class transaction:
     """`with transaction(con):` — one transaction, committed at the end, rolled back on error. Inside
-    another `transaction` block on the same connection (a backfill day wraps its steps in one) it
-    joins that one instead: the outermost block commits or rolls back, so a day's writes land
-    together, with one commit."""
+    another `transaction` block on the same connection (e.g. a caller grouping a model's
+    replacement with its own writes) it joins that one instead: the outermost block commits or
+    rolls back. Mind that other connections and cursors (measure_on works on its own cursor) see
+    nothing of it before that commit."""
 
     _depth: dict[int, int] = {}  # open blocks per connection (DuckDB aborts a transaction on a nested BEGIN)
 
