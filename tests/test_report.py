@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ import time
 import urllib.request
 import zipfile
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -138,43 +140,104 @@ def test_workbook_cells(reported):
     assert first[:7] == ["A1", EVIL, "b2b", "EUR", 1300, 1000, 82]
     assert first[9] == "Reminder 2"
     summary = {(r[0].value, r[2].value): r[3] for r in wb["Summary"].iter_rows(min_row=2)}
-    assert summary[("EUR", "cei_30d")].value == pytest.approx(52.381)
-    # the file holds the exact decimals, not a float's digits
-    with zipfile.ZipFile(out["en"]["xlsx"]) as z:
-        xml = z.read("xl/worksheets/sheet1.xml").decode()
-    assert "<v>52.3810</v>" in xml or "<v>52.381</v>" in xml
+    # the metric's decimal as the double Excel stores, shown with up to 4 decimals
+    assert summary[("EUR", "cei_30d")].value == float(Decimal("52.3810"))
+    assert summary[("EUR", "cei_30d")].number_format == "#,##0.00##"
 
 
 def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
-    """The workbook is written directly (no spreadsheet library): a value that looks like a formula
-    stays text, markup and control characters survive, money keeps its exact digits, and Excel's
-    package parts are there."""
-    from decimal import Decimal
-
+    """The workbook (xlsxwriter) read back with openpyxl: the sheets, the header row and its look,
+    a value that looks like a formula or a DDE command stays text, markup and control characters
+    survive, money is the cent-exact decimal, the header row is frozen and filtered."""
     from openpyxl import load_workbook
 
-    from tasks.report import MONEY_FORMAT, _save_workbook, _Sheet
+    from relance.policy import load_policy
+    from tasks.report import Fmt, ReportData, write_workbook
 
-    book: list = []
-    ws = _Sheet(book, "Débiteurs l'an", [("Name", 20, None), ("Amount", 12, MONEY_FORMAT), ("Days", 8, "#,##0")])
-    ws.append(["=HYPERLINK(\"http://x\")", Decimal("1234.5"), 7])
-    ws.append([" <b>A & B</b>\x01 ", Decimal("-0.10"), None])
-    ws.append(["Total", Decimal("1234.4"), ""], bold=True)
+    pol = load_policy(None)
+    buckets = [b.name for b in pol.aging_buckets]
+    formula = '=HYPERLINK("http://x","y")'
+    dde = "+cmd|' /C calc'!A0"
+    odd = " <b>A & B</b>\x01 _x0041_ "
+    aged = [  # amounts as DuckDB returns them: Decimal with 2 places
+        {"currency": "EUR", "customer_id": "C1", "name": formula, "bucket": "1-30", "amount": Decimal("1234.56")},
+        {"currency": "EUR", "customer_id": "C1", "name": formula, "bucket": "181+", "amount": Decimal("0.10")},
+        {"currency": "EUR", "customer_id": "C1", "name": formula, "bucket": "181+", "amount": Decimal("0.20")},
+        {"currency": "EUR", "customer_id": "C2", "name": odd, "bucket": "not_due", "amount": Decimal("-0.10")},
+        {"currency": "EUR", "customer_id": "C2", "name": odd, "bucket": "unapplied_credit",
+         "amount": Decimal("99999999999.99")},
+    ]
+    debtors = [{"customer_id": "C1", "name": dde, "segment": "b2b", "currency": "EUR", "open_amount": Decimal("1234.86"),
+                "overdue_amount": Decimal("1234.86"), "oldest_days_past_due": 200, "email": "=1+1"}]
+    data = ReportData(as_of=AS_OF, db="", language="en", buckets=buckets, currencies=["EUR"], has_metrics=True,
+                      metrics={("EUR", "cei_30d", "all", "all"): Decimal("52.3810")}, aged=aged, debtors=debtors)
     path = tmp_path / "t.xlsx"
-    _save_workbook(path, book)
-    sheet = load_workbook(path)["Débiteurs l'an"]
-    assert sheet["A2"].value == '=HYPERLINK("http://x")' and sheet["A2"].data_type == "s"
-    assert sheet["B2"].value == 1234.5 and sheet["B2"].number_format == "#,##0.00"
-    assert sheet["C2"].value == 7 and sheet["C2"].number_format == "#,##0"
-    # spaces kept; a control character XML cannot hold is written as Excel's own _x0001_ escape
-    assert sheet["A3"].value in (" <b>A & B</b>\x01 ", " <b>A & B</b>_x0001_ ") and sheet["C3"].value is None
-    assert sheet["A4"].font.b and sheet["B4"].font.b and sheet["A1"].font.b
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:C1"
+    assert write_workbook(path, data, pol, Fmt("en")) == path
+    assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
+
+    wb = load_workbook(path, read_only=True)
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors"]
+    wb.close()
+    wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
+    assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
+    sheet = wb["Aged balance"]
+    assert [c.value for c in sheet[1]] == ["Customer", "Name", "Currency"] + buckets + ["Unapplied", "Open", "Overdue"]
+    for c in sheet[1]:
+        assert c.font.b and c.fill.fgColor.rgb == "FFDDE6F0" and c.alignment.vertical == "top" and c.alignment.wrap_text
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:L1"
+    assert sheet.column_dimensions["A"].width == 14 and sheet.column_dimensions["B"].width == 36
+    c1 = {c.column_letter: c for c in sheet[2]}
+    assert c1["A"].value == "C1"
+    assert c1["B"].value == formula and c1["B"].data_type == "s"  # text, not a formula
+    # money: the double nearest to the decimal quantized to the cent (its shortest repr is the decimal)
+    def cents(cell) -> Decimal:
+        assert cell.data_type == "n" and cell.number_format == "#,##0.00"
+        return Decimal(repr(cell.value))
+
+    assert cents(c1["E"]) == Decimal("1234.56")
+    # 0.10 + 0.20 summed as decimals: 0.30 (a float sum would be 0.30000000000000004)
+    assert cents(c1["I"]) == Decimal("0.30")
+    assert cents(c1["K"]) == cents(c1["L"]) == Decimal("1234.56") + Decimal("0.10") + Decimal("0.20")
+    c2 = {c.column_letter: c for c in sheet[3]}
+    # markup and spaces kept; a control character XML cannot hold travels as Excel's _xHHHH_ escape
+    # (and a literal "_x0041_" has its underscore escaped): openpyxl leaves the escapes, Excel reads
+    # them back as below
+    def excel_text(value: str) -> str:
+        return re.sub(r"_x([0-9A-F]{4})_", lambda m: chr(int(m.group(1), 16)), value)
+
+    assert c2["B"].data_type == "s" and excel_text(c2["B"].value) == odd
+    assert cents(c2["D"]) == Decimal("-0.10") and cents(c2["J"]) == Decimal("-99999999999.99")
+    total = {c.column_letter: c for c in sheet[4]}
+    assert total["A"].value == "Total" and total["A"].font.b and total["E"].font.b
+    assert total["B"].value is None and total["B"].font.b  # the total row's empty cells are bold too
+    assert cents(total["K"]) == Decimal("1234.76") and cents(total["D"]) == Decimal("-0.10")
+    debtors_sheet = wb["Debtors"]
+    row = {c.column_letter: c for c in debtors_sheet[2]}
+    assert row["B"].value == dde and row["B"].data_type == "s"
+    assert row["M"].value == "=1+1" and row["M"].data_type == "s"
+    assert row["G"].value == 200 and row["G"].number_format == "#,##0"
+    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:O1"
+    summary = wb["Summary"]
+    assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", "cei_30d", 52.381]
+    assert summary["D2"].number_format == "#,##0.00##"
+    # no formula anywhere in the package
     with zipfile.ZipFile(path) as z:
-        xml = z.read("xl/worksheets/sheet1.xml").decode()
-        assert {"[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml", "docProps/core.xml"} <= set(z.namelist())
-    assert "<v>1234.50</v>" in xml and "<v>-0.10</v>" in xml and "<v>1234.40</v>" in xml
-    assert '<t xml:space="preserve"> &lt;b&gt;A &amp; B&lt;/b&gt;_x0001_ </t>' in xml
+        assert not any("<f>" in z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/"))
+
+
+def test_workbook_failure_leaves_the_previous_file(tmp_path):
+    """A failure while writing leaves the previous workbook in place and no .tmp behind."""
+    from relance.policy import load_policy
+    from tasks.report import Fmt, ReportData, write_workbook
+
+    pol = load_policy(None)
+    path = tmp_path / "t.xlsx"
+    path.write_bytes(b"previous")
+    data = ReportData(as_of=AS_OF, db="", language="en", buckets=[b.name for b in pol.aging_buckets],
+                      debtors=[{"name": "no customer_id"}])
+    with pytest.raises(KeyError):
+        write_workbook(path, data, pol, Fmt("en"))
+    assert path.read_bytes() == b"previous" and list(tmp_path.iterdir()) == [path]
 
 
 def test_report_before_the_ladder_and_the_metrics_ran(source_writer, tmp_path):
