@@ -401,3 +401,17 @@ def test_a_rejected_row_keeps_the_row_as_read_and_an_older_warehouse_is_migrated
     assert objects.get("stg_invoices") == "BASE TABLE"
     assert "raw_invoices" not in objects and "stg_invoices_checked" not in objects  # the stale ones are gone
     assert valid == [("I1",)]
+
+
+def test_a_hold_ending_at_infinity_is_open_ended(source_writer, tmp_path):
+    """PostgreSQL writes an open end date as 'infinity' (date and timestamp columns alike): the
+    hold loads with no end and holds its invoice, instead of being rejected — which would let a
+    disputed invoice be dunned."""
+    hold = {"hold_id": "H1", "customer_id": "C1", "invoice_id": "I1", "kind": "dispute",
+            "start_date": "2026-02-01", "end_date": "infinity"}
+    _, rejects, db = run_and_reject(source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE],
+                                    holds=[hold])
+    assert rejects == []
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select hold_id, end_date from stg_holds").fetchall() == [("H1", None)]
+        assert con.execute("select held, hold_kind from invoice_snapshot where invoice_id = 'I1'").fetchall() == [(True, "dispute")]

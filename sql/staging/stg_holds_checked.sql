@@ -4,7 +4,11 @@
 with
 
 source as (
-    select * from raw_holds
+    -- an end date of 'infinity' (how PostgreSQL writes "no end") is an open-ended hold
+    select * replace (
+        case when lower(end_date) in ('infinity', '+infinity') then null else end_date end as end_date
+    )
+    from raw_holds
 ),
 
 customers as (
