@@ -139,6 +139,23 @@ def approve_cmd(
         typer.echo(f"  waiting: {action_id}")
 
 
+@app.command("drafts")
+def drafts_cmd(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Outbox folder (default: beside the db)."),
+) -> None:
+    """Render the letters waiting for approval as drafts (marked "not sent"), to read before approving."""
+    from relance.dates import parse_date, today
+    from tasks.dispatch.drafts import render_drafts
+
+    day = parse_date(as_of, "--as-of") or today()
+    written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"))
+    typer.echo(f"{len(written)} draft(s) of letters waiting for approval" + (":" if written else ""))
+    for d in written:
+        typer.echo(f"  {d['action_id']}  {d['channel']}  {d['path']}")
+
+
 @app.command("resolve")
 def resolve_cmd(
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),

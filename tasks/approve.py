@@ -2,9 +2,10 @@
 
 Inside a nightly flow run without auto_approve, when actions wait for approval
 (deliveries `pending_approval`), the run
-1. publishes a markdown artifact `relance-approvals` listing them — action, debtor id,
-   invoices, sums and charges (ids and amounts only: no names, no addresses) — and where
-   each letter's PDF will be once sent;
+1. renders a draft PDF of each letter waiting (tasks/dispatch/drafts.py: as it will be sent,
+   marked "draft, not sent", under outbox/<as_of>/drafts/) and publishes a markdown artifact
+   `relance-approvals` listing the actions — action, debtor id, invoices, sums and charges (ids
+   and amounts only: no names, no addresses) — and the drafts to read;
 2. pauses for typed input (`ApprovalInput`: approve all, or approve / reject by action id,
    with a reason and who decides) — the UI's "Resume" button shows the form;
 3. records the decision with the same code as `relance approve` (tasks.dispatch.approval.decide);
@@ -65,7 +66,8 @@ def _money(v, currency: str) -> str:
     return "—" if v is None else f"{v:,.2f} {currency}".replace(",", "\u202f")
 
 
-def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hours: float) -> str:
+def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hours: float,
+                      drafts: list[dict] | None = None) -> str:
     lines = [
         f"# Formal notices waiting for approval — {as_of}",
         "",
@@ -85,11 +87,16 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
             f"{_money(n['indemnity'], cur)} | {_money(n['charges_total'], cur)} | "
             f"{', '.join(f'{d} ({c})' for d, c in zip(n['delivery_ids'], n['channels']))} |"
         )
-    letters = [(n["as_of"], d, c) for n in notices for d, c in zip(n["delivery_ids"], n["channels"])
+    drafted = {d["delivery_id"]: d["path"] for d in drafts or ()}
+    letters = [(n["action_id"], d, c) for n in notices for d, c in zip(n["delivery_ids"], n["channels"])
                if c in ("letter", "registered_letter")]
-    if letters:
-        lines += ["", "The letters' PDFs are rendered when they are sent (after approval), at:", ""]
-        lines += [f"- `{Path(outbox) / str(as_of) / c / (d + '.pdf')}`" for _, d, c in letters]
+    if drafted:
+        lines += ["", "Drafts of the letters, as they will be sent once approved (marked draft, not sent):", ""]
+        lines += [f"- `{a}` {c}: `{drafted[d]}`" for a, d, c in letters if d in drafted]
+    missing = [(a, d, c) for a, d, c in letters if d not in drafted]
+    if missing:
+        lines += ["", "No draft could be rendered for these letters (see the run's log); once approved and sent they will be at:", ""]
+        lines += [f"- `{a}` {c}: `{Path(outbox) / str(as_of) / c / (d + '.pdf')}`" for a, d, c in missing]
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +115,15 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
     from prefect.flow_runs import pause_flow_run
 
     ids = [n["action_id"] for n in notices]
-    create_markdown_artifact(approval_markdown(notices, as_of, outbox, timeout_hours), key=ARTIFACT_KEY,
+    try:
+        from tasks.dispatch.drafts import render_drafts
+
+        drafts = render_drafts(db, as_of, outbox)
+    except Exception as e:  # the drafts help the decision; their failure must not stop the asking
+        log.error("approval: drafts not rendered (%s: %s); the artifact lists the notices without them",
+                  type(e).__name__, e)
+        drafts = []
+    create_markdown_artifact(approval_markdown(notices, as_of, outbox, timeout_hours, drafts), key=ARTIFACT_KEY,
                              description=f"{len(notices)} formal notice(s) waiting for approval, {as_of}")
     log.info("approval: %d action(s) wait for approval (%s); pausing for up to %g h", len(ids), ", ".join(ids[:20]),
              timeout_hours)

@@ -305,3 +305,46 @@ def test_replay_and_future_actions_are_never_sent(tmp_path):
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     rows = deliveries(db)
     assert rows["D2-mail"]["status"] == "planned" and rows["D20"]["status"] == "planned"
+
+
+def test_drafts_of_letters_waiting_for_approval_are_rendered_and_nothing_is_recorded(db, tmp_path):
+    """Whoever approves a formal notice can read it first: its registered letter as it will be sent,
+    marked as a draft, while the ledger stays as it was (nothing claimed, nothing sent)."""
+    from tasks.approve import approval_markdown, _pending_notices
+    from tasks.dispatch.drafts import render_drafts
+
+    out = str(tmp_path / "outbox")
+    dispatch(str(db), AS_OF, out, now=NOW)  # A1's deliveries wait for approval
+    before = deliveries(db)
+    events_before = events(db, "D1-reg")
+    drafts = render_drafts(str(db), AS_OF, out)
+    assert [(d["action_id"], d["delivery_id"], d["channel"]) for d in drafts] == [("A1", "D1-reg", "registered_letter")]
+    path = tmp_path / "outbox" / "2026-03-16" / "drafts" / "D1-reg.pdf"
+    assert drafts[0]["path"] == str(path) and path.read_bytes().startswith(b"%PDF")
+    text = pdf_text(path)
+    assert "PROJET — en attente" in text and "Boulangerie Martin SARL" in text and "LETTRE RECOMMANDÉE" in text
+    assert "1 234,56" in text.replace("\u202f", " ").replace("\u00a0", " ")  # F1's open amount, as sent
+    assert deliveries(db) == before and events(db, "D1-reg") == events_before
+    assert not (tmp_path / "outbox" / "2026-03-16" / "registered_letter" / "D1-reg.pdf").exists()
+    md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, out, 6.0, drafts)
+    assert f"`A1` registered_letter: `{path}`" in md and "Boulangerie" not in md  # ids only in the artifact
+    # once approved, the letter sent is rendered then, without the mark
+    approve(str(db), AS_OF, action_ids=["A1"], by="claire")
+    dispatch(str(db), AS_OF, out, now=NOW)
+    sent = tmp_path / "outbox" / "2026-03-16" / "registered_letter" / "D1-reg.pdf"
+    assert "PROJET" not in pdf_text(sent) and "Boulangerie Martin SARL" in pdf_text(sent)
+    assert render_drafts(str(db), AS_OF, out) == []  # nothing waits any more
+
+
+def test_cli_drafts_lists_the_drafts_it_wrote(db, tmp_path):
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    res = CliRunner().invoke(app, ["drafts", "--db", str(db), "--as-of", "2026-03-16", "--outbox", str(tmp_path / "box")])
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "box" / "2026-03-16" / "drafts" / "D1-reg.pdf"
+    assert res.output.splitlines() == ["1 draft(s) of letters waiting for approval:",
+                                       f"  A1  registered_letter  {path}"]
+    assert path.read_bytes().startswith(b"%PDF")

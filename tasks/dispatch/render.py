@@ -366,6 +366,7 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         "payment_reference": row.get("customer_id"),
         "payment_url": payment_url,
         "registered": row.get("channel") == "registered_letter",
+        "draft": False,  # True for the drafts shown before approval (tasks/dispatch/drafts.py)
     }
 
 

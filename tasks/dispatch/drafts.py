@@ -1,0 +1,63 @@
+"""Drafts of the letters waiting for approval, for the person who approves them.
+
+    render_drafts(db, as_of, outbox) -> [{"action_id", "delivery_id", "channel", "path"}, …]
+
+A formal notice goes out only once a person has approved it (`pending_approval`). So that they
+can read what they approve, each of its letters (letter, registered_letter) is rendered exactly as
+dispatch will render it — same templates, same context query, same PDF layout — with a "draft,
+not sent" mark, into outbox/<as_of>/drafts/<delivery id>.pdf. Nothing is claimed or recorded:
+the ledger does not change, and the letter that is sent after approval is rendered again then.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from tasks import warehouse
+from tasks.dispatch import ledger
+
+DRAFT_CHANNELS = ("letter", "registered_letter")
+
+
+def pending_letters(con, as_of: date) -> list[str]:
+    """The letter deliveries of actions dated up to as_of that wait for approval."""
+    return [r[0] for r in con.execute(
+        """
+        select d.delivery_id
+        from deliveries d join dunning_actions a using (action_id)
+        where d.status = 'pending_approval' and a.as_of <= $as_of and list_contains($channels, d.channel)
+        order by a.as_of, d.delivery_id
+        """,
+        {"as_of": as_of, "channels": list(DRAFT_CHANNELS)},
+    ).fetchall()]
+
+
+def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None) -> list[dict]:
+    """Write a draft PDF of every letter waiting for approval; returns what was written."""
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.main import _load_batch
+    from tasks.dispatch.post import letter_css, render_many
+    from tasks.dispatch.render import get_renderer, message_context
+
+    cfg = load_channels_config(channels_config)
+    renderer = get_renderer(cfg)
+    with warehouse.open_db(db) as con:
+        ledger.ensure_tables(con)
+        ids = pending_letters(con, as_of)
+        rows = _load_batch(con, ids) if ids else []
+    if not rows:
+        return []
+    folder = Path(outbox) / as_of.isoformat() / "drafts"
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs, written = [], []
+    for i, row in enumerate(rows):
+        ctx = message_context(row, cfg, as_of, renderer.i18n)
+        ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
+        path = folder / f"{ledger.safe_name(row['delivery_id'])}.pdf"
+        jobs.append((f"D{i}", renderer.letter(ctx), str(path)))
+        written.append({"action_id": row["action_id"], "delivery_id": row["delivery_id"],
+                        "channel": row["channel"], "path": str(path)})
+    _, _, errors = render_many(letter_css(renderer), jobs, None, chunk_size=cfg.letters.chunk_size,
+                               processes=1, parallel_from=len(jobs) + 1)
+    return [w for w, (anchor, _, _) in zip(written, jobs) if anchor not in errors]
