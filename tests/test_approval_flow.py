@@ -80,6 +80,9 @@ def test_paused_run_resumed_with_input_sends_what_was_approved(prefect_server, n
     md = next(a for a in arts if a.key == "relance-approvals").data
     assert A1 in md and A2 in md and "I1" in md and "800.00 EUR" in md.replace("\u202f", "")
     assert "Client C1" not in md and "@example.com" not in md
+    # the two registered letters, as drafts to read before deciding (marked not sent)
+    drafts = sorted((tmp_path / "outbox" / "2026-03-23" / "drafts").glob("*.pdf"))
+    assert len(drafts) == 2 and all(f"`{p}`" in md for p in drafts)
     resume_flow_run(paused.id, run_input={"approve": [A1], "reject": [A2], "reason": "disputed invoice", "by": "julie"})
     thread.join(120)
     state = box["state"]
