@@ -203,7 +203,8 @@ def format_dispatch(d: dict) -> list[str]:
     for channel, counts in d["by_channel"].items():
         lines.append(f"    {channel:<18} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if d["pending_approval"]:
-        lines.append(f"  waiting for approval: {d['pending_approval']} deliveries — relance approve --db … --as-of {d['as_of']} --all")
+        lines.append(f"  waiting for approval: {d['pending_approval']} deliveries — read them: relance drafts --db … "
+                     f"--as-of {d['as_of']}; decide: relance approve --db … --as-of {d['as_of']} --all")
     if d["in_doubt"]["count"]:
         lines.append(f"  IN DOUBT: {d['in_doubt']['count']} deliveries (never re-sent automatically): "
                      + ", ".join(d["in_doubt"]["ids"][:5]) + (" …" if d["in_doubt"]["count"] > 5 else "")
