@@ -486,3 +486,26 @@ def test_an_api_that_ignores_the_page_parameter_is_detected(serve, tmp_path):
     with pytest.raises(SourceError, match="ignore the page parameter"):
         http_api.extract(base, tmp_path)
     assert len(api.seen) == 2
+
+
+def test_dates_sent_as_midnight_datetimes_are_their_dates(serve, tmp_path):
+    """Many JSON APIs serialise a date as an ISO datetime at midnight: that is the date written
+    (whatever the offset). Another time of day does not say which day is meant: the row is
+    rejected with its reason, never guessed."""
+    data = {
+        "customers": [{"customer_id": "C1", "name": "Dates"}],
+        "invoices": [
+            {"invoice_id": "Z", "customer_id": "C1", "issue_date": "2024-01-10T00:00:00Z", "due_date": "2024-02-09T00:00:00.000Z", "amount": "10.00"},
+            {"invoice_id": "P", "customer_id": "C1", "issue_date": "2024-01-10T00:00:00+01:00", "due_date": "2024-02-09 00:00", "amount": "20.00"},
+            {"invoice_id": "T", "customer_id": "C1", "issue_date": "2024-01-10T14:30:00Z", "due_date": "2024-02-09", "amount": "30.00"},
+        ],
+    }
+    api = PagedApi(style="list", data=data, missing={"payments", "holds"})
+    summary, con = _run(tmp_path, serve(api))
+    try:
+        loaded = con.execute("select invoice_id, issue_date, due_date from stg_invoices order by 1").fetchall()
+        rejected = con.execute("select reason from rejected_rows where entity = 'invoices'").fetchall()
+    finally:
+        con.close()
+    assert loaded == [("P", date(2024, 1, 10), date(2024, 2, 9)), ("Z", date(2024, 1, 10), date(2024, 2, 9))]
+    assert len(rejected) == 1 and "issue_date '2024-01-10T14:30:00Z' is not a date written YYYY-MM-DD" in rejected[0][0]

@@ -27,6 +27,7 @@ import csv
 import email.utils
 import hashlib
 import json
+import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -38,7 +39,7 @@ import requests
 
 from relance.errors import SourceError
 from relance.settings import get_settings, resolve_secret
-from tasks.sources import COLUMNS, ENTITIES, REQUIRED_ENTITIES
+from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_ENTITIES
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.5
@@ -94,6 +95,17 @@ def _text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
     return str(value)
+
+
+#: A date sent as an ISO 8601 datetime at midnight (`2026-03-01T00:00:00Z`, `…T00:00:00.000+01:00`):
+#: many JSON APIs serialise a date that way. It is the date written; any other time of day is
+#: left as it is, and the row is rejected with the reason (which calendar day is meant is not known).
+_MIDNIGHT = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def _date_text(value: str) -> str:
+    m = _MIDNIGHT.fullmatch(value.strip())
+    return m.group(1) if m else value
 
 
 def _json_default(value: Any) -> Any:
@@ -368,7 +380,7 @@ def _write_entity(path: Path, entity: str, pages: Iterator[list]) -> int:
                 for key, value in record.items():
                     col = _column(str(key))
                     if col not in row or row[col] == "":
-                        row[col] = _text(value)
+                        row[col] = _date_text(_text(value)) if col in DATE_COLUMNS else _text(value)
                     columns.setdefault(col, None)
                 out.write(json.dumps(row, ensure_ascii=False))
                 out.write("\n")
