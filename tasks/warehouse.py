@@ -10,8 +10,8 @@ A model is one file under sql/ holding one SELECT. Its header comments say what 
 and `incremental_as_of` replaces the rows of the run date only (delete where as_of = $as_of,
 then insert by name), so that earlier dates stay. Parameters are DuckDB named parameters
 (`$as_of`), bound by value — values are never formatted into SQL text. A temp view keeps its
-parameters in session variables (`SET VARIABLE relance_as_of = $as_of`, read back with
-`getvariable('relance_as_of')`), set again each time the view is built.
+parameters in session variables of its own (`SET VARIABLE relance_<view>_as_of = $as_of`, read
+back with `getvariable('relance_<view>_as_of')`), set again each time the view is built.
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any]
     elif kind == "temp":
         con.execute(f"create or replace temp table {name} as {select}", bound)
     elif kind == "temp_view":
-        for key, value in bound.items():
-            con.execute(f"set variable relance_{key} = ${key}", {key: value})
-        body = _PARAM.sub(lambda m: f"getvariable('relance_{m.group(1)}')", select)
+        for key, value in bound.items():  # one variable per view and parameter: views never share one
+            con.execute(f"set variable relance_{name}_{key} = ${key}", {key: value})
+        body = _PARAM.sub(lambda m: f"getvariable('relance_{name}_{m.group(1)}')", select)
         con.execute(f"create or replace temp view {name} as {body}")
     elif kind == "incremental_as_of":
         if "as_of" not in bound:

@@ -31,7 +31,7 @@ def test_a_temp_view_reads_the_date_it_was_last_built_for(con):
     # a value is bound, never spliced into the SQL text
     warehouse.run_model(con, "intermediate/int_invoices_as_of", {"as_of": "2026-03-01' or true --"})
     text = con.execute("select sql from duckdb_views() where view_name = 'int_invoices_as_of'").fetchone()[0]
-    assert "getvariable('relance_as_of')" in text and "or true" not in text
+    assert "getvariable('relance_int_invoices_as_of_as_of')" in text and "or true" not in text
     with pytest.raises(duckdb.ConversionException):
         con.execute("select * from int_invoices_as_of").fetchall()
 

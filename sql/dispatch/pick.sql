@@ -1,18 +1,12 @@
--- What tonight's dispatch acts on: every planned delivery of a live action dated up to $as_of
--- (tonight's, approved ones, SMS deferred by quiet hours), with what batching needs.
--- params: $as_of
+-- What tonight's dispatch acts on: every planned delivery of a live action dated up to as_of
+-- (the temp view planned_live, sql/dispatch/planned_live.sql), with what batching needs.
 select
-    d.delivery_id,
-    d.channel,
-    a.stage,
-    a.customer_id,
-    a.currency,
-    c.collector,
-    c.country
-from deliveries d
-join dunning_actions a using (action_id)
-left join stg_customers c on c.customer_id = a.customer_id
-where d.status = 'planned'
-  and a.mode = 'live'
-  and a.as_of <= $as_of
-order by d.channel, c.collector nulls last, a.customer_id, a.currency, d.delivery_id
+    p.delivery_id,
+    p.channel,
+    p.stage,
+    p.customer_id,
+    p.currency,
+    p.collector,
+    p.country
+from planned_live p
+order by p.channel, p.collector nulls last, p.customer_id, p.currency, p.delivery_id

@@ -39,7 +39,8 @@ def _has_address(row: dict) -> bool:
 def check_contacts(con, as_of: date, now: datetime) -> dict[str, int]:
     """Each planned delivery has the contact its channel needs, else falls back (contract §3)."""
     fallback, skipped, undeliverable = [], [], []
-    for row in ledger.query(con, "contacts", {"as_of": as_of}):
+    warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})
+    for row in ledger.query(con, "contacts"):
         channel = row["channel"]
         if channel == "email":
             ok = valid_email(row["email"])
@@ -273,7 +274,8 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         stale = ledger.query(con, "stale", {"as_of": as_of})
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
         prepared.update(check_contacts(con, as_of, stamp))
-        picked = ledger.query(con, "pick", {"as_of": as_of})
+        warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})
+        picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
         pending = con.execute(
             "select count(*) from deliveries d join dunning_actions a using (action_id) "
