@@ -90,32 +90,19 @@ def model_sql(model: str) -> str:
     return (SQL_DIR / f"{model}.sql").read_text(encoding="utf-8")
 
 
-class transaction:
-    """`with transaction(con):` — one transaction, committed at the end, rolled back on error. Inside
-    another `transaction` block on the same connection (e.g. a caller grouping a model's
-    replacement with its own writes) it joins that one instead: the outermost block commits or
-    rolls back. Mind that other connections and cursors (measure_on works on its own cursor) see
-    nothing of it before that commit."""
-
-    _depth: dict[int, int] = {}  # open blocks per connection (DuckDB aborts a transaction on a nested BEGIN)
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def __enter__(self) -> duckdb.DuckDBPyConnection:
-        key = id(self.con)
-        if not self._depth.get(key):
-            self.con.execute("begin transaction")
-        self._depth[key] = self._depth.get(key, 0) + 1
-        return self.con
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        key = id(self.con)
-        self._depth[key] -= 1
-        if self._depth[key]:
-            return
-        del self._depth[key]
-        self.con.execute("rollback" if exc_type else "commit")
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`with transaction(con):` — one transaction, committed at the end of the block, rolled back on
+    error. Blocks do not nest (DuckDB refuses a BEGIN inside a transaction): a commit here is a real
+    commit, which the delivery ledger relies on (a claim is committed before any provider call).
+    Other connections and cursors (measure_on works on its own cursor) see nothing before it."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any] | None = None) -> float:

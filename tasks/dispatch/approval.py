@@ -92,14 +92,9 @@ def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], re
     if reject_ids and not reason:
         raise UserError("approve: say why the actions are rejected (--reason)")
     to_approve = [i for i in pending if i not in set(reject_ids)] if approve_all else action_ids
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         rejected = _decide(con, reject_ids, "rejected", by, reason, now)
         approved = _decide(con, to_approve, "approved", by, reason if approve_all or action_ids else None, now)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return {
         "approved": to_approve,
         "rejected": reject_ids,

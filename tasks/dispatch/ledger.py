@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from relance import SQL_DIR
 from relance.errors import UserError
+from tasks import warehouse
 
 #: Statuses a run may act on or leave behind (contract §4 plus `sending`, `in_doubt`).
 TERMINAL = ("sent", "failed", "skipped", "undeliverable", "simulated")
@@ -155,8 +156,7 @@ def transition(
                 if "fallback_from" in columns_of(con, "deliveries") else "")
     _register(con, "dispatch_transition", schema, rows)
     try:
-        con.execute("begin transaction")
-        try:
+        with warehouse.transaction(con):
             moved = con.execute(
                 f"""
                 update deliveries set
@@ -183,10 +183,6 @@ def transition(
                     """,
                     {"now": now, "actor": actor, "ids": ids},
                 )
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     finally:
         con.unregister("dispatch_transition")
     return ids
@@ -198,8 +194,7 @@ def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
     Real providers (sendgrid, sms) → `in_doubt` (reported, never re-sent by itself); local
     providers (files only) → `planned` again.
     """
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         reset = [
             r[0]
             for r in con.execute(
@@ -239,10 +234,6 @@ def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
                     """,
                     {"now": now, "status": status, "detail": detail, "ids": ids},
                 )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return {"in_doubt_new": doubt, "local_reset": reset}
 
 
@@ -254,8 +245,7 @@ def claim(con, ids: Sequence[str], provider: str, now: datetime) -> list[str]:
     """planned → sending, committed before any provider call. Returns the ids actually claimed."""
     if not ids:
         return []
-    con.execute("begin transaction")
-    try:
+    with warehouse.transaction(con):
         claimed = [
             r[0]
             for r in con.execute(
@@ -277,10 +267,6 @@ def claim(con, ids: Sequence[str], provider: str, now: datetime) -> list[str]:
                 """,
                 {"now": now, "ids": claimed},
             )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     order = {d: i for i, d in enumerate(ids)}
     return sorted(claimed, key=order.__getitem__)
 
@@ -315,8 +301,7 @@ def record(con, results: Sequence[Result], now: datetime) -> None:
         return
     _register(con, "dispatch_results", _RESULT_SCHEMA, rows)
     try:
-        con.execute("begin transaction")
-        try:
+        with warehouse.transaction(con):
             con.execute(
                 """
                 update deliveries set
@@ -341,10 +326,6 @@ def record(con, results: Sequence[Result], now: datetime) -> None:
                 """,
                 {"now": now},
             )
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     finally:
         con.unregister("dispatch_results")
 
@@ -368,8 +349,6 @@ def resolve(
     sent=True: the provider did accept it → `sent` (sent_at = when it was handed over).
     sent=False: it did not go → `planned`, so the next run sends it.
     """
-    from tasks import warehouse
-
     if not by:
         raise UserError("resolve: say who decides (--by NAME)")
     ids = list(dict.fromkeys(delivery_ids))
@@ -391,8 +370,7 @@ def resolve(
             problems += [f"{i}: is {s}, not {' or '.join(allowed)}" for i, s in wrong.items()]
             raise UserError("resolve: nothing changed —\n  " + "\n  ".join(problems))
         detail = f"resolved by {by}: {'sent' if sent else 'not sent'}" + (f" — {reason}" if reason else "")
-        con.execute("begin transaction")
-        try:
+        with warehouse.transaction(con):
             for i in ids:
                 previous = found[i]
                 if sent:
@@ -418,10 +396,6 @@ def resolve(
                     """,
                     {"now": now, "previous": previous, "actor": f"resolve:{by}", "detail": detail, "id": i},
                 )
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
 
 
