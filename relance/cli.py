@@ -32,13 +32,6 @@ SourceSchemaOpt = typer.Option(
 )
 
 
-def _source_schema(option: Optional[str]) -> str:
-    """--source-schema when given, else the setting (env RELANCE_SOURCE_SCHEMA), else public."""
-    from relance.settings import get_settings
-
-    return option if option is not None else get_settings().source_schema
-
-
 def _fail(message: str) -> None:
     typer.echo(f"relance: error: {message}", err=True)
     raise typer.Exit(code=2)
@@ -84,7 +77,7 @@ def run(
     _check_language(language)
     summary = nightly_run(
         as_of=as_of, source=source, db=str(db), outbox=str(outbox) if outbox else None,
-        send=send, auto_approve=auto_approve, policy=policy, source_schema=_source_schema(source_schema),
+        send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
@@ -235,7 +228,7 @@ def backfill(
 
     _check_language(language)
     summary = backfill_run(
-        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=_source_schema(source_schema),
+        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
