@@ -36,10 +36,10 @@ def _has_address(row: dict) -> bool:
     return bool((row.get("street") or "").strip() and (row.get("postal_code") or "").strip() and (row.get("city") or "").strip())
 
 
-def check_contacts(con, as_of: date, now: datetime) -> dict[str, int]:
-    """Each planned delivery has the contact its channel needs, else falls back (contract §3)."""
+def check_contacts(con, now: datetime) -> dict[str, int]:
+    """Each planned delivery has the contact its channel needs, else falls back (contract §3).
+    Reads the temp view planned_live (sql/dispatch/planned_live.sql, built by dispatch for its as_of)."""
     fallback, skipped, undeliverable = [], [], []
-    warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})
     for row in ledger.query(con, "contacts"):
         channel = row["channel"]
         if channel == "email":
@@ -273,8 +273,8 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
             summary["auto_approved"] = len(decided["approved"])
         stale = ledger.query(con, "stale", {"as_of": as_of})
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
-        prepared.update(check_contacts(con, as_of, stamp))
-        warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})
+        warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})  # a view: read afresh by each query
+        prepared.update(check_contacts(con, stamp))
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
         pending = con.execute(
