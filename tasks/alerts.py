@@ -73,7 +73,7 @@ def _send_email(to: str, payload: dict) -> int:
         from tasks.dispatch.config import load_channels_config
 
         sender = load_channels_config(None).email.from_email
-    from sendgrid import SendGridAPIClient
+    from tasks.dispatch.email import sendgrid_client  # the official client, never following a redirect
 
     subject = f"[relance] {payload['flow']} {payload['flow_run_name']} {payload['state']}"
     text = "\n".join(f"{k}: {v}" for k, v in payload.items() if v is not None)
@@ -84,7 +84,7 @@ def _send_email(to: str, payload: dict) -> int:
         "content": [{"type": "text/plain", "value": text}],
         "categories": ["relance-alert"],
     }
-    client = SendGridAPIClient(api_key=key, host=s.sendgrid_host.rstrip("/"))
+    client = sendgrid_client(key, s.sendgrid_host.rstrip("/"))
     return client.client.mail.send.post(request_body=body).status_code
 
 

@@ -9,7 +9,14 @@ RELANCE_SENDGRID_HOST), one request per message (each message has its own text),
   when SendGrid says so; other 4xx → `failed` with SendGrid's own error messages;
 * 401/403 (the key is refused) → nothing of the batch is sent and the deliveries stay `planned`;
 * a timeout or a connection cut after the request was written → `in_doubt` (it may have gone);
-* `X-Message-Id` of the 202 answer kept as provider_message_id.
+* `sent` only on SendGrid's documented success: 202 with an `X-Message-Id` (kept as
+  provider_message_id), or — with sandbox mode on, and only then — 200 (validated, not delivered);
+* redirects are never followed (the request carries the API key): a 3xx → `failed` with where it
+  pointed, and the rest of the batch is not attempted (stays `planned`): RELANCE_SENDGRID_HOST is
+  wrong;
+* any other 2xx (a `200 text/html` welcome page, a 202 without `X-Message-Id`) → `in_doubt`:
+  something answered "OK" and may have taken the message, so it is never re-sent by itself; a
+  person checks and settles it with `relance resolve`; the rest of the batch is not attempted.
 Addresses are checked before anything is rendered (valid_email): SendGrid's client raises on a
 malformed address, and an address it would refuse never reaches it — the delivery falls back to
 a letter as if there were no email (tasks.dispatch.__init__.check_contacts).
@@ -20,6 +27,7 @@ Every email sent is also written as an .eml file under the outbox (the evidence 
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import logging
@@ -29,6 +37,8 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -219,6 +229,60 @@ def sendgrid_error(err) -> str:
     return f"SendGrid {status} {reason}: {detail}".strip()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is returned to the caller as an HTTPError: never re-sent elsewhere with the key."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+@functools.cache
+def _no_redirect_client() -> type:
+    import python_http_client
+
+    class NoRedirectClient(python_http_client.Client):
+        """python_http_client.Client (the official client's transport) minus redirect following."""
+
+        def _build_client(self, name=None):  # client.mail.send … keep this class
+            client = super()._build_client(name)
+            client.__class__ = type(self)
+            return client
+
+        def _make_request(self, opener, request, timeout=None):
+            return super()._make_request(urllib.request.build_opener(_NoRedirect), request, timeout=timeout)
+
+    return NoRedirectClient
+
+
+def sendgrid_client(api_key: str, host: str):
+    """The official SendGridAPIClient, whose requests never follow a redirect (they carry the key)."""
+    from sendgrid import SendGridAPIClient
+
+    client = SendGridAPIClient(api_key=api_key, host=host)
+    client.client.__class__ = _no_redirect_client()
+    return client
+
+
+def origin_label(url: str | None) -> str:
+    """scheme://host[:port] of a URL: where a request went or a redirect points, never a path,
+    query or credentials."""
+    if not url:
+        return "nowhere (no Location)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "an unreadable URL"
+    if not host:
+        return "a path on the same host"
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else f"{host}{port}"
+
+
+def _content_type(headers) -> str:
+    return (_header(headers, "Content-Type") or "no content type").split(";")[0].strip()
+
+
 def _certainly_not_sent(exc: BaseException) -> bool:
     """Errors raised before the request could reach SendGrid (nothing can have been accepted)."""
     reason = getattr(exc, "reason", exc)
@@ -233,6 +297,7 @@ class SendGridEmail:
     def __init__(self, api_key: str, host: str, cfg: EmailCfg, *, sleep: Callable[[float], None] = time.sleep,
                  rate_limit: Callable[[int], None] | None = None):
         self.api_key, self.host, self.cfg = api_key, host.rstrip("/"), cfg
+        self.where = origin_label(self.host)  # for messages: the host, never a path or credentials
         self.sleep = sleep
         self.rate_limit = rate_limit
         self._local = threading.local()
@@ -242,11 +307,9 @@ class SendGridEmail:
     def _client(self):
         client = getattr(self._local, "client", None)
         if client is None:
-            from sendgrid import SendGridAPIClient
-
             # its DEBUG lines print the request headers, i.e. the API key: never let them through
             logging.getLogger("python_http_client").setLevel(max(logging.INFO, logging.getLogger("python_http_client").level))
-            client = self._local.client = SendGridAPIClient(api_key=self.api_key, host=self.host)
+            client = self._local.client = sendgrid_client(self.api_key, self.host)
         return client
 
     def send(self, batch: list[OutgoingEmail]) -> list[Result]:
@@ -286,6 +349,12 @@ class SendGridEmail:
                 if status in (401, 403):
                     self.aborted = f"SendGrid refused the API key ({sendgrid_error(e)})"
                     return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
+                if 300 <= status < 400:  # not SendGrid: it never redirects; the key stays here
+                    target = origin_label(_header(getattr(e, "headers", None), "Location"))
+                    why = (f"{self.where} answered {status}, a redirect to {target}; redirects are never followed "
+                           f"with the API key (check RELANCE_SENDGRID_HOST)")
+                    self.aborted = f"SendGrid host redirects: {why}"
+                    return Result(msg.delivery_id, "failed", self.name, error=f"not sent: {why}")
                 return Result(msg.delivery_id, "failed", self.name, error=sendgrid_error(e))
             except (socket.timeout, TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as e:
                 return Result(msg.delivery_id, "in_doubt", self.name,
@@ -299,22 +368,45 @@ class SendGridEmail:
                     self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 if _certainly_not_sent(e):
-                    self.aborted = f"SendGrid unreachable at {self.host} ({e.reason})"
+                    self.aborted = f"SendGrid unreachable at {self.where} ({e.reason})"
                     return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
                 return Result(msg.delivery_id, "in_doubt", self.name, error=f"in doubt: {type(e).__name__}: {e}")
-            status = response.status_code
-            message_id = _header(response.headers, "X-Message-Id")
-            if status == 202 and message_id:
-                return Result(msg.delivery_id, "sent", self.name, provider_message_id=message_id,
-                              artifact_path=str(msg.eml_path) if msg.eml_path else None,
-                              sent_at=naive_utc(datetime.now(timezone.utc)))
-            if status in (200, 202):  # sandbox mode: validated, not delivered
-                return Result(msg.delivery_id, "sent", "sendgrid-sandbox",
-                              provider_message_id=message_id or f"sandbox:{msg.delivery_id}",
-                              artifact_path=str(msg.eml_path) if msg.eml_path else None,
-                              sent_at=naive_utc(datetime.now(timezone.utc)))
-            return Result(msg.delivery_id, "in_doubt", self.name,
-                          error=f"in doubt: unexpected SendGrid answer {status}")
+            return self._settle(msg, response)
+
+    def _settle(self, msg: OutgoingEmail, response) -> Result:
+        """A 2xx answer: `sent` only in SendGrid's documented shape, else in doubt (never re-sent by itself)."""
+        status = response.status_code
+        headers = response.headers
+        message_id = (_header(headers, "X-Message-Id") or "").strip()
+        if status == 202 and message_id:
+            return Result(msg.delivery_id, "sent", self.name, provider_message_id=message_id,
+                          artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                          sent_at=naive_utc(datetime.now(timezone.utc)))
+        if status == 200 and self.cfg.sandbox and _empty_or_json(response.body):  # validated, not delivered
+            return Result(msg.delivery_id, "sent", "sendgrid-sandbox",
+                          provider_message_id=message_id or f"sandbox:{msg.delivery_id}",
+                          artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                          sent_at=naive_utc(datetime.now(timezone.utc)))
+        shape = f"{status} {_content_type(headers)}" + ("" if message_id else " without X-Message-Id")
+        self.aborted = (f"{self.where} does not answer like SendGrid ({shape}); nothing more sent "
+                        f"(check RELANCE_SENDGRID_HOST)")
+        return Result(msg.delivery_id, "in_doubt", self.name,
+                      error=f"in doubt: {self.where} answered {shape}, not SendGrid's 202 with an X-Message-Id"
+                            f"{'' if self.cfg.sandbox else ' (sandbox mode is off)'}; it may have taken the message: "
+                            f"check SendGrid's activity feed for custom_args.delivery_id={msg.delivery_id}, "
+                            f"then relance resolve")
+
+
+def _empty_or_json(body) -> bool:
+    """A sandbox-mode answer's body: SendGrid sends none (or JSON), never a web page."""
+    text = body.strip() if isinstance(body, (bytes, str)) else body
+    if not text:
+        return True
+    try:
+        json.loads(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 # -- the email channel's batch -----------------------------------------------------------------

@@ -10,10 +10,15 @@
   is *deferred*: it stays `planned` and the next run that falls in the window sends it. The
   clock is the `now` argument of dispatch, so tests are deterministic.
 * Gateway: POST {base}/2010-04-01/Accounts/{sid}/Messages.json (form: To, From or
-  MessagingServiceSid, Body) with HTTP basic auth (sid, token). 201 → `sent` with the message
-  sid; 429/5xx retried with back-off (Retry-After honoured); other 4xx → `failed` with the
-  gateway's code and message; 401/403 → nothing more is sent, deliveries stay `planned`;
-  timeout → `in_doubt`.
+  MessagingServiceSid, Body) with HTTP basic auth (sid, token). `sent` only on the API's
+  documented success: a 2xx JSON message with its `sid` (kept as provider_message_id); 429/5xx
+  retried with back-off (Retry-After honoured); other 4xx → `failed` with the gateway's code and
+  message; 401/403 → nothing more is sent, deliveries stay `planned`; timeout → `in_doubt`.
+  Redirects are never followed (the request carries the credentials): a 3xx → `failed` with where
+  it pointed. Any other 2xx (a `200 text/html` page, JSON without a `sid`) → `in_doubt`: something
+  answered "OK" and may have taken the message, so it is never re-sent by itself (a person settles
+  it with `relance resolve`). After a 3xx or such a 2xx the rest of the batch is not attempted
+  (stays `planned`): RELANCE_SMS_BASE_URL is wrong.
 Settings (environment, prefix RELANCE_SMS_): BASE_URL (default https://api.twilio.com),
 ACCOUNT_SID, AUTH_TOKEN (or the Prefect Secret block "relance-sms-auth-token"),
 MESSAGING_SERVICE_SID (optional, instead of the sender of channels.yaml).
@@ -252,7 +257,8 @@ class TwilioSms:
         while True:
             attempt += 1
             try:
-                r = self._session().post(self.url, data=data, timeout=(5, self.cfg.timeout_seconds))
+                r = self._session().post(self.url, data=data, timeout=(5, self.cfg.timeout_seconds),
+                                         allow_redirects=False)
             except requests.ConnectionError as e:
                 # Refused before anything was written? Then certainly not sent; otherwise unknown.
                 text = str(e)
@@ -266,14 +272,16 @@ class TwilioSms:
             except requests.Timeout as e:
                 return Result(msg.delivery_id, "in_doubt", self.name,
                               error=f"in doubt: the SMS gateway did not answer in time ({e}); check it, then relance resolve")
-            if r.status_code in (200, 201):
-                try:
-                    sid = r.json().get("sid")
-                except ValueError:
-                    sid = None
-                return Result(msg.delivery_id, "sent", self.name, provider_message_id=sid,
-                              artifact_path=str(msg.txt_path) if msg.txt_path else None,
-                              sent_at=naive_utc(datetime.now(timezone.utc)), extra={"segments": msg.segments.count})
+            if 200 <= r.status_code < 300:
+                return self._settle(msg, r)
+            if 300 <= r.status_code < 400:  # a Twilio-compatible API never redirects; the credentials stay here
+                from tasks.dispatch.email import origin_label
+
+                why = (f"{origin_label(self.url)} answered {r.status_code}, a redirect to "
+                       f"{origin_label(r.headers.get('Location'))}; redirects are never followed with the "
+                       f"credentials (check RELANCE_SMS_BASE_URL)")
+                self.aborted = f"the SMS gateway redirects: {why}"
+                return Result(msg.delivery_id, "failed", self.name, error=f"not sent: {why}")
             error = _gateway_error(r)
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt < self.cfg.max_attempts:
@@ -288,6 +296,28 @@ class TwilioSms:
                 self.aborted = f"the SMS gateway refused our credentials ({error})"
                 return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
             return Result(msg.delivery_id, "failed", self.name, error=error)
+
+
+    def _settle(self, msg: OutgoingSms, r) -> Result:
+        """A 2xx answer: `sent` only as a JSON message with its sid, else in doubt (never re-sent by itself)."""
+        from tasks.dispatch.email import origin_label
+
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if isinstance(sid, str) and sid.strip():
+            return Result(msg.delivery_id, "sent", self.name, provider_message_id=sid.strip(),
+                          artifact_path=str(msg.txt_path) if msg.txt_path else None,
+                          sent_at=naive_utc(datetime.now(timezone.utc)), extra={"segments": msg.segments.count})
+        content_type = (r.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+        shape = f"{r.status_code} {content_type}" + (", JSON without a message sid" if data is not None else "")
+        where = origin_label(self.url)
+        self.aborted = f"{where} does not answer like the SMS API ({shape}); nothing more sent (check RELANCE_SMS_BASE_URL)"
+        return Result(msg.delivery_id, "in_doubt", self.name,
+                      error=f"in doubt: {where} answered {shape}, not a message with its sid; it may have taken "
+                            f"the message: check the gateway's message log, then relance resolve")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -10,7 +10,10 @@ POST /v3/mail/send is validated the way SendGrid does before accepting a message
   `filename`; `reply_to.email` valid; `mail_settings.sandbox_mode.enable` → 200, not delivered.
 A valid request is answered 202 with an `X-Message-Id` header and recorded in `accepted`.
 It can be told to answer 429 (with X-RateLimit-Reset / Retry-After) or 5xx for the next N
-requests or for a fraction of them, or to refuse given recipients with a 400.
+requests or for a fraction of them, or to refuse given recipients with a 400 — or to stand for a
+misconfigured RELANCE_SENDGRID_HOST: `redirect_to(url)` answers every request 302 to `url`
+(tests.fakes.loopback.Catcher records what follows it), `answer_with(...)` answers a fixed
+response (a `200 text/html` welcome page, a 202 without `X-Message-Id`) before any check.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ class FakeSendGrid(LoopbackFake):
     _fail_fraction: tuple[float, int, random.Random] | None = None
     _refuse: set[str] = field(default_factory=set)
     delay: float = 0.0
+    canned: tuple[int, dict, bytes] | None = None  # (status, headers, body) answered to every request
+
 
     def __post_init__(self):
         self.lock = threading.Lock()
@@ -131,6 +136,12 @@ class FakeSendGrid(LoopbackFake):
 
     def refuse_recipient(self, email: str) -> None:
         self._refuse.add(email)
+
+    def answer_with(self, status: int, headers: dict | None = None, body: bytes = b"") -> None:
+        self.canned = (status, dict(headers or {}), body)
+
+    def redirect_to(self, url: str, status: int = 302) -> None:
+        self.answer_with(status, {"Location": url, "Content-Type": "text/html"}, b"<html>Moved</html>")
 
     def delivery_ids(self) -> list[str]:
         return [a.body.get("custom_args", {}).get("delivery_id") for a in self.accepted]
@@ -171,6 +182,16 @@ class FakeSendGrid(LoopbackFake):
                 except ValueError:
                     return self._reply(400, _errors((None, "Bad Request")))
                 delivery_id = (body.get("custom_args") or {}).get("delivery_id") if isinstance(body, dict) else None
+                if fake.canned is not None:
+                    status, headers, data = fake.canned
+                    fake._log(status, delivery_id)
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 status, headers = fake._decide(self.headers.get("Authorization"), body)
                 if status in (401,):
                     fake._log(status, delivery_id)

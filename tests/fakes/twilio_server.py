@@ -7,6 +7,8 @@ POST /2010-04-01/Accounts/{AccountSid}/Messages.json, form-encoded, HTTP basic a
   nor MessagingServiceSid, 21617 when Body exceeds 1600 characters;
 * 201 with the message JSON (sid "SM…", status "queued", num_segments as Twilio counts them).
 It can answer 429 (with Retry-After) or 5xx for the next N requests, and records accepted messages.
+Standing for a misconfigured RELANCE_SMS_BASE_URL: `redirect_to(url)` answers every request 302 to
+`url`, `answer_with(...)` a fixed response (a `200 text/html` page, JSON without a sid).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class FakeTwilio(LoopbackFake):
     accepted: list[dict] = field(default_factory=list)
     requests: list[tuple[float, int, str | None]] = field(default_factory=list)
     _fail_queue: list[tuple[int, dict]] = field(default_factory=list)
+    canned: tuple[int, dict, bytes] | None = None  # (status, headers, body) answered to every request
 
     def __post_init__(self):
         self.lock = threading.Lock()
@@ -43,6 +46,12 @@ class FakeTwilio(LoopbackFake):
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         with self.lock:
             self._fail_queue += [(status, headers)] * n
+
+    def answer_with(self, status: int, headers: dict | None = None, body: bytes = b"") -> None:
+        self.canned = (status, dict(headers or {}), body)
+
+    def redirect_to(self, url: str, status: int = 302) -> None:
+        self.answer_with(status, {"Location": url, "Content-Type": "text/html"}, b"<html>Moved</html>")
 
     def bodies(self) -> list[str]:
         return [m["body"] for m in self.accepted]
@@ -74,6 +83,16 @@ class FakeTwilio(LoopbackFake):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8"), keep_blank_values=True).items()}
+                if fake.canned is not None:
+                    status, headers, data = fake.canned
+                    fake._log(status, form.get("To"))
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 auth = self.headers.get("Authorization", "")
                 try:
                     user, _, password = b64decode(auth.removeprefix("Basic ")).decode().partition(":")
