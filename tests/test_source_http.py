@@ -111,6 +111,9 @@ class PagedApi:
     #: (entity, page) -> responses served first, in order: (status, headers, body)
     faults: dict = field(default_factory=dict)
     always: tuple | None = None  # a response served to every request
+    #: seconds between two bytes of each answer, from its first byte ("headers") or its body's ("body")
+    trickle: float = 0.0
+    trickle_from: str = "body"
     seen: list = field(default_factory=list)
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,13 +160,29 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, body = self.server.api.respond(parts.path, parse_qs(parts.query), headers)
+        api = self.server.api
+        status, extra, body = api.respond(parts.path, parse_qs(parts.query), headers)
+        if api.trickle:
+            return self._trickle(api, status, extra, body)
         self.send_response(status)
         for k, v in extra.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _trickle(self, api: PagedApi, status: int, extra: dict, body: bytes) -> None:
+        head = (f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+                + f"Content-Length: {len(body)}\r\n\r\n").encode()
+        data = head + body
+        start = 0 if api.trickle_from == "headers" else len(head)
+        try:
+            self.wfile.write(data[:start])
+            for i in range(start, len(data)):
+                self.wfile.write(data[i:i + 1])
+                time.sleep(api.trickle)
+        except OSError:  # the client gave up
+            self.close_connection = True
 
     def log_message(self, *args) -> None:  # keep the test output quiet
         pass
@@ -509,3 +528,79 @@ def test_dates_sent_as_midnight_datetimes_are_their_dates(serve, tmp_path):
         con.close()
     assert loaded == [("P", date(2024, 1, 10), date(2024, 2, 9)), ("Z", date(2024, 1, 10), date(2024, 2, 9))]
     assert len(rejected) == 1 and "issue_date '2024-01-10T14:30:00Z' is not a date written YYYY-MM-DD" in rejected[0][0]
+
+
+# ----------------------------------------------------------------------------- bounded waits
+
+
+@pytest.mark.parametrize("trickle_from", ["body", "headers"])
+def test_an_api_trickling_its_answer_fails_within_the_timeout(serve, tmp_path, monkeypatch, trickle_from):
+    """RELANCE_HTTP_TIMEOUT_S bounds the whole request, not the wait between two bytes: an answer
+    arriving a byte every 50 ms (a valid 42-byte page, ~2 s, each byte well within the timeout)
+    is cut at 1 s, retried once after 0.5 s, then the ingest fails with one line."""
+    monkeypatch.setenv("RELANCE_HTTP_TIMEOUT_S", "1")
+    monkeypatch.setenv("RELANCE_HTTP_RETRIES", "2")
+    api = PagedApi(always=(200, {"Content-Type": "application/json"}, b"[]" + b" " * 40), trickle=0.05,
+                   trickle_from=trickle_from)
+    base = serve(api)
+    started = time.monotonic()
+    with pytest.raises(SourceError) as excinfo:
+        http_api.extract(base, tmp_path)
+    elapsed = time.monotonic() - started
+    assert str(excinfo.value) == (
+        f"{base}/customers (page 1): the API did not answer successfully after 2 attempts (last: no complete "
+        "answer within 1 s (RELANCE_HTTP_TIMEOUT_S)); try again later or raise RELANCE_HTTP_RETRIES")
+    assert len(api.seen) == 2
+    assert 2.4 <= elapsed < 4  # 1 s + 0.5 s back-off + 1 s, not 2 × ~2 s
+
+
+def test_an_answer_within_the_timeout_is_read_whole(serve, tmp_path, monkeypatch):
+    """The deadline does not cut an answer that arrives in time, trickled or not."""
+    monkeypatch.setenv("RELANCE_HTTP_TIMEOUT_S", "3")
+    api = PagedApi(style="list", missing={"payments", "holds"}, trickle=0.001)  # ~0.3 s a page
+    folder, _ = http_api.extract(serve(api), tmp_path)
+    assert (folder / "customers.csv").read_text(encoding="utf-8").count("\n") == 4  # header + 3 customers
+    assert (folder / "invoices.csv").read_text(encoding="utf-8").count("\n") == 8
+
+
+class Looping(PagedApi):
+    """A next-link API whose pagination never ends; `page(n)` gives the n-th answer's body."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.page = page
+
+    def respond(self, path, query, headers):
+        with self.lock:
+            self.seen.append(Seen(path, query, headers))
+            n = len(self.seen)
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.page(n)).encode()
+
+
+def _customer(n: int) -> list:
+    return [{"customer_id": f"C{n}", "name": f"Client {n}"}]
+
+
+@pytest.mark.parametrize("page, requests, message", [
+    # the cursor comes back (A, B, A) while another parameter changes
+    (lambda n: {"data": _customer(n), "next": f"customers?cursor={'AB'[(n - 1) % 2]}&ts={n}"}, 3,
+     "the next link {base}/customers asks again for a position already read (its cursor repeats); "
+     "the API's pagination loops"),
+    # the same URL, its parameters in another order
+    (lambda n: {"data": _customer(n), "next": "customers?b=2&cursor=X&a=1" if n == 1 else "customers?a=1&cursor=X&b=2"}, 2,
+     "the next link {base}/customers leads back to a page already read; the API's pagination loops"),
+    # empty pages that still link to a next one, a new cursor each time
+    (lambda n: {"data": [], "next": f"customers?cursor=c{n + 1}"}, 3,
+     "3 empty pages in a row still link to a next one ({base}/customers); the API's pagination seems endless"),
+    # a new cursor, the same records
+    (lambda n: {"data": _customer(1), "next": f"customers?cursor=c{n + 1}"}, 2,
+     "page 2 has the same records as page 1 although its next link {base}/customers moved on; "
+     "the API seems to ignore its own cursor"),
+])
+def test_a_next_link_that_never_ends_is_stopped_with_the_url(serve, tmp_path, page, requests, message):
+    api = Looping(page)
+    base = serve(api)
+    with pytest.raises(SourceError) as excinfo:
+        http_api.extract(base, tmp_path)
+    assert str(excinfo.value) == f"{base}/customers (page {requests}): " + message.format(base=base)
+    assert len(api.seen) == requests

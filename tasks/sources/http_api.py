@@ -16,7 +16,13 @@ With a token (env ``RELANCE_SOURCE_TOKEN``, else the Prefect Secret block
 ``relance-source-token``) each request carries ``Authorization: Bearer <token>`` — only to the
 source's own host: a ``next`` link to another host is fetched without it. 429, 500, 502, 503, 504
 and connection errors or timeouts are retried with exponential backoff (``RELANCE_HTTP_RETRIES``
-attempts in all), honouring ``Retry-After``. customers and invoices are required; payments and
+attempts in all), honouring ``Retry-After``. ``RELANCE_HTTP_TIMEOUT_S`` bounds each whole request
+(connect, headers and the full body), not the wait between two bytes: an API that stalls or
+trickles its answer fails the attempt when the time is up.
+
+Pagination that never ends stops with an error naming the URL: a next link (or its cursor
+parameter) leading back to a page already read, a page with the same records as the one before,
+or more than EMPTY_PAGES_MAX empty pages in a row that still link to a next one. customers and invoices are required; payments and
 holds answering 404 are absent (none of them). Errors name the entity's URL without its query
 string, never the token.
 """
@@ -25,9 +31,12 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import functools
 import hashlib
 import json
 import re
+import socket
+import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -36,6 +45,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from relance.errors import SourceError
 from relance.settings import get_settings, resolve_secret
@@ -47,6 +57,13 @@ BACKOFF_CAP_S = 30.0
 RETRY_AFTER_CAP_S = 300.0
 MAX_PAGES = 100_000
 RECORD_KEYS = ("data", "items", "results")
+#: empty pages in a row that still link to a next one before the pagination is called endless
+EMPTY_PAGES_MAX = 3
+#: query parameters that carry a position in the list (a repeated value = a page already read)
+CURSOR_PARAMS = frozenset({
+    "cursor", "next_cursor", "page", "page_token", "pagetoken", "next_page_token", "nextpagetoken",
+    "after", "starting_after", "offset", "skip", "marker", "continuation", "continuationtoken",
+})
 USER_AGENT = "relance (accounts-receivable dunning)"
 
 
@@ -134,6 +151,69 @@ def _parse_json(content: bytes, where: str, content_type: str) -> Any:
 # ----------------------------------------------------------------------------- HTTP
 
 
+class _Deadline:
+    """One request's time budget: when it runs out, the socket being read is shut down, so a
+    read blocked on an API that stalls or trickles its answer returns at once (requests' own
+    timeout only bounds the wait between two bytes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.expired = False
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.expired:
+                _cut(sock)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            _cut(self.sock)
+
+
+def _cut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:  # the plain socket's shutdown, also under TLS: wakes the blocked reader with an EOF
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_current = threading.local()  # the _Deadline of the request this thread is making
+
+
+@functools.cache
+def _watched(connection_cls: type) -> type:
+    """urllib3's connection class, handing its socket to the current request's deadline."""
+
+    class Watched(connection_cls):
+        _relance_watched = True
+
+        def getresponse(self, *args, **kwargs):
+            deadline = getattr(_current, "deadline", None)
+            if deadline is not None:
+                deadline.watch(self.sock)
+            return super().getresponse(*args, **kwargs)
+
+    Watched.__name__ = f"Watched{connection_cls.__name__}"
+    return Watched
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections obey the current request's deadline."""
+
+    def get_connection_with_tls_context(self, *args, **kwargs):
+        pool = super().get_connection_with_tls_context(*args, **kwargs)
+        if not getattr(pool.ConnectionCls, "_relance_watched", False):
+            pool.ConnectionCls = _watched(pool.ConnectionCls)
+        return pool
+
+
 class _Client:
     def __init__(self, base: str, token: str | None, timeout_s: float, attempts: int) -> None:
         self.base_origin = _origin(base)
@@ -142,6 +222,28 @@ class _Client:
         self.attempts = max(1, attempts)
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        adapter = _DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def _get_once(self, url: str, headers: dict) -> requests.Response:
+        """One GET whose connect, headers and full body finish within timeout_s (or it raises)."""
+        deadline = _Deadline(self.timeout_s)
+        _current.deadline = deadline
+        deadline.timer.start()
+        try:
+            response = self.session.get(url, headers=headers, timeout=self.timeout_s, allow_redirects=True)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            if deadline.expired:
+                raise _Overdue() from e
+            raise
+        finally:
+            deadline.timer.cancel()
+            _current.deadline = None
+        if deadline.expired:  # cut while reading: what came may look whole (headers, a body without length)
+            response.close()
+            raise _Overdue()
+        return response
 
     def close(self) -> None:
         self.session.close()
@@ -155,7 +257,9 @@ class _Client:
         for attempt in range(1, self.attempts + 1):
             retry_after: float | None = None
             try:
-                response = self.session.get(url, headers=headers, timeout=self.timeout_s, allow_redirects=True)
+                response = self._get_once(url, headers)
+            except _Overdue:
+                last = f"no complete answer within {self.timeout_s:g} s (RELANCE_HTTP_TIMEOUT_S)"
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 last = _describe_network_error(e, self.timeout_s)
             except requests.RequestException as e:
@@ -174,6 +278,10 @@ class _Client:
             f"{where}: the API did not answer successfully after {self.attempts} attempt"
             f"{'s' if self.attempts > 1 else ''} (last: {last}); try again later or raise RELANCE_HTTP_RETRIES"
         )
+
+
+class _Overdue(Exception):
+    """The whole request did not finish within its time budget."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -260,10 +368,28 @@ def _pages(client: _Client, entity_url: str, label: str) -> Iterator[list] | Non
     return _iter_pages(client, entity_url, label, first)
 
 
+def _page_key(url: str) -> tuple:
+    """A page's URL, compared as the server reads it (host case, query order and port written or not aside)."""
+    parts = urlsplit(url)
+    query = tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return (*_origin(url), parts.path or "/", query)
+
+
+def _cursor_key(url: str) -> tuple | None:
+    """The position a URL asks for: its path and cursor-like parameters (None without any)."""
+    parts = urlsplit(url)
+    cursor = tuple(sorted((k.lower(), v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                          if k.lower() in CURSOR_PARAMS))
+    return (parts.path or "/", cursor) if cursor else None
+
+
 def _iter_pages(client: _Client, entity_url: str, label: str, response: requests.Response) -> Iterator[list]:
     page, url = 1, _with_page(entity_url, 1)
-    seen = {url}
+    seen_pages = {_page_key(url)}
+    seen_cursors = {_cursor_key(url)} - {None}
     previous_digest = None
+    previous_records: list | None = None
+    empty_with_next = 0
     while True:
         where = f"{label} (page {page})"
         _check_status(response, where, page, bool(client.token))
@@ -281,8 +407,24 @@ def _iter_pages(client: _Client, entity_url: str, label: str, response: requests
             if not link:
                 return
             url = urljoin(response.url or url, link)
-            if url in seen:
-                raise SourceError(f"{where}: the next link leads back to a page already read; the API's pagination loops")
+            if _page_key(url) in seen_pages:
+                raise SourceError(f"{where}: the next link {redact_url(url)} leads back to a page already read; "
+                                  "the API's pagination loops")
+            cursor = _cursor_key(url)
+            if cursor is not None and cursor in seen_cursors:
+                names = ", ".join(k for k, _ in cursor[1])
+                raise SourceError(f"{where}: the next link {redact_url(url)} asks again for a position already read "
+                                  f"(its {names} repeats); the API's pagination loops")
+            if records and records == previous_records:
+                raise SourceError(f"{where}: page {page} has the same records as page {page - 1} although its next "
+                                  f"link {redact_url(url)} moved on; the API seems to ignore its own cursor")
+            empty_with_next = 0 if records else empty_with_next + 1
+            if empty_with_next >= EMPTY_PAGES_MAX:
+                raise SourceError(f"{where}: {empty_with_next} empty pages in a row still link to a next one "
+                                  f"({redact_url(url)}); the API's pagination seems endless")
+            previous_records = records
+            if cursor is not None:
+                seen_cursors.add(cursor)
         else:
             if not records or no_more:
                 return
@@ -293,7 +435,7 @@ def _iter_pages(client: _Client, entity_url: str, label: str, response: requests
                 )
             previous_digest = digest
             url = _with_page(entity_url, page + 1)
-        seen.add(url)
+        seen_pages.add(_page_key(url))
         page += 1
         if page > MAX_PAGES:
             raise SourceError(f"{label}: more than {MAX_PAGES} pages; the API's pagination seems to loop")
