@@ -22,8 +22,8 @@ trickles its answer fails the attempt when the time is up.
 
 Pagination that never ends stops with an error naming the URL: a next link (or its cursor
 parameter) leading back to a page already read, a page with the same records as the one before,
-or more than EMPTY_PAGES_MAX empty pages in a row that still link to a next one. customers and invoices are required; payments and
-holds answering 404 are absent (none of them). Errors name the entity's URL without its query
+or EMPTY_PAGES_MAX (3) empty pages in a row that still link to a next one. customers and invoices
+are required; payments and holds answering 404 are absent (none of them). Errors name the entity's URL without its query
 string, never the token.
 """
 
