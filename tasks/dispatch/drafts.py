@@ -54,7 +54,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     for i, row in enumerate(rows):
         ctx = message_context(row, cfg, as_of, renderer.i18n)
         ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
-        path = folder / f"{ledger.safe_name(row['delivery_id'])}.pdf"
+        path = folder / f"{ledger.file_stem(row['delivery_id'])}.pdf"
         jobs.append((f"D{i}", renderer.letter(ctx), str(path)))
         written.append({"action_id": row["action_id"], "delivery_id": row["delivery_id"],
                         "channel": row["channel"], "path": str(path)})

@@ -113,7 +113,7 @@ def run_batch(run, rows: list[dict]) -> dict:
             # the dossier speaks the creditor's language (ctx keeps the customer's values)
             page_ctx = dict(ctx, lang=lang, t=t, anchor=f"D{i}", history=unit)
             section = run.renderer.page("handoff/summary.html.j2", page_ctx)
-            target = folder / f"{ledger.safe_name(row['customer_id'])}-{ledger.safe_name(row['currency'])}"
+            target = folder / ledger.unit_stem(row["customer_id"], row["currency"])
             if target.exists() or target in taken:  # a second dossier for the unit: keep the first
                 n = 2
                 while target.with_name(f"{target.name}-{n}").exists() or target.with_name(f"{target.name}-{n}") in taken:
