@@ -5,7 +5,7 @@
 A formal notice goes out only once a person has approved it (`pending_approval`). So that they
 can read what they approve, each of its letters (letter, registered_letter) is rendered exactly as
 dispatch will render it — same templates, same context query, same PDF layout — with a "draft,
-not sent" mark, into outbox/<as_of>/drafts/<delivery id>.pdf. Nothing is claimed or recorded:
+not sent" mark, into outbox/<as_of>/drafts/<ledger.file_stem(delivery id)>.pdf. Nothing is claimed or recorded:
 the ledger does not change, and the letter that is sent after approval is rendered again then.
 """
 
