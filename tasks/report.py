@@ -175,7 +175,11 @@ class Fmt:
             return "—"
         return format_currency(Decimal(value), currency, locale=self.locale)
 
-    def compact(self, value: Decimal | float) -> str:
+    def compact(self, value: Decimal | float, currency: str | None = None) -> str:
+        if currency:
+            from babel.numbers import format_compact_currency
+
+            return format_compact_currency(value, currency, locale=self.locale, fraction_digits=1)
         return format_compact_decimal(value, locale=self.locale, fraction_digits=1)
 
     def pct(self, value: Decimal | None) -> str:
@@ -283,7 +287,7 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
         v = peak * i / 4
         y = top + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v))}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v, currency))}</text>')
     label_every = max(1, len(columns) // 12)
     for i, (label, vals) in enumerate(columns):
         x = left + slot * i + (slot - bar_w) / 2
@@ -359,7 +363,8 @@ def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: 
     for pct in (0, 25, 50, 75, 100):
         x = label_w + room * pct / 100
         parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 26}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#4a5568">{pct}</text>')
+        tick = f"{pct}\u00a0%" if fmt.language == "fr" else f"{pct}%"
+        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#4a5568">{tick}</text>')
     for i, (label, vals) in enumerate(rows):
         y = 4 + i * group_h
         parts.append(f'<text x="{label_w - 8}" y="{y + group_h / 2:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>')
