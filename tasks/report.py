@@ -691,6 +691,8 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             "stage": rates("stage", stage_codes, fmt.stage),
             "channel": rates("channel", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "channel"}), fmt.channel),
             "segment": rates("segment", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "segment"}), fmt.segment),
+            # real actions apart from replayed ones (a backfill's simulated steps), when measured so
+            "mode": rates("mode", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "mode"}), fmt.dimension),
             "all": fmt.pct(metric("recovery_rate_30d")),
         }
         recovery_chart = svg_hbars(

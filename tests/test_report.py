@@ -584,3 +584,24 @@ def test_recovery_period_of_a_single_day_and_of_no_action(tmp_path):
             assert expected in page.replace("1er oct.", "1 oct."), first
         else:
             assert "Part du montant réclamé" not in page
+
+
+def test_replayed_recovery_is_shown_apart_and_an_unknown_dimension_does_not_fail():
+    """Recovery rates measured by `mode` (live actions apart from a backfill's replayed ones) get their
+    own table with labels; a dimension value labels.yaml does not know is shown as is (the leak check
+    names it), the report still comes out."""
+    from relance.policy import load_policy
+    from tasks.report import Fmt, ReportData, render_html
+
+    pol = load_policy(None)
+    m = {("EUR", "open_ar", "all", "all"): Decimal("10.00"), ("EUR", "recovery_rate_30d", "all", "all"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "stage", "call_1"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "mode", "live"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "mode", "replay"): Decimal("12.5"),
+         ("EUR", "recovery_rate_30d", "mode", "shadow_mode"): Decimal("1")}
+    data = ReportData(as_of=AS_OF, db="", language="fr", buckets=[b.name for b in pol.aging_buckets],
+                      currencies=["EUR"], has_metrics=True, metrics=m)
+    page = _visible_text(render_html(data, pol, Fmt("fr", pol)))
+    block = page[page.index("Réelles ou rejouées"):]
+    assert "réel" in block and "rejoué" in block and "12,5\xa0%" in block
+    assert _leaks(page, {"live", "replay", "shadow_mode"}) == ["shadow_mode"]
