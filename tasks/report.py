@@ -1082,7 +1082,7 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
                 "overdue": f"{r['overdue_amount']:.2f}",
                 "open": f"{r['open_amount']:.2f}",
                 "oldest_days_past_due": str(r["oldest_days_past_due"]),
-                "stage": str(r.get("current_stage") or ""),
+                "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
                 "next_step": next_step(r, pol, as_of, fmt),
             })
     return {"markdown": "\n".join(lines), "table": table}
