@@ -344,9 +344,14 @@ def finalize(channel_dir: Path, channel: str) -> dict:
         elif keep:
             confirmed.append((str(part), ranges))
         rows += keep
+    if dropped:
+        from tasks.step import get_logger
+
+        get_logger().warning("print: %d letter(s) of %s already in an earlier print batch of this outbox: left out",
+                             dropped, channel_dir)
     if not confirmed:
         shutil.rmtree(parts_dir, ignore_errors=True)
-        return {"letters": 0, "already_printed": dropped} if dropped else {}
+        return {}
     batch_pdf = fresh_path(channel_dir / f"print-batch-{channel}.pdf")
     manifest = batch_pdf.with_name(batch_pdf.name.replace("print-batch-", "manifest-")).with_suffix(".csv")
     pages = merge_pdfs(confirmed, batch_pdf)
