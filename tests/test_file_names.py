@@ -146,6 +146,32 @@ def test_a_file_of_another_delivery_is_never_written_over(tmp_path):
     assert rows[".C_1|EUR|1|reminder_2|email"]["status"] == "sent"
 
 
+def test_two_deliveries_given_one_file_name_never_share_it(tmp_path, monkeypatch):
+    """Were two ids ever to get one name (a truncated hash colliding), the second delivery fails
+    with the reason and the first one's file stays its own: nothing is silently written over."""
+    from tasks.dispatch import ledger
+
+    db = _scenario(tmp_path)
+    monkeypatch.setattr(ledger, "file_stem", lambda text, limit=80: "same-name")
+    out = tmp_path / "outbox"
+    dispatch(str(db), DAY1, str(out), now=NOW1)
+    rows = deliveries(db)
+    for channel in ("email", "letter", "sms"):
+        mine = {d: r for d, r in rows.items() if d.endswith(f"|{channel}")}
+        sent = [d for d, r in mine.items() if r["status"] == "sent"]
+        failed = [r["last_error"] for d, r in mine.items() if r["status"] == "failed"]
+        assert len(sent) == 1 and len(failed) == 4, (channel, {d: r["status"] for d, r in mine.items()})
+        assert all("not written over" in why for why in failed)
+        n = LOOK_ALIKE.index(sent[0].split("|EUR|")[0]) + 1
+        path = Path(mine[sent[0]]["artifact_path"])
+        if channel == "email":
+            assert email.message_from_bytes(path.read_bytes(), policy=email_policy.default)["X-Relance-Delivery-Id"] == sent[0]
+        elif channel == "letter":
+            assert f"Débiteur numéro {n}" in " ".join(pdf_text(path).split())
+        else:
+            assert f"Delivery: {sent[0]}" in path.read_text(encoding="utf-8")
+
+
 # -- print batches ------------------------------------------------------------------------------------
 def _manifest_ids(folder: Path) -> list[list[str]]:
     return [[r["delivery_id"] for r in csv.DictReader(open(m, encoding="utf-8"))]
