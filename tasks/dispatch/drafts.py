@@ -50,13 +50,14 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"
     folder.mkdir(parents=True, exist_ok=True)
-    jobs, written = [], []
+    jobs, written, used = [], [], set()
     for i, row in enumerate(rows):
         ctx = message_context(row, cfg, as_of, renderer.i18n)
         ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
         path = folder / f"{ledger.file_stem(row['delivery_id'])}.pdf"
-        if any(w["path"] == str(path) for w in written):  # never one draft over another's
+        if path in used:  # never one draft over another's
             path = folder / f"{ledger.file_stem(row['delivery_id'])}-{i}.pdf"
+        used.add(path)
         jobs.append((f"D{i}", renderer.letter(ctx), str(path)))
         written.append({"action_id": row["action_id"], "delivery_id": row["delivery_id"],
                         "channel": row["channel"], "path": str(path)})
