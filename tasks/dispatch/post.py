@@ -339,8 +339,16 @@ def finalize(channel_dir: Path, channel: str) -> dict:
             already.add(row["delivery_id"])
             keep.append(row)
             ranges.append((start, end))
-        if len(keep) == len(part_rows):
-            confirmed.append(str(part))
+        if len(keep) == len(part_rows) and all("part_page" in r for r in part_rows):
+            spans: list[list[int]] = []  # the kept letters' pages, contiguous runs joined
+            for start, end in ranges:
+                if spans and spans[-1][1] == start:
+                    spans[-1][1] = end
+                else:
+                    spans.append([start, end])
+            confirmed.append((str(part), [tuple(x) for x in spans]))
+        elif len(keep) == len(part_rows):
+            confirmed.append(str(part))  # a part confirmed before pages were recorded: all of it
         elif keep:
             confirmed.append((str(part), ranges))
         rows += keep
