@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 # The sample source, a replay of the last HISTORY_DAYS days (nothing is sent: it gives the ladder
 # and the report's trends some history), then tonight's run for today, rendered into the outbox.
+# It starts clean: the database, the outbox and the reports of an earlier demo go together (an
+# outbox kept without its database would get a second print batch of the same letters).
 demo: install
-	rm -f $(HOME_DIR)/relance.duckdb $(HOME_DIR)/relance.duckdb.wal
+	rm -rf $(HOME_DIR)/relance.duckdb $(HOME_DIR)/relance.duckdb.wal $(HOME_DIR)/outbox $(HOME_DIR)/reports $(HOME_DIR)/sample
 	$(BIN)/relance sample-data --out $(HOME_DIR)/sample --customers $(CUSTOMERS) --as-of $(AS_OF)
 	$(BIN)/relance backfill --start $(HISTORY_START) --end $(HISTORY_END) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb
 	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox

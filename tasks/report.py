@@ -64,20 +64,122 @@ def _format_date(value: date, fmt: str, locale: str) -> str:
     return format_date(value, fmt, locale=locale)
 
 
-class Fmt:
-    """Numbers, money, percentages and dates for a reader of `language` (babel)."""
+#: The unit of each metric a reader sees (one place: the cards, the workbook's number formats).
+MONEY_METRICS = ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d")
+DAYS_METRICS = ("dso_90d", "best_possible_dso_90d", "add_90d")
+PCT_METRICS = ("cei_30d", "recovery_rate_30d", "overdue_held_share", "credit_settled_rate_30d")
+COUNT_METRICS = ("recovery_actions_30d", "actions_of_day")
 
-    def __init__(self, language: str) -> None:
+#: Codes a report shows only through labels.yaml; a code missing there is shown as is (and
+#: logged), so that tests/test_report.py catches it rather than the report failing.
+MISSING_LABELS: set[tuple[str, str]] = set()
+
+
+def metric_unit(name: str) -> str:
+    if name in MONEY_METRICS:
+        return "money"
+    if name in DAYS_METRICS:
+        return "days"
+    if name in PCT_METRICS or name.endswith(("_rate_30d", "_rate_90d", "_share")) or name.startswith("recovery_by_age"):
+        return "pct"
+    return "number"
+
+
+class Fmt:
+    """Numbers, money, percentages and dates for a reader of `language` (babel); every code a
+    reader sees (stage, channel, status, bucket, metric …) goes through labels.yaml here."""
+
+    def __init__(self, language: str, pol: Policy | None = None) -> None:
         self.language = language
         self.L = labels(language)
         self.locale = self.L["locale"]
+        self.pol = pol
+
+    def missing(self, group: str, code: Any) -> str:
+        if (group, str(code)) not in MISSING_LABELS:
+            MISSING_LABELS.add((group, str(code)))
+            get_logger().warning("report: no %s label for %r in templates/report/labels.yaml", group, code)
+        return self.L.get("missing_label", "{code}").format(code=code)
+
+    def term(self, group: str, code: Any) -> str:
+        """The label of `code` in the labels group `group` (stages, channels, statuses …)."""
+        if code is None or code == "":
+            return "—"
+        value = (self.L.get(group) or {}).get(code)
+        return value if isinstance(value, str) else self.missing(group, code)
+
+    def metric_name(self, name: str) -> str:
+        value = self.L.get(name)
+        return value if isinstance(value, str) else self.missing("metric", name)
+
+    def metric_value(self, name: str, value: Decimal | None, currency: str) -> str:
+        unit = metric_unit(name)
+        if unit == "money":
+            return self.money(value, currency)
+        if unit == "days":
+            return self.days(value)
+        if unit == "pct":
+            return self.pct(value)
+        return self.num(value, 0 if value is None or value == value.to_integral_value() else 2)
+
+    def bucket(self, code: str) -> str:
+        """A bucket's label: labels.yaml `buckets` if it names it, else from the policy's bounds."""
+        if code == "unapplied_credit":
+            return self.L["unapplied_credit"]
+        named = (self.L.get("buckets") or {}).get(code)
+        if isinstance(named, str):
+            return named
+        pol = self.pol or load_policy(None)
+        for _, name, lo, hi in pol.bucket_rows():
+            if name != code:
+                continue
+            if lo is None:
+                return self.L["bucket_not_due"] if hi == 0 else self.L["bucket_upto"].format(max=hi)
+            if hi is None:
+                return self.L["bucket_over"].format(min=lo)
+            return self.L["bucket_range"].format(min=lo + 1, max=hi)
+        return self.missing("bucket", code)
+
+    def reason(self, status: str | None, detail: str | None) -> str:
+        """Why a delivery needs a person, in the reader's language: the ledger's last_error is
+        English text for the operators; its kind is recognised and labelled, the raw text of
+        a provider's answer is kept as the detail."""
+        R = self.L["reasons"]
+        text = (detail or "").strip()
+        if not text:
+            return self.status(status)
+        if status in ("in_doubt", "sending", "unknown"):
+            return R["in_doubt"]
+        low = text.lower()
+        parts = []
+        if low.startswith("no email address") or low.startswith("no email"):
+            parts.append(R["no_email"])
+        elif low.startswith("email address") and "not valid" in low:
+            parts.append(R["bad_email"])
+        elif low.startswith("no phone number"):
+            parts.append(R["no_phone"])
+        elif low.startswith("phone") and "e.164" in low:
+            parts.append(R["bad_phone"])
+        if "no postal address" in low:
+            parts.append(R["no_address"])
+        if parts:
+            return ", ".join(dict.fromkeys(parts))
+        for marker, key in (("rendering failed", "rendering"), ("not rendered", "rendering"), ("not prepared", "rendering"),
+                            ("too long", "too_long"), ("not written over", "file_taken")):
+            if marker in low:
+                return R["detail"].format(reason=R[key], detail=text[:160])
+        return R["detail"].format(reason=R["provider"], detail=text[:160])
 
     def money(self, value: Decimal | None, currency: str) -> str:
         if value is None:
             return "—"
         return format_currency(Decimal(value), currency, locale=self.locale)
 
-    def compact(self, value: Decimal | float) -> str:
+    def compact(self, value: Decimal | float, currency: str | None = None) -> str:
+        if currency:
+            from babel.numbers import format_compact_currency
+
+            return format_compact_currency(value, currency, locale=self.locale, fraction_digits=1)
         return format_compact_decimal(value, locale=self.locale, fraction_digits=1)
 
     def pct(self, value: Decimal | None) -> str:
@@ -105,21 +207,36 @@ class Fmt:
     def stage(self, code: str | None) -> str:
         if not code:
             return self.L["none"]
-        return self.L["stages"].get(code, code)
+        return self.term("stages", code)
 
     def channel(self, code: str | None) -> str:
-        return self.L["channels"].get(code, code) if code else "—"
+        return self.term("channels", code)
 
     def status(self, code: str | None) -> str:
-        return self.L["statuses"].get(code, code) if code else "—"
+        return self.term("statuses", code)
 
     def hold(self, code: str | None) -> str:
         if not code:
             return "—"
-        return ", ".join(self.L["holds"].get(c.strip(), c.strip()) for c in code.split(","))
+        return ", ".join(self.term("holds", c.strip()) for c in code.split(","))
 
     def segment(self, code: str | None) -> str:
-        return self.L.get(f"segment_{code}", code or "—")
+        if not code:
+            return "—"
+        value = self.L.get(f"segment_{code}")
+        return value if isinstance(value, str) else self.missing("segment", code)
+
+    def count(self, key: str, n: int) -> str:
+        """labels[key] (a plural sentence with {n}), or labels[key_one] for one (fr: 0 or 1)."""
+        one = n < 2 if self.language == "fr" else n == 1
+        text = self.L.get(f"{key}_one") if one else None
+        return (text or self.L[key]).format(n=self.num(n))
+
+    def entity(self, code: str | None) -> str:
+        return self.term("entities", code)
+
+    def dimension(self, code: str | None) -> str:
+        return self.term("dimensions", code)
 
 
 # ------------------------------------------------------------------------------------ inline SVG
@@ -152,7 +269,7 @@ def svg_sparkline(points: list[tuple[date, Decimal]], width: int = 220, height: 
 
 
 def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[tuple[str, str]],
-                        fmt: Fmt, width: int = 720, height: int = 260) -> Markup:
+                        fmt: Fmt, width: int = 720, height: int = 260, currency: str | None = None) -> Markup:
     """Stacked columns (one per date), one segment per bucket; series = [(label, colour)]."""
     if not columns:
         return Markup("")
@@ -170,7 +287,7 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
         v = peak * i / 4
         y = top + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v))}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v, currency))}</text>')
     label_every = max(1, len(columns) // 12)
     for i, (label, vals) in enumerate(columns):
         x = left + slot * i + (slot - bar_w) / 2
@@ -182,7 +299,7 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
-                f'<title>{_e(label)} — {_e(name)}: {_e(fmt.num(v, 2))}</title></rect>'
+                f'<title>{_e(label)} — {_e(name)} — {_e(fmt.money(v, currency) if currency else fmt.num(v, 2))}</title></rect>'
             )
         if i % label_every == 0 or i == len(columns) - 1:
             parts.append(
@@ -246,7 +363,8 @@ def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: 
     for pct in (0, 25, 50, 75, 100):
         x = label_w + room * pct / 100
         parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 26}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#4a5568">{pct}</text>')
+        tick = f"{pct}\u00a0%" if fmt.language == "fr" else f"{pct}%"
+        parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#4a5568">{tick}</text>')
     for i, (label, vals) in enumerate(rows):
         y = 4 + i * group_h
         parts.append(f'<text x="{label_w - 8}" y="{y + group_h / 2:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>')
@@ -304,6 +422,7 @@ class ReportData:
     deliveries_today: list[dict] = field(default_factory=list)
     attention: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    first_action: dict = field(default_factory=dict)  # currency -> its first action dated in (D-120, D-30]
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -377,6 +496,11 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
                 params,
             ).fetchall()
         ]
+        data.first_action = dict(con.execute(
+            """select currency, min(as_of) from dunning_actions
+               where as_of > cast($as_of as date) - 120 and as_of <= cast($as_of as date) - 30 group by currency""",
+            params,
+        ).fetchall())
         data.planned = warehouse.scalar(
             con,
             """select count(*) from deliveries join dunning_actions using (action_id)
@@ -454,7 +578,18 @@ def _sample(dates: list[date], n: int = 13) -> list[date]:
 def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
     L, as_of = fmt.L, data.as_of
     m = data.metrics
-    bucket_series = [(b, BUCKET_COLOURS[min(i, len(BUCKET_COLOURS) - 1)]) for i, b in enumerate(data.buckets)]
+    bucket_series = [(fmt.bucket(b), BUCKET_COLOURS[min(i, len(BUCKET_COLOURS) - 1)]) for i, b in enumerate(data.buckets)]
+    def recovery_note(first: date | None) -> str:
+        """The period the recovery rates measure: the actions dated in (D-120, D-30], from the first
+        one there is (a history that starts on 4 Nov is not labelled "from 7 Aug")."""
+        window_end = as_of - timedelta(days=30)
+        if first is None or first > window_end:
+            return ""
+        start = max(as_of - timedelta(days=119), first)
+        if start == window_end:
+            return L["recovery_note_day"].format(date=fmt.date(window_end))
+        return L["recovery_note"].format(start=fmt.date(start), end=fmt.date(window_end))
+
     sections = []
     for cur in data.currencies:
         def metric(name: str, dim: str = "all", val: str = "all") -> Decimal | None:
@@ -466,12 +601,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                      "overdue_held_share", "unapplied_credit"):
             value = metric(name)
             series = _series(data, cur, name)
-            if name in ("dso_90d",):
-                shown = fmt.days(value)
-            elif name in ("cei_30d", "recovery_rate_30d", "overdue_held_share"):
-                shown = fmt.pct(value)
-            else:
-                shown = fmt.money(value, cur)
+            shown = fmt.metric_value(name, value, cur)
             detail = ""
             if name == "overdue_ar" and value is not None and metric("open_ar"):
                 share = (value * 100 / metric("open_ar")).quantize(Decimal("0.1"))
@@ -483,7 +613,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                 first, last = series[0], series[-1]
                 trend = L["trend_from"].format(first=fmt.date(first[0], "d MMM"), last=fmt.date(last[0], "d MMM"))
             cards.append({
-                "label": L[name], "value": shown, "detail": detail,
+                "label": fmt.metric_name(name), "value": shown, "detail": detail,
                 "spark": svg_sparkline(series) if name in TREND_METRICS and len(series) > 1 else Markup(""),
                 "trend": trend,
             })
@@ -499,18 +629,20 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             slot[2].add(r["customer_id"])
         positive_total = sum((v[0] for k, v in by_bucket.items() if k != "unapplied_credit"), ZERO)
         aged_table = []
-        for b in data.buckets + ["unapplied_credit"]:
+        for b in data.buckets:
             amount, count, debtors = by_bucket.get(b, [ZERO, 0, set()])
-            if b == "unapplied_credit" and not amount:
-                continue
             aged_table.append({
-                "bucket": L["unapplied_credit"] if b == "unapplied_credit" else b,
+                "bucket": fmt.bucket(b),
                 "amount": fmt.money(amount, cur),
-                "share": fmt.pct(amount * 100 / positive_total) if positive_total and b != "unapplied_credit" else "",
-                "invoices": fmt.num(count) if b != "unapplied_credit" else "",
+                "share": fmt.pct(amount * 100 / positive_total) if positive_total else "",
+                "invoices": fmt.num(count),
                 "debtors": fmt.num(len(debtors)),
             })
         aged_total = fmt.money(positive_total, cur)
+        # the unapplied credit is not netted (contract §5): shown after the total, said to be outside it
+        credit, _, credit_debtors = by_bucket.get("unapplied_credit", [ZERO, 0, set()])
+        aged_credit = {"bucket": L["unapplied_not_in_total"], "amount": fmt.money(credit, cur),
+                       "debtors": fmt.num(len(credit_debtors))} if credit else None
         columns = []
         for d in _sample(run_dates):
             vals = []
@@ -520,7 +652,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             columns.append((fmt.date(d, "d MMM"), vals))
         if not columns and aged_rows:
             columns = [(fmt.date(as_of, "d MMM"), [by_bucket.get(b, [ZERO])[0] for b in data.buckets])]
-        aged_chart = svg_stacked_columns(columns, bucket_series, fmt)
+        aged_chart = svg_stacked_columns(columns, bucket_series, fmt, currency=cur)
 
         # the ladder
         order = {s.code: i for i, s in enumerate(pol.stages)}
@@ -559,6 +691,8 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             "stage": rates("stage", stage_codes, fmt.stage),
             "channel": rates("channel", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "channel"}), fmt.channel),
             "segment": rates("segment", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "segment"}), fmt.segment),
+            # real actions apart from replayed ones (a backfill's simulated steps), when measured so
+            "mode": rates("mode", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "mode"}), fmt.dimension),
             "all": fmt.pct(metric("recovery_rate_30d")),
         }
         recovery_chart = svg_hbars(
@@ -569,7 +703,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             r30, r90 = metric("recovery_by_age_30d", "age_bucket", b), metric("recovery_by_age_90d", "age_bucket", b)
             if r30 is None and r90 is None:
                 continue
-            age_rows.append((b, [(r30, "#90cdf4"), (r90, "#2b6cb0")]))
+            age_rows.append((fmt.bucket(b), [(r30, "#90cdf4"), (r90, "#2b6cb0")]))
         age_chart = svg_hbars(
             age_rows, [(L["window_30"], "#90cdf4"), (L["window_90"], "#2b6cb0")], fmt,
             reference=[("90 %", 90.0), ("10 %", 10.0)],
@@ -589,10 +723,13 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         sections.append({
             "currency": cur, "cards": cards, "run_dates": len(run_dates),
             "trend_title": L["trend"].format(n=len(run_dates)) if len(run_dates) > 1 else "",
-            "aged_table": aged_table, "aged_total": aged_total, "aged_chart": aged_chart,
+            "aged_table": aged_table, "aged_total": aged_total, "aged_credit": aged_credit, "aged_chart": aged_chart,
             "funnel": funnel, "held_units": data.held_units.get(cur, 0),
+            "held_text": fmt.count("held_units", data.held_units.get(cur, 0)),
+            "will_step_text": fmt.count("will_step", sum(will.values())),
+            "recovery_note": recovery_note(data.first_action.get(cur)),
             "actions": actions, "recovery": recovery, "recovery_chart": recovery_chart, "age_chart": age_chart,
-            "top": top, "top_title": L["top_debtors"].format(n=len(top)),
+            "top": top, "top_title": fmt.count("top_debtors", len(top)) if top else L["top_debtors_none"],
             "will_step": [{"stage": fmt.stage(k), "n": fmt.num(v)} for k, v in sorted(will.items(), key=lambda kv: order.get(kv[0], 99))],
             "will_step_total": sum(will.values()),
         })
@@ -616,17 +753,15 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             "rows": [{
                 "date": fmt.date(r["as_of"]), "customer": r.get("name") or r["customer_id"], "customer_id": r["customer_id"],
                 "stage": fmt.stage(r["stage"]), "channel": fmt.channel(r["channel"]) if r["channel"] else "",
-                "amount": fmt.money(r["amount_due"], r["currency"]), "detail": r.get("detail") or fmt.status(r["status"]),
+                "amount": fmt.money(r["amount_due"], r["currency"]), "detail": fmt.reason(r["status"], r.get("detail")),
             } for r in rows[:ATTENTION_ROWS]],
-            "more": L["more"].format(n=len(rows) - ATTENTION_ROWS) if len(rows) > ATTENTION_ROWS else "",
+            "more": fmt.count("more", len(rows) - ATTENTION_ROWS) if len(rows) > ATTENTION_ROWS else "",
         })
     rejected = {
         "total": sum(r["rows"] for r in data.rejected),
-        "rows": [{"entity": r["entity"], "action": r["action"], "reason": r["reason"], "rows": fmt.num(r["rows"]),
+        "rows": [{"entity": fmt.entity(r["entity"]), "action": r["action"], "reason": r["reason"], "rows": fmt.num(r["rows"]),
                   "first_row": r["first_row"]} for r in data.rejected[:ATTENTION_ROWS]],
     }
-    window_start = as_of - timedelta(days=119)
-    window_end = as_of - timedelta(days=30)
     css = (REPORT_TEMPLATES / "report.css").read_text(encoding="utf-8")
     return {
         "L": L, "lang": fmt.language, "as_of": as_of,
@@ -637,8 +772,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         "css": Markup(css),
         "sections": sections, "deliveries": deliveries, "attention": attention, "rejected": rejected,
         "has_metrics": data.has_metrics, "has_ladder": data.has_ladder,
-        "recovery_note": L["recovery_note"].format(start=fmt.date(window_start), end=fmt.date(window_end)),
-        "planned": L["planned"].format(n=fmt.num(data.planned)) if data.planned else "",
+        "planned": fmt.count("planned", data.planned) if data.planned else "",
         "no_data": not data.currencies,
     }
 
@@ -684,6 +818,7 @@ class _Sheet:
 
         if "header" not in formats:
             formats["header"] = book.add_format(_HEADER)
+        self.style = style
         self.ws = ws = book.add_worksheet(title[:31])
         self.money = [nf == MONEY_FORMAT for _, _, nf in columns]
         self.plain = [style(nf, False) for _, _, nf in columns]
@@ -697,10 +832,16 @@ class _Sheet:
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, 0, len(columns) - 1)
 
-    def append(self, values: list, bold: bool = False) -> None:
+    def append(self, values: list, bold: bool = False, num_formats: dict[int, str] | None = None) -> None:
+        """num_formats: {column: number format} for this row only (a summary's value column holds
+        money, days and percentages, each with its own unit)."""
         self.row += 1
         r, ws = self.row, self.ws
         styles = self.bold if bold else self.plain
+        if num_formats:
+            styles = list(styles)
+            for col, nf in num_formats.items():
+                styles[col] = self.style(nf, bold)
         for col, (value, money, style) in enumerate(zip(values, self.money, styles)):
             kind = value.__class__
             if kind is str:
@@ -742,22 +883,51 @@ def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
     return path
 
 
+def _excel_text(text: str) -> str:
+    """Literal text inside an Excel number format."""
+    return '"' + text.replace('"', "") + '"' if text else ""
+
+
+def metric_cell(name: str, value: Decimal, currency: str, fmt: Fmt) -> tuple[Decimal, str]:
+    """A metric as the workbook writes it: (the number, its Excel number format with the unit).
+    Money: 2 decimals and the currency's symbol; days: 1 decimal and "j"/"d"; percentages: the
+    fraction (42.5887 % → 0.425887) with Excel's % format, shown 42.6 %."""
+    from babel.numbers import get_currency_symbol
+
+    unit = metric_unit(name)
+    if unit == "money":
+        symbol = get_currency_symbol(currency, locale=fmt.locale)
+        pattern = f"#,##0.00 {_excel_text(symbol)}" if fmt.language == "fr" else f"{_excel_text(symbol)}#,##0.00"
+        return Decimal(value).quantize(_CENT), pattern
+    if unit == "days":
+        before, _, after = fmt.L["days"].partition("{value}")
+        return Decimal(value), f"{_excel_text(before)}#,##0.0{_excel_text(after)}"
+    if unit == "pct":
+        return Decimal(value) / 100, "0.0 %" if fmt.language == "fr" else "0.0%"
+    return Decimal(value), "General"
+
+
+SUMMARY_METRICS = ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "dso_90d",
+                   "best_possible_dso_90d", "add_90d", "cei_30d", "recovery_rate_30d", "credit_settled_rate_30d",
+                   "overdue_held_share")
+
+
 def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt, L: dict) -> None:
-    # summary
-    ws = _Sheet(book, formats, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 44, None),
-                                                    ("metric", 26, None), (L["col_value"], 18, "#,##0.00##")])
+    # summary: each value in its unit (the number format of its row)
+    ws = _Sheet(book, formats, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 52, None),
+                                                    (L["col_value"], 18, None)])
     for cur in data.currencies:
-        for name in ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "dso_90d",
-                     "best_possible_dso_90d", "add_90d", "cei_30d", "recovery_rate_30d", "overdue_held_share"):
+        for name in SUMMARY_METRICS:
             value = data.metrics.get((cur, name, "all", "all"))
             if value is not None:
-                ws.append([cur, L.get(name, name), name, value])
+                number, pattern = metric_cell(name, value, cur, fmt)
+                ws.append([cur, fmt.metric_name(name), number], num_formats={2: pattern})
 
     # aged balance by customer, a column per bucket
     buckets = data.buckets
     ws = _Sheet(book, formats, L["sheet_aged"],
                 [(L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_currency"], 8, None)]
-                + [(b, 13, MONEY_FORMAT) for b in buckets]
+                + [(fmt.bucket(b), 13, MONEY_FORMAT) for b in buckets]
                 + [(L["col_unapplied"], 13, MONEY_FORMAT), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT)])
     # overdue = the buckets holding only overdue days (the first bucket holds the days not yet due)
     overdue_buckets = [b.name for b in pol.aging_buckets[1:]]
@@ -791,7 +961,7 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
     for r in data.debtors:
         held = bool(r.get("unit_held")) or bool(r.get("overdue_held"))
         ws.append([
-            r["customer_id"], r.get("name") or "", r.get("segment") or "", r["currency"], r["open_amount"],
+            r["customer_id"], r.get("name") or "", fmt.segment(r.get("segment")) if r.get("segment") else "", r["currency"], r["open_amount"],
             r["overdue_amount"], r["oldest_days_past_due"], L["word_yes"] if held else L["word_no"],
             fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
             fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
@@ -819,7 +989,7 @@ def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | N
     log = get_logger()
     started = time.perf_counter()
     pol = load_policy(policy)
-    fmt = Fmt(language)
+    fmt = Fmt(language, pol)
     Path(out).mkdir(parents=True, exist_ok=True)
     paths = report_paths(out, as_of)
     timings = {}
@@ -856,7 +1026,7 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
                      policy: str | None = None) -> dict:
     """The markdown summary and the top-debtor table of as_of, as plain strings (no Decimal, no date)."""
     pol = load_policy(policy)
-    fmt = Fmt(language)
+    fmt = Fmt(language, pol)
     with _open_read_only(db) as con:
         data = gather(con, as_of, pol, db=db, language=language)
     lines = [f"# relance — {as_of.isoformat()}", ""]
@@ -912,7 +1082,7 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
                 "overdue": f"{r['overdue_amount']:.2f}",
                 "open": f"{r['open_amount']:.2f}",
                 "oldest_days_past_due": str(r["oldest_days_past_due"]),
-                "stage": str(r.get("current_stage") or ""),
+                "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
                 "next_step": next_step(r, pol, as_of, fmt),
             })
     return {"markdown": "\n".join(lines), "table": table}

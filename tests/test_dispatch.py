@@ -13,6 +13,7 @@ import pytest
 
 from relance.errors import UserError
 from tasks.dispatch import approve, dispatch, ledger, resolve
+from tasks.dispatch.ledger import file_stem, unit_stem
 from tests.fakes.scenario import (
     action, add_actions, build, customer, deliveries, events, invoice, pdf_text,
 )
@@ -72,7 +73,7 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
         assert rows[d]["status"] == "sent" and rows[d]["provider"] == "outbox", (d, rows[d])
         assert rows[d]["attempts"] == 1 and rows[d]["sent_at"] is not None
     # .eml: text and HTML alternatives; the formal notice's copy carries the letter's PDF
-    msg = email.message_from_bytes((day / "email" / "D1-mail.eml").read_bytes(), policy=email_policy.default)
+    msg = email.message_from_bytes((day / "email" / f"{file_stem('D1-mail')}.eml").read_bytes(), policy=email_policy.default)
     assert msg["To"].addresses[0].addr_spec == "c1@client.example"
     assert msg["Subject"].startswith("Mise en demeure de payer")
     assert msg["X-Relance-Delivery-Id"] == "D1-mail"
@@ -83,14 +84,15 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
     pdf = tmp_path / "att.pdf"
     pdf.write_bytes(attachments[0].get_content())
     assert "Mise en demeure de payer" in pdf_text(pdf)
-    en = email.message_from_bytes((day / "email" / "D2-mail.eml").read_bytes(), policy=email_policy.default)
+    en = email.message_from_bytes((day / "email" / f"{file_stem('D2-mail')}.eml").read_bytes(), policy=email_policy.default)
     assert "€2,500.00" in en.get_body(("plain",)).get_content() and not list(en.iter_attachments())
     # SMS as text, letters as PDF, worklists, dossier
-    assert "€2,500.00" in (day / "sms" / "D2-sms.txt").read_text(encoding="utf-8")
-    assert (day / "letter" / "D2-let.pdf").exists() and (day / "registered_letter" / "D1-reg.pdf").exists()
+    assert "€2,500.00" in (day / "sms" / f"{file_stem('D2-sms')}.txt").read_text(encoding="utf-8")
+    assert (day / "letter" / f"{file_stem('D2-let')}.pdf").exists() and (day / "registered_letter" / f"{file_stem('D1-reg')}.pdf").exists()
     assert {p.name for p in (day / "phone").iterdir()} == {
-        "worklist-Julie.csv", "worklist-Julie.html", "worklist-unassigned.csv", "worklist-unassigned.html"}
-    assert (day / "handoff" / "C2-EUR" / "summary.pdf").exists()
+        f"worklist-{file_stem('Julie')}.csv", f"worklist-{file_stem('Julie')}.html",
+        f"worklist-{file_stem('unassigned')}.csv", f"worklist-{file_stem('unassigned')}.html"}
+    assert (day / "handoff" / unit_stem("C2", "EUR") / "summary.pdf").exists()
     assert summary["by_channel"]["email"]["sent"] == 2
     assert summary["in_doubt"]["count"] == 0 and summary["pending_approval"] == 0
 
@@ -111,7 +113,7 @@ def test_invalid_or_missing_contacts_fall_back(db, tmp_path):
     assert rows["D3-mail"]["channel"] == "letter" and rows["D3-mail"]["status"] == "sent"
     assert rows["D3-mail"]["fallback_from"] == "email"
     assert "is not valid: falls back to letter" in events(db, "D3-mail")[0]["detail"]
-    assert rows["D3-mail"]["artifact_path"].endswith("/letter/D3-mail.pdf")
+    assert rows["D3-mail"]["artifact_path"].endswith(f"/letter/{file_stem('D3-mail')}.pdf")
     # no email and no postal address
     assert rows["D4-mail"]["status"] == "undeliverable" and "no postal address" in rows["D4-mail"]["last_error"]
     assert summary["prepared"]["fell_back_to_letter"] == 1 and summary["prepared"]["undeliverable"] == 1
@@ -142,7 +144,7 @@ def test_approval_pending_then_approved_then_sent(db, tmp_path):
     rows = deliveries(db)
     assert rows["D1-reg"]["status"] == rows["D1-mail"]["status"] == "sent"
     assert nxt["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
-    assert (tmp_path / "outbox" / "2026-03-17" / "registered_letter" / "D1-reg.pdf").exists()
+    assert (tmp_path / "outbox" / "2026-03-17" / "registered_letter" / f"{file_stem('D1-reg')}.pdf").exists()
 
 
 def test_rejected_actions_are_skipped_with_who_and_why(db, tmp_path):
@@ -185,7 +187,7 @@ def test_worklists_per_collector_by_priority(tmp_path):
     ])
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     day = tmp_path / "outbox" / "2026-03-16" / "phone"
-    rows = list(csv.DictReader(open(day / "worklist-Julie.csv", encoding="utf-8")))
+    rows = list(csv.DictReader(open(day / f"worklist-{file_stem('Julie')}.csv", encoding="utf-8")))
     # C2: 2 500 € at 40 days (≈ 95.6 %) comes before C6: 5 000 € at 399 days (10 %)
     assert [r["customer_id"] for r in rows] == ["C2", "C6"]
     by_customer = {r["customer_id"]: r for r in rows}
@@ -193,9 +195,9 @@ def test_worklists_per_collector_by_priority(tmp_path):
     assert "F3 due 2026-02-04" in by_customer["C2"]["invoices"]
     assert "reminder_2" in by_customer["C2"]["history"]  # the unit's other actions
     assert by_customer["C2"]["script"].startswith("1. Introduce yourself")  # English customer, English script
-    html = (day / "worklist-Julie.html").read_text(encoding="utf-8")
+    html = (day / f"worklist-{file_stem('Julie')}.html").read_text(encoding="utf-8")
     assert html.index("Acme Ltd") < html.index("Vieille Dette SA")
-    unassigned = list(csv.DictReader(open(day / "worklist-unassigned.csv", encoding="utf-8")))
+    unassigned = list(csv.DictReader(open(day / f"worklist-{file_stem('unassigned')}.csv", encoding="utf-8")))
     assert [r["customer_id"] for r in unassigned] == ["C5"] and unassigned[0]["script"].startswith("1. Se présenter")
 
 
@@ -217,7 +219,7 @@ def test_handoff_dossier_holds_letters_invoices_history_and_sums(tmp_path):
                charges={"per_invoice": {"F1": ("20.00", "40.00"), "F2": ("1.00", "40.00")}}),
     ])
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW, auto_approve=True)
-    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / "C1-EUR"
+    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / unit_stem("C1", "EUR")
     assert deliveries(db)["D12-hand"]["artifact_path"] == str(folder)
     assert sorted(p.name for p in (folder / "letters").iterdir()) == ["2026-03-16-formal_notice-registered_letter.pdf"]
     assert sorted(p.name for p in (folder / "emails").iterdir()) == ["2026-03-16-formal_notice-email.eml"]
@@ -319,19 +321,19 @@ def test_drafts_of_letters_waiting_for_approval_are_rendered_and_nothing_is_reco
     events_before = events(db, "D1-reg")
     drafts = render_drafts(str(db), AS_OF, out)
     assert [(d["action_id"], d["delivery_id"], d["channel"]) for d in drafts] == [("A1", "D1-reg", "registered_letter")]
-    path = tmp_path / "outbox" / "2026-03-16" / "drafts" / "D1-reg.pdf"
+    path = tmp_path / "outbox" / "2026-03-16" / "drafts" / f"{file_stem('D1-reg')}.pdf"
     assert drafts[0]["path"] == str(path) and path.read_bytes().startswith(b"%PDF")
     text = pdf_text(path)
     assert "PROJET — en attente" in text and "Boulangerie Martin SARL" in text and "LETTRE RECOMMANDÉE" in text
     assert "1 234,56" in text.replace("\u202f", " ").replace("\u00a0", " ")  # F1's open amount, as sent
     assert deliveries(db) == before and events(db, "D1-reg") == events_before
-    assert not (tmp_path / "outbox" / "2026-03-16" / "registered_letter" / "D1-reg.pdf").exists()
+    assert not (tmp_path / "outbox" / "2026-03-16" / "registered_letter" / f"{file_stem('D1-reg')}.pdf").exists()
     md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, out, 6.0, drafts)
     assert f"`A1` registered_letter: `{path}`" in md and "Boulangerie" not in md  # ids only in the artifact
     # once approved, the letter sent is rendered then, without the mark
     approve(str(db), AS_OF, action_ids=["A1"], by="claire")
     dispatch(str(db), AS_OF, out, now=NOW)
-    sent = tmp_path / "outbox" / "2026-03-16" / "registered_letter" / "D1-reg.pdf"
+    sent = tmp_path / "outbox" / "2026-03-16" / "registered_letter" / f"{file_stem('D1-reg')}.pdf"
     assert "PROJET" not in pdf_text(sent) and "Boulangerie Martin SARL" in pdf_text(sent)
     assert render_drafts(str(db), AS_OF, out) == []  # nothing waits any more
 
@@ -344,7 +346,7 @@ def test_cli_drafts_lists_the_drafts_it_wrote(db, tmp_path):
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     res = CliRunner().invoke(app, ["drafts", "--db", str(db), "--as-of", "2026-03-16", "--outbox", str(tmp_path / "box")])
     assert res.exit_code == 0, res.output
-    path = tmp_path / "box" / "2026-03-16" / "drafts" / "D1-reg.pdf"
+    path = tmp_path / "box" / "2026-03-16" / "drafts" / f"{file_stem('D1-reg')}.pdf"
     assert res.output.splitlines() == ["1 draft(s) of letters waiting for approval:",
                                        f"  A1  registered_letter  {path}"]
     assert path.read_bytes().startswith(b"%PDF")

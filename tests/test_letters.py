@@ -11,6 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from tasks.dispatch import approve, dispatch
+from tasks.dispatch.ledger import file_stem
 from tests.fakes.scenario import action, build, customer, deliveries, invoice, pdf_positions, pdf_text
 
 AS_OF = date(2026, 3, 16)
@@ -69,13 +70,13 @@ def test_every_letter_is_a_pdf(posted):
     assert {d: rows[d]["status"] for d in ("D1", "D2", "D3", "D4", "D5")} == dict.fromkeys(("D1", "D2", "D3", "D4", "D5"), "sent")
     assert summary["by_channel"] == {"letter": {"sent": 2}, "registered_letter": {"sent": 3}}
     for d in ("D1", "D2", "D4"):
-        assert rows[d]["artifact_path"] == str(out / "registered_letter" / f"{d}.pdf")
+        assert rows[d]["artifact_path"] == str(out / "registered_letter" / f"{file_stem(d)}.pdf")
         assert PdfReader(rows[d]["artifact_path"]).pages  # opens
 
 
 def test_french_formal_notice_states_the_tables_sums(posted):
     _, out, _ = posted
-    text = _text(pdf_text(out / "registered_letter" / "D1.pdf"))
+    text = _text(pdf_text(out / "registered_letter" / f"{file_stem('D1')}.pdf"))
     assert "Mise en demeure de payer" in text
     assert "LETTRE RECOMMANDÉE AVEC ACCUSÉ DE RÉCEPTION" in text
     assert "Lyon, le 16 mars 2026" in text and "Objet" not in text.split("Mise en demeure")[0][-40:]
@@ -90,7 +91,7 @@ def test_french_formal_notice_states_the_tables_sums(posted):
 
 def test_english_formal_notice(posted):
     _, out, _ = posted
-    text = _text(pdf_text(out / "registered_letter" / "D2.pdf"))
+    text = _text(pdf_text(out / "registered_letter" / f"{file_stem('D2')}.pdf"))
     assert "Formal notice" in text and "Mise en demeure" not in text
     assert "€2,500.00" in text and "€33.29" in text and "€40.00" in text and "€2,573.29" in text
     assert "5 January 2026" in text and "4 February 2026" in text
@@ -100,14 +101,14 @@ def test_english_formal_notice(posted):
 
 def test_consumer_formal_notice_without_charges_table_rows(posted):
     _, out, _ = posted
-    text = _text(pdf_text(out / "registered_letter" / "D4.pdf"))
+    text = _text(pdf_text(out / "registered_letter" / f"{file_stem('D4')}.pdf"))
     assert "Mise en demeure de payer" in text and "4,00 €" in text and "304,00 €" in text
     assert "D441-5" not in text and "40 €" not in text and "1344-1" in text
 
 
 def test_address_sits_in_the_envelope_window(posted):
     _, out, _ = posted
-    spots = pdf_positions(out / "letter" / "D5.pdf")
+    spots = pdf_positions(out / "letter" / f"{file_stem('D5')}.pdf")
     name = [(x, y) for t, x, y in spots if t.startswith("Boulangerie Martin SARL")]
     assert name, spots[:10]
     x, y = name[0]
@@ -118,9 +119,9 @@ def test_address_sits_in_the_envelope_window(posted):
 
 def test_a_long_letter_spans_pages_and_keeps_them(posted):
     _, out, _ = posted
-    reader = PdfReader(out / "letter" / "D3.pdf")
+    reader = PdfReader(out / "letter" / f"{file_stem('D3')}.pdf")
     assert len(reader.pages) >= 2
-    text = _text(pdf_text(out / "letter" / "D3.pdf"))
+    text = _text(pdf_text(out / "letter" / f"{file_stem('D3')}.pdf"))
     assert "M00" in text and "M44" in text and "Deuxième relance" in text
     # the injection attempt prints as written (the name wraps in the window: compare words)
     flat = " ".join(text.split())

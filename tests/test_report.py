@@ -61,6 +61,8 @@ def reported(tmp_path_factory):
                            deliveries=[("phone", "in_doubt")])
                 add_action(con, "Y3", AS_OF, "B1", "EUR", "formal_notice", 6, "800.00", ["IB1"],
                            status="pending_approval", deliveries=[("registered_letter", "pending_approval")])
+                con.execute("update deliveries set last_error = 'no postal address (street and city) for a letter' "
+                            "where status = 'undeliverable'")
                 add_unit(con, AS_OF, "A1", "EUR", "reminder_2")
                 add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
         measure(str(db), day)
@@ -85,12 +87,15 @@ def test_report_files_and_figures(reported):
     assert "52,4\xa0%" in fr and "52.4%" in en    # CEI 52.3810 %
     # the sections a finance person reads
     for text in ("Balance âgée", "L'échelle de relance aujourd'hui", "Relances du jour", "Efficacité des relances",
-                 "plus gros débiteurs", "À traiter par une personne", "Tendance sur 3 dates"):
+                 "plus gros débiteur", "À traiter par une personne", "Tendance sur 3 dates"):
         assert text in html.unescape(fr), text
     assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
     assert "amount -5.00 is negative" in en  # the rejected row, with its reason
-    for kind in ("awaiting approval", "undeliverable", "failed", "in doubt"):
+    for kind in ("awaiting approval", "failed", "in doubt"):
         assert f'<td class="small">{kind}</td>' in en, kind
+    # the ledger's English reason, in the reader's language
+    assert '<td class="small">no postal address</td>' in en
+    assert '<td class="small">pas d&#39;adresse postale</td>' in fr
 
 
 def _pdf_svg_count(html_path: str) -> int:
@@ -126,8 +131,8 @@ def test_workbook_cells(reported):
     assert wb.sheetnames == ["Summary", "Aged balance", "Debtors"]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
-    assert header == ["Customer", "Name", "Currency", "not_due", "1-30", "31-60", "61-90", "91-180", "181+",
-                      "Unapplied", "Open", "Overdue"]
+    assert header == ["Customer", "Name", "Currency", "Not yet due", "1–30 days", "31–60 days", "61–90 days",
+                      "91–180 days", "Over 180 days", "Unapplied", "Open", "Overdue"]
     rows = {(r[0].value, r[2].value): r for r in aged.iter_rows(min_row=2)}
     a1 = rows[("A1", "EUR")]
     assert a1[1].value == EVIL  # the name as is: a spreadsheet cell is not markup
@@ -137,12 +142,25 @@ def test_workbook_cells(reported):
     assert [c.value for c in rows[("Total", "EUR")][3:12]] == [300, 500, 0, 500, 0, 0, 200, 1300, 1000]
     debtors = wb["Debtors"]
     first = [c.value for c in debtors[2]]
-    assert first[:7] == ["A1", EVIL, "b2b", "EUR", 1300, 1000, 82]
+    assert first[:7] == ["A1", EVIL, "businesses", "EUR", 1300, 1000, 82]
     assert first[9] == "Reminder 2"
-    summary = {(r[0].value, r[2].value): r[3] for r in wb["Summary"].iter_rows(min_row=2)}
-    # the metric's decimal as the double Excel stores, shown with up to 4 decimals
-    assert summary[("EUR", "cei_30d")].value == float(Decimal("52.3810"))
-    assert summary[("EUR", "cei_30d")].number_format == "#,##0.00##"
+    summary = {(r[0].value, r[1].value): r[2] for r in wb["Summary"].iter_rows(min_row=2)}
+    assert [c.value for c in wb["Summary"][1]] == ["Currency", "Metric", "Value"]
+    # each value with its unit: a percentage is the fraction Excel shows as 52.4%, days and money too
+    cei = summary[("EUR", "Collection effectiveness (CEI 30 d)")]
+    assert cei.value == float(Decimal("52.3810") / 100) and cei.number_format == "0.0%"
+    dso = summary[("EUR", "DSO (90 days)")]
+    assert dso.value == 146.25 and dso.number_format == '#,##0.0"\u00a0d"'
+    open_ar = summary[("EUR", "Open receivables")]
+    assert open_ar.value == 1300 and open_ar.number_format == '"€"#,##0.00'
+    assert summary[("GBP", "Open receivables")].number_format == '"£"#,##0.00'
+    fr = load_workbook(out["fr"]["xlsx"])
+    assert fr.sheetnames == ["Synthèse", "Balance âgée", "Débiteurs"]
+    synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
+    assert synthese[("EUR", "Efficacité de recouvrement (CEI 30 j)")].number_format == "0.0 %"
+    assert synthese[("EUR", "DSO (90 jours)")].number_format == '#,##0.0"\u00a0j"'
+    assert synthese[("EUR", "Encours clients")].number_format == '#,##0.00 "€"'
+    assert ("EUR", "DSO incompressible (90 jours)") in synthese and ("EUR", "Encours non échu") in synthese
 
 
 def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
@@ -181,7 +199,8 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
     sheet = wb["Aged balance"]
-    assert [c.value for c in sheet[1]] == ["Customer", "Name", "Currency"] + buckets + ["Unapplied", "Open", "Overdue"]
+    assert [c.value for c in sheet[1]] == ["Customer", "Name", "Currency"] + [Fmt("en", pol).bucket(b) for b in buckets] + [
+        "Unapplied", "Open", "Overdue"]
     for c in sheet[1]:
         assert c.font.b and c.fill.fgColor.rgb == "FFDDE6F0" and c.alignment.vertical == "top" and c.alignment.wrap_text
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:L1"
@@ -218,8 +237,8 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert row["G"].value == 200 and row["G"].number_format == "#,##0"
     assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:O1"
     summary = wb["Summary"]
-    assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", "cei_30d", 52.381]
-    assert summary["D2"].number_format == "#,##0.00##"
+    assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", 0.52381]
+    assert summary["C2"].number_format == "0.0%"
     # no formula anywhere in the package
     with zipfile.ZipFile(path) as z:
         assert not any("<f>" in z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/"))
@@ -425,3 +444,164 @@ def test_report_renders_in_headless_chromium(reported, tmp_path):
         assert len(colours) > 50, "the page looks blank"
         assert 1 - background / (small.width * small.height) > 0.2, "the page looks blank"
         assert os.path.getsize(path) > 50_000
+
+
+# ------------------------------------------------------------------------------------ the reader's language
+def _visible_text(page: str) -> str:
+    """What a reader sees of the page: text nodes (SVG labels and tooltips too), not the CSS."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.skip = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.skip += tag in ("style", "script")
+
+        def handle_endtag(self, tag):
+            self.skip -= tag in ("style", "script")
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(page)
+    return "\n".join(parser.parts)
+
+
+def _workbook_text(path: str) -> str:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    parts = list(wb.sheetnames)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            parts += [c.value for c in row if isinstance(c.value, str)]
+    return "\n".join(parts)
+
+
+def _internal_codes(db) -> set[str]:
+    """Every code relance uses inside: buckets, stages, channels, statuses, holds, segments, source
+    entities, metric names and dimensions (those of the warehouse too), and the ledger's English reasons."""
+    import duckdb
+
+    from relance.policy import load_policy
+    from tasks.report import SUMMARY_METRICS
+
+    pol = load_policy(None)
+    codes = {b.name for b in pol.aging_buckets} | {"unapplied_credit"} | {s.code for s in pol.stages}
+    codes |= {"email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"}
+    codes |= {"planned", "pending_approval", "sent", "failed", "skipped", "undeliverable", "simulated", "sending",
+              "in_doubt", "approved", "rejected"}
+    codes |= {"dispute", "promise", "payment_plan", "legal", "other", "dunning_block", "b2b", "b2c"}
+    codes |= {"customers", "invoices", "payments", "holds", "field_dropped", "live", "replay", "age_bucket"}
+    codes |= set(SUMMARY_METRICS)
+    with duckdb.connect(str(db), read_only=True) as con:
+        for metric, dim, val in con.execute("select distinct metric, dimension, dimension_value from recovery_metrics").fetchall():
+            codes |= {metric, dim, val}
+    codes -= {"segment"}  # a French word too ("Par segment")
+    return codes
+
+
+def _leaks(text: str, codes: set[str]) -> list[str]:
+    return sorted(c for c in codes if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text))
+
+
+ENGLISH_REASONS = ("no postal address", "is not valid", "falls back", "in doubt:", "rendering failed")
+
+
+def test_no_internal_code_reaches_the_reader(reported):
+    """Issue 12 §5: the French report and workbook show labels, never bucket, stage, status, reason
+    or metric codes; the English ones show labels too (the codes that are not English words)."""
+    db, out = reported
+    codes = _internal_codes(db)
+    assert {"not_due", "current_ar", "best_possible_dso_90d", "add_90d", "call_1", "in_doubt"} <= codes
+    fr_page = _visible_text(Path(out["fr"]["html"]).read_text(encoding="utf-8"))
+    fr_book = _workbook_text(out["fr"]["xlsx"])
+    assert "Balance âgée" in fr_page and "Synthèse" in fr_book  # the extraction works
+    assert _leaks(fr_page, codes) == [] and _leaks(fr_book, codes) == []
+    assert [r for r in ENGLISH_REASONS if r in fr_page] == []
+    assert "Non échu" in fr_page and "Plus de 180 j" in fr_page and "Non échu" in fr_book
+    # English: the codes that are not plain English words (an underscore, a digit) never show
+    coded = {c for c in codes if re.search(r"[_\d]", c)}
+    en_page = _visible_text(Path(out["en"]["html"]).read_text(encoding="utf-8"))
+    en_book = _workbook_text(out["en"]["xlsx"])
+    assert _leaks(en_page, coded) == [] and _leaks(en_book, coded) == []
+    assert "Not yet due" in en_page and "1–30 days" in en_book
+
+
+def test_an_unknown_code_is_shown_as_is_and_caught(reported):
+    """A code labels.yaml does not know (a metric, a stage, a dimension another step adds) does not
+    stop the report: it is shown as is, logged, and the leak check above would name it."""
+    from relance.policy import load_policy
+    from tasks.report import MISSING_LABELS, Fmt
+
+    fmt = Fmt("fr", load_policy(None))
+    assert fmt.stage("escalade_9") == "escalade_9" and fmt.metric_name("new_metric_30d") == "new_metric_30d"
+    assert fmt.dimension("replay") == "rejoué" and fmt.bucket("not_due") == "Non échu"
+    assert ("stages", "escalade_9") in MISSING_LABELS and ("metric", "new_metric_30d") in MISSING_LABELS
+    assert _leaks("Étape : escalade_9", {"escalade_9"}) == ["escalade_9"]
+
+
+def test_recovery_period_starts_with_the_data_and_credit_is_outside_the_total(reported):
+    """The recovery rates measure the actions dated in (D-120, D-30]: the label starts with the first
+    action there is (20 May), not with the window's theoretical start (3 March). The unapplied credit
+    (not netted, contract §5) comes after the total it is not part of, and says so."""
+    _, out = reported
+    fr = html.unescape(Path(out["fr"]["html"]).read_text(encoding="utf-8"))
+    en = html.unescape(Path(out["en"]["html"]).read_text(encoding="utf-8"))
+    assert "relances datées du 20 mai 2026 au 31 mai 2026" in fr and "3 mars" not in fr
+    assert "actions dated 20 May 2026 to 31 May 2026" in en
+    # GBP had no action in the window: no period for it; one debtor, in the singular
+    gbp = fr[fr.index("Devise GBP"):fr.index("Devise USD")]
+    assert "Part du montant réclamé" not in gbp and "Pas encore de relance vieille de 30 jours" in gbp
+    assert "1 débiteur bloqué (litige, promesse, blocage) garde son étape." in gbp
+    assert "Le plus gros débiteur en retard" in gbp and "Les 1 plus gros" not in fr
+    assert "30 juin — Non échu — 300,00\xa0€" in fr  # the chart's tooltips: money with its unit
+    aged = fr[fr.index("<h3>Balance âgée</h3>"):]
+    aged = aged[:aged.index("</table>")]
+    total, credit = aged.index('<tr class="total">'), aged.index("Avoirs et paiements non affectés (non déduits du total)")
+    assert total < credit
+    assert "200,00\xa0€" in aged[credit:]
+
+
+def test_recovery_period_of_a_single_day_and_of_no_action(tmp_path):
+    from relance.policy import load_policy
+    from tasks.report import Fmt, ReportData, render_html
+
+    pol = load_policy(None)
+    as_of = date(2026, 12, 4)
+    for first, expected in ((date(2026, 11, 4), "relances du 4 nov. 2026 réglée"), (None, None),
+                            (date(2026, 10, 1), "relances datées du 1 oct. 2026 au 4 nov. 2026")):
+        data = ReportData(as_of=as_of, db="", language="fr", buckets=[b.name for b in pol.aging_buckets],
+                          currencies=["EUR"], has_metrics=True, first_action={"EUR": first} if first else {},
+                          metrics={("EUR", "open_ar", "all", "all"): Decimal("10.00")})
+        page = html.unescape(render_html(data, pol, Fmt("fr", pol)))
+        assert "7 août" not in page
+        if expected:
+            assert expected in page.replace("1er oct.", "1 oct."), first
+        else:
+            assert "Part du montant réclamé" not in page
+
+
+def test_replayed_recovery_is_shown_apart_and_an_unknown_dimension_does_not_fail():
+    """Recovery rates measured by `mode` (live actions apart from a backfill's replayed ones) get their
+    own table with labels; a dimension value labels.yaml does not know is shown as is (the leak check
+    names it), the report still comes out."""
+    from relance.policy import load_policy
+    from tasks.report import Fmt, ReportData, render_html
+
+    pol = load_policy(None)
+    m = {("EUR", "open_ar", "all", "all"): Decimal("10.00"), ("EUR", "recovery_rate_30d", "all", "all"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "stage", "call_1"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "mode", "live"): Decimal("50"),
+         ("EUR", "recovery_rate_30d", "mode", "replay"): Decimal("12.5"),
+         ("EUR", "recovery_rate_30d", "mode", "shadow_mode"): Decimal("1")}
+    data = ReportData(as_of=AS_OF, db="", language="fr", buckets=[b.name for b in pol.aging_buckets],
+                      currencies=["EUR"], has_metrics=True, metrics=m)
+    page = _visible_text(render_html(data, pol, Fmt("fr", pol)))
+    block = page[page.index("Réelles ou rejouées"):]
+    assert "réel" in block and "rejoué" in block and "12,5\xa0%" in block
+    assert _leaks(page, {"live", "replay", "shadow_mode"}) == ["shadow_mode"]

@@ -77,7 +77,7 @@ def test_each_email_is_a_valid_v3_request(tmp_path, sendgrid, cfg):
     assert "attachments" not in by_id["D2-mail"].body and by_id["D2-mail"].body["categories"] == ["reminder_2"]
     rows = deliveries(db)
     assert rows["D1-mail"]["provider"] == "sendgrid" and rows["D1-mail"]["provider_message_id"] == notice.message_id
-    assert rows["D1-mail"]["artifact_path"].endswith("D1-mail.eml")  # the evidence copy of what went
+    assert rows["D1-mail"]["artifact_path"].endswith(f"{ledger.file_stem('D1-mail')}.eml")  # the evidence copy of what went
     assert rows["D1-reg"]["provider"] == "print"
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from tasks.dispatch import dispatch
+from tasks.dispatch.ledger import file_stem
 from tests.fakes.scenario import action, build, channels_config, customer, deliveries, events, invoice
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -86,7 +87,7 @@ def test_outbox_renders_sms_whatever_the_hour(db, tmp_path):
     night = datetime(2026, 3, 16, 1, 0, tzinfo=timezone.utc)
     summary = dispatch(str(db), AS_OF, str(tmp_path / "out"), now=night)
     assert summary["by_channel"]["sms"] == {"sent": 2}
-    text = (tmp_path / "out" / "2026-03-16" / "sms" / "S1.txt").read_text(encoding="utf-8")
+    text = (tmp_path / "out" / "2026-03-16" / "sms" / f"{file_stem('S1')}.txt").read_text(encoding="utf-8")
     assert "To: +33639980001" in text and "1 part(s)" in text
 
 

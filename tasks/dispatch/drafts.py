@@ -5,7 +5,7 @@
 A formal notice goes out only once a person has approved it (`pending_approval`). So that they
 can read what they approve, each of its letters (letter, registered_letter) is rendered exactly as
 dispatch will render it — same templates, same context query, same PDF layout — with a "draft,
-not sent" mark, into outbox/<as_of>/drafts/<delivery id>.pdf. Nothing is claimed or recorded:
+not sent" mark, into outbox/<as_of>/drafts/<ledger.file_stem(delivery id)>.pdf. Nothing is claimed or recorded:
 the ledger does not change, and the letter that is sent after approval is rendered again then.
 """
 
@@ -50,11 +50,14 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"
     folder.mkdir(parents=True, exist_ok=True)
-    jobs, written = [], []
+    jobs, written, used = [], [], set()
     for i, row in enumerate(rows):
         ctx = message_context(row, cfg, as_of, renderer.i18n)
         ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
-        path = folder / f"{ledger.safe_name(row['delivery_id'])}.pdf"
+        path = folder / f"{ledger.file_stem(row['delivery_id'])}.pdf"
+        if path in used:  # never one draft over another's
+            path = folder / f"{ledger.file_stem(row['delivery_id'])}-{i}.pdf"
+        used.add(path)
         jobs.append((f"D{i}", renderer.letter(ctx), str(path)))
         written.append({"action_id": row["action_id"], "delivery_id": row["delivery_id"],
                         "channel": row["channel"], "path": str(path)})

@@ -437,7 +437,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     not (no postal address, failed), it is rendered now for the attachment only.
     """
     from tasks.dispatch import post
-    from tasks.dispatch.ledger import safe_name
+    from tasks.dispatch.ledger import file_stem, slug
 
     stages = set(run.cfg.email.attach_letter_for_stages)
     wanted = [r for r in rows if r["stage"] in stages]
@@ -461,13 +461,13 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
         ctx = run.context(letter_row)
         title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["stage"]),
                                     ctx, ("title",))["title"]
-        name = f"{safe_name(f_oneline(title).lower().replace(' ', '-'))}-{safe_name(row['customer_id'])}.pdf"
+        name = f"{slug(f_oneline(title).lower().replace(' ', '-'))}-{slug(row['customer_id'])}.pdf"
         path = existing.get(row["action_id"])
         if path and Path(path).is_file():
             out[row["delivery_id"]] = (name, Path(path).read_bytes())
             continue
         ctx.update(anchor="L0", formal=True)
-        tmp = run.channel_dir("email") / f".{safe_name(row['delivery_id'])}.attachment.pdf"
+        tmp = run.channel_dir("email") / f".{file_stem(row['delivery_id'])}.attachment.pdf"
         post.render_chunk(post.letter_css(run.renderer), [("L0", run.renderer.letter(ctx), str(tmp))], None)
         out[row["delivery_id"]] = (name, tmp.read_bytes())
         tmp.unlink(missing_ok=True)
@@ -476,7 +476,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
 
 def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sleep) -> dict:
     from tasks.dispatch.base import counts, deliver, fail_before_claim
-    from tasks.dispatch.ledger import safe_name
+    from tasks.dispatch.ledger import check_artifacts, file_stem
 
     folder = run.channel_dir("email")
     failures: list[tuple[str, str]] = []
@@ -504,8 +504,13 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
             delivery_id=row["delivery_id"], action_id=row["action_id"], stage=row["stage"],
             to_email=row["email"], to_name=row.get("name") or "", subject=rendered.subject,
             text=rendered.text, html=rendered.html, attachment=attachments.get(row["delivery_id"]),
-            eml_path=folder / f"{safe_name(row['delivery_id'])}.eml",
+            eml_path=folder / f"{file_stem(row['delivery_id'])}.eml",
         ))
+    clashes = check_artifacts(run.con, {m.delivery_id: str(m.eml_path) for m in items})
+    if clashes:
+        failures += clashes
+        clashed = {d for d, _ in clashes}
+        items = [m for m in items if m.delivery_id not in clashed]
     results = fail_before_claim(run, failures)
     provider = provider_for(run, sleep=sleep)
     if run.send:  # the evidence copy of what is handed to SendGrid

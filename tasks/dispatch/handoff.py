@@ -1,6 +1,6 @@
 """handoff: a dossier folder per debtor (unit) for a bailiff, a collection agency or the court.
 
-outbox/<as_of>/handoff/<customer_id>-<currency>/
+outbox/<as_of>/handoff/<customer_id>-<currency>-<hash>/  (ledger.unit_stem: collision-free)
     summary.pdf, summary.html  who, what is owed: principal, late-payment interest and indemnity
                                (as the escalation computed them), invoices, history, letters sent
     invoices.csv               the invoices claimed (ISO dates, '.' decimals, per-invoice charges)
@@ -88,6 +88,7 @@ def run_batch(run, rows: list[dict]) -> dict:
             ctx = run.context(row)
             unit = history.get((row["customer_id"], row["currency"]), [])
             letters, emails, actions_csv = [], [], []
+            names: set[str] = set()
             for h in unit:
                 for d in h.get("deliveries") or []:
                     actions_csv.append([
@@ -99,6 +100,9 @@ def run_batch(run, rows: list[dict]) -> dict:
                     if d["status"] != "sent" or not path:
                         continue
                     name = f"{_iso(h['as_of'])}-{h['stage']}-{d['channel']}{Path(path).suffix}"
+                    if name in names:  # two copies of one day, stage and channel: each keeps its own file
+                        name = f"{Path(name).stem}-{ledger.short_hash(d['delivery_id'])}{Path(path).suffix}"
+                    names.add(name)
                     entry = {"sent_at": d.get("sent_at") or h["as_of"], "stage": h["stage"], "channel": d["channel"],
                              "file": None}
                     if Path(path).is_file():
@@ -113,7 +117,7 @@ def run_batch(run, rows: list[dict]) -> dict:
             # the dossier speaks the creditor's language (ctx keeps the customer's values)
             page_ctx = dict(ctx, lang=lang, t=t, anchor=f"D{i}", history=unit)
             section = run.renderer.page("handoff/summary.html.j2", page_ctx)
-            target = folder / f"{ledger.safe_name(row['customer_id'])}-{ledger.safe_name(row['currency'])}"
+            target = folder / ledger.unit_stem(row["customer_id"], row["currency"])
             if target.exists() or target in taken:  # a second dossier for the unit: keep the first
                 n = 2
                 while target.with_name(f"{target.name}-{n}").exists() or target.with_name(f"{target.name}-{n}") in taken:

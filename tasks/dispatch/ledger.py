@@ -28,7 +28,10 @@ run in a thread pool and hand their results back to it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -399,10 +402,77 @@ def resolve(
     return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
 
 
-def safe_name(text: str, limit: int = 120) -> str:
-    """A file-name-safe rendering of an id or a collector's name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
-    return cleaned[:limit]
+# -- file names -----------------------------------------------------------------------------------
+# Every file the outbox holds is named after an id (a delivery, a unit, a collector's name). Ids are
+# free text from the ERP: `C/1`, `C_1` and `.C_1` are three debtors. A name is a readable slug plus
+# the first 8 hex digits of the sha256 of the FULL id, so two ids never share a file even when their
+# slugs are equal (or differ only by case, on a case-insensitive filesystem). The slug keeps letters
+# of every alphabet (NFC: "Élodie Caron" → `Élodie_Caron`), turns anything else (`/`, `\`, control
+# characters, spaces …) into `_`, never starts with a dot, is never a Windows reserved name and is
+# capped in UTF-8 bytes (file names are limited to 255 bytes).
+
+_SLUG_UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script, and _
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+SLUG_BYTES = 80
+
+
+def slug(text: str, limit: int = SLUG_BYTES) -> str:
+    """A readable, filesystem-safe rendering of text (not unique: see file_stem)."""
+    cleaned = _SLUG_UNSAFE.sub("_", unicodedata.normalize("NFC", str(text)))
+    cleaned = re.sub(r"_{2,}", "_", cleaned).strip("._-")
+    cleaned = cleaned.encode("utf-8")[:limit].decode("utf-8", "ignore").rstrip("._-")
+    if not cleaned:
+        return "_"
+    if cleaned.split(".")[0].lower() in _RESERVED:
+        cleaned = "_" + cleaned
+    return cleaned
+
+
+def short_hash(text: str) -> str:
+    """The first 8 hex digits of the sha256 of text, exactly as given (UTF-8)."""
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def file_stem(text: str, limit: int = SLUG_BYTES) -> str:
+    """The file name (without suffix) of an id: `slug-hash8`, distinct for distinct ids."""
+    return f"{slug(text, limit)}-{short_hash(text)}"
+
+
+def unit_stem(customer_id: str, currency: str) -> str:
+    """The name of a unit's folder (customer, currency): `slug-CUR-hash8` of the pair."""
+    return f"{slug(customer_id)}-{slug(currency, 8)}-{short_hash(json.dumps([str(customer_id), str(currency)]))}"
+
+
+def safe_name(text: str, limit: int = SLUG_BYTES) -> str:
+    """Kept for callers of the old helper: now the collision-free file_stem."""
+    return file_stem(text, limit)
+
+
+def check_artifacts(con, wanted: dict[str, str]) -> list[tuple[str, str]]:
+    """Deliveries that may not write the file planned for them: (delivery_id, why).
+
+    The file of a delivery is its own (re-running it rewrites it); a path already recorded as the
+    artifact of ANOTHER delivery, or planned twice in one batch, is never written over."""
+    failures: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for delivery_id, path in wanted.items():
+        other = seen.get(path)
+        if other is not None:
+            failures.append((delivery_id, f"file {Path(path).name} is already the file of delivery {other}; not written over"))
+        else:
+            seen[path] = delivery_id
+    taken = con.execute(
+        """
+        select w.delivery_id, any_value(d.delivery_id)
+        from (select unnest($ids::varchar[]) as delivery_id, unnest($paths::varchar[]) as path) w
+        join deliveries d on d.artifact_path = w.path and d.delivery_id <> w.delivery_id
+        group by w.delivery_id
+        """,
+        {"ids": list(seen.values()), "paths": list(seen.keys())},
+    ).fetchall() if seen else []
+    for delivery_id, other in taken:
+        failures.append((delivery_id, f"file {Path(wanted[delivery_id]).name} belongs to delivery {other}; not written over"))
+    return failures
 
 
 def fresh_path(path: Path) -> Path:

@@ -181,13 +181,16 @@ def plan_chunks(count: int, chunk_size: int, workers: int) -> list[tuple[int, in
 
 
 def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | None, *, chunk_size: int,
-                processes: int, parallel_from: int) -> tuple[dict[str, int], list[tuple[str, list[str]]], dict[str, str]]:
+                processes: int, parallel_from: int,
+                starts: dict[str, int] | None = None) -> tuple[dict[str, int], list[tuple[str, list[str]]], dict[str, str]]:
     """Render many sections in chunks (in worker processes for big batches).
 
     Returns pages per anchor, the chunk PDFs in order with the anchors each holds (for the print
     batch) and errors per anchor: a chunk that fails is rendered again letter by letter, so one
-    bad letter fails alone.
+    bad letter fails alone. `starts`, if given, receives each anchor's first page (0-based) in its
+    chunk PDF.
     """
+    starts = {} if starts is None else starts
     workers = pool_size(processes)
     use_pool = len(jobs) >= parallel_from and workers > 1
     chunks = [jobs[a:b] for a, b in plan_chunks(len(jobs), chunk_size, workers if use_pool else 1)]
@@ -227,14 +230,16 @@ def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | No
     for chunk, path, outcome in zip(chunks, paths, outcomes):
         if not isinstance(outcome, Exception):
             pages.update({anchor: count for anchor, _, count in outcome})
+            starts.update({anchor: start for anchor, start, _ in outcome})
             if path:
                 done.append((path, [anchor for anchor, _, _ in chunk]))
             continue
         for job in chunk:  # one by one, to fail only the letter at fault
             single = part_path()
             try:
-                for anchor, _, count in render_chunk(css, [job], single):
+                for anchor, start, count in render_chunk(css, [job], single):
                     pages[anchor] = count
+                    starts[anchor] = start
                 if single:
                     done.append((single, [job[0]]))
             except Exception as e:  # noqa: BLE001
@@ -246,13 +251,19 @@ def letter_css(renderer) -> str:
     return (renderer.dir / "letters" / "letter.css").read_text(encoding="utf-8")
 
 
-def merge_pdfs(parts: list[str], target: Path) -> int:
-    """Concatenate the chunk PDFs into the print batch; returns its page count."""
+def merge_pdfs(parts: list, target: Path) -> int:
+    """Concatenate the chunk PDFs into the print batch; returns its page count. A part is a path
+    (all its pages) or (path, [(first page, end page), …]) (those pages only, 0-based, end excluded)."""
     from pypdf import PdfWriter
 
     writer = PdfWriter()
     for part in parts:
-        writer.append(part)
+        if isinstance(part, tuple):
+            path, ranges = part
+            for start, end in ranges:
+                writer.append(path, pages=(start, end))
+        else:
+            writer.append(part)
     tmp = target.with_suffix(".pdf.tmp")
     with tmp.open("wb") as f:
         writer.write(f)
@@ -283,9 +294,24 @@ def confirm_part(part: str, rows: list[dict]) -> None:
     tmp.replace(sidecar)
 
 
+def printed_before(outbox: Path) -> set[str]:
+    """The deliveries already in a print batch of this outbox (any date, any post channel): the
+    delivery_id column of every manifest."""
+    done: set[str] = set()
+    for manifest in outbox.glob("*/*/manifest-*.csv"):
+        with manifest.open(newline="", encoding="utf-8") as f:
+            done.update(row.get("delivery_id") or "" for row in csv.DictReader(f))
+    done.discard("")
+    return done
+
+
 def finalize(channel_dir: Path, channel: str) -> dict:
     """The print batch and manifest of every confirmed part in channel_dir/.parts (this run's, and
-    any a stopped run left confirmed), named -2, -3 … when a batch of that name exists."""
+    any a stopped run left confirmed), named -2, -3 … when a batch of that name exists.
+
+    A letter already in an earlier print batch of the same outbox (a manifest says so: a database
+    started again over a kept outbox, a second run of the same night) is left out: the print room
+    never prints a letter twice."""
     import json
 
     from tasks.dispatch.ledger import fresh_path
@@ -294,20 +320,49 @@ def finalize(channel_dir: Path, channel: str) -> dict:
     parts_dir = channel_dir / ".parts"
     if not parts_dir.is_dir():
         return {}
-    confirmed, rows = [], []
+    already = printed_before(channel_dir.parent.parent)
+    confirmed, rows, dropped = [], [], 0
     for part in sorted(parts_dir.glob("part-*.pdf")):
         sidecar = part.with_suffix(".json")
-        if sidecar.exists():
-            confirmed.append(part)
-            rows += json.loads(sidecar.read_text(encoding="utf-8"))
-        else:
+        if not sidecar.exists():
             part.unlink(missing_ok=True)
+            continue
+        part_rows = json.loads(sidecar.read_text(encoding="utf-8"))
+        keep, ranges, page = [], [], 0
+        for row in part_rows:
+            start = int(row.get("part_page", page))
+            end = start + int(row.get("pages") or 0)
+            page = end
+            if row["delivery_id"] in already:
+                dropped += 1
+                continue
+            already.add(row["delivery_id"])
+            keep.append(row)
+            ranges.append((start, end))
+        if len(keep) == len(part_rows) and all("part_page" in r for r in part_rows):
+            spans: list[list[int]] = []  # the kept letters' pages, contiguous runs joined
+            for start, end in ranges:
+                if spans and spans[-1][1] == start:
+                    spans[-1][1] = end
+                else:
+                    spans.append([start, end])
+            confirmed.append((str(part), [tuple(x) for x in spans]))
+        elif len(keep) == len(part_rows):
+            confirmed.append(str(part))  # a part confirmed before pages were recorded: all of it
+        elif keep:
+            confirmed.append((str(part), ranges))
+        rows += keep
+    if dropped:
+        from tasks.step import get_logger
+
+        get_logger().warning("print: %d letter(s) of %s already in an earlier print batch of this outbox: left out",
+                             dropped, channel_dir)
     if not confirmed:
         shutil.rmtree(parts_dir, ignore_errors=True)
         return {}
     batch_pdf = fresh_path(channel_dir / f"print-batch-{channel}.pdf")
     manifest = batch_pdf.with_name(batch_pdf.name.replace("print-batch-", "manifest-")).with_suffix(".csv")
-    pages = merge_pdfs([str(p) for p in confirmed], batch_pdf)
+    pages = merge_pdfs(confirmed, batch_pdf)
     first = 1
     tmp = manifest.with_suffix(".csv.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -319,7 +374,10 @@ def finalize(channel_dir: Path, channel: str) -> dict:
             first += int(row.get("pages") or 0)
     tmp.replace(manifest)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    return {"print_batch": str(batch_pdf), "manifest": str(manifest), "pages": pages, "letters": len(rows)}
+    out = {"print_batch": str(batch_pdf), "manifest": str(manifest), "pages": pages, "letters": len(rows)}
+    if dropped:
+        out["already_printed"] = dropped
+    return out
 
 
 # -- the letter channels' batch ----------------------------------------------------------------
@@ -332,6 +390,7 @@ class LetterPrinter:
         self.name, self.css, self.sections, self.parts_dir, self.cfg, self.now = name, css, sections, parts_dir, cfg, now
         self.parts: list[tuple[str, list[str]]] = []
         self.pages: dict[str, int] = {}
+        self.starts: dict[str, int] = {}  # anchor → its first page in its part
 
     def send(self, batch) -> list:
         from tasks.dispatch.ledger import Result
@@ -339,7 +398,7 @@ class LetterPrinter:
         jobs = [self.sections[item.delivery_id] for item in batch]
         pages, parts, errors = render_many(
             self.css, jobs, self.parts_dir, chunk_size=self.cfg.chunk_size,
-            processes=self.cfg.processes, parallel_from=self.cfg.parallel_from,
+            processes=self.cfg.processes, parallel_from=self.cfg.parallel_from, starts=self.starts,
         )
         self.parts += parts
         out = []
@@ -363,7 +422,7 @@ class _Item:
 
 def run_batch(run, rows: list[dict], channel: str) -> dict:
     from tasks.dispatch.base import counts, deliver, fail_before_claim
-    from tasks.dispatch.ledger import safe_name
+    from tasks.dispatch.ledger import check_artifacts, file_stem
 
     folder = run.channel_dir(channel)
     failures: list[tuple[str, str]] = []
@@ -380,8 +439,11 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
         except Exception as e:
             failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
             continue
-        sections[row["delivery_id"]] = (f"L{i}", html, str(folder / f"{safe_name(row['delivery_id'])}.pdf"))
+        sections[row["delivery_id"]] = (f"L{i}", html, str(folder / f"{file_stem(row['delivery_id'])}.pdf"))
         by_id[row["delivery_id"]] = row
+    for delivery_id, why in check_artifacts(run.con, {d: s[2] for d, s in sections.items()}):
+        failures.append((delivery_id, why))
+        del sections[delivery_id]
     results = fail_before_claim(run, failures)
     printer = LetterPrinter("print" if run.send else "outbox", letter_css(run.renderer), sections,
                             folder / ".parts", run.cfg.letters, run.now_naive)
@@ -401,7 +463,8 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
                 "delivery_id": r.delivery_id, "action_id": row["action_id"], "channel": channel, "stage": row["stage"],
                 "customer_id": row["customer_id"], "name": row.get("name"), "street": row.get("street"),
                 "postal_code": row.get("postal_code"), "city": row.get("city"), "country": row.get("country"),
-                "pages": printer.pages.get(r.delivery_id, 0), "file": r.artifact_path,
+                "pages": printer.pages.get(r.delivery_id, 0), "part_page": printer.starts.get(anchor, 0),
+                "file": r.artifact_path,
                 "registered": "yes" if channel == "registered_letter" else "no",
             })
         confirm_part(part, rows)

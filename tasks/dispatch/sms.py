@@ -383,7 +383,12 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
             failures.append((row["delivery_id"], "no phone number"))
             continue
         items.append(OutgoingSms(row["delivery_id"], row["action_id"], row["phone"], body, parts,
-                                 folder / f"{ledger.safe_name(row['delivery_id'])}.txt"))
+                                 folder / f"{ledger.file_stem(row['delivery_id'])}.txt"))
+    clashes = ledger.check_artifacts(run.con, {m.delivery_id: str(m.txt_path) for m in items})
+    if clashes:
+        failures += clashes
+        clashed = {d for d, _ in clashes}
+        items = [m for m in items if m.delivery_id not in clashed]
     results = fail_before_claim(run, failures)
     if deferred:  # stays planned; the note says why and until when it waits
         ledger.transition(run.con, deferred, actor="dispatch", now=run.now_naive)

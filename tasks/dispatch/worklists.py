@@ -134,7 +134,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)
-    csv_path = ledger.fresh_path(folder / f"worklist-{ledger.safe_name(collector)}.csv")
+    csv_path = ledger.fresh_path(folder / f"worklist-{ledger.file_stem(collector)}.csv")
     html_path = csv_path.with_suffix(".html")
     i18n = run.renderer.labels(creditor_lang)
     curve = ", ".join(f"{d} d → {p:.0%}" for d, p in cfg.recovery_curve)
