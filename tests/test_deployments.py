@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -106,6 +106,73 @@ def test_nightly_deployment_has_the_paris_schedule(deployed):
     # deploying again (make serve is re-runnable) keeps one schedule, not two
     prefect(env, "deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml"))
     assert len(_deployment(api, "nightly_dunning/nightly")["schedules"]) == 1
+
+
+def _last_sunday(year: int, month: int) -> date:
+    """The last Sunday of a month with 31 days (March, October)."""
+    last = date(year, month, 31)
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
+def _paris_2am_in_utc(day: date) -> datetime | None:
+    """02:00 in Paris on `day`, as a UTC instant, by the EU rule written out: summer time (UTC+2)
+    from the last Sunday of March to the last Sunday of October, UTC+1 otherwise. On the last
+    Sunday of October 02:00 happens twice; the first (summer time) is meant. On the last Sunday
+    of March the clocks jump from 02:00 to 03:00: there is no 02:00, None."""
+    spring, autumn = _last_sunday(day.year, 3), _last_sunday(day.year, 10)
+    if day == spring:
+        return None
+    offset = 2 if spring < day <= autumn else 1
+    return datetime(day.year, day.month, day.day, 2 - offset, tzinfo=timezone.utc)
+
+
+def test_paris_2am_by_hand():
+    assert _last_sunday(2026, 3) == date(2026, 3, 29) and _last_sunday(2026, 10) == date(2026, 10, 25)
+    assert _paris_2am_in_utc(date(2026, 12, 5)) == datetime(2026, 12, 5, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 7, 14)) == datetime(2026, 7, 14, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 28)) == datetime(2026, 3, 28, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 30)) == datetime(2026, 3, 30, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 10, 25)) == datetime(2026, 10, 25, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 10, 26)) == datetime(2026, 10, 26, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 29)) is None
+
+
+SERVICE_ERRORS = ("Traceback", "bulk DML", "InvalidRequestError")
+
+
+def test_the_scheduler_creates_the_nightly_runs_at_2am_in_paris(deployed):
+    """Issue 11 §1: after `prefect deploy --all`, the server's scheduler service (not `deployment
+    run`) creates the next nightly runs, at 02:00 Europe/Paris, and its log shows no error."""
+    api, env = deployed
+    dep = _deployment(api, "nightly_dunning/nightly")
+    log = Path(env["PREFECT_HOME"]) / "server.log"
+    auto: list[dict] = []
+    deadline = time.monotonic() + 60   # the recent-deployments loop runs every 5 s
+    while time.monotonic() < deadline:
+        auto = [r for r in _runs_of(api, dep["id"])
+                if r["auto_scheduled"] and r["state"]["type"] == "SCHEDULED"]
+        if len(auto) >= 3:
+            break
+        time.sleep(1)
+    text = log.read_text()
+    assert len(auto) >= 3, f"no scheduled run after 60 s; server log:\n{text[-3000:]}"
+    assert all(r["created_by"]["type"] == "SCHEDULE" and "auto-scheduled" in r["tags"] for r in auto)
+    # the scheduler's defaults (min 3 runs, at least 1 h ahead): the next three 02:00 in Paris after
+    # the runs were created
+    created = min(datetime.fromisoformat(r["created"]) for r in auto)
+    got = [datetime.fromisoformat(r["expected_start_time"]) for r in auto]
+    day = created.date() - timedelta(days=1)
+    expected: list[datetime] = []
+    while len(expected) < 3:
+        at = _paris_2am_in_utc(day)
+        if at is None:   # the spring-forward Sunday: one run that night, between 00:00 and 01:00 UTC
+            at = next((g for g in got if g.date() == day
+                       and g <= datetime(day.year, day.month, day.day, 1, tzinfo=timezone.utc)), None)
+        if at is not None and at > created:
+            expected.append(at)
+        day += timedelta(days=1)
+    assert got == expected
+    assert not [line for line in text.splitlines() if any(e in line for e in SERVICE_ERRORS)], text[-3000:]
 
 
 def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_writer, tmp_path):
