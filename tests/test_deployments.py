@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -69,9 +70,9 @@ def prefect_api(tmp_path_factory):
         log.close()
 
 
-def prefect(env, *args, timeout=300, check=True):
+def prefect(env, *args, timeout=300, check=True, cwd=REPO):
     proc = subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=str(REPO),
+        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=str(cwd),
         capture_output=True, text=True, timeout=timeout,
     )
     if check and proc.returncode != 0:
@@ -185,8 +186,11 @@ def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_
         "--start-at", "2026-03-31T00:30:00+00:00", "--param", f"source={src}", "--param", f"db={db}",
     ).stdout
     assert "Created flow run" in out
-    # one polling pass of a real process worker picks the run up and executes it to the end
-    prefect(env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once", timeout=600)
+    # one polling pass of a real process worker picks the run up and executes it to the end; the
+    # worker runs elsewhere and without RELANCE_REPO: the pull step goes to its installed checkout
+    worker_env = {k: v for k, v in env.items() if k != "RELANCE_REPO"}
+    prefect(worker_env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once",
+            timeout=600, cwd=tmp_path)
     dep = _deployment(api, "nightly_dunning/nightly")
     runs = requests.post(
         f"{api}/flow_runs/filter",
@@ -248,6 +252,36 @@ def test_backfill_deployment_twice_over_overlapping_ranges(deployed, source_writ
                                                            "flow_runs": {"id": {"any_": [r["id"] for r in runs]}}},
                          timeout=10).json()
     assert len(arts) == 2 and all(a["data"] == 100.0 for a in arts), arts
+
+
+def test_a_worker_whose_relance_repo_is_no_checkout_fails_with_one_line(deployed, tmp_path):
+    """Issue 11 §2: RELANCE_REPO naming a directory that is no checkout: the run fails, and the
+    worker's log says which variable to set (not only "Hook subprocess exited with status code 1")."""
+    api, env = deployed
+    out = prefect(env, "deployment", "run", "backfill/backfill", "--param", "start=2026-03-02",
+                  "--param", "end=2026-03-02", "--param", f"db={tmp_path / 'x.duckdb'}").stdout
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+    try:
+        worker = prefect(env | {"RELANCE_REPO": str(tmp_path)}, "worker", "start", "--pool", "relance",
+                         "--type", "process", "--run-once", timeout=600, check=False)
+        run = requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+        assert run["state"]["type"] in ("FAILED", "CRASHED"), run["state"]
+        logs = requests.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}},
+                             timeout=10).json()
+        said = worker.stdout + worker.stderr + "\n".join(entry["message"] for entry in logs)
+        assert f"relance: error: RELANCE_REPO={tmp_path} is not a relance checkout" in said, said[-3000:]
+    finally:
+        requests.delete(f"{api}/flow_runs/{run_id}", timeout=10)
+
+
+def test_the_checkout_is_relance_repo_else_the_installed_one(tmp_path):
+    from relance import ROOT
+    from relance.checkout import CheckoutError, checkout_directory
+
+    assert checkout_directory({}) == ROOT == REPO
+    assert checkout_directory({"RELANCE_REPO": str(REPO)}) == REPO
+    with pytest.raises(CheckoutError, match=r"^relance: error: RELANCE_REPO=.* is not a relance checkout"):
+        checkout_directory({"RELANCE_REPO": str(tmp_path)})
 
 
 CHROMIUM = "/usr/bin/chromium"
