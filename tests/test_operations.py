@@ -136,13 +136,20 @@ def test_network_steps_retry_connections_never_user_errors():
 # Stand-ins for the processes make serve starts: a script called `prefect`, run as
 # `prefect worker start` / `prefect server start` (what stop.sh checks the pid belongs to). On
 # SIGTERM it writes the time to <what>.term, lingers for LINGER seconds (a worker finishing what it
-# does) or ignores the signal (IGNORE_TERM), then writes <what>.exit.
-FAKE_PREFECT = r'''
-import os, signal, sys, time
+# does) or ignores the signal (IGNORE_TERM), then writes <what>.exit. With FLOW_RUN_S, the worker
+# starts a child `prefect flow-run` that runs that many seconds (a flow run in progress).
+FAKE_PREFECT = r"""
+import os, signal, subprocess, sys, time
 what, home = sys.argv[1], os.environ["FAKE_HOME"]
 def stamp(name):
     with open(os.path.join(home, f"{what}.{name}"), "w") as f:
         f.write(repr(time.time()))
+if what == "flow-run":
+    time.sleep(float(os.environ["FLOW_RUN_S"]))
+    stamp("exit")
+    sys.exit(0)
+if what == "worker" and os.environ.get("FLOW_RUN_S"):
+    subprocess.Popen([sys.executable, __file__, "flow-run", "execute"])
 def on_term(*_):
     stamp("term")
     if os.environ.get("IGNORE_TERM") == what:
@@ -154,7 +161,7 @@ signal.signal(signal.SIGTERM, on_term)
 stamp("ready")
 while True:
     time.sleep(0.05)
-'''
+"""
 
 STOP = Path(__file__).resolve().parent.parent / "scripts" / "stop.sh"
 
@@ -239,3 +246,32 @@ def test_make_stop_keeps_off_a_pid_that_is_not_its_process(fake_serve, tmp_path)
     finally:
         other.kill()
         other.wait()
+
+
+def test_make_stop_lets_a_flow_run_finish_before_stopping_the_server(fake_serve):
+    """The worker is stopped (killed: it ignores SIGTERM, as Prefect 3.8.8's does), the flow run it
+    had started is not: the server is stopped once that run has finished."""
+    home, procs = fake_serve(IGNORE_TERM="worker", FLOW_RUN_S="4.5")
+    done = _stop(home, timeout_s=3)   # the worker is killed after 3 s, the run ends 1.5 s later
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert procs["worker"].wait(timeout=5) == -9 and procs["server"].wait(timeout=5) == 0
+    assert float((home / "flow-run.exit").read_text()) <= float((home / "server.term").read_text())
+    assert "flow runs: finished" in done.stdout and not list(home.glob("*.pid"))
+
+
+def test_make_stop_leaves_the_server_up_for_a_long_flow_run(fake_serve):
+    import time
+
+    home, procs = fake_serve(FLOW_RUN_S="4")
+    done = _stop(home, timeout_s=1)
+    assert done.returncode == 1
+    assert "relance: error: flow run still running" in done.stderr and "run make stop again later" in done.stderr
+    assert procs["worker"].wait(timeout=5) == 0 and procs["server"].poll() is None
+    assert (home / "server.pid").exists() and (home / "flow-runs.pid").exists()
+    deadline = time.monotonic() + 30
+    while not (home / "flow-run.exit").exists():   # the run finishes on its own
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    again = _stop(home, timeout_s=5)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert procs["server"].wait(timeout=5) == 0 and not list(home.glob("*.pid"))
