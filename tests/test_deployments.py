@@ -176,6 +176,39 @@ def test_the_scheduler_creates_the_nightly_runs_at_2am_in_paris(deployed):
     assert not [line for line in text.splitlines() if any(e in line for e in SERVICE_ERRORS)], text[-3000:]
 
 
+# What a failing scheduler loop leaves in the server log (Prefect 3.8.8 with SQLAlchemy 2.1.9).
+BROKEN_SCHEDULER_LOG = """\
+18:44:37.463 | ERROR   | docket.dependencies - \u21a9 [   570ms] schedule_recent_deployments(){schedule_recent_deployments}
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/sqlalchemy/ext/hybrid.py", line 1851, in prop
+    raise exc.InvalidRequestError(
+sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement; please supply a bulk_dml decorated function
+"""
+
+
+def test_make_serve_checks_the_scheduler_and_the_server_log(deployed, tmp_path):
+    """scripts/check_server.py, run by make serve after deploying: one line, exit 0 when the
+    scheduler has created the next nightly run and the log is clean, exit 1 naming the error."""
+    api, env = deployed
+    log = Path(env["PREFECT_HOME"]) / "server.log"
+    check = [str(BIN / "python"), str(REPO / "scripts" / "check_server.py"), api]
+    ok = subprocess.run([*check, str(log)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    first = min(datetime.fromisoformat(r["expected_start_time"]) for r in _runs_of(
+        api, _deployment(api, "nightly_dunning/nightly")["id"]) if r["auto_scheduled"])
+    paris_day = first.date()   # 02:00 in Paris is 00:00 or 01:00 UTC: the same date
+    assert ok.stdout.splitlines() == [
+        f"scheduler: ok \u2014 next nightly_dunning/nightly run {paris_day} 02:00 Europe/Paris "
+        f"({first:%H:%M} UTC), no service error in the server log"]
+    broken = tmp_path / "server.log"
+    broken.write_text(log.read_text() + BROKEN_SCHEDULER_LOG)
+    bad = subprocess.run([*check, str(broken)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "relance: error: the Prefect server's services are failing: sqlalchemy.exc.InvalidRequestError: "
+        f"Can't evaluate bulk DML statement; please supply a bulk_dml decorated function (see {broken})"]
+
+
 def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_writer, tmp_path):
     api, env = deployed
     src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
