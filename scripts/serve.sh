@@ -11,7 +11,7 @@ POOL="${RELANCE_WORK_POOL:-relance}"
 export PREFECT_HOME="${PREFECT_HOME:-$REPO/.relance/prefect}"
 export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:$PORT/api}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
-export RELANCE_REPO="$REPO"
+# the worker runs this checkout (relance.checkout, the pull step) unless RELANCE_REPO names another
 LOGS="$REPO/.relance/logs"
 mkdir -p "$LOGS" "$PREFECT_HOME"
 
@@ -43,6 +43,11 @@ if [ ! -f "$REPO/.relance/sample/invoices.csv" ] && [ ! -f "$REPO/.relance/sampl
 fi
 
 "$BIN/prefect" --no-prompt deploy --all --prefect-file "$REPO/prefect.yaml"
+
+# The server's services must work: its scheduler creates the next nightly runs within seconds of
+# the deploy, and its log shows no service error (one line either way; the worker is not started
+# when they fail: the server stays up for inspection, `make stop` stops it).
+"$BIN/python" "$REPO/scripts/check_server.py" "$PREFECT_API_URL" "$LOGS/server.log" || exit 1
 
 if [ -f "$PREFECT_HOME/worker.pid" ] && kill -0 "$(cat "$PREFECT_HOME/worker.pid")" 2>/dev/null; then
   echo "worker already running (pid $(cat "$PREFECT_HOME/worker.pid"))"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -69,9 +70,9 @@ def prefect_api(tmp_path_factory):
         log.close()
 
 
-def prefect(env, *args, timeout=300, check=True):
+def prefect(env, *args, timeout=300, check=True, cwd=REPO):
     proc = subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=str(REPO),
+        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=str(cwd),
         capture_output=True, text=True, timeout=timeout,
     )
     if check and proc.returncode != 0:
@@ -108,6 +109,106 @@ def test_nightly_deployment_has_the_paris_schedule(deployed):
     assert len(_deployment(api, "nightly_dunning/nightly")["schedules"]) == 1
 
 
+def _last_sunday(year: int, month: int) -> date:
+    """The last Sunday of a month with 31 days (March, October)."""
+    last = date(year, month, 31)
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
+def _paris_2am_in_utc(day: date) -> datetime | None:
+    """02:00 in Paris on `day`, as a UTC instant, by the EU rule written out: summer time (UTC+2)
+    from the last Sunday of March to the last Sunday of October, UTC+1 otherwise. On the last
+    Sunday of October 02:00 happens twice; the first (summer time) is meant. On the last Sunday
+    of March the clocks jump from 02:00 to 03:00: there is no 02:00, None."""
+    spring, autumn = _last_sunday(day.year, 3), _last_sunday(day.year, 10)
+    if day == spring:
+        return None
+    offset = 2 if spring < day <= autumn else 1
+    return datetime(day.year, day.month, day.day, 2 - offset, tzinfo=timezone.utc)
+
+
+def test_paris_2am_by_hand():
+    assert _last_sunday(2026, 3) == date(2026, 3, 29) and _last_sunday(2026, 10) == date(2026, 10, 25)
+    assert _paris_2am_in_utc(date(2026, 12, 5)) == datetime(2026, 12, 5, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 7, 14)) == datetime(2026, 7, 14, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 28)) == datetime(2026, 3, 28, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 30)) == datetime(2026, 3, 30, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 10, 25)) == datetime(2026, 10, 25, 0, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 10, 26)) == datetime(2026, 10, 26, 1, tzinfo=timezone.utc)
+    assert _paris_2am_in_utc(date(2026, 3, 29)) is None
+
+
+SERVICE_ERRORS = ("Traceback", "bulk DML", "InvalidRequestError")
+
+
+def test_the_scheduler_creates_the_nightly_runs_at_2am_in_paris(deployed):
+    """Issue 11 §1: after `prefect deploy --all`, the server's scheduler service (not `deployment
+    run`) creates the next nightly runs, at 02:00 Europe/Paris, and its log shows no error."""
+    api, env = deployed
+    dep = _deployment(api, "nightly_dunning/nightly")
+    log = Path(env["PREFECT_HOME"]) / "server.log"
+    auto: list[dict] = []
+    deadline = time.monotonic() + 60   # the recent-deployments loop runs every 5 s
+    while time.monotonic() < deadline:
+        auto = [r for r in _runs_of(api, dep["id"])
+                if r["auto_scheduled"] and r["state"]["type"] == "SCHEDULED"]
+        if len(auto) >= 3:
+            break
+        time.sleep(1)
+    text = log.read_text()
+    assert len(auto) >= 3, f"no scheduled run after 60 s; server log:\n{text[-3000:]}"
+    assert all(r["created_by"]["type"] == "SCHEDULE" and "auto-scheduled" in r["tags"] for r in auto)
+    # the scheduler's defaults (min 3 runs, at least 1 h ahead): the next three 02:00 in Paris after
+    # the runs were created
+    created = min(datetime.fromisoformat(r["created"]) for r in auto)
+    got = [datetime.fromisoformat(r["expected_start_time"]) for r in auto]
+    day = created.date() - timedelta(days=1)
+    expected: list[datetime] = []
+    while len(expected) < 3:
+        at = _paris_2am_in_utc(day)
+        if at is None:   # the spring-forward Sunday: one run that night, between 00:00 and 01:00 UTC
+            at = next((g for g in got if g.date() == day
+                       and g <= datetime(day.year, day.month, day.day, 1, tzinfo=timezone.utc)), None)
+        if at is not None and at > created:
+            expected.append(at)
+        day += timedelta(days=1)
+    assert got == expected
+    assert not [line for line in text.splitlines() if any(e in line for e in SERVICE_ERRORS)], text[-3000:]
+
+
+# What a failing scheduler loop leaves in the server log (Prefect 3.8.8 with SQLAlchemy 2.1.9).
+BROKEN_SCHEDULER_LOG = """\
+18:44:37.463 | ERROR   | docket.dependencies - \u21a9 [   570ms] schedule_recent_deployments(){schedule_recent_deployments}
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/sqlalchemy/ext/hybrid.py", line 1851, in prop
+    raise exc.InvalidRequestError(
+sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement; please supply a bulk_dml decorated function
+"""
+
+
+def test_make_serve_checks_the_scheduler_and_the_server_log(deployed, tmp_path):
+    """scripts/check_server.py, run by make serve after deploying: one line, exit 0 when the
+    scheduler has created the next nightly run and the log is clean, exit 1 naming the error."""
+    api, env = deployed
+    log = Path(env["PREFECT_HOME"]) / "server.log"
+    check = [str(BIN / "python"), str(REPO / "scripts" / "check_server.py"), api]
+    ok = subprocess.run([*check, str(log)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    first = min(datetime.fromisoformat(r["expected_start_time"]) for r in _runs_of(
+        api, _deployment(api, "nightly_dunning/nightly")["id"]) if r["auto_scheduled"])
+    paris_day = first.date()   # 02:00 in Paris is 00:00 or 01:00 UTC: the same date
+    assert ok.stdout.splitlines() == [
+        f"scheduler: ok \u2014 next nightly_dunning/nightly run {paris_day} 02:00 Europe/Paris "
+        f"({first:%H:%M} UTC), no service error in the server log"]
+    broken = tmp_path / "server.log"
+    broken.write_text(log.read_text() + BROKEN_SCHEDULER_LOG)
+    bad = subprocess.run([*check, str(broken)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "relance: error: the Prefect server's services are failing: sqlalchemy.exc.InvalidRequestError: "
+        f"Can't evaluate bulk DML statement; please supply a bulk_dml decorated function (see {broken})"]
+
+
 def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_writer, tmp_path):
     api, env = deployed
     src = source_writer(customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
@@ -118,8 +219,11 @@ def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_
         "--start-at", "2026-03-31T00:30:00+00:00", "--param", f"source={src}", "--param", f"db={db}",
     ).stdout
     assert "Created flow run" in out
-    # one polling pass of a real process worker picks the run up and executes it to the end
-    prefect(env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once", timeout=600)
+    # one polling pass of a real process worker picks the run up and executes it to the end; the
+    # worker runs elsewhere and without RELANCE_REPO: the pull step goes to its installed checkout
+    worker_env = {k: v for k, v in env.items() if k != "RELANCE_REPO"}
+    prefect(worker_env, "worker", "start", "--pool", "relance", "--type", "process", "--run-once",
+            timeout=600, cwd=tmp_path)
     dep = _deployment(api, "nightly_dunning/nightly")
     runs = requests.post(
         f"{api}/flow_runs/filter",
@@ -181,6 +285,36 @@ def test_backfill_deployment_twice_over_overlapping_ranges(deployed, source_writ
                                                            "flow_runs": {"id": {"any_": [r["id"] for r in runs]}}},
                          timeout=10).json()
     assert len(arts) == 2 and all(a["data"] == 100.0 for a in arts), arts
+
+
+def test_a_worker_whose_relance_repo_is_no_checkout_fails_with_one_line(deployed, tmp_path):
+    """Issue 11 §2: RELANCE_REPO naming a directory that is no checkout: the run fails, and the
+    worker's log says which variable to set (not only "Hook subprocess exited with status code 1")."""
+    api, env = deployed
+    out = prefect(env, "deployment", "run", "backfill/backfill", "--param", "start=2026-03-02",
+                  "--param", "end=2026-03-02", "--param", f"db={tmp_path / 'x.duckdb'}").stdout
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+    try:
+        worker = prefect(env | {"RELANCE_REPO": str(tmp_path)}, "worker", "start", "--pool", "relance",
+                         "--type", "process", "--run-once", timeout=600, check=False)
+        run = requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+        assert run["state"]["type"] in ("FAILED", "CRASHED"), run["state"]
+        logs = requests.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}},
+                             timeout=10).json()
+        said = worker.stdout + worker.stderr + "\n".join(entry["message"] for entry in logs)
+        assert f"relance: error: RELANCE_REPO={tmp_path} is not a relance checkout" in said, said[-3000:]
+    finally:
+        requests.delete(f"{api}/flow_runs/{run_id}", timeout=10)
+
+
+def test_the_checkout_is_relance_repo_else_the_installed_one(tmp_path):
+    from relance import ROOT
+    from relance.checkout import CheckoutError, checkout_directory
+
+    assert checkout_directory({}) == ROOT == REPO
+    assert checkout_directory({"RELANCE_REPO": str(REPO)}) == REPO
+    with pytest.raises(CheckoutError, match=r"^relance: error: RELANCE_REPO=.* is not a relance checkout"):
+        checkout_directory({"RELANCE_REPO": str(tmp_path)})
 
 
 CHROMIUM = "/usr/bin/chromium"
