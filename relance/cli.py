@@ -55,9 +55,17 @@ def _check_outbox(outbox: Path, option: str = "--outbox") -> None:
         _fail(f"{option} {outbox}: the folder is not writable ({e.strerror or e})")
 
 
+#: The --db of the command being run, named by an error DuckDB raises in the middle of a step.
+_DB: dict[str, Path] = {}
+
+
 def _check_db_path(db: Path) -> None:
+    _DB["db"] = db
     if db.is_dir():
         _fail(f"--db {db} is a folder: give the DuckDB file's path (e.g. {db / 'relance.duckdb'})")
+    existing = next((p for p in db.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        _fail(f"database {db}: cannot create its folder {db.parent} ({existing} is a file)")
 
 
 @app.command("sample-data")
@@ -100,10 +108,11 @@ def run(
     from relance.dates import parse_date
 
     _check_language(language)
+    day = parse_date(as_of, "--as-of")
     _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
     summary = nightly_run(
-        as_of=parse_date(as_of, "--as-of"), source=source, db=str(db), outbox=str(outbox) if outbox else None,
+        as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
@@ -152,6 +161,7 @@ def approve_cmd(
     from relance.dates import parse_date, today
     from tasks.dispatch import approve
 
+    _check_db_path(db)
     res = approve(str(db), parse_date(as_of, "--as-of") or today(), approve_all=approve_all, action_ids=action,
                   reject_ids=reject, by=by or getpass.getuser(), reason=reason)
     typer.echo(f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
@@ -196,6 +206,7 @@ def resolve_cmd(
 
     if sent is None:
         _fail("say --sent or --not-sent")
+    _check_db_path(db)
     res = resolve(str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id)
     typer.echo(f"{len(res['resolved'])} deliveries now {res['status']}")
 
@@ -284,6 +295,7 @@ def report_cmd(
     from tasks.report import report
 
     _check_language(language)
+    _check_db_path(db)
     res = report(str(db), parse_date(as_of, "--as-of") or today(), str(out), language=language, policy=policy)
     typer.echo(f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}")
 
@@ -384,10 +396,13 @@ def describe_duckdb_error(e: Exception) -> str | None:
     """A DuckDB error the user's environment causes (full disk, damaged file), else None (a bug)."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     low = text.lower()
+    db = f"database {_DB['db']}" if "db" in _DB else "the DuckDB database"
     if "no space left" in low or "disk is full" in low:
-        return f"the DuckDB database cannot be written: {text} — free some space and run again"
+        return (f"{db} cannot be written: {text} — free some space and run again; deliveries left in "
+                "progress are settled by the next run (re-rendered, or reported in doubt)")
     if "corrupt" in low or "checksum" in low or "could not read enough bytes" in low:
-        return f"the DuckDB database is damaged ({text}): restore it from a backup, or move it away to start a new one"
+        return (f"{db} is damaged ({text}): restore it from a backup (a new database would not know "
+                "the dunning history nor what was already sent)")
     return None
 
 

@@ -75,7 +75,7 @@ def unusable(db: str | Path, e: BaseException) -> UserError:
     db = Path(db)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     low = text.lower()
-    keep = "restore it from a backup, or move it away to start a new database (the next run rebuilds from the source)"
+    keep = "restore it from a backup (a new database would not know the dunning history nor what was already sent)"
     try:
         size = db.stat().st_size
     except OSError:
