@@ -389,7 +389,9 @@ def describe_os_error(e: OSError) -> str:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"cannot write{where}: {reason} — free some space and run again; deliveries left "
                 "in progress are settled by the next run (re-rendered, or reported in doubt)")
-    return f"cannot write{where}: {reason}"
+    if e.errno == errno.EROFS:
+        return f"cannot write{where}: {reason}"
+    return f"{e.filename}: {reason}" if e.filename else reason
 
 
 def describe_duckdb_error(e: Exception) -> str | None:

@@ -74,11 +74,6 @@ def split_url(url: str) -> UrlParts | None:
     return UrlParts(scheme, user, password, hosts, path, query, fragment)
 
 
-def is_postgres(url: str) -> bool:
-    parts = split_url(url)
-    return parts is not None and parts.scheme.lower() in POSTGRES_SCHEMES
-
-
 def redact_url(url: str) -> str:
     """A label safe for logs, messages and tables: scheme://[user@]host:port/path — no password,
     query string or fragment (no user either for http(s)). A text that is not a URL is returned as is."""
