@@ -59,6 +59,13 @@ def _check_outbox(outbox: Path, option: str = "--outbox") -> None:
 _DB: dict[str, Path] = {}
 
 
+def _check_metrics_target(target: Optional[str]) -> None:
+    if target:
+        from tasks.writeback import check_target
+
+        check_target(target)
+
+
 def _check_db_path(db: Path) -> None:
     _DB["db"] = db
     if db.is_dir():
@@ -111,6 +118,7 @@ def run(
     day = parse_date(as_of, "--as-of")
     _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
+    _check_metrics_target(metrics_target)
     summary = nightly_run(
         as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
@@ -272,6 +280,7 @@ def backfill(
 
     _check_language(language)
     _check_db_path(db)
+    _check_metrics_target(metrics_target)
     summary = backfill_run(
         start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,

@@ -5,10 +5,12 @@ or ``scrub`` (a message that may quote the URL or a driver's text).
 
 The parser is built for URLs written by hand, whose password may hold unescaped ``#``, ``?``,
 ``/`` or ``@`` (``postgresql://bi:p@ss/w#rd?@db.example/finance``): the userinfo runs up to the
-LAST ``@`` that is followed by a host part (``host``, ``host:port``, ``[v6]:port``, or libpq's
-``h1:5432,h2:5433``) and preceded by a user name without ``/?#``. urllib's ``urlsplit`` would end
-the authority at the first ``/?#`` instead and show the rest of the password as a host, port or
-path. When in doubt the parser takes more as userinfo, i.e. it hides more, never less.
+LAST ``@`` preceded by a user name without ``/?#`` (an ``@`` after a ``/``, ``?`` or ``#`` of the
+host part is in a path or a query). urllib's ``urlsplit`` would end the authority at the first
+``/?#`` instead and show the rest of the password as a host, port or path. When in doubt the
+parser takes more as userinfo, i.e. it hides more, never less (an ``@`` in the path of a URL with
+a port and no user, ``https://host:8080/a@b``, is read as a userinfo: the label is then wrong,
+never revealing).
 
 A label keeps the scheme, host(s), port(s) and path; it drops the password, the query string
 and the fragment. The user name is kept for PostgreSQL (it says who logs in) and dropped for
@@ -22,8 +24,6 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.S)
-#: One host of the host part: a bracketed IPv6 literal or a name/IPv4, then an optional numeric port.
-_HOST = re.compile(r"^(\[[0-9A-Za-z:.%\-]*\]|[^\s/?#@\[\]:,]*)(:[0-9]*)?$")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: Query parameters whose value is a secret (compared lower-case; also any key containing one of
 #: the words of _SECRET_WORDS).
@@ -59,10 +59,8 @@ def split_url(url: str) -> UrlParts | None:
         candidate = rest[:i]
         if re.search(r"[/?#]", candidate.split(":", 1)[0]):
             continue  # a user name never holds /?# — this @ is in a path or a query
-        hostpart = re.match(r"[^/?#]*", rest[i + 1:]).group(0)  # type: ignore[union-attr]
-        if all(_HOST.match(h) for h in hostpart.split(",")):
-            userinfo, after = candidate, rest[i + 1:]
-            break
+        userinfo, after = candidate, rest[i + 1:]
+        break
     hosts = re.match(r"[^/?#]*", after).group(0)  # type: ignore[union-attr]
     tail = after[len(hosts):]
     tail, _, fragment = tail.partition("#")
@@ -114,7 +112,10 @@ def secrets(url: str) -> list[str]:
         found.extend(v for k, v in parse_qsl(parts.fragment) if any(w in k.lower() for w in _SECRET_WORDS))
     out: list[str] = []
     for value in found:
-        for v in (value, unquote(value), quote(unquote(value), safe="")):
+        # also each piece between special characters: a driver that misread the URL quotes one
+        # ("could not translate host name "Secr3t"")
+        for v in (value, unquote(value), quote(unquote(value), safe=""),
+                  *re.split(r"[@/?#:%]", value), *re.split(r"[@/?#:]", unquote(value))):
             if len(v) >= MIN_SCRUB_LENGTH and v not in out:
                 out.append(v)
     return sorted(out, key=len, reverse=True)
@@ -137,11 +138,23 @@ def _escape(piece: str, safe: str) -> str:
 
 
 def escape_userinfo(url: str) -> str:
-    """The URL with its user and password percent-encoded where needed, so that a driver (libpq)
-    reads the same userinfo as `split_url`: `p@ss/w#rd` becomes `p%40ss%2Fw%23rd`; already
-    encoded text is kept. A URL without userinfo is returned unchanged."""
+    """The URL to hand to libpq: when libpq would misread its userinfo — a password holding an
+    unescaped `/` (libpq's userinfo stops there) or `@` (libpq's stops at the first), or a lone
+    `%` — the user and password are percent-encoded as `split_url` reads them: `p@ss/w#rd`
+    becomes `p%40ss%2Fw%23rd` (already encoded text is kept). Otherwise the URL is returned
+    unchanged, so that an `@` in a query (`?application_name=a@b`) stays libpq's business."""
     parts = split_url(url)
     if parts is None or parts.user is None:
+        return url
+    rest = _SCHEME.match(url.strip()).group(2)  # type: ignore[union-attr]
+    first_at = rest.index("@")
+    last_at = len(parts.user) + (len(parts.password) + 1 if parts.password is not None else 0)
+    misread = (
+        "/" in rest[:first_at]
+        or (last_at != first_at and not re.search(r"[/?#]", rest[first_at + 1:last_at]))
+        or re.search(r"%(?![0-9A-Fa-f]{2})", rest[:last_at]) is not None
+    )
+    if not misread:
         return url
     sub_delims = "!$&'()*+,;=-._~"
     userinfo = _escape(parts.user, sub_delims)

@@ -90,6 +90,20 @@ def _check(target: str, schema: str) -> None:
         raise UserError(f"metrics schema {schema!r}: lowercase letters, digits and _ only")
 
 
+def check_target(target: str, schema: str = DEFAULT_SCHEMA) -> None:
+    """Refuse, before a run starts, a metrics target that is not a PostgreSQL URL libpq can read
+    (one line naming the target without its password)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    _check(target, schema)
+    try:
+        conninfo_to_dict(escape_userinfo(target))
+    except ProgrammingError as e:
+        detail = scrub(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, target)
+        raise UserError(f"--metrics-target {redact_url(target)} is not a valid PostgreSQL URL: {detail}") from None
+
+
 def pending_dates(con, label: str, as_of: date, since: date | None = None) -> list[date]:
     """as_of, every date in [since, as_of] that has rows, and every date with rows that this
     target has not received yet — in date order."""

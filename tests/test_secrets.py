@@ -209,3 +209,41 @@ def test_an_http_source_with_credentials_in_its_url_names_only_the_host(tmp_path
             http_api.extract(url, tmp_path)
         assert str(err.value).startswith("http://127.0.0.1:1/api/customers"), str(err.value)
         assert_hidden(str(err.value), "Tok3nAsUser", "QueryTok3n", "Slash/Secr3t", "ApiKeyValue")
+
+
+@pytest.mark.parametrize("url, label", [
+    # a port libpq will refuse: the password is still cut at the last @, not at the first /
+    ("postgresql://bi:Slash/Secr3t@db.example:notaport/finance", "postgresql://bi@db.example:notaport/finance"),
+    # an @ in the query of a URL whose password holds / and @: hides more, never less
+    ("postgresql://bi:Slash/Secr3t@Part@db.example/finance?application_name=a@b",
+     "postgresql://bi@b"),
+])
+def test_odd_host_parts_never_reveal_the_password(url, label):
+    assert redact_url(url) == label
+    assert_hidden(redact_url(url), "Slash/Secr3t@Part")
+
+
+def test_a_metrics_target_libpq_cannot_read_is_refused_before_the_run(tmp_path):
+    db = tmp_path / "r.duckdb"
+    done = cli("run", "--as-of", AS_OF.isoformat(), "--source", str(tmp_path), "--db", str(db),
+               "--metrics-target", "postgresql://bi:Slash/Secr3t@db.example/finance?bogus_option=1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ('relance: error: --metrics-target postgresql://bi@db.example/finance is not a '
+                                   'valid PostgreSQL URL: invalid URI query parameter: "bogus_option"')
+    assert not db.exists()
+
+
+def test_escape_userinfo_leaves_what_libpq_reads_right_alone():
+    for url in ("postgresql://bi:pw@db.example/finance?application_name=a@b",
+                "postgresql://bi:Quest?ionSecr3t@db.example/finance",
+                "postgresql://bi:Hash#Secr3tPart@db.example/finance",
+                "postgresql://bi@db.example/finance"):
+        assert escape_userinfo(url) == url
+    assert escape_userinfo("postgresql://bi:At@Secr3t@db.example/f") == "postgresql://bi:At%40Secr3t@db.example/f"
+    assert escape_userinfo("postgresql://bi:Sl/ash@db.example/f") == "postgresql://bi:Sl%2Fash@db.example/f"
+
+
+def test_a_piece_of_a_misread_password_quoted_by_a_driver_is_scrubbed():
+    url = "postgresql://bi:Hash@Secr3t/x@db.example/finance"
+    assert scrub('could not translate host name "Secr3t" to address', url) == \
+        'could not translate host name "***" to address'
