@@ -282,7 +282,8 @@ def backfill(
     _check_db_path(db)
     _check_metrics_target(metrics_target)
     summary = backfill_run(
-        start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy, source_schema=source_schema,
+        start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy,
+        source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
@@ -389,7 +390,7 @@ def format_summary(summary: dict) -> str:
 #: Errors of the file system a user can cause or fix (a full disk, a read-only folder, a path that
 #: is a file): one line naming the file, never a traceback.
 _FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EFBIG, errno.EMFILE, errno.ENAMETOOLONG}
+                errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EFBIG, errno.ENAMETOOLONG}
 
 
 def describe_os_error(e: OSError) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import duckdb
 
 from relance import SQL_DIR
-from relance.errors import DatabaseBusy, UserError
+from relance.errors import DatabaseBusy, DatabaseUnusable, UserError
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
@@ -37,7 +37,7 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
     (default: env RELANCE_DB_WAIT_S, else 0) for it to let go, then raise a clear DatabaseBusy."""
     db = Path(db)
     if db.is_dir():
-        raise UserError(f"database {db} is a folder, not a DuckDB file: give a file path with --db")
+        raise DatabaseUnusable(f"database {db} is a folder, not a DuckDB file: give a file path with --db")
     if not read_only:
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
     return con
 
 
-def unusable(db: str | Path, e: BaseException) -> UserError:
+def unusable(db: str | Path, e: BaseException) -> DatabaseUnusable:
     """One sentence for a --db file DuckDB cannot open or read, naming the file and what to do."""
     db = Path(db)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -82,18 +82,18 @@ def unusable(db: str | Path, e: BaseException) -> UserError:
         size = None
     if "not a valid duckdb database file" in low:
         what = "is empty (0 bytes)" if size == 0 else "is not a DuckDB database file"
-        return UserError(f"database {db} {what}: give another --db, or move this file away to start a new database")
+        return DatabaseUnusable(f"database {db} {what}: give another --db, or move this file away to start a new database")
     if "could not read enough bytes" in low:
-        return UserError(f"database {db} is truncated ({size} bytes): {keep}")
+        return DatabaseUnusable(f"database {db} is truncated ({size} bytes): {keep}")
     if "corrupt" in low or "checksum" in low:
-        return UserError(f"database {db} is corrupt ({text}): {keep}")
+        return DatabaseUnusable(f"database {db} is corrupt ({text}): {keep}")
     if "no space left" in low:
-        return UserError(f"database {db}: the disk is full ({text}); free some space and run again")
+        return DatabaseUnusable(f"database {db}: the disk is full ({text}); free some space and run again")
     if "permission denied" in low or "read-only file system" in low:
-        return UserError(f"database {db} cannot be opened for writing ({text}): check the file's permissions")
+        return DatabaseUnusable(f"database {db} cannot be opened for writing ({text}): check the file's permissions")
     if "version" in low and ("storage" in low or "serialization" in low or "duckdb" in low):
-        return UserError(f"database {db} was written by another DuckDB version ({text})")
-    return UserError(f"database {db} cannot be opened: {text}")
+        return DatabaseUnusable(f"database {db} was written by another DuckDB version ({text})")
+    return DatabaseUnusable(f"database {db} cannot be opened: {text}")
 
 
 @contextmanager

@@ -165,3 +165,19 @@ def test_the_edges_of_the_date_range_are_accepted():
 
     assert parse_date("1900-01-01", "--as-of") == date(1900, 1, 1)
     assert parse_date("2199-12-31", "--as-of") == date(2199, 12, 31)
+
+
+def test_the_flow_path_raises_the_same_user_error(tmp_path, src):
+    """Inside a Prefect flow run there is no CLI: the step raises DatabaseUnusable (a UserError,
+    never retried), whose message is the same line."""
+    from flows.nightly import nightly_run
+    from relance.errors import DatabaseUnusable
+    from tasks import warehouse
+
+    db = tmp_path / "r.duckdb"
+    db.write_bytes(b"")
+    with pytest.raises(DatabaseUnusable, match=r"is empty \(0 bytes\)") as err:
+        nightly_run(as_of=AS_OF, source=str(src), db=str(db))
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    with pytest.raises(DatabaseUnusable, match="is empty"):
+        warehouse.connect(db, read_only=True)

@@ -56,7 +56,7 @@ def _connect_error(e: psycopg.Error, url: str, where: str) -> SourceError:
     parts = split_url(url)
     user = user_of(url) or "(default user)"
     dbname = unquote(parts.path.lstrip("/")) if parts and parts.path.lstrip("/") else user
-    host = parts.hosts.rsplit(":", 1)[0] if parts else ""
+    host = re.sub(r":[0-9]*$", "", parts.hosts) if parts else ""
     if "password authentication failed" in low or "authentication failed" in low:
         msg = f"PostgreSQL at {where} refused the login of user {user!r} (authentication failed); check the user and password"
     elif "no password supplied" in low or "password is required" in low:
