@@ -73,7 +73,14 @@ class Charges(_Strict):
     indemnity_per_invoice: Decimal = Field(default=Decimal("40.00"), ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     indemnity_currency: str = "EUR"
     #: the interest's year: 365 (L441-10), 360 or 366 (exact/360, leap years)
-    days_in_year: Literal[360, 365, 366] = 365
+    days_in_year: int = 365
+
+    @field_validator("days_in_year")
+    @classmethod
+    def _a_year(cls, v: int) -> int:
+        if v not in (360, 365, 366):
+            raise ValueError(f"{v} must be 360, 365 or 366 (the days of the interest's year)")
+        return v
 
     @field_validator("indemnity_currency")
     @classmethod

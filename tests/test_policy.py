@@ -135,6 +135,7 @@ def test_values_out_of_range_are_refused_naming_the_key(tmp_path, old, new, key,
 
 @pytest.mark.parametrize("old, new", [
     ("days_in_year: 365", "days_in_year: 360"),
+    ("days_in_year: 365", "days_in_year: \"366\""),
     ("days_in_year: 365", "days_in_year: 366"),
     ('margin_points: "10.00"', 'margin_points: "0"'),
     ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "0.00"'),
