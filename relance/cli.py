@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -35,6 +37,42 @@ SourceSchemaOpt = typer.Option(
 def _fail(message: str) -> None:
     typer.echo(f"relance: error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _check_outbox(outbox: Path, option: str = "--outbox") -> None:
+    """The outbox must be a folder relance can write into — checked before anything is written."""
+    if outbox.exists() and not outbox.is_dir():
+        _fail(f"{option} {outbox} is a file, not a folder: give a folder (it is created if missing)")
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _fail(f"{option} {outbox}: the folder cannot be created ({e.strerror or e})")
+    probe = outbox / f".relance-write-check-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        _fail(f"{option} {outbox}: the folder is not writable ({e.strerror or e})")
+
+
+#: The --db of the command being run, named by an error DuckDB raises in the middle of a step.
+_DB: dict[str, Path] = {}
+
+
+def _check_metrics_target(target: Optional[str]) -> None:
+    if target:
+        from tasks.writeback import check_target
+
+        check_target(target)
+
+
+def _check_db_path(db: Path) -> None:
+    _DB["db"] = db
+    if db.is_dir():
+        _fail(f"--db {db} is a folder: give the DuckDB file's path (e.g. {db / 'relance.duckdb'})")
+    existing = next((p for p in db.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        _fail(f"database {db}: cannot create its folder {db.parent} ({existing} is a file)")
 
 
 @app.command("sample-data")
@@ -74,9 +112,15 @@ def run(
     """The nightly job for one date."""
     from flows.nightly import nightly_run
 
+    from relance.dates import parse_date
+
     _check_language(language)
+    day = parse_date(as_of, "--as-of")
+    _check_db_path(db)
+    _check_outbox(outbox or db.parent / "outbox")
+    _check_metrics_target(metrics_target)
     summary = nightly_run(
-        as_of=as_of, source=source, db=str(db), outbox=str(outbox) if outbox else None,
+        as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
@@ -102,6 +146,8 @@ def dispatch_cmd(
     from tasks.dispatch import dispatch
 
     day = parse_date(as_of, "--as-of") or today()
+    _check_db_path(db)
+    _check_outbox(outbox or db.parent / "outbox")
     summary = dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send, policy=policy,
                        batch_size=batch_size, auto_approve=auto_approve)
     typer.echo(json.dumps(summary, indent=2, default=str) if as_json else "\n".join(format_dispatch(summary)))
@@ -123,6 +169,7 @@ def approve_cmd(
     from relance.dates import parse_date, today
     from tasks.dispatch import approve
 
+    _check_db_path(db)
     res = approve(str(db), parse_date(as_of, "--as-of") or today(), approve_all=approve_all, action_ids=action,
                   reject_ids=reject, by=by or getpass.getuser(), reason=reason)
     typer.echo(f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
@@ -143,6 +190,8 @@ def drafts_cmd(
     from tasks.dispatch.drafts import render_drafts
 
     day = parse_date(as_of, "--as-of") or today()
+    _check_db_path(db)
+    _check_outbox(outbox or db.parent / "outbox")
     written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"))
     typer.echo(f"{len(written)} draft(s) of letters waiting for approval" + (":" if written else ""))
     for d in written:
@@ -165,6 +214,7 @@ def resolve_cmd(
 
     if sent is None:
         _fail("say --sent or --not-sent")
+    _check_db_path(db)
     res = resolve(str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id)
     typer.echo(f"{len(res['resolved'])} deliveries now {res['status']}")
 
@@ -226,9 +276,14 @@ def backfill(
     """Replay the ladder for each date from --start to --end (deliveries simulated, nothing sent)."""
     from flows.backfill import backfill_run
 
+    from relance.dates import parse_date
+
     _check_language(language)
+    _check_db_path(db)
+    _check_metrics_target(metrics_target)
     summary = backfill_run(
-        start=start, end=end, source=source, db=str(db), policy=policy, source_schema=source_schema,
+        start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy,
+        source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
@@ -250,6 +305,7 @@ def report_cmd(
     from tasks.report import report
 
     _check_language(language)
+    _check_db_path(db)
     res = report(str(db), parse_date(as_of, "--as-of") or today(), str(out), language=language, policy=policy)
     typer.echo(f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}")
 
@@ -331,12 +387,56 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+#: Errors of the file system a user can cause or fix (a full disk, a read-only folder, a path that
+#: is a file): one line naming the file, never a traceback.
+_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EFBIG, errno.ENAMETOOLONG}
+
+
+def describe_os_error(e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"cannot write{where}: {reason} — free some space and run again; deliveries left "
+                "in progress are settled by the next run (re-rendered, or reported in doubt)")
+    if e.errno == errno.EROFS:
+        return f"cannot write{where}: {reason}"
+    return f"{e.filename}: {reason}" if e.filename else reason
+
+
+def describe_duckdb_error(e: Exception) -> str | None:
+    """A DuckDB error the user's environment causes (full disk, damaged file), else None (a bug)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    low = text.lower()
+    db = f"database {_DB['db']}" if "db" in _DB else "the DuckDB database"
+    if "no space left" in low or "disk is full" in low:
+        return (f"{db} cannot be written: {text} — free some space and run again; deliveries left in "
+                "progress are settled by the next run (re-rendered, or reported in doubt)")
+    if "corrupt" in low or "checksum" in low or "could not read enough bytes" in low:
+        return (f"{db} is damaged ({text}): restore it from a backup (a new database would not know "
+                "the dunning history nor what was already sent)")
+    return None
+
+
 def main() -> None:
+    import duckdb
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         app(standalone_mode=True)
     except UserError as e:
         typer.echo(f"relance: error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in _FILE_ERRNOS:
+            raise
+        typer.echo(f"relance: error: {describe_os_error(e)}", err=True)
+        sys.exit(2)
+    except duckdb.Error as e:
+        message = describe_duckdb_error(e)
+        if message is None:
+            raise
+        typer.echo(f"relance: error: {message}", err=True)
         sys.exit(2)
 
 

@@ -7,19 +7,38 @@ from zoneinfo import ZoneInfo
 
 BUSINESS_TZ = ZoneInfo("Europe/Paris")
 
+#: The run dates relance accepts (as_of, backfill start and end). Outside them the date
+#: arithmetic of the ladder, the charges and the metrics (as_of − 365 days, due date + offsets)
+#: leaves the calendar, and no ledger of receivables is that old or that far ahead.
+MIN_DATE = date(1900, 1, 1)
+MAX_DATE = date(2199, 12, 31)
+
+
+def check_range(day: date, name: str = "date") -> date:
+    from relance.errors import UserError
+
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise UserError(f"{name} {day.isoformat()} is out of range: relance runs for dates from "
+                        f"{MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+    return day
+
 
 def parse_date(value: str | date | None, name: str = "date") -> date | None:
     from relance.errors import UserError
 
-    if value is None or isinstance(value, date):
+    if value is None:
+        return value
+    if isinstance(value, date):
+        check_range(value.date() if isinstance(value, datetime) else value, name)
         return value
     text = str(value).strip()
     if text.lower() == "today":
         return today()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UserError(f"{name} {text!r} is not a date written YYYY-MM-DD") from None
+    return check_range(day, name)
 
 
 def today() -> date:

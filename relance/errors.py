@@ -15,3 +15,7 @@ class PolicyError(UserError):
 
 class DatabaseBusy(UserError):
     """The DuckDB file is held by another process (one writer per file)."""
+
+
+class DatabaseUnusable(UserError):
+    """The DuckDB file cannot be opened or read: empty, not DuckDB, truncated, corrupt, a folder."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import functools
 import re
 from datetime import date
 from decimal import Decimal
@@ -11,12 +13,25 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relance import DEFAULT_POLICY
+from relance import DEFAULT_POLICY, SQL_DIR
 from relance.errors import PolicyError
 
 Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 _HALF_YEAR = re.compile(r"^(\d{4})-H([12])$")
+
+#: Plausible ranges (documented in docs/policy.md): a ladder and buckets span at most ten years
+#: either side of the due date; amounts stay far below the warehouse's DECIMAL(18,2).
+MAX_DAYS = 3650
+MAX_AMOUNT = Decimal("1000000000.00")
+MAX_POINTS = Decimal("100")
+
+
+@functools.cache
+def currency_codes() -> frozenset[str]:
+    """The ISO 4217 codes relance knows (sql/seeds/currencies.csv, also the staging check's list)."""
+    with (SQL_DIR / "seeds" / "currencies.csv").open(encoding="utf-8", newline="") as f:
+        return frozenset(row["currency"].strip() for row in csv.DictReader(f))
 
 
 class _Strict(BaseModel):
@@ -25,9 +40,9 @@ class _Strict(BaseModel):
 
 class Stage(_Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    offset_days: int
+    offset_days: int = Field(ge=-MAX_DAYS, le=MAX_DAYS)
     channels: tuple[Channel, ...] = Field(min_length=1)
-    min_amount: Decimal = Decimal("0.00")
+    min_amount: Decimal = Field(default=Decimal("0.00"), le=MAX_AMOUNT, allow_inf_nan=False)
     requires_approval: bool = False
     description: str = ""
 
@@ -48,20 +63,36 @@ class Stage(_Strict):
 
 class Bucket(_Strict):
     name: str = Field(min_length=1)
-    max_days: int | None = None
+    max_days: int | None = Field(default=None, ge=-MAX_DAYS, le=MAX_DAYS)
 
 
 class Charges(_Strict):
     applies_to_segments: tuple[Literal["b2b", "b2c"], ...] = ("b2b",)
-    margin_points: Decimal = Decimal("10.00")
-    indemnity_per_invoice: Decimal = Decimal("40.00")
+    #: percentage points over the reference rate
+    margin_points: Decimal = Field(default=Decimal("10.00"), ge=0, le=MAX_POINTS, allow_inf_nan=False)
+    indemnity_per_invoice: Decimal = Field(default=Decimal("40.00"), ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
     indemnity_currency: str = "EUR"
+    #: the interest's year: 365 (L441-10), 360 or 366 (exact/360, leap years)
     days_in_year: int = 365
+
+    @field_validator("days_in_year")
+    @classmethod
+    def _a_year(cls, v: int) -> int:
+        if v not in (360, 365, 366):
+            raise ValueError(f"{v} must be 360, 365 or 366 (the days of the interest's year)")
+        return v
+
+    @field_validator("indemnity_currency")
+    @classmethod
+    def _known_currency(cls, v: str) -> str:
+        if v not in currency_codes():
+            raise ValueError(f"{v!r} is not an ISO 4217 currency code (e.g. EUR, USD, GBP)")
+        return v
 
 
 class ReferenceRate(_Strict):
     half_year: str
-    rate: Decimal
+    rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
 
     @field_validator("half_year")
     @classmethod
@@ -78,7 +109,7 @@ class ReferenceRate(_Strict):
 
 class Policy(_Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
-    min_gap_days: int = Field(default=3, ge=0)
+    min_gap_days: int = Field(default=3, ge=0, le=MAX_DAYS)
     business_days_only: bool = True
     aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
     late_payment_charges: Charges = Charges()

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from relance import SQL_DIR
+from relance.urls import redact_url
 from tasks import warehouse
 from tasks.sources import ENTITIES, files
 from tasks.step import get_logger, step, transient_failure
@@ -46,25 +47,6 @@ def source_kind(source: str) -> str:
     if lowered.startswith(("http://", "https://")):
         return "http"
     return "files"
-
-
-def redact(source: str) -> str:
-    """A source label safe for logs and tables: no password, no query string."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if source_kind(source) == "files":
-        return source
-    parts = urlsplit(source)
-    try:
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-    except ValueError:  # a malformed port, or several hosts: keep only what is safe to show
-        host = parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, "", ""))
 
 
 #: Tables of the layout before staging became temp tables + stg_* tables: derived from the source,
@@ -153,7 +135,7 @@ def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = IngestResult(
-        source=redact(source), rows_read=read, rows_loaded=loaded,
+        source=redact_url(source), rows_read=read, rows_loaded=loaded,
         rows_rejected=sum(rejected.values()), fields_dropped=dropped, rejected_by_entity=rejected,
     )
     log.info(

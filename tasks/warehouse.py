@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import duckdb
 
 from relance import SQL_DIR
-from relance.errors import DatabaseBusy
+from relance.errors import DatabaseBusy, DatabaseUnusable, UserError
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
@@ -36,8 +36,13 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
     """Open the DuckDB file. When another process holds it, wait up to `wait_s` seconds
     (default: env RELANCE_DB_WAIT_S, else 0) for it to let go, then raise a clear DatabaseBusy."""
     db = Path(db)
+    if db.is_dir():
+        raise DatabaseUnusable(f"database {db} is a folder, not a DuckDB file: give a file path with --db")
     if not read_only:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"database {db}: cannot create its folder {db.parent} ({e.strerror or e})") from None
     if wait_s is None:
         wait_s = float(os.environ.get("RELANCE_DB_WAIT_S", "0") or 0)
     deadline = time.monotonic() + max(0.0, wait_s)
@@ -47,8 +52,8 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
             break
         except duckdb.IOException as e:
             msg = str(e)
-            if "lock" not in msg.lower():
-                raise
+            if not re.search(r"\block\b", msg, re.I):  # not a lock held by another process ("block" is not one)
+                raise unusable(db, e) from None
             if time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
@@ -59,8 +64,36 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
                 f"database {db} is in use by another relance run{who}{waited}; DuckDB allows one writer "
                 "per file. Wait for that run to finish (or set RELANCE_DB_WAIT_S to wait), then try again."
             ) from None
+        except duckdb.Error as e:  # a corrupt block (checksum), a file of another version …
+            raise unusable(db, e) from None
     con.execute("set preserve_insertion_order = true")
     return con
+
+
+def unusable(db: str | Path, e: BaseException) -> DatabaseUnusable:
+    """One sentence for a --db file DuckDB cannot open or read, naming the file and what to do."""
+    db = Path(db)
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    low = text.lower()
+    keep = "restore it from a backup (a new database would not know the dunning history nor what was already sent)"
+    try:
+        size = db.stat().st_size
+    except OSError:
+        size = None
+    if "not a valid duckdb database file" in low:
+        what = "is empty (0 bytes)" if size == 0 else "is not a DuckDB database file"
+        return DatabaseUnusable(f"database {db} {what}: give another --db, or move this file away to start a new database")
+    if "could not read enough bytes" in low:
+        return DatabaseUnusable(f"database {db} is truncated ({size} bytes): {keep}")
+    if "corrupt" in low or "checksum" in low:
+        return DatabaseUnusable(f"database {db} is corrupt ({text}): {keep}")
+    if "no space left" in low:
+        return DatabaseUnusable(f"database {db}: the disk is full ({text}); free some space and run again")
+    if "permission denied" in low or "read-only file system" in low:
+        return DatabaseUnusable(f"database {db} cannot be opened for writing ({text}): check the file's permissions")
+    if "version" in low and ("storage" in low or "serialization" in low or "duckdb" in low):
+        return DatabaseUnusable(f"database {db} was written by another DuckDB version ({text})")
+    return DatabaseUnusable(f"database {db} cannot be opened: {text}")
 
 
 @contextmanager

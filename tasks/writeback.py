@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import date, datetime, timezone
-from urllib.parse import urlsplit
-
 from relance.errors import UserError
+from relance.urls import escape_userinfo, redact_url, scrub
 from tasks import warehouse
 from tasks.step import get_logger, step
 
@@ -81,12 +80,7 @@ class WriteBackError(UserError):
 
 def target_label(target: str, schema: str = DEFAULT_SCHEMA) -> str:
     """`postgresql://user@host:port/db#schema`: what the ledger and the logs show (no password, no query)."""
-    parts = urlsplit(target)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{parts.path}#{schema}"
+    return f"{redact_url(target)}#{schema}"
 
 
 def _check(target: str, schema: str) -> None:
@@ -96,9 +90,18 @@ def _check(target: str, schema: str) -> None:
         raise UserError(f"metrics schema {schema!r}: lowercase letters, digits and _ only")
 
 
-def _scrub(message: str, target: str) -> str:
-    password = urlsplit(target).password
-    return message.replace(password, "***") if password else message
+def check_target(target: str, schema: str = DEFAULT_SCHEMA) -> None:
+    """Refuse, before a run starts, a metrics target that is not a PostgreSQL URL libpq can read
+    (one line naming the target without its password)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    _check(target, schema)
+    try:
+        conninfo_to_dict(escape_userinfo(target))
+    except ProgrammingError as e:
+        detail = scrub(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, target)
+        raise UserError(f"--metrics-target {redact_url(target)} is not a valid PostgreSQL URL: {detail}") from None
 
 
 def pending_dates(con, label: str, as_of: date, since: date | None = None) -> list[date]:
@@ -190,7 +193,7 @@ def write_back_on(con, as_of: date, target: str, schema: str = DEFAULT_SCHEMA, s
     days = pending_dates(con, label, as_of, since)
     written: dict[str, dict[str, int]] = {}
     try:
-        with psycopg.connect(target, connect_timeout=10, application_name="relance-writeback") as pg:
+        with psycopg.connect(escape_userinfo(target), connect_timeout=10, application_name="relance-writeback") as pg:
             _ensure_target(pg, schema)
             for day in days:
                 counts = _write_date(pg, con, schema, day)
@@ -202,7 +205,7 @@ def write_back_on(con, as_of: date, target: str, schema: str = DEFAULT_SCHEMA, s
                 written[day.isoformat()] = counts
     except psycopg.Error as e:
         missing = [d.isoformat() for d in days if d.isoformat() not in written]
-        detail = _scrub(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, target)
+        detail = scrub(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, target)
         raise WriteBackError(
             f"metrics write-back to {label} failed: {detail}. The DuckDB results are kept; "
             f"{len(missing)} date(s) not written ({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}) "

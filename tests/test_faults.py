@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import email
+import errno
 import logging
 import os
 import signal
@@ -405,3 +406,102 @@ def test_the_sendgrid_key_appears_in_no_log_artifact_report_outbox_or_table(tmp_
             hit = con.execute(f'select count(*) from "{t}" where cast("{c}" as varchar) like ?', [f"%{key}%"]).fetchone()[0]
             assert hit == 0, f"key in {t}.{c}"
     assert secret not in db.read_bytes()
+
+
+# -- 7. a full disk during dispatch (issue 11 §6) ---------------------------------------------
+
+def main_in_process(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """`relance …` in this process (the console script's `main`, its error handling included)."""
+    from relance.cli import _DB, main
+
+    _DB.clear()
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["relance", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_while_writing_the_outbox_is_one_line_and_the_next_run_renders_the_rest(tmp_path, monkeypatch, capsys):
+    """Promise: the disk fills up after 5 of 12 emails were written to the outbox: the run stops
+    with one line naming the file (exit 2), leaving the claimed deliveries `sending`; the next run
+    settles them as the ledger's contract says for a local provider (rendered again) and every
+    email ends `sent` once, with its file."""
+    from tasks.dispatch import email as email_mod
+
+    n = 12
+    src = email_source(tmp_path / "src", n)
+    db = tmp_path / "run" / "relance.duckdb"
+    real_write = email_mod.write_eml
+    written: list[Path] = []
+
+    def full_disk(msg, cfg, now):
+        if len(written) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(msg.eml_path.with_suffix(".eml.tmp")))
+        written.append(real_write(msg, cfg, now))
+        return written[-1]
+
+    monkeypatch.setattr(email_mod, "write_eml", full_disk)
+    code, err = main_in_process(run_args(src, db), monkeypatch, capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"relance: error: cannot write {db.parent / 'outbox' / AS_OF.isoformat() / 'email'}/")
+    assert "No space left on device" in lines[0]
+    statuses = collections.Counter(s for s, _, _ in email_rows(db).values())
+    assert statuses == {"sending": n}, statuses  # claimed, then the disk was full
+
+    monkeypatch.setattr(email_mod, "write_eml", real_write)  # space freed
+    code, err = main_in_process(run_args(src, db), monkeypatch, capsys)
+    assert code == 0, err
+    rows = email_rows(db)
+    assert {d: (s, p) for d, (s, _, p) in rows.items()} == {d: ("sent", "outbox") for d in rows} and len(rows) == n
+    files = sorted((db.parent / "outbox" / AS_OF.isoformat() / "email").glob("*.eml"))
+    assert len(files) == n
+    events = table(db, "select count(*) from delivery_events where previous_status = 'sending' and status = 'planned'")
+    assert events == [(n,)]  # each put back once by the next run, then sent
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_after_sendgrid_answered_leaves_in_doubt_never_sent_twice(tmp_path, send_env, monkeypatch, capsys):
+    """Promise: with --send, the disk fills up between SendGrid's 202 and the ledger's record (DuckDB
+    cannot write): one line naming the database, exit 2; the next run reports those deliveries
+    `in_doubt` (never re-sent by itself, as the ledger's contract says) and sends the others — each
+    delivery id reaches SendGrid once."""
+    import duckdb as _duckdb
+
+    from tasks.dispatch import ledger
+
+    n = 12
+    src = email_source(tmp_path / "src", n)
+    db = tmp_path / "run" / "relance.duckdb"
+
+    def disk_full(channel, results):
+        raise _duckdb.IOException(f'IO Error: Could not write file "{db}.wal": No space left on device')
+
+    with FakeSendGrid(api_key="SG.test-disk.relance") as fake:
+        env = send_env(fake)
+        for k in ("RELANCE_SENDGRID_HOST", "SENDGRID_API_KEY", "RELANCE_CHANNELS_CONFIG"):
+            monkeypatch.setenv(k, env[k])
+        ledger.AFTER_PROVIDER_HOOKS.append(disk_full)
+        try:
+            code, err = main_in_process(run_args(src, db, "--send"), monkeypatch, capsys)
+        finally:
+            ledger.AFTER_PROVIDER_HOOKS.remove(disk_full)
+        assert code == 2, err
+        assert err.startswith(f"relance: error: database {db} cannot be written: IO Error: Could not write file")
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        first = sorted(d for d, (s, _, _) in email_rows(db).items() if s == "sending")
+        assert first and sorted(accepted_counts(fake)) == first  # SendGrid accepted exactly the claimed ones
+
+        code, err = main_in_process(run_args(src, db, "--send"), monkeypatch, capsys)
+        assert code == 0, err
+        rows = email_rows(db)
+        assert sorted(d for d, (s, _, _) in rows.items() if s == "in_doubt") == first
+        assert {s for d, (s, _, _) in rows.items() if d not in first} == {"sent"}
+        counts = accepted_counts(fake)
+        assert len(counts) == n and max(counts.values()) == 1  # never twice at SendGrid

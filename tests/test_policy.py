@@ -86,3 +86,79 @@ def test_a_broken_policy_stops_the_nightly_run_and_the_backfill_before_anything_
     with pytest.raises(PolicyError, match=r"stages\[6\]\.channels\[0\]"):
         backfill_run("2026-03-01", "2026-03-02", src, str(db), policy=str(path))
     assert not db.exists()
+
+
+# -- issue 11 §7: values that make no sense are refused, naming the key --------------------------
+
+@pytest.mark.parametrize(
+    "old, new, key, words",
+    [
+        # the interest's year: division by zero in SQL with 0; only 360, 365 or 366 days exist
+        ("days_in_year: 365", "days_in_year: 0", "late_payment_charges.days_in_year", "360, 365 or 366"),
+        ("days_in_year: 365", "days_in_year: -365", "late_payment_charges.days_in_year", "360, 365 or 366"),
+        # a letter claiming −40.00 or a negative interest margin
+        ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "-40.00"',
+         "late_payment_charges.indemnity_per_invoice", "greater than or equal to 0"),
+        ('margin_points: "10.00"', 'margin_points: "-1.00"', "late_payment_charges.margin_points",
+         "greater than or equal to 0"),
+        # a margin of 1e30 (overflowed DECIMAL(18,2): a traceback) — at most 100 points
+        ('margin_points: "10.00"', "margin_points: 1e30", "late_payment_charges.margin_points",
+         "less than or equal to 100"),
+        ('margin_points: "10.00"', "margin_points: .nan", "late_payment_charges.margin_points", "finite"),
+        ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "1e30"',
+         "late_payment_charges.indemnity_per_invoice", "less than or equal to 1000000000"),
+        ('min_amount: "500.00"', 'min_amount: "1e30"', "stages[7].min_amount", "less than or equal to 1000000000"),
+        # offsets and bucket bounds of ±99,999,999,999: at most ten years (3650 days) either side
+        ("offset_days: 60", "offset_days: 99999999999", "stages[7].offset_days", "less than or equal to 3650"),
+        ("offset_days: -5", "offset_days: -99999999999", "stages[0].offset_days", "greater than or equal to -3650"),
+        ('{name: "91-180", max_days: 180}', '{name: "91-180", max_days: 99999999999}', "aging_buckets[4].max_days",
+         "less than or equal to 3650"),
+        ("{name: not_due, max_days: 0}", "{name: not_due, max_days: -99999999999}", "aging_buckets[0].max_days",
+         "greater than or equal to -3650"),
+        ("min_gap_days: 3", "min_gap_days: 99999999999", "min_gap_days", "less than or equal to 3650"),
+        ('{half_year: 2025-H2, rate: "2.15"}', '{half_year: 2025-H2, rate: "1e30"}', "reference_rates[13].rate",
+         "less than or equal to 100"),
+        # not a currency
+        ("indemnity_currency: EUR", "indemnity_currency: ZZZ", "late_payment_charges.indemnity_currency",
+         "'ZZZ' is not an ISO 4217 currency code"),
+        ("indemnity_currency: EUR", "indemnity_currency: eur", "late_payment_charges.indemnity_currency",
+         "'eur' is not an ISO 4217 currency code"),
+    ],
+)
+def test_values_out_of_range_are_refused_naming_the_key(tmp_path, old, new, key, words):
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    lines = [ln.strip() for ln in str(err.value).splitlines()[1:]]
+    assert any(ln.startswith(f"{key}: ") and words in ln for ln in lines), str(err.value)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("days_in_year: 365", "days_in_year: 360"),
+    ("days_in_year: 365", "days_in_year: \"366\""),
+    ("days_in_year: 365", "days_in_year: 366"),
+    ('margin_points: "10.00"', 'margin_points: "0"'),
+    ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "0.00"'),
+    ("indemnity_currency: EUR", "indemnity_currency: CHF"),
+    ("offset_days: 60", "offset_days: 3650"),
+])
+def test_values_at_the_edges_of_the_ranges_are_accepted(tmp_path, old, new):
+    load_policy(_variant(tmp_path, old, new))
+
+
+def test_the_cli_refuses_a_zero_day_year_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.ladder_helpers import customer, invoice, write_source
+
+    path = _variant(tmp_path, "days_in_year: 365", "days_in_year: 0")
+    src = write_source(tmp_path / "src", customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-03-02")])
+    db = tmp_path / "r.duckdb"
+    done = subprocess.run([sys.executable, "-m", "relance.cli", "run", "--as-of", "2026-04-15", "--source", str(src),
+                           "--db", str(db), "--policy", str(path)],
+                          cwd=DEFAULT.parent.parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"relance: error: policy {path} is not valid:")
+    assert "late_payment_charges.days_in_year" in done.stderr and "Traceback" not in done.stderr
+    assert not db.exists()

@@ -313,7 +313,7 @@ def test_cli_rejects_a_bad_date(tmp_path):
         [sys.executable, "-m", "relance.cli", "run", "--as-of", "2026-02-30", "--source", str(tmp_path), "--db", str(tmp_path / "r.duckdb")],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "as_of '2026-02-30' is not a date written YYYY-MM-DD" in proc.stderr
+    assert proc.returncode == 2 and "--as-of '2026-02-30' is not a date written YYYY-MM-DD" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

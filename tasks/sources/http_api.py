@@ -49,6 +49,7 @@ from requests.adapters import HTTPAdapter
 
 from relance.errors import SourceError
 from relance.settings import get_settings, resolve_secret
+from relance.urls import redact_url
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_ENTITIES
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -65,13 +66,6 @@ CURSOR_PARAMS = frozenset({
     "after", "starting_after", "offset", "skip", "marker", "continuation", "continuationtoken",
 })
 USER_AGENT = "relance (accounts-receivable dunning)"
-
-
-def redact_url(url: str) -> str:
-    """The URL without credentials, query string or fragment (safe for logs and rejected_rows)."""
-    parts = urlsplit(url)
-    hostinfo = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, hostinfo, parts.path, "", ""))
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 import psycopg
 from psycopg import sql
 
 from relance.errors import SourceError
+from relance.urls import escape_userinfo, redact_url, scrub, split_url, user_of
 from tasks.sources import DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
 
 CONNECT_TIMEOUT_S = 10
@@ -43,38 +44,6 @@ _READABLE_KINDS = ("r", "v", "m", "p", "f")
 _TIMESTAMP_TYPES = ("timestamp without time zone", "timestamp with time zone")
 
 
-def redact_url(url: str) -> str:
-    """The URL without password, query string or fragment: postgresql://user@host:port/db."""
-    parts = urlsplit(url)
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0] if at else ""
-    return f"{parts.scheme}://{user + '@' if user else ''}{hostinfo}{parts.path}"
-
-
-def _secrets(url: str) -> list[str]:
-    """Every password-like value in the URL (userinfo and query), raw and percent-decoded."""
-    parts = urlsplit(url)
-    found: list[str] = []
-    userinfo = parts.netloc.rpartition("@")[0]
-    if ":" in userinfo:
-        found.append(userinfo.split(":", 1)[1])
-    for key, value in parse_qsl(parts.query, keep_blank_values=False):
-        if key.lower() in ("password", "passfile", "sslpassword"):
-            found.append(value)
-    out: list[str] = []
-    for value in found:
-        for v in (value, unquote(value)):
-            if v and v not in out:
-                out.append(v)
-    return sorted(out, key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        text = text.replace(s, "***")
-    return text
-
-
 def _first_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     return lines[0] if lines else type(e).__name__
@@ -84,9 +53,10 @@ def _connect_error(e: psycopg.Error, url: str, where: str) -> SourceError:
     """One clear sentence for a failed connection, from libpq's message."""
     text = str(e)
     low = text.lower()
-    parts = urlsplit(url)
-    user = unquote(parts.netloc.rpartition("@")[0].split(":", 1)[0]) or "(default user)"
-    dbname = unquote(parts.path.lstrip("/")) or user
+    parts = split_url(url)
+    user = user_of(url) or "(default user)"
+    dbname = unquote(parts.path.lstrip("/")) if parts and parts.path.lstrip("/") else user
+    host = re.sub(r":[0-9]*$", "", parts.hosts) if parts else ""
     if "password authentication failed" in low or "authentication failed" in low:
         msg = f"PostgreSQL at {where} refused the login of user {user!r} (authentication failed); check the user and password"
     elif "no password supplied" in low or "password is required" in low:
@@ -102,12 +72,12 @@ def _connect_error(e: psycopg.Error, url: str, where: str) -> SourceError:
     elif "timeout expired" in low or "timed out" in low:
         msg = f"cannot connect to PostgreSQL at {where}: no answer within {CONNECT_TIMEOUT_S} s (check the host, port and firewall)"
     elif "could not translate host name" in low or "name or service not known" in low or "nodename nor servname" in low:
-        msg = f"cannot connect to PostgreSQL at {where}: the host name {parts.hostname!r} is unknown"
+        msg = f"cannot connect to PostgreSQL at {where}: the host name {host!r} is unknown"
     elif "invalid" in low and ("dsn" in low or "uri" in low or "connection option" in low):
         msg = f"the PostgreSQL URL {where} is not valid: {_first_line(e).removeprefix('connection is bad: ')}"
     else:
         msg = f"cannot connect to PostgreSQL at {where}: {_first_line(e)}"
-    return SourceError(_scrub(msg, _secrets(url)))
+    return SourceError(scrub(msg, url))
 
 
 def _find(names: list[str], wanted: str) -> str | None:
@@ -124,17 +94,13 @@ def _normalize(column: str) -> str:
 
 def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]:
     """COPY the source tables of `schema` into workdir/postgres/<entity>.csv; returns (folder, labels)."""
-    try:
-        where = redact_url(url)
-        secrets = _secrets(url)
-    except ValueError:
-        raise SourceError("the PostgreSQL URL is not valid (expected postgresql://user@host:port/database)") from None
+    where = redact_url(url)
     schema = (schema or "public").strip()
     folder = Path(workdir) / "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     try:
         conn = psycopg.connect(
-            url, connect_timeout=CONNECT_TIMEOUT_S, application_name="relance", client_encoding="UTF8"
+            escape_userinfo(url), connect_timeout=CONNECT_TIMEOUT_S, application_name="relance", client_encoding="UTF8"
         )
     except psycopg.Error as e:
         raise _connect_error(e, url, where) from None
@@ -181,10 +147,10 @@ def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]
         raise
     except psycopg.OperationalError as e:
         raise SourceError(
-            _scrub(f"PostgreSQL at {where}: the connection failed while reading: {_first_line(e)}", secrets)
+            scrub(f"PostgreSQL at {where}: the connection failed while reading: {_first_line(e)}", url)
         ) from None
     except psycopg.Error as e:
-        raise SourceError(_scrub(f"PostgreSQL at {where}: reading failed: {_first_line(e)}", secrets)) from None
+        raise SourceError(scrub(f"PostgreSQL at {where}: reading failed: {_first_line(e)}", url)) from None
     finally:
         conn.close()
     return folder, labels
