@@ -96,8 +96,13 @@ def load_seeds(con) -> None:
 
 
 def load_macros(con) -> None:
+    """The SQL macros of sql/macros and the Python functions the staging models call (the phone
+    rule of relance.phones, shared with dispatch)."""
+    from relance import phones
+
     for path in sorted((SQL_DIR / "macros").glob("*.sql")):
         con.execute(path.read_text(encoding="utf-8"))
+    phones.register(con)
 
 
 def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict[str, str]]:
@@ -115,12 +120,17 @@ def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict
 
 
 @step(name="ingest", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_failure)
-def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) -> dict:
+def ingest(
+    source: str, db: str, as_of: date, source_schema: str | None = None, policy: str | None = None
+) -> dict:
     """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of.
 
     source_schema: the PostgreSQL schema; None means the setting (env RELANCE_SOURCE_SCHEMA,
-    default public)."""
+    default public). policy: the policy file (None: the shipped default), for its default_language."""
+    from relance.policy import load_policy
+
     log = get_logger()
+    default_language = load_policy(policy).default_language
     if source_schema is None:
         from relance.settings import get_settings
 
@@ -136,7 +146,8 @@ def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) 
             read = files.land_folder(con, folder, labels, generated=source_kind(source) != "files")
             warehouse.run_models(
                 con, STAGING_MODELS,
-                {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None)},
+                {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                 "default_language": default_language},
             )
             loaded = {
                 e: warehouse.scalar(con, f"select count(*) from stg_{e}") for e in ENTITIES
