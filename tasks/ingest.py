@@ -87,6 +87,30 @@ def drop_legacy_tables(con) -> None:
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} main.{name}")
 
 
+#: Sums held as decimal(18,2) by warehouses created before sums were decimal(38,2) (sql/ddl): two
+#: invoices of 9e15 overflowed a customer's balance and stopped the night. Widened once, in place.
+_SUM_COLUMNS = {
+    "aged_balance": ("amount",),
+    "unit_stage": ("dunnable_amount",),
+    "dunning_actions": ("amount_due", "interest_amount", "indemnity_amount", "charges_total"),
+    "action_charges": ("interest_amount",),
+}
+
+
+def widen_sum_columns(con) -> None:
+    narrow = con.execute(
+        """
+        select table_name, column_name from information_schema.columns
+        where table_schema = 'main' and table_catalog = current_database()
+          and data_type = 'DECIMAL(18,2)'
+          and list_contains($sums, table_name || '.' || column_name)
+        """,
+        {"sums": [f"{t}.{c}" for t, cols in _SUM_COLUMNS.items() for c in cols]},
+    ).fetchall()
+    for table, column in narrow:
+        con.execute(f"alter table main.{table} alter column {column} type decimal(38,2)")
+
+
 def load_seeds(con) -> None:
     for seed in sorted((SQL_DIR / "seeds").glob("*.csv")):
         con.execute(
@@ -140,6 +164,7 @@ def ingest(
         folder, labels = _extract(source, workdir, source_schema)
         with warehouse.open_db(db) as con:
             warehouse.ensure_schema(con)
+            widen_sum_columns(con)
             drop_legacy_tables(con)
             load_seeds(con)
             load_macros(con)
