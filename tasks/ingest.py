@@ -193,7 +193,7 @@ def ingest(
         rows_rejected=sum(rejected.values()), fields_dropped=dropped, rejected_by_entity=rejected,
     )
     log.info(
-        "ingest: loaded %s; rejected %d rows %s; %d contact fields dropped",
+        "ingest: loaded %s; rejected %d rows %s; %d fields dropped (contacts, languages)",
         ", ".join(f"{n} {e}" for e, n in loaded.items()), result.rows_rejected, rejected or "", dropped,
     )
     return result.as_dict()
