@@ -680,3 +680,35 @@ def test_phones_are_normalised_to_e164_with_the_customers_country(source_writer,
     with duckdb.connect(str(db), read_only=True) as con:
         phones = dict(con.execute("select customer_id, phone from stg_customers").fetchall())
     assert phones == {**{f"C{i}": e for i, (_, _, e) in enumerate(PHONE_CASES)}, "CX": None, "CY": None}
+
+
+def test_an_api_record_naming_a_column_twice_stops_the_entity(tmp_path):
+    from tasks.sources import http_api
+
+    pages = iter([[{"invoice_id": "I1", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-01-31",
+                    "amount": "10.00", "Amount": "20.00"}]])
+    with pytest.raises(SourceError) as err:
+        http_api._write_entity(tmp_path / "invoices.csv", "invoices", pages, "https://erp.example/api/invoices")
+    assert str(err.value) == ("https://erp.example/api/invoices: record 1 names column 'amount' twice "
+                              "(as 'amount' and 'Amount'); keep one key of each name")
+
+
+def test_a_postgresql_table_naming_a_column_twice_stops_the_run(tmp_path):
+    import uuid
+
+    import psycopg
+
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    schema = f"relance_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"create schema {schema}")
+        try:
+            conn.execute(f"create table {schema}.customers (customer_id text, name text)")
+            conn.execute(f'create table {schema}.invoices (invoice_id text, customer_id text, issue_date date, '
+                         f'due_date date, amount numeric(18,2), "Amount" numeric(18,2))')
+            with pytest.raises(SourceError) as err:
+                nightly_run(as_of=AS_OF, source=url, source_schema=schema, db=str(tmp_path / "r.duckdb"))
+        finally:
+            conn.execute(f"drop schema if exists {schema} cascade")
+    assert str(err.value) == (f"{url} {schema}.invoices: the header names column 'amount' twice "
+                              "(as 'amount' and 'Amount'); keep one column of each name")
