@@ -127,6 +127,12 @@ def land_file(
             raise SourceError(f"{label}: not a readable Parquet file: {_first_line(e)}") from None
         names = [r[0] for r in described]
         types = {r[0]: r[1] for r in described}
+        import pyarrow.parquet as pq
+
+        try:  # the file's own names: DuckDB renames a repeated one (amount, AMOUNT_1)
+            _column_map(label, entity, pq.read_schema(path).names)
+        except (OSError, pa.ArrowException):
+            pass  # DuckDB read it: its names are the ones checked below
         mapping = _column_map(label, entity, names)
         select_cols = ", ".join(
             f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
@@ -151,22 +157,7 @@ def land_file(
         )
     else:
         _sniff_text(path, label)
-        names, rows, row_numbers = _read_csv(con, path, label, entity, generated)
-        mapping = _column_map(label, entity, names)
-        columns = list(zip(*rows)) if rows else [()] * len(names)
-        land = pa.table({n: pa.array([v or None for v in col], type=pa.string()) for n, col in zip(names, columns)})
-        con.register("_land_arrow", land)
-        try:
-            con.execute("create or replace temp table _land as select * from _land_arrow")
-        finally:
-            con.unregister("_land_arrow")
-        numbers = pa.table({"i": pa.array(range(len(row_numbers)), type=pa.int64()),
-                            "n": pa.array(row_numbers, type=pa.int64())})
-        con.register("_land_numbers_arrow", numbers)
-        try:
-            con.execute("create or replace temp table _land_numbers as select * from _land_numbers_arrow")
-        finally:
-            con.unregister("_land_numbers_arrow")
+        mapping = _land_csv(con, path, label, entity, generated)
         select_cols = ", ".join(
             f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping
             else f"cast(null as varchar) as {c}"
@@ -192,55 +183,108 @@ def land_file(
 _DELIMITERS = (",", ";", "\t", "|")
 
 
-def _read_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: str, generated: bool
-) -> tuple[list[str], list[list[str]], list[int]]:
-    """(header, rows, row number of each row) of a CSV file; a line whose field count differs
-    from the header's goes to raw_structural_rejects with its row number and text.
+_BATCH_ROWS = 50_000  # rows held in memory at once while a CSV file is landed
+
+
+def _land_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: str, generated: bool) -> dict[str, str]:
+    """Land a CSV file into the temp tables _land (its columns, as text) and _land_numbers (i, n):
+    row i of _land (its rowid) is row n of the file. A line whose field count differs from the
+    header's goes to raw_structural_rejects with its row number and text. Returns the column map.
 
     Row numbers are the rows a spreadsheet shows when it opens the file: the header is row 1
     (when it is the first line), every line is a row — blank lines included, as a spreadsheet
     shows them, though they load nothing — and a quoted value that spans several lines stays in
     its one row (a text editor would count its lines). The delimiter is the one of , ; tab |
     most frequent in the header line (, for files relance writes itself); quotes are ", doubled
-    inside a quoted value (RFC 4180)."""
-    data = path.read_bytes()
+    inside a quoted value (RFC 4180). The file is read in batches: memory does not grow with it."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return _land_csv_text(con, f, label, entity, generated)
+    except UnicodeDecodeError:
+        with path.open("rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    break
         raise SourceError(
-            f"{label}: the file is not UTF-8 encoded (first bad line: {line}); save it as UTF-8 CSV"
+            f"{label}: the file is not UTF-8 encoded (first bad line: {number}); save it as UTF-8 CSV"
         ) from None
-    text = text.removeprefix("\ufeff")
-    if generated:
-        delimiter = ","
-    else:
-        first = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
-        counts = {d: first.count(d) for d in _DELIMITERS}
-        delimiter = max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
-    csv.field_size_limit(MAX_LINE_BYTES)
+
+
+def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str, str]:
     lines: list[str] = []
 
     def source():
-        for line in io.StringIO(text, newline=""):
+        for line in f:
             lines.append(line)
             yield line
 
-    reader = csv.reader(source(), delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    csv.field_size_limit(MAX_LINE_BYTES)
+    feed = source()
+    blank_lead: list[str] = []  # the delimiter is read from the header line: find it first
+    for line in feed:
+        if line.strip():
+            break
+        blank_lead.append(line)
+    header_line = lines[-1] if lines and lines[-1].strip() else ""
+    if not header_line:
+        raise SourceError(f"{label}: the file is empty (it needs at least a header line)")
+    if generated:
+        delimiter = ","
+    else:
+        counts = {d: header_line.count(d) for d in _DELIMITERS}
+        delimiter = max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    lines.clear()
+
+    def replay():
+        lines.append(header_line)
+        yield header_line
+        yield from feed
+
+    reader = csv.reader(replay(), delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    row = len(blank_lead)
     header: list[str] | None = None
-    rows: list[list[str]] = []
+    mapping: dict[str, str] = {}
+    batch: list[list[str]] = []
     numbers: list[int] = []
-    row = 0
+    landed = 0
+    empty_is_null = ""
+
+    def flush() -> None:
+        nonlocal landed
+        columns = list(zip(*batch)) if batch else [()] * len(header)
+        land = pa.table([pa.array(col, type=pa.string()) for col in columns], names=[f"c{i}" for i in range(len(header))])
+        index = pa.table({"i": pa.array(range(landed, landed + len(batch)), type=pa.int64()),
+                          "n": pa.array(numbers, type=pa.int64())})
+        con.register("_land_batch", land)
+        con.register("_land_batch_numbers", index)
+        try:
+            con.execute("insert into _land select " + empty_is_null + " from _land_batch")
+            con.execute("insert into _land_numbers select * from _land_batch_numbers")
+        finally:
+            con.unregister("_land_batch")
+            con.unregister("_land_batch_numbers")
+        landed += len(batch)
+        batch.clear()
+        numbers.clear()
+
     try:
         for record in reader:
             row += 1
-            raw = "".join(lines).rstrip("\r\n")
+            text = lines.copy() if len(record) != len(header or record) else None  # the raw text of a bad line
             lines.clear()
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue  # a blank line: a row of the spreadsheet, nothing to load
             if header is None:
                 header = [n if n.strip() else f"column{i}" for i, n in enumerate(record)]
+                mapping = _column_map(label, entity, header)
+                con.execute(
+                    "create or replace temp table _land ("
+                    + ", ".join(f"{_quote_ident(n)} varchar" for n in header) + ")"
+                )
+                con.execute("create or replace temp table _land_numbers (i bigint, n bigint)")
+                empty_is_null = ", ".join(f"nullif(c{i}, '')" for i in range(len(header)))  # as DuckDB reads CSV
                 continue
             if len(record) != len(header):
                 more = len(record) > len(header)
@@ -250,16 +294,17 @@ def _read_csv(
                 )
                 con.execute(
                     "insert into raw_structural_rejects values ($source, $entity, $row, $raw, $reason)",
-                    {"source": label, "entity": entity, "row": row, "raw": raw, "reason": reason},
+                    {"source": label, "entity": entity, "row": row, "raw": "".join(text).rstrip("\r\n"), "reason": reason},
                 )
                 continue
-            rows.append(record)
+            batch.append(record)
             numbers.append(row)
+            if len(batch) >= _BATCH_ROWS:
+                flush()
     except csv.Error as e:
         raise SourceError(f"{label}: cannot be read as CSV at row {row + 1}: {e}") from None
-    if header is None:
-        raise SourceError(f"{label}: the file is empty (it needs at least a header line)")
-    return header, rows, numbers
+    flush()
+    return mapping
 
 
 def land_folder(
