@@ -174,7 +174,7 @@ def backfill_run(
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
-        loaded = ingest(source, db, end, source_schema)
+        loaded = ingest(source, db, end, source_schema, policy)
         _check_rates(pol, db, start, end)
         replayed = replay(db, start, end, policy)
         reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)

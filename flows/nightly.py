@@ -55,7 +55,7 @@ def nightly_run(
     outbox = outbox or str(Path(db).parent / "outbox")
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
-        loaded = ingest(source, db, as_of, source_schema)
+        loaded = ingest(source, db, as_of, source_schema, policy)
         aged = age(db, as_of, policy)
         laddered = escalate(db, as_of, policy, mode="live")
         approval = ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours)

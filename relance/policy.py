@@ -114,6 +114,8 @@ class Policy(_Strict):
     aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
     late_payment_charges: Charges = Charges()
     reference_rates: tuple[ReferenceRate, ...] = ()
+    #: The language of a customer whose `language` is empty or one the templates do not have.
+    default_language: Literal["fr", "en"] = "fr"
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

@@ -69,6 +69,30 @@ def drop_legacy_tables(con) -> None:
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} main.{name}")
 
 
+#: Sums held as decimal(18,2) by warehouses created before sums were decimal(38,2) (sql/ddl): two
+#: invoices of 9e15 overflowed a customer's balance and stopped the night. Widened once, in place.
+_SUM_COLUMNS = {
+    "aged_balance": ("amount",),
+    "unit_stage": ("dunnable_amount",),
+    "dunning_actions": ("amount_due", "interest_amount", "indemnity_amount", "charges_total"),
+    "action_charges": ("interest_amount",),
+}
+
+
+def widen_sum_columns(con) -> None:
+    narrow = con.execute(
+        """
+        select table_name, column_name from information_schema.columns
+        where table_schema = 'main' and table_catalog = current_database()
+          and data_type = 'DECIMAL(18,2)'
+          and list_contains($sums, table_name || '.' || column_name)
+        """,
+        {"sums": [f"{t}.{c}" for t, cols in _SUM_COLUMNS.items() for c in cols]},
+    ).fetchall()
+    for table, column in narrow:
+        con.execute(f"alter table main.{table} alter column {column} type decimal(38,2)")
+
+
 def load_seeds(con) -> None:
     for seed in sorted((SQL_DIR / "seeds").glob("*.csv")):
         con.execute(
@@ -78,8 +102,13 @@ def load_seeds(con) -> None:
 
 
 def load_macros(con) -> None:
+    """The SQL macros of sql/macros and the Python functions the staging models call (the phone
+    rule of relance.phones, shared with dispatch)."""
+    from relance import phones
+
     for path in sorted((SQL_DIR / "macros").glob("*.sql")):
         con.execute(path.read_text(encoding="utf-8"))
+    phones.register(con)
 
 
 def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict[str, str]]:
@@ -97,12 +126,17 @@ def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict
 
 
 @step(name="ingest", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_failure)
-def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) -> dict:
+def ingest(
+    source: str, db: str, as_of: date, source_schema: str | None = None, policy: str | None = None
+) -> dict:
     """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of.
 
     source_schema: the PostgreSQL schema; None means the setting (env RELANCE_SOURCE_SCHEMA,
-    default public)."""
+    default public). policy: the policy file (None: the shipped default), for its default_language."""
+    from relance.policy import load_policy
+
     log = get_logger()
+    default_language = load_policy(policy).default_language
     if source_schema is None:
         from relance.settings import get_settings
 
@@ -112,13 +146,15 @@ def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) 
         folder, labels = _extract(source, workdir, source_schema)
         with warehouse.open_db(db) as con:
             warehouse.ensure_schema(con)
+            widen_sum_columns(con)
             drop_legacy_tables(con)
             load_seeds(con)
             load_macros(con)
             read = files.land_folder(con, folder, labels, generated=source_kind(source) != "files")
             warehouse.run_models(
                 con, STAGING_MODELS,
-                {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None)},
+                {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                 "default_language": default_language},
             )
             loaded = {
                 e: warehouse.scalar(con, f"select count(*) from stg_{e}") for e in ENTITIES
@@ -139,7 +175,7 @@ def ingest(source: str, db: str, as_of: date, source_schema: str | None = None) 
         rows_rejected=sum(rejected.values()), fields_dropped=dropped, rejected_by_entity=rejected,
     )
     log.info(
-        "ingest: loaded %s; rejected %d rows %s; %d contact fields dropped",
+        "ingest: loaded %s; rejected %d rows %s; %d fields dropped (contacts, languages)",
         ", ".join(f"{n} {e}" for e, n in loaded.items()), result.rows_rejected, rejected or "", dropped,
     )
     return result.as_dict()

@@ -1,5 +1,6 @@
 -- The contract's output tables (shared/spec/contract.md §4). Created once; models fill them.
--- Money is decimal(18,2), dates are dates. Snapshot tables are keyed by as_of: a re-run of a
+-- Money is decimal(18,2) per row (an invoice, a payment) and decimal(38,2) for sums (a balance,
+-- an action's amount due), which must never overflow; dates are dates. Snapshot tables are keyed by as_of: a re-run of a
 -- date replaces that date's rows and leaves the others.
 
 create table if not exists invoice_snapshot (
@@ -24,7 +25,7 @@ create table if not exists aged_balance (
     customer_id    varchar not null,
     currency       varchar not null,
     bucket         varchar not null,
-    amount         decimal(18,2) not null,
+    amount         decimal(38,2) not null,  -- a sum
     invoice_count  integer not null
 );
 
@@ -49,7 +50,7 @@ create table if not exists unit_stage (
     held               boolean not null,
     hold_reason        varchar,
     driving_invoice_id varchar,
-    dunnable_amount    decimal(18,2) not null
+    dunnable_amount    decimal(38,2) not null  -- a sum
 );
 
 create table if not exists dunning_actions (
@@ -61,13 +62,13 @@ create table if not exists dunning_actions (
     stage              varchar not null,
     stage_rank         integer not null,
     driving_invoice_id varchar,
-    amount_due         decimal(18,2) not null,
+    amount_due         decimal(38,2) not null,
     invoice_ids        varchar[] not null,
     status             varchar not null,
     mode               varchar not null,  -- 'live' (nightly run) or 'replay' (backfill)
-    interest_amount    decimal(18,2),
-    indemnity_amount   decimal(18,2),
-    charges_total      decimal(18,2),
+    interest_amount    decimal(38,2),
+    indemnity_amount   decimal(38,2),
+    charges_total      decimal(38,2),
     created_at         timestamp not null,
     decided_by         varchar,
     decided_at         timestamp,

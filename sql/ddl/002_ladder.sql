@@ -42,7 +42,7 @@ create table if not exists action_charges (
     due_date           date not null,
     open_amount        decimal(18,2) not null,
     days_late          integer not null,        -- days from the day after due_date to as_of, inclusive
-    interest_amount    decimal(18,2) not null,  -- rounded half-up to the cent, per invoice
+    interest_amount    decimal(38,2) not null,  -- rounded half-up to the cent, per invoice (years on 16 digits: wide)
     indemnity_amount   decimal(18,2) not null,  -- fixed recovery indemnity
     indemnity_currency varchar not null,
     primary key (action_id, invoice_id)

@@ -30,6 +30,6 @@ credits as (
     union all select * from excesses
 )
 
-select customer_id, currency, cast(sum(amount) as decimal(18,2)) as pool
+select customer_id, currency, cast(sum(amount) as decimal(38,2)) as pool
 from credits
 group by customer_id, currency

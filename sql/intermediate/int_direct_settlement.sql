@@ -31,6 +31,6 @@ settled as (
 select
     *,
     cast(amount - direct_applied as decimal(18,2)) as remaining,
-    cast(direct_paid - direct_applied as decimal(18,2)) as excess
+    cast(direct_paid - direct_applied as decimal(38,2)) as excess
 from settled
 where direct_applied < amount or direct_paid > direct_applied

@@ -30,7 +30,7 @@ select
     cast(
         cast((2 * coalesce(interest.numerator_e6, 0) + $days_in_year * 1000000) // (2 * $days_in_year * 1000000) as decimal(38,0))
         * cast(0.01 as decimal(3,2))
-        as decimal(18,2)
+        as decimal(38,2)
     ) as interest_amount,
     cast($indemnity as decimal(18,2)) as indemnity_amount,
     $indemnity_currency as indemnity_currency

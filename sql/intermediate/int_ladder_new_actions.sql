@@ -15,7 +15,7 @@ stages as (
 claims as (
     select
         action_id,
-        cast(sum(open_amount) as decimal(18,2)) as amount_due,
+        cast(sum(open_amount) as decimal(38,2)) as amount_due,
         list(invoice_id order by due_date, invoice_id) as invoice_ids
     from int_ladder_claims
     group by action_id
@@ -32,8 +32,8 @@ awaiting as (
 charges as (
     select
         action_id,
-        cast(sum(interest_amount) as decimal(18,2)) as interest_amount,
-        cast(sum(indemnity_amount) as decimal(18,2)) as indemnity_amount,
+        cast(sum(interest_amount) as decimal(38,2)) as interest_amount,
+        cast(sum(indemnity_amount) as decimal(38,2)) as indemnity_amount,
         any_value(indemnity_currency) as indemnity_currency
     from int_ladder_charges
     group by action_id
@@ -65,7 +65,7 @@ select
     cast(
         charges.interest_amount
         + case when charges.indemnity_currency = steps.currency then charges.indemnity_amount else 0 end
-        as decimal(18,2)
+        as decimal(38,2)
     ) as charges_total,
     cast($now as timestamp) as created_at
 from steps

@@ -66,7 +66,7 @@ select
     coalesce(unit_invoices.held_invoices, 0) as held_invoices,
     unit_invoices.driving_invoice_id,
     unit_invoices.driving_days_past_due,
-    cast(coalesce(unit_invoices.dunnable_amount, 0) as decimal(18,2)) as dunnable_amount,
+    cast(coalesce(unit_invoices.dunnable_amount, 0) as decimal(38,2)) as dunnable_amount,
     targets.target_rank,
     coalesce(customers.dunning_block, false) or customer_holds.customer_id is not null as held,
     case when customers.dunning_block then 'dunning_block' else customer_holds.kind end as hold_reason,

@@ -43,10 +43,10 @@ delivered_channels as (
 
 select
     actions.* exclude (invoice_ids),  -- the mart reads the amounts, not the claim's list
-    cast(coalesce(opens.open_at_action, 0) as decimal(18,2)) as open_at_action,
-    cast(coalesce(opens.open_after_30d, 0) as decimal(18,2)) as open_after_30d,
+    cast(coalesce(opens.open_at_action, 0) as decimal(38,2)) as open_at_action,
+    cast(coalesce(opens.open_after_30d, 0) as decimal(38,2)) as open_after_30d,
     cast(least(actions.amount_due, greatest(0, coalesce(opens.open_at_action, 0) - coalesce(opens.open_after_30d, 0)))
-         as decimal(18,2)) as recovered_30d,
+         as decimal(38,2)) as recovered_30d,
     coalesce(delivered_channels.channels, []) as delivered_channels
 from actions
 left join opens using (action_id)

@@ -16,7 +16,7 @@ remaining as (
 select
     pools.customer_id,
     pools.currency,
-    cast(pools.pool - coalesce(remaining.remaining, 0) as decimal(18,2)) as unapplied_credit
+    cast(pools.pool - coalesce(remaining.remaining, 0) as decimal(38,2)) as unapplied_credit
 from pools
 left join remaining using (customer_id, currency)
 where pools.pool > coalesce(remaining.remaining, 0)

@@ -5,13 +5,21 @@
 create or replace temp macro is_missing(field, v) as
     case when v is null then field || ' is missing (required)' end;
 
-create or replace temp macro date_problem(field, v) as
+-- A date before 1900 or more than 50 years away from the run date is a typo (a year 0206, 2206):
+-- its row is rejected rather than aged, charged or looked up in the reference rates (contract §1).
+create or replace temp macro date_problem(field, v, as_of) as
     case
         when v is null then null
         when not regexp_full_match(v, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
             then field || ' ''' || left(v, 40) || ''' is not a date written YYYY-MM-DD'
         when try_cast(v as date) is null
             then field || ' ' || v || ' is not a real calendar date'
+        when try_cast(v as date) < date '1900-01-01'
+            then field || ' ' || v || ' is before 1900: check the year'
+        when try_cast(v as date) < cast(as_of as date) - interval 50 year
+            then field || ' ' || v || ' is more than 50 years before the run date ' || cast(as_of as date) || ': check the year'
+        when try_cast(v as date) > cast(as_of as date) + interval 50 year
+            then field || ' ' || v || ' is more than 50 years after the run date ' || cast(as_of as date) || ': check the year'
     end;
 
 create or replace temp macro amount_problem(field, v) as
@@ -34,9 +42,11 @@ create or replace temp macro amount_problem(field, v) as
 create or replace temp macro text_problem(field, v, max_len) as
     case when length(v) > max_len then field || ' is longer than ' || max_len || ' characters' end;
 
-create or replace temp macro duplicate_problem(field, v, row_no, first_row) as
-    case when v is not null and row_no > first_row
-        then 'duplicate ' || field || ' ''' || v || ''' (first seen on row ' || first_row || ', which is kept)' end;
+-- kept_row: the row kept for this id, the first one whose other checks all pass (contract §1);
+-- null when every row of the id is invalid (each is then rejected for its own problems only).
+create or replace temp macro duplicate_problem(field, v, row_no, kept_row) as
+    case when v is not null and kept_row is not null and row_no <> kept_row
+        then 'duplicate ' || field || ' ''' || v || ''' (row ' || kept_row || ', the first valid row with this id, is kept)' end;
 
 -- 'true'/'false' in the usual spellings; null for anything else.
 create or replace temp macro parse_bool(v) as
@@ -46,8 +56,5 @@ create or replace temp macro parse_bool(v) as
         when lower(v) in ('false', 'f', '0', 'no', 'n', 'non') then false
     end;
 
--- A phone number in E.164 once spaces, dots, dashes and brackets are removed.
-create or replace temp macro normalize_phone(v) as regexp_replace(v, '[\s.\-()]', '', 'g');
-create or replace temp macro phone_ok(v) as regexp_full_match(normalize_phone(v), '\+[1-9][0-9]{6,14}');
 create or replace temp macro email_ok(v) as
     length(v) <= 254 and regexp_full_match(v, '[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+');

@@ -23,6 +23,6 @@ credit as (
     from unapplied
 )
 
-select $as_of as as_of, customer_id, currency, bucket, cast(amount as decimal(18,2)) as amount, invoice_count
+select $as_of as as_of, customer_id, currency, bucket, cast(amount as decimal(38,2)) as amount, invoice_count
 from (select * from by_bucket union all select * from credit)
 where amount <> 0

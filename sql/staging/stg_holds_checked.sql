@@ -23,20 +23,18 @@ parsed as (
     select
         source.*,
         lower(source.kind) as kind_code,
-        min(source._row_number) over (partition by source.hold_id) as first_row,
         invoices.invoice_id is not null as invoice_found,
         invoices.customer_id as invoice_customer_id
     from source
     left join invoices on invoices.invoice_id = source.invoice_id
 ),
 
-checked as (
+checked_row as (
     select
         parsed.*,
         nullif(concat_ws('; ',
             is_missing('hold_id', hold_id),
             text_problem('hold_id', hold_id, 100),
-            duplicate_problem('hold_id', hold_id, _row_number, first_row),
             is_missing('customer_id', customer_id),
             case when customer_id is not null and customer_id not in (select customer_id from customers)
                 then 'customer_id ''' || left(customer_id, 100) || ''' is not a known customer (absent from customers, or its row was rejected)' end,
@@ -48,12 +46,28 @@ checked as (
             case when kind_code not in ('dispute', 'promise', 'payment_plan', 'legal', 'other')
                 then 'kind ''' || left(kind, 40) || ''' is not one of dispute, promise, payment_plan, legal, other' end,
             is_missing('start_date', start_date),
-            date_problem('start_date', start_date),
-            date_problem('end_date', end_date),
+            date_problem('start_date', start_date, $as_of),
+            date_problem('end_date', end_date, $as_of),
             case when try_cast(end_date as date) < try_cast(start_date as date)
                 then 'end_date ' || end_date || ' is before start_date ' || start_date end
-        ), '') as reject_reason
+        ), '') as row_problem
     from parsed
+),
+
+kept as (
+    -- the first valid row of each id is kept (contract §1)
+    select
+        checked_row.*,
+        min(_row_number) filter (where row_problem is null) over (partition by hold_id) as kept_row
+    from checked_row
+),
+
+checked as (
+    select
+        kept.*,
+        nullif(concat_ws('; ', row_problem, duplicate_problem('hold_id', hold_id, _row_number, kept_row)), '')
+            as reject_reason
+    from kept
 )
 
 select
@@ -65,5 +79,6 @@ select
     try_cast(end_date as date) as end_date,
     reject_reason,
     _source,
-    _row_number
+    _row_number,
+    _land_row
 from checked

@@ -19,35 +19,49 @@ parsed as (
     select
         source.*,
         lower(coalesce(source.kind, 'invoice')) as kind_code,
-        upper(coalesce(source.currency, 'EUR')) as currency_code,
-        min(_row_number) over (partition by source.invoice_id) as first_row
+        upper(coalesce(source.currency, 'EUR')) as currency_code
     from source
 ),
 
-checked as (
+checked_row as (
     select
         parsed.*,
         nullif(concat_ws('; ',
             is_missing('invoice_id', invoice_id),
             text_problem('invoice_id', invoice_id, 100),
-            duplicate_problem('invoice_id', invoice_id, _row_number, first_row),
             is_missing('customer_id', customer_id),
             case when customer_id is not null and customer_id not in (select customer_id from customers)
                 then 'customer_id ''' || left(customer_id, 100) || ''' is not a known customer (absent from customers, or its row was rejected)' end,
             case when kind_code not in ('invoice', 'credit_note')
                 then 'kind ''' || left(kind, 40) || ''' is not invoice or credit_note' end,
             is_missing('issue_date', issue_date),
-            date_problem('issue_date', issue_date),
+            date_problem('issue_date', issue_date, $as_of),
             is_missing('due_date', due_date),
-            date_problem('due_date', due_date),
+            date_problem('due_date', due_date, $as_of),
             case when try_cast(due_date as date) < try_cast(issue_date as date)
                 then 'due_date ' || due_date || ' is before issue_date ' || issue_date end,
             is_missing('amount', amount),
             amount_problem('amount', amount),
             case when currency_code not in (select currency from currencies)
                 then 'currency ''' || left(currency, 40) || ''' is not an ISO 4217 code (e.g. EUR, GBP)' end
-        ), '') as reject_reason
+        ), '') as row_problem
     from parsed
+),
+
+kept as (
+    -- the first valid row of each id is kept (contract §1)
+    select
+        checked_row.*,
+        min(_row_number) filter (where row_problem is null) over (partition by invoice_id) as kept_row
+    from checked_row
+),
+
+checked as (
+    select
+        kept.*,
+        nullif(concat_ws('; ', row_problem, duplicate_problem('invoice_id', invoice_id, _row_number, kept_row)), '')
+            as reject_reason
+    from kept
 )
 
 select
@@ -60,5 +74,6 @@ select
     currency_code as currency,
     reject_reason,
     _source,
-    _row_number
+    _row_number,
+    _land_row
 from checked

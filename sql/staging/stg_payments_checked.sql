@@ -23,7 +23,6 @@ parsed as (
     select
         source.*,
         upper(coalesce(source.currency, 'EUR')) as currency_code,
-        min(source._row_number) over (partition by source.payment_id) as first_row,
         invoices.invoice_id is not null as invoice_found,
         invoices.customer_id as invoice_customer_id,
         invoices.currency as invoice_currency,
@@ -32,13 +31,12 @@ parsed as (
     left join invoices on invoices.invoice_id = source.invoice_id
 ),
 
-checked as (
+checked_row as (
     select
         parsed.*,
         nullif(concat_ws('; ',
             is_missing('payment_id', payment_id),
             text_problem('payment_id', payment_id, 100),
-            duplicate_problem('payment_id', payment_id, _row_number, first_row),
             is_missing('customer_id', customer_id),
             case when customer_id is not null and customer_id not in (select customer_id from customers)
                 then 'customer_id ''' || left(customer_id, 100) || ''' is not a known customer (absent from customers, or its row was rejected)' end,
@@ -51,13 +49,29 @@ checked as (
             case when invoice_found and invoice_kind = 'credit_note'
                 then 'invoice_id ' || invoice_id || ' is a credit note; a payment settles an invoice' end,
             is_missing('paid_date', paid_date),
-            date_problem('paid_date', paid_date),
+            date_problem('paid_date', paid_date, $as_of),
             is_missing('amount', amount),
             amount_problem('amount', amount),
             case when currency_code not in (select currency from currencies)
                 then 'currency ''' || left(currency, 40) || ''' is not an ISO 4217 code (e.g. EUR, GBP)' end
-        ), '') as reject_reason
+        ), '') as row_problem
     from parsed
+),
+
+kept as (
+    -- the first valid row of each id is kept (contract §1)
+    select
+        checked_row.*,
+        min(_row_number) filter (where row_problem is null) over (partition by payment_id) as kept_row
+    from checked_row
+),
+
+checked as (
+    select
+        kept.*,
+        nullif(concat_ws('; ', row_problem, duplicate_problem('payment_id', payment_id, _row_number, kept_row)), '')
+            as reject_reason
+    from kept
 )
 
 select
@@ -69,5 +83,6 @@ select
     currency_code as currency,
     reject_reason,
     _source,
-    _row_number
+    _row_number,
+    _land_row
 from checked

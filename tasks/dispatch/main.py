@@ -7,13 +7,13 @@ the rest of the step.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from relance import phones
 from relance.errors import UserError
 from relance.policy import load_policy
 from tasks import warehouse
@@ -26,7 +26,6 @@ from tasks.step import get_logger, step
 
 CHANNEL_ORDER = ("letter", "registered_letter", "email", "sms", "phone", "visit", "handoff")
 PDF_CHANNELS = ("letter", "registered_letter", "handoff")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 # -- preparation ---------------------------------------------------------------------------------
@@ -45,9 +44,9 @@ def check_contacts(con, now: datetime) -> dict[str, int]:
         if channel == "email":
             ok = valid_email(row["email"])
             what = "no email address" if not row["email"] else f"email address {row['email']!r} is not valid"
-        elif channel in ("sms", "phone"):
-            ok = bool(row["phone"] and _E164.match(row["phone"]))
-            what = "no phone number" if not row["phone"] else f"phone {row['phone']!r} is not an E.164 number"
+        elif channel in ("sms", "phone"):  # relance.phones: the rule ingest loads phones with
+            what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
+            ok = what is None
         elif channel in ("letter", "registered_letter", "visit"):
             if not _has_address(row):
                 undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"})
@@ -146,7 +145,7 @@ def _charges_view(con) -> None:
     """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
     per-invoice charges table, whatever it names its columns; empty when it does not exist."""
     empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
-             "null::decimal(18,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
+             "null::decimal(38,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
     if not ledger.table_exists(con, "action_charges"):
         con.execute(empty)
         return
@@ -158,7 +157,7 @@ def _charges_view(con) -> None:
         return
     con.execute(
         "create or replace temp view dispatch_charges as select action_id, invoice_id, "
-        f"{interest + '::decimal(18,2)' if interest else 'null::decimal(18,2)'} as interest_amount, "
+        f"{interest + '::decimal(38,2)' if interest else 'null::decimal(38,2)'} as interest_amount, "
         f"{indemnity + '::decimal(18,2)' if indemnity else 'null::decimal(18,2)'} as indemnity_amount "
         "from action_charges"
     )

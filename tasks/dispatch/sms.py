@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relance import phones
 from tasks.dispatch.config import WEEKDAYS, SmsCfg
 from tasks.dispatch.ledger import Result, naive_utc
 
@@ -379,8 +380,9 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
             failures.append((row["delivery_id"], f"too long: {parts.count} {parts.encoding} parts "
                                                  f"({parts.units} units) > sms.max_segments {cfg.max_segments}"))
             continue
-        if not row.get("phone"):
-            failures.append((row["delivery_id"], "no phone number"))
+        no_sms = phones.sms_problem(row.get("phone"))  # a mobile only (relance.phones)
+        if no_sms:
+            failures.append((row["delivery_id"], no_sms))
             continue
         items.append(OutgoingSms(row["delivery_id"], row["action_id"], row["phone"], body, parts,
                                  folder / f"{ledger.file_stem(row['delivery_id'])}.txt"))

@@ -7,9 +7,12 @@ rejects its row with a reason instead of failing the load. A file that cannot be
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from relance.errors import SourceError
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
@@ -17,22 +20,13 @@ from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQ
 #: DuckDB types of Parquet naive timestamps: in a date column they are read as their date.
 _NAIVE_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 
-MAX_LINE_BYTES = 64 * 1024 * 1024  # a 10 MB field still loads; its row is then judged on its values
+MAX_LINE_BYTES = 64 * 1024 * 1024  # the longest value read: a 10 MB field still loads and is judged on its values
 
 STRUCTURAL_REJECTS_DDL = """
 create or replace temp table raw_structural_rejects (
     source varchar, entity varchar, row_number bigint, raw varchar, reason varchar
 )
 """
-
-_CSV_ERRORS = {
-    "TOO MANY COLUMNS": "the line has more fields than the header",
-    "MISSING COLUMNS": "the line has fewer fields than the header",
-    "UNQUOTED VALUE": "a field has a quote character inside an unquoted value",
-    "LINE SIZE OVER MAXIMUM": "the line is longer than 64 MB",
-    "CAST ERROR": "a value could not be read",
-}
-
 
 def find_files(folder: Path) -> dict[str, Path | None]:
     """The file of each entity in a folder; SourceError for a missing folder, a missing
@@ -79,7 +73,13 @@ def _column_map(shown: str, entity: str, names: list[str]) -> dict[str, str]:
     SourceError when a required column is missing."""
     mapping: dict[str, str] = {}
     for name in names:
-        mapping.setdefault(name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_"), name)
+        key = name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_")
+        if key in mapping:
+            same = "" if mapping[key] == name else f" (as {mapping[key]!r} and {name!r})"
+            raise SourceError(
+                f"{shown}: the header names column {key!r} twice{same}; keep one column of each name"
+            )
+        mapping[key] = name
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
     if missing:
         raise SourceError(
@@ -114,7 +114,7 @@ def land_file(
     cols = COLUMNS[entity]
     if path is None:
         col_defs = ", ".join(f"{c} varchar" for c in cols)
-        con.execute(f"create or replace temp table {table} ({col_defs}, _source varchar, _row_number bigint)")
+        con.execute(f"create or replace temp table {table} ({col_defs}, _source varchar, _row_number bigint, _land_row bigint)")
         con.execute(f"create or replace temp table land_{entity} ({col_defs})")
         return 0
     label = source_label or str(path)
@@ -127,6 +127,12 @@ def land_file(
             raise SourceError(f"{label}: not a readable Parquet file: {_first_line(e)}") from None
         names = [r[0] for r in described]
         types = {r[0]: r[1] for r in described}
+        import pyarrow.parquet as pq
+
+        try:  # the file's own names: DuckDB renames a repeated one (amount, AMOUNT_1)
+            _column_map(label, entity, pq.read_schema(path).names)
+        except (OSError, pa.ArrowException):
+            pass  # DuckDB read it: its names are the ones checked below
         mapping = _column_map(label, entity, names)
         select_cols = ", ".join(
             f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
@@ -151,61 +157,154 @@ def land_file(
         )
     else:
         _sniff_text(path, label)
-        # the rejects of an earlier file must not be reported again under this one
-        con.execute("drop table if exists _land_rejects")
-        con.execute("drop table if exists _land_scan")
-        scan = (
-            "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
-            "rejects_table = '_land_rejects', rejects_scan = '_land_scan', "
-            f"max_line_size = {MAX_LINE_BYTES}, encoding = 'utf-8'"
-            + (", delim = ',', quote = '\"', escape = '\"'" if generated else "")
-            + ")"
-        )
-        try:
-            names = [r[0] for r in con.execute(f"describe select * from {scan}", params).fetchall()]
-        except duckdb.Error as e:
-            raise _csv_error(label, e) from None
-        mapping = _column_map(label, entity, names)
-        try:
-            con.execute(f"create or replace temp table _land as select * from {scan}", params)
-        except duckdb.Error as e:
-            raise _csv_error(label, e) from None
-        rejects = con.execute(
-            "select error_type, line, csv_line, error_message from _land_rejects order by line"
-        ).fetchall()
-        bad_encoding = [r for r in rejects if r[0] == "INVALID ENCODING"]
-        if bad_encoding:
-            raise SourceError(
-                f"{label}: the file is not UTF-8 encoded (first bad line: {bad_encoding[0][1]}); "
-                "save it as UTF-8 CSV"
-            )
-        for error_type, line, csv_line, message in rejects:
-            reason = f"{_CSV_ERRORS.get(error_type, error_type.lower())} ({message}); fix the line and reload"
-            con.execute(
-                "insert into raw_structural_rejects values ($source, $entity, $row, $raw, $reason)",
-                {"source": label, "entity": entity, "row": line, "raw": csv_line, "reason": reason},
-            )
+        mapping = _land_csv(con, path, label, entity, generated)
         select_cols = ", ".join(
             f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping
             else f"cast(null as varchar) as {c}"
             for c in cols
         )
-    # rowid is the position in the file (insertion order is preserved); row 1 is the header.
+    if path.suffix.lower() == ".parquet":
+        # rowid is the position in the file (insertion order is preserved); row 1 is the header.
+        row_number, join = "_land.rowid + 2", ""
+    else:  # the row a spreadsheet shows (see _read_csv)
+        row_number, join = "_land_numbers.n", "join _land_numbers on _land_numbers.i = _land.rowid"
     con.execute(
         f"create or replace temp table {table} as "
-        f"select {select_cols}, $label as _source, rowid + 2 as _row_number from _land order by rowid",
+        f"select {select_cols}, $label as _source, {row_number} as _row_number, _land.rowid as _land_row "
+        f"from _land {join} order by _land.rowid",
         {"label": label},
     )
+    con.execute("drop table if exists _land_numbers")
     con.execute(f"drop table if exists land_{entity}")
     con.execute(f"alter table _land rename to land_{entity}")  # same rows, same rowids
-    return con.execute(f"select count(*) from {table}").fetchone()[0]
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
-def _csv_error(shown: str, e: Exception) -> SourceError:
-    text = str(e)
-    if "Invalid unicode" in text or "not utf-8" in text.lower():
-        return SourceError(f"{shown}: the file is not UTF-8 encoded; save it as UTF-8 CSV")
-    return SourceError(f"{shown}: cannot be read as CSV: {_first_line(e)}")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+_BATCH_ROWS = 50_000  # rows held in memory at once while a CSV file is landed
+
+
+def _land_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: str, generated: bool) -> dict[str, str]:
+    """Land a CSV file into the temp tables _land (its columns, as text) and _land_numbers (i, n):
+    row i of _land (its rowid) is row n of the file. A line whose field count differs from the
+    header's goes to raw_structural_rejects with its row number and text. Returns the column map.
+
+    Row numbers are the rows a spreadsheet shows when it opens the file: the header is row 1
+    (when it is the first line), every line is a row — blank lines included, as a spreadsheet
+    shows them, though they load nothing — and a quoted value that spans several lines stays in
+    its one row (a text editor would count its lines). The delimiter is the one of , ; tab |
+    most frequent in the header line (, for files relance writes itself); quotes are ", doubled
+    inside a quoted value (RFC 4180). The file is read in batches: memory does not grow with it."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return _land_csv_text(con, f, label, entity, generated)
+    except UnicodeDecodeError:
+        with path.open("rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+        raise SourceError(
+            f"{label}: the file is not UTF-8 encoded (first bad line: {number}); save it as UTF-8 CSV"
+        ) from None
+
+
+def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str, str]:
+    lines: list[str] = []
+
+    def source():
+        for line in f:
+            lines.append(line)
+            yield line
+
+    csv.field_size_limit(MAX_LINE_BYTES)
+    feed = source()
+    blank_lead: list[str] = []  # the delimiter is read from the header line: find it first
+    for line in feed:
+        if line.strip():
+            break
+        blank_lead.append(line)
+    header_line = lines[-1] if lines and lines[-1].strip() else ""
+    if not header_line:
+        raise SourceError(f"{label}: the file is empty (it needs at least a header line)")
+    if generated:
+        delimiter = ","
+    else:
+        counts = {d: header_line.count(d) for d in _DELIMITERS}
+        delimiter = max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    lines.clear()
+
+    def replay():
+        lines.append(header_line)
+        yield header_line
+        yield from feed
+
+    reader = csv.reader(replay(), delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    row = len(blank_lead)
+    header: list[str] | None = None
+    mapping: dict[str, str] = {}
+    batch: list[list[str]] = []
+    numbers: list[int] = []
+    landed = 0
+    empty_is_null = ""
+
+    def flush() -> None:
+        nonlocal landed
+        columns = list(zip(*batch)) if batch else [()] * len(header)
+        land = pa.table([pa.array(col, type=pa.string()) for col in columns], names=[f"c{i}" for i in range(len(header))])
+        index = pa.table({"i": pa.array(range(landed, landed + len(batch)), type=pa.int64()),
+                          "n": pa.array(numbers, type=pa.int64())})
+        con.register("_land_batch", land)
+        con.register("_land_batch_numbers", index)
+        try:
+            con.execute("insert into _land select " + empty_is_null + " from _land_batch")
+            con.execute("insert into _land_numbers select * from _land_batch_numbers")
+        finally:
+            con.unregister("_land_batch")
+            con.unregister("_land_batch_numbers")
+        landed += len(batch)
+        batch.clear()
+        numbers.clear()
+
+    try:
+        for record in reader:
+            row += 1
+            text = lines.copy() if len(record) != len(header or record) else None  # the raw text of a bad line
+            lines.clear()
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line: a row of the spreadsheet, nothing to load
+            if header is None:
+                header = [n if n.strip() else f"column{i}" for i, n in enumerate(record)]
+                mapping = _column_map(label, entity, header)
+                con.execute(
+                    "create or replace temp table _land ("
+                    + ", ".join(f"{_quote_ident(n)} varchar" for n in header) + ")"
+                )
+                con.execute("create or replace temp table _land_numbers (i bigint, n bigint)")
+                empty_is_null = ", ".join(f"nullif(c{i}, '')" for i in range(len(header)))  # as DuckDB reads CSV
+                continue
+            if len(record) != len(header):
+                more = len(record) > len(header)
+                reason = (
+                    f"the line has {'more' if more else 'fewer'} fields than the header "
+                    f"({len(record)} fields, the header has {len(header)}); fix the line and reload"
+                )
+                con.execute(
+                    "insert into raw_structural_rejects values ($source, $entity, $row, $raw, $reason)",
+                    {"source": label, "entity": entity, "row": row, "raw": "".join(text).rstrip("\r\n"), "reason": reason},
+                )
+                continue
+            batch.append(record)
+            numbers.append(row)
+            if len(batch) >= _BATCH_ROWS:
+                flush()
+    except csv.Error as e:
+        raise SourceError(f"{label}: cannot be read as CSV at row {row + 1}: {e}") from None
+    flush()
+    return mapping
 
 
 def land_folder(

@@ -497,15 +497,18 @@ def extract(url: str, workdir: Path) -> tuple[Path, dict[str, str]]:
                         f"{label}: not found (HTTP 404); the API must serve {entity} — check the source URL"
                     )
                 continue
-            _write_entity(folder / f"{entity}.csv", entity, pages)
+            _write_entity(folder / f"{entity}.csv", entity, pages, label)
             labels[entity] = label
     finally:
         client.close()
     return folder, labels
 
 
-def _write_entity(path: Path, entity: str, pages: Iterator[list]) -> int:
-    """Stream the records to a JSON-lines spool (to learn every key), then write the CSV."""
+def _write_entity(path: Path, entity: str, pages: Iterator[list], label: str = "") -> int:
+    """Stream the records to a JSON-lines spool (to learn every key), then write the CSV.
+
+    A record naming one column under two keys (`amount` and `Amount`) stops the entity with a
+    clear error, as a file whose header names a column twice does: which one is meant is not known."""
     columns: dict[str, None] = dict.fromkeys(COLUMNS[entity])
     spool = path.with_suffix(".jsonl")
     count = 0
@@ -513,10 +516,16 @@ def _write_entity(path: Path, entity: str, pages: Iterator[list]) -> int:
         for records in pages:
             for record in records:
                 row = {}
+                keys: dict[str, str] = {}
                 for key, value in record.items():
                     col = _column(str(key))
-                    if col not in row or row[col] == "":
-                        row[col] = _date_text(_text(value)) if col in DATE_COLUMNS else _text(value)
+                    if col in keys:
+                        raise SourceError(
+                            f"{label or path.stem}: record {count + 1} names column {col!r} twice "
+                            f"(as {keys[col]!r} and {str(key)!r}); keep one key of each name"
+                        )
+                    keys[col] = str(key)
+                    row[col] = _date_text(_text(value)) if col in DATE_COLUMNS else _text(value)
                     columns.setdefault(col, None)
                 out.write(json.dumps(row, ensure_ascii=False))
                 out.write("\n")
