@@ -166,6 +166,19 @@ def test_a_failing_run_is_recorded_failed_with_its_reason(small_source, tmp_path
     assert run["step_counts"] == {} and run["source_fingerprint"] is None  # nothing was loaded
 
 
+def test_a_failing_backfill_fails_each_of_its_dates(small_source, tmp_path):
+    from flows.backfill import backfill_run
+    from relance.errors import UserError
+
+    db = tmp_path / "r.duckdb"
+    (Path(small_source) / "payments.csv").write_bytes(b"\xff\xfe\x00p\x00a\x00y")
+    with pytest.raises(UserError) as err:
+        backfill_run("2026-03-10", "2026-03-12", small_source, db=str(db))
+    rows = _runs(db)
+    assert [(r["kind"], r["as_of"], r["outcome"], r["reason"]) for r in rows] == [
+        ("backfill", date(2026, 3, d), "failed", str(err.value)) for d in (10, 11, 12)]
+
+
 def test_the_row_is_written_at_the_start(tmp_path):
     """A crashed run stays visible: its row is `running`, with no end, from the moment it starts."""
     from tasks import audit
@@ -325,3 +338,76 @@ def test_the_flow_run_id_names_the_run_its_actions_and_its_decisions(prefect_ser
     assert {r[0] for r in _q(db, "select run_id from dunning_actions")} == {flow_run_id}
     # the deliveries were sent by this run (its dispatch task, in the flow run)
     assert {r[0] for r in _q(db, "select run_id from delivery_events where status = 'sent'")} == {flow_run_id}
+
+
+def _pending_source(tmp_path) -> tuple[str, str]:
+    """The runs before Mon 03-23, when both debtors' formal notices come (done by the ladder's code)."""
+    src = write_source(tmp_path / "src", customers=[customer("C1"), customer("C2")],
+                       invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")])
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19"])
+    return src, db
+
+
+def test_auto_approve_names_the_nightly_run(tmp_path):
+    src, db = _pending_source(tmp_path)
+    _cli("run", "--as-of", "2026-03-23", "--source", src, "--db", db, "--outbox", str(tmp_path / "box"), "--auto-approve")
+    [run] = _runs(db)
+    assert sorted(_q(db, "select action_id, run_id, decided_by, decided_run_id from dunning_actions "
+                         "where stage = 'formal_notice'")) == [
+        (A1, run["run_id"], "auto-approve", run["run_id"]), (A2, run["run_id"], "auto-approve", run["run_id"])]
+
+
+def test_the_approval_in_the_prefect_ui_is_a_run_of_its_own(prefect_server, tmp_path, monkeypatch):
+    """The decision typed in the paused flow run: a row `<flow run id>/approve` (kind approve, actor the
+    form's `by`), named by the actions it decided; the nightly row is the flow run's."""
+    import threading
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.nightly import nightly_dunning
+
+    monkeypatch.setenv("RELANCE_APPROVAL_POLL_S", "1")
+    src, db = _pending_source(tmp_path)
+    box: dict = {}
+
+    def run():
+        box["state"] = nightly_dunning(as_of=date(2026, 3, 23), source=src, db=db, outbox=str(tmp_path / "box"),
+                                       report_dir=str(tmp_path / "reports"), approval_timeout_hours=0.05,
+                                       return_state=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    paused, deadline = None, time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while paused is None and time.monotonic() < deadline:
+            found = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=["nightly-2026-03-23"]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            paused = found[0] if found else time.sleep(0.5)
+    assert paused is not None, "the flow run did not pause for the approval"
+    # while it waits, its row is there, running
+    [running] = _runs(db)
+    assert (running["run_id"], running["outcome"]) == (str(paused.id), "running")
+    resume_flow_run(paused.id, run_input={"approve": [A1], "reject": [A2], "reason": "disputed", "by": "julie"})
+    thread.join(180)
+    assert box["state"].is_completed(), box["state"]
+    flow_run_id = str(paused.id)
+    rows = {r["run_id"]: r for r in _runs(db)}
+    assert set(rows) == {flow_run_id, f"{flow_run_id}/approve"}
+    nightly, decision = rows[flow_run_id], rows[f"{flow_run_id}/approve"]
+    assert (nightly["kind"], nightly["outcome"], nightly["flow_run_id"]) == ("nightly", "completed", flow_run_id)
+    assert (decision["kind"], decision["outcome"], decision["flow_run_id"], decision["actor"]) == (
+        "approve", "completed", flow_run_id, "julie (prefect-ui)")
+    assert nightly["started_at"] <= decision["started_at"] <= decision["ended_at"] <= nightly["ended_at"]
+    assert sorted(_q(db, "select action_id, run_id, status, decided_by, decided_run_id from dunning_actions "
+                         "where stage = 'formal_notice'")) == [
+        (A1, flow_run_id, "approved", "julie (prefect-ui)", f"{flow_run_id}/approve"),
+        (A2, flow_run_id, "rejected", "julie (prefect-ui)", f"{flow_run_id}/approve")]
+    # the approved letter was sent by the nightly run's dispatch, after the decision
+    assert _q(db, "select run_id from delivery_events where delivery_id = $d and status = 'sent'",
+              {"d": f"{A1}|registered_letter"}) == [(flow_run_id,)]
