@@ -205,8 +205,11 @@ def backfill_run(
             reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
             written = last.step("write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None)
         except BaseException as e:
-            with warehouse.open_db(db) as con:
-                audit.fail_running(con, [r.run_id for r in runs], e)
+            try:
+                with warehouse.open_db(db) as con:
+                    audit.fail_running(con, [r.run_id for r in runs], e)
+            except Exception as inner:  # never hide the backfill's own error behind the record's
+                log.error("backfill: audit rows not recorded as failed (%s)", inner)
             raise
         with warehouse.open_db(db) as con:
             audit.finish(con, last)

@@ -181,14 +181,29 @@ def start(con, kind: str, as_of: date, *, policy: str | Path | None = None, sour
           actor: str | None = None, channels: str | Path | None = None, run_id: str | None = None) -> Run:
     """Write the run's row (outcome `running`) and return the Run. run_id: the id to use (made free by a
     `#n` suffix if taken); default the Prefect flow-run id in a flow run, else a new uuid."""
+    [run] = _start(con, kind, [as_of], [run_id or flow_run_id() or str(uuid.uuid4())], policy=policy,
+                   source=source, actor=actor, channels=channels)
+    return run
+
+
+def start_dates(con, kind: str, dates: Sequence[date], *, run_id: str | None = None, **kwargs: Any) -> list[Run]:
+    """One row per date, written ahead in one statement (outcome `running`): run ids `<base>/<date>`,
+    base `run_id`, else the flow-run id or a new uuid — e.g. a backfill's dates, each completed
+    (finish) as its replay ends."""
+    base = run_id or flow_run_id() or str(uuid.uuid4())
+    return _start(con, kind, list(dates), [f"{base}/{d.isoformat()}" for d in dates], **kwargs)
+
+
+def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | Path | None = None,
+           source: str | None = None, actor: str | None = None, channels: str | Path | None = None) -> list[Run]:
     from tasks.dispatch.config import config_path  # the channels file dispatch reads
 
     if kind not in KINDS:
         raise ValueError(f"audit: unknown kind {kind!r}")
     warehouse.ensure_schema(con)
     flow_run = flow_run_id()
-    rid = _free_id(con, run_id or flow_run or str(uuid.uuid4()))
-    rules = kind in RULE_KINDS
+    ids = [_free_id(con, i) for i in ids]
+    rules = kind in RULE_KINDS  # what the run used: hashed once for all its rows
     policy_path = (Path(policy) if policy else DEFAULT_POLICY) if rules else None
     channels_path = config_path(channels) if rules else None
     if actor is None:
@@ -204,17 +219,17 @@ def start(con, kind: str, as_of: date, *, policy: str | Path | None = None, sour
         """
         insert into runs (run_id, kind, as_of, flow_run_id, actor, source, started_at, outcome, code_version,
                           policy_path, policy_sha256, channels_path, channels_sha256, templates_sha256)
-        values ($run_id, $kind, $as_of, $flow_run_id, $actor, $source, $now, 'running', $code, $policy_path,
-                $policy_sha, $channels_path, $channels_sha, $templates_sha)
+        select unnest($ids::varchar[]), $kind, unnest($dates::date[]), $flow_run_id, $actor, $source, $now,
+               'running', $code, $policy_path, $policy_sha, $channels_path, $channels_sha, $templates_sha
         """,
-        {"run_id": rid, "kind": kind, "as_of": as_of, "flow_run_id": flow_run, "actor": actor, "source": source,
+        {"ids": ids, "dates": dates, "kind": kind, "flow_run_id": flow_run, "actor": actor, "source": source,
          "now": _now(), "code": code_version(), "policy_path": str(policy_path) if rules else None,
          "policy_sha": sha256_file(policy_path) if rules else None,
          "channels_path": str(channels_path) if rules else None,
          "channels_sha": sha256_file(channels_path) if rules else None,
          "templates_sha": sha256_folder(TEMPLATES_DIR) if rules else None},
     )
-    return Run(rid, kind, as_of, flow_run)
+    return [Run(i, kind, d, flow_run) for i, d in zip(ids, dates)]
 
 
 def begin(con, run: Run) -> None:
@@ -225,9 +240,11 @@ def begin(con, run: Run) -> None:
 def finish(con, run: Run, error: BaseException | str | None = None,
            fingerprint: dict | None | bool = True) -> None:
     """Complete the row: outcome `completed`, or `failed` with the error's one line; the step counts
-    and the source fingerprint (True: read it now; a dict: that one; None: none)."""
+    and the source fingerprint (True: read it now — but none for a run that reads the source and
+    failed before its ingest ended: the staging would be an earlier load's; a dict: that one; None: none)."""
     if fingerprint is True:
-        fingerprint = source_fingerprint(con)
+        stale = error is not None and run.kind in SOURCE_KINDS and "ingest" not in run.steps
+        fingerprint = None if stale else source_fingerprint(con)
     reason = None if error is None else error if isinstance(error, str) else _one_line(error)
     con.execute(
         """
@@ -275,13 +292,6 @@ def audited(db: str | Path, kind: str, as_of: date, *, con=None, policy: str | P
     _CURRENT.reset(token)
     with connection() as c:
         finish(c, run)
-
-
-def start_dates(con, kind: str, dates: Sequence[date], **kwargs: Any) -> list[Run]:
-    """One row per date, written ahead (outcome `running`): run ids `<base>/<date>`, base the flow-run id
-    or a new uuid — e.g. a backfill's dates, each completed (finish) as its replay ends."""
-    base = kwargs.pop("run_id", None) or flow_run_id() or str(uuid.uuid4())
-    return [start(con, kind, d, run_id=f"{base}/{d.isoformat()}", **kwargs) for d in dates]
 
 
 def fail_running(con, run_ids: Sequence[str], error: BaseException) -> None:

@@ -155,15 +155,17 @@ def test_a_failing_run_is_recorded_failed_with_its_reason(small_source, tmp_path
     from relance.errors import UserError
 
     db = tmp_path / "r.duckdb"
+    nightly_run(as_of="2026-03-09", source=small_source, db=str(db))  # the night before: a good load
     bad = Path(small_source) / "payments.csv"
     bad.write_bytes(b"\xff\xfe\x00p\x00a\x00y")  # not a CSV relance can read
     with pytest.raises(UserError) as err:
         nightly_run(as_of="2026-03-10", source=small_source, db=str(db))
-    [run] = _runs(db)
-    assert (run["kind"], run["outcome"]) == ("nightly", "failed")
+    [good, run] = _runs(db)
+    assert (good["outcome"], run["kind"], run["outcome"]) == ("completed", "nightly", "failed")
     assert run["reason"] == str(err.value) and str(bad) in run["reason"] and "\n" not in run["reason"]
     assert run["ended_at"] >= run["started_at"]
-    assert run["step_counts"] == {} and run["source_fingerprint"] is None  # nothing was loaded
+    # nothing was loaded: no counts, and not the fingerprint of the night before's staging
+    assert run["step_counts"] == {} and run["source_fingerprint"] is None
 
 
 def test_a_failing_backfill_fails_each_of_its_dates(small_source, tmp_path):
