@@ -88,7 +88,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
     """Age and climb the ladder (replay mode) for each date from start to end, on one connection.
 
     run_ids: the audit rows of the dates (audit.start_dates), each completed as its date ends — but
-    the last date's, whose counts come back as `last_day_steps` for the backfill to complete it."""
+    the last date's, whose start and counts come back as `last_day` for the backfill to complete it."""
     log = get_logger()
     pol = load_policy(policy)
     days = [start + timedelta(n) for n in range((end - start).days + 1)]
@@ -107,7 +107,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
             for n, day in enumerate(days):
                 run = audit.Run(run_ids[n], "backfill", day) if run_ids else None
                 if run:
-                    audit.begin(con, run)
+                    audit.begin(run)
                 t0 = time.perf_counter()
                 age_on(con, day, pol)
                 aged.append(day)
@@ -123,7 +123,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
                     if n < len(days) - 1:
                         audit.finish(con, run, fingerprint=fingerprint)
                     else:
-                        last_day_steps = run.steps
+                        last_day = {"started_at": run.started_at, "steps": run.steps}
                 measuring += time.perf_counter() - t2
                 aging, laddering = aging + t1 - t0, laddering + t2 - t1
                 actions.update(s["actions_by_stage"])
@@ -146,7 +146,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
         "seconds_metrics": round(measuring, 2),
     }
     if run_ids:
-        summary["last_day_steps"] = last_day_steps
+        summary["last_day"] = last_day
     log.info("replay %s..%s: %d days, %d actions %s", start, end, len(days), summary["actions"], dict(actions))
     return summary
 
@@ -201,7 +201,9 @@ def backfill_run(
             replayed = replay(db, start, end, policy, [r.run_id for r in runs])
             last = runs[-1]
             last.step("ingest", loaded)
-            last.steps.update(replayed.pop("last_day_steps"))
+            last_day = replayed.pop("last_day")
+            last.started_at = last_day["started_at"]
+            last.steps.update(last_day["steps"])
             reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
             written = last.step("write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None)
         except BaseException as e:

@@ -159,6 +159,7 @@ class Run:
     as_of: date
     flow_run_id: str | None = None
     steps: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None  # set by begin() for a row written ahead
 
     def step(self, name: str, summary: Any) -> Any:
         """Record the counts of a step's summary under its name; returns the summary unchanged."""
@@ -168,13 +169,22 @@ class Run:
         return summary
 
 
-def _free_id(con, base: str) -> str:
+def _free_ids(con, bases: list[str]) -> list[str]:
+    """Each id as given, or with the first `#n` suffix not taken yet (a run done again under its id)."""
     taken = {r[0] for r in con.execute(
-        "select run_id from runs where run_id = $b or starts_with(run_id, $b || '#')", {"b": base}).fetchall()}
-    n = 1
-    while (base if n == 1 else f"{base}#{n}") in taken:
-        n += 1
-    return base if n == 1 else f"{base}#{n}"
+        """
+        select run_id from runs
+        where regexp_replace(run_id, '#[0-9]+$', '') in (select unnest($bases::varchar[]))
+        """,
+        {"bases": bases},
+    ).fetchall()}
+    free = []
+    for base in bases:
+        n = 1
+        while (base if n == 1 else f"{base}#{n}") in taken:
+            n += 1
+        free.append(base if n == 1 else f"{base}#{n}")
+    return free
 
 
 def start(con, kind: str, as_of: date, *, policy: str | Path | None = None, source: str | None = None,
@@ -202,7 +212,7 @@ def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | P
         raise ValueError(f"audit: unknown kind {kind!r}")
     warehouse.ensure_schema(con)
     flow_run = flow_run_id()
-    ids = [_free_id(con, i) for i in ids]
+    ids = _free_ids(con, ids)
     rules = kind in RULE_KINDS  # what the run used: hashed once for all its rows
     policy_path = (Path(policy) if policy else DEFAULT_POLICY) if rules else None
     channels_path = config_path(channels) if rules else None
@@ -232,9 +242,10 @@ def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | P
     return [Run(i, kind, d, flow_run) for i, d in zip(ids, dates)]
 
 
-def begin(con, run: Run) -> None:
-    """The run's work starts now (for rows written ahead, as a backfill writes its dates)."""
-    con.execute("update runs set started_at = $now where run_id = $id", {"now": _now(), "id": run.run_id})
+def begin(run: Run) -> None:
+    """The run's work starts now (for rows written ahead, as a backfill writes its dates): the row's
+    started_at becomes this moment when it is finished."""
+    run.started_at = _now()
 
 
 def finish(con, run: Run, error: BaseException | str | None = None,
@@ -248,11 +259,11 @@ def finish(con, run: Run, error: BaseException | str | None = None,
     reason = None if error is None else error if isinstance(error, str) else _one_line(error)
     con.execute(
         """
-        update runs set ended_at = $now, outcome = $outcome, reason = $reason,
-                        source_fingerprint = $fingerprint, step_counts = $steps
+        update runs set started_at = coalesce($started, started_at), ended_at = $now, outcome = $outcome,
+                        reason = $reason, source_fingerprint = $fingerprint, step_counts = $steps
         where run_id = $id
         """,
-        {"now": _now(), "outcome": "completed" if error is None else "failed", "reason": reason,
+        {"started": run.started_at, "now": _now(), "outcome": "completed" if error is None else "failed", "reason": reason,
          "fingerprint": None if fingerprint is None else json.dumps(fingerprint),
          "steps": json.dumps(run.steps), "id": run.run_id},
     )
