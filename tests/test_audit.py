@@ -20,6 +20,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+import flows.nightly  # noqa: F401 — importing Prefect sets up its log handlers: on the real stderr, not CliRunner's
 from relance import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from relance.cli import app
 from tests.ladder_helpers import customer, hold, invoice, payment, run_days, write_source
@@ -195,6 +196,20 @@ def test_the_row_is_written_at_the_start(tmp_path):
     [row] = _runs(db)
     assert (row["outcome"], row["reason"]) == ("failed", "KeyboardInterrupt: (no message)")
     assert audit.current_run_id() is None
+
+
+def test_a_run_done_again_under_its_id_gets_a_suffix(tmp_path):
+    """A Prefect flow run retried keeps its flow-run id: the second attempt's row is `<id>#2`, the first stays."""
+    from tasks import audit
+
+    db = str(tmp_path / "r.duckdb")
+    with pytest.raises(RuntimeError):
+        with audit.audited(db, "nightly", date(2026, 3, 10), run_id="flow-1"):
+            raise RuntimeError("source unreachable")
+    with audit.audited(db, "nightly", date(2026, 3, 10), run_id="flow-1"):
+        pass
+    assert [(r["run_id"], r["outcome"], r["reason"]) for r in _runs(db)] == [
+        ("flow-1", "failed", "RuntimeError: source unreachable"), ("flow-1#2", "completed", None)]
 
 
 @pytest.fixture
