@@ -20,7 +20,7 @@ from prefect import flow
 from relance.dates import parse_date
 from relance.errors import UserError
 from relance.policy import load_policy
-from tasks import warehouse
+from tasks import audit, warehouse
 from tasks.age import age_on
 from tasks.escalate import CHARGED_STAGES, Ladder
 from tasks.alerts import alert
@@ -84,8 +84,11 @@ class _Progress:
 
 
 @step(name="replay")
-def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
-    """Age and climb the ladder (replay mode) for each date from start to end, on one connection."""
+def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: list[str] | None = None) -> dict:
+    """Age and climb the ladder (replay mode) for each date from start to end, on one connection.
+
+    run_ids: the audit rows of the dates (audit.start_dates), each completed as its date ends — but
+    the last date's, whose start and counts come back as `last_day` for the backfill to complete it."""
     log = get_logger()
     pol = load_policy(policy)
     days = [start + timedelta(n) for n in range((end - start).days + 1)]
@@ -99,17 +102,28 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
         with warehouse.open_db(db) as con:
             warehouse.ensure_schema(con)
             ladder = Ladder(con, pol, start, end)
+            fingerprint = audit.source_fingerprint(con) if run_ids else None  # staging is the same for every day
             aged: list[date] = []  # the days this replay aged, all from the staging ingested once
-            for day in days:
+            for n, day in enumerate(days):
+                run = audit.Run(run_ids[n], "backfill", day) if run_ids else None
+                if run:
+                    audit.begin(run)
                 t0 = time.perf_counter()
                 age_on(con, day, pol)
                 aged.append(day)
                 t1 = time.perf_counter()
-                s = ladder.run(day, mode="replay")
+                s = ladder.run(day, mode="replay", run_id=run.run_id if run else None)
                 t2 = time.perf_counter()
                 # the point-in-time views at those days are their invoice_snapshot: measure reads
                 # them there and allocates again only the dates before the replay's start
-                measure_on(con, day, pol, snapshot_dates=aged)
+                m = measure_on(con, day, pol, snapshot_dates=aged)
+                if run:
+                    run.step("replay", s)
+                    run.step("measure", m)
+                    if n < len(days) - 1:
+                        audit.finish(con, run, fingerprint=fingerprint)
+                    else:
+                        last_day = {"started_at": run.started_at, "steps": run.steps}
                 measuring += time.perf_counter() - t2
                 aging, laddering = aging + t1 - t0, laddering + t2 - t1
                 actions.update(s["actions_by_stage"])
@@ -131,6 +145,8 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
         "seconds_ladder": round(laddering, 2),
         "seconds_metrics": round(measuring, 2),
     }
+    if run_ids:
+        summary["last_day"] = last_day
     log.info("replay %s..%s: %d days, %d actions %s", start, end, len(days), summary["actions"], dict(actions))
     return summary
 
@@ -174,11 +190,31 @@ def backfill_run(
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
-        loaded = ingest(source, db, end, source_schema, policy)
-        _check_rates(pol, db, start, end)
-        replayed = replay(db, start, end, policy)
-        reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
-        written = write_back(db, end, metrics_target, since=start) if metrics_target else None
+        # the audit record: one row per date, written ahead (`running`), each completed as its date ends;
+        # the last date's carries the ingest and is completed after the report (tasks/audit.py)
+        days = [start + timedelta(n) for n in range((end - start).days + 1)]
+        with warehouse.open_db(db) as con:
+            runs = audit.start_dates(con, "backfill", days, policy=policy, source=source)
+        try:
+            loaded = ingest(source, db, end, source_schema, policy)
+            _check_rates(pol, db, start, end)
+            replayed = replay(db, start, end, policy, [r.run_id for r in runs])
+            last = runs[-1]
+            last.step("ingest", loaded)
+            last_day = replayed.pop("last_day")
+            last.started_at = last_day["started_at"]
+            last.steps.update(last_day["steps"])
+            reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
+            written = last.step("write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None)
+        except BaseException as e:
+            try:
+                with warehouse.open_db(db) as con:
+                    audit.fail_running(con, [r.run_id for r in runs], e)
+            except Exception as inner:  # never hide the backfill's own error behind the record's
+                log.error("backfill: audit rows not recorded as failed (%s)", inner)
+            raise
+        with warehouse.open_db(db) as con:
+            audit.finish(con, last)
 
     summary = {
         "start": start.isoformat(),
@@ -188,6 +224,7 @@ def backfill_run(
         "replay": replayed,
         "report": reported,
         "write_back": written,
+        "run_ids": [r.run_id for r in runs],
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("backfill %s..%s done in %.1f s", start, end, summary["seconds"])

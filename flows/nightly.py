@@ -21,6 +21,7 @@ from relance.policy import load_policy
 from tasks.age import age
 from tasks.alerts import alert
 from tasks.approve import ask_for_approval
+from tasks.audit import audited
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
 from tasks.ingest import ingest
@@ -55,16 +56,18 @@ def nightly_run(
     outbox = outbox or str(Path(db).parent / "outbox")
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
-        loaded = ingest(source, db, as_of, source_schema, policy)
-        aged = age(db, as_of, policy)
-        laddered = escalate(db, as_of, policy, mode="live")
-        approval = ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours)
-        dispatched = dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
-        measured = measure(db, as_of, policy)
-        reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
-        publish_artifacts(db, as_of, reported, policy)
-        # last: a PostgreSQL outage fails the run only after every local output exists
-        written = write_back(db, as_of, metrics_target) if metrics_target else None
+        with audited(db, "nightly", as_of, policy=policy, source=source) as run:  # the `runs` row
+            loaded = run.step("ingest", ingest(source, db, as_of, source_schema, policy))
+            aged = run.step("age", age(db, as_of, policy))
+            laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
+            approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours))
+            dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
+                                                       auto_approve=auto_approve))
+            measured = run.step("measure", measure(db, as_of, policy))
+            reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
+            publish_artifacts(db, as_of, reported, policy)
+            # last: a PostgreSQL outage fails the run only after every local output exists
+            written = run.step("write_back", write_back(db, as_of, metrics_target) if metrics_target else None)
 
     summary = {
         "as_of": as_of.isoformat(),
@@ -78,6 +81,7 @@ def nightly_run(
         "measure": measured,
         "report": reported,
         "write_back": written,
+        "run_id": run.run_id,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("nightly run for %s done in %.1f s: %d rows rejected, %d actions, deliveries %s, %d pending approval; "

@@ -143,13 +143,17 @@ def dispatch_cmd(
 ) -> None:
     """Send what is planned (and approved) without re-running the night: e.g. a 09:00 run for the SMS deferred by quiet hours."""
     from relance.dates import parse_date, today
+    from tasks.audit import audited
     from tasks.dispatch import dispatch
 
     day = parse_date(as_of, "--as-of") or today()
+    if not db.exists():
+        _fail(f"{db} does not exist: run the nightly job (relance run) first")
     _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
-    summary = dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send, policy=policy,
-                       batch_size=batch_size, auto_approve=auto_approve)
+    with audited(db, "dispatch", day, policy=policy) as run:  # the run's row in `runs`
+        summary = run.step("dispatch", dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send,
+                                                policy=policy, batch_size=batch_size, auto_approve=auto_approve))
     typer.echo(json.dumps(summary, indent=2, default=str) if as_json else "\n".join(format_dispatch(summary)))
 
 

@@ -8,8 +8,9 @@ Inside a nightly flow run without auto_approve, when actions wait for approval
    and amounts only: no names, no addresses) — and the drafts to read;
 2. pauses for typed input (`ApprovalInput`: approve all, or approve / reject by action id,
    with a reason and who decides) — the UI's "Resume" button shows the form;
-3. records the decision with the same code as `relance approve` (tasks.dispatch.approval.decide);
-   the dispatch that follows sends what was approved.
+3. records the decision with the same code as `relance approve` (tasks.dispatch.approval.decide),
+   as an audited run of its own (kind approve, run_id `<flow run id>/approve`, actor the `by` of the
+   form); the dispatch that follows sends what was approved.
 If nobody answers within the timeout, the run goes on without a decision: the notices stay
 `pending_approval` for the next run or `relance approve`. Outside a flow run (the CLI),
 nothing pauses: `relance approve` is the way.
@@ -142,13 +143,17 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
     try:
         if not (answer.approve_all or answer.approve or answer.reject):
             raise UserError("approval: the answer approves and rejects nothing")
+        from tasks import audit
         from tasks.dispatch import ledger
         from tasks.dispatch.approval import decide
 
         with warehouse.open_db(db) as con:
             ledger.ensure_tables(con)
-            decided = decide(con, as_of, approve_all=answer.approve_all, action_ids=answer.approve,
-                             reject_ids=answer.reject, by=f"{by} (prefect-ui)", reason=answer.reason or None)
+            with audit.audited(db, "approve", as_of, con=con, actor=f"{by} (prefect-ui)",
+                               run_id=f"{audit.flow_run_id()}/approve") as run:
+                decided = run.step("approve", decide(
+                    con, as_of, approve_all=answer.approve_all, action_ids=answer.approve, reject_ids=answer.reject,
+                    by=f"{by} (prefect-ui)", reason=answer.reason or None, run_id=run.run_id))
     except UserError as e:
         # a wrong id or a missing reason changes nothing; tonight's other deliveries still go
         log.error("approval: %s — nothing decided; the notices stay pending_approval", e)

@@ -58,7 +58,8 @@ _EPISODE_WRITES = [
 # The messages and charges go with the actions this run wrote (dated as_of: a unit that had an
 # action dated as_of already takes no new step), never with an older action of the same id.
 _ACTION_WRITES = [
-    "insert or ignore into dunning_actions by name select * from int_ladder_new_actions",
+    # run_id: the audited run that wrote the action (tasks/audit.py)
+    "insert or ignore into dunning_actions by name select *, cast($run_id as varchar) as run_id from int_ladder_new_actions",
     """insert or ignore into deliveries by name
        select * from int_ladder_deliveries
        where action_id in (select action_id from dunning_actions where as_of = $as_of)""",
@@ -135,7 +136,7 @@ class Ladder:
             )
         self.span = (start, end)
 
-    def params(self, as_of: date, mode: str) -> dict:
+    def params(self, as_of: date, mode: str, run_id: str | None = None) -> dict:
         pol, charges = self.pol, self.pol.late_payment_charges
         return {
             "as_of": as_of,
@@ -149,6 +150,7 @@ class Ladder:
             "indemnity_currency": charges.indemnity_currency,
             "days_in_year": charges.days_in_year,
             "now": datetime.now(timezone.utc).replace(tzinfo=None),
+            "run_id": run_id,
         }
 
     def check_rates(self, as_of: date) -> None:
@@ -158,14 +160,15 @@ class Ladder:
         if earliest is not None:
             self.pol.require_rates(earliest + timedelta(days=1), as_of)
 
-    def run(self, as_of: date, mode: str = "live") -> dict:
-        """Decide and write the ladder for as_of; returns the day's counts."""
+    def run(self, as_of: date, mode: str = "live", run_id: str | None = None) -> dict:
+        """Decide and write the ladder for as_of; returns the day's counts. run_id: the audited run
+        writing the actions (tasks/audit.py)."""
         if mode not in MODES:
             raise UserError(f"escalate mode {mode!r}: expected one of {', '.join(MODES)}")
         if not (self.span[0] <= as_of <= self.span[1]):
             self._calendar(min(as_of, self.span[0]), max(as_of, self.span[1]))
         started = time.perf_counter()
-        params = self.params(as_of, mode)
+        params = self.params(as_of, mode, run_id)
         con = self.con
         warehouse.run_models(con, LADDER_MODELS, params)
         acting = warehouse.scalar(con, "select count(*) from int_ladder_decisions where acts") > 0
@@ -250,7 +253,7 @@ class Ladder:
 
 
 @step(name="escalate")
-def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live") -> dict:
+def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live", run_id: str | None = None) -> dict:
     """Write unit_stage for as_of and the day's new dunning_actions and deliveries (replay mode:
     deliveries `simulated`). Reads invoice_snapshot of as_of, so `age` runs first."""
     log = get_logger()
@@ -259,7 +262,7 @@ def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live"
         raise UserError(f"escalate mode {mode!r}: expected one of {', '.join(MODES)}")
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
-        summary = Ladder(con, pol, as_of, as_of).run(as_of, mode)
+        summary = Ladder(con, pol, as_of, as_of).run(as_of, mode, run_id)
     log.info(
         "escalate (%s): %d units, %d held, %d actions %s, deliveries %s",
         mode, summary["units"], summary["held_units"], summary["actions"],

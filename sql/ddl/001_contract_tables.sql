@@ -99,13 +99,5 @@ create table if not exists recovery_metrics (
     value           decimal(38,4) not null
 );
 
-create table if not exists runs (
-    run_id       varchar primary key,
-    as_of        date not null,
-    mode         varchar not null,
-    source       varchar,
-    started_at   timestamp not null,
-    finished_at  timestamp,
-    status       varchar not null,
-    stats        json
-);
+-- runs: the audit record of every run, see 004_audit.sql.
+

@@ -26,3 +26,8 @@ create table if not exists delivery_events (
 -- first), so that dispatch works on any database of the contract.
 alter table dunning_actions add column if not exists indemnity_currency varchar;
 alter table deliveries add column if not exists fallback_from varchar;
+
+-- The audit record (004_audit.sql) on what dispatch and the approval write: the run that recorded
+-- each event, the run that decided each action. Here too, so that dispatch alone finds them.
+alter table delivery_events add column if not exists run_id varchar;
+alter table dunning_actions add column if not exists decided_run_id varchar;

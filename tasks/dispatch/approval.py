@@ -1,8 +1,9 @@
 """Approval of the actions of stages with `requires_approval` (the formal notice by default).
 
 The ladder plans their deliveries as `pending_approval`; nothing is sent until a person decides:
-* approve → the action's status becomes `approved` (decided_by, decided_at, decision_reason)
-  and its deliveries `planned`: the next dispatch sends them;
+* approve → the action's status becomes `approved` (decided_by, decided_at, decision_reason,
+  decided_run_id: the audited run that recorded the decision, tasks/audit.py) and its deliveries
+  `planned`: the next dispatch sends them;
 * reject  → the action becomes `rejected`, its deliveries `skipped`, with who rejected and why
   (decision_reason, and last_error "rejected by …: why" on each delivery).
 `relance approve --db PATH --as-of D (--all | --action ID… | --reject ID… --reason R)`;
@@ -34,16 +35,18 @@ def pending_actions(con, as_of: date) -> dict[str, dict]:
                    "amount_due": r[5], "deliveries": r[6]} for r in rows}
 
 
-def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime) -> int:
+def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime,
+            run_id: str | None) -> int:
     """decision 'approved' or 'rejected'; returns the number of deliveries moved. Caller holds the transaction."""
     if not action_ids:
         return 0
     con.execute(
         """
-        update dunning_actions set status = $status, decided_by = $by, decided_at = $now, decision_reason = $reason
+        update dunning_actions set status = $status, decided_by = $by, decided_at = $now, decision_reason = $reason,
+                                   decided_run_id = $run_id
         where action_id in (select unnest($ids::varchar[]))
         """,
-        {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids},
+        {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids, "run_id": run_id},
     )
     new_status = "planned" if decision == "approved" else "skipped"
     detail = (f"approved by {by}" if decision == "approved" else f"rejected by {by}") + (f": {reason}" if reason else "")
@@ -62,19 +65,24 @@ def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | No
     if moved:
         con.execute(
             """
-            insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
-            select delivery_id, $now, status, 'pending_approval', channel, provider, $actor, $detail
+            insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail,
+                                         run_id)
+            select delivery_id, $now, status, 'pending_approval', channel, provider, $actor, $detail, $run_id
             from deliveries where delivery_id in (select unnest($ids::varchar[]))
             """,
-            {"now": now, "actor": f"approve:{by}", "detail": detail, "ids": moved},
+            {"now": now, "actor": f"approve:{by}", "detail": detail, "ids": moved, "run_id": run_id},
         )
     return len(moved)
 
 
 def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], reject_ids: Sequence[str],
-           by: str, reason: str | None, now: datetime | None = None) -> dict:
-    """The approval on an open connection (used by approve() and by dispatch's auto-approve)."""
+           by: str, reason: str | None, now: datetime | None = None, run_id: str | None = None) -> dict:
+    """The approval on an open connection (used by approve() and by dispatch's auto-approve).
+    run_id: the run recording the decision (default: the audited run this runs in)."""
+    from tasks.audit import current_run_id
+
     now = ledger.naive_utc(now)
+    run_id = run_id or current_run_id()
     pending = pending_actions(con, as_of)
     action_ids, reject_ids = list(dict.fromkeys(action_ids)), list(dict.fromkeys(reject_ids))
     both = sorted(set(action_ids) & set(reject_ids))
@@ -93,8 +101,8 @@ def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], re
         raise UserError("approve: say why the actions are rejected (--reason)")
     to_approve = [i for i in pending if i not in set(reject_ids)] if approve_all else action_ids
     with warehouse.transaction(con):
-        rejected = _decide(con, reject_ids, "rejected", by, reason, now)
-        approved = _decide(con, to_approve, "approved", by, reason if approve_all or action_ids else None, now)
+        rejected = _decide(con, reject_ids, "rejected", by, reason, now, run_id)
+        approved = _decide(con, to_approve, "approved", by, reason if approve_all or action_ids else None, now, run_id)
     return {
         "approved": to_approve,
         "rejected": reject_ids,
@@ -102,18 +110,23 @@ def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], re
         "deliveries_skipped": rejected,
         "still_pending": [i for i in pending if i not in set(to_approve) | set(reject_ids)],
         "by": by,
+        "run_id": run_id,
     }
 
 
 def approve(db: str, as_of: date, approve_all: bool = False, action_ids: Sequence[str] = (),
             reject_ids: Sequence[str] = (), by: str = "", reason: str | None = None,
             now: datetime | None = None) -> dict:
-    """`relance approve`: approve all, or the named actions, and/or reject the named ones (with a reason)."""
+    """`relance approve`: approve all, or the named actions, and/or reject the named ones (with a reason).
+    One audited run (kind approve, actor `by`): the decision names it."""
+    from tasks import audit
+
     if not by:
         raise UserError("approve: say who decides (--by NAME)")
     if not approve_all and not action_ids and not reject_ids:
         raise UserError("approve: choose --all, --action ID… or --reject ID…")
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
-        return decide(con, as_of, approve_all=approve_all, action_ids=action_ids, reject_ids=reject_ids,
-                      by=by, reason=reason, now=now)
+        with audit.audited(db, "approve", as_of, con=con, actor=by) as run:
+            return run.step("approve", decide(con, as_of, approve_all=approve_all, action_ids=action_ids,
+                                              reject_ids=reject_ids, by=by, reason=reason, now=now, run_id=run.run_id))

@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from relance import SQL_DIR
 from relance.errors import UserError
+from tasks.audit import current_run_id
 from tasks import warehouse
 
 #: Statuses a run may act on or leave behind (contract §4 plus `sending`, `in_doubt`).
@@ -322,12 +323,14 @@ def record(con, results: Sequence[Result], now: datetime) -> None:
             )
             con.execute(
                 """
-                insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail,
+                                             run_id)
                 select r.delivery_id, $now, r.status, 'sending', d.channel, r.provider, 'dispatch',
-                       coalesce(r.error, case when r.provider_message_id is not null then 'message id ' || r.provider_message_id end)
+                       coalesce(r.error, case when r.provider_message_id is not null then 'message id ' || r.provider_message_id end),
+                       $run_id
                 from dispatch_results r join deliveries d using (delivery_id)
                 """,
-                {"now": now},
+                {"now": now, "run_id": current_run_id()},  # the audited run that sent (tasks/audit.py)
             )
     finally:
         con.unregister("dispatch_results")
@@ -351,7 +354,11 @@ def resolve(
 
     sent=True: the provider did accept it → `sent` (sent_at = when it was handed over).
     sent=False: it did not go → `planned`, so the next run sends it.
+    One audited run (kind resolve, actor `by`, tasks/audit.py): its events name it.
     """
+    from relance.dates import today
+    from tasks import audit
+
     if not by:
         raise UserError("resolve: say who decides (--by NAME)")
     ids = list(dict.fromkeys(delivery_ids))
@@ -373,7 +380,8 @@ def resolve(
             problems += [f"{i}: is {s}, not {' or '.join(allowed)}" for i, s in wrong.items()]
             raise UserError("resolve: nothing changed —\n  " + "\n  ".join(problems))
         detail = f"resolved by {by}: {'sent' if sent else 'not sent'}" + (f" — {reason}" if reason else "")
-        with warehouse.transaction(con):
+        with audit.audited(db, "resolve", today(), con=con, actor=by) as run, warehouse.transaction(con):
+            run.step("resolve", {"sent" if sent else "not_sent": len(ids)})
             for i in ids:
                 previous = found[i]
                 if sent:
@@ -393,11 +401,13 @@ def resolve(
                     )
                 con.execute(
                     """
-                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
-                    select delivery_id, $now, status, $previous, channel, provider, $actor, $detail
+                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor,
+                                                 detail, run_id)
+                    select delivery_id, $now, status, $previous, channel, provider, $actor, $detail, $run_id
                     from deliveries where delivery_id = $id
                     """,
-                    {"now": now, "previous": previous, "actor": f"resolve:{by}", "detail": detail, "id": i},
+                    {"now": now, "previous": previous, "actor": f"resolve:{by}", "detail": detail, "id": i,
+                     "run_id": run.run_id},
                 )
     return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
 
