@@ -22,7 +22,7 @@ from relance.errors import UserError
 from relance.policy import load_policy
 from tasks import warehouse
 from tasks.age import age_on
-from tasks.escalate import CHARGED_STAGES, Ladder
+from tasks.escalate import Ladder
 from tasks.alerts import alert
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
@@ -135,20 +135,6 @@ def replay(db: str, start: date, end: date, policy: str | None = None) -> dict:
     return summary
 
 
-def _check_rates(pol, db: str, start: date, end: date) -> None:
-    """Refuse up front when the range needs a reference rate the policy does not have: every
-    half-year of [start, end], if the policy states charges and a customer is in a charged segment."""
-    if not any(s.code in CHARGED_STAGES for s in pol.stages):
-        return
-    with warehouse.open_db(db, read_only=True) as con:
-        charged = warehouse.scalar(
-            con, "select count(*) from stg_customers where list_contains($s, segment)",
-            {"s": list(pol.late_payment_charges.applies_to_segments)},
-        )
-    if charged:
-        pol.require_rates(start, end)
-
-
 def backfill_run(
     start: date | str,
     end: date | str,
@@ -175,7 +161,6 @@ def backfill_run(
     # under the last date of the range (the day the source is read as of).
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
         loaded = ingest(source, db, end, source_schema)
-        _check_rates(pol, db, start, end)
         replayed = replay(db, start, end, policy)
         reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
         written = write_back(db, end, metrics_target, since=start) if metrics_target else None

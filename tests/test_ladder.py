@@ -439,15 +439,15 @@ def test_partial_payment_changes_the_driving_invoice_and_the_episode_goes_on(tmp
 
 def test_pending_approval_blocks_until_approved(tmp_path):
     """I1 due 01-30: the formal notice of Mon 03-23 is pending approval. The target is amicable
-    (+45 was 03-16), yet the runs of 03-26 and 03-30 take no step; once the notice is approved,
-    the next run (03-31) takes the amicable step."""
+    (+45 was 03-16), yet the runs of 03-26 and 03-30 take no step; once the notice is approved
+    and sent, the next run (03-31) takes the amicable step."""
     src = write_source(tmp_path / "src", customers=[customer("C1")],
                        invoices=[invoice("I1", "C1", "2026-01-30", "800.00")])
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23", "2026-03-26", "2026-03-30"])
     assert steps(db)[-1] == ("2026-03-23", "formal_notice")
     assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "pending_approval"
-    set_action_status(db, "C1|EUR|1|formal_notice", "approved")
+    send_action(db, "C1|EUR|1|formal_notice")  # approved, and sent by that night's dispatch
     run_days(None, db, ["2026-03-31"])
     assert steps(db)[-1] == ("2026-03-31", "amicable")
 
@@ -508,8 +508,9 @@ def test_channels_fall_back_to_letter_and_undeliverable(tmp_path):
 
 def test_formal_notice_deliveries_without_address_or_email(tmp_path):
     """Formal notices of Mon 03-23 (I due 01-30, runs of the late-start scenario). With no channel
-    left to send on (NOTHING), there is nothing to approve: the notice is a planned step and the
-    ladder goes on (amicable on Thu 03-26, +45 having passed); the others wait for approval."""
+    left to send on (NOTHING), there is nothing to approve: the notice is a planned step, but no
+    formal notice was sent, so nothing after it is taken (no amicable on Thu 03-26, though +45 has
+    passed: contract §3); the others wait for approval."""
     src = write_source(
         tmp_path / "src",
         customers=[customer("NOADDR", street="", postal_code="", city=""), customer("NOMAIL", email=""),
@@ -533,8 +534,11 @@ def test_formal_notice_deliveries_without_address_or_email(tmp_path):
         ("NOMAIL|EUR|1|formal_notice", "pending_approval", True),
         ("NOTHING|EUR|1|formal_notice", "planned", False),
     ]
-    assert [s for s in steps(db) if s[0] == "2026-03-26"] == [("2026-03-26", "amicable")]
-    assert actions(db, "NOTHING")[-1][4] == "amicable"
+    assert [s for s in steps(db) if s[0] == "2026-03-26"] == []
+    assert actions(db, "NOTHING")[-1][4] == "formal_notice"
+    u = unit(db, "2026-03-26", "NOTHING")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == ("amicable", "formal_notice", "formal_notice_not_sent")
+    assert unit(db, "2026-03-26", "NOMAIL")["no_action_reason"] == "pending_approval"
 
 
 def test_two_channels_falling_back_make_one_letter(tmp_path):
@@ -587,3 +591,70 @@ def test_nightly_run_reports_the_ladder(tmp_path):
         "live", 1, 1, {"due": 1}, {"planned": 1})
     text = format_summary(summary)
     assert "1 new: 1 due" in text and "unit_stage" in text
+
+
+def test_tolerance_no_contact_for_cents(tmp_path):
+    """Default tolerance 5.00 per currency. Due Fri 01-30, runs on 03-10 (+39) and 03-13. 0.05 and 4.99
+    owed: never contacted; the episode is open (the unit has a target: call_2, as formal_notice
+    needs 100.00) but the unit is at_target, the reason in unit_stage. 5.00 owed is not below: due
+    on 03-10, call_1 on 03-13."""
+    src = write_source(
+        tmp_path / "src", customers=[customer("C005"), customer("C499"), customer("C500")],
+        invoices=[invoice("I1", "C005", "2026-01-30", "0.05"), invoice("I2", "C499", "2026-01-30", "4.99"),
+                  invoice("I3", "C500", "2026-01-30", "5.00")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13"])
+    assert steps(db, "C005") == [] and steps(db, "C499") == []
+    assert steps(db, "C500") == [("2026-03-10", "due"), ("2026-03-13", "call_1")]
+    u = unit(db, "2026-03-13", "C005")
+    assert (u["episode_id"], u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+        "C005|EUR|1", "call_2", None, "at_target", "below_tolerance")
+    assert u["wait_detail"] == "owes 0.05 EUR, below the tolerance of 5.00 EUR"
+    assert unit(db, "2026-03-13", "C499")["wait_detail"] == "owes 4.99 EUR, below the tolerance of 5.00 EUR"
+    assert unit(db, "2026-03-13", "C500")["wait_reason"] is None
+
+
+def test_tolerance_per_currency(tmp_path):
+    """A policy with a tolerance of 10.00 GBP and 2.00 for the other currencies: 9.99 GBP is not
+    contacted, 3.00 CHF (not listed: the default) is (due on 03-10)."""
+    pol = policy_with(tmp_path, 'tolerance:\n  default: "5.00"\n', 'tolerance:\n  default: "2.00"\n')
+    text = Path(pol).read_text(encoding="utf-8").replace('GBP: "5.00"', 'GBP: "10.00"')
+    Path(pol).write_text(text, encoding="utf-8")
+    from relance.policy import load_policy
+
+    assert load_policy(pol).tolerance.by_currency["GBP"] == D("10.00")
+    src = write_source(
+        tmp_path / "src", customers=[customer("C1")],
+        invoices=[invoice("G1", "C1", "2026-01-30", "9.99", currency="GBP"),
+                  invoice("U1", "C1", "2026-01-30", "3.00", currency="CHF")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10"], policy=pol)
+    assert steps(db, "C1", "GBP") == []
+    assert steps(db, "C1", "CHF") == [("2026-03-10", "due")]
+    assert unit(db, "2026-03-10", "C1", "GBP")["wait_detail"] == "owes 9.99 GBP, below the tolerance of 10.00 GBP"
+
+
+def test_costly_stages_need_their_minimum(tmp_path):
+    """Default minimums: formal_notice 100.00, amicable 250.00, litigation 500.00. Due Fri 01-30, runs
+    every business day's step from 03-10. 80.00 owed climbs to call_2 (03-19) and stays there: the
+    target is call_2. 200.00 owed gets its formal notice (03-23), sent; at +55 (03-26) its target is
+    still formal_notice (amicable needs 250.00): no visit for 200.00."""
+    src = write_source(
+        tmp_path / "src", customers=[customer("C80"), customer("C200")],
+        invoices=[invoice("I1", "C80", "2026-01-30", "80.00"), invoice("I2", "C200", "2026-01-30", "200.00")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"])
+    ladder = [("2026-03-10", "due"), ("2026-03-13", "call_1"), ("2026-03-16", "reminder_2"), ("2026-03-19", "call_2")]
+    assert steps(db, "C80") == ladder
+    assert steps(db, "C200") == ladder + [("2026-03-23", "formal_notice")]
+    send_action(db, "C200|EUR|1|formal_notice")
+    run_days(None, db, ["2026-03-26"])
+    u = unit(db, "2026-03-26", "C80")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+        "call_2", "call_2", "at_target", None)
+    u = unit(db, "2026-03-26", "C200")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == ("formal_notice", "formal_notice", "at_target")
+    assert steps(db, "C200")[-1] == ("2026-03-23", "formal_notice")
