@@ -88,3 +88,10 @@ def test_a_broken_policy_stops_the_nightly_run_and_the_backfill_before_anything_
     with pytest.raises(PolicyError, match=r"stages\[6\]\.channels\[0\]"):
         backfill_run("2026-03-01", "2026-03-02", src, str(db), policy=str(path))
     assert not db.exists()
+
+
+def test_a_tolerance_names_a_currency_code(tmp_path):
+    path = _variant(tmp_path, '    GBP: "5.00"', '    euro: "5.00"')
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert "tolerance.by_currency: 'euro' is not a currency code like EUR" in str(err.value)
