@@ -18,6 +18,7 @@ B2C: K1 1000.00 due 2025-12-01 → formal notice without charges.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -113,6 +114,17 @@ def test_a_missing_half_year_rate_holds_only_the_units_whose_charges_need_it(tmp
         assert u["wait_detail"] == ('no reference rate for 2025-H2 in the policy (reference_rates: add - '
                                     '{half_year: 2025-H2, rate: "…"}), needed for the charges of formal_notice')
     assert unit(db, "2026-01-20", "B2C")["wait_reason"] is None
+    # the report lists them, with the half-year to add
+    import html
+    from pathlib import Path
+
+    from tasks.report import report
+
+    out = report(db, date(2026, 1, 20), str(tmp_path / "rep"), language="en", policy=pol)
+    page = html.unescape(Path(out["html"]).read_text(encoding="utf-8"))
+    section = page[page.index("Waiting for a reference rate (policy)"):]
+    assert '<span class="badge alert">2</span>' in section[:200]
+    assert section.count("no reference rate for 2025-H2") == 2 and "Client B2B" in section
     run_days(None, db, ["2026-01-21"], policy=_policy(tmp_path))
     assert query(db, "select action_id, interest_amount from dunning_actions where as_of = '2026-01-21' order by 1") == [
         ("B2B|EUR|1|formal_notice", D("17.28")), ("B2B|USD|1|formal_notice", D("17.26"))]
