@@ -26,7 +26,6 @@ alter table unit_stage add column if not exists action_id varchar;          -- t
 alter table unit_stage add column if not exists no_action_reason varchar;   -- held, no_target, at_target, pending_approval, formal_notice_not_sent, missing_reference_rate, min_gap, non_business_day
 alter table unit_stage add column if not exists wait_reason varchar;        -- below_tolerance, formal_notice_not_sent, missing_reference_rate
 alter table unit_stage add column if not exists wait_detail varchar;        -- the same in words, with the amounts, episode or half-year
-alter table unit_stage add column if not exists mode varchar;               -- live or replay: the run that wrote the row
 
 -- dunning_actions: what the ladder needs to read back, and the charges' currency.
 alter table dunning_actions add column if not exists requires_approval boolean;

@@ -53,8 +53,7 @@ select
     case when unit_today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
         as no_action_reason,
     case when unit_today.action_id is null then decisions.wait_reason end as wait_reason,
-    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail,
-    cast($mode as varchar) as mode
+    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
 left join episode_today using (episode_id)
