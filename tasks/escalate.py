@@ -4,8 +4,9 @@ actions and their deliveries, with late-payment charges (contract §3; docs/poli
 SQL decides (sql/intermediate/int_ladder_*.sql, sql/marts/unit_stage.sql); Python loads the
 policy's small lookup tables, checks the reference rates, and moves the decided rows into the
 contract's tables. The ladder's state is read back from those tables (the open episode and its
-last action dated before as_of), so re-running a date is a no-op and a backfill reads real
-actions as its own state.
+last action dated before as_of), so re-running a date is a no-op. A live run's state is the real
+actions only (a backfill's simulated ones are history, never a step); a replay's state is the real
+actions and its own simulated ones (contract §3, "Live state and replays"; docs/policy.md §4).
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ class Ladder:
         }
 
     def check_rates(self, as_of: date) -> None:
-        """Refuse (PolicyError, naming reference_rates and the half-year) when a charged invoice's
-        late days fall in a half-year with no reference rate — before anything is written."""
+        """A safety net: the decisions already keep back every unit whose charges need a half-year
+        with no reference rate (no_action_reason missing_reference_rate), so no step taken today
+        should need one; if one did, refuse (PolicyError) before anything is written."""
         earliest = warehouse.scalar(self.con, "select min(due_date) from int_ladder_claims where charged")
         if earliest is not None:
             self.pol.require_rates(earliest + timedelta(days=1), as_of)
