@@ -604,7 +604,11 @@ def test_tolerance_no_contact_for_cents(tmp_path):
                   invoice("I3", "C500", "2026-01-30", "5.00")],
     )
     db = str(tmp_path / "r.duckdb")
-    run_days(src, db, ["2026-03-10", "2026-03-13"])
+    summaries = run_days(src, db, ["2026-03-10", "2026-03-13"])
+    assert summaries[-1]["held_back_by_reason"] == {"below_tolerance": 2}
+    from relance.cli import format_ladder
+
+    assert "  held back: 2 units (below the tolerance, not contacted)" in format_ladder(summaries[-1])
     assert steps(db, "C005") == [] and steps(db, "C499") == []
     assert steps(db, "C500") == [("2026-03-10", "due"), ("2026-03-13", "call_1")]
     u = unit(db, "2026-03-13", "C005")
