@@ -22,7 +22,7 @@ from relance.errors import UserError
 from relance.policy import load_policy
 from tasks import audit, warehouse
 from tasks.age import age_on
-from tasks.escalate import CHARGED_STAGES, Ladder
+from tasks.escalate import Ladder
 from tasks.alerts import alert
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
@@ -151,20 +151,6 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
     return summary
 
 
-def _check_rates(pol, db: str, start: date, end: date) -> None:
-    """Refuse up front when the range needs a reference rate the policy does not have: every
-    half-year of [start, end], if the policy states charges and a customer is in a charged segment."""
-    if not any(s.code in CHARGED_STAGES for s in pol.stages):
-        return
-    with warehouse.open_db(db, read_only=True) as con:
-        charged = warehouse.scalar(
-            con, "select count(*) from stg_customers where list_contains($s, segment)",
-            {"s": list(pol.late_payment_charges.applies_to_segments)},
-        )
-    if charged:
-        pol.require_rates(start, end)
-
-
 def backfill_run(
     start: date | str,
     end: date | str,
@@ -197,7 +183,6 @@ def backfill_run(
             runs = audit.start_dates(con, "backfill", days, policy=policy, source=source)
         try:
             loaded = ingest(source, db, end, source_schema, policy)
-            _check_rates(pol, db, start, end)
             replayed = replay(db, start, end, policy, [r.run_id for r in runs])
             last = runs[-1]
             last.step("ingest", loaded)

@@ -331,6 +331,8 @@ def format_backfill_summary(summary: dict) -> str:
     )
     if rep["deliveries_by_status"]:
         lines.append("  deliveries: " + ", ".join(f"{n} {s}" for s, n in sorted(rep["deliveries_by_status"].items())))
+    lines.append("  replay:   history for the report and metrics (mode replay); never a step for a live run, "
+                 "which goes on from the last real step")
     lines.append(f"  results:  {summary['db']} (tables unit_stage, dunning_actions, deliveries, dunning_episodes)")
     return "\n".join(lines)
 
@@ -353,6 +355,15 @@ def format_ladder(esc: dict) -> list[str]:
         words = {"min_gap": "within the minimum gap", "non_business_day": "not a business day in their country",
                  "pending_approval": "waiting for an approval"}
         lines.append("  waiting:  " + ", ".join(f"{n} units ({words.get(r, r)})" for r, n in waiting.items()))
+    held_back = esc.get("held_back_by_reason") or {}
+    if held_back:
+        words = {"below_tolerance": "below the tolerance, not contacted",
+                 "formal_notice_not_sent": "no formal notice sent: nothing after it",
+                 "missing_reference_rate": "no reference rate in the policy for their charges: see unit_stage.wait_detail"}
+        lines.append("  held back: " + ", ".join(f"{n} units ({words.get(r, r)})" for r, n in held_back.items()))
+    if esc.get("replay_history_not_taken"):
+        lines.append(f"  replay:   {esc['replay_history_not_taken']} simulated actions (backfill) in open episodes "
+                     "are history only (report, metrics): the ladder goes on from the last real step")
     for cur, c in esc.get("charges", {}).items():
         lines.append(f"  charges:  {cur}: {c['actions']} actions, interest {c['interest']}, indemnity {c['indemnity']}")
     return lines

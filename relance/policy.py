@@ -107,8 +107,39 @@ class ReferenceRate(_Strict):
         return date(int(y), 1 if h == "1" else 7, 1)
 
 
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class Tolerance(_Strict):
+    """The amount below which a unit is not contacted at all, per currency (contract §3)."""
+
+    default: Decimal = Decimal("5.00")
+    by_currency: dict[str, Decimal] = Field(default_factory=dict)
+
+    @field_validator("default")
+    @classmethod
+    def _default(cls, v: Decimal) -> Decimal:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v.quantize(Decimal("0.01"))
+
+    @field_validator("by_currency")
+    @classmethod
+    def _amounts(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for cur, amount in v.items():
+            if not _CURRENCY.match(str(cur)):
+                raise ValueError(f"{cur!r} is not a currency code like EUR")
+            if amount < 0:
+                raise ValueError(f"{cur}: must not be negative")
+        return {str(c): a.quantize(Decimal("0.01")) for c, a in v.items()}
+
+    def rows(self) -> list[tuple[str, Decimal]]:
+        return sorted(self.by_currency.items())
+
+
 class Policy(_Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
+    tolerance: Tolerance = Tolerance()
     min_gap_days: int = Field(default=3, ge=0, le=MAX_DAYS)
     business_days_only: bool = True
     aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
@@ -158,7 +189,7 @@ class Policy(_Strict):
         return rows
 
     def rate_for(self, day: date) -> Decimal | None:
-        half = f"{day.year}-H{1 if day.month <= 6 else 2}"
+        half = f"{day.year:04d}-H{1 if day.month <= 6 else 2}"
         for r in self.reference_rates:
             if r.half_year == half:
                 return r.rate
@@ -170,8 +201,8 @@ class Policy(_Strict):
         while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
             if self.rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
                 raise PolicyError(
-                    f"policy reference_rates: no rate for {y}-H{h}, needed for late-payment charges "
-                    f"up to {end.isoformat()}; add `- {{half_year: {y}-H{h}, rate: \"…\"}}`"
+                    f"policy reference_rates: no rate for {y:04d}-H{h}, needed for late-payment charges "
+                    f"up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, rate: \"…\"}}`"
                 )
             y, h = (y, 2) if h == 1 else (y + 1, 1)
 

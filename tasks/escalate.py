@@ -4,8 +4,9 @@ actions and their deliveries, with late-payment charges (contract §3; docs/poli
 SQL decides (sql/intermediate/int_ladder_*.sql, sql/marts/unit_stage.sql); Python loads the
 policy's small lookup tables, checks the reference rates, and moves the decided rows into the
 contract's tables. The ladder's state is read back from those tables (the open episode and its
-last action dated before as_of), so re-running a date is a no-op and a backfill reads real
-actions as its own state.
+last action dated before as_of), so re-running a date is a no-op. A live run's state is the real
+actions only (a backfill's simulated ones are history, never a step); a replay's state is the real
+actions and its own simulated ones (contract §3, "Live state and replays"; docs/policy.md §4).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ MODES = ("live", "replay")
 
 #: Stages whose actions state the late-payment charges (Code de commerce L441-10, D441-5).
 CHARGED_STAGES = ("formal_notice", "litigation")
+#: The stage whose real sending opens the stages above it (contract §3, "Live state and replays").
+NOTICE_STAGE = "formal_notice"
 
 LADDER_MODELS = [
     "intermediate/int_active_holds",
@@ -57,7 +60,20 @@ _EPISODE_WRITES = [
 ]
 # The messages and charges go with the actions this run wrote (dated as_of: a unit that had an
 # action dated as_of already takes no new step), never with an older action of the same id.
+#
+# A live step takes the place of a simulated action of the same id (same episode and stage, from a
+# backfill): the step has now really been taken, and the real action is the record (contract §3,
+# "Live state and replays"). The simulated action, its simulated deliveries and charges go; no
+# sent delivery is ever touched (a simulated action has none). A replay never replaces anything:
+# a real action of the same id stays, and the replay adds no twin of it.
+_SUPERSEDED = """(select action_id from dunning_actions
+                   where status = 'simulated' and $mode = 'live'
+                     and action_id in (select action_id from int_ladder_new_actions))"""
 _ACTION_WRITES = [
+    f"delete from action_charge_periods where action_id in {_SUPERSEDED}",
+    f"delete from action_charges where action_id in {_SUPERSEDED}",
+    f"delete from deliveries where status in ('simulated', 'skipped', 'undeliverable') and action_id in {_SUPERSEDED}",
+    f"delete from dunning_actions where action_id in {_SUPERSEDED}",
     # run_id: the audited run that wrote the action (tasks/audit.py)
     "insert or ignore into dunning_actions by name select *, cast($run_id as varchar) as run_id from int_ladder_new_actions",
     """insert or ignore into deliveries by name
@@ -85,18 +101,25 @@ def write_policy_tables(con, pol: Policy) -> None:
             requires_approval boolean,
             before_due_date boolean,      -- passed over when the driving invoice is already overdue
             claims_overdue_only boolean,  -- after the due date: claims only overdue invoices
-            charged boolean               -- states late-payment charges
+            charged boolean,              -- states late-payment charges
+            after_formal_notice boolean   -- taken only once a formal notice was sent in the episode
         )
         """
     )
+    codes = [s.code for s in pol.stages]
+    notice_rank = codes.index(NOTICE_STAGE) + 1 if NOTICE_STAGE in codes else None
     con.executemany(
-        "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (rank, s.code, s.offset_days, s.min_amount, s.requires_approval,
-             s.offset_days < 0, s.offset_days > 0, s.code in CHARGED_STAGES)
+             s.offset_days < 0, s.offset_days > 0, s.code in CHARGED_STAGES,
+             notice_rank is not None and rank > notice_rank)
             for rank, s in enumerate(pol.stages, start=1)
         ],
     )
+    con.execute("create or replace temp table ladder_tolerance (currency varchar primary key, amount decimal(18,2))")
+    if pol.tolerance.by_currency:
+        con.executemany("insert into ladder_tolerance values (?, ?)", pol.tolerance.rows())
     con.execute(
         "create or replace temp table ladder_stage_channels (stage_rank integer, stage varchar, position integer, channel varchar)"
     )
@@ -143,6 +166,8 @@ class Ladder:
             "mode": mode,
             "first_offset": pol.stages[0].offset_days,
             "min_gap_days": pol.min_gap_days,
+            "default_tolerance": pol.tolerance.default,
+            "notice_stage": NOTICE_STAGE,
             "business_days_only": pol.business_days_only,
             "charge_segments": list(charges.applies_to_segments),
             "margin_points": charges.margin_points,
@@ -154,8 +179,9 @@ class Ladder:
         }
 
     def check_rates(self, as_of: date) -> None:
-        """Refuse (PolicyError, naming reference_rates and the half-year) when a charged invoice's
-        late days fall in a half-year with no reference rate — before anything is written."""
+        """A safety net: the decisions already keep back every unit whose charges need a half-year
+        with no reference rate (no_action_reason missing_reference_rate), so no step taken today
+        should need one; if one did, refuse (PolicyError) before anything is written."""
         earliest = warehouse.scalar(self.con, "select min(due_date) from int_ladder_claims where charged")
         if earliest is not None:
             self.pol.require_rates(earliest + timedelta(days=1), as_of)
@@ -231,10 +257,31 @@ class Ladder:
             group by no_action_reason order by no_action_reason
             """
         ).fetchall()
+        # why units wait for something other than time: tolerance, an unsent formal notice, a rate
+        held_back = con.execute(
+            """
+            select wait_reason, count(*) from int_ladder_decisions
+            where wait_reason is not null group by wait_reason order by wait_reason
+            """
+        ).fetchall()
+        # a live run: the simulated actions (backfill history) in the episodes it read, which it
+        # did not take as steps — the ladder goes on from the last real one
+        replay_history = 0
+        if mode == "live":
+            replay_history = warehouse.scalar(
+                con,
+                """
+                select count(*) from dunning_actions
+                where status = 'simulated'
+                  and episode_id in (select episode_id from int_ladder_decisions where episode_id is not null)
+                """,
+            )
         return {
             "as_of": as_of.isoformat(),
             "mode": mode,
             "waiting_by_reason": dict(waiting),
+            "held_back_by_reason": dict(held_back),
+            "replay_history_not_taken": replay_history,
             "units": units[0],
             "held_units": units[1],
             "episodes_opened": units[2],

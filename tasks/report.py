@@ -746,7 +746,8 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
 
     attention = []
     for kind, title in (("pending_approval", L["pending_approvals"]), ("undeliverable", L["undeliverable"]),
-                        ("failed", L["failed"]), ("in_doubt", L["in_doubt"])):
+                        ("failed", L["failed"]), ("in_doubt", L["in_doubt"]),
+                        ("missing_reference_rate", L["missing_reference_rate"])):
         rows = [r for r in data.attention if r["kind"] == kind]
         attention.append({
             "kind": kind, "title": title, "count": len(rows),
@@ -1068,6 +1069,7 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
         f"- undeliverable (last 7 days): {need.get('undeliverable', 0)}",
         f"- failed deliveries (last 7 days): {need.get('failed', 0)}",
         f"- deliveries in doubt: {need.get('in_doubt', 0)}",
+        f"- waiting for a reference rate: {need.get('missing_reference_rate', 0)}",
         f"- rejected source rows: {rejected}",
         "",
         f"Report: {Path(report_paths.get('html', '')).resolve().as_uri() if report_paths.get('html') else '—'}",

@@ -181,3 +181,20 @@ def table_rows(db: str, table: str) -> list[tuple]:
 
 LADDER_TABLES = ("unit_stage", "dunning_episodes", "dunning_actions", "deliveries", "action_charges",
                  "action_charge_periods", "invoice_snapshot", "aged_balance")
+
+
+def send_action(db: str, action_id: str) -> None:
+    """What an approval and the next dispatch do to a formal notice: approved, its messages sent
+    (those not skipped or undeliverable)."""
+    con = duckdb.connect(db)
+    try:
+        con.execute("update dunning_actions set status = 'approved' where action_id = $a and status = 'pending_approval'",
+                    {"a": action_id})
+        n = con.execute(
+            """update deliveries set status = 'sent', provider = 'outbox', attempts = 1, sent_at = now()
+               where action_id = $a and status in ('pending_approval', 'planned') returning delivery_id""",
+            {"a": action_id},
+        ).fetchall()
+        assert n, f"no message of {action_id} to send"
+    finally:
+        con.close()

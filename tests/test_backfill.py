@@ -33,14 +33,17 @@ def test_replay_simulates_the_ladder_and_takes_approvals_as_given(tmp_path):
     3 days apart, business days only: due Mon 03-09 (preventive passed over), call_1 Thu 03-12,
     reminder_2 Mon 03-16 (Sun 03-15), call_2 Thu 03-19, formal_notice Mon 03-23 (Sun 03-22).
     A replay takes the notice's approval as given on the day (as --auto-approve does), so the unit
-    goes on: amicable Thu 03-26 (dpd 55 ≥ 45), litigation Tue 03-31 (dpd 60 ≥ 60, 800.00 ≥ 500)."""
+    goes on: amicable Thu 03-26 (dpd 55 ≥ 45), litigation Tue 03-31 (dpd 60 ≥ 60, 800.00 ≥ 500).
+    NOTHING (no email, no address) has a notice that goes out on no channel: no formal notice would
+    have been sent, so the replay, like the nightly, takes nothing after it."""
     src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
     summary = backfill_run("2026-03-09", "2026-03-31", src, db)
     expected = [("2026-03-09", "due"), ("2026-03-12", "call_1"), ("2026-03-16", "reminder_2"),
                 ("2026-03-19", "call_2"), ("2026-03-23", "formal_notice"), ("2026-03-26", "amicable"),
                 ("2026-03-31", "litigation")]
     assert [(a[0], a[4]) for a in actions(db, "C1")] == expected
-    assert [(a[0], a[4]) for a in actions(db, "NOTHING")] == expected
+    assert [(a[0], a[4]) for a in actions(db, "NOTHING")] == expected[:5]
+    assert unit(db, "2026-03-31", "NOTHING")["no_action_reason"] == "formal_notice_not_sent"
     assert {a[7] for a in actions(db)} == {"simulated"}
     assert query(db, "select distinct mode from dunning_actions") == [("replay",)]
     assert {d[2] for d in deliveries(db) if d[0].startswith("C1|")} == {"simulated"}
@@ -49,7 +52,7 @@ def test_replay_simulates_the_ladder_and_takes_approvals_as_given(tmp_path):
         ("NOTHING|EUR|1|due|letter", "letter", "undeliverable", "email",
          "no postal address (street and city) for a letter, the fallback for email")]
     assert unit(db, "2026-03-24", "C1")["no_action_reason"] == "min_gap"
-    assert summary["replay"]["days"] == 23 and summary["replay"]["actions"] == 14
+    assert summary["replay"]["days"] == 23 and summary["replay"]["actions"] == 12
     assert query(db, "select count(distinct as_of) from unit_stage") == [(23,)]
 
 
@@ -163,3 +166,32 @@ def test_backfill_flow_is_the_same_function_with_the_cli_names():
     assert backfill.name == "backfill"
     assert list(inspect.signature(backfill.fn).parameters) == [
         "start", "end", "source", "db", "policy", "source_schema", "metrics_target", "report_dir", "language"]
+
+
+def test_the_outage_week_replayed_never_gives_the_live_ladder_a_step(tmp_path):
+    """Issue 12 §1 through the real flows: nightly runs (with the dispatch into the outbox) on
+    Mon 03-16, Thu 03-19, Tue 03-24 for I1 1000.00 due Fri 02-13: due, call_1, reminder_2. The
+    outage week is backfilled (03-25..03-31): call_2 (Fri 03-27) and formal_notice (Mon 03-30)
+    simulated. The next nightly run, Thu 04-02, goes on from the last real step: call_2 for real
+    (it takes the place of the simulated call_2), not a visit; the simulated formal notice stays
+    as the history of 03-30, and the run's summary says it was not taken as a step."""
+    from relance.cli import format_backfill_summary, format_summary
+
+    src = write_source(tmp_path / "src", customers=[customer("C1")],
+                       invoices=[invoice("I1", "C1", "2026-02-13", "1000.00")])
+    db = str(tmp_path / "r.duckdb")
+    for d in ("2026-03-16", "2026-03-19", "2026-03-24"):
+        run_nightly(src, db, d)
+    back = backfill_run("2026-03-25", "2026-03-31", src, db)
+    assert back["replay"]["actions_by_stage"] == {"call_2": 1, "formal_notice": 1}
+    assert "never a step for a live run" in format_backfill_summary(back)
+    [live] = run_nightly(src, db, "2026-04-02")
+    assert [(a[0], a[4], a[7]) for a in actions(db)] == [
+        ("2026-03-16", "due", "planned"), ("2026-03-19", "call_1", "planned"),
+        ("2026-03-24", "reminder_2", "planned"), ("2026-03-30", "formal_notice", "simulated"),
+        ("2026-04-02", "call_2", "planned"),
+    ]
+    assert query(db, "select status from deliveries where delivery_id = 'C1|EUR|1|call_2|phone'") == [("sent",)]
+    assert live["escalate"]["actions_by_stage"] == {"call_2": 1}
+    assert ("  replay:   1 simulated actions (backfill) in open episodes are history only (report, metrics): "
+            "the ladder goes on from the last real step") in format_summary(live).splitlines()

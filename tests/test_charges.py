@@ -18,6 +18,7 @@ B2C: K1 1000.00 due 2025-12-01 → formal notice without charges.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -95,16 +96,78 @@ def test_interest_across_a_half_year_boundary_and_indemnity(tmp_path):
     assert query(db, "select count(*) from dunning_actions where stage = 'due' and interest_amount is null") == [(3,)]
 
 
-def test_a_missing_half_year_rate_is_refused_before_anything_is_written(tmp_path):
+def test_a_missing_half_year_rate_holds_only_the_units_whose_charges_need_it(tmp_path):
+    """The policy has 2026-H1 only. On 01-20 the formal notices of B2B EUR and B2B USD would charge
+    late days from 2025-12-02 (2025-H2): those two units wait, the reason in unit_stage; the night
+    goes on: B2C's notice (no charges) is taken. Once the rate is added, the next run (01-21) takes
+    them: I1 (and U1, in USD) 30 days at 14 % + 21 days at 10 % = 1000 × 630 / 36500 = 17.260… → 17.26; I2, I3
+    2 days at 10 % = 18.25 × 20 / 36500 = 0.01 each: 17.28."""
     pol = _policy(tmp_path, '  - {half_year: 2026-H1, rate: "0.00"}\n')
     db = str(tmp_path / "r.duckdb")
     src = _source(tmp_path)
-    run_days(src, db, ["2026-01-19"], policy=pol)  # `due` states no charges: no rate needed
+    run_days(src, db, ["2026-01-19", "2026-01-20"], policy=pol)  # no PolicyError
+    assert query(db, "select action_id from dunning_actions where stage = 'formal_notice'") == [("B2C|EUR|1|formal_notice",)]
+    for cur in ("EUR", "USD"):
+        u = unit(db, "2026-01-20", "B2B", cur)
+        assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+            "formal_notice", "due", "missing_reference_rate", "missing_reference_rate")
+        assert u["wait_detail"] == ('no reference rate for 2025-H2 in the policy (reference_rates: add - '
+                                    '{half_year: 2025-H2, rate: "…"}), needed for the charges of formal_notice')
+    assert unit(db, "2026-01-20", "B2C")["wait_reason"] is None
+    # the report lists them, with the half-year to add
+    import html
+    from pathlib import Path
+
+    from tasks.report import report
+
+    out = report(db, date(2026, 1, 20), str(tmp_path / "rep"), language="en", policy=pol)
+    page = html.unescape(Path(out["html"]).read_text(encoding="utf-8"))
+    section = page[page.index("Waiting for a reference rate (policy)"):]
+    assert '<span class="badge alert">2</span>' in section[:200]
+    assert section.count("no reference rate for 2025-H2") == 2 and "Client B2B" in section
+    run_days(None, db, ["2026-01-21"], policy=_policy(tmp_path))
+    assert query(db, "select action_id, interest_amount from dunning_actions where as_of = '2026-01-21' order by 1") == [
+        ("B2B|EUR|1|formal_notice", D("17.28")), ("B2B|USD|1|formal_notice", D("17.26"))]
+
+
+def test_a_policy_without_an_old_half_year_holds_only_the_old_debtor(tmp_path):
+    """The default policy without 2019-H1. OLD owes 500.00 due 2019-03-01, NEW 800.00 due Fri
+    2026-01-30; both climb from Tue 03-10 (due, call_1 03-13, reminder_2 03-16, call_2 03-19). On
+    Mon 03-23 NEW gets its formal notice: 800.00 × 52 days (01-31..03-23) × 12.15 % / 365 =
+    13.847… → 13.85; OLD's would need 2019-H1: it waits, with the half-year in unit_stage."""
+    from pathlib import Path
+
+    default = (Path(__file__).resolve().parent.parent / "policies" / "default.yaml").read_text(encoding="utf-8")
+    line = '  - {half_year: 2019-H1, rate: "0.00"}\n'
+    assert line in default
+    pol = tmp_path / "no-2019-h1.yaml"
+    pol.write_text(default.replace(line, ""), encoding="utf-8")
+    src = write_source(tmp_path / "src", customers=[customer("OLD"), customer("NEW")],
+                       invoices=[invoice("I1", "OLD", "2019-03-01", "500.00"), invoice("I2", "NEW", "2026-01-30", "800.00")])
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"], policy=str(pol))
+    assert query(db, "select customer_id, interest_amount from dunning_actions where stage = 'formal_notice'") == [
+        ("NEW", D("13.85"))]
+    u = unit(db, "2026-03-23", "OLD")
+    assert (u["current_stage"], u["no_action_reason"]) == ("call_2", "missing_reference_rate")
+    assert "2019-H1" in u["wait_detail"]
+
+
+def test_the_suggested_key_of_a_missing_rate_matches_the_policys_pattern():
+    """A year written with fewer than 4 digits is named as the policy writes it (0206-H1), and the
+    suggested entry is a valid policy key."""
+    from datetime import date
+
+    import yaml
+
+    from relance.policy import ReferenceRate, load_policy
+
     with pytest.raises(PolicyError) as err:
-        run_days(None, db, ["2026-01-20"], policy=pol)
-    assert "reference_rates" in str(err.value) and "2025-H2" in str(err.value)
-    assert query(db, "select count(*) from dunning_actions where as_of = '2026-01-20'") == [(0,)]
-    assert unit(db, "2026-01-20", "B2B") is None
+        load_policy(None).require_rates(date(206, 1, 2), date(206, 3, 1))
+    assert "no rate for 0206-H1" in str(err.value)
+    suggested = str(err.value).split("add `- ")[1].rstrip("`")
+    entry = yaml.safe_load(suggested.replace("…", "1.00"))
+    assert ReferenceRate.model_validate(entry).half_year == "0206-H1"
 
 
 def test_late_days_starting_on_1_january_need_no_earlier_rate(tmp_path):

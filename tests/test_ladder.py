@@ -13,6 +13,7 @@ depend on the date), then each date is aged and escalated in order.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from tests.ladder_helpers import (
     actions, customer, days, deliveries, hold, invoice, payment, query, run_days, run_nightly,
-    set_action_status, steps, unit, write_source,
+    send_action, set_action_status, steps, unit, write_source,
 )
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
@@ -69,13 +70,128 @@ def test_full_ladder_day_by_day(tmp_path):
         ("C1|EUR|1|formal_notice|registered_letter", "registered_letter", "pending_approval", None, None),
     ]
 
-    # Rejected at approval is still a step: the ladder goes on (amicable on Tue 04-21). Litigation
-    # at +60 falls on Labour Day (Fri 05-01), so Monday 05-04.
+    # Rejected at approval is still a step (no second formal notice), but no formal notice was sent
+    # in the episode: nothing after it is taken (contract §3, "Live state and replays").
     set_action_status(db, "C1|EUR|1|formal_notice", "rejected")
-    run_days(None, db, ["2026-04-21", "2026-04-30", "2026-05-01", "2026-05-04"])
-    assert steps(db)[-2:] == [("2026-04-21", "amicable"), ("2026-05-04", "litigation")]
-    assert unit(db, "2026-04-30", "C1")["no_action_reason"] == "at_target"
-    assert unit(db, "2026-05-01", "C1")["no_action_reason"] == "non_business_day"
+    run_days(None, db, ["2026-04-21", "2026-05-04"])
+    assert steps(db)[-1] == ("2026-04-01", "formal_notice")
+    u = unit(db, "2026-05-04", "C1")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+        "litigation", "formal_notice", "formal_notice_not_sent", "formal_notice_not_sent")
+    assert u["wait_detail"] == "no formal notice was sent in episode C1|EUR|1: amicable waits for one"
+
+
+def test_after_a_sent_formal_notice_the_ladder_goes_on(tmp_path):
+    """The late-start ladder (I1 800.00 due Fri 01-30): formal notice on Mon 03-23, approved and sent
+    that night. Amicable on Thu 03-26 (+55 ≥ 45, 800.00 ≥ 250.00), Mon 03-30 (+59) at target,
+    litigation on Tue 03-31 (+60, 800.00 ≥ 500.00)."""
+    src = write_source(tmp_path / "src", customers=[customer("C1")],
+                       invoices=[invoice("I1", "C1", "2026-01-30", "800.00")])
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"])
+    assert steps(db)[-1] == ("2026-03-23", "formal_notice")
+    send_action(db, "C1|EUR|1|formal_notice")
+    run_days(None, db, ["2026-03-26", "2026-03-30", "2026-03-31"])
+    assert steps(db)[-2:] == [("2026-03-26", "amicable"), ("2026-03-31", "litigation")]
+    assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "at_target"
+
+
+def _outage_source(tmp_path):
+    """I1 1000.00 due Fri 2026-02-13 (+31 on Mon 03-16, +45 on Mon 03-30)."""
+    return write_source(tmp_path / "src", customers=[customer("C1")],
+                        invoices=[invoice("I1", "C1", "2026-02-13", "1000.00")])
+
+
+def _outage_week(tmp_path):
+    """Issue 12 §1: nightly runs on Mon 03-16 (due: +31, preventive passed over), Thu 03-19 (call_1)
+    and Tue 03-24 (reminder_2); then the outage week replayed 03-25..03-31. The replay's state is
+    the real steps and its own: call_2 on Fri 03-27 (3 days after 03-24), formal_notice on Mon 03-30
+    (the approval taken as given), 03-31 within the gap."""
+    src, db = _outage_source(tmp_path), str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-16", "2026-03-19", "2026-03-24"])
+    run_days(None, db, days("2026-03-25", "2026-03-31"), mode="replay")
+    assert [(a[0], a[4], a[7]) for a in actions(db)] == [
+        ("2026-03-16", "due", "planned"), ("2026-03-19", "call_1", "planned"),
+        ("2026-03-24", "reminder_2", "planned"), ("2026-03-27", "call_2", "simulated"),
+        ("2026-03-30", "formal_notice", "simulated"),
+    ]
+    assert unit(db, "2026-03-31", "C1")["no_action_reason"] == "min_gap"
+    return src, db
+
+
+def test_live_runs_after_a_backfill_go_on_from_the_last_real_step(tmp_path):
+    """After the replay, the live runs of 03-27 and 03-30 read only real actions: the last is
+    reminder_2 of 03-24, so call_2 on Fri 03-27 for real, then the formal notice on Mon 03-30 for
+    real (pending approval); each takes the place of the simulated action of the same id (same
+    episode, same stage). On Thu 04-02 (+48, target amicable) the notice waits for approval: no
+    visit (the bug sent one, on the strength of a simulated notice)."""
+    _, db = _outage_week(tmp_path)
+    run_days(None, db, ["2026-03-27", "2026-03-30", "2026-04-02"])
+    assert [(a[0], a[3], a[4], a[7]) for a in actions(db)] == [
+        ("2026-03-16", "C1|EUR|1", "due", "planned"), ("2026-03-19", "C1|EUR|1", "call_1", "planned"),
+        ("2026-03-24", "C1|EUR|1", "reminder_2", "planned"), ("2026-03-27", "C1|EUR|1", "call_2", "planned"),
+        ("2026-03-30", "C1|EUR|1", "formal_notice", "pending_approval"),
+    ]
+    assert query(db, "select distinct mode from dunning_actions") == [("live",)]
+    assert deliveries(db, "C1|EUR|1|call_2") == [("C1|EUR|1|call_2|phone", "phone", "planned", None, None)]
+    assert [d[2] for d in deliveries(db, "C1|EUR|1|formal_notice")] == ["pending_approval", "pending_approval"]
+    # the charges of the real notice: 1000.00 × 45 days (02-14..03-30) × 12.15 % / 365 = 14.979… → 14.98
+    assert query(db, "select interest_amount, indemnity_amount from dunning_actions where stage = 'formal_notice'") == [
+        (D("14.98"), D("40.00"))]
+    assert query(db, "select count(*) from action_charges where action_id = 'C1|EUR|1|formal_notice'") == [(1,)]
+    u = unit(db, "2026-04-02", "C1")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["action_id"]) == (
+        "amicable", "formal_notice", "pending_approval", None)
+    assert query(db, "select episode_id, episode_no, opened_on::varchar, closed_on from dunning_episodes") == [
+        ("C1|EUR|1", 1, "2026-03-16", None)]
+
+
+def test_first_live_run_after_a_backfill_takes_the_next_real_step_and_keeps_the_rest_as_history(tmp_path):
+    """No live run during the outage week: the next live run, Thu 04-02, goes on from the last real
+    step (reminder_2 of 03-24): call_2 for real (replacing the simulated call_2 of 03-27); the
+    simulated formal notice of 03-30 stays, as the history of that date, and is not a step. Tue
+    04-07 (Mon 04-06 is Easter Monday): the formal notice for real. Approved on 04-07 but not yet
+    sent, the unit waits on 04-24 (+70, target litigation); once it is sent, amicable on 04-27."""
+    from tasks.dispatch.approval import approve
+
+    _, db = _outage_week(tmp_path)
+    [live] = run_days(None, db, ["2026-04-02"])
+    assert live["actions_by_stage"] == {"call_2": 1}
+    assert live["replay_history_not_taken"] == 1  # the simulated formal notice of 03-30
+    assert [(a[0], a[4], a[7]) for a in actions(db)][3:] == [
+        ("2026-03-30", "formal_notice", "simulated"), ("2026-04-02", "call_2", "planned")]
+    assert query(db, "select mode from dunning_actions where action_id = 'C1|EUR|1|call_2'") == [("live",)]
+    u = unit(db, "2026-04-02", "C1")
+    assert (u["current_stage"], u["action_id"]) == ("call_2", "C1|EUR|1|call_2")
+
+    run_days(None, db, ["2026-04-06", "2026-04-07"])
+    assert unit(db, "2026-04-06", "C1")["no_action_reason"] == "non_business_day"
+    assert [(a[0], a[4], a[7]) for a in actions(db)][3:] == [
+        ("2026-04-02", "call_2", "planned"), ("2026-04-07", "formal_notice", "pending_approval")]
+    approve(db, date(2026, 4, 7), approve_all=True, by="finance")
+    run_days(None, db, ["2026-04-24"])
+    u = unit(db, "2026-04-24", "C1")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == (
+        "litigation", "formal_notice", "formal_notice_not_sent")
+    send_action(db, "C1|EUR|1|formal_notice")
+    run_days(None, db, ["2026-04-27"])
+    assert steps(db)[-1] == ("2026-04-27", "amicable")
+
+
+def test_a_replay_after_real_runs_adds_no_twin_and_a_live_rerun_keeps_them(tmp_path):
+    """The live runs of 03-27 and 03-30 (real call_2 and formal notice), then the same backfill
+    again: the replay reads the real actions as its state and adds nothing; a live re-run of
+    03-30 changes nothing either."""
+    from tests.ladder_helpers import LADDER_TABLES, table_rows
+
+    _, db = _outage_week(tmp_path)
+    run_days(None, db, ["2026-03-27", "2026-03-30"])
+    before = {t: table_rows(db, t) for t in LADDER_TABLES if t != "unit_stage"}
+    summary = run_days(None, db, days("2026-03-25", "2026-03-31"), mode="replay")
+    assert sum(s["actions"] for s in summary) == 0
+    run_days(None, db, ["2026-03-30"])
+    assert {t: table_rows(db, t) for t in LADDER_TABLES if t != "unit_stage"} == before
+    assert {a[7] for a in actions(db)} == {"planned", "pending_approval"}
 
 
 def test_late_start_passes_over_preventive_and_never_skips(tmp_path):
@@ -223,7 +339,7 @@ def test_dunning_block_never_contacts_but_still_ages(tmp_path):
 
 def test_min_amount_keeps_a_unit_at_a_lower_stage(tmp_path):
     """Two debtors, 400.00 and 600.00, due Fri 2026-01-02; runs on chosen days from 03-02 (+59).
-    Both climb to the formal notice (approved), then amicable on 03-19. At +80 (03-23) litigation
+    Both climb to the formal notice (approved and sent), then amicable on 03-19. At +80 (03-23) litigation
     (min 500.00) is the target of the 600.00 debtor only; the 400.00 one stays at amicable."""
     src = write_source(
         tmp_path / "src", customers=[customer("C400"), customer("C600")],
@@ -232,7 +348,7 @@ def test_min_amount_keeps_a_unit_at_a_lower_stage(tmp_path):
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-02", "2026-03-05", "2026-03-09", "2026-03-12", "2026-03-16"])
     for c in ("C400", "C600"):
-        set_action_status(db, f"{c}|EUR|1|formal_notice", "approved")
+        send_action(db, f"{c}|EUR|1|formal_notice")
     run_days(None, db, ["2026-03-19", "2026-03-23"])
     ladder = [("2026-03-02", "due"), ("2026-03-05", "call_1"), ("2026-03-09", "reminder_2"),
               ("2026-03-12", "call_2"), ("2026-03-16", "formal_notice"), ("2026-03-19", "amicable")]
@@ -323,15 +439,15 @@ def test_partial_payment_changes_the_driving_invoice_and_the_episode_goes_on(tmp
 
 def test_pending_approval_blocks_until_approved(tmp_path):
     """I1 due 01-30: the formal notice of Mon 03-23 is pending approval. The target is amicable
-    (+45 was 03-16), yet the runs of 03-26 and 03-30 take no step; once the notice is approved,
-    the next run (03-31) takes the amicable step."""
+    (+45 was 03-16), yet the runs of 03-26 and 03-30 take no step; once the notice is approved
+    and sent, the next run (03-31) takes the amicable step."""
     src = write_source(tmp_path / "src", customers=[customer("C1")],
                        invoices=[invoice("I1", "C1", "2026-01-30", "800.00")])
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23", "2026-03-26", "2026-03-30"])
     assert steps(db)[-1] == ("2026-03-23", "formal_notice")
     assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "pending_approval"
-    set_action_status(db, "C1|EUR|1|formal_notice", "approved")
+    send_action(db, "C1|EUR|1|formal_notice")  # approved, and sent by that night's dispatch
     run_days(None, db, ["2026-03-31"])
     assert steps(db)[-1] == ("2026-03-31", "amicable")
 
@@ -392,8 +508,9 @@ def test_channels_fall_back_to_letter_and_undeliverable(tmp_path):
 
 def test_formal_notice_deliveries_without_address_or_email(tmp_path):
     """Formal notices of Mon 03-23 (I due 01-30, runs of the late-start scenario). With no channel
-    left to send on (NOTHING), there is nothing to approve: the notice is a planned step and the
-    ladder goes on (amicable on Thu 03-26, +45 having passed); the others wait for approval."""
+    left to send on (NOTHING), there is nothing to approve: the notice is a planned step, but no
+    formal notice was sent, so nothing after it is taken (no amicable on Thu 03-26, though +45 has
+    passed: contract §3); the others wait for approval."""
     src = write_source(
         tmp_path / "src",
         customers=[customer("NOADDR", street="", postal_code="", city=""), customer("NOMAIL", email=""),
@@ -417,8 +534,11 @@ def test_formal_notice_deliveries_without_address_or_email(tmp_path):
         ("NOMAIL|EUR|1|formal_notice", "pending_approval", True),
         ("NOTHING|EUR|1|formal_notice", "planned", False),
     ]
-    assert [s for s in steps(db) if s[0] == "2026-03-26"] == [("2026-03-26", "amicable")]
-    assert actions(db, "NOTHING")[-1][4] == "amicable"
+    assert [s for s in steps(db) if s[0] == "2026-03-26"] == []
+    assert actions(db, "NOTHING")[-1][4] == "formal_notice"
+    u = unit(db, "2026-03-26", "NOTHING")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == ("amicable", "formal_notice", "formal_notice_not_sent")
+    assert unit(db, "2026-03-26", "NOMAIL")["no_action_reason"] == "pending_approval"
 
 
 def test_two_channels_falling_back_make_one_letter(tmp_path):
@@ -471,3 +591,74 @@ def test_nightly_run_reports_the_ladder(tmp_path):
         "live", 1, 1, {"due": 1}, {"planned": 1})
     text = format_summary(summary)
     assert "1 new: 1 due" in text and "unit_stage" in text
+
+
+def test_tolerance_no_contact_for_cents(tmp_path):
+    """Default tolerance 5.00 per currency. Due Fri 01-30, runs on 03-10 (+39) and 03-13. 0.05 and 4.99
+    owed: never contacted; the episode is open (the unit has a target: call_2, as formal_notice
+    needs 100.00) but the unit is at_target, the reason in unit_stage. 5.00 owed is not below: due
+    on 03-10, call_1 on 03-13."""
+    src = write_source(
+        tmp_path / "src", customers=[customer("C005"), customer("C499"), customer("C500")],
+        invoices=[invoice("I1", "C005", "2026-01-30", "0.05"), invoice("I2", "C499", "2026-01-30", "4.99"),
+                  invoice("I3", "C500", "2026-01-30", "5.00")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    summaries = run_days(src, db, ["2026-03-10", "2026-03-13"])
+    assert summaries[-1]["held_back_by_reason"] == {"below_tolerance": 2}
+    from relance.cli import format_ladder
+
+    assert "  held back: 2 units (below the tolerance, not contacted)" in format_ladder(summaries[-1])
+    assert steps(db, "C005") == [] and steps(db, "C499") == []
+    assert steps(db, "C500") == [("2026-03-10", "due"), ("2026-03-13", "call_1")]
+    u = unit(db, "2026-03-13", "C005")
+    assert (u["episode_id"], u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+        "C005|EUR|1", "call_2", None, "at_target", "below_tolerance")
+    assert u["wait_detail"] == "owes 0.05 EUR, below the tolerance of 5.00 EUR"
+    assert unit(db, "2026-03-13", "C499")["wait_detail"] == "owes 4.99 EUR, below the tolerance of 5.00 EUR"
+    assert unit(db, "2026-03-13", "C500")["wait_reason"] is None
+
+
+def test_tolerance_per_currency(tmp_path):
+    """A policy with a tolerance of 10.00 GBP and 2.00 for the other currencies: 9.99 GBP is not
+    contacted, 3.00 CHF (not listed: the default) is (due on 03-10)."""
+    pol = policy_with(tmp_path, 'tolerance:\n  default: "5.00"\n', 'tolerance:\n  default: "2.00"\n')
+    text = Path(pol).read_text(encoding="utf-8").replace('GBP: "5.00"', 'GBP: "10.00"')
+    Path(pol).write_text(text, encoding="utf-8")
+    from relance.policy import load_policy
+
+    assert load_policy(pol).tolerance.by_currency["GBP"] == D("10.00")
+    src = write_source(
+        tmp_path / "src", customers=[customer("C1")],
+        invoices=[invoice("G1", "C1", "2026-01-30", "9.99", currency="GBP"),
+                  invoice("U1", "C1", "2026-01-30", "3.00", currency="CHF")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10"], policy=pol)
+    assert steps(db, "C1", "GBP") == []
+    assert steps(db, "C1", "CHF") == [("2026-03-10", "due")]
+    assert unit(db, "2026-03-10", "C1", "GBP")["wait_detail"] == "owes 9.99 GBP, below the tolerance of 10.00 GBP"
+
+
+def test_costly_stages_need_their_minimum(tmp_path):
+    """Default minimums: formal_notice 100.00, amicable 250.00, litigation 500.00. Due Fri 01-30, runs
+    every business day's step from 03-10. 80.00 owed climbs to call_2 (03-19) and stays there: the
+    target is call_2. 200.00 owed gets its formal notice (03-23), sent; at +55 (03-26) its target is
+    still formal_notice (amicable needs 250.00): no visit for 200.00."""
+    src = write_source(
+        tmp_path / "src", customers=[customer("C80"), customer("C200")],
+        invoices=[invoice("I1", "C80", "2026-01-30", "80.00"), invoice("I2", "C200", "2026-01-30", "200.00")],
+    )
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"])
+    ladder = [("2026-03-10", "due"), ("2026-03-13", "call_1"), ("2026-03-16", "reminder_2"), ("2026-03-19", "call_2")]
+    assert steps(db, "C80") == ladder
+    assert steps(db, "C200") == ladder + [("2026-03-23", "formal_notice")]
+    send_action(db, "C200|EUR|1|formal_notice")
+    run_days(None, db, ["2026-03-26"])
+    u = unit(db, "2026-03-26", "C80")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
+        "call_2", "call_2", "at_target", None)
+    u = unit(db, "2026-03-26", "C200")
+    assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == ("formal_notice", "formal_notice", "at_target")
+    assert steps(db, "C200")[-1] == ("2026-03-23", "formal_notice")

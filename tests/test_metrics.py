@@ -69,13 +69,14 @@ NOW = datetime(2026, 7, 1, 3, 0)
 
 def add_action(con, action_id, as_of, customer, currency, stage, rank, amount_due, invoice_ids, status="sent",
                deliveries=()):
-    """A dunning action (and its deliveries) as the ladder and the channels would leave them."""
+    """A dunning action (and its deliveries) as the ladder and the channels would leave them (a
+    `simulated` one as a backfill's replay leaves it, mode `replay`)."""
     con.execute(
         """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
                                         amount_due, invoice_ids, status, mode, created_at)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'live', ?)""",
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [action_id, as_of, customer, currency, f"{customer}|{currency}|1", stage, rank, D(amount_due),
-         list(invoice_ids), status, NOW],
+         list(invoice_ids), status, "replay" if status == "simulated" else "live", NOW],
     )
     for channel, d_status in deliveries:
         con.execute(
@@ -213,24 +214,37 @@ def test_open_ar_agrees_with_the_aged_balance(measured):
 
 def test_recovery_rate_30d_by_stage_channel_and_segment(measured):
     """X1 (call_1, 05-20) claims IA1 1000: open at 05-20 1000, at 06-19 1000 − 400 (PA1) − 100 (CA1 via
-    the pool) = 500 → 500 recovered. X2 (formal_notice, 04-15) claims IB1 800: 800 on 04-15 and on 05-15
+    the pool) = 500 → 500 settled, of which the credit note CA1 (issued 06-05, in the window)
+    explains 100: 400 recovered (paid), 100 credited. X2 (formal_notice, 04-15) claims IB1 800: 800 on 04-15 and on 05-15
     (PB1 comes 05-20) → 0. X3 (GBP) → 0. X4, X5 (outside the window) and X6 (rejected) are not measured."""
     db, _ = measured
     m = metrics(db, AS_OF)
     rate = {(k[0], k[2], k[3]): v for k, v in m.items() if k[1] == "recovery_rate_30d"}
     assert rate == {
-        ("EUR", "stage", "call_1"): D("50.0000"),
+        ("EUR", "stage", "call_1"): D("40.0000"),  # 400 paid; the 100 of CA1 is a credit note, not money
         ("EUR", "stage", "formal_notice"): D("0.0000"),
-        ("EUR", "all", "all"): D("27.7778"),  # 500 / 1800
-        ("EUR", "channel", "phone"): D("50.0000"),
+        ("EUR", "all", "all"): D("22.2222"),  # 400 / 1800
+        ("EUR", "mode", "live"): D("22.2222"),
+        ("EUR", "channel", "phone"): D("40.0000"),
         ("EUR", "channel", "registered_letter"): D("0.0000"),  # the failed email is not a channel that reached
-        ("EUR", "segment", "b2b"): D("50.0000"),
+        ("EUR", "segment", "b2b"): D("40.0000"),
         ("EUR", "segment", "b2c"): D("0.0000"),
         ("GBP", "stage", "call_1"): D("0.0000"),
         ("GBP", "all", "all"): D("0.0000"),
+        ("GBP", "mode", "live"): D("0.0000"),
         ("GBP", "channel", "phone"): D("0.0000"),
         ("GBP", "segment", "b2b"): D("0.0000"),
     }  # USD: no measured action → no row
+    credit = {(k[0], k[2], k[3]): v for k, v in m.items() if k[1] == "credit_note_rate_30d"}
+    assert credit == {
+        ("EUR", "all", "all"): D("5.5556"),  # 100 / 1800
+        ("EUR", "stage", "call_1"): D("10.0000"),
+        ("EUR", "stage", "formal_notice"): D("0.0000"),
+        ("EUR", "mode", "live"): D("5.5556"),
+        ("GBP", "all", "all"): D("0.0000"),
+        ("GBP", "stage", "call_1"): D("0.0000"),
+        ("GBP", "mode", "live"): D("0.0000"),
+    }
     assert m[("EUR", "recovery_actions_30d", "stage", "call_1")] == 1
     assert m[("EUR", "recovery_actions_30d", "all", "all")] == 2
 
@@ -312,7 +326,7 @@ def test_rerun_replaces_the_dates_rows(measured):
     after = metrics(db, AS_OF)
     assert ("EUR", "recovery_rate_30d", "stage", "formal_notice") in before
     assert ("EUR", "recovery_rate_30d", "stage", "formal_notice") not in after  # gone, not left behind
-    assert after[("EUR", "recovery_rate_30d", "all", "all")] == D("50.0000")
+    assert after[("EUR", "recovery_rate_30d", "all", "all")] == D("40.0000")  # X1 alone: 400 paid / 1000
     with duckdb.connect(str(db), read_only=True) as con:
         dup = con.execute(
             """select count(*) from (select currency, metric, dimension, dimension_value from recovery_metrics
@@ -345,3 +359,57 @@ def test_measure_refuses_a_date_whose_aging_has_not_run(source, tmp_path):
     prepare(db, source, AS_OF)
     with pytest.raises(UserError, match="run the aging of 2026-05-31"):
         measure(str(db), date(2026, 5, 31))
+
+
+def test_only_real_payments_count_replays_and_credit_notes_apart(source_writer, tmp_path):
+    """D = 06-30, window (03-02, 05-31]. A1: R1 100.00 due 04-10, cancelled by the credit note CN1
+    100.00 of 04-20. C1: S1 200.00 due 03-31, 150.00 paid on 04-20 (naming it).
+    W1 preventive 04-05 (live, email sent) claims R1: settled 100 within 30 days, all by CN1 →
+      0 recovered, 100 credited (the bug scored it 100 %).
+    W2 call_1 04-08 (live, phone sent) claims S1: 200 → 50 on 05-08: 150 recovered.
+    W3 call_1 04-01 (a backfill's: simulated) claims S1: 200 → 50 on 05-01: 150, replay only.
+    Real: stage preventive 0 / 100 = 0 %, call_1 150 / 200 = 75 %, all 150 / 300 = 50 %;
+    credit notes: 100 / 300 = 33.3333 %, preventive 100 %. Replay apart: 150 / 200 = 75 %."""
+    src = source_writer(
+        customers=[CUSTOMERS[0], {"customer_id": "C1", "name": "Cie", "segment": "b2b"}],
+        invoices=[
+            {"invoice_id": "R1", "customer_id": "A1", "issue_date": "2026-03-11", "due_date": "2026-04-10", "amount": "100.00"},
+            {"invoice_id": "CN1", "customer_id": "A1", "kind": "credit_note", "issue_date": "2026-04-20",
+             "due_date": "2026-04-20", "amount": "100.00"},
+            {"invoice_id": "S1", "customer_id": "C1", "issue_date": "2026-03-01", "due_date": "2026-03-31", "amount": "200.00"},
+        ],
+        payments=[{"payment_id": "PS1", "customer_id": "C1", "invoice_id": "S1", "paid_date": "2026-04-20", "amount": "150.00"}],
+    )
+    db = tmp_path / "r.duckdb"
+    prepare(db, src, AS_OF)
+    with warehouse.open_db(db) as con:
+        add_action(con, "W1", date(2026, 4, 5), "A1", "EUR", "preventive", 1, "100.00", ["R1"], deliveries=[("email", "sent")])
+        add_action(con, "W2", date(2026, 4, 8), "C1", "EUR", "call_1", 3, "200.00", ["S1"], deliveries=[("phone", "sent")])
+        add_action(con, "W3", date(2026, 4, 1), "C1", "EUR", "call_1", 3, "200.00", ["S1"], status="simulated",
+                   deliveries=[("phone", "simulated")])
+    measure(str(db), AS_OF)
+    m = {k[1:]: v for k, v in metrics(db, AS_OF).items()
+         if k[0] == "EUR" and k[1] in ("recovery_rate_30d", "credit_note_rate_30d", "recovery_actions_30d")}
+    assert m == {
+        ("recovery_rate_30d", "stage", "preventive"): D("0.0000"),
+        ("recovery_rate_30d", "stage", "call_1"): D("75.0000"),
+        ("recovery_rate_30d", "all", "all"): D("50.0000"),
+        ("recovery_rate_30d", "channel", "email"): D("0.0000"),
+        ("recovery_rate_30d", "channel", "phone"): D("75.0000"),
+        ("recovery_rate_30d", "segment", "b2b"): D("50.0000"),
+        ("recovery_rate_30d", "mode", "live"): D("50.0000"),
+        ("recovery_rate_30d", "mode", "replay"): D("75.0000"),
+        ("credit_note_rate_30d", "all", "all"): D("33.3333"),
+        ("credit_note_rate_30d", "stage", "preventive"): D("100.0000"),
+        ("credit_note_rate_30d", "stage", "call_1"): D("0.0000"),
+        ("credit_note_rate_30d", "mode", "live"): D("33.3333"),
+        ("credit_note_rate_30d", "mode", "replay"): D("0.0000"),
+        ("recovery_actions_30d", "all", "all"): D("2"),
+        ("recovery_actions_30d", "stage", "preventive"): D("1"),
+        ("recovery_actions_30d", "stage", "call_1"): D("1"),
+        ("recovery_actions_30d", "channel", "email"): D("1"),
+        ("recovery_actions_30d", "channel", "phone"): D("1"),
+        ("recovery_actions_30d", "segment", "b2b"): D("2"),
+        ("recovery_actions_30d", "mode", "live"): D("2"),
+        ("recovery_actions_30d", "mode", "replay"): D("1"),
+    }

@@ -48,14 +48,17 @@ def add_actions(con) -> None:
         for k, (customer, currency, invoice_ids, open_amount) in enumerate(units[n::4]):
             stage, rank = STAGES[(n + k) % len(STAGES)]
             action_id = f"{customer}|{currency}|{day}|{stage}"
+            # every other action real (the recovery rates count those), the others replayed (apart)
+            live = k % 2 == 1
             con.execute(
                 """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage,
                                                 stage_rank, amount_due, invoice_ids, status, mode, created_at)
-                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'simulated', 'replay', ?)""",
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [action_id, day, customer, currency, f"{customer}|{currency}|1", stage, rank, open_amount,
-                 invoice_ids, NOW],
+                 invoice_ids, "planned" if live else "simulated", "live" if live else "replay", NOW],
             )
             for channel, status in (CHANNELS[k % 4], CHANNELS[(k + 1) % 4]):
+                status = "sent" if live and status == "simulated" else status
                 con.execute(
                     """insert into deliveries (delivery_id, action_id, channel, status, created_at, updated_at)
                        values (?, ?, ?, ?, ?, ?)""",
@@ -124,4 +127,5 @@ def test_snapshot_path_writes_the_same_rows_as_the_allocation(sample_db, as_of):
     assert {"open_ar", "unapplied_credit", "cei_30d", "recovery_rate_30d", "recovery_by_age_90d",
             "overdue_held"} <= {m for _, m, _ in metrics}
     assert any(r[2] == "recovery_rate_30d" and r[3] == "channel" for r in by_allocation)
+    assert {r[4] for r in by_allocation if r[2] == "recovery_rate_30d" and r[3] == "mode"} == {"live", "replay"}
     assert any(r[2] == "recovery_rate_30d" and r[5] > 0 for r in by_allocation)

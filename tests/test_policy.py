@@ -31,11 +31,13 @@ def test_default_policy_is_the_contracts_ladder():
         ("call_1", 8, ("phone",), D("0.00"), False),
         ("reminder_2", 20, ("email", "sms", "letter"), D("0.00"), False),
         ("call_2", 25, ("phone",), D("0.00"), False),
-        ("formal_notice", 30, ("registered_letter", "email"), D("0.00"), True),
-        ("amicable", 45, ("visit",), D("0.00"), False),
+        ("formal_notice", 30, ("registered_letter", "email"), D("100.00"), True),  # tolerance: costly stages
+        ("amicable", 45, ("visit",), D("250.00"), False),
         ("litigation", 60, ("handoff",), D("500.00"), False),
     ]
     assert (pol.min_gap_days, pol.business_days_only) == (3, True)
+    assert pol.tolerance.default == D("5.00")  # contract §3: no contact below 5.00 by default
+    assert pol.tolerance.by_currency == {"EUR": D("5.00"), "GBP": D("5.00"), "USD": D("5.00")}
     c = pol.late_payment_charges
     assert (c.applies_to_segments, c.margin_points, c.indemnity_per_invoice, c.indemnity_currency, c.days_in_year) == (
         ("b2b",), D("10.00"), D("40.00"), "EUR", 365)
@@ -162,3 +164,10 @@ def test_the_cli_refuses_a_zero_day_year_in_one_line(tmp_path):
     assert done.stderr.startswith(f"relance: error: policy {path} is not valid:")
     assert "late_payment_charges.days_in_year" in done.stderr and "Traceback" not in done.stderr
     assert not db.exists()
+
+
+def test_a_tolerance_names_a_currency_code(tmp_path):
+    path = _variant(tmp_path, '    GBP: "5.00"', '    euro: "5.00"')
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert "tolerance.by_currency: 'euro' is not a currency code like EUR" in str(err.value)

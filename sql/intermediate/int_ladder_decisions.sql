@@ -1,7 +1,8 @@
 -- model: int_ladder_decisions
 -- grain: one row per unit (customer_id, currency) with open invoices at as_of or an episode open
 --        when as_of starts: its episode after this run, and whether it takes a step today
---        (contract §3: one step a run, no skipping, min_gap_days, business days, approval)
+--        (contract §3: one step a run, no skipping, min_gap_days, business days, approval,
+--        tolerance, live state and replays) and, when it waits for something, why
 -- materialized: temp
 with
 
@@ -21,11 +22,17 @@ calendar as (
     select country, is_business_day from ladder_calendar where day = $as_of
 ),
 
+rates as (
+    select * from ladder_rates
+),
+
 acted_today as (
-    -- an action already dated as_of (a re-run, or a real run under a backfill) is the day's step
+    -- an action already dated as_of (a re-run, or a real run under a backfill) is the day's step;
+    -- a live run counts only real actions (a simulated one of that date is replay history)
     select customer_id, currency, arg_max(action_id, stage_rank) as action_id
     from dunning_actions
     where as_of = $as_of
+      and ($mode = 'replay' or status <> 'simulated')
     group by customer_id, currency
 ),
 
@@ -51,6 +58,7 @@ situated as (
         state.last_stage,
         state.last_action_on,
         coalesce(state.last_awaiting_approval, false) as last_awaiting_approval,
+        coalesce(state.formal_notice_sent, false) as formal_notice_sent,
         not $business_days_only
             or coalesce(calendar.is_business_day, isodow(cast($as_of as date)) < 6) as business_day,
         acted_today.action_id as action_today
@@ -85,37 +93,110 @@ continued as (
     from episodes
 ),
 
-stepped as (
+gated as (
     select
         continued.*,
         next_stage.stage as next_stage,
         continued.episode_id || '|' || next_stage.stage as next_action_id,
-        continued.episode_id is not null
-            and not continued.held
-            and continued.target_rank > continued.last_rank
-            and continued.next_rank <= continued.target_rank
-            and not continued.last_awaiting_approval
-            and continued.gap_ok
-            and continued.business_day
-            and continued.action_today is null
-            as eligible
+        -- tolerance: what the next step would claim (the overdue amount from call_1 on, the
+        -- dunnable amount before) is below the currency's tolerance: no contact for cents
+        case when coalesce(next_stage.claims_overdue_only, false) then continued.overdue_amount
+             else continued.dunnable_amount end as claimable_amount,
+        case when coalesce(next_stage.claims_overdue_only, false) then continued.overdue_amount
+             else continued.dunnable_amount end < continued.tolerance as below_tolerance,
+        -- nothing after the formal notice unless one was really sent in the episode
+        coalesce(next_stage.after_formal_notice, false) and not continued.formal_notice_sent as notice_not_sent,
+        -- the next step states late-payment charges: its overdue invoices' late days need a
+        -- reference rate for every half-year from the day after the driving invoice's due date
+        coalesce(next_stage.charged, false)
+            and list_contains($charge_segments, continued.segment)
+            and coalesce(continued.driving_days_past_due, 0) > 0 as needs_rates
     from continued
     left join stages as next_stage on next_stage.stage_rank = continued.next_rank
+),
+
+half_years_needed as (
+    select
+        gated.customer_id,
+        gated.currency,
+        cast(unnest(generate_series(
+            cast(make_date(year(gated.driving_due_date + 1),
+                           case when month(gated.driving_due_date + 1) <= 6 then 1 else 7 end, 1) as timestamp),
+            cast(cast($as_of as date) as timestamp),
+            interval 6 month
+        )) as date) as half_year_start
+    from gated
+    where gated.needs_rates
+),
+
+missing_rates as (
+    -- the first half-year the next step's charges need and the policy has no rate for
+    select
+        customer_id,
+        currency,
+        min(half_year_start) as half_year_start
+    from half_years_needed
+    where half_year_start not in (select valid_from from rates)
+    group by customer_id, currency
+),
+
+stepped as (
+    select
+        gated.*,
+        lpad(cast(year(missing_rates.half_year_start) as varchar), 4, '0')
+            || '-H' || case when month(missing_rates.half_year_start) = 1 then '1' else '2' end as missing_rate,
+        gated.episode_id is not null
+            and not gated.held
+            and gated.target_rank > gated.last_rank
+            and gated.next_rank <= gated.target_rank
+            and not gated.last_awaiting_approval
+            and not gated.below_tolerance
+            and not gated.notice_not_sent
+            and missing_rates.half_year_start is null
+            and gated.gap_ok
+            and gated.business_day
+            and gated.action_today is null
+            as eligible
+    from gated
+    left join missing_rates using (customer_id, currency)
+),
+
+reasoned as (
+    select
+        stepped.* exclude (eligible),
+        coalesce(stepped.eligible, false) as acts,
+        case
+            when stepped.eligible then null
+            when stepped.action_today is not null then null
+            when stepped.held then 'held'
+            when stepped.closes then 'episode_closed'
+            when stepped.target_rank is null then 'no_target'
+            when stepped.target_rank <= stepped.last_rank or stepped.next_rank > stepped.target_rank then 'at_target'
+            when stepped.below_tolerance then 'at_target'
+            when stepped.last_awaiting_approval then 'pending_approval'
+            when stepped.notice_not_sent then 'formal_notice_not_sent'
+            when stepped.missing_rate is not null then 'missing_reference_rate'
+            when not stepped.gap_ok then 'min_gap'
+            when not stepped.business_day then 'non_business_day'
+            else 'at_target'  -- no stage left to take
+        end as no_action_reason
+    from stepped
 )
 
 select
-    stepped.* exclude (eligible),
-    coalesce(stepped.eligible, false) as acts,
+    reasoned.*,
+    -- why a unit that has a stage to take waits: the rule and its facts, in words
     case
-        when stepped.eligible then null
-        when stepped.action_today is not null then null
-        when stepped.held then 'held'
-        when stepped.closes then 'episode_closed'
-        when stepped.target_rank is null then 'no_target'
-        when stepped.target_rank <= stepped.last_rank or stepped.next_rank > stepped.target_rank then 'at_target'
-        when stepped.last_awaiting_approval then 'pending_approval'
-        when not stepped.gap_ok then 'min_gap'
-        when not stepped.business_day then 'non_business_day'
-        else 'at_target'  -- no stage left to take
-    end as no_action_reason
-from stepped
+        when no_action_reason = 'at_target' and below_tolerance and target_rank > last_rank then 'below_tolerance'
+        when no_action_reason in ('formal_notice_not_sent', 'missing_reference_rate') then no_action_reason
+    end as wait_reason,
+    case
+        when no_action_reason = 'at_target' and below_tolerance and target_rank > last_rank then
+            'owes ' || cast(claimable_amount as varchar) || ' ' || currency || ', below the tolerance of ' || cast(tolerance as varchar) || ' ' || currency
+        when no_action_reason = 'formal_notice_not_sent' then
+            'no formal notice was sent in episode ' || episode_id || ': ' || next_stage || ' waits for one'
+        when no_action_reason = 'missing_reference_rate' then
+            'no reference rate for ' || missing_rate || ' in the policy (reference_rates: add - {half_year: '
+            || missing_rate || ', rate: "…"}), needed for the charges of ' || next_stage
+    end as wait_detail
+from reasoned

@@ -1,8 +1,11 @@
 -- model: int_ladder_state
 -- grain: one row per unit (customer_id, currency) with an episode opened before as_of: the
 --        episode still open when as_of starts (if any), the last step taken in it before as_of,
---        and the unit's last episode number. Only rows dated before as_of are read, so a re-run
---        of as_of starts from the same state and a backfill reads real actions as its own.
+--        whether a formal notice was sent in it, and the unit's last episode number. Only rows
+--        dated before as_of are read, so a re-run of as_of starts from the same state.
+--        Live state and replays (contract §3): a live run reads only the actions that really
+--        happened (status not 'simulated'); a replay reads those and its own simulated steps
+--        (a backfill reads real actions as its own state, and goes on from them).
 -- materialized: temp
 with
 
@@ -15,7 +18,20 @@ stages as (
 ),
 
 actions as (
-    select * from dunning_actions where as_of < $as_of
+    select * from dunning_actions
+    where as_of < $as_of
+      and ($mode = 'replay' or status <> 'simulated')
+),
+
+notices_sent as (
+    -- episodes where a formal notice really went out: one of its messages was sent (a replay's
+    -- simulated messages count for the replay). Rejected at approval, undeliverable on every
+    -- channel, failed or not yet dispatched: not sent.
+    select distinct actions.episode_id
+    from actions
+    join deliveries using (action_id)
+    where actions.stage = $notice_stage
+      and (deliveries.status = 'sent' or ($mode = 'replay' and deliveries.status = 'simulated'))
 ),
 
 numbering as (
@@ -66,7 +82,9 @@ select
     last_steps.last_rank,
     last_steps.last_stage,
     last_steps.last_action_on,
-    coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval
+    coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval,
+    notices_sent.episode_id is not null as formal_notice_sent
 from numbering
 left join open_episodes using (customer_id, currency)
 left join last_steps on last_steps.episode_id = open_episodes.episode_id
+left join notices_sent on notices_sent.episode_id = open_episodes.episode_id

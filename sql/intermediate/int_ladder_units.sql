@@ -1,6 +1,7 @@
 -- model: int_ladder_units
 -- grain: one row per unit (customer_id, currency) with open invoices at as_of or an episode open
---        when as_of starts: whether it is held, its driving invoice, dunnable amount and target stage
+--        when as_of starts: whether it is held, its driving invoice, dunnable amount and target
+--        stage, its overdue amount and the policy's tolerance for its currency
 -- materialized: temp
 with
 
@@ -28,6 +29,10 @@ stages as (
     select * from ladder_stages
 ),
 
+tolerances as (
+    select * from ladder_tolerance
+),
+
 unit_invoices as (
     select
         customer_id,
@@ -37,7 +42,9 @@ unit_invoices as (
         -- the driving invoice: open, unheld, earliest (due_date, invoice_id)
         arg_min(invoice_id, (due_date, invoice_id)) filter (where not invoice_held) as driving_invoice_id,
         max(days_past_due) filter (where not invoice_held) as driving_days_past_due,
-        coalesce(sum(open_amount) filter (where dunnable), 0) as dunnable_amount
+        min(due_date) filter (where not invoice_held) as driving_due_date,
+        coalesce(sum(open_amount) filter (where dunnable), 0) as dunnable_amount,
+        coalesce(sum(open_amount) filter (where unheld_overdue), 0) as overdue_amount
     from invoices
     group by customer_id, currency
 ),
@@ -66,7 +73,11 @@ select
     coalesce(unit_invoices.held_invoices, 0) as held_invoices,
     unit_invoices.driving_invoice_id,
     unit_invoices.driving_days_past_due,
+    unit_invoices.driving_due_date,
     cast(coalesce(unit_invoices.dunnable_amount, 0) as decimal(38,2)) as dunnable_amount,
+    cast(coalesce(unit_invoices.overdue_amount, 0) as decimal(38,2)) as overdue_amount,
+    -- no contact at all below this amount (policy tolerance, per currency)
+    coalesce(tolerances.amount, cast($default_tolerance as decimal(18,2))) as tolerance,
     targets.target_rank,
     coalesce(customers.dunning_block, false) or customer_holds.customer_id is not null as held,
     case when customers.dunning_block then 'dunning_block' else customer_holds.kind end as hold_reason,
@@ -81,3 +92,4 @@ left join unit_invoices using (customer_id, currency)
 left join targets using (customer_id, currency)
 left join customers using (customer_id)
 left join customer_holds using (customer_id)
+left join tolerances on tolerances.currency = units.currency

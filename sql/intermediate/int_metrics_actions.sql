@@ -3,8 +3,9 @@
 --        30-day recovery is measured on as_of (docs/metrics.md, recovery_rate_30d)
 -- materialized: temp
 -- An action rejected at approval never reached the debtor and is left out; every other action
--- counts, whatever became of its deliveries (undeliverable, failed) and whether it was sent
--- (live) or simulated (backfill replay).
+-- counts, whatever became of its deliveries (undeliverable, failed). `mode` tells a real action
+-- (`live`) from a backfill's simulated one (`replay`): the recovery rates count real actions,
+-- the replayed ones are reported apart (contract §5).
 select
     actions.action_id,
     actions.as_of as action_date,
@@ -15,6 +16,7 @@ select
     actions.amount_due,
     actions.invoice_ids,
     actions.status,
+    case when actions.status = 'simulated' or actions.mode = 'replay' then 'replay' else 'live' end as mode,
     coalesce(customers.segment, 'b2b') as segment
 from dunning_actions as actions
 left join stg_customers as customers using (customer_id)

@@ -98,8 +98,14 @@ by_bucket as (
 ),
 
 -- ---------------------------------------------------------------- recovery after dunning actions
-recovery as (
+every_recovery as (
+    -- real (mode live) and replayed (mode replay: a backfill's simulated) actions
     select * from int_metrics_action_recovery
+),
+
+recovery as (
+    -- the recovery rates by stage, channel and segment count real actions only
+    select * from every_recovery where mode = 'live'
 ),
 
 recovery_by_channel as (
@@ -176,6 +182,18 @@ metrics as (
               from recovery_by_channel group by currency, channel
     union all select currency, 'recovery_rate_30d', 'segment', segment, 'ratio', sum(recovered_30d), sum(amount_due), 100
               from recovery group by currency, segment
+    -- real and replayed actions apart: replayed effects are never read as real ones
+    union all select currency, 'recovery_rate_30d', 'mode', mode, 'ratio', sum(recovered_30d), sum(amount_due), 100
+              from every_recovery group by currency, mode
+    union all select currency, 'recovery_actions_30d', 'mode', mode, 'value', count(*), null, null
+              from every_recovery group by currency, mode
+    -- claims cancelled by credit notes within 30 days: reported apart, never as money recovered
+    union all select currency, 'credit_note_rate_30d', 'all', 'all', 'ratio', sum(credited_30d), sum(amount_due), 100
+              from recovery group by currency
+    union all select currency, 'credit_note_rate_30d', 'stage', stage, 'ratio', sum(credited_30d), sum(amount_due), 100
+              from recovery group by currency, stage
+    union all select currency, 'credit_note_rate_30d', 'mode', mode, 'ratio', sum(credited_30d), sum(amount_due), 100
+              from every_recovery group by currency, mode
     union all select currency, 'recovery_actions_30d', 'stage', stage, 'value', count(*), null, null
               from recovery group by currency, stage
     union all select currency, 'recovery_actions_30d', 'all', 'all', 'value', count(*), null, null

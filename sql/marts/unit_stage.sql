@@ -13,8 +13,11 @@ stages as (
 ),
 
 today as (
-    -- the actions dated as_of: created by this run, or found by it (a re-run, a real run)
-    select * from dunning_actions where as_of = $as_of
+    -- the actions dated as_of: created by this run, or found by it (a re-run, a real run); a live
+    -- run's state holds only real actions (a simulated one of that date is replay history)
+    select * from dunning_actions
+    where as_of = $as_of
+      and ($mode = 'replay' or status <> 'simulated')
 ),
 
 unit_today as (
@@ -48,7 +51,9 @@ select
     decisions.closed_episode_id,
     unit_today.action_id,
     case when unit_today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
-        as no_action_reason
+        as no_action_reason,
+    case when unit_today.action_id is null then decisions.wait_reason end as wait_reason,
+    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
 left join episode_today using (episode_id)

@@ -2,7 +2,8 @@
 -- grain: one row per action or delivery that needs a person on as_of:
 --          pending_approval — an action awaiting approval (any date up to as_of);
 --          undeliverable, failed — a delivery of an action dated in the 7 days up to as_of;
---          in_doubt — a delivery whose outcome is not known (status sending, in_doubt or unknown)
+--          in_doubt — a delivery whose outcome is not known (status sending, in_doubt or unknown);
+--          missing_reference_rate — a unit whose next step waits for a reference rate the policy lacks
 -- used by: tasks/report.py ("What needs a person")
 with
 
@@ -29,9 +30,18 @@ deliveries_needing as (
     join actions using (action_id)
     where deliveries.status in ('sending', 'in_doubt', 'unknown')
        or (deliveries.status in ('undeliverable', 'failed') and actions.as_of > cast($as_of as date) - 7)
+),
+
+missing_rates as (
+    select 'missing_reference_rate' as kind, units.as_of, null as action_id, null as delivery_id,
+           units.customer_id, units.currency, units.current_stage as stage, null as channel,
+           units.dunnable_amount as amount_due, null as status, units.wait_detail as detail
+    from unit_stage as units
+    where units.as_of = $as_of
+      and units.wait_reason = 'missing_reference_rate'
 )
 
 select rows.*, customers.name
-from (select * from pending union all select * from deliveries_needing) as rows
+from (select * from pending union all select * from deliveries_needing union all select * from missing_rates) as rows
 left join stg_customers as customers using (customer_id)
 order by rows.kind, rows.as_of desc, rows.amount_due desc, rows.action_id, rows.delivery_id
