@@ -5,13 +5,15 @@ and its manifest."""
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 from datetime import date, datetime, timezone
 
 import pytest
 from pypdf import PdfReader
 
 from tasks.dispatch import approve, dispatch
-from tests.fakes.scenario import action, build, customer, deliveries, invoice, pdf_positions, pdf_text
+from tests.fakes.scenario import action, build, customer, deliveries, events, invoice, pdf_positions, pdf_text
 
 AS_OF = date(2026, 3, 16)
 NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
@@ -167,3 +169,73 @@ def test_chunks_are_equal_and_a_multiple_of_the_workers():
     for n in range(1, 300, 7):
         got = sizes(n, 40, 2)
         assert max(got) <= 40 and max(got) - min(got) <= 1 and (len(got) % 2 == 0 or len(got) == n)
+
+
+# -- what a letter says is true on the day it leaves (contract §3 "What a message says") -------------
+
+
+def _formal_notice_sent_later(tmp, *, name, customers, invoices, payments, decided, sent, per_invoice, invoice_ids):
+    db = build(tmp, name=name, customers=customers, invoices=invoices, payments=payments, as_of=sent,
+               with_charges_table=True, actions=[
+                   action("FN", customers[0]["customer_id"], "formal_notice", invoice_ids, as_of=decided,
+                          deliveries=[("FN-reg", "registered_letter", "pending_approval"), ("FN-mail", "email", "pending_approval")],
+                          charges={"per_invoice": per_invoice}),
+               ])
+    approve(str(db), sent, approve_all=True, by="claire")
+    outbox = tmp / f"{name}-outbox"
+    summary = dispatch(str(db), sent, str(outbox), now=datetime.combine(sent, datetime.min.time(), timezone.utc))
+    return db, outbox / sent.isoformat(), summary
+
+
+def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_path):
+    """Decided 03-17 on I1 700.00 + I2 50.00 (750.00); 600.00 paid on I1 on 03-18; approved and sent 03-20.
+    Worked by hand at 03-20, 2026-H1 rate 2.15 % + 10 points = 12.15 %, 365-day year, half-up per invoice:
+      I1 open 100.00, due 02-10: 38 days late, 100.00 × 12.15 % × 38 / 365 = 1.2649 → 1.26
+      I2 open  50.00, due 02-14: 34 days late,  50.00 × 12.15 % × 34 / 365 = 0.5659 → 0.57
+    principal 150.00, interest 1.83, indemnities 2 × 40.00, total 231.83."""
+    db, out, summary = _formal_notice_sent_later(
+        tmp_path, name="part", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "600.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    assert summary["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "Lyon, le 20 mars 2026" in text
+    assert "150,00 € en principal" in text and "231,83 €" in text
+    assert "100,00 €" in text and "50,00 €" in text and "1,26 €" in text and "0,57 €" in text and "1,83 €" in text
+    assert " 38 " in f" {text} " and " 34 " in f" {text} "
+    assert "750,00" not in text and "700,00" not in text and "8,16" not in text and "8,68" not in text
+    msg = email.message_from_bytes((out / "email" / "FN-mail.eml").read_bytes(), policy=email.policy.default)
+    mail = _text(msg.get_body(("plain",)).get_content())
+    assert "231,83" in mail and "750,00" not in mail
+    rows = deliveries(db)
+    for d in ("FN-reg", "FN-mail"):
+        assert rows[d]["figures_as_of"] == date(2026, 3, 20)
+        assert str(rows[d]["stated_amount_due"]) == "150.00" and str(rows[d]["stated_charges_total"]) == "81.83"
+        assert list(rows[d]["stated_invoice_ids"]) == ["I1", "I2"]
+    changed = [e for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")]
+    assert len(changed) == 1
+    detail = changed[0]["detail"]
+    assert "figures as of 2026-03-20 (decided on 2026-03-17)" in detail
+    assert "amount due 750.00 -> 150.00" in detail and "interest 8.68 -> 1.83" in detail
+    assert "charges 88.68 -> 81.83" in detail and "invoices" not in detail  # both invoices still open
+
+
+def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_send_date(tmp_path):
+    """Decided Fri 4 Dec 2026, sent Mon 7 Dec: J1 1000.00 due 30 Oct. At 7 Dec: 38 days late,
+    1000.00 × 12.15 % (2026-H2: 2.15 % + 10) × 38 / 365 = 12.6493 → 12.65 (at 4 Dec: 35 days, 11.65);
+    total 1000.00 + 12.65 + 40.00 = 1052.65."""
+    db, out, _ = _formal_notice_sent_later(
+        tmp_path, name="later", customers=[customer("C2", "Garage Petit")],
+        invoices=[invoice("J1", "C2", "2026-09-30", "2026-10-30", "1000.00")], payments=[],
+        decided=date(2026, 12, 4), sent=date(2026, 12, 7),
+        per_invoice={"J1": ("11.65", "40.00")}, invoice_ids=["J1"])
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "le 7 décembre 2026" in text
+    assert "12,65 €" in text and "1 052,65 €" in text and " 38 " in f" {text} "
+    assert "11,65" not in text and "1 051,65" not in text and " 35 " not in f" {text} "
+    detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
+    assert detail == ("figures as of 2026-12-07 (decided on 2026-12-04): interest 11.65 -> 12.65; "
+                      "charges 51.65 -> 52.65")
