@@ -76,7 +76,7 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
     assert msg["To"].addresses[0].addr_spec == "c1@client.example"
     assert msg["Subject"].startswith("Mise en demeure de payer")
     assert msg["X-Relance-Delivery-Id"] == "D1-mail"
-    assert msg.get_body(("plain",)).get_content().count("F1") == 1
+    assert msg.get_body(("plain",)).get_content().count("F1") == 2  # its table row and the reference to quote
     assert "F2" in msg.get_body(("html",)).get_content()
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["mise-en-demeure-de-payer-C1.pdf"]
