@@ -399,3 +399,31 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
     assert "Deuxième relance" not in text2 and "simul" not in text2  # the replayed step is not a real one
     assert [(r["stage"], r["delivery_status"]) for r in csv.DictReader(open(c2 / "actions.csv", encoding="utf-8"))] == [
         ("litigation", "sent")]
+
+
+def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
+    """A GBP unit's formal notice: its invoices and interest in pounds, the fixed indemnity in euros
+    (policy indemnity_currency = EUR), written as finance reads it ("40,00 €", never "40.00 GBP"),
+    and totals per currency: GBP 2 500,00 + 33,29 = 2 533,29; EUR 1 314,56 + 17,05 + 80,00 + 40,00
+    (the GBP unit's indemnity) = 1 451,61 €."""
+    from tasks.approve import _pending_notices, approval_markdown
+
+    db = build(tmp_path, customers=CUSTOMERS, as_of=AS_OF, with_charges_table=True,
+               invoices=[*INVOICES[:2], invoice("G1", "C2", "2026-01-05", "2026-02-04", "2500.00", currency="GBP")],
+               actions=[
+                   action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1", "registered_letter", "pending_approval")],
+                          charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
+                   action("AG", "C2", "formal_notice", ["G1"], currency="GBP",
+                          deliveries=[("DG", "registered_letter", "pending_approval")],
+                          charges={"per_invoice": {"G1": ("33.29", "40.00")}}),
+               ])
+    md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, str(tmp_path / "outbox"), 6.0, [], locale="fr_FR")
+    md = md.replace("\u202f", " ").replace("\xa0", " ")
+    row = next(line for line in md.splitlines() if line.startswith("| `AG`"))
+    # (French CLDR writes the pound "£GB")
+    assert "| 2 500,00 £GB | 33,29 £GB | 40,00 € | 33,29 £GB + 40,00 € |" in row
+    assert "GBP |" not in row and "40.00" not in md
+    a1 = next(line for line in md.splitlines() if line.startswith("| `A1`"))
+    assert "| 1 314,56 € | 17,05 € | 80,00 € | 97,05 € |" in a1
+    assert "| EUR | 1 314,56 € | 17,05 € | 120,00 € | 1 451,61 € |" in md
+    assert "| GBP | 2 500,00 £GB | 33,29 £GB | 0,00 £GB | 2 533,29 £GB |" in md
