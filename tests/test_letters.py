@@ -239,3 +239,52 @@ def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_s
     detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
     assert detail == ("figures as of 2026-12-07 (decided on 2026-12-04): interest 11.65 -> 12.65; "
                       "charges 51.65 -> 52.65")
+
+
+# -- the formal notice's layout: laid out, then measured ------------------------------------------------
+
+
+def _laid_out(lang: str, **row):
+    """The formal notice to a business (seven columns), laid out by WeasyPrint as it is printed."""
+    from weasyprint import HTML
+
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.post import document_html, letter_css
+    from tasks.dispatch.render import Renderer, message_context, sample_row
+
+    cfg = load_channels_config()
+    r = Renderer(cfg)
+    data = sample_row("formal_notice", "registered_letter", lang)
+    data.update(row)
+    ctx = message_context(data, cfg, AS_OF, r.i18n)
+    ctx.update(anchor="L0", formal=True)
+    return HTML(string=document_html(letter_css(r), [r.letter(ctx)])).render()
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_formal_notice_table_headings_stay_in_their_columns_and_the_table_on_the_page(lang, tmp_path):
+    from weasyprint.formatting_structure import boxes
+
+    doc = _laid_out(lang)
+    page = doc.pages[0]._page_box
+    left, right = page.content_box_x(), page.content_box_x() + page.width
+    table = next(b for b in page.descendants()
+                 if isinstance(b, boxes.TableBox) and "invoices" in (b.element.get("class") or ""))
+    t_left, t_right = table.border_box_x(), table.border_box_x() + table.border_width()
+    assert left - 0.5 <= t_left and t_right <= right + 0.5, (lang, t_left, t_right, left, right)
+    cells = [c for c in table.descendants() if isinstance(c, boxes.TableCellBox)]
+    headings = [c for c in cells if c.element_tag == "th"]
+    assert len(headings) == 7
+    for cell in cells:  # every word of a heading or a cell inside that cell (no overlap with the next one)
+        c_left, c_right = cell.border_box_x(), cell.border_box_x() + cell.border_width()
+        for text in (b for b in cell.descendants() if isinstance(b, boxes.TextBox)):
+            assert c_left - 0.5 <= text.position_x and text.position_x + text.width <= c_right + 0.5, (
+                lang, text.text, text.position_x, text.position_x + text.width, c_left, c_right)
+    for a, b in zip(headings, headings[1:]):
+        assert a.border_box_x() + a.border_width() <= b.border_box_x() + 0.5
+    # and every text of every page inside the page, as printed (pypdf reads the PDF's text positions back)
+    pdf = tmp_path / f"fn-{lang}.pdf"
+    doc.write_pdf(pdf)
+    for n in range(len(PdfReader(str(pdf)).pages)):
+        for text, x, y in pdf_positions(pdf, n):
+            assert 0 <= x <= 210 - 10 and 0 <= y <= 297, (lang, text, x, y)
