@@ -288,3 +288,20 @@ def test_formal_notice_table_headings_stay_in_their_columns_and_the_table_on_the
     for n in range(len(PdfReader(str(pdf)).pages)):
         for text, x, y in pdf_positions(pdf, n):
             assert 0 <= x <= 210 - 10 and 0 <= y <= 297, (lang, text, x, y)
+
+
+def test_a_notice_whose_claim_was_settled_before_it_leaves_is_skipped(tmp_path):
+    """Decided 03-17 on I1 + I2; both paid on 03-18; approved 03-20: nothing is sent, both deliveries
+    `skipped` with the reason, no letter in the outbox."""
+    db, out, summary = _formal_notice_sent_later(
+        tmp_path, name="paid", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"},
+                  {"payment_id": "P2", "customer_id": "C1", "invoice_id": "I2", "paid_date": "2026-03-18", "amount": "50.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    rows = deliveries(db)
+    assert {rows[d]["status"] for d in ("FN-reg", "FN-mail")} == {"skipped"}
+    assert "settled" in rows["FN-reg"]["last_error"] and summary["by_channel"] == {}
+    assert not (out / "registered_letter").exists() or not list((out / "registered_letter").glob("*.pdf"))

@@ -1,9 +1,9 @@
 -- model: send_claims
 -- grain: one row per (action of a delivery in the batch, invoice it claims that is still open
 --        and unheld on the send date $as_of): what a message says is true on the day it leaves
---        (contract §3 "What a message says"). Open amounts come from the latest invoice_snapshot
---        up to $as_of (tonight's, as the nightly ages before it dispatches); days late are counted
---        to $as_of. An action dated $as_of keeps the figures the ladder decided (the same day's).
+--        (contract §3 "What a message says"). Open amounts and holds are those of $as_of
+--        (dispatch_snapshot: tonight's invoice_snapshot, as the nightly ages before it dispatches);
+--        days late are counted to $as_of. An action dated $as_of keeps the figures the ladder decided (the same day's).
 --        The ladder's own charge models (int_ladder_charge_periods, int_ladder_charges) then
 --        recompute the late-payment charges of the `charged` rows to $as_of, unchanged.
 -- materialized: temp
@@ -28,21 +28,16 @@ actions as (
     join batch using (action_id)
 ),
 
-figures_day as (
-    select max(as_of) as figures_as_of
-    from invoice_snapshot
-    where as_of <= cast($as_of as date)
-),
-
 claimed as (
     select actions.*, unnest(actions.invoice_ids) as invoice_id
     from actions
 ),
 
 snapshot as (
+    -- the claimed invoices open on $as_of (temp table dispatch_snapshot, built by dispatch from
+    -- tonight's invoice_snapshot, or by the aging models for $as_of when there is none)
     select s.*
-    from invoice_snapshot s
-    join figures_day on s.as_of = figures_day.figures_as_of
+    from dispatch_snapshot s
     where s.open_amount > 0
       and not coalesce(s.held, false)
 )
@@ -52,7 +47,7 @@ select
     claimed.customer_id,
     claimed.currency,
     claimed.decided_on,
-    figures_day.figures_as_of,
+    cast($as_of as date) as figures_as_of,
     claimed.decided_on <> cast($as_of as date) as recomputed,
     snapshot.invoice_id,
     snapshot.kind,
@@ -66,5 +61,4 @@ select
         and claimed.decided_on <> cast($as_of as date)
         and datediff('day', snapshot.due_date, cast($as_of as date)) > 0 as charged
 from claimed
-cross join figures_day
 join snapshot on snapshot.invoice_id = claimed.invoice_id

@@ -143,6 +143,46 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     return unpriced
 
 
+#: The aging models that give each invoice's open amount at a date (tasks/age.py runs them too).
+OPEN_AT_MODELS = [
+    "intermediate/int_invoices_as_of",
+    "intermediate/int_payments_as_of",
+    "intermediate/int_active_holds",
+    "intermediate/int_direct_settlement",
+    "intermediate/int_credit_pool",
+    "intermediate/int_open_invoices",
+]
+
+
+def _send_date_snapshot(con, as_of: date) -> None:
+    """Temp table dispatch_snapshot: the batch's claimed invoices as they stand on the send date
+    (open amount, held). From tonight's invoice_snapshot when the aging wrote one; otherwise (a
+    night when every invoice is paid leaves no snapshot row at all, or a dispatch without aging)
+    from the aging models themselves, run for as_of on the ingested source."""
+    claimed = ("select distinct unnest(a.invoice_ids) as invoice_id from dispatch_batch b "
+               "join deliveries d using (delivery_id) join dunning_actions a using (action_id)")
+    if warehouse.scalar(con, "select count(*) > 0 from invoice_snapshot where as_of = $as_of", {"as_of": as_of}) \
+            or not ledger.table_exists(con, "stg_invoices"):
+        con.execute(
+            "create or replace temp table dispatch_snapshot as "
+            "select invoice_id, kind, issue_date, due_date, amount, open_amount, held from invoice_snapshot "
+            f"where as_of = $as_of and invoice_id in ({claimed})",
+            {"as_of": as_of},
+        )
+        return
+    warehouse.run_models(con, OPEN_AT_MODELS, {"as_of": as_of})
+    con.execute(
+        f"""
+        create or replace temp table dispatch_snapshot as
+        select o.invoice_id, o.kind, o.issue_date, o.due_date, o.amount, o.open_amount,
+               exists (select 1 from int_active_holds h
+                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id)) as held
+        from int_open_invoices o
+        where o.open_amount > 0 and o.invoice_id in ({claimed})
+        """
+    )
+
+
 def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
     """The batch's rendering context (sql/dispatch/context.sql) as of the send date `as_of`: the
     invoices still open, their open amounts and days late, and the charges recomputed to that day
@@ -150,6 +190,7 @@ def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dic
     reference rate) carry `unpriced` (the reason)."""
     _batch_table(con, delivery_ids)
     _charges_view(con)
+    _send_date_snapshot(con, as_of)
     warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
     unpriced = _send_date_charges(con, as_of, pol if pol is not None else load_policy(None))
     rows = ledger.query(con, "context", {"as_of": as_of})
