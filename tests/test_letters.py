@@ -305,3 +305,23 @@ def test_a_notice_whose_claim_was_settled_before_it_leaves_is_skipped(tmp_path):
     assert {rows[d]["status"] for d in ("FN-reg", "FN-mail")} == {"skipped"}
     assert "settled" in rows["FN-reg"]["last_error"] and summary["by_channel"] == {}
     assert not (out / "registered_letter").exists() or not list((out / "registered_letter").glob("*.pdf"))
+
+
+def test_an_invoice_paid_before_the_notice_leaves_is_no_longer_claimed(tmp_path):
+    """Decided 03-17 on I1 700.00 + I2 50.00; I1 paid in full on 03-18; sent 03-20: the notice claims
+    I2 only — 50.00, 34 days late, 50.00 × 12.15 % × 34 / 365 = 0.57, one indemnity 40.00,
+    total 90.57 — and the change is recorded."""
+    db, out, _ = _formal_notice_sent_later(
+        tmp_path, name="one", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "I2" in text and "I1" not in text
+    assert "50,00 € en principal" in text and "0,57 €" in text and "90,57 €" in text
+    assert "la facture ci-dessous demeure impayée" in text  # one invoice: singular
+    detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
+    assert detail == ("figures as of 2026-03-20 (decided on 2026-03-17): invoices I1, I2 -> I2; "
+                      "amount due 750.00 -> 50.00; interest 8.68 -> 0.57; indemnity 80.00 -> 40.00; charges 88.68 -> 40.57")
