@@ -325,3 +325,25 @@ def test_an_invoice_paid_before_the_notice_leaves_is_no_longer_claimed(tmp_path)
     detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
     assert detail == ("figures as of 2026-03-20 (decided on 2026-03-17): invoices I1, I2 -> I2; "
                       "amount due 750.00 -> 50.00; interest 8.68 -> 0.57; indemnity 80.00 -> 40.00; charges 88.68 -> 40.57")
+
+
+def test_a_notice_whose_send_date_has_no_reference_rate_waits(tmp_path):
+    """Decided 2026-12-30, sent 2027-01-04 with a policy that has no 2027-H1 rate: the interest of the
+    January days cannot be computed, so the notice is not sent tonight (it stays planned, the run
+    says why) — never sent with the January days left out."""
+    from relance import ROOT
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("\n".join(line for line in (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8").splitlines()
+                                if "2027-H1" not in line) + "\n", encoding="utf-8")
+    sent = date(2027, 1, 4)
+    db = build(tmp_path, name="norate", customers=[customer("C1")], as_of=sent, with_charges_table=True,
+               invoices=[invoice("J1", "C1", "2026-10-20", "2026-11-20", "1000.00")],
+               actions=[action("FN", "C1", "formal_notice", ["J1"], as_of=date(2026, 12, 30),
+                               deliveries=[("FN-reg", "registered_letter", "pending_approval")],
+                               charges={"per_invoice": {"J1": ("13.32", "40.00")}})])
+    approve(str(db), sent, approve_all=True, by="claire")
+    summary = dispatch(str(db), sent, str(tmp_path / "out"), now=datetime(2027, 1, 4, 9, 0, tzinfo=timezone.utc),
+                       policy=str(policy))
+    assert deliveries(db)["FN-reg"]["status"] == "planned"
+    assert any("FN-reg" in e and "2027-H1" in e for e in summary["errors"]), summary["errors"]
