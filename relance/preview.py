@@ -61,6 +61,6 @@ def preview(stage: str, channel: str, language: str, fmt: str | None = None, cha
     from tasks.dispatch import post
 
     lang = cfg.creditor.language
-    page = dict(ctx, lang=lang, t=renderer.labels(lang), anchor="D0", history=[], letters=[])
+    page = dict(ctx, lang=lang, t=renderer.labels(lang), anchor="D0", steps=[], letters=[])
     css = (renderer.dir / "handoff" / "summary.css").read_text(encoding="utf-8")
     return post.document_html(css, [renderer.page("handoff/summary.html.j2", page)], title="dossier")

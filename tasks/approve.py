@@ -49,7 +49,7 @@ def _pending_notices(db: str, as_of: date) -> list[dict]:
         rows = con.execute(
             """
             select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due,
-                   a.invoice_ids, a.interest_amount, a.indemnity_amount, a.charges_total,
+                   a.invoice_ids, a.interest_amount, a.indemnity_amount, a.charges_total, a.indemnity_currency,
                    list(d.delivery_id order by d.delivery_id) as delivery_ids,
                    list(d.channel order by d.delivery_id) as channels
             from dunning_actions a join deliveries d using (action_id)
@@ -59,16 +59,44 @@ def _pending_notices(db: str, as_of: date) -> list[dict]:
             {"as_of": as_of},
         ).fetchall()
     cols = ["action_id", "as_of", "stage", "customer_id", "currency", "amount_due", "invoice_ids",
-            "interest", "indemnity", "charges_total", "delivery_ids", "channels"]
+            "interest", "indemnity", "charges_total", "indemnity_currency", "delivery_ids", "channels"]
     return [dict(zip(cols, r)) for r in rows]
 
 
-def _money(v, currency: str) -> str:
-    return "—" if v is None else f"{v:,.2f} {currency}".replace(",", "\u202f")
+def _money(v, currency: str, locale: str) -> str:
+    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £"."""
+    if v is None:
+        return "—"
+    from babel.numbers import format_currency
+
+    return format_currency(v, currency, locale=locale)
+
+
+def _charges(n: dict, locale: str) -> str:
+    """Interest and indemnity: one sum in the unit's currency, the fixed indemnity added beside it
+    when it is in another currency (the policy's indemnity_currency, EUR by default)."""
+    if n["charges_total"] is None and n["interest"] is None and n["indemnity"] is None:
+        return "—"
+    cur, ind_cur = n["currency"], n.get("indemnity_currency") or n["currency"]
+    text = _money(n["charges_total"] if n["charges_total"] is not None else n["interest"], cur, locale)
+    if ind_cur != cur and n["indemnity"]:
+        text += " + " + _money(n["indemnity"], ind_cur, locale)
+    return text
+
+
+def _creditor_locale() -> str:
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import LOCALES, language_of
+
+    return LOCALES[language_of(load_channels_config().creditor.language)]
 
 
 def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hours: float,
-                      drafts: list[dict] | None = None) -> str:
+                      drafts: list[dict] | None = None, locale: str | None = None) -> str:
+    from collections import defaultdict
+    from decimal import Decimal
+
+    locale = locale or _creditor_locale()
     lines = [
         f"# Formal notices waiting for approval — {as_of}",
         "",
@@ -80,14 +108,28 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
         "| action | date | stage | debtor | invoices | amount due | interest | indemnity | charges | deliveries |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # totals per currency: amounts due and interest in the unit's currency, indemnities in theirs
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for n in notices:
         cur = n["currency"]
+        ind_cur = n.get("indemnity_currency") or cur
         lines.append(
             f"| `{n['action_id']}` | {n['as_of']} | {n['stage']} | `{n['customer_id']}` | "
-            f"{', '.join(n['invoice_ids'] or [])} | {_money(n['amount_due'], cur)} | {_money(n['interest'], cur)} | "
-            f"{_money(n['indemnity'], cur)} | {_money(n['charges_total'], cur)} | "
+            f"{', '.join(n['invoice_ids'] or [])} | {_money(n['amount_due'], cur, locale)} | "
+            f"{_money(n['interest'], cur, locale)} | {_money(n['indemnity'], ind_cur, locale)} | {_charges(n, locale)} | "
             f"{', '.join(f'{d} ({c})' for d, c in zip(n['delivery_ids'], n['channels']))} |"
         )
+        totals[cur]["amount due"] += n["amount_due"] or 0
+        totals[cur]["interest"] += n["interest"] or 0
+        totals[ind_cur]["indemnity"] += n["indemnity"] or 0
+    if notices:
+        lines += ["", "Totals per currency (the fixed indemnity counts in its own currency):", "",
+                  "| currency | amount due | interest | indemnity | total claimed |", "|---|---|---|---|---|"]
+        for cur in sorted(totals):
+            t = totals[cur]
+            lines.append(f"| {cur} | {_money(t['amount due'], cur, locale)} | {_money(t['interest'], cur, locale)} | "
+                         f"{_money(t['indemnity'], cur, locale)} | "
+                         f"{_money(t['amount due'] + t['interest'] + t['indemnity'], cur, locale)} |")
     drafted = {d["delivery_id"]: d["path"] for d in drafts or ()}
     letters = [(n["action_id"], d, c) for n in notices for d, c in zip(n["delivery_ids"], n["channels"])
                if c in ("letter", "registered_letter")]

@@ -77,7 +77,7 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
     assert msg["To"].addresses[0].addr_spec == "c1@client.example"
     assert msg["Subject"].startswith("Mise en demeure de payer")
     assert msg["X-Relance-Delivery-Id"] == "D1-mail"
-    assert msg.get_body(("plain",)).get_content().count("F1") == 1
+    assert msg.get_body(("plain",)).get_content().count("F1") == 2  # its table row and the reference to quote
     assert "F2" in msg.get_body(("html",)).get_content()
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["mise-en-demeure-de-payer-C1.pdf"]
@@ -350,3 +350,82 @@ def test_cli_drafts_lists_the_drafts_it_wrote(db, tmp_path):
     assert res.output.splitlines() == ["1 draft(s) of letters waiting for approval:",
                                        f"  A1  registered_letter  {path}"]
     assert path.read_bytes().startswith(b"%PDF")
+
+
+def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
+    """C1: a registered formal notice really sent on 03-16 (the mail room then wrote its tracking
+    number in the manifest), litigation handed over on 03-17. C2: earlier steps only simulated.
+    The French dossier names stages, channels and statuses in French (no raw code), lists each real
+    step with its print batch and tracking number, counts its own handoff as sent (summary and
+    actions.csv agree) and says "Courriers envoyés : aucun" when no letter was really sent."""
+    day2 = date(2026, 3, 17)
+    db = build(tmp_path, customers=CUSTOMERS, invoices=INVOICES, as_of=AS_OF, with_charges_table=True, actions=[
+        action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1-reg", "registered_letter")],
+               charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
+        action("A0", "C2", "reminder_2", ["F3"], deliveries=[("D0-sim", "letter", "simulated")], status="simulated"),
+        action("A9", "C1", "litigation", ["F1", "F2"], as_of=day2, deliveries=[("D9-hand", "handoff")],
+               charges={"per_invoice": {"F1": ("16.85", "40.00"), "F2": ("0.64", "40.00")}}),
+        action("A8", "C2", "litigation", ["F3"], as_of=day2, deliveries=[("D8-hand", "handoff")]),
+    ])
+    out = tmp_path / "outbox"
+    dispatch(str(db), AS_OF, str(out), now=NOW, auto_approve=True)
+    manifest = out / "2026-03-16" / "registered_letter" / "manifest-registered_letter.csv"
+    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    rows[0]["tracking_number"] = "1A02345678901"
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    dispatch(str(db), day2, str(out), now=datetime(2026, 3, 17, 9, 0, tzinfo=timezone.utc))
+    assert deliveries(db)["D9-hand"]["status"] == "sent" and deliveries(db)["D8-hand"]["status"] == "sent"
+    c1 = out / "2026-03-17" / "handoff" / "C1-EUR"
+    text = " ".join(pdf_text(c1 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
+    import html as html_lib
+    import re
+
+    shown = html_lib.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", (c1 / "summary.html").read_text(encoding="utf-8"), flags=re.S))
+    words = re.sub(r"\S+\.(pdf|eml)\b", " ", shown)  # file names are names, not words
+    for code in ("litigation", "formal_notice", "registered_letter", "handoff", "planned", "sent", "b2b", "C1|EUR"):
+        assert code not in words, code
+    assert "Mise en demeure" in text and "Lettre recommandée AR" in text and "envoyé" in text
+    assert "Transmission contentieuse" in text and "Dossier transmis" in text and "professionnel" in text
+    assert "2026-03-16/registered_letter/print-batch-registered_letter.pdf" in shown and "1A02345678901" in text
+    assert "Courriers envoyés 16/03/2026 — Mise en demeure (Lettre recommandée AR)" in " ".join(shown.split())
+    assert "Notre référence : CT-" in text
+    actions = list(csv.DictReader(open(c1 / "actions.csv", encoding="utf-8")))
+    assert [(r["stage"], r["channel"], r["delivery_status"], r["tracking_number"]) for r in actions] == [
+        ("formal_notice", "registered_letter", "sent", "1A02345678901"), ("litigation", "handoff", "sent", "")]
+    c2 = out / "2026-03-17" / "handoff" / "C2-EUR"
+    text2 = " ".join(pdf_text(c2 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
+    assert text2.endswith("Courriers envoyés aucun•")  # the heading, then its one item: « aucun » (courriers)
+    assert "Deuxième relance" not in text2 and "simul" not in text2  # the replayed step is not a real one
+    assert [(r["stage"], r["delivery_status"]) for r in csv.DictReader(open(c2 / "actions.csv", encoding="utf-8"))] == [
+        ("litigation", "sent")]
+
+
+def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
+    """A GBP unit's formal notice: its invoices and interest in pounds, the fixed indemnity in euros
+    (policy indemnity_currency = EUR), written as finance reads it ("40,00 €", never "40.00 GBP"),
+    and totals per currency: GBP 2 500,00 + 33,29 = 2 533,29; EUR 1 314,56 + 17,05 + 80,00 + 40,00
+    (the GBP unit's indemnity) = 1 451,61 €."""
+    from tasks.approve import _pending_notices, approval_markdown
+
+    db = build(tmp_path, customers=CUSTOMERS, as_of=AS_OF, with_charges_table=True,
+               invoices=[*INVOICES[:2], invoice("G1", "C2", "2026-01-05", "2026-02-04", "2500.00", currency="GBP")],
+               actions=[
+                   action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1", "registered_letter", "pending_approval")],
+                          charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
+                   action("AG", "C2", "formal_notice", ["G1"], currency="GBP",
+                          deliveries=[("DG", "registered_letter", "pending_approval")],
+                          charges={"per_invoice": {"G1": ("33.29", "40.00")}}),
+               ])
+    md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, str(tmp_path / "outbox"), 6.0, [], locale="fr_FR")
+    md = md.replace("\u202f", " ").replace("\xa0", " ")
+    row = next(line for line in md.splitlines() if line.startswith("| `AG`"))
+    # (French CLDR writes the pound "£GB")
+    assert "| 2 500,00 £GB | 33,29 £GB | 40,00 € | 33,29 £GB + 40,00 € |" in row
+    assert "GBP |" not in row and "40.00" not in md
+    a1 = next(line for line in md.splitlines() if line.startswith("| `A1`"))
+    assert "| 1 314,56 € | 17,05 € | 80,00 € | 97,05 € |" in a1
+    assert "| EUR | 1 314,56 € | 17,05 € | 120,00 € | 1 451,61 € |" in md
+    assert "| GBP | 2 500,00 £GB | 33,29 £GB | 0,00 £GB | 2 533,29 £GB |" in md

@@ -5,6 +5,8 @@ and its manifest."""
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 from datetime import date, datetime, timezone
 
 import pytest
@@ -12,7 +14,7 @@ from pypdf import PdfReader
 
 from tasks.dispatch import approve, dispatch
 from tasks.dispatch.ledger import file_stem
-from tests.fakes.scenario import action, build, customer, deliveries, invoice, pdf_positions, pdf_text
+from tests.fakes.scenario import action, build, customer, deliveries, events, invoice, pdf_positions, pdf_text
 
 AS_OF = date(2026, 3, 16)
 NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
@@ -168,3 +170,181 @@ def test_chunks_are_equal_and_a_multiple_of_the_workers():
     for n in range(1, 300, 7):
         got = sizes(n, 40, 2)
         assert max(got) <= 40 and max(got) - min(got) <= 1 and (len(got) % 2 == 0 or len(got) == n)
+
+
+# -- what a letter says is true on the day it leaves (contract §3 "What a message says") -------------
+
+
+def _formal_notice_sent_later(tmp, *, name, customers, invoices, payments, decided, sent, per_invoice, invoice_ids):
+    db = build(tmp, name=name, customers=customers, invoices=invoices, payments=payments, as_of=sent,
+               with_charges_table=True, actions=[
+                   action("FN", customers[0]["customer_id"], "formal_notice", invoice_ids, as_of=decided,
+                          deliveries=[("FN-reg", "registered_letter", "pending_approval"), ("FN-mail", "email", "pending_approval")],
+                          charges={"per_invoice": per_invoice}),
+               ])
+    approve(str(db), sent, approve_all=True, by="claire")
+    outbox = tmp / f"{name}-outbox"
+    summary = dispatch(str(db), sent, str(outbox), now=datetime.combine(sent, datetime.min.time(), timezone.utc))
+    return db, outbox / sent.isoformat(), summary
+
+
+def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_path):
+    """Decided 03-17 on I1 700.00 + I2 50.00 (750.00); 600.00 paid on I1 on 03-18; approved and sent 03-20.
+    Worked by hand at 03-20, 2026-H1 rate 2.15 % + 10 points = 12.15 %, 365-day year, half-up per invoice:
+      I1 open 100.00, due 02-10: 38 days late, 100.00 × 12.15 % × 38 / 365 = 1.2649 → 1.26
+      I2 open  50.00, due 02-14: 34 days late,  50.00 × 12.15 % × 34 / 365 = 0.5659 → 0.57
+    principal 150.00, interest 1.83, indemnities 2 × 40.00, total 231.83."""
+    db, out, summary = _formal_notice_sent_later(
+        tmp_path, name="part", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "600.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    assert summary["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "Lyon, le 20 mars 2026" in text
+    assert "150,00 € en principal" in text and "231,83 €" in text
+    assert "100,00 €" in text and "50,00 €" in text and "1,26 €" in text and "0,57 €" in text and "1,83 €" in text
+    assert " 38 " in f" {text} " and " 34 " in f" {text} "
+    assert "750,00" not in text and "700,00" not in text and "8,16" not in text and "8,68" not in text
+    msg = email.message_from_bytes((out / "email" / "FN-mail.eml").read_bytes(), policy=email.policy.default)
+    mail = _text(msg.get_body(("plain",)).get_content())
+    assert "231,83" in mail and "750,00" not in mail
+    rows = deliveries(db)
+    for d in ("FN-reg", "FN-mail"):
+        assert rows[d]["figures_as_of"] == date(2026, 3, 20)
+        assert str(rows[d]["stated_amount_due"]) == "150.00" and str(rows[d]["stated_charges_total"]) == "81.83"
+        assert list(rows[d]["stated_invoice_ids"]) == ["I1", "I2"]
+    changed = [e for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")]
+    assert len(changed) == 1
+    detail = changed[0]["detail"]
+    assert "figures as of 2026-03-20 (decided on 2026-03-17)" in detail
+    assert "amount due 750.00 -> 150.00" in detail and "interest 8.68 -> 1.83" in detail
+    assert "charges 88.68 -> 81.83" in detail and "invoices" not in detail  # both invoices still open
+
+
+def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_send_date(tmp_path):
+    """Decided Fri 4 Dec 2026, sent Mon 7 Dec: J1 1000.00 due 30 Oct. At 7 Dec: 38 days late,
+    1000.00 × 12.15 % (2026-H2: 2.15 % + 10) × 38 / 365 = 12.6493 → 12.65 (at 4 Dec: 35 days, 11.65);
+    total 1000.00 + 12.65 + 40.00 = 1052.65."""
+    db, out, _ = _formal_notice_sent_later(
+        tmp_path, name="later", customers=[customer("C2", "Garage Petit")],
+        invoices=[invoice("J1", "C2", "2026-09-30", "2026-10-30", "1000.00")], payments=[],
+        decided=date(2026, 12, 4), sent=date(2026, 12, 7),
+        per_invoice={"J1": ("11.65", "40.00")}, invoice_ids=["J1"])
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "le 7 décembre 2026" in text
+    assert "12,65 €" in text and "1 052,65 €" in text and " 38 " in f" {text} "
+    assert "11,65" not in text and "1 051,65" not in text and " 35 " not in f" {text} "
+    detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
+    assert detail == ("figures as of 2026-12-07 (decided on 2026-12-04): interest 11.65 -> 12.65; "
+                      "charges 51.65 -> 52.65")
+
+
+# -- the formal notice's layout: laid out, then measured ------------------------------------------------
+
+
+def _laid_out(lang: str, **row):
+    """The formal notice to a business (seven columns), laid out by WeasyPrint as it is printed."""
+    from weasyprint import HTML
+
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.post import document_html, letter_css
+    from tasks.dispatch.render import Renderer, message_context, sample_row
+
+    cfg = load_channels_config()
+    r = Renderer(cfg)
+    data = sample_row("formal_notice", "registered_letter", lang)
+    data.update(row)
+    ctx = message_context(data, cfg, AS_OF, r.i18n)
+    ctx.update(anchor="L0", formal=True)
+    return HTML(string=document_html(letter_css(r), [r.letter(ctx)])).render()
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_formal_notice_table_headings_stay_in_their_columns_and_the_table_on_the_page(lang, tmp_path):
+    from weasyprint.formatting_structure import boxes
+
+    doc = _laid_out(lang)
+    page = doc.pages[0]._page_box
+    left, right = page.content_box_x(), page.content_box_x() + page.width
+    table = next(b for b in page.descendants()
+                 if isinstance(b, boxes.TableBox) and "invoices" in (b.element.get("class") or ""))
+    t_left, t_right = table.border_box_x(), table.border_box_x() + table.border_width()
+    assert left - 0.5 <= t_left and t_right <= right + 0.5, (lang, t_left, t_right, left, right)
+    cells = [c for c in table.descendants() if isinstance(c, boxes.TableCellBox)]
+    headings = [c for c in cells if c.element_tag == "th"]
+    assert len(headings) == 7
+    for cell in cells:  # every word of a heading or a cell inside that cell (no overlap with the next one)
+        c_left, c_right = cell.border_box_x(), cell.border_box_x() + cell.border_width()
+        for text in (b for b in cell.descendants() if isinstance(b, boxes.TextBox)):
+            assert c_left - 0.5 <= text.position_x and text.position_x + text.width <= c_right + 0.5, (
+                lang, text.text, text.position_x, text.position_x + text.width, c_left, c_right)
+    for a, b in zip(headings, headings[1:]):
+        assert a.border_box_x() + a.border_width() <= b.border_box_x() + 0.5
+    # and every text of every page inside the page, as printed (pypdf reads the PDF's text positions back)
+    pdf = tmp_path / f"fn-{lang}.pdf"
+    doc.write_pdf(pdf)
+    for n in range(len(PdfReader(str(pdf)).pages)):
+        for text, x, y in pdf_positions(pdf, n):
+            assert 0 <= x <= 210 - 10 and 0 <= y <= 297, (lang, text, x, y)
+
+
+def test_a_notice_whose_claim_was_settled_before_it_leaves_is_skipped(tmp_path):
+    """Decided 03-17 on I1 + I2; both paid on 03-18; approved 03-20: nothing is sent, both deliveries
+    `skipped` with the reason, no letter in the outbox."""
+    db, out, summary = _formal_notice_sent_later(
+        tmp_path, name="paid", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"},
+                  {"payment_id": "P2", "customer_id": "C1", "invoice_id": "I2", "paid_date": "2026-03-18", "amount": "50.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    rows = deliveries(db)
+    assert {rows[d]["status"] for d in ("FN-reg", "FN-mail")} == {"skipped"}
+    assert "settled" in rows["FN-reg"]["last_error"] and summary["by_channel"] == {}
+    assert not (out / "registered_letter").exists() or not list((out / "registered_letter").glob("*.pdf"))
+
+
+def test_an_invoice_paid_before_the_notice_leaves_is_no_longer_claimed(tmp_path):
+    """Decided 03-17 on I1 700.00 + I2 50.00; I1 paid in full on 03-18; sent 03-20: the notice claims
+    I2 only — 50.00, 34 days late, 50.00 × 12.15 % × 34 / 365 = 0.57, one indemnity 40.00,
+    total 90.57 — and the change is recorded."""
+    db, out, _ = _formal_notice_sent_later(
+        tmp_path, name="one", customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
+        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"}],
+        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    assert "I2" in text and "I1" not in text
+    assert "50,00 € en principal" in text and "0,57 €" in text and "90,57 €" in text
+    assert "la facture ci-dessous demeure impayée" in text  # one invoice: singular
+    detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
+    assert detail == ("figures as of 2026-03-20 (decided on 2026-03-17): invoices I1, I2 -> I2; "
+                      "amount due 750.00 -> 50.00; interest 8.68 -> 0.57; indemnity 80.00 -> 40.00; charges 88.68 -> 40.57")
+
+
+def test_a_notice_whose_send_date_has_no_reference_rate_waits(tmp_path):
+    """Decided 2026-12-30, sent 2027-01-04 with a policy that has no 2027-H1 rate: the interest of the
+    January days cannot be computed, so the notice is not sent tonight (it stays planned, the run
+    says why) — never sent with the January days left out."""
+    from relance import ROOT
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("\n".join(line for line in (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8").splitlines()
+                                if "2027-H1" not in line) + "\n", encoding="utf-8")
+    sent = date(2027, 1, 4)
+    db = build(tmp_path, name="norate", customers=[customer("C1")], as_of=sent, with_charges_table=True,
+               invoices=[invoice("J1", "C1", "2026-10-20", "2026-11-20", "1000.00")],
+               actions=[action("FN", "C1", "formal_notice", ["J1"], as_of=date(2026, 12, 30),
+                               deliveries=[("FN-reg", "registered_letter", "pending_approval")],
+                               charges={"per_invoice": {"J1": ("13.32", "40.00")}})])
+    approve(str(db), sent, approve_all=True, by="claire")
+    summary = dispatch(str(db), sent, str(tmp_path / "out"), now=datetime(2027, 1, 4, 9, 0, tzinfo=timezone.utc),
+                       policy=str(policy))
+    assert deliveries(db)["FN-reg"]["status"] == "planned"
+    assert any("FN-reg" in e and "2027-H1" in e for e in summary["errors"]), summary["errors"]

@@ -252,3 +252,181 @@ def test_spreadsheet_formulas_are_neutralised():
     assert csv_safe("@SUM(A1)") == "'@SUM(A1)" and csv_safe("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
     assert csv_safe("+33612345678") == "+33612345678" and csv_safe("-12.50") == "-12.50"
     assert csv_safe("Dupont SARL") == "Dupont SARL"
+
+
+# -- the wording fits the facts on the day the message leaves (contract §3) ----------------------------
+
+RUN = date(2026, 3, 16)
+
+
+def _one_invoice(days_past_due: int) -> list[dict]:
+    from datetime import timedelta
+
+    due = RUN - timedelta(days=days_past_due)
+    return [{"invoice_id": "INV-9", "kind": "invoice", "issue_date": due - timedelta(days=30), "due_date": due,
+             "amount": Decimal("500.00"), "open_amount": Decimal("500.00"), "days_past_due": days_past_due}]
+
+
+def _texts(stage: str, lang: str, invoices: list[dict]) -> dict[str, str]:
+    amount = sum((i["open_amount"] for i in invoices), Decimal("0.00"))
+    email_ctx = ctx_for(stage, "email", lang, invoices=invoices, amount_due=amount)
+    mail = R.email(email_ctx)
+    letter = R.letter(ctx_for(stage, "letter", lang, invoices=invoices, amount_due=amount))
+    return {"subject": mail.subject, "text": " ".join(mail.text.split()), "html": " ".join(mail.html.split()),
+            "letter": " ".join(letter.split())}
+
+
+# (state, days past due, French must say, English must say) — worked from the contract's wording rule
+SITUATIONS = [
+    ("not_due", -5, "la facture ci-dessous arrive prochainement à échéance, le 21/03/2026",
+     "the invoice below falls due shortly, on 21 March 2026"),
+    ("due_today", 0, "la facture ci-dessous arrive à échéance ce jour", "the invoice below falls due today"),
+    ("overdue", 516, "la facture ci-dessous était payable le 16/10/2024", "the invoice below was due on 16 October 2024"),
+]
+
+
+@pytest.mark.parametrize("stage", ["preventive", "due"])
+@pytest.mark.parametrize("state,days,fr,en", SITUATIONS)
+def test_wording_fits_where_the_invoice_stands(stage, state, days, fr, en):
+    for lang, says in (("fr", fr), ("en", en)):
+        out = _texts(stage, lang, _one_invoice(days))
+        for part in ("text", "html", "letter"):
+            assert says in out[part], (stage, lang, part, out[part][:400])
+        everything = " ".join(out.values())
+        if state != "due_today":
+            assert "échéance ce jour" not in everything and "due today" not in everything, (stage, lang)
+        if state != "not_due":
+            assert "prochaine" not in everything and "due soon" not in everything and "shortly" not in everything
+        if state != "overdue":
+            assert "était payable" not in everything and "was due on" not in everything
+    if state == "overdue":  # the subjects too: an invoice 516 days late is not "due today" nor "due soon"
+        assert _texts(stage, "fr", _one_invoice(days))["subject"].startswith("Votre facture en attente de règlement")
+        assert _texts(stage, "en", _one_invoice(days))["subject"].startswith("Your invoice awaiting payment")
+
+
+def test_invoices_in_different_states_are_each_named():
+    invoices = _one_invoice(12) + [dict(_one_invoice(0)[0], invoice_id="INV-10"), dict(_one_invoice(0)[0], invoice_id="INV-11")]
+    fr = _texts("due", "fr", invoices)["text"]
+    assert ("la facture INV-9 était payable le 04/03/2026 et les factures INV-10 et INV-11 arrivent à échéance ce jour"
+            in fr), fr
+    en = _texts("due", "en", invoices)["text"]
+    assert "invoice INV-9 was due on 4 March 2026 and invoices INV-10 and INV-11 fall due today" in en, en
+
+
+@pytest.mark.parametrize("stage", ["call_1", "reminder_2", "call_2", "formal_notice", "amicable", "litigation"])
+def test_later_stages_never_say_due_today(stage):
+    for lang in ("fr", "en"):
+        texts = [R.email(ctx_for(stage, "email", lang)).text, R.letter(ctx_for(stage, "letter", lang)),
+                 R.sms(ctx_for(stage, "sms", lang)), R.script(ctx_for(stage, "phone", lang))]
+        for text in texts:
+            assert "échéance ce jour" not in text and "due today" not in text and "prochainement" not in text, (stage, lang)
+
+
+# -- singular and plural ---------------------------------------------------------------------------------
+
+PLURAL_ONLY = {
+    "fr": re.compile(r"les factures|ces factures|vos factures|leur règlement|leur échéance|factures suivantes|"
+                     r"demeurent|restent|arrivent|étaient|\bvos \d+ factures|\b1 factures|échues", re.I),
+    "en": re.compile(r"these invoices|your invoices|invoices remain|invoices fall|(settle|settling|receive) them|\btheir\b|were due|"
+                     r"\b1 invoices|invoices are|\bremain unpaid", re.I),
+}
+SINGULAR_ONLY = {
+    "fr": re.compile(r"la facture suivante|la facture ci-dessous|cette facture|votre facture|son règlement|"
+                     r"son échéance|demeure impayée|reste impayée|\bechue\b|Taux appliqués", re.I),
+    "en": re.compile(r"this invoice|your invoice\b|invoice remains|invoice falls|\bits\b|was due|invoice is\b|"
+                     r"Rates applied", re.I),
+}
+ALL_STAGES = ["preventive", "due", "call_1", "reminder_2", "call_2", "formal_notice", "amicable", "litigation"]
+
+
+def _every_text(stage: str, lang: str, invoices: list[dict]) -> dict[str, str]:
+    amount = sum((i["open_amount"] for i in invoices), Decimal("0.00"))
+    kw = {"invoices": invoices, "amount_due": amount}
+    if stage in ("formal_notice", "litigation"):
+        interest = sum((i.get("interest") or Decimal("0.00") for i in invoices), Decimal("0.00"))
+        kw.update(interest_amount=interest, indemnity_amount=Decimal("40.00") * len(invoices),
+                  charges_total=interest + Decimal("40.00") * len(invoices))
+    mail = R.email(ctx_for(stage, "email", lang, **kw))
+    out = {"email subject": mail.subject, "email text": mail.text, "email html": re.sub(r"<[^>]+>", " ", mail.html),
+           "sms": R.sms(ctx_for(stage, "sms", lang, **kw)),
+           "letter": re.sub(r"<[^>]+>", " ", R.letter(ctx_for(stage, "letter", lang, **kw))),
+           "registered": re.sub(r"<[^>]+>", " ", R.letter(ctx_for(stage, "registered_letter", lang, **kw))),
+           "script": R.script(ctx_for(stage, "phone", lang, **kw))}
+    return {k: " ".join(v.split()) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("stage", ALL_STAGES)
+def test_one_invoice_is_singular_and_several_are_plural_everywhere(stage, lang):
+    three = sample_row(stage, "email", lang)["invoices"]
+    if len(three) == 1:  # preventive and due samples hold one invoice: make three in the same state
+        three = [dict(three[0], invoice_id=f"{three[0]['invoice_id']}-{n}") for n in range(3)]
+    one = [three[0]]
+    for channel, text in _every_text(stage, lang, one).items():
+        found = PLURAL_ONLY[lang].search(text)
+        assert not found, (stage, lang, channel, "one invoice", found and found.group(0), text[:300])
+    for channel, text in _every_text(stage, lang, three).items():
+        found = SINGULAR_ONLY[lang].search(text)
+        assert not found, (stage, lang, channel, "three invoices", found and found.group(0), text[:300])
+
+
+# -- the plain-text email's invoice table ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_plain_text_invoice_columns_line_up_and_never_touch(lang):
+    from datetime import timedelta
+
+    base = sample_row("reminder_2", "email", lang)["invoices"]
+    invoices = [dict(base[0], invoice_id="INV-2026-000123-LONG", issue_date=date(2025, 9, 30), due_date=date(2025, 12, 31)),
+                dict(base[1], due_date=date(2026, 9, 17) - timedelta(days=200))]
+    text = R.email(ctx_for("reminder_2", "email", lang, invoices=invoices)).text
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith(R.i18n[lang]["invoice"]))
+    table = lines[head:head + 3]
+    t = R.i18n[lang]
+    starts = [table[0].index(t["issue_date"]), table[0].index(t["due_date"])]
+    for row, inv in zip(table[1:], invoices):
+        issue = f_date_of(lang, inv["issue_date"])
+        due = f_date_of(lang, inv["due_date"])
+        assert row.index(issue) == starts[0] and row.index(due, starts[0] + len(issue)) == starts[1], (row, table[0])
+        assert row[starts[0] - 2:starts[0]] == "  " and row[starts[1] - 2:starts[1]] == "  "  # two spaces apart
+    assert len({len(line.rstrip()) for line in table}) == 1  # the amounts right-aligned on one edge
+    if lang == "en":  # "31 December 2025" is 16 characters: the old 14-character column ran into the next
+        assert "31 December 2025  " in table[1]
+
+
+def f_date_of(lang: str, d: date) -> str:
+    from tasks.dispatch.render import DATE_FORMATS, LOCALES, _date
+
+    return _date(d, DATE_FORMATS[lang], LOCALES[lang])
+
+
+# -- the formal notice states its rate and a human reference ----------------------------------------------
+
+
+@pytest.mark.parametrize("lang,says", [
+    ("fr", f"Taux appliqué{NBSP}: 12,15{NBSP}% (taux de référence de la BCE 2,15{NBSP}% + 10 points), 1er semestre 2026"),
+    ("en", "Rate applied: 12.15% (ECB reference rate 2.15% + 10 points), first half of 2026"),
+])
+def test_formal_notice_states_the_rate_and_a_human_reference(lang, says):
+    import base64
+    import hashlib
+
+    ctx = ctx_for("formal_notice", "registered_letter", lang, action_id="C000933|EUR|1|formal_notice")
+    letter = " ".join(re.sub(r"<[^>]+>", " ", R.letter(ctx)).split())  # no-break spaces become spaces
+    assert " ".join(says.split()) in letter
+    # the reference: MD + first 40 bits of SHA-256(action id) in base32, two groups of four (templates/README.md)
+    code = base64.b32encode(hashlib.sha256(b"C000933|EUR|1|formal_notice").digest()[:5]).decode()
+    ours = {"fr": "Notre référence", "en": "Our reference"}[lang]
+    assert " ".join(f"{ours}{R.i18n[lang]['colon']} MD-{code[:4]}-{code[4:]}".split()) in letter
+    assert "C000933|EUR" not in letter
+    # the invoices are the reference to quote on the transfer
+    quote = {"fr": "Référence à indiquer", "en": "Reference to quote"}[lang]
+    assert " ".join(f"{quote}{R.i18n[lang]['colon']} INV-2026-000123, INV-2026-000187, INV-2026-000201".split()) in letter
+    two_halves = ctx_for("formal_notice", "registered_letter", lang, rates=[
+        {"half_year": "2025-H2", "reference_rate": Decimal("2.15"), "annual_rate": Decimal("12.15")},
+        {"half_year": "2026-H1", "reference_rate": Decimal("2.00"), "annual_rate": Decimal("12.00")}])
+    text = " ".join(re.sub(r"<[^>]+>", " ", R.letter(two_halves)).split())
+    assert ({"fr": "Taux appliqués", "en": "Rates applied"}[lang]) in text
+    assert {"fr": "2d semestre 2025", "en": "second half of 2025"}[lang] in text and ("12,00" if lang == "fr" else "12.00%") in text

@@ -31,3 +31,12 @@ alter table deliveries add column if not exists fallback_from varchar;
 -- each event, the run that decided each action. Here too, so that dispatch alone finds them.
 alter table delivery_events add column if not exists run_id varchar;
 alter table dunning_actions add column if not exists decided_run_id varchar;
+
+-- What a message states (contract §3 "What a message says"): its figures are those of the day it
+-- is sent, not of the day its action was decided. Written by dispatch when it renders the message;
+-- compare with dunning_actions (amount_due, invoice_ids, charges_total: the decided figures). A
+-- change since the decision is also journalled in delivery_events (detail "figures as of …").
+alter table deliveries add column if not exists figures_as_of date;                 -- the day whose figures it states
+alter table deliveries add column if not exists stated_amount_due decimal(18,2);    -- principal stated
+alter table deliveries add column if not exists stated_charges_total decimal(18,2); -- interest (+ indemnity in the unit's currency)
+alter table deliveries add column if not exists stated_invoice_ids varchar[];       -- invoices stated

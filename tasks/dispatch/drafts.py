@@ -45,7 +45,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         ids = pending_letters(con, as_of)
-        rows = _load_batch(con, ids) if ids else []
+        rows = _load_batch(con, ids, as_of) if ids else []
     if not rows:
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"

@@ -2,10 +2,12 @@
 
 outbox/<as_of>/handoff/<customer_id>-<currency>-<hash>/  (ledger.unit_stem: collision-free)
     summary.pdf, summary.html  who, what is owed: principal, late-payment interest and indemnity
-                               (as the escalation computed them), invoices, history, letters sent
+                               (as of the day the dossier is handed over), invoices, the steps
+                               really taken (date, channel, sending id or print batch, tracking
+                               number), letters sent — every label in the creditor's language
     invoices.csv               the invoices claimed (ISO dates, '.' decimals, per-invoice charges)
-    actions.csv                every action of the unit and each of its deliveries (status,
-                               provider message id, sent at, file)
+    actions.csv                every real (not simulated) delivery of the unit's actions (status,
+                               provider message id, print batch, tracking number, sent at, file)
     letters/                   copies of the letters' PDFs already sent
     emails/                    copies of the emails (.eml) already sent
 The summary is in the creditor's language (templates/handoff/summary.html.j2).
@@ -69,8 +71,60 @@ class DossierWriter:
 
 INVOICE_COLUMNS = ["invoice_id", "kind", "issue_date", "due_date", "amount", "open_amount", "days_past_due",
                    "interest", "indemnity", "currency"]
+#: actions.csv: one row per delivery of a real step (codes, for machines; the summary has the words).
+#: The dossier's own delivery is written as `sent` at the time the dossier is written.
 ACTION_COLUMNS = ["as_of", "action_id", "stage", "amount_due", "charges_total", "action_status", "decided_by",
-                  "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "sent_at", "file"]
+                  "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "print_batch",
+                  "tracking_number", "sent_at", "file"]
+
+
+def print_records(outbox: Path) -> dict[str, dict]:
+    """delivery_id → {"print_batch", "tracking_number"} from every print manifest of the outbox
+    (outbox/<date>/<letter|registered_letter>/manifest-*.csv; the mail room fills tracking_number)."""
+    out: dict[str, dict] = {}
+    for channel in ("letter", "registered_letter"):
+        for manifest in sorted(Path(outbox).glob(f"*/{channel}/manifest-*.csv")):
+            batch = manifest.with_name(manifest.name.replace("manifest-", "print-batch-", 1)).with_suffix(".pdf")
+            with manifest.open(newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    out[row.get("delivery_id") or ""] = {
+                        "print_batch": f"{manifest.parent.parent.name}/{channel}/{batch.name}",
+                        "tracking_number": (row.get("tracking_number") or "").strip() or None,
+                    }
+    return out
+
+
+def _label(t: dict, group: str, code) -> str:
+    """The reader's word for a code (t.stages, t.channels, t.statuses of i18n.yaml); the code only
+    when the labels do not know it (a custom stage)."""
+    return (t.get(group) or {}).get(code) or str(code or "")
+
+
+def real_steps(unit: list[dict], own_delivery_id: str, now, prints: dict[str, dict]) -> list[dict]:
+    """The unit's history as the dossier lists it: only what really happened (a replay's simulated
+    actions and deliveries are left out), the dossier's own delivery counted as sent now (writing
+    it is its sending), each with its date, channel, provider id or print batch and tracking number."""
+    steps = []
+    for h in unit:
+        if h.get("action_status") == "simulated":
+            continue
+        for d in h.get("deliveries") or []:
+            status, sent_at = d["status"], d.get("sent_at")
+            if d["delivery_id"] == own_delivery_id:
+                status, sent_at = "sent", now
+            if status == "simulated":
+                continue
+            printed = prints.get(d["delivery_id"]) or {}
+            steps.append({
+                "as_of": h["as_of"], "action_id": h["action_id"], "stage": h["stage"], "amount_due": h["amount_due"],
+                "charges_total": h.get("charges_total"), "action_status": h.get("action_status"),
+                "decided_by": h.get("decided_by"), "delivery_id": d["delivery_id"], "channel": d["channel"],
+                "status": status, "provider": d.get("provider"),
+                "provider_message_id": d.get("provider_message_id") if d["delivery_id"] != own_delivery_id else None,
+                "print_batch": printed.get("print_batch"), "tracking_number": printed.get("tracking_number"),
+                "sent_at": sent_at, "artifact_path": d.get("artifact_path"),
+            })
+    return steps
 
 
 def run_batch(run, rows: list[dict]) -> dict:
@@ -78,6 +132,7 @@ def run_batch(run, rows: list[dict]) -> dict:
 
     folder = run.channel_dir("handoff")
     history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    prints = print_records(run.outbox)
     lang = run.cfg.creditor.language
     t = run.renderer.labels(lang)
     failures: list[tuple[str, str]] = []
@@ -87,35 +142,42 @@ def run_batch(run, rows: list[dict]) -> dict:
         try:
             ctx = run.context(row)
             unit = history.get((row["customer_id"], row["currency"]), [])
-            letters, emails, actions_csv = [], [], []
+            steps = real_steps(unit, row["delivery_id"], run.now_naive, prints)
+            letters, emails, actions_csv, shown = [], [], [], []
             names: set[str] = set()
-            for h in unit:
-                for d in h.get("deliveries") or []:
-                    actions_csv.append([
-                        _iso(h["as_of"]), h["action_id"], h["stage"], h["amount_due"], h.get("charges_total"),
-                        h.get("action_status"), h.get("decided_by"), d["delivery_id"], d["channel"], d["status"],
-                        d.get("provider"), d.get("provider_message_id"), _iso(d.get("sent_at")), d.get("artifact_path"),
-                    ])
-                    path = d.get("artifact_path")
-                    if d["status"] != "sent" or not path:
-                        continue
-                    name = f"{_iso(h['as_of'])}-{h['stage']}-{d['channel']}{Path(path).suffix}"
-                    if name in names:  # two copies of one day, stage and channel: each keeps its own file
-                        name = f"{Path(name).stem}-{ledger.short_hash(d['delivery_id'])}{Path(path).suffix}"
-                    names.add(name)
-                    entry = {"sent_at": d.get("sent_at") or h["as_of"], "stage": h["stage"], "channel": d["channel"],
-                             "file": None}
-                    if Path(path).is_file():
-                        entry["file"] = f"{'letters' if d['channel'] in ('letter', 'registered_letter') else 'emails'}/{name}"
-                        if d["channel"] in ("letter", "registered_letter"):
-                            letters.append((path, name))
-                        elif d["channel"] == "email":
-                            emails.append((path, name))
-                    if d["channel"] in ("letter", "registered_letter", "email"):
-                        ctx.setdefault("letters", []).append(entry)
+            for s in steps:
+                actions_csv.append([
+                    _iso(s["as_of"]), s["action_id"], s["stage"], s["amount_due"], s["charges_total"],
+                    s["action_status"], s["decided_by"], s["delivery_id"], s["channel"], s["status"],
+                    s["provider"], s["provider_message_id"], s["print_batch"], s["tracking_number"],
+                    _iso(s["sent_at"]), s["artifact_path"] if s["delivery_id"] != row["delivery_id"] else "",
+                ])
+                shown.append({
+                    "date": s["sent_at"] or s["as_of"], "stage": _label(t, "stages", s["stage"]),
+                    "channel": _label(t, "channels", s["channel"]), "status": _label(t, "statuses", s["status"]),
+                    "amount_due": s["amount_due"], "provider_ref": s["print_batch"] or s["provider_message_id"],
+                    "tracking": s["tracking_number"],
+                })
+                path = s["artifact_path"]
+                if s["status"] != "sent" or not path or s["delivery_id"] == row["delivery_id"]:
+                    continue
+                name = f"{_iso(s['as_of'])}-{s['stage']}-{s['channel']}{Path(path).suffix}"
+                if name in names:  # two copies of one day, stage and channel: each keeps its own file
+                    name = f"{Path(name).stem}-{ledger.short_hash(s['delivery_id'])}{Path(path).suffix}"
+                names.add(name)
+                entry = {"sent_at": s["sent_at"] or s["as_of"], "stage": _label(t, "stages", s["stage"]),
+                         "channel": _label(t, "channels", s["channel"]), "file": None}
+                if Path(path).is_file():
+                    entry["file"] = f"{'letters' if s['channel'] in ('letter', 'registered_letter') else 'emails'}/{name}"
+                    if s["channel"] in ("letter", "registered_letter"):
+                        letters.append((path, name))
+                    elif s["channel"] == "email":
+                        emails.append((path, name))
+                if s["channel"] in ("letter", "registered_letter", "email"):
+                    ctx.setdefault("letters", []).append(entry)
             ctx.setdefault("letters", [])
             # the dossier speaks the creditor's language (ctx keeps the customer's values)
-            page_ctx = dict(ctx, lang=lang, t=t, anchor=f"D{i}", history=unit)
+            page_ctx = dict(ctx, lang=lang, t=t, anchor=f"D{i}", steps=shown)
             section = run.renderer.page("handoff/summary.html.j2", page_ctx)
             target = folder / ledger.unit_stem(row["customer_id"], row["currency"])
             if target.exists() or target in taken:  # a second dossier for the unit: keep the first

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +107,167 @@ def _batch_table(con, delivery_ids: list[str]) -> None:
         con.unregister("dispatch_ids")
 
 
-def _load_batch(con, delivery_ids: list[str]) -> list[dict]:
-    """The batch's rendering context (sql/dispatch/context.sql), charges from the ladder if present."""
+#: The ladder's charge models, run again by dispatch on the send date's claims (send_claims).
+CHARGE_MODELS = ["intermediate/int_ladder_charge_periods", "intermediate/int_ladder_charges"]
+
+
+def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
+    """Recompute the late-payment charges of the batch's claims to the send date with the ladder's own
+    models (sql/intermediate/int_ladder_charge_periods.sql, int_ladder_charges.sql) read on
+    send_claims instead of the ladder's claims. Returns {action_id: why} for the actions whose late
+    days fall in a half-year without a reference rate: those are not rendered tonight."""
+    from relance.errors import PolicyError
+    from tasks.escalate import write_policy_tables
+
+    write_policy_tables(con, pol)
+    unpriced: dict[str, str] = {}
+    for action_id, earliest in con.execute(
+        "select action_id, min(due_date) from send_claims where charged group by action_id order by action_id"
+    ).fetchall():
+        try:
+            pol.require_rates(earliest + timedelta(days=1), as_of)
+        except PolicyError as e:
+            unpriced[action_id] = str(e)
+    if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
+        con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
+    con.execute("create or replace temp view int_ladder_claims as select * from send_claims")
+    charges = pol.late_payment_charges
+    warehouse.run_models(con, CHARGE_MODELS, {
+        "as_of": as_of,
+        "margin_points": charges.margin_points,
+        "days_in_year": charges.days_in_year,
+        "indemnity": charges.indemnity_per_invoice,
+        "indemnity_currency": charges.indemnity_currency,
+    })
+    return unpriced
+
+
+#: The aging models that give each invoice's open amount at a date (tasks/age.py runs them too).
+OPEN_AT_MODELS = [
+    "intermediate/int_invoices_as_of",
+    "intermediate/int_payments_as_of",
+    "intermediate/int_active_holds",
+    "intermediate/int_direct_settlement",
+    "intermediate/int_credit_pool",
+    "intermediate/int_open_invoices",
+]
+
+
+def _send_date_snapshot(con, as_of: date) -> None:
+    """Temp table dispatch_snapshot: the batch's claimed invoices as they stand on the send date
+    (open amount, held). From tonight's invoice_snapshot when the aging wrote one; otherwise (a
+    night when every invoice is paid leaves no snapshot row at all, or a dispatch without aging)
+    from the aging models themselves, run for as_of on the ingested source."""
+    claimed = ("select distinct unnest(a.invoice_ids) as invoice_id from dispatch_batch b "
+               "join deliveries d using (delivery_id) join dunning_actions a using (action_id)")
+    if warehouse.scalar(con, "select count(*) > 0 from invoice_snapshot where as_of = $as_of", {"as_of": as_of}) \
+            or not ledger.table_exists(con, "stg_invoices"):
+        con.execute(
+            "create or replace temp table dispatch_snapshot as "
+            "select invoice_id, kind, issue_date, due_date, amount, open_amount, held from invoice_snapshot "
+            f"where as_of = $as_of and invoice_id in ({claimed})",
+            {"as_of": as_of},
+        )
+        return
+    warehouse.run_models(con, OPEN_AT_MODELS, {"as_of": as_of})
+    con.execute(
+        f"""
+        create or replace temp table dispatch_snapshot as
+        select o.invoice_id, o.kind, o.issue_date, o.due_date, o.amount, o.open_amount,
+               exists (select 1 from int_active_holds h
+                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id)) as held
+        from int_open_invoices o
+        where o.open_amount > 0 and o.invoice_id in ({claimed})
+        """
+    )
+
+
+def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
+    """The batch's rendering context (sql/dispatch/context.sql) as of the send date `as_of`: the
+    invoices still open, their open amounts and days late, and the charges recomputed to that day
+    (contract §3 "What a message says"). Rows of actions whose charges cannot be priced (no
+    reference rate) carry `unpriced` (the reason)."""
     _batch_table(con, delivery_ids)
     _charges_view(con)
-    return ledger.query(con, "context")
+    _send_date_snapshot(con, as_of)
+    warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
+    unpriced = _send_date_charges(con, as_of, pol if pol is not None else load_policy(None))
+    rows = ledger.query(con, "context", {"as_of": as_of})
+    for row in rows:
+        row["unpriced"] = unpriced.get(row["action_id"])
+    return rows
+
+
+def _money_text(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def figures_change(row: dict) -> str | None:
+    """What the message states that differs from the decision (None when nothing does)."""
+    changes = []
+    decided_ids, stated_ids = list(row.get("decided_invoice_ids") or []), list(row.get("invoice_ids") or [])
+    if decided_ids != stated_ids:
+        changes.append(f"invoices {', '.join(decided_ids) or '-'} -> {', '.join(stated_ids) or '-'}")
+    for label, before, after in (
+        ("amount due", row.get("decided_amount_due"), row.get("amount_due")),
+        ("interest", row.get("decided_interest_amount"), row.get("interest_amount")),
+        ("indemnity", row.get("decided_indemnity_amount"), row.get("indemnity_amount")),
+        ("charges", row.get("decided_charges_total"), row.get("charges_total")),
+    ):
+        if before != after:
+            changes.append(f"{label} {_money_text(before)} -> {_money_text(after)}")
+    if not changes and not row.get("recomputed"):
+        return None
+    decided = row["action_as_of"].isoformat() if row.get("action_as_of") else "?"
+    head = (f"figures as of {row['figures_as_of'].isoformat() if row.get('figures_as_of') else '?'} "
+            f"(decided on {decided})")
+    return head + (": " + "; ".join(changes) if changes else ": unchanged")
+
+
+def record_figures(con, rows: list[dict], now: datetime) -> int:
+    """Record on each delivery what its message states (deliveries.figures_as_of, stated_amount_due,
+    stated_charges_total, stated_invoice_ids) and, when a figure changed since the action was
+    decided, a delivery_events entry (status unchanged) saying what changed. Returns the number of
+    changed deliveries."""
+    import pyarrow as pa
+
+    if not rows:
+        return 0
+    table = pa.table({
+        "delivery_id": pa.array([r["delivery_id"] for r in rows], pa.string()),
+        "figures_as_of": pa.array([r.get("figures_as_of") for r in rows], pa.date32()),
+        "amount_due": pa.array([r.get("amount_due") for r in rows], pa.decimal128(18, 2)),
+        "charges_total": pa.array([r.get("charges_total") for r in rows], pa.decimal128(18, 2)),
+        "invoice_ids": pa.array([list(r.get("invoice_ids") or []) for r in rows], pa.list_(pa.string())),
+        "change": pa.array([figures_change(r) if r.get("recomputed") else None for r in rows], pa.string()),
+    })
+    con.register("dispatch_figures", table)
+    try:
+        with warehouse.transaction(con):
+            con.execute(
+                """
+                update deliveries set
+                    figures_as_of = f.figures_as_of,
+                    stated_amount_due = f.amount_due,
+                    stated_charges_total = f.charges_total,
+                    stated_invoice_ids = f.invoice_ids
+                from dispatch_figures f
+                where deliveries.delivery_id = f.delivery_id and deliveries.status = 'planned'
+                """
+            )
+            changed = con.execute(
+                """
+                insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
+                select d.delivery_id, $now, d.status, d.status, d.channel, d.provider, 'dispatch', f.change
+                from dispatch_figures f join deliveries d using (delivery_id)
+                where f.change is not null and not f.change like '%: unchanged'
+                returning delivery_id
+                """,
+                {"now": now},
+            ).fetchall()
+    finally:
+        con.unregister("dispatch_figures")
+    return len(changed)
 
 
 #: The rendering context of the deliveries a dispatch() run picked, read once before its batches
@@ -121,10 +277,10 @@ def _load_batch(con, delivery_ids: list[str]) -> list[dict]:
 _PRELOADED: dict[tuple[str, date], dict[str, dict]] = {}
 
 
-def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str]) -> list[dict]:
+def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str | None = None) -> list[dict]:
     cached = _PRELOADED.get((str(db), as_of))
     if cached is None or any(d not in cached for d in delivery_ids):
-        return _load_batch(con, delivery_ids)
+        return [r for r in _load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
     _batch_table(con, delivery_ids)
     now = {
         d: (status, channel, attempts)
@@ -143,9 +299,18 @@ def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str]) -> list[dict
 
 def _charges_view(con) -> None:
     """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
-    per-invoice charges table, whatever it names its columns; empty when it does not exist."""
+    per-invoice charges table, whatever it names its columns; empty when it does not exist. And
+    dispatch_charge_periods(action_id, half_year, reference_rate, annual_rate) over
+    action_charge_periods (the rates a formal notice states), empty when it does not exist."""
     empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
              "null::decimal(38,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
+    if ledger.table_exists(con, "action_charge_periods") and {"action_id", "half_year", "reference_rate", "annual_rate"} <= set(
+            ledger.columns_of(con, "action_charge_periods")):
+        con.execute("create or replace temp view dispatch_charge_periods as "
+                    "select action_id, half_year, reference_rate, annual_rate from action_charge_periods")
+    else:
+        con.execute("create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
+                    "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false")
     if not ledger.table_exists(con, "action_charges"):
         con.execute(empty)
         return
@@ -168,7 +333,8 @@ def _charges_view(con) -> None:
 
 @step(name="dispatch_batch", task_run_name="{channel}-{batch_no}")
 def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: int, delivery_ids: list[str],
-                   send: bool = False, now: datetime | None = None, channels_config: str | None = None) -> dict:
+                   send: bool = False, now: datetime | None = None, channels_config: str | None = None,
+                   policy: str | None = None) -> dict:
     """Render and send one batch of one channel; returns its counts (plus print parts for letters)."""
     from tasks.dispatch import email, handoff, post, sms, worklists
 
@@ -178,7 +344,7 @@ def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: in
     renderer = get_renderer(cfg)
     with warehouse.open_db(db) as con:
         run = Run(con=con, as_of=as_of, outbox=Path(outbox), send=send, now=aware_utc(now), cfg=cfg, renderer=renderer)
-        rows = [r for r in _batch_rows(con, db, as_of, delivery_ids) if r["status"] == "planned" and r["channel"] == channel]
+        rows = [r for r in _batch_rows(con, db, as_of, delivery_ids, policy) if r["status"] == "planned" and r["channel"] == channel]
         if channel == "email":
             out = email.run_batch(run, rows)
         elif channel == "sms":
@@ -197,6 +363,26 @@ def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: in
 
 
 # -- the step ------------------------------------------------------------------------------------
+
+
+def _hold_back(con, rows: list[dict], now: datetime, prepared: dict, errors: list[str]) -> set[str]:
+    """Deliveries not sent tonight: a claim settled (or put on hold) since its action was decided
+    is `skipped` (stale.sql does it when tonight's snapshot exists; this covers the latest one
+    before it); an action whose charges cannot be priced (no reference rate) stays `planned`."""
+    settled = [
+        {"delivery_id": r["delivery_id"], "status": "skipped",
+         "detail": f"settled or put on hold since {r['action_as_of'].isoformat()}: no invoice of the action is still "
+                   f"open and unheld on {r['figures_as_of'].isoformat() if r.get('figures_as_of') else '?'}"}
+        for r in rows if r.get("recomputed") and not r.get("invoices")
+    ]
+    prepared["skipped_settled"] = len(ledger.transition(con, settled, actor="dispatch", now=now))
+    unpriced = [r for r in rows if r.get("unpriced") and r.get("invoices")]
+    for r in unpriced:
+        errors.append(f"{r['delivery_id']}: not sent tonight, its charges cannot be computed: {r['unpriced']}")
+    if unpriced:
+        get_logger().error("dispatch: %d deliveries kept planned: no reference rate for their charges (%s)",
+                           len(unpriced), unpriced[0]["unpriced"])
+    return {r["delivery_id"] for r in settled} | {r["delivery_id"] for r in unpriced}
 
 
 def _batches(picked: list[dict], batch_size: int) -> list[tuple[str, list[str]]]:
@@ -296,11 +482,17 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     try:
         if any(channel in PDF_CHANNELS and len(ids) >= cfg.letters.parallel_from for channel, ids in batches):
             post.warm_pool(cfg.letters.processes)  # the workers start while the first batch is prepared
-        _PRELOADED[key] = {r["delivery_id"]: r for r in _load_batch(keeper, [r["delivery_id"] for r in picked])}
+        loaded = _load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
+        held_back = _hold_back(keeper, loaded, stamp, prepared, errors)
+        prepared["figures_changed"] = record_figures(keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp)
+        _PRELOADED[key] = {r["delivery_id"]: r for r in loaded if r["delivery_id"] not in held_back}
         for n, (channel, ids) in enumerate(batches, start=1):
             if channel in aborted:
                 continue
-            out = dispatch_batch(db, as_of, outbox, channel, n, ids, send, moment, channels_config)
+            ids = [d for d in ids if d not in held_back]
+            if not ids:
+                continue
+            out = dispatch_batch(db, as_of, outbox, channel, n, ids, send, moment, channels_config, policy)
             for status, count in out["counts"].items():
                 by_channel[channel][status] += count
             errors += out.get("errors") or []

@@ -106,6 +106,15 @@ def f_number(ctx, value: Any, digits: int = 2) -> str:
 
 
 @pass_context
+def f_percent(ctx, value: Any) -> str:
+    """A rate in percent, e.g. 12.15 → "12,15 %" (fr, no-break space) or "12.15%" (en)."""
+    if value is None:
+        return ""
+    text = format_decimal(Decimal(str(value)), format="#,##0.00", locale=_locale(ctx))
+    return text + ("\u00a0%" if language_of(ctx.get("lang")) == "fr" else "%")
+
+
+@pass_context
 def f_date(ctx, value: Any) -> str:
     if value is None or value == "":
         return ""
@@ -155,6 +164,79 @@ def f_oneline(value: Any) -> str:
     return re.sub(r"\s+", " ", str(value if value is not None else "")).strip()
 
 
+@pass_context
+def g_plural(ctx, forms: Any, n: int) -> str:
+    """The form of a label for the count n in the context's language (CLDR plural rules via babel):
+    forms is a mapping {one: …, other: …} from i18n.yaml (or a plain string, the same for any n)."""
+    if not isinstance(forms, dict):
+        return "" if forms is None else str(forms)
+    category = Locale.parse(_locale(ctx)).plural_form(abs(int(n)))
+    return str(forms.get(category, forms.get("other", "")))
+
+
+#: Prefix of the human reference of an action's messages, by stage (see human_reference).
+REFERENCE_PREFIX = {"formal_notice": "MD", "litigation": "CT"}
+
+
+def human_reference(action_id: str | None, stage: str | None = None) -> str:
+    """"Notre référence" of a message: a short stable code a person can read out on the phone,
+    derived from the internal action id (never printed: it holds the customer id and episode):
+    a prefix (MD for a formal notice — mise en demeure —, CT for litigation, RL for any other
+    reminder), then the first 40 bits of SHA-256(action_id) in RFC 4648 base32 as two groups of
+    four characters, e.g. MD-K7QF-2XBM. The same action always gets the same code; finding the
+    action from a code: `select action_id from dunning_actions` and compare codes."""
+    import base64
+    import hashlib
+
+    if not action_id:
+        return ""
+    code = base64.b32encode(hashlib.sha256(str(action_id).encode("utf-8")).digest()[:5]).decode("ascii")
+    return f"{REFERENCE_PREFIX.get(stage or '', 'RL')}-{code[:4]}-{code[4:8]}"
+
+
+def due_state(days_past_due: int | None) -> str:
+    if days_past_due is None or days_past_due < 0:
+        return "not_due"
+    return "due_today" if days_past_due == 0 else "overdue"
+
+
+def due_sentence(invoices: list[dict], forms: dict, lang: str, locale: str) -> str:
+    """Where the claimed invoices stand on the send date, in words that fit the facts (contract §3):
+    "la facture ci-dessous était payable le 04/02/2026" for an overdue one, "… arrive à échéance ce
+    jour" only for one due today, "… arrive prochainement à échéance, le …" before; singular or
+    plural by count; groups of different states are named with their invoice numbers."""
+    groups: dict[str, list[dict]] = {}
+    for inv in invoices:
+        groups.setdefault(due_state(inv.get("days_past_due")), []).append(inv)
+    category = lambda n: Locale.parse(locale).plural_form(n)  # noqa: E731
+    parts = []
+    whole = len(groups) == 1
+    for state in ("overdue", "due_today", "not_due"):
+        items = groups.get(state)
+        if not items:
+            continue
+        n = len(items)
+        form = category(n) if category(n) in ("one", "other") else "other"
+        if whole:
+            subject = forms["subject_all"][form]
+        else:
+            numbers = [str(i["number"]) for i in items]
+            listed = numbers[0] if n == 1 else ", ".join(numbers[:-1]) + forms["and"] + numbers[-1]
+            subject = forms["subject_named"][form].format(numbers=listed)
+        dates = sorted({i["due_date"] for i in items if i.get("due_date")})
+        fmt = lambda d: _date(d, DATE_FORMATS[lang], locale)  # noqa: E731
+        if state == "due_today":
+            verb = forms["due_today"][form]
+        elif len(dates) <= 1:
+            verb = forms[state][form].format(date=fmt(dates[0]) if dates else "")
+        else:
+            verb = forms[state + "_between"][form].format(first=fmt(dates[0]), last=fmt(dates[-1]))
+        parts.append(f"{subject} {verb}")
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + forms["and"] + parts[-1]
+
+
 class _Undefined(StrictUndefined):
     """A misspelt variable is an error (caught by the template check before anything is sent),
     but `{{ "s" if n > 1 }}` — an inline if without else — prints nothing, as one would expect."""
@@ -181,6 +263,7 @@ def _environment(autoescape: bool, templates_dir: Path) -> SandboxedEnvironment:
         money=f_money,
         claimed=f_claimed,
         number=f_number,
+        percent=f_percent,
         date=f_date,
         date_long=f_date_long,
         paragraphs=f_paragraphs if autoescape else f_text_paragraphs,
@@ -189,6 +272,7 @@ def _environment(autoescape: bool, templates_dir: Path) -> SandboxedEnvironment:
         rjust=f_rjust,
         oneline=f_oneline,
     )
+    env.globals.update(plural=g_plural)
     return env
 
 
@@ -343,6 +427,18 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
     }
     deadline_days = cfg.formal_notice.deadline_days
     payment_url = f"{cred.payment_url}?ref={row.get('customer_id')}" if cred.payment_url else None
+    labels = i18n[lang]
+    states = [due_state(i["days_past_due"]) for i in invoices]
+    rates = []
+    for r in row.get("rates") or []:
+        year, half = str(r["half_year"]).split("-H")
+        rates.append({
+            "half_year": r["half_year"],
+            "period": labels["half_year"][half].format(year=year),
+            "reference_rate": r["reference_rate"],
+            "annual_rate": r["annual_rate"],
+            "margin": r["annual_rate"] - r["reference_rate"],
+        })
     return {
         "lang": lang,
         "t": i18n[lang],
@@ -364,6 +460,16 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         "charges": charges,
         "deadline_days": deadline_days,
         "payment_reference": row.get("customer_id"),
+        # what the debtor quotes on the transfer: the invoices the message claims
+        "invoice_reference": ", ".join(str(i["number"]) for i in invoices),
+        # "Notre référence": a short stable code, never the internal action id (human_reference)
+        "reference": human_reference(row.get("action_id"), row.get("stage")),
+        # where the invoices stand on the day the message is sent (the wording must fit it)
+        "due_state": "overdue" if "overdue" in states else "due_today" if "due_today" in states else "not_due",
+        "overdue_count": states.count("overdue"),
+        "due_sentence": due_sentence(invoices, labels["due_status"], lang, LOCALES[lang]),
+        "rates": rates,
+        "figures_as_of": row.get("figures_as_of") or run_as_of,
         "payment_url": payment_url,
         "registered": row.get("channel") == "registered_letter",
         "draft": False,  # True for the drafts shown before approval (tasks/dispatch/drafts.py)
@@ -394,7 +500,9 @@ def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulange
     amount_due = sum((i["open_amount"] for i in invoices), D("0.00"))
     interest = sum((i.get("interest", D(0)) for i in invoices), D("0.00")) if charged else None
     indemnity = D("40.00") * len(invoices) if charged else None
+    rates = [{"half_year": "2026-H1", "reference_rate": D("2.15"), "annual_rate": D("12.15")}] if charged else []
     return {
+        "rates": rates,
         "delivery_id": "preview-delivery",
         "action_id": "preview-action",
         "channel": channel,

@@ -110,7 +110,6 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
         except Exception as e:
             failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
             continue
-        extra_days = (run.as_of - row["action_as_of"]).days if row.get("action_as_of") else 0
         unit_history = [h for h in history.get((row["customer_id"], row["currency"]), [])]
         invoices = ctx["invoices"]
         address = ", ".join(x for x in (ctx["customer"]["street"], f"{ctx['customer']['postal_code']} {ctx['customer']['city']}".strip()) if x)
@@ -118,7 +117,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "delivery_id": row["delivery_id"], "action_id": row["action_id"], "customer": ctx["customer"],
             "currency": ctx["currency"], "stage": row["stage"], "invoices": invoices, "total": ctx["total"],
             "charges": ctx["charges"], "history": unit_history, "script": script,
-            "priority": priority(invoices, cfg.recovery_curve, extra_days),
+            "priority": priority(invoices, cfg.recovery_curve),  # days late as of tonight already
             "address": address,
         })
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
