@@ -23,6 +23,7 @@ from tasks.alerts import alert
 from tasks.approve import ask_for_approval
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
+from tasks.events import apply_events
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure
@@ -55,6 +56,7 @@ def nightly_run(
     outbox = outbox or str(Path(db).parent / "outbox")
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
+        events = apply_events(db)  # provider events journaled since the last run (bounces → letters)
         loaded = ingest(source, db, as_of, source_schema)
         aged = age(db, as_of, policy)
         laddered = escalate(db, as_of, policy, mode="live")
@@ -70,6 +72,7 @@ def nightly_run(
         "as_of": as_of.isoformat(),
         "db": str(db),
         "outbox": outbox,
+        "events": events,
         "ingest": loaded,
         "age": aged,
         "escalate": laddered,
