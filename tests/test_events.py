@@ -249,3 +249,19 @@ def test_cli_import_reports_a_bad_file_in_one_line(tmp_path):
     bad.write_text("{not json")
     res = CliRunner().invoke(app, ["events", "import", str(bad), "--db", str(tmp_path / "x.duckdb")])
     assert res.exit_code != 0 and "not JSON" in str(res.exception or res.output)
+
+
+def test_delivery_and_bounce_rates_by_channel(tmp_path):
+    """Two emails sent on DAY1: one delivered, one hard-bounced → delivery rate 50 %, bounce rate 50 %."""
+    from tasks.measure import measure
+
+    db = ledger_db(tmp_path)
+    saved = tmp_path / "events.json"
+    saved.write_text(json.dumps([sg_event("A1|email", "delivered", 50),
+                                 sg_event("A2|email", "bounce", 51, type="bounce", email="c2@client.example")]))
+    import_file(db, saved)
+    measure(str(db), DAY1)
+    got = dict(((m, v) for m, v in rows(db, "select metric, value from recovery_metrics where as_of = '2026-03-16' "
+                                            "and dimension = 'channel' and metric like '%rate_30d' "
+                                            "and dimension_value = 'email'")))
+    assert got == {"delivery_rate_30d": 50, "bounce_rate_30d": 50}
