@@ -128,8 +128,11 @@ class Journal:
             return 0
         data = lines.encode("utf-8")
         with self._lock:
-            fd = os.open(self.path_for(received.date()), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = os.open(self.path_for(received.date()), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a line torn by a crash stays alone on its line (and is skipped)
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]

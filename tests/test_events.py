@@ -265,3 +265,16 @@ def test_delivery_and_bounce_rates_by_channel(tmp_path):
                                             "and dimension = 'channel' and metric like '%rate_30d' "
                                             "and dimension_value = 'email'")))
     assert got == {"delivery_rate_30d": 50, "bounce_rate_30d": 50}
+
+
+def test_a_line_torn_by_a_crash_costs_only_itself(tmp_path):
+    from tasks.events import read_journal
+
+    journal = Journal(tmp_path / "j")
+    journal.append("sendgrid", [sg_event("A1|email", "processed", 60)])
+    path = next((tmp_path / "j").glob("events-*.jsonl"))
+    with path.open("a") as f:
+        f.write('{"source":"sendgrid","event":{"ev')  # the receiver died mid-write: never acknowledged
+    assert [r["event"]["sg_event_id"] for r in read_journal(tmp_path / "j")] == ["ev-60"]
+    journal.append("sendgrid", [sg_event("A1|email", "delivered", 61)])
+    assert [r["event"]["sg_event_id"] for r in read_journal(tmp_path / "j")] == ["ev-60", "ev-61"]
