@@ -248,6 +248,24 @@ def format_events(r: dict) -> str:
             f"{r['contacts_flagged']} email addresses flagged, {r['letters_planned']} letters planned for bounced emails")
 
 
+post_app = typer.Typer(no_args_is_help=True, help="Registered letters: the postal tracking export.")
+app.add_typer(post_app, name="post")
+
+
+@post_app.command("import")
+def post_import(
+    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id), tracking_number, deposit_date, receipt_date or \"returned\", return_reason."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+) -> None:
+    """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
+    from tasks.events import import_tracking
+
+    r = import_tracking(str(db), file)
+    typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
+               + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
+                  if r["unknown"] else ""))
+
+
 def format_dispatch(d: dict) -> list[str]:
     """The dispatch lines of a run summary."""
     lines = [f"  dispatch: {d['mode']}, " + (", ".join(f"{n} {s}" for s, n in sorted(d["totals"].items())) or "nothing to send")]

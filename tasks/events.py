@@ -540,3 +540,111 @@ def apply_events(db: str) -> dict[str, Any]:
     if result["events"]:
         get_logger().info("provider events: %s", {k: v for k, v in result.items() if k != "journal"})
     return result
+
+
+# -- registered letters: the postal tracking export ----------------------------------------------
+
+_POST_COLUMNS = {"reference": ("reference", "delivery_id", "delivery"), "tracking_number": ("tracking_number", "tracking"),
+                 "deposit_date": ("deposit_date", "deposited_on"), "receipt_date": ("receipt_date", "received_on"),
+                 "return_reason": ("return_reason", "reason")}
+
+
+def _post_date(value: str, where: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
+    """The postal tracking CSV: reference (the delivery id, as in the print manifest), tracking_number,
+    deposit_date, receipt_date (a date, or "returned"), return_reason (refused, unclaimed …)."""
+    import csv
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    reader = csv.DictReader(text.splitlines(), delimiter=";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ",")
+    header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+    cols = {k: next((header[n] for n in names if n in header), None) for k, names in _POST_COLUMNS.items()}
+    if not cols["reference"]:
+        raise UserError(f"{path}: no reference (or delivery_id) column")
+    out = []
+    for n, row in enumerate(reader, start=2):
+        get = lambda k: (row.get(cols[k]) or "").strip() if cols[k] else ""  # noqa: E731
+        where = f"{path}, row {n}"
+        ref = get("reference")
+        if not ref:
+            continue
+        receipt = get("receipt_date")
+        returned = receipt.lower() in ("returned", "retour", "renvoyé", "npai")
+        reason = get("return_reason").lower() or None
+        out.append({"delivery_id": ref, "tracking_number": get("tracking_number") or None,
+                    "deposited_on": _post_date(get("deposit_date"), where),
+                    "received_on": None if returned else _post_date(receipt, where),
+                    "outcome": "returned" if returned or reason else ("received" if receipt else "in_transit"),
+                    "return_reason": reason})
+    return out
+
+
+def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None) -> dict[str, Any]:
+    """`relance post import`: the tracking CSV into postal_tracking (a re-import replaces a row),
+    delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome)."""
+    from tasks import warehouse
+    from tasks.dispatch.config import load_channels_config
+
+    rows = read_tracking_csv(path)
+    deadline_days = load_channels_config().formal_notice.deadline_days
+    now = now or utcnow()
+    schema = {"delivery_id": pa.string(), "tracking_number": pa.string(), "deposited_on": pa.date32(),
+              "received_on": pa.date32(), "outcome": pa.string(), "return_reason": pa.string()}
+    table = pa.table({k: pa.array([r[k] for r in rows], type=t) for k, t in schema.items()})
+    p = {"now": now, "days": deadline_days}
+    with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)
+        con.register("tracking_rows", table)
+        try:
+            with warehouse.transaction(con):
+                unknown = [r[0] for r in con.execute(
+                    "select t.delivery_id from tracking_rows t left join deliveries d using (delivery_id) "
+                    "where d.delivery_id is null or d.channel not in ('letter', 'registered_letter') order by 1").fetchall()]
+                loaded = con.execute(
+                    """
+                    insert or replace into postal_tracking
+                    select t.delivery_id, t.tracking_number, t.deposited_on, t.received_on, t.outcome, t.return_reason,
+                           case when a.stage = 'formal_notice' and t.received_on is not null
+                                then t.received_on + cast($days as integer) end,
+                           $now
+                    from tracking_rows t
+                    join deliveries d using (delivery_id)
+                    join dunning_actions a using (action_id)
+                    where d.channel in ('letter', 'registered_letter')
+                    qualify row_number() over (partition by t.delivery_id order by t.received_on desc nulls last) = 1
+                    """, p).fetchone()[0]
+                con.execute(
+                    """
+                    insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor,
+                                                 detail, event_key, provider_event)
+                    select pt.delivery_id, $now, case pt.outcome when 'received' then 'delivered' when 'returned'
+                           then 'undelivered' else 'accepted' end, null, d.channel, 'post', 'post',
+                           concat_ws('; ', 'tracking ' || pt.tracking_number, 'deposited ' || pt.deposited_on,
+                                     'received ' || pt.received_on, pt.return_reason),
+                           'post:' || pt.delivery_id || ':' || pt.outcome, pt.outcome
+                    from postal_tracking pt join deliveries d using (delivery_id)
+                    where not exists (select 1 from delivery_events x
+                                      where x.event_key = 'post:' || pt.delivery_id || ':' || pt.outcome)
+                    """, {"now": now})
+                con.execute(
+                    """
+                    update deliveries set delivery_state = case pt.outcome when 'received' then 'delivered'
+                           when 'returned' then 'undelivered' else 'accepted' end, updated_at = $now
+                    from postal_tracking pt
+                    where deliveries.delivery_id = pt.delivery_id
+                    """, {"now": now})
+        finally:
+            con.unregister("tracking_rows")
+    return {"rows": len(rows), "loaded": loaded, "unknown": unknown}

@@ -278,3 +278,34 @@ def test_a_line_torn_by_a_crash_costs_only_itself(tmp_path):
     assert [r["event"]["sg_event_id"] for r in read_journal(tmp_path / "j")] == ["ev-60"]
     journal.append("sendgrid", [sg_event("A1|email", "delivered", 61)])
     assert [r["event"]["sg_event_id"] for r in read_journal(tmp_path / "j")] == ["ev-60", "ev-61"]
+
+
+def test_post_import_sets_receipt_and_the_formal_notice_deadline(tmp_path):
+    from relance.errors import UserError
+    from tasks.events import import_tracking
+
+    db = build(tmp_path, customers=[customer("C1"), customer("C2")],
+               invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "100.00"),
+                         invoice("F2", "C2", "2026-01-05", "2026-02-04", "50.00")],
+               as_of=DAY1,
+               actions=[action("N1", "C1", "formal_notice", ["F1"], deliveries=[("N1|registered_letter", "registered_letter", "sent")]),
+                        action("N2", "C2", "formal_notice", ["F2"], deliveries=[("N2|registered_letter", "registered_letter", "sent")])])
+    csv_file = tmp_path / "tracking.csv"
+    csv_file.write_text("reference;tracking_number;deposit_date;receipt_date;return_reason\n"
+                        "N1|registered_letter;1A00000001;2026-03-17;2026-03-20;\n"
+                        "N2|registered_letter;1A00000002;2026-03-17;returned;refused\n"
+                        "ZZ|letter;1A00000003;2026-03-17;2026-03-19;\n")
+    for _ in range(2):  # a re-import changes nothing
+        r = import_tracking(db, csv_file)
+        assert r["loaded"] == 2 and r["unknown"] == ["ZZ|letter"]
+    got = rows(db, "select delivery_id, tracking_number, received_on, outcome, return_reason, deadline_on "
+                   "from postal_tracking order by 1")
+    assert got == [("N1|registered_letter", "1A00000001", date(2026, 3, 20), "received", None, date(2026, 3, 28)),
+                   ("N2|registered_letter", "1A00000002", None, "returned", "refused", None)]
+    d = deliveries(db)
+    assert d["N1|registered_letter"]["delivery_state"] == "delivered"
+    assert d["N2|registered_letter"]["delivery_state"] == "undelivered"
+    assert rows(db, "select count(*) from delivery_events where actor = 'post'") == [(2,)]
+    csv_file.write_text("reference,receipt_date\nN1|registered_letter,20/03/2026\n")
+    with pytest.raises(UserError, match="row 2"):
+        import_tracking(db, csv_file)

@@ -42,3 +42,17 @@ create table if not exists contact_flags (
     flagged_at   timestamp not null,
     primary key (customer_id, channel, flag)
 );
+
+-- Registered letters' postal tracking (`relance post import`): deposit, receipt or return. The
+-- formal notice's deadline runs from the receipt date (templates/channels.yaml
+-- formal_notice.deadline_days), not from the sending date.
+create table if not exists postal_tracking (
+    delivery_id      varchar primary key,
+    tracking_number  varchar,
+    deposited_on     date,
+    received_on      date,               -- null while in transit, or when returned
+    outcome          varchar not null,   -- in_transit | received | returned
+    return_reason    varchar,            -- refused | unclaimed | … when returned
+    deadline_on      date,               -- formal notice: received_on + deadline_days
+    imported_at      timestamp not null
+);
