@@ -183,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "relance-events"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may stay silent (a slow or idle client frees its thread)
 
     def log_message(self, fmt, *args):  # quiet: no request bodies or signatures in logs
         pass
