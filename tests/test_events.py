@@ -309,3 +309,26 @@ def test_post_import_sets_receipt_and_the_formal_notice_deadline(tmp_path):
     csv_file.write_text("reference,receipt_date\nN1|registered_letter,20/03/2026\n")
     with pytest.raises(UserError, match="row 2"):
         import_tracking(db, csv_file)
+
+
+def test_dossier_shows_the_formal_notice_receipt_and_deadline(tmp_path):
+    import csv
+
+    from tasks.dispatch import dispatch
+    from tasks.events import import_tracking
+
+    db = build(tmp_path, customers=[customer("C1")], invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "100.00")],
+               as_of=DAY1,
+               actions=[action("N1", "C1", "formal_notice", ["F1"], as_of=date(2026, 3, 2),
+                               deliveries=[("N1|registered_letter", "registered_letter", "sent")],
+                               charges={"per_invoice": {"F1": ("1.00", "40.00")}}),
+                        action("L1", "C1", "litigation", ["F1"], deliveries=[("L1|handoff", "handoff")],
+                               charges={"per_invoice": {"F1": ("2.00", "40.00")}})])
+    csv_file = tmp_path / "tracking.csv"
+    csv_file.write_text("reference,tracking_number,deposit_date,receipt_date\nN1|registered_letter,1A9,2026-03-03,2026-03-05\n")
+    import_tracking(db, csv_file)
+    dispatch(str(db), DAY1, str(tmp_path / "outbox"), now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc), auto_approve=True)
+    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / "C1-EUR"
+    notice = [r for r in csv.DictReader(open(folder / "actions.csv", encoding="utf-8")) if r["action_id"] == "N1"]
+    assert [(r["tracking_number"], r["received_on"], r["deadline_on"], r["delivery_state"]) for r in notice] == [
+        ("1A9", "2026-03-05", "2026-03-13", "delivered")]

@@ -5,7 +5,9 @@ outbox/<as_of>/handoff/<customer_id>-<currency>/
                                (as the escalation computed them), invoices, history, letters sent
     invoices.csv               the invoices claimed (ISO dates, '.' decimals, per-invoice charges)
     actions.csv                every action of the unit and each of its deliveries (status,
-                               provider message id, sent at, file)
+                               provider message id, sent at, file; what the provider proved, and a
+                               registered letter's tracking number, receipt date and the deadline
+                               it starts)
     letters/                   copies of the letters' PDFs already sent
     emails/                    copies of the emails (.eml) already sent
 The summary is in the creditor's language (templates/handoff/summary.html.j2).
@@ -70,7 +72,8 @@ class DossierWriter:
 INVOICE_COLUMNS = ["invoice_id", "kind", "issue_date", "due_date", "amount", "open_amount", "days_past_due",
                    "interest", "indemnity", "currency"]
 ACTION_COLUMNS = ["as_of", "action_id", "stage", "amount_due", "charges_total", "action_status", "decided_by",
-                  "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "sent_at", "file"]
+                  "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "sent_at", "file",
+                  "delivery_state", "tracking_number", "received_on", "deadline_on"]  # proof of receipt (relance post import)
 
 
 def run_batch(run, rows: list[dict]) -> dict:
@@ -94,6 +97,7 @@ def run_batch(run, rows: list[dict]) -> dict:
                         _iso(h["as_of"]), h["action_id"], h["stage"], h["amount_due"], h.get("charges_total"),
                         h.get("action_status"), h.get("decided_by"), d["delivery_id"], d["channel"], d["status"],
                         d.get("provider"), d.get("provider_message_id"), _iso(d.get("sent_at")), d.get("artifact_path"),
+                        d.get("delivery_state"), d.get("tracking_number"), _iso(d.get("received_on")), _iso(d.get("deadline_on")),
                     ])
                     path = d.get("artifact_path")
                     if d["status"] != "sent" or not path:
