@@ -24,6 +24,7 @@ from tasks.approve import ask_for_approval
 from tasks.audit import audited
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
+from tasks.events import apply_events
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure
@@ -57,6 +58,8 @@ def nightly_run(
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
         with audited(db, "nightly", as_of, policy=policy, source=source) as run:  # the `runs` row
+            # provider events journaled since the last run (bounces → letters)
+            events = run.step("events", apply_events(db))
             loaded = run.step("ingest", ingest(source, db, as_of, source_schema, policy))
             aged = run.step("age", age(db, as_of, policy))
             laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
@@ -73,6 +76,7 @@ def nightly_run(
         "as_of": as_of.isoformat(),
         "db": str(db),
         "outbox": outbox,
+        "events": events,
         "ingest": loaded,
         "age": aged,
         "escalate": laddered,

@@ -244,6 +244,82 @@ def preview_cmd(
         typer.echo(result.decode("utf-8") if isinstance(result, bytes) else result)
 
 
+events_app = typer.Typer(no_args_is_help=True, help="Provider events (SendGrid Event Webhook, SMS status callbacks) into the ledger.")
+app.add_typer(events_app, name="events")
+JournalOpt = typer.Option(None, "--journal", help="Journal folder (default: RELANCE_EVENTS_JOURNAL, else .relance/events).")
+
+
+@events_app.command("serve")
+def events_serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep loopback behind a reverse proxy)."),
+    port: int = typer.Option(8787, "--port", min=0, max=65535, help="Port to listen on."),
+    journal: Optional[Path] = JournalOpt,
+) -> None:
+    """Receive SendGrid's Event Webhook (POST /sendgrid/events) and SMS status callbacks (POST /sms/status)."""
+    from tasks.events import SENDGRID_PATH, SMS_PATH, make_server, receiver_config
+
+    cfg = receiver_config(journal)
+    try:
+        server = make_server(host, port, cfg)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
+    h, p = server.server_address[:2]
+    typer.echo(f"relance events: listening on http://{h}:{p} ({SENDGRID_PATH}"
+               + (f", {SMS_PATH}" if cfg.sms_token else "") + f"), journal {cfg.journal.folder}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@events_app.command("apply")
+def events_apply(
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    journal: Optional[Path] = JournalOpt,
+) -> None:
+    """Load the receiver's journal into the ledger (the nightly run also does it first)."""
+    from tasks.events import apply_journal
+
+    typer.echo(format_events(apply_journal(str(db), journal)))
+
+
+@events_app.command("import")
+def events_import(
+    file: Path = typer.Argument(..., help="A JSON array of SendGrid events."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+) -> None:
+    """Load a saved JSON array of SendGrid events into the ledger, as the journal would."""
+    from tasks.events import import_file
+
+    typer.echo(format_events(import_file(str(db), file)))
+
+
+def format_events(r: dict) -> str:
+    return (f"events: {r['events']} read, {r['inserted']} new in delivery_events, {r['unmatched_total']} unmatched "
+            f"(table unmatched_events); {r['states_changed']} delivery states changed, "
+            f"{r['contacts_flagged']} email addresses flagged, {r['letters_planned']} letters planned for bounced emails")
+
+
+post_app = typer.Typer(no_args_is_help=True, help="Registered letters: the postal tracking export.")
+app.add_typer(post_app, name="post")
+
+
+@post_app.command("import")
+def post_import(
+    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id), tracking_number, deposit_date, receipt_date or \"returned\", return_reason."),
+    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+) -> None:
+    """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
+    from tasks.events import import_tracking
+
+    r = import_tracking(str(db), file)
+    typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
+               + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
+                  if r["unknown"] else ""))
+
+
 def format_dispatch(d: dict) -> list[str]:
     """The dispatch lines of a run summary."""
     lines = [f"  dispatch: {d['mode']}, " + (", ".join(f"{n} {s}" for s, n in sorted(d["totals"].items())) or "nothing to send")]

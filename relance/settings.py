@@ -26,10 +26,22 @@ class Settings(BaseSettings):
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
     sendgrid_key_block: str = "sendgrid-api-key"
+    #: The provider-events receiver (tasks/events.py): SendGrid's Event Webhook verification key
+    #: (base64 DER, env SENDGRID_WEBHOOK_PUBLIC_KEY, else the Prefect Secret block below).
+    sendgrid_webhook_public_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
+    sendgrid_webhook_key_block: str = "sendgrid-webhook-public-key"
+    events_journal: Path | None = None  # default: <home>/events
+    events_max_age_s: float = 300.0     # a signed request older (or further ahead) than this is refused
+    events_max_body: int = 1_048_576    # bytes; larger requests get 413
+    events_public_url: str | None = None  # the URL the SMS gateway calls (behind a proxy), for its signature
 
     @property
     def default_db(self) -> Path:
         return self.home / "relance.duckdb"
+
+    @property
+    def events_journal_dir(self) -> Path:
+        return self.events_journal or self.home / "events"
 
 
 def get_settings() -> Settings:

@@ -2,6 +2,8 @@
 -- rendered (tasks/dispatch/main.py: an email address SendGrid would refuse never reaches it;
 -- the delivery falls back to a letter as if there were no email — contract §3 "Contacts").
 -- Reads the temp view planned_live (sql/dispatch/planned_live.sql), built for tonight's as_of.
+-- email_bad / email_opted_out: the provider reported the customer's current address as bounced or
+-- dropped, or the customer unsubscribed / reported spam (contact_flags, tasks/events.py).
 select
     p.delivery_id,
     p.channel,
@@ -19,6 +21,15 @@ select
           and o.delivery_id <> p.delivery_id
           and o.channel in ('letter', 'registered_letter')
           and o.status not in ('undeliverable', 'skipped', 'failed')
-    ) as action_has_letter
+    ) as action_has_letter,
+    exists (
+        select 1 from contact_flags f
+        where f.customer_id = p.customer_id and f.channel = 'email' and f.flag = 'bad'
+          and (f.address is null or f.address = lower(trim(p.email)))
+    ) as email_bad,
+    exists (
+        select 1 from contact_flags f
+        where f.customer_id = p.customer_id and f.channel = 'email' and f.flag = 'opted_out'
+    ) as email_opted_out
 from planned_live p
 order by p.delivery_id

@@ -152,6 +152,19 @@ day_deliveries as (
     join day_actions using (action_id)
 ),
 
+-- deliveries a provider reported on (delivery_state set, tasks/events.py) of the live actions of
+-- the last 30 days: the state is the latest known, also when an earlier date is measured again
+provider_deliveries as (
+    select deliveries.channel, deliveries.delivery_state, dunning_actions.currency
+    from deliveries
+    join dunning_actions using (action_id)
+    cross join d
+    where deliveries.delivery_state is not null
+      and dunning_actions.mode = 'live'
+      and dunning_actions.as_of > d.as_of - 30
+      and dunning_actions.as_of <= d.as_of
+),
+
 -- ---------------------------------------------------------------- every metric, in long form
 -- kind 'value': value = num; kind 'ratio': value = num / den × factor (absent when den = 0)
 metrics as (
@@ -252,6 +265,13 @@ metrics as (
               from day_deliveries group by currency, channel
     union all select currency, 'deliveries_of_day', 'channel_status', channel || ':' || status, 'value', count(*), null, null
               from day_deliveries group by currency, channel, status
+    -- what the providers proved (docs/metrics.md, "Delivery and bounce rates")
+    union all select currency, 'delivery_rate_30d', 'channel', channel, 'ratio',
+                     count(*) filter (where delivery_state = 'delivered'), count(*), 100
+              from provider_deliveries group by currency, channel
+    union all select currency, 'bounce_rate_30d', 'channel', channel, 'ratio',
+                     count(*) filter (where delivery_state in ('bounced', 'dropped', 'undelivered')), count(*), 100
+              from provider_deliveries group by currency, channel
 ),
 
 -- exact ratios: num / den × factor in integer hundredths, rounded half away from zero to 4 decimals

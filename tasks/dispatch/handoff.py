@@ -7,7 +7,9 @@ outbox/<as_of>/handoff/<customer_id>-<currency>-<hash>/  (ledger.unit_stem: coll
                                number), letters sent — every label in the creditor's language
     invoices.csv               the invoices claimed (ISO dates, '.' decimals, per-invoice charges)
     actions.csv                every real (not simulated) delivery of the unit's actions (status,
-                               provider message id, print batch, tracking number, sent at, file)
+                               provider message id, print batch, tracking number, sent at, file;
+                               what the provider proved, a registered letter's receipt date
+                               and the deadline it starts)
     letters/                   copies of the letters' PDFs already sent
     emails/                    copies of the emails (.eml) already sent
 The summary is in the creditor's language (templates/handoff/summary.html.j2).
@@ -75,7 +77,8 @@ INVOICE_COLUMNS = ["invoice_id", "kind", "issue_date", "due_date", "amount", "op
 #: The dossier's own delivery is written as `sent` at the time the dossier is written.
 ACTION_COLUMNS = ["as_of", "action_id", "stage", "amount_due", "charges_total", "action_status", "decided_by",
                   "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "print_batch",
-                  "tracking_number", "sent_at", "file"]
+                  "tracking_number", "sent_at", "file",
+                  "delivery_state", "received_on", "deadline_on"]  # proof of receipt (relance post import)
 
 
 def print_records(outbox: Path) -> dict[str, dict]:
@@ -121,7 +124,10 @@ def real_steps(unit: list[dict], own_delivery_id: str, now, prints: dict[str, di
                 "decided_by": h.get("decided_by"), "delivery_id": d["delivery_id"], "channel": d["channel"],
                 "status": status, "provider": d.get("provider"),
                 "provider_message_id": d.get("provider_message_id") if d["delivery_id"] != own_delivery_id else None,
-                "print_batch": printed.get("print_batch"), "tracking_number": printed.get("tracking_number"),
+                "print_batch": printed.get("print_batch"),
+                "tracking_number": d.get("tracking_number") or printed.get("tracking_number"),
+                "delivery_state": d.get("delivery_state"), "received_on": d.get("received_on"),
+                "deadline_on": d.get("deadline_on"),
                 "sent_at": sent_at, "artifact_path": d.get("artifact_path"),
             })
     return steps
@@ -151,6 +157,7 @@ def run_batch(run, rows: list[dict]) -> dict:
                     s["action_status"], s["decided_by"], s["delivery_id"], s["channel"], s["status"],
                     s["provider"], s["provider_message_id"], s["print_batch"], s["tracking_number"],
                     _iso(s["sent_at"]), s["artifact_path"] if s["delivery_id"] != row["delivery_id"] else "",
+                    s["delivery_state"], _iso(s["received_on"]), _iso(s["deadline_on"]),
                 ])
                 shown.append({
                     "date": s["sent_at"] or s["as_of"], "stage": _label(t, "stages", s["stage"]),

@@ -85,6 +85,8 @@ def naive_utc(moment: datetime | None) -> datetime:
 
 def ensure_tables(con) -> None:
     con.execute((SQL_DIR / "ddl" / "003_dispatch.sql").read_text(encoding="utf-8"))
+    if table_exists(con, "deliveries"):  # provider events' columns and contact_flags, read by contacts.sql
+        con.execute((SQL_DIR / "ddl" / "004_events.sql").read_text(encoding="utf-8"))
 
 
 def query(con, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ from tasks.step import get_logger, step
 
 CHANNEL_ORDER = ("letter", "registered_letter", "email", "sms", "phone", "visit", "handoff")
 PDF_CHANNELS = ("letter", "registered_letter", "handoff")
+#: Stages an unsubscribe or a spam report stops by email (never the legal ones: docs/policy.md).
+OPT_OUT_STAGES = ("preventive",)
 
 
 # -- preparation ---------------------------------------------------------------------------------
@@ -44,6 +46,12 @@ def check_contacts(con, now: datetime) -> dict[str, int]:
         if channel == "email":
             ok = valid_email(row["email"])
             what = "no email address" if not row["email"] else f"email address {row['email']!r} is not valid"
+            if ok and row.get("email_bad"):  # a hard bounce or a drop reported by SendGrid (tasks/events.py)
+                ok, what = False, f"email address {row['email']!r} bounced or was dropped by the provider"
+            if ok and row.get("email_opted_out") and row["stage"] in OPT_OUT_STAGES:
+                skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
+                                "detail": "the customer unsubscribed or reported spam: no preventive email"})
+                continue
         elif channel in ("sms", "phone"):  # relance.phones: the rule ingest loads phones with
             what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
             ok = what is None
