@@ -147,10 +147,10 @@ def dispatch_cmd(
     from tasks.dispatch import dispatch
 
     day = parse_date(as_of, "--as-of") or today()
-    if not db.exists():
-        _fail(f"{db} does not exist: run the nightly job (relance run) first")
     _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
+    if not db.exists():
+        _fail(f"{db} does not exist: run the nightly job (relance run) first")
     with audited(db, "dispatch", day, policy=policy) as run:  # the run's row in `runs`
         summary = run.step("dispatch", dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send,
                                                 policy=policy, batch_size=batch_size, auto_approve=auto_approve))

@@ -8,13 +8,17 @@ from relance.policy import load_policy
 from tasks import warehouse
 from tasks.step import get_logger, step
 
-AGING_MODELS = [
+#: The aging models that give each invoice's open amount at a date (dispatch runs them for a send date).
+OPEN_AT_MODELS = [
     "intermediate/int_invoices_as_of",
     "intermediate/int_payments_as_of",
     "intermediate/int_active_holds",
     "intermediate/int_direct_settlement",
     "intermediate/int_credit_pool",
     "intermediate/int_open_invoices",
+]
+AGING_MODELS = [
+    *OPEN_AT_MODELS,
     "intermediate/int_unapplied_credit",
     "marts/invoice_snapshot",
     "marts/aged_balance",

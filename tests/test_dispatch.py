@@ -378,7 +378,7 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
         w.writerows(rows)
     dispatch(str(db), day2, str(out), now=datetime(2026, 3, 17, 9, 0, tzinfo=timezone.utc))
     assert deliveries(db)["D9-hand"]["status"] == "sent" and deliveries(db)["D8-hand"]["status"] == "sent"
-    c1 = out / "2026-03-17" / "handoff" / "C1-EUR"
+    c1 = out / "2026-03-17" / "handoff" / unit_stem("C1", "EUR")
     text = " ".join(pdf_text(c1 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
     import html as html_lib
     import re
@@ -395,7 +395,7 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
     actions = list(csv.DictReader(open(c1 / "actions.csv", encoding="utf-8")))
     assert [(r["stage"], r["channel"], r["delivery_status"], r["tracking_number"]) for r in actions] == [
         ("formal_notice", "registered_letter", "sent", "1A02345678901"), ("litigation", "handoff", "sent", "")]
-    c2 = out / "2026-03-17" / "handoff" / "C2-EUR"
+    c2 = out / "2026-03-17" / "handoff" / unit_stem("C2", "EUR")
     text2 = " ".join(pdf_text(c2 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
     assert text2.endswith("Courriers envoyés aucun•")  # the heading, then its one item: « aucun » (courriers)
     assert "Deuxième relance" not in text2 and "simul" not in text2  # the replayed step is not a real one

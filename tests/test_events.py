@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tasks.events import (SENDGRID_PATH, SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP, SMS_PATH, TWILIO_SIGNATURE, Journal,
                           ReceiverConfig, apply_journal, import_file, load_sendgrid_key, make_server, twilio_signature)
 from tests.fakes.scenario import action, build, customer, deliveries, invoice
+from tasks.dispatch.ledger import unit_stem
 
 DAY1, DAY2, DAY3 = date(2026, 3, 16), date(2026, 3, 17), date(2026, 3, 18)
 SMS_TOKEN = "sms-test-token"
@@ -328,7 +329,7 @@ def test_dossier_shows_the_formal_notice_receipt_and_deadline(tmp_path):
     csv_file.write_text("reference,tracking_number,deposit_date,receipt_date\nN1|registered_letter,1A9,2026-03-03,2026-03-05\n")
     import_tracking(db, csv_file)
     dispatch(str(db), DAY1, str(tmp_path / "outbox"), now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc), auto_approve=True)
-    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / "C1-EUR"
+    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / unit_stem("C1", "EUR")
     notice = [r for r in csv.DictReader(open(folder / "actions.csv", encoding="utf-8")) if r["action_id"] == "N1"]
     assert [(r["tracking_number"], r["received_on"], r["deadline_on"], r["delivery_state"]) for r in notice] == [
         ("1A9", "2026-03-05", "2026-03-13", "delivered")]

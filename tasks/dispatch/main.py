@@ -17,6 +17,7 @@ from relance import phones
 from relance.errors import UserError
 from relance.policy import load_policy
 from tasks import warehouse
+from tasks.age import OPEN_AT_MODELS
 from tasks.dispatch import ledger
 from tasks.dispatch.base import Run, aware_utc
 from tasks.dispatch.config import load_channels_config
@@ -150,15 +151,6 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     return unpriced
 
 
-#: The aging models that give each invoice's open amount at a date (tasks/age.py runs them too).
-OPEN_AT_MODELS = [
-    "intermediate/int_invoices_as_of",
-    "intermediate/int_payments_as_of",
-    "intermediate/int_active_holds",
-    "intermediate/int_direct_settlement",
-    "intermediate/int_credit_pool",
-    "intermediate/int_open_invoices",
-]
 
 
 def _send_date_snapshot(con, as_of: date) -> None:
