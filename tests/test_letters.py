@@ -202,13 +202,13 @@ def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_pa
         decided=date(2026, 3, 17), sent=date(2026, 3, 20),
         per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
     assert summary["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
-    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "Lyon, le 20 mars 2026" in text
     assert "150,00 € en principal" in text and "231,83 €" in text
     assert "100,00 €" in text and "50,00 €" in text and "1,26 €" in text and "0,57 €" in text and "1,83 €" in text
     assert " 38 " in f" {text} " and " 34 " in f" {text} "
     assert "750,00" not in text and "700,00" not in text and "8,16" not in text and "8,68" not in text
-    msg = email.message_from_bytes((out / "email" / "FN-mail.eml").read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes((out / "email" / f"{file_stem('FN-mail')}.eml").read_bytes(), policy=email.policy.default)
     mail = _text(msg.get_body(("plain",)).get_content())
     assert "231,83" in mail and "750,00" not in mail
     rows = deliveries(db)
@@ -233,7 +233,7 @@ def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_s
         invoices=[invoice("J1", "C2", "2026-09-30", "2026-10-30", "1000.00")], payments=[],
         decided=date(2026, 12, 4), sent=date(2026, 12, 7),
         per_invoice={"J1": ("11.65", "40.00")}, invoice_ids=["J1"])
-    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "le 7 décembre 2026" in text
     assert "12,65 €" in text and "1 052,65 €" in text and " 38 " in f" {text} "
     assert "11,65" not in text and "1 051,65" not in text and " 35 " not in f" {text} "
@@ -319,7 +319,7 @@ def test_an_invoice_paid_before_the_notice_leaves_is_no_longer_claimed(tmp_path)
         payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"}],
         decided=date(2026, 3, 17), sent=date(2026, 3, 20),
         per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
-    text = " ".join(_text(pdf_text(out / "registered_letter" / "FN-reg.pdf")).split())
+    text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "I2" in text and "I1" not in text
     assert "50,00 € en principal" in text and "0,57 €" in text and "90,57 €" in text
     assert "la facture ci-dessous demeure impayée" in text  # one invoice: singular
