@@ -37,6 +37,6 @@ alter table dunning_actions add column if not exists decided_run_id varchar;
 -- compare with dunning_actions (amount_due, invoice_ids, charges_total: the decided figures). A
 -- change since the decision is also journalled in delivery_events (detail "figures as of …").
 alter table deliveries add column if not exists figures_as_of date;                 -- the day whose figures it states
-alter table deliveries add column if not exists stated_amount_due decimal(18,2);    -- principal stated
-alter table deliveries add column if not exists stated_charges_total decimal(18,2); -- interest (+ indemnity in the unit's currency)
+alter table deliveries add column if not exists stated_amount_due decimal(38,2);    -- principal stated
+alter table deliveries add column if not exists stated_charges_total decimal(38,2); -- interest (+ indemnity in the unit's currency)
 alter table deliveries add column if not exists stated_invoice_ids varchar[];       -- invoices stated

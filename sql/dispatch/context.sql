@@ -63,9 +63,9 @@ invoices as (
             indemnity := ch.indemnity_amount
         ) order by c.due_date, c.invoice_id) as invoices,
         list(c.invoice_id order by c.due_date, c.invoice_id) as invoice_ids,
-        cast(sum(c.open_amount) as decimal(18,2)) as amount_due,
-        cast(sum(ch.interest_amount) as decimal(18,2)) as interest_amount,
-        cast(sum(ch.indemnity_amount) as decimal(18,2)) as indemnity_amount
+        cast(sum(c.open_amount) as decimal(38,2)) as amount_due,
+        cast(sum(ch.interest_amount) as decimal(38,2)) as interest_amount,
+        cast(sum(ch.indemnity_amount) as decimal(38,2)) as indemnity_amount
     from send_claims c
     left join charges ch on ch.action_id = c.action_id and ch.invoice_id = c.invoice_id
     group by c.action_id
@@ -99,7 +99,7 @@ select
     a.episode_id,
     a.customer_id,
     a.currency,
-    cast(st.amount_due as decimal(18,2)) as amount_due,
+    cast(st.amount_due as decimal(38,2)) as amount_due,
     st.invoice_ids,
     st.interest_amount,
     st.indemnity_amount,
@@ -109,7 +109,7 @@ select
         -- the indemnity is a fixed sum in its own currency: it joins the total only in that currency
         else cast(coalesce(st.interest_amount, 0)
                   + case when coalesce(a.indemnity_currency, a.currency) = a.currency
-                         then coalesce(st.indemnity_amount, 0) else 0 end as decimal(18,2))
+                         then coalesce(st.indemnity_amount, 0) else 0 end as decimal(38,2))
     end as charges_total,
     a.indemnity_currency,
     a.amount_due as decided_amount_due,

@@ -236,8 +236,8 @@ def record_figures(con, rows: list[dict], now: datetime) -> int:
     table = pa.table({
         "delivery_id": pa.array([r["delivery_id"] for r in rows], pa.string()),
         "figures_as_of": pa.array([r.get("figures_as_of") for r in rows], pa.date32()),
-        "amount_due": pa.array([r.get("amount_due") for r in rows], pa.decimal128(18, 2)),
-        "charges_total": pa.array([r.get("charges_total") for r in rows], pa.decimal128(18, 2)),
+        "amount_due": pa.array([r.get("amount_due") for r in rows], pa.decimal128(38, 2)),
+        "charges_total": pa.array([r.get("charges_total") for r in rows], pa.decimal128(38, 2)),
         "invoice_ids": pa.array([list(r.get("invoice_ids") or []) for r in rows], pa.list_(pa.string())),
         "change": pa.array([figures_change(r) if r.get("recomputed") else None for r in rows], pa.string()),
     })
