@@ -93,6 +93,25 @@ def widen_sum_columns(con) -> None:
         con.execute(f"alter table main.{table} alter column {column} type decimal(38,2)")
 
 
+def rekey_charge_periods(con) -> None:
+    """action_charge_periods was keyed by (action, invoice, half-year) before a payment could cut
+    a half-year in two (the base lowers from each payment's date): rekeyed once, in place, by
+    (action, invoice, period_start), its rows kept."""
+    old = con.execute(
+        """
+        select count(*) from duckdb_constraints()
+        where schema_name = 'main' and table_name = 'action_charge_periods'
+          and constraint_type = 'PRIMARY KEY' and list_contains(constraint_column_names, 'half_year')
+        """
+    ).fetchone()[0]
+    if not old:
+        return
+    con.execute("alter table main.action_charge_periods rename to action_charge_periods_rekeyed")
+    warehouse.ensure_schema(con)
+    con.execute("insert into main.action_charge_periods by name select * from main.action_charge_periods_rekeyed")
+    con.execute("drop table main.action_charge_periods_rekeyed")
+
+
 def load_seeds(con) -> None:
     for seed in sorted((SQL_DIR / "seeds").glob("*.csv")):
         con.execute(
@@ -147,6 +166,7 @@ def ingest(
         with warehouse.open_db(db) as con:
             warehouse.ensure_schema(con)
             widen_sum_columns(con)
+            rekey_charge_periods(con)
             drop_legacy_tables(con)
             load_seeds(con)
             load_macros(con)

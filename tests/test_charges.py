@@ -24,7 +24,7 @@ from decimal import Decimal as D
 import pytest
 
 from relance.errors import PolicyError
-from tests.ladder_helpers import customer, invoice, query, run_days, unit, write_source
+from tests.ladder_helpers import customer, invoice, payment, query, run_days, unit, write_source
 
 POLICY = """\
 stages:
@@ -180,3 +180,81 @@ def test_late_days_starting_on_1_january_need_no_earlier_rate(tmp_path):
     run_days(src, db, ["2026-02-02", "2026-02-03"], policy=pol)
     assert query(db, "select interest_amount, charges_total from dunning_actions where stage = 'formal_notice'") == [
         (D("9.32"), D("49.32"))]
+
+
+# --- interest on what is owed each day (issue 16 §3): a partial payment lowers the base from its date ---
+
+DAILY_RATES = """\
+  - {half_year: 2025-H1, rate: "3.15"}
+  - {half_year: 2025-H2, rate: "2.15"}
+  - {half_year: 2026-H1, rate: "1.00"}
+"""
+
+
+def _periods(db: str, invoice_id: str) -> list[tuple]:
+    return query(db, f"""
+        select period_start::varchar, period_end::varchar, days, half_year, annual_rate, open_amount, interest
+        from action_charge_periods where invoice_id = '{invoice_id}' order by period_start""")
+
+
+def test_a_partial_payment_lowers_the_base_from_its_date(tmp_path):
+    """The issue's case. 2025-H1 13.15 % (3.15 + 10), 2025-H2 12.15 %, 365-day year. P1 2500.00 due
+    Tue 2025-06-10, 700.00 paid Fri 06-20; due step Wed 07-09, formal notice Thu 07-10 (30 late days):
+      06-11..06-19   9 days × 2500.00 × 13.15 = 295 875
+      06-20..06-30  11 days × 1800.00 × 13.15 = 260 370   (the payment's own day already at 1800)
+      07-01..07-10  10 days × 1800.00 × 12.15 = 218 700
+      774 945 / 36 500 = 21.2313… → 21.23 (the open amount at the notice, 1800.00 on every late
+      day, gave 1800 × (20 × 13.15 + 10 × 12.15) / 36 500 = 18.96)."""
+    src = write_source(tmp_path / "src", customers=[customer("PAR")],
+                       invoices=[invoice("P1", "PAR", "2025-06-10", "2500.00")],
+                       payments=[payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1")])
+    db = str(tmp_path / "r.duckdb")
+    run_days(src, db, ["2025-07-09", "2025-07-10"], policy=_policy(tmp_path, DAILY_RATES))
+    assert _periods(db, "P1") == [
+        ("2025-06-11", "2025-06-19", 9, "2025-H1", D("13.1500"), D("2500.00"), D("8.1061643836")),
+        ("2025-06-20", "2025-06-30", 11, "2025-H1", D("13.1500"), D("1800.00"), D("7.1334246575")),
+        ("2025-07-01", "2025-07-10", 10, "2025-H2", D("12.1500"), D("1800.00"), D("5.9917808219")),
+    ]
+    assert query(db, """select open_amount, days_late, interest_amount, indemnity_amount from action_charges
+                        where invoice_id = 'P1'""") == [(D("1800.00"), 30, D("21.23"), D("40.00"))]
+    assert query(db, "select amount_due, interest_amount, charges_total from dunning_actions where stage = 'formal_notice'") == [
+        (D("1800.00"), D("21.23"), D("61.23"))]
+
+
+def test_payments_on_half_year_edges_and_before_the_due_date(tmp_path):
+    """2026-H1 at 11.00 %. Runs Tue 2026-01-06, Wed 01-07, Mon 01-19.
+    B: due step 01-06, formal notice 01-07. 3000.00 due 2025-05-31, 1000.00 paid on 06-30 (last day of H1), 500.00 on 07-01 (first of H2):
+      06-01..06-29  29 days × 3000.00 × 13.15 = 1 144 050
+      06-30..06-30   1 day  × 2000.00 × 13.15 =    26 300
+      07-01..12-31 184 days × 1500.00 × 12.15 = 3 353 400   (payment and half-year cut the same day)
+      01-01..01-07   7 days × 1500.00 × 11.00 =   115 500
+      4 639 250 / 36 500 = 127.1027… → 127.10
+    C: due step 01-06, formal notice 01-19 (the first run from +30). 1200.00 due 2025-12-15, 200.00
+    paid 12-10 (before the due date: the base is 1000.00 from the first late day), 400.00 paid
+    2026-01-01 (with the half-year), and 100.00 paid 01-25 (after the notice: not in it):
+      12-16..12-31  16 days × 1000.00 × 12.15 = 194 400
+      01-01..01-19  19 days ×  600.00 × 11.00 = 125 400
+      319 800 / 36 500 = 8.7616… → 8.76 (not 600 × (16 × 12.15 + 19 × 11) / 36 500 = 6.63)"""
+    src = write_source(
+        tmp_path / "src", customers=[customer("B"), customer("C")],
+        invoices=[invoice("B1", "B", "2025-05-31", "3000.00"), invoice("C1", "C", "2025-12-15", "1200.00")],
+        payments=[payment("YB1", "B", "2025-06-30", "1000.00", invoice_id="B1"),
+                  payment("YB2", "B", "2025-07-01", "500.00", invoice_id="B1"),
+                  payment("YC1", "C", "2025-12-10", "200.00", invoice_id="C1"),
+                  payment("YC2", "C", "2026-01-01", "400.00", invoice_id="C1"),
+                  payment("YC3", "C", "2026-01-25", "100.00", invoice_id="C1")])
+    db = str(tmp_path / "r.duckdb")
+    pol = _policy(tmp_path, DAILY_RATES)
+    run_days(src, db, ["2026-01-06", "2026-01-07", "2026-01-19"], policy=pol)
+    assert _periods(db, "B1") == [
+        ("2025-06-01", "2025-06-29", 29, "2025-H1", D("13.1500"), D("3000.00"), D("31.3438356164")),
+        ("2025-06-30", "2025-06-30", 1, "2025-H1", D("13.1500"), D("2000.00"), D("0.7205479452")),
+        ("2025-07-01", "2025-12-31", 184, "2025-H2", D("12.1500"), D("1500.00"), D("91.8739726027")),
+        ("2026-01-01", "2026-01-07", 7, "2026-H1", D("11.0000"), D("1500.00"), D("3.1643835616")),
+    ]
+    assert _periods(db, "C1") == [
+        ("2025-12-16", "2025-12-31", 16, "2025-H2", D("12.1500"), D("1000.00"), D("5.3260273973")),
+        ("2026-01-01", "2026-01-19", 19, "2026-H1", D("11.0000"), D("600.00"), D("3.4356164384")),
+    ]
+    assert query(db, """select invoice_id, open_amount, days_late, interest_amount from action_charges
+                        order by invoice_id""") == [("B1", D("1500.00"), 221, D("127.10")), ("C1", D("600.00"), 35, D("8.76"))]

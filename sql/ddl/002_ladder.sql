@@ -51,7 +51,8 @@ create table if not exists action_charges (
 );
 
 -- The interest of each charged invoice, split by the half-years its late days fall in
--- (the reference rate changes on 1 January and 1 July): what a letter prints line by line.
+-- (the reference rate changes on 1 January and 1 July) and by the payments naming it (a partial
+-- payment lowers the base from its date): what a letter prints line by line.
 create table if not exists action_charge_periods (
     action_id       varchar not null,
     invoice_id      varchar not null,
@@ -61,7 +62,7 @@ create table if not exists action_charge_periods (
     days            integer not null,
     reference_rate  decimal(9,4) not null,    -- percent
     annual_rate     decimal(9,4) not null,    -- reference rate + margin, percent
-    open_amount     decimal(18,2) not null,
+    open_amount     decimal(18,2) not null,   -- the base: what was owed on each day of the period
     interest        decimal(38,10) not null,  -- before rounding
-    primary key (action_id, invoice_id, half_year)
+    primary key (action_id, invoice_id, period_start)
 );

@@ -1,7 +1,11 @@
 -- model: int_ladder_charge_periods
--- grain: one row per (charged action, claimed invoice, half-year) holding some of the invoice's
---        late days: from the day after its due date to as_of, cut at 1 January and 1 July, each
---        part at that half-year's reference rate plus the margin
+-- grain: one row per (charged action, claimed invoice, period of its late days at one base and
+--        one rate): the late days run from the day after the due date to as_of, cut at 1 January
+--        and 1 July (each part at that half-year's reference rate plus the margin) and at the date
+--        of each payment naming the invoice (interest runs on what is owed each day: a partial
+--        payment lowers the base from its date). The base of a period is the open amount at
+--        as_of plus the direct payments dated after the period's start (up to as_of); credits of
+--        the unit's pool (credit notes, payments on account) count from the first late day.
 -- materialized: temp
 with
 
@@ -13,20 +17,72 @@ rates as (
     select * from ladder_rates
 ),
 
-periods as (
-    select
-        claims.action_id,
-        claims.invoice_id,
-        rates.half_year,
-        greatest(claims.due_date + 1, rates.valid_from) as period_start,
-        least(cast($as_of as date), rates.valid_to) as period_end,
-        rates.reference_rate,
-        cast(rates.reference_rate + $margin_points as decimal(9,4)) as annual_rate,
-        claims.open_amount
+payments as (
+    -- payments naming a charged invoice, received after its due date and on or before as_of
+    select stg_payments.invoice_id, stg_payments.paid_date, stg_payments.amount
+    from stg_payments
+    join (select distinct invoice_id, due_date from claims) as claimed using (invoice_id)
+    where stg_payments.paid_date > claimed.due_date
+      and stg_payments.paid_date <= cast($as_of as date)
+),
+
+cuts as (
+    -- the days a period starts: the first late day, each half-year start and each payment date
+    select action_id, invoice_id, due_date + 1 as period_start
+    from claims
+    union
+    select claims.action_id, claims.invoice_id, rates.valid_from
     from claims
     join rates
-        on rates.valid_from <= cast($as_of as date)
-       and rates.valid_to >= claims.due_date + 1
+        on rates.valid_from > claims.due_date + 1
+       and rates.valid_from <= cast($as_of as date)
+    union
+    select claims.action_id, claims.invoice_id, payments.paid_date
+    from claims
+    join payments using (invoice_id)
+),
+
+bounded as (
+    select
+        cuts.*,
+        coalesce(
+            lead(period_start) over (partition by action_id, invoice_id order by period_start) - 1,
+            cast($as_of as date)
+        ) as period_end
+    from cuts
+),
+
+based as (
+    -- what was owed on each day of the period: today's open amount plus what was paid later
+    select
+        bounded.action_id,
+        bounded.invoice_id,
+        bounded.period_start,
+        bounded.period_end,
+        cast(claims.open_amount + coalesce(sum(payments.amount), 0) as decimal(38,2)) as open_amount
+    from bounded
+    join claims using (action_id, invoice_id)
+    left join payments
+        on payments.invoice_id = bounded.invoice_id
+       and payments.paid_date > bounded.period_start
+    group by bounded.action_id, bounded.invoice_id, bounded.period_start, bounded.period_end, claims.open_amount
+),
+
+periods as (
+    select
+        based.action_id,
+        based.invoice_id,
+        rates.half_year,
+        based.period_start,
+        -- a half-year without a rate ends the period at its last covered day (never reached: the
+        -- ladder and dispatch check the rates the late days need first)
+        least(based.period_end, rates.valid_to) as period_end,
+        rates.reference_rate,
+        cast(rates.reference_rate + $margin_points as decimal(9,4)) as annual_rate,
+        based.open_amount
+    from based
+    join rates
+        on based.period_start between rates.valid_from and rates.valid_to
 ),
 
 measured as (

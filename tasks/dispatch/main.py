@@ -140,6 +140,9 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
         con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
     con.execute("create or replace temp view int_ladder_claims as select * from send_claims")
+    if not ledger.table_exists(con, "stg_payments"):  # a warehouse never ingested: no payment cuts a period
+        con.execute("create or replace temp table stg_payments "
+                    "(invoice_id varchar, paid_date date, amount decimal(18,2))")
     charges = pol.late_payment_charges
     warehouse.run_models(con, CHARGE_MODELS, {
         "as_of": as_of,
