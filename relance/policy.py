@@ -137,6 +137,41 @@ class Tolerance(_Strict):
         return sorted(self.by_currency.items())
 
 
+class DebtorProfile(_Strict):
+    """The payment-behaviour score (docs/metrics.md "Debtor profile"): who has too little history,
+    and the lowest score of each class (A best; below class_c_min_score: D)."""
+
+    min_paid_invoices: int = Field(default=3, ge=1, le=1000)
+    class_a_min_score: int = Field(default=80, ge=0, le=100)
+    class_b_min_score: int = Field(default=60, ge=0, le=100)
+    class_c_min_score: int = Field(default=40, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DebtorProfile":
+        if not self.class_a_min_score > self.class_b_min_score > self.class_c_min_score:
+            raise ValueError(
+                f"class_a_min_score ({self.class_a_min_score}) > class_b_min_score ({self.class_b_min_score}) "
+                f"> class_c_min_score ({self.class_c_min_score}) is required"
+            )
+        return self
+
+    def params(self) -> dict[str, int]:
+        return {
+            "min_paid_invoices": self.min_paid_invoices,
+            "class_a_min_score": self.class_a_min_score,
+            "class_b_min_score": self.class_b_min_score,
+            "class_c_min_score": self.class_c_min_score,
+        }
+
+
+class CreditWatch(_Strict):
+    """Units the ERP should hold new orders for (docs/metrics.md "Credit watch"): a risk class
+    listed here, or an invoice overdue more than max_days_past_due days."""
+
+    classes: tuple[Literal["A", "B", "C", "D"], ...] = ("D",)
+    max_days_past_due: int = Field(default=60, ge=1, le=MAX_DAYS)
+
+
 class Policy(_Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
@@ -145,6 +180,8 @@ class Policy(_Strict):
     aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
     late_payment_charges: Charges = Charges()
     reference_rates: tuple[ReferenceRate, ...] = ()
+    debtor_profile: DebtorProfile = DebtorProfile()
+    credit_watch: CreditWatch = CreditWatch()
     #: The language of a customer whose `language` is empty or one the templates do not have.
     default_language: Literal["fr", "en"] = "fr"
 

@@ -54,6 +54,15 @@ METRIC_MODELS = [
     "marts/recovery_metrics",
 ]
 
+#: The payment-behaviour profile of each unit (docs/metrics.md "Debtor profile") and the credit
+#: watch, from the point-in-time source of as_of and the open amounts of int_metrics_open_at.
+PROFILE_MODELS = [
+    "intermediate/int_invoices_as_of",
+    "intermediate/int_payments_as_of",
+    "marts/debtor_profile",
+    "marts/credit_watch",
+]
+
 #: The headline metrics a run summary and the logs show.
 HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d")
 
@@ -82,6 +91,15 @@ def write_snapshot_dates(cur, dates: Iterable[date] | None) -> None:
                 {"d": sorted(set(dates or ()))})
 
 
+def profile_params(pol: Policy) -> dict:
+    """The policy's debtor_profile and credit_watch keys, as the profile models' parameters."""
+    return {
+        **pol.debtor_profile.params(),
+        "watch_classes": list(pol.credit_watch.classes),
+        "watch_max_days_past_due": pol.credit_watch.max_days_past_due,
+    }
+
+
 def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | None = None) -> dict:
     """Write recovery_metrics for as_of (replacing that date's rows) on an open connection.
 
@@ -104,6 +122,12 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
             warehouse.run_model(cur, model, params)
         _check_snapshot(cur, as_of)
         warehouse.run_model(cur, METRIC_MODELS[-1], params)
+        # the profile reads the source of as_of itself: the nightly views again, over the staging
+        profile_seconds = sum(warehouse.run_models(cur, PROFILE_MODELS, {**params, **profile_params(pol)}).values())
+        classes = dict(cur.execute(
+            "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}
+        ).fetchall())
+        watched = warehouse.scalar(cur, "select count(*) from credit_watch where as_of = $d", {"d": as_of})
         pairs, dates = cur.execute("select count(*), count(distinct at_date) from int_metrics_pit_units").fetchone()
         vouched = warehouse.scalar(cur, "select count(*) from metrics_snapshot_dates")
         actions = warehouse.scalar(cur, "select count(*) from int_metrics_actions")
@@ -129,6 +153,9 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         "snapshot_dates": vouched,  # dates the caller vouched for (their snapshots may be read)
         "actions_measured": actions,
         "by_currency": by_currency,
+        "risk_classes": classes,  # units per class (A–D, new)
+        "credit_watch": watched,
+        "profile_seconds": round(profile_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

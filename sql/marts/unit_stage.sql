@@ -30,6 +30,14 @@ episode_today as (
     select episode_id, arg_max(stage, stage_rank) as stage
     from today
     group by episode_id
+),
+
+profiles as (
+    -- the payment-behaviour profile of the latest date measured on or before as_of (measure runs
+    -- after the ladder: in a nightly run, the day before's)
+    select customer_id, currency, as_of as profile_as_of, score, risk_class
+    from debtor_profile
+    where as_of = (select max(as_of) from debtor_profile where as_of <= $as_of)
 )
 
 select
@@ -53,8 +61,12 @@ select
     case when unit_today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
         as no_action_reason,
     case when unit_today.action_id is null then decisions.wait_reason end as wait_reason,
-    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail
+    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail,
+    profiles.score as risk_score,
+    profiles.risk_class,
+    profiles.profile_as_of
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
 left join episode_today using (episode_id)
 left join unit_today using (customer_id, currency)
+left join profiles using (customer_id, currency)

@@ -12,6 +12,10 @@ Each entry carries the customer's contacts, the invoices, the unit's history of 
 each delivery's channel and status) and a call or visit script from
 templates/worklists/<lang>/<stage>.j2 in the customer's language. Customers without a collector
 go to the worklist named by `worklists.unassigned`.
+
+Each entry also shows the unit's payment-behaviour class and score (`debtor_profile`, the latest
+date measured on or before the run: docs/metrics.md "Debtor profile"), so that a collector knows
+whether the debtor usually pays late; the order stays the expected recoverable amount.
 """
 
 from __future__ import annotations
@@ -56,6 +60,20 @@ def csv_safe(value) -> str:
     return "'" + text if _FORMULA.match(text) else text
 
 
+def _profiles(con, as_of) -> dict[tuple[str, str], tuple[str, int | None]]:
+    """(customer_id, currency) → (risk_class, score) of the latest profile measured on or before as_of."""
+    if not ledger.table_exists(con, "debtor_profile"):
+        return {}
+    rows = con.execute(
+        """
+        select customer_id, currency, risk_class, score from debtor_profile
+        where as_of = (select max(as_of) from debtor_profile where as_of <= $as_of)
+        """,
+        {"as_of": as_of},
+    ).fetchall()
+    return {(c, cur): (k, s) for c, cur, k, s in rows}
+
+
 def _history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for h in rows:
@@ -90,6 +108,7 @@ class WorklistWriter:
 CSV_COLUMNS = [
     "rank", "priority", "collector", "customer_id", "name", "phone", "email", "address", "country",
     "stage", "currency", "total_due", "invoices", "history", "script", "delivery_id", "action_id", "outcome",
+    "risk_class", "risk_score",
 ]
 
 
@@ -100,6 +119,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     cfg = run.cfg.worklists
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
     history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    profiles = _profiles(run.con, run.as_of)
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
     entries: list[dict] = []
@@ -119,6 +139,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "charges": ctx["charges"], "history": unit_history, "script": script,
             "priority": priority(invoices, cfg.recovery_curve),  # days late as of tonight already
             "address": address,
+            "risk": profiles.get((row["customer_id"], row["currency"]), (None, None)),
         })
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
     for rank, e in enumerate(entries, start=1):
@@ -130,6 +151,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "; ".join(f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)" for i in e["invoices"]),
             "; ".join(f"{h['as_of'].isoformat()} {h['stage']} [{h['channels']}]" for h in e["history"]),
             e["script"], e["delivery_id"], e["action_id"], "",
+            e["risk"][0] or "", "" if e["risk"][1] is None else e["risk"][1],
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)

@@ -1,0 +1,42 @@
+-- The payment-behaviour profile of each unit at each measured date (docs/metrics.md "Debtor
+-- profile"), written by measure (sql/marts/debtor_profile.sql), and the credit watch derived
+-- from it (sql/marts/credit_watch.sql).
+create table if not exists debtor_profile (
+    as_of                 date not null,
+    customer_id           varchar not null,
+    currency              varchar not null,
+    paid_invoices         integer not null,        -- invoices paid in the 12 months up to as_of
+    paid_late             integer not null,        -- of which paid after their due date
+    paid_late_30          integer not null,        -- of which paid more than 30 days late
+    paid_amount           decimal(38,2) not null,
+    avg_days_late         decimal(18,2),           -- amount-weighted, days (early payment counts 0)
+    share_paid_late       decimal(9,2),            -- percent of paid_invoices
+    share_paid_late_30    decimal(9,2),            -- percent of paid_invoices
+    avg_days_late_3m      decimal(18,2),           -- invoices paid in the last 3 months
+    avg_days_late_prev_9m decimal(18,2),           -- invoices paid in the 9 months before
+    trend_days            decimal(18,2),           -- avg_days_late_3m − avg_days_late_prev_9m
+    open_amount           decimal(38,2) not null,  -- open at as_of
+    overdue_amount        decimal(38,2) not null,  -- overdue at as_of (the exposure)
+    overdue_share         decimal(9,2) not null,   -- percent of open_amount
+    max_days_past_due     integer,                 -- the oldest overdue invoice's days past due
+    score                 integer,                 -- 0–100, null for `new`
+    risk_class            varchar not null,        -- A, B, C, D or new
+    primary key (as_of, customer_id, currency)
+);
+
+create table if not exists credit_watch (
+    as_of              date not null,
+    customer_id        varchar not null,
+    currency           varchar not null,
+    risk_class         varchar not null,
+    score              integer,
+    overdue_amount     decimal(38,2) not null,
+    max_days_past_due  integer,
+    reasons            varchar not null,   -- 'class' and/or 'overdue', comma-separated
+    primary key (as_of, customer_id, currency)
+);
+
+-- unit_stage shows the latest profile measured on or before its date
+alter table unit_stage add column if not exists risk_score integer;
+alter table unit_stage add column if not exists risk_class varchar;
+alter table unit_stage add column if not exists profile_as_of date;

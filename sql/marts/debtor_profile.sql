@@ -1,0 +1,188 @@
+-- model: debtor_profile
+-- grain: one row per unit (customer_id, currency) with an invoice issued on or before as_of: its
+--        payment behaviour as the source knew it at as_of (invoices paid in the 12 months up to
+--        as_of, what is open and overdue at as_of), a score 0–100 and a class A–D, or `new`
+--        (docs/metrics.md "Debtor profile"; thresholds in the policy, `debtor_profile`)
+-- materialized: incremental_as_of
+--
+-- Reads the point-in-time source of as_of (int_invoices_as_of, int_payments_as_of) and the open
+-- amounts at as_of of the metrics' allocation (int_metrics_open_at). Exact arithmetic: amounts in
+-- integer cents, every quotient rounded half-up with integer division, never a binary float.
+with
+
+d as (
+    select
+        cast($as_of as date) as as_of,
+        cast(cast($as_of as date) - interval 12 month as date) as year_ago,
+        cast(cast($as_of as date) - interval 3 month as date) as quarter_ago
+),
+
+invoices as (
+    select invoice_id, customer_id, currency, due_date, amount
+    from int_invoices_as_of
+    where kind = 'invoice'
+),
+
+payments as (
+    select payment_id, invoice_id, paid_date, amount
+    from int_payments_as_of
+    where invoice_id is not null
+),
+
+open_at as (
+    select customer_id, currency, open_amount, days_past_due
+    from int_metrics_open_at
+    where at_date = cast($as_of as date)
+),
+
+-- ---------------------------------------------------------------- when each invoice was paid
+recently_paid as (
+    -- invoices a payment named in the last 12 months: the only ones that can have been paid then
+    select distinct payments.invoice_id
+    from payments, d
+    where payments.paid_date > d.year_ago
+),
+
+cumulated as (
+    select
+        payments.invoice_id,
+        payments.paid_date,
+        invoices.amount,
+        sum(payments.amount) over (
+            partition by payments.invoice_id
+            order by payments.paid_date, payments.payment_id
+            rows between unbounded preceding and current row
+        ) as paid_so_far
+    from payments
+    join invoices using (invoice_id)
+    where payments.invoice_id in (select invoice_id from recently_paid)
+),
+
+settled as (
+    -- an invoice is paid on the date the payments naming it reach its amount
+    select invoice_id, min(paid_date) as paid_date
+    from cumulated
+    where paid_so_far >= amount
+    group by invoice_id
+),
+
+paid as (
+    select
+        invoices.customer_id,
+        invoices.currency,
+        cast(invoices.amount * 100 as hugeint) as cents,
+        greatest(0, datediff('day', invoices.due_date, settled.paid_date)) as days_late,
+        settled.paid_date > d.quarter_ago as last_3_months
+    from settled
+    join invoices using (invoice_id)
+    cross join d
+    where settled.paid_date > d.year_ago
+),
+
+-- ---------------------------------------------------------------- per unit
+units as (
+    select distinct customer_id, currency from invoices
+),
+
+behaviour as (
+    select
+        customer_id,
+        currency,
+        count(*) as paid_invoices,
+        count(*) filter (where days_late > 0) as paid_late,
+        count(*) filter (where days_late > 30) as paid_late_30,
+        sum(cents) as paid_cents,
+        sum(cents * days_late) as cent_days,
+        sum(cents) filter (where last_3_months) as cents_3m,
+        sum(cents * days_late) filter (where last_3_months) as cent_days_3m,
+        sum(cents) filter (where not last_3_months) as cents_9m,
+        sum(cents * days_late) filter (where not last_3_months) as cent_days_9m
+    from paid
+    group by customer_id, currency
+),
+
+exposure as (
+    select
+        customer_id,
+        currency,
+        sum(cast(open_amount * 100 as hugeint)) as open_cents,
+        coalesce(sum(cast(open_amount * 100 as hugeint)) filter (where days_past_due > 0), 0) as overdue_cents,
+        max(days_past_due) filter (where days_past_due > 0) as max_days_past_due
+    from open_at
+    group by customer_id, currency
+),
+
+measured as (
+    -- quotients n / q to 2 decimals, half-up: (200 n + q) // 2q hundredths
+    select
+        units.customer_id,
+        units.currency,
+        coalesce(behaviour.paid_invoices, 0) as paid_invoices,
+        coalesce(behaviour.paid_late, 0) as paid_late,
+        coalesce(behaviour.paid_late_30, 0) as paid_late_30,
+        cast(coalesce(behaviour.paid_cents, 0) as decimal(38,0)) * 0.01 as paid_amount,
+        cast((200 * behaviour.cent_days + behaviour.paid_cents) // (2 * behaviour.paid_cents) as decimal(38,0)) * 0.01
+            as avg_days_late,
+        cast((20000 * behaviour.paid_late + behaviour.paid_invoices) // (2 * behaviour.paid_invoices) as decimal(38,0)) * 0.01
+            as share_paid_late,
+        cast((20000 * behaviour.paid_late_30 + behaviour.paid_invoices) // (2 * behaviour.paid_invoices) as decimal(38,0)) * 0.01
+            as share_paid_late_30,
+        cast((200 * behaviour.cent_days_3m + behaviour.cents_3m) // (2 * behaviour.cents_3m) as decimal(38,0)) * 0.01
+            as avg_days_late_3m,
+        cast((200 * behaviour.cent_days_9m + behaviour.cents_9m) // (2 * behaviour.cents_9m) as decimal(38,0)) * 0.01
+            as avg_days_late_prev_9m,
+        cast(coalesce(exposure.open_cents, 0) as decimal(38,0)) * 0.01 as open_amount,
+        cast(coalesce(exposure.overdue_cents, 0) as decimal(38,0)) * 0.01 as overdue_amount,
+        case when exposure.open_cents > 0 then
+            cast((20000 * exposure.overdue_cents + exposure.open_cents) // (2 * exposure.open_cents) as decimal(38,0)) * 0.01
+        else 0 end as overdue_share,
+        exposure.max_days_past_due
+    from units
+    left join behaviour using (customer_id, currency)
+    left join exposure using (customer_id, currency)
+),
+
+scored as (
+    select
+        *,
+        avg_days_late_3m - avg_days_late_prev_9m as trend_days,
+        -- penalty points: days late (1 a day, up to 40), share paid late (up to 20), share paid
+        -- more than 30 days late (up to 20), share of the open amount overdue (up to 10),
+        -- worsening trend (half a point a day, up to 10)
+        100
+        - least(avg_days_late, 40)
+        - share_paid_late * 0.20
+        - share_paid_late_30 * 0.20
+        - overdue_share * 0.10
+        - least(greatest(coalesce(avg_days_late_3m - avg_days_late_prev_9m, 0), 0) * 0.5, 10) as raw_score
+    from measured
+)
+
+select
+    cast($as_of as date) as as_of,
+    customer_id,
+    currency,
+    paid_invoices,
+    paid_late,
+    paid_late_30,
+    cast(paid_amount as decimal(38,2)) as paid_amount,
+    cast(avg_days_late as decimal(18,2)) as avg_days_late,
+    cast(share_paid_late as decimal(9,2)) as share_paid_late,
+    cast(share_paid_late_30 as decimal(9,2)) as share_paid_late_30,
+    cast(avg_days_late_3m as decimal(18,2)) as avg_days_late_3m,
+    cast(avg_days_late_prev_9m as decimal(18,2)) as avg_days_late_prev_9m,
+    cast(trend_days as decimal(18,2)) as trend_days,
+    cast(open_amount as decimal(38,2)) as open_amount,
+    cast(overdue_amount as decimal(38,2)) as overdue_amount,
+    cast(overdue_share as decimal(9,2)) as overdue_share,
+    max_days_past_due,
+    case when paid_invoices >= $min_paid_invoices
+         then cast(round(greatest(raw_score, 0), 0) as integer) end as score,
+    case
+        when paid_invoices < $min_paid_invoices then 'new'
+        when round(greatest(raw_score, 0), 0) >= $class_a_min_score then 'A'
+        when round(greatest(raw_score, 0), 0) >= $class_b_min_score then 'B'
+        when round(greatest(raw_score, 0), 0) >= $class_c_min_score then 'C'
+        else 'D'
+    end as risk_class
+from scored

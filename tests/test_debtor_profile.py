@@ -1,0 +1,143 @@
+"""The payment-behaviour profile of each debtor (issue 16 §1, docs/metrics.md "Debtor profile")
+and the credit watch (§5), worked by hand.
+
+as_of 2026-03-31 (Tue): the last 12 months are payments completing an invoice in
+(2025-03-31, 2026-03-31]; the last 3 months (2025-12-31, 2026-03-31], the 9 before
+(2025-03-31, 2025-12-31]. Default policy: at least 3 paid invoices, A ≥ 80, B ≥ 60, C ≥ 40,
+else D; credit watch: class D or an invoice more than 60 days overdue.
+
+GOOD (EUR) — G1 1000.00 due 2025-06-30 paid on it, G2 1000.00 due 2025-10-31 paid early
+  (10-25: 0 days late), G3 2000.00 due 2026-02-28 paid on it; G4 500.00 due 2026-04-30 open.
+  avg days late 0.00, shares 0.00, trend 0.00 − 0.00; open 500.00, overdue 0.00 → 100 → A.
+
+SLOW (EUR) — S0 1000.00 due 2025-01-31 paid 2025-03-01 (before the 12 months: not counted);
+  S1 1000.00 due 2025-05-31 paid 06-10 (10 days late); S2 3000.00 due 2025-09-30 paid 1000.00 on
+  10-01 and 2000.00 on 11-09 (paid on 11-09: 40 days late); S3 1000.00 due 2026-01-31 paid
+  03-12 (40 days, last 3 months); S4 2000.00 due 2026-01-15, 500.00 paid 02-20 (1500.00 open, 75
+  days overdue); S5 500.00 due 2026-04-15 (open, not due).
+  avg days late (1000×10 + 3000×40 + 1000×40) / 5000 = 170000 / 5000 = 34.00
+  share paid late 3/3 = 100.00 %; more than 30 days late 2/3 = 66.67 %
+  last 3 months 40.00; the 9 before (10000 + 120000) / 4000 = 32.50; trend +7.50
+  open 2000.00, overdue 1500.00 → 75.00 %
+  score 100 − 34.00 − 100.00×0.20 − 66.67×0.20 − 75.00×0.10 − min(7.50×0.5, 10)
+        = 100 − 34 − 20 − 13.334 − 7.5 − 3.75 = 21.416 → 21 → D; credit watch: class, overdue
+
+MID (EUR) — M1 2000.00 due 2025-07-31 paid 08-05 (5 late); M2 2000.00 due 2025-10-31 paid on it;
+  M3 1000.00 due 2026-01-31 paid 02-20 (20 late, last 3 months); M4 1000.00 due 2026-03-01 open
+  (30 days overdue; its payment of 04-05 comes after as_of: not known then); M5 3000.00 due
+  2026-04-30 open.
+  avg (2000×5 + 1000×20) / 5000 = 6.00; late 2/3 = 66.67 %; over 30 days 0.00 %
+  last 3 months 20.00; 9 before 10000 / 4000 = 2.50; trend +17.50 → 8.75 points
+  open 4000.00, overdue 1000.00 → 25.00 %
+  score 100 − 6 − 13.334 − 0 − 2.5 − 8.75 = 69.416 → 69 → B
+
+NEWCO (EUR) — N1 100.00 due 2026-01-31 paid 02-05, N2 100.00 due 2026-02-28 paid on it, N3 300.00
+  due 2026-03-10 open (21 days): 2 paid invoices < 3 → new, no score.
+GOOD (USD) — U1 100.00 due 2025-12-01 open, 120 days overdue: new; credit watch: overdue.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from tasks.age import age
+from tasks.ingest import ingest
+from tasks.measure import measure
+from tests.ladder_helpers import customer, invoice, payment, query, write_source
+
+AS_OF = date(2026, 3, 31)
+
+
+def _inv(i, c, due, amount, currency="EUR"):
+    return invoice(i, c, due, amount, currency=currency)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("profile")
+    src = write_source(
+        tmp / "src",
+        customers=[customer("GOOD"), customer("SLOW"), customer("MID"), customer("NEWCO")],
+        invoices=[
+            _inv("G1", "GOOD", "2025-06-30", "1000.00"), _inv("G2", "GOOD", "2025-10-31", "1000.00"),
+            _inv("G3", "GOOD", "2026-02-28", "2000.00"), _inv("G4", "GOOD", "2026-04-30", "500.00"),
+            _inv("U1", "GOOD", "2025-12-01", "100.00", "USD"),
+            _inv("S0", "SLOW", "2025-01-31", "1000.00"), _inv("S1", "SLOW", "2025-05-31", "1000.00"),
+            _inv("S2", "SLOW", "2025-09-30", "3000.00"), _inv("S3", "SLOW", "2026-01-31", "1000.00"),
+            _inv("S4", "SLOW", "2026-01-15", "2000.00"), _inv("S5", "SLOW", "2026-04-15", "500.00"),
+            _inv("M1", "MID", "2025-07-31", "2000.00"), _inv("M2", "MID", "2025-10-31", "2000.00"),
+            _inv("M3", "MID", "2026-01-31", "1000.00"), _inv("M4", "MID", "2026-03-01", "1000.00"),
+            _inv("M5", "MID", "2026-04-30", "3000.00"),
+            _inv("N1", "NEWCO", "2026-01-31", "100.00"), _inv("N2", "NEWCO", "2026-02-28", "100.00"),
+            _inv("N3", "NEWCO", "2026-03-10", "300.00"),
+        ],
+        payments=[
+            payment("PG1", "GOOD", "2025-06-30", "1000.00", invoice_id="G1"),
+            payment("PG2", "GOOD", "2025-10-25", "1000.00", invoice_id="G2"),
+            payment("PG3", "GOOD", "2026-02-28", "2000.00", invoice_id="G3"),
+            payment("PS0", "SLOW", "2025-03-01", "1000.00", invoice_id="S0"),
+            payment("PS1", "SLOW", "2025-06-10", "1000.00", invoice_id="S1"),
+            payment("PS2a", "SLOW", "2025-10-01", "1000.00", invoice_id="S2"),
+            payment("PS2b", "SLOW", "2025-11-09", "2000.00", invoice_id="S2"),
+            payment("PS3", "SLOW", "2026-03-12", "1000.00", invoice_id="S3"),
+            payment("PS4", "SLOW", "2026-02-20", "500.00", invoice_id="S4"),
+            payment("PM1", "MID", "2025-08-05", "2000.00", invoice_id="M1"),
+            payment("PM2", "MID", "2025-10-31", "2000.00", invoice_id="M2"),
+            payment("PM3", "MID", "2026-02-20", "1000.00", invoice_id="M3"),
+            payment("PM4", "MID", "2026-04-05", "1000.00", invoice_id="M4"),  # after as_of
+            payment("PN1", "NEWCO", "2026-02-05", "100.00", invoice_id="N1"),
+            payment("PN2", "NEWCO", "2026-02-28", "100.00", invoice_id="N2"),
+        ],
+    )
+    db = str(tmp / "r.duckdb")
+    ingest(src, db, AS_OF)
+    age(db, AS_OF)
+    summary = measure(db, AS_OF)
+    return db, summary
+
+
+def test_scores_and_classes_by_hand(measured):
+    db, summary = measured
+    rows = query(db, """
+        select customer_id, currency, paid_invoices, paid_late, paid_late_30, paid_amount, avg_days_late,
+               share_paid_late, share_paid_late_30, avg_days_late_3m, avg_days_late_prev_9m, trend_days,
+               open_amount, overdue_amount, overdue_share, max_days_past_due, score, risk_class
+        from debtor_profile where as_of = '2026-03-31' order by customer_id, currency""")
+    assert rows == [
+        ("GOOD", "EUR", 3, 0, 0, D("4000.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"),
+         D("500.00"), D("0.00"), D("0.00"), None, 100, "A"),
+        ("GOOD", "USD", 0, 0, 0, D("0.00"), None, None, None, None, None, None,
+         D("100.00"), D("100.00"), D("100.00"), 120, None, "new"),
+        ("MID", "EUR", 3, 2, 0, D("5000.00"), D("6.00"), D("66.67"), D("0.00"), D("20.00"), D("2.50"), D("17.50"),
+         D("4000.00"), D("1000.00"), D("25.00"), 30, 69, "B"),
+        ("NEWCO", "EUR", 2, 1, 0, D("200.00"), D("2.50"), D("50.00"), D("0.00"), D("2.50"), None, None,
+         D("300.00"), D("300.00"), D("100.00"), 21, None, "new"),
+        ("SLOW", "EUR", 3, 3, 2, D("5000.00"), D("34.00"), D("100.00"), D("66.67"), D("40.00"), D("32.50"), D("7.50"),
+         D("2000.00"), D("1500.00"), D("75.00"), 75, 21, "D"),
+    ]
+    assert summary["risk_classes"] == {"A": 1, "B": 1, "D": 1, "new": 2}
+
+
+def test_credit_watch_class_d_or_long_overdue(measured):
+    db, summary = measured
+    assert query(db, """select customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons
+                        from credit_watch where as_of = '2026-03-31' order by customer_id, currency""") == [
+        ("GOOD", "USD", "new", None, D("100.00"), 120, "overdue"),
+        ("SLOW", "EUR", "D", 21, D("1500.00"), 75, "class,overdue"),
+    ]
+    assert summary["credit_watch"] == 2
+
+
+def test_class_thresholds_must_decrease(tmp_path):
+    """class_a_min_score > class_b_min_score > class_c_min_score, or the policy is refused, naming the keys."""
+    from relance.errors import PolicyError
+    from relance.policy import load_policy
+
+    bad = tmp_path / "bad.yaml"
+    default = (__import__("pathlib").Path(__file__).resolve().parent.parent / "policies" / "default.yaml").read_text(encoding="utf-8")
+    bad.write_text(default.replace("class_b_min_score: 60", "class_b_min_score: 90"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="class_a_min_score"):
+        load_policy(str(bad))
