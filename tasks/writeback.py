@@ -1,4 +1,6 @@
-"""write_back: recovery_metrics and aged_balance upserted into a PostgreSQL database for BI tools.
+"""write_back: recovery_metrics and aged_balance upserted into a PostgreSQL database for BI tools,
+with the debtors' payment profiles (debtor_profile) and the credit watch (credit_watch: the units
+the ERP can hold new orders for, docs/metrics.md "Credit watch").
 
 `relance run … --metrics-target postgresql://user@host/db` copies the run date's rows into the
 schema `relance` of that database (created if missing), tables `recovery_metrics` and
@@ -71,7 +73,61 @@ TABLES = {
         """select as_of, customer_id, currency, bucket, amount, invoice_count
            from aged_balance where as_of = $as_of""",
     ),
+    "debtor_profile": (
+        ("as_of", "customer_id", "currency"),
+        ("paid_invoices", "paid_late", "paid_late_30", "paid_amount", "avg_days_late", "share_paid_late",
+         "share_paid_late_30", "avg_days_late_3m", "avg_days_late_prev_9m", "trend_days", "open_amount",
+         "overdue_amount", "overdue_share", "max_days_past_due", "score", "risk_class"),
+        """
+            as_of                 date not null,
+            customer_id           text not null,
+            currency              text not null,
+            paid_invoices         integer not null,
+            paid_late             integer not null,
+            paid_late_30          integer not null,
+            paid_amount           numeric(38,2) not null,
+            avg_days_late         numeric(18,2),
+            share_paid_late       numeric(9,2),
+            share_paid_late_30    numeric(9,2),
+            avg_days_late_3m      numeric(18,2),
+            avg_days_late_prev_9m numeric(18,2),
+            trend_days            numeric(18,2),
+            open_amount           numeric(38,2) not null,
+            overdue_amount        numeric(38,2) not null,
+            overdue_share         numeric(9,2) not null,
+            max_days_past_due     integer,
+            score                 integer,
+            risk_class            text not null,
+            written_at            timestamptz not null default now(),
+            primary key (as_of, customer_id, currency)
+        """,
+        """select as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, paid_amount, avg_days_late,
+                  share_paid_late, share_paid_late_30, avg_days_late_3m, avg_days_late_prev_9m, trend_days,
+                  open_amount, overdue_amount, overdue_share, max_days_past_due, score, risk_class
+           from debtor_profile where as_of = $as_of""",
+    ),
+    "credit_watch": (
+        ("as_of", "customer_id", "currency"),
+        ("risk_class", "score", "overdue_amount", "max_days_past_due", "reasons"),
+        """
+            as_of              date not null,
+            customer_id        text not null,
+            currency           text not null,
+            risk_class         text not null,
+            score              integer,
+            overdue_amount     numeric(38,2) not null,
+            max_days_past_due  integer,
+            reasons            text not null,
+            written_at         timestamptz not null default now(),
+            primary key (as_of, customer_id, currency)
+        """,
+        """select as_of, customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons
+           from credit_watch where as_of = $as_of""",
+    ),
 }
+
+#: Tables a warehouse measured before they existed may lack: written as empty for those dates.
+OPTIONAL_TABLES = ("debtor_profile", "credit_watch")
 
 
 class WriteBackError(UserError):
@@ -137,6 +193,14 @@ def _ensure_target(pg, schema: str) -> None:
             ))
 
 
+def _has_table(con, table: str) -> bool:
+    if table not in OPTIONAL_TABLES:
+        return True
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?", [table]
+    ).fetchone()[0])
+
+
 def _write_date(pg, con, schema: str, day: date) -> dict[str, int]:
     """One date, one transaction: COPY → upsert → delete the keys this run no longer has."""
     from psycopg import sql
@@ -148,7 +212,7 @@ def _write_date(pg, con, schema: str, day: date) -> dict[str, int]:
             target = sql.Identifier(schema, table)
             staging = sql.Identifier(f"_relance_{table}")
             pg.execute(sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(staging, target))
-            rows = con.execute(select, {"as_of": day}).fetchall()
+            rows = con.execute(select, {"as_of": day}).fetchall() if _has_table(con, table) else []
             with pg.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(
                 staging, sql.SQL(", ").join(map(sql.Identifier, cols))
             )) as copy:

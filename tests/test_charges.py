@@ -258,3 +258,28 @@ def test_payments_on_half_year_edges_and_before_the_due_date(tmp_path):
     ]
     assert query(db, """select invoice_id, open_amount, days_late, interest_amount from action_charges
                         order by invoice_id""") == [("B1", D("1500.00"), 221, D("127.10")), ("C1", D("600.00"), 35, D("8.76"))]
+
+
+def test_a_warehouse_keyed_by_half_year_is_rekeyed_by_period_start(tmp_path):
+    """action_charge_periods made before payments cut periods had the key (action, invoice,
+    half_year): the next ingest rekeys it by period_start and keeps its rows."""
+    import duckdb
+
+    from tasks.ingest import ingest
+
+    db = str(tmp_path / "old.duckdb")
+    with duckdb.connect(db) as con:
+        con.execute("""create table action_charge_periods (
+            action_id varchar not null, invoice_id varchar not null, half_year varchar not null,
+            period_start date not null, period_end date not null, days integer not null,
+            reference_rate decimal(9,4) not null, annual_rate decimal(9,4) not null,
+            open_amount decimal(18,2) not null, interest decimal(38,10) not null,
+            primary key (action_id, invoice_id, half_year))""")
+        con.execute("""insert into action_charge_periods values
+            ('A|EUR|1|formal_notice', 'I1', '2025-H2', '2025-12-02', '2025-12-31', 30, 4, 14, 1000.00, 11.5068493151)""")
+    ingest(_source(tmp_path), db, date(2026, 1, 19))
+    assert query(db, """select constraint_column_names from duckdb_constraints()
+                        where table_name = 'action_charge_periods' and constraint_type = 'PRIMARY KEY'""") == [
+        (["action_id", "invoice_id", "period_start"],)]
+    assert query(db, "select invoice_id, half_year, interest from action_charge_periods") == [
+        ("I1", "2025-H2", D("11.5068493151"))]

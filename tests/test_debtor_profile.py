@@ -141,3 +141,15 @@ def test_class_thresholds_must_decrease(tmp_path):
     bad.write_text(default.replace("class_b_min_score: 60", "class_b_min_score: 90"), encoding="utf-8")
     with pytest.raises(PolicyError, match="class_a_min_score"):
         load_policy(str(bad))
+
+
+def test_unit_stage_shows_the_latest_profile_measured(measured):
+    """The ladder of 04-01 (measure runs after it) shows the profile of 03-31 on each unit."""
+    from tests.ladder_helpers import run_days, unit
+
+    db, _ = measured
+    run_days(None, db, ["2026-04-01"])
+    slow, mid, good_usd = unit(db, "2026-04-01", "SLOW"), unit(db, "2026-04-01", "MID"), unit(db, "2026-04-01", "GOOD", "USD")
+    assert (slow["risk_score"], slow["risk_class"], slow["profile_as_of"]) == (21, "D", AS_OF)
+    assert (mid["risk_score"], mid["risk_class"]) == (69, "B")
+    assert (good_usd["risk_score"], good_usd["risk_class"]) == (None, "new")

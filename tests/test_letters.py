@@ -190,10 +190,12 @@ def _formal_notice_sent_later(tmp, *, name, customers, invoices, payments, decid
 
 def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_path):
     """Decided 03-17 on I1 700.00 + I2 50.00 (750.00); 600.00 paid on I1 on 03-18; approved and sent 03-20.
-    Worked by hand at 03-20, 2026-H1 rate 2.15 % + 10 points = 12.15 %, 365-day year, half-up per invoice:
-      I1 open 100.00, due 02-10: 38 days late, 100.00 × 12.15 % × 38 / 365 = 1.2649 → 1.26
+    Worked by hand at 03-20, 2026-H1 rate 2.15 % + 10 points = 12.15 %, 365-day year, half-up per invoice,
+    interest on what was owed each day (issue 16: the payment lowers the base from its date):
+      I1 open 100.00, due 02-10: 38 days late, 35 days (02-11..03-17) × 700.00 + 3 days (03-18..03-20)
+         × 100.00 → (297 675 + 3 645) / 36 500 = 8.2553 → 8.26
       I2 open  50.00, due 02-14: 34 days late,  50.00 × 12.15 % × 34 / 365 = 0.5659 → 0.57
-    principal 150.00, interest 1.83, indemnities 2 × 40.00, total 231.83."""
+    principal 150.00, interest 8.83, indemnities 2 × 40.00, total 238.83."""
     db, out, summary = _formal_notice_sent_later(
         tmp_path, name="part", customers=[customer("C1", "Boulangerie Martin SARL")],
         invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
@@ -204,24 +206,24 @@ def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_pa
     assert summary["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
     text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "Lyon, le 20 mars 2026" in text
-    assert "150,00 € en principal" in text and "231,83 €" in text
-    assert "100,00 €" in text and "50,00 €" in text and "1,26 €" in text and "0,57 €" in text and "1,83 €" in text
+    assert "150,00 € en principal" in text and "238,83 €" in text
+    assert "100,00 €" in text and "50,00 €" in text and "8,26 €" in text and "0,57 €" in text and "8,83 €" in text
     assert " 38 " in f" {text} " and " 34 " in f" {text} "
     assert "750,00" not in text and "700,00" not in text and "8,16" not in text and "8,68" not in text
     msg = email.message_from_bytes((out / "email" / f"{file_stem('FN-mail')}.eml").read_bytes(), policy=email.policy.default)
     mail = _text(msg.get_body(("plain",)).get_content())
-    assert "231,83" in mail and "750,00" not in mail
+    assert "238,83" in mail and "750,00" not in mail
     rows = deliveries(db)
     for d in ("FN-reg", "FN-mail"):
         assert rows[d]["figures_as_of"] == date(2026, 3, 20)
-        assert str(rows[d]["stated_amount_due"]) == "150.00" and str(rows[d]["stated_charges_total"]) == "81.83"
+        assert str(rows[d]["stated_amount_due"]) == "150.00" and str(rows[d]["stated_charges_total"]) == "88.83"
         assert list(rows[d]["stated_invoice_ids"]) == ["I1", "I2"]
     changed = [e for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")]
     assert len(changed) == 1
     detail = changed[0]["detail"]
     assert "figures as of 2026-03-20 (decided on 2026-03-17)" in detail
-    assert "amount due 750.00 -> 150.00" in detail and "interest 8.68 -> 1.83" in detail
-    assert "charges 88.68 -> 81.83" in detail and "invoices" not in detail  # both invoices still open
+    assert "amount due 750.00 -> 150.00" in detail and "interest 8.68 -> 8.83" in detail
+    assert "charges 88.68 -> 88.83" in detail and "invoices" not in detail  # both invoices still open
 
 
 def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_send_date(tmp_path):
