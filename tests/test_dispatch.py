@@ -201,6 +201,28 @@ def test_worklists_per_collector_by_priority(tmp_path):
     assert [r["customer_id"] for r in unassigned] == ["C5"] and unassigned[0]["script"].startswith("1. Se présenter")
 
 
+def test_worklists_show_the_debtors_payment_profile(tmp_path):
+    """The latest profile measured on or before the run (03-15 here, a 03-17 one is ignored) gives each
+    entry its class and score; a unit without a profile has empty cells. The order is unchanged."""
+    from tasks import warehouse
+
+    db = scenario(tmp_path, extra=[
+        action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
+    ])
+    with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)
+        for as_of, cls, score in (("2026-03-15", "D", 21), ("2026-03-17", "A", 95)):
+            con.execute("insert into debtor_profile (as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, "
+                        "paid_amount, open_amount, overdue_amount, overdue_share, score, risk_class) "
+                        "values (?, 'C2', 'EUR', 3, 3, 2, 5000, 2500, 2500, 100, ?, ?)", [as_of, score, cls])
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    day = tmp_path / "outbox" / "2026-03-16" / "phone"
+    rows = list(csv.DictReader(open(day / f"worklist-{file_stem('Julie')}.csv", encoding="utf-8")))
+    assert [(r["customer_id"], r["risk_class"], r["risk_score"]) for r in rows] == [("C2", "D", "21"), ("C6", "", "")]
+    html = (day / f"worklist-{file_stem('Julie')}.html").read_text(encoding="utf-8")
+    assert "Payment profile D (21/100)" in html or "Profil de paiement D (21/100)" in html
+
+
 def test_worklist_cells_cannot_become_formulas(tmp_path):
     customers = [customer("C1", '=HYPERLINK("http://evil.example","clic")', collector="@Julie")]
     db = build(tmp_path, customers=customers, invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
