@@ -61,6 +61,8 @@ PROFILE_MODELS = [
     "intermediate/int_payments_as_of",
     "marts/debtor_profile",
     "marts/credit_watch",
+    "marts/expected_payments",
+    "marts/cash_forecast",
 ]
 
 #: The headline metrics a run summary and the logs show.

@@ -1,6 +1,7 @@
 """write_back: recovery_metrics and aged_balance upserted into a PostgreSQL database for BI tools,
-with the debtors' payment profiles (debtor_profile) and the credit watch (credit_watch: the units
-the ERP can hold new orders for, docs/metrics.md "Credit watch").
+with the debtors' payment profiles (debtor_profile), the credit watch (credit_watch: the units
+the ERP can hold new orders for, docs/metrics.md "Credit watch") and the expected collections
+(cash_forecast).
 
 `relance run … --metrics-target postgresql://user@host/db` copies the run date's rows into the
 schema `relance` of that database (created if missing), tables `recovery_metrics` and
@@ -124,10 +125,25 @@ TABLES = {
         """select as_of, customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons
            from credit_watch where as_of = $as_of""",
     ),
+    "cash_forecast": (
+        ("as_of", "currency", "horizon_days"),
+        ("expected_amount", "invoice_count"),
+        """
+            as_of            date not null,
+            currency         text not null,
+            horizon_days     integer not null,
+            expected_amount  numeric(38,2) not null,
+            invoice_count    integer not null,
+            written_at       timestamptz not null default now(),
+            primary key (as_of, currency, horizon_days)
+        """,
+        """select as_of, currency, horizon_days, expected_amount, invoice_count
+           from cash_forecast where as_of = $as_of""",
+    ),
 }
 
 #: Tables a warehouse measured before they existed may lack: written as empty for those dates.
-OPTIONAL_TABLES = ("debtor_profile", "credit_watch")
+OPTIONAL_TABLES = ("debtor_profile", "credit_watch", "cash_forecast")
 
 
 class WriteBackError(UserError):

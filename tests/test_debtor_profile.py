@@ -143,6 +143,30 @@ def test_class_thresholds_must_decrease(tmp_path):
         load_policy(str(bad))
 
 
+def test_expected_payment_dates_and_collections(measured):
+    """Each open invoice is expected at its due date + its debtor's average days late (whole days,
+    half-up), a `new` debtor the currency's: EUR (0.00×4000 + 34.00×5000 + 6.00×5000 + 2.50×200) /
+    14200 = 14.12 → 14 days; USD has no paid invoice → 0. Already past it → the next day (04-01).
+      G4  500.00 due 04-30 + 0  → 04-30        S4 1500.00 due 01-15 + 34 → 02-18 → 04-01
+      S5  500.00 due 04-15 + 34 → 05-19        M4 1000.00 due 03-01 + 6  → 03-07 → 04-01
+      M5 3000.00 due 04-30 + 6  → 05-06        N3  300.00 due 03-10 + 14 → 03-24 → 04-01
+      U1  100.00 USD due 2025-12-01 + 0 → 04-01
+    Within 7 days (≤ 04-07): EUR 2800.00 (3), USD 100.00; 30 (≤ 04-30): EUR 3300.00 (4);
+    60 (≤ 05-30) and 90: EUR 6800.00 (6)."""
+    db, _ = measured
+    assert query(db, """select invoice_id, basis, expected_days_late, expected_date::varchar from expected_payments
+                        where as_of = '2026-03-31' order by invoice_id""") == [
+        ("G4", "debtor", 0, "2026-04-30"), ("M4", "debtor", 6, "2026-04-01"), ("M5", "debtor", 6, "2026-05-06"),
+        ("N3", "currency", 14, "2026-04-01"), ("S4", "debtor", 34, "2026-04-01"), ("S5", "debtor", 34, "2026-05-19"),
+        ("U1", "currency", 0, "2026-04-01"),
+    ]
+    assert query(db, """select currency, horizon_days, expected_amount, invoice_count from cash_forecast
+                        where as_of = '2026-03-31' order by currency, horizon_days""") == [
+        ("EUR", 7, D("2800.00"), 3), ("EUR", 30, D("3300.00"), 4), ("EUR", 60, D("6800.00"), 6), ("EUR", 90, D("6800.00"), 6),
+        ("USD", 7, D("100.00"), 1), ("USD", 30, D("100.00"), 1), ("USD", 60, D("100.00"), 1), ("USD", 90, D("100.00"), 1),
+    ]
+
+
 def test_unit_stage_shows_the_latest_profile_measured(measured):
     """The ladder of 04-01 (measure runs after it) shows the profile of 03-31 on each unit."""
     from tests.ladder_helpers import run_days, unit

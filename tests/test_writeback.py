@@ -246,17 +246,19 @@ def test_backfill_rewrites_a_span_with_since(db, pg_schema):
 
 
 def test_debtor_profiles_and_the_credit_watch_are_written_back(db, pg_schema):
-    """The profiles and the credit watch of each date land beside the metrics, one row per unit and
+    """The profiles, the credit watch and the expected collections of each date land beside the metrics, one row per unit and
     date, exact decimals, and a re-run leaves exactly the DuckDB rows."""
     con, schema = pg_schema
     profile_cols = "as_of, customer_id, currency, paid_invoices, avg_days_late, overdue_amount, score, risk_class"
     watch_cols = "as_of, customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons"
     for _ in range(2):
         write_back(str(db), AS_OF, PG, schema=schema)
-        for table, cols in (("debtor_profile", profile_cols), ("credit_watch", watch_cols)):
+        for table, cols in (("debtor_profile", profile_cols), ("credit_watch", watch_cols),
+                            ("cash_forecast", "as_of, currency, horizon_days, expected_amount, invoice_count")):
             pg = sorted(con.execute(f'select {cols} from "{schema}".{table}').fetchall())
             with duckdb.connect(str(db), read_only=True) as duck:
                 local = sorted(duck.execute(f"select {cols} from {table}").fetchall())
             assert pg == local
     with duckdb.connect(str(db), read_only=True) as duck:
         assert duck.execute("select count(*) from debtor_profile where as_of = ?", [AS_OF]).fetchone()[0] > 0
+        assert duck.execute("select count(*) from cash_forecast where as_of = ?", [AS_OF]).fetchone()[0] > 0

@@ -40,3 +40,27 @@ create table if not exists credit_watch (
 alter table unit_stage add column if not exists risk_score integer;
 alter table unit_stage add column if not exists risk_class varchar;
 alter table unit_stage add column if not exists profile_as_of date;
+
+-- What cash to expect (docs/metrics.md "Expected collections"): the expected payment date of
+-- each open invoice, and the sums expected within 7, 30, 60 and 90 days per currency.
+create table if not exists expected_payments (
+    as_of               date not null,
+    invoice_id          varchar not null,
+    customer_id         varchar not null,
+    currency            varchar not null,
+    due_date            date not null,
+    open_amount         decimal(18,2) not null,
+    basis               varchar not null,   -- 'debtor' (its own delays) or 'currency' (a new debtor)
+    expected_days_late  integer not null,
+    expected_date       date not null,
+    primary key (as_of, invoice_id)
+);
+
+create table if not exists cash_forecast (
+    as_of            date not null,
+    currency         varchar not null,
+    horizon_days     integer not null,
+    expected_amount  decimal(38,2) not null,
+    invoice_count    integer not null,
+    primary key (as_of, currency, horizon_days)
+);
