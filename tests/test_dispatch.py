@@ -202,7 +202,7 @@ def test_worklists_per_collector_by_priority(tmp_path):
 
 
 def test_worklists_show_the_debtors_payment_profile(tmp_path):
-    """The latest profile measured on or before the run (03-15 here, a 03-17 one is ignored) gives each
+    """The latest profile measured before the run (03-15 here; 03-16 and 03-17 are ignored) gives each
     entry its class and score; a unit without a profile has empty cells. The order is unchanged."""
     from tasks import warehouse
 
@@ -211,7 +211,7 @@ def test_worklists_show_the_debtors_payment_profile(tmp_path):
     ])
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
-        for as_of, cls, score in (("2026-03-15", "D", 21), ("2026-03-17", "A", 95)):
+        for as_of, cls, score in (("2026-03-15", "D", 21), ("2026-03-16", "B", 70), ("2026-03-17", "A", 95)):
             con.execute("insert into debtor_profile (as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, "
                         "paid_amount, open_amount, overdue_amount, overdue_share, score, risk_class) "
                         "values (?, 'C2', 'EUR', 3, 3, 2, 5000, 2500, 2500, 100, ?, ?)", [as_of, score, cls])

@@ -36,7 +36,7 @@ create table if not exists credit_watch (
     primary key (as_of, customer_id, currency)
 );
 
--- unit_stage shows the latest profile measured on or before its date
+-- unit_stage shows the latest profile measured before its date
 alter table unit_stage add column if not exists risk_score integer;
 alter table unit_stage add column if not exists risk_class varchar;
 alter table unit_stage add column if not exists profile_as_of date;

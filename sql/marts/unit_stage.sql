@@ -33,11 +33,11 @@ episode_today as (
 ),
 
 profiles as (
-    -- the payment-behaviour profile of the latest date measured on or before as_of (measure runs
-    -- after the ladder: in a nightly run, the day before's)
+    -- the payment-behaviour profile of the latest date measured before as_of (measure runs after
+    -- the ladder: in a nightly run or a replay, the day before's; a re-run reads the same one)
     select customer_id, currency, as_of as profile_as_of, score, risk_class
     from debtor_profile
-    where as_of = (select max(as_of) from debtor_profile where as_of <= $as_of)
+    where as_of = (select max(as_of) from debtor_profile where as_of < $as_of)
 )
 
 select

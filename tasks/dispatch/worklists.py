@@ -14,7 +14,7 @@ templates/worklists/<lang>/<stage>.j2 in the customer's language. Customers with
 go to the worklist named by `worklists.unassigned`.
 
 Each entry also shows the unit's payment-behaviour class and score (`debtor_profile`, the latest
-date measured on or before the run: docs/metrics.md "Debtor profile"), so that a collector knows
+date measured before the run date: docs/metrics.md "Debtor profile"), so that a collector knows
 whether the debtor usually pays late; the order stays the expected recoverable amount.
 """
 
@@ -61,13 +61,14 @@ def csv_safe(value) -> str:
 
 
 def _profiles(con, as_of) -> dict[tuple[str, str], tuple[str, int | None]]:
-    """(customer_id, currency) → (risk_class, score) of the latest profile measured on or before as_of."""
+    """(customer_id, currency) → (risk_class, score) of the latest profile measured before as_of (as
+    unit_stage: the same on a re-run of the date)."""
     if not ledger.table_exists(con, "debtor_profile"):
         return {}
     rows = con.execute(
         """
         select customer_id, currency, risk_class, score from debtor_profile
-        where as_of = (select max(as_of) from debtor_profile where as_of <= $as_of)
+        where as_of = (select max(as_of) from debtor_profile where as_of < $as_of)
         """,
         {"as_of": as_of},
     ).fetchall()
