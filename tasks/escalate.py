@@ -23,11 +23,6 @@ from tasks.step import get_logger, step
 
 MODES = ("live", "replay")
 
-#: Stages whose actions state the late-payment charges (Code de commerce L441-10, D441-5).
-CHARGED_STAGES = ("formal_notice", "litigation")
-#: The stage whose real sending opens the stages above it (contract §3, "Live state and replays").
-NOTICE_STAGE = "formal_notice"
-
 LADDER_MODELS = [
     "intermediate/int_active_holds",
     "intermediate/int_ladder_invoices",
@@ -101,18 +96,19 @@ def write_policy_tables(con, pol: Policy) -> None:
             requires_approval boolean,
             before_due_date boolean,      -- passed over when the driving invoice is already overdue
             claims_overdue_only boolean,  -- after the due date: claims only overdue invoices
-            charged boolean,              -- states late-payment charges
-            after_formal_notice boolean   -- taken only once a formal notice was sent in the episode
+            charged boolean,              -- states late-payment charges (stages[].charged)
+            after_formal_notice boolean   -- above the legal notice (stages[].legal_notice): taken only
+                                          -- once it was sent in the episode
         )
         """
     )
-    codes = [s.code for s in pol.stages]
-    notice_rank = codes.index(NOTICE_STAGE) + 1 if NOTICE_STAGE in codes else None
+    notice = pol.notice_stage
+    notice_rank = pol.stages.index(notice) + 1 if notice is not None else None
     con.executemany(
         "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (rank, s.code, s.offset_days, s.min_amount, s.requires_approval,
-             s.offset_days < 0, s.offset_days > 0, s.code in CHARGED_STAGES,
+             s.offset_days < 0, s.offset_days > 0, s.charged,
              notice_rank is not None and rank > notice_rank)
             for rank, s in enumerate(pol.stages, start=1)
         ],
@@ -167,7 +163,8 @@ class Ladder:
             "first_offset": pol.stages[0].offset_days,
             "min_gap_days": pol.min_gap_days,
             "default_tolerance": pol.tolerance.default,
-            "notice_stage": NOTICE_STAGE,
+            # the legal notice's code (stages[].legal_notice); None when the ladder has none
+            "notice_stage": pol.notice_stage.code if pol.notice_stage is not None else None,
             "business_days_only": pol.business_days_only,
             "charge_segments": list(charges.applies_to_segments),
             "margin_points": charges.margin_points,
