@@ -17,6 +17,9 @@ from relance.errors import UserError
 
 def preview(stage: str, channel: str, language: str, fmt: str | None = None, channels_config: str | None = None,
             policy: str | None = None) -> str | bytes:
+    """policy: the policy file whose stage says the sample's figures, layout and wording (default:
+    policies/default.yaml)."""
+    from relance.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.render import KIND, LANGUAGES, Renderer, message_context, sample_row
 
@@ -26,8 +29,6 @@ def preview(stage: str, channel: str, language: str, fmt: str | None = None, cha
         raise UserError(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
     cfg = load_channels_config(channels_config)
     renderer = Renderer(cfg)
-    from relance.policy import load_policy
-
     row = sample_row(stage, channel, language, policy=load_policy(policy))
     ctx = message_context(row, cfg, row["action_as_of"], renderer.i18n)
     if channel == "email":
