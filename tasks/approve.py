@@ -64,12 +64,12 @@ def _pending_notices(db: str, as_of: date) -> list[dict]:
 
 
 def _money(v, currency: str, locale: str) -> str:
-    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £"."""
+    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £GB"."""
     if v is None:
         return "—"
-    from babel.numbers import format_currency
+    from relance.money import format_money
 
-    return format_currency(v, currency, locale=locale)
+    return format_money(v, currency, locale)
 
 
 def _charges(n: dict, locale: str) -> str:

@@ -14,9 +14,9 @@ A stage's wording is one file per channel, language and stage, e.g.
 shows: the invoices claimed, the total and how to pay. Labels (column names …) are in
 templates/i18n.yaml. See templates/README.md.
 
-Amounts and dates follow the language with babel: `1 234,56 €` (narrow no-break space as
-thousands separator, no-break space before the symbol) and `16/03/2026` in French,
-`€1,234.56` and `16 March 2026` in English.
+Amounts and dates follow the language with babel (amounts through relance.money, rounded half
+up): `1 234,56 €` (narrow no-break space as thousands separator, no-break space before the
+symbol) and `16/03/2026` in French, `€1,234.56` and `16 March 2026` in English.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from typing import Any
 import yaml
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from relance import TEMPLATES_DIR
+from relance import TEMPLATES_DIR, money
 from relance.policy import Policy, Stage, default_policy
 from tasks.dispatch.config import ChannelsConfig
 
@@ -70,7 +69,7 @@ def _locale(ctx) -> str:
 
 @lru_cache(maxsize=65536)
 def _money(text: str, currency: str, locale: str) -> str:
-    return format_currency(Decimal(text), currency, locale=locale)
+    return money.format_money(Decimal(text), currency, locale)
 
 
 @lru_cache(maxsize=8192)
@@ -102,8 +101,7 @@ def f_claimed(ctx, charges: dict | None) -> str:
 def f_number(ctx, value: Any, digits: int = 2) -> str:
     if value is None:
         return ""
-    fmt = "#,##0." + "0" * digits if digits else "#,##0"
-    return format_decimal(Decimal(str(value)), format=fmt, locale=_locale(ctx))
+    return money.format_decimal(Decimal(str(value)), _locale(ctx), digits)
 
 
 @pass_context
@@ -111,8 +109,7 @@ def f_percent(ctx, value: Any) -> str:
     """A rate in percent, e.g. 12.15 → "12,15 %" (fr, no-break space) or "12.15%" (en)."""
     if value is None:
         return ""
-    text = format_decimal(Decimal(str(value)), format="#,##0.00", locale=_locale(ctx))
-    return text + ("\u00a0%" if language_of(ctx.get("lang")) == "fr" else "%")
+    return money.format_percent(Decimal(str(value)), _locale(ctx), 2)
 
 
 @pass_context
