@@ -8,7 +8,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -39,6 +39,16 @@ class _Strict(BaseModel):
 
 
 _CODE = r"^[a-z][a-z0-9_]*$"
+
+
+#: What the contract's stage codes do when a policy does not say (policies written before the
+#: stage keys); a key set in the file always wins. The default policy states all of them.
+CLASSIC_STAGE_KEYS: dict[str, dict[str, Any]] = {
+    "preventive": {"stopped_by_opt_out": True},
+    "formal_notice": {"charged": True, "formal": True, "attach_letter": True, "legal_notice": True,
+                      "reference_prefix": "MD"},
+    "litigation": {"charged": True, "reference_prefix": "CT"},
+}
 
 
 class Stage(_Strict):
@@ -74,6 +84,16 @@ class Stage(_Strict):
     def wording(self) -> str:
         """The name of its wording files (templates/<kind>/<lang>/<wording>.j2)."""
         return self.template or self.code
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classic_codes(cls, data: Any) -> Any:
+        """A policy written before the stage keys existed still means what it meant: the contract's
+        stage codes keep their behaviour unless the file says otherwise (docs/policy.md §3)."""
+        if isinstance(data, dict) and isinstance(data.get("code"), str):
+            implied = CLASSIC_STAGE_KEYS.get(data["code"], {})
+            data = {**implied, **data}
+        return data
 
     @model_validator(mode="after")
     def _opt_out_only_for_courtesy(self) -> "Stage":
