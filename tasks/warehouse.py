@@ -158,7 +158,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    names = set(_PARAM.findall(sql))
+    """The parameters the SQL uses (a `$name` in a comment is none), from params."""
+    names = set(_PARAM.findall(_STRING_OR_COMMENT.sub(lambda m: m.group() if m.group().startswith("'") else " ", sql)))
     missing = names - params.keys()
     if missing:
         raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
