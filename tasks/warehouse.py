@@ -369,7 +369,7 @@ def specified_models() -> list[str]:
     return [m for m in sorted(models().values()) if (SQL_DIR / f"{m}.yml").exists()]
 
 
-def model_tests(model: str, policy: Any = None) -> list[tuple[str, str, dict]]:
+def model_tests(model: str, policy: Any = None, *, keys_only: bool = False) -> list[tuple[str, str, dict]]:
     """(test, column(s), arguments) of the model's YAML: the key (unique, and not_null on each of
     its columns), then each column's tests. `policy: stages` / `policy: buckets` in an
     accepted_values take the codes of `policy` (a relance.policy.Policy; the shipped one if None)."""
@@ -383,6 +383,8 @@ def model_tests(model: str, policy: Any = None) -> list[tuple[str, str, dict]]:
         for test in col.get("tests", []):
             name, args = (test, {}) if isinstance(test, str) else next(iter(test.items()))
             args = dict(args or {})
+            if keys_only and name != "not_null":
+                continue
             if name == "accepted_values":
                 values = list(args.get("values", []))
                 if args.get("policy"):
@@ -406,26 +408,22 @@ def _policy_values(policy: Any, what: str) -> list[str]:
     raise ModelGraphError(f"accepted_values: unknown `policy: {what}` (stages or buckets)")
 
 
-def _test_sql(model: str, test: str, column: str, args: dict, rows: str) -> str:
-    """A query returning (how many rows fail the test, the first five of them: ids and codes)."""
+def _bad_rows(model: str, test: str, column: str, args: dict, rows: str) -> tuple[str, list[str]]:
+    """(a query of the rows failing the test, the columns that show them: ids and codes)."""
     if test == "unique":
         shown = list(args["columns"])
-        bad = f"select {', '.join(shown)} from ({rows}) as t group by all having count(*) > 1"
-    elif test == "not_null":
+        return f"select {', '.join(shown)} from {rows} group by all having count(*) > 1", shown
+    if test == "not_null":
         shown = model_spec(model).get("key") or [column]
-        bad = f"select {', '.join(shown)} from ({rows}) as t where {column} is null"
-    elif test == "accepted_values":
-        shown = [column]
-        bad = f"select distinct {column} from ({rows}) as t where {column} is not null and not list_contains($accepted, {column})"
-    elif test == "relationships":
-        shown = [column]
+        return f"select {', '.join(shown)} from {rows} where {column} is null", shown
+    if test == "accepted_values":
+        return (f"select distinct {column} from {rows} "
+                f"where {column} is not null and not list_contains($accepted_{column}, {column})"), [column]
+    if test == "relationships":
         to, field = args["to"], args["field"]
-        bad = (f"select distinct {column} from ({rows}) as t where {column} is not null "
-               f"and {column} not in (select {field} from {to} where {field} is not null)")
-    else:
-        raise ModelGraphError(f"unknown test {test}")
-    listed = ", ".join(f"cast({c} as varchar)" for c in shown)
-    return f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad}) as bad"
+        return (f"select distinct {column} from {rows} where {column} is not null "
+                f"and {column} not in (select {field} from {to} where {field} is not null)"), [column]
+    raise ModelGraphError(f"unknown test {test}")
 
 
 def check_model(
@@ -436,21 +434,41 @@ def check_model(
     incremental_as_of — and return the violations (empty when all pass). keys_only: the key and
     not_null tests only (what the nightly run checks before sending)."""
     params = params or {}
-    name = Path(model).name
-    rows = f"select * from {name}"
-    bind: dict[str, Any] = {}
+    where, bind = "", {}
     if materialization(model) == "incremental_as_of" and params.get("as_of") is not None:
-        rows += " where as_of = $as_of"
-        bind["as_of"] = params["as_of"]
+        where, bind = " where as_of = $as_of", {"as_of": params["as_of"]}
+    tests = model_tests(model, policy, keys_only=keys_only)
+    if not tests:
+        return []
+    for test, column, args in tests:
+        if test == "accepted_values":
+            bind[f"accepted_{column}"] = args["values"]
+    queries = [_bad_rows(model, *t, "checked") for t in tests]
+    # one query counts every test's failing rows (the run date's rows read once); the few failing
+    # rows are fetched only for a test that fails
+    def cheap(test: str, column: str, args: dict, bad: str) -> str:
+        # key and not_null as plain aggregates over the rows; the others as counts of their query
+        if test == "not_null":
+            return f"count(*) filter (where {column} is null)"
+        if test == "unique":
+            return f"count(*) - count(distinct ({', '.join(args['columns'])}))"
+        return f"(select count(*) from ({bad}))"
+
+    counts = con.execute(
+        f"with checked as (select * from {Path(model).name}{where}) select "
+        + ", ".join(cheap(*t, q[0]) for t, q in zip(tests, queries)) + " from checked",
+        bind,
+    ).fetchone()
     found = []
-    for test, column, args in model_tests(model, policy):
-        if keys_only and test not in ("unique", "not_null"):
-            continue
-        sql = _test_sql(model, test, column, args, rows)
-        values = dict(bind, accepted=args["values"]) if test == "accepted_values" else bind
-        count, sample = con.execute(sql, values).fetchone()
-        if count:
-            found.append(Violation(model, test, column, count, tuple(tuple(s) for s in sample or ())))
+    for (test, column, _), (bad, shown), count in zip(tests, queries, counts):
+        if count:  # only a failing test fetches its rows: how many, and the first five
+            listed = ", ".join(f"cast({c} as varchar)" for c in shown)
+            rows, sample = con.execute(
+                f"with checked as (select * from {Path(model).name}{where}) "
+                f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})",
+                bind,
+            ).fetchone()
+            found.append(Violation(model, test, column, rows, tuple(tuple(r) for r in sample or ())))
     return found
 
 
