@@ -34,7 +34,7 @@ its input relations by name, and each use is a model of its own naming its input
 Each mart and key intermediate model states its grain and tests in a YAML file beside it
 (`sql/marts/unit_stage.yml`, like a dbt schema file): key columns (unique + not_null),
 not_null, relationships and accepted_values (a list, or values taken from the policy:
-`policy: stages` / `policy: buckets`). `check_model(con, model, params)` returns the violations;
+`policy: stages` / `policy: buckets` / `policy: channels`). `check_model(con, model, params)` returns the violations;
 `require_keys(...)` raises ModelCheckFailed on a violated key or not_null (the nightly run calls it
 on the marts it wrote before anything is sent).
 """
@@ -405,7 +405,11 @@ def _policy_values(policy: Any, what: str) -> list[str]:
         return [s.code for s in policy.stages]
     if what == "buckets":
         return [row[1] for row in policy.bucket_rows()]
-    raise ModelGraphError(f"accepted_values: unknown `policy: {what}` (stages or buckets)")
+    if what == "channels":
+        from relance.policy import CHANNELS
+
+        return list(CHANNELS)
+    raise ModelGraphError(f"accepted_values: unknown `policy: {what}` (stages, buckets or channels)")
 
 
 def _bad_rows(model: str, test: str, column: str, args: dict, rows: str) -> tuple[str, list[str]]:
@@ -463,11 +467,9 @@ def check_model(
     for (test, column, _), (bad, shown), count in zip(tests, queries, counts):
         if count:  # only a failing test fetches its rows: how many, and the first five
             listed = ", ".join(f"cast({c} as varchar)" for c in shown)
-            rows, sample = con.execute(
-                f"with checked as (select * from {Path(model).name}{where}) "
-                f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})",
-                bind,
-            ).fetchone()
+            sql = (f"with checked as (select * from {Path(model).name}{where}) "
+                   f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})")
+            rows, sample = con.execute(sql, _bind(sql, bind)).fetchone()
             found.append(Violation(model, test, column, rows, tuple(tuple(r) for r in sample or ())))
     return found
 

@@ -15,10 +15,10 @@ import pytest
 
 from relance.policy import load_policy
 from tasks import warehouse
-from tasks.age import write_policy_buckets
+from tasks.age import age_on
 from tasks.escalate import Ladder, write_policy_tables
 from tasks.ingest import load_macros, load_seeds
-from tasks.measure import measure
+from tasks.measure import measure, measure_on
 from tasks.sources import files
 from tests.ladder_helpers import customer, hold, invoice, payment, run_days, write_source
 
@@ -258,69 +258,73 @@ def test_a_cycle_or_an_unknown_input_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.fixture
 def night(tmp_path):
-    """A small source aged, laddered and measured for one date (what the nightly computes before and
-    after sending), in a DuckDB file; returns (source folder, db)."""
+    """A small source ingested, aged, laddered and measured for 2026-03-11 (what the nightly
+    computes), in a DuckDB file; returns (source folder, db)."""
     src = write_source(
         tmp_path / "src",
-        customers=[customer("C1"), customer("C2"), customer("C3")],
+        customers=[customer("C1"), customer("C2"), customer("C3"), customer("C4")],
         invoices=[invoice("I1", "C1", "2026-03-02", "1000.00"), invoice("I2", "C1", "2026-03-20", "250.00"),
                   invoice("I3", "C2", "2026-02-01", "80.00", currency="USD"),
                   invoice("CN1", "C3", "2026-02-10", "30.00", kind="credit_note"),
-                  invoice("I4", "C3", "2026-02-15", "20.00")],
+                  invoice("I4", "C3", "2026-02-15", "20.00"),
+                  invoice("I5", "C4", "2026-03-17", "400.00")],
         payments=[payment("P1", "C1", "2026-03-05", "300.00", invoice_id="I1"), payment("P2", "C3", "2026-03-01", "50.00")],
         holds=[hold("H1", "C2", "2026-03-01", invoice_id="I3")],
     )
     db = str(tmp_path / "r.duckdb")
-    run_days(src, db, ["2026-03-11", "2026-03-12"])
-    measure(db, date(2026, 3, 12))
+    run_days(src, db, ["2026-03-11"])
+    measure(db, date(2026, 3, 11))
     return src, db
 
 
 def test_every_model_passes_its_yaml_tests(night):
+    """The next night (Thursday 2026-03-12) on one connection, so that its temp models are there
+    to check too: staging's checked rows, the allocation, the ladder (C4's preventive: I5 is due
+    in 5 days) and the metrics."""
     src, db = night
     as_of = date(2026, 3, 12)
     assert {m.split("/")[0] for m in warehouse.specified_models()} == {"marts", "intermediate", "staging"}
     pol = load_policy(None)
     with warehouse.open_db(db) as con:
-        # the temp models of the night, again on this connection: staging's checked rows, the
-        # allocation, the ladder's decisions
         files.land_folder(con, Path(src))
         load_seeds(con)
         load_macros(con)
         warehouse.build(con, [f"staging/stg_{e}_checked" for e in ("customers", "invoices", "payments", "holds")],
                         {"as_of": as_of, "loaded_at": datetime(2026, 3, 12, 2, 0), "default_language": "fr"})
-        write_policy_buckets(con, pol)
-        warehouse.build(con, ["intermediate/int_open_invoices", "intermediate/int_active_holds"], {"as_of": as_of})
-        ladder = Ladder(con, pol, as_of, as_of)
-        warehouse.build(con, "intermediate/int_ladder_decisions", ladder.params(as_of, "live"))
+        age_on(con, as_of, pol)
+        warehouse.build(con, "intermediate/int_credit_pool", {"as_of": as_of})
+        summary = Ladder(con, pol, as_of, as_of).run(as_of, "live")
+        assert summary["actions_by_stage"] == {"preventive": 1}
+        measure_on(con, as_of, pol)
         assert warehouse.check_models(con, None, {"as_of": as_of}, policy=pol) == []
         # C3's credit (CN1 30.00 + P2 50.00) covers I4 20.00: no open invoice, no unit
         assert con.execute("select customer_id, currency from unit_stage where as_of = $d order by 1",
-                           {"d": as_of}).fetchall() == [("C1", "EUR"), ("C2", "USD")]
+                           {"d": as_of}).fetchall() == [("C1", "EUR"), ("C2", "USD"), ("C4", "EUR")]
+        assert con.execute("select count(*) from int_ladder_deliveries").fetchone()[0] == 1
 
 
 def test_a_violated_key_stops_the_night_naming_model_test_and_keys(night):
-    as_of = date(2026, 3, 12)
+    as_of = date(2026, 3, 11)
     with warehouse.open_db(night[1]) as con:
         con.execute("insert into invoice_snapshot select * from invoice_snapshot where as_of = $d and invoice_id = 'I1'",
                     {"d": as_of})
         con.execute("update unit_stage set customer_id = 'C404' where as_of = $d and customer_id = 'C2'", {"d": as_of})
         found = warehouse.check_models(con, ["marts/invoice_snapshot", "marts/unit_stage"], {"as_of": as_of})
         assert [(v.model, v.test, v.column, v.rows, v.sample) for v in found] == [
-            ("marts/invoice_snapshot", "unique", "as_of, invoice_id", 1, (("2026-03-12", "I1"),)),
+            ("marts/invoice_snapshot", "unique", "as_of, invoice_id", 1, (("2026-03-11", "I1"),)),
             ("marts/unit_stage", "relationships", "customer_id", 1, (("C404",),)),
         ]
         # another date's rows are not this run's concern
-        assert warehouse.check_models(con, ["marts/invoice_snapshot"], {"as_of": date(2026, 3, 11)}) == []
+        assert warehouse.check_models(con, ["marts/invoice_snapshot"], {"as_of": date(2026, 3, 10)}) == []
         with pytest.raises(warehouse.ModelCheckFailed) as e:
             warehouse.require_keys(con, ["marts/invoice_snapshot", "marts/unit_stage"], {"as_of": as_of})
         assert str(e.value) == (
-            "model check failed for 2026-03-12: invoice_snapshot: unique on as_of, invoice_id fails for 1 row(s), "
-            "e.g. (2026-03-12, I1); nothing is sent")
+            "model check failed for 2026-03-11: invoice_snapshot: unique on as_of, invoice_id fails for 1 row(s), "
+            "e.g. (2026-03-11, I1); nothing is sent")
 
 
 def test_accepted_stage_codes_come_from_the_policy(night, tmp_path):
-    as_of = date(2026, 3, 12)
+    as_of = date(2026, 3, 11)
     pol = load_policy(None)
     renamed = pol.model_copy(update={"stages": tuple(s.model_copy(update={"code": f"x_{s.code}"}) for s in pol.stages)})
     with warehouse.open_db(night[1]) as con:
