@@ -245,6 +245,7 @@ def models() -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=None)
 def materialization(model: str) -> str:
     return (_MATERIALIZED.search(model_sql(model)) or [None, "table"])[1]
 
@@ -479,7 +480,8 @@ def check_models(
     policy: Any = None, keys_only: bool = False,
 ) -> list[Violation]:
     """check_model for each model (default: every model with a YAML)."""
-    return [v for m in (models_ or specified_models()) for v in check_model(con, m, params, policy=policy, keys_only=keys_only)]
+    return [v for m in (models_ or specified_models())
+            for v in check_model(con, m, params, policy=policy, keys_only=keys_only)]
 
 
 def require_keys(con: duckdb.DuckDBPyConnection, models_: list[str], params: dict[str, Any]) -> float:

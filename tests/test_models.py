@@ -92,13 +92,15 @@ def test_credit_pool_gathers_credit_notes_payments_on_account_and_excesses(con):
     150 + 200 + 30 + 20 = 400.00. C1/USD: P4 40.00 on account → 40.00, its own pool. C2 has an
     invoice and nothing else: no row."""
     given(con, "int_invoices_as_of",
-          "invoice_id varchar, customer_id varchar, currency varchar, kind varchar, issue_date date, due_date date, amount decimal(18,2)",
+          "invoice_id varchar, customer_id varchar, currency varchar, kind varchar, issue_date date, due_date date, "
+          "amount decimal(18,2)",
           [("A", "C1", "EUR", "invoice", date(2026, 1, 1), date(2026, 1, 31), D("300.00")),
            ("F", "C1", "EUR", "invoice", date(2026, 1, 2), date(2026, 2, 1), D("50.00")),
            ("CN1", "C1", "EUR", "credit_note", date(2026, 1, 15), date(2026, 1, 15), D("150.00")),
            ("G", "C2", "EUR", "invoice", date(2026, 1, 3), date(2026, 2, 2), D("75.00"))])
     given(con, "int_payments_as_of",
-          "payment_id varchar, customer_id varchar, invoice_id varchar, paid_date date, amount decimal(18,2), currency varchar",
+          "payment_id varchar, customer_id varchar, invoice_id varchar, paid_date date, amount decimal(18,2), "
+          "currency varchar",
           [("P1", "C1", None, date(2026, 2, 1), D("200.00"), "EUR"),
            ("P2", "C1", "X9", date(2026, 2, 2), D("30.00"), "EUR"),
            ("P3", "C1", "A", date(2026, 2, 3), D("100.00"), "EUR"),
@@ -199,7 +201,8 @@ def test_ladder_decisions_one_step_a_run(con):
         ("C8", None, None, "C8|EUR|1", False, None, "episode_closed", None),
         ("C9", "C9|EUR|1", None, None, False, None, "at_target", None),
     ]
-    details = dict(con.execute("select customer_id, wait_detail from int_ladder_decisions where wait_detail is not null").fetchall())
+    details = dict(con.execute(
+        "select customer_id, wait_detail from int_ladder_decisions where wait_detail is not null").fetchall())
     assert details == {
         "C4": "owes 4.00 EUR, below the tolerance of 5.00 EUR",
         "C5": "no formal notice was sent in episode C5|EUR|1: amicable waits for one",
@@ -219,27 +222,31 @@ def test_the_graph_comes_from_the_sql():
         "intermediate/int_ladder_state", "intermediate/int_active_holds", "intermediate/int_ladder_invoices",
         "intermediate/int_ladder_units", "intermediate/int_ladder_decisions"]
     plan = warehouse.plan(["marts/invoice_snapshot", "marts/aged_balance"])
-    assert plan.index("intermediate/int_open_invoices") < plan.index("marts/invoice_snapshot") < plan.index("marts/aged_balance")
+    assert (plan.index("intermediate/int_open_invoices") < plan.index("marts/invoice_snapshot")
+            < plan.index("marts/aged_balance"))
     assert "staging/stg_invoices" not in plan
     # the metrics read the date-stamped allocation directly: no model of the nightly chain
     metrics = warehouse.plan("marts/recovery_metrics")
     assert "intermediate/int_open_invoices" not in metrics and "intermediate/int_metrics_open_invoices" in metrics
     # what a step already built is not built again
-    assert warehouse.plan("marts/unit_stage", built=warehouse.plan("intermediate/int_ladder_decisions")) == ["marts/unit_stage"]
+    built = warehouse.plan("intermediate/int_ladder_decisions")
+    assert warehouse.plan("marts/unit_stage", built=built) == ["marts/unit_stage"]
 
 
 def test_a_cycle_or_an_unknown_input_is_a_clear_error(tmp_path, monkeypatch):
     sql = tmp_path / "sql"
     (sql / "intermediate").mkdir(parents=True)
     (sql / "intermediate" / "int_a.sql").write_text("-- materialized: temp\nselect * from int_b\n")
-    (sql / "intermediate" / "int_b.sql").write_text("-- materialized: temp\nwith x as (select 1) select * from int_a, x\n")
+    (sql / "intermediate" / "int_b.sql").write_text(
+        "-- materialized: temp\nwith x as (select 1) select * from int_a, x\n")
     (sql / "intermediate" / "int_c.sql").write_text("-- materialized: temp\nselect * from int_nowhere\n")
     (sql / "intermediate" / "int_d.sql").write_text("-- materialized: temp\n-- depends: int_gone\nselect 1\n")
     monkeypatch.setattr(warehouse, "SQL_DIR", sql)
     for cached in (warehouse.models, warehouse.inputs, warehouse._check_acyclic, warehouse.model_spec):
         cached.cache_clear()
     try:
-        with pytest.raises(warehouse.ModelGraphError, match=r"cycle: intermediate/int_a -> intermediate/int_b -> intermediate/int_a"):
+        cycle = r"cycle: intermediate/int_a -> intermediate/int_b -> intermediate/int_a"
+        with pytest.raises(warehouse.ModelGraphError, match=cycle):
             warehouse.plan("intermediate/int_a")
         with pytest.raises(warehouse.ModelGraphError, match="intermediate/int_c reads int_nowhere, which is no model"):
             warehouse.plan("intermediate/int_c")
@@ -268,7 +275,8 @@ def night(tmp_path):
                   invoice("CN1", "C3", "2026-02-10", "30.00", kind="credit_note"),
                   invoice("I4", "C3", "2026-02-15", "20.00"),
                   invoice("I5", "C4", "2026-03-17", "400.00")],
-        payments=[payment("P1", "C1", "2026-03-05", "300.00", invoice_id="I1"), payment("P2", "C3", "2026-03-01", "50.00")],
+        payments=[payment("P1", "C1", "2026-03-05", "300.00", invoice_id="I1"),
+                  payment("P2", "C3", "2026-03-01", "50.00")],
         holds=[hold("H1", "C2", "2026-03-01", invoice_id="I3")],
     )
     db = str(tmp_path / "r.duckdb")
@@ -330,4 +338,5 @@ def test_accepted_stage_codes_come_from_the_policy(night, tmp_path):
     with warehouse.open_db(night[1]) as con:
         assert warehouse.check_model(con, "marts/unit_stage", {"as_of": as_of}, policy=pol) == []
         found = warehouse.check_model(con, "marts/unit_stage", {"as_of": as_of}, policy=renamed)
-        assert {(v.test, v.column) for v in found} == {("accepted_values", "target_stage"), ("accepted_values", "current_stage")}
+        assert {(v.test, v.column) for v in found} == {
+            ("accepted_values", "target_stage"), ("accepted_values", "current_stage")}
