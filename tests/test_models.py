@@ -209,6 +209,65 @@ def test_ladder_decisions_one_step_a_run(con):
     }
 
 
+LADDER_INVOICES = ("invoice_id varchar, customer_id varchar, currency varchar, due_date date, "
+                   "open_amount decimal(18,2), days_past_due integer, invoice_held boolean, dunnable boolean, "
+                   "unheld_overdue boolean")
+CUSTOMERS = ("customer_id varchar, country varchar, segment varchar, dunning_block boolean, email varchar, "
+             "phone varchar, street varchar, city varchar")
+
+
+def test_ladder_units_target_from_due_date_offsets_and_minimum_amounts(con):
+    """2026-03-12, default policy (offsets −5, 0, +8, +20, +25, +30 min 100.00, +45 min 250.00,
+    +60 min 500.00). The target is the highest stage whose offset the driving invoice (open,
+    unheld, earliest due) has reached and whose minimum the dunnable amount meets:
+      C1: 9 days late → call_1 (3).      C2: due in 5 days (−5, the offset exactly) → preventive (1).
+      C3: due in 6 days → none yet.     C4: 65 days late, 300.00 → litigation's 500.00 not met → amicable (7).
+      C5: 65 days late, 80.00 → below the formal notice's 100.00 → call_2 (5).
+      C6: I6a 40 days late but held by an invoice-level hold; I6b 10 days late drives → call_1 (3),
+          dunnable 150.00 (the held invoice is not), 1 held invoice.
+      C7: a dispute on the whole customer → held (dispute), its target still stated (call_1).
+      C8: dunning_block → held (dunning_block).
+      C9/CHF: no CHF tolerance in the policy → the default ($default_tolerance, here 7.00)."""
+    pol = load_policy(None)
+    write_policy_tables(con, pol)
+
+    def inv(invoice_id, cid, dpd, amount, held=False, currency="EUR"):
+        due = date.fromordinal(date(2026, 3, 12).toordinal() - dpd)
+        return (invoice_id, cid, currency, due, D(amount), dpd, held, not held and dpd >= -5, not held and dpd > 0)
+
+    given(con, "int_ladder_invoices", LADDER_INVOICES, [
+        inv("I1", "C1", 9, "1000.00"), inv("I2", "C2", -5, "200.00"), inv("I3", "C3", -6, "200.00"),
+        inv("I4", "C4", 65, "300.00"), inv("I5", "C5", 65, "80.00"),
+        inv("I6a", "C6", 40, "900.00", held=True), inv("I6b", "C6", 10, "150.00"),
+        inv("I7", "C7", 9, "100.00"), inv("I8", "C8", 9, "100.00"), inv("I9", "C9", 9, "100.00", currency="CHF"),
+    ])
+    given(con, "int_ladder_state", STATE, [])
+    given(con, "stg_customers", CUSTOMERS, [
+        (f"C{n}", "FR", "b2b", n == 8, "a@example.com", None, "1 rue", "Paris") for n in range(1, 10)])
+    given(con, "int_active_holds",
+          "hold_id varchar, customer_id varchar, invoice_id varchar, kind varchar, kind_priority integer",
+          [("H6", "C6", "I6a", "dispute", 2), ("H7", "C7", None, "dispute", 2)])
+    warehouse.run_model(con, "intermediate/int_ladder_units", {"default_tolerance": D("7.00")})
+    rows = con.execute(
+        """
+        select customer_id, currency, driving_invoice_id, driving_days_past_due, dunnable_amount, held_invoices,
+               target_rank, held, hold_reason, tolerance
+        from int_ladder_units order by customer_id
+        """
+    ).fetchall()
+    assert rows == [
+        ("C1", "EUR", "I1", 9, D("1000.00"), 0, 3, False, None, D("5.00")),
+        ("C2", "EUR", "I2", -5, D("200.00"), 0, 1, False, None, D("5.00")),
+        ("C3", "EUR", "I3", -6, D("0.00"), 0, None, False, None, D("5.00")),
+        ("C4", "EUR", "I4", 65, D("300.00"), 0, 7, False, None, D("5.00")),
+        ("C5", "EUR", "I5", 65, D("80.00"), 0, 5, False, None, D("5.00")),
+        ("C6", "EUR", "I6b", 10, D("150.00"), 1, 3, False, None, D("5.00")),
+        ("C7", "EUR", "I7", 9, D("100.00"), 0, 3, True, "dispute", D("5.00")),
+        ("C8", "EUR", "I8", 9, D("100.00"), 0, 3, True, "dunning_block", D("5.00")),
+        ("C9", "CHF", "I9", 9, D("100.00"), 0, 3, False, None, D("7.00")),
+    ]
+
+
 # --- the graph ---------------------------------------------------------------------------------
 
 
