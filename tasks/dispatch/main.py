@@ -17,7 +17,7 @@ from relance import phones
 from relance.errors import UserError
 from relance.policy import Policy, load_policy
 from tasks import warehouse
-from tasks.age import OPEN_AT_MODELS
+from tasks.age import OPEN_AT_TARGETS
 from tasks.dispatch import ledger
 from tasks.dispatch.base import Run, aware_utc
 from tasks.dispatch.config import load_channels_config
@@ -118,15 +118,16 @@ def _batch_table(con, delivery_ids: list[str]) -> None:
         con.unregister("dispatch_ids")
 
 
-#: The ladder's charge models, run again by dispatch on the send date's claims (send_claims).
-CHARGE_MODELS = ["intermediate/int_ladder_charge_periods", "intermediate/int_ladder_charges"]
+#: The ladder's charge rules (sql/macros/charges.sql), run again by dispatch on the send date's claims.
+SEND_CHARGES = "dispatch/send_charges"
 
 
 def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     """Recompute the late-payment charges of the batch's claims to the send date with the ladder's own
-    models (sql/intermediate/int_ladder_charge_periods.sql, int_ladder_charges.sql) read on
-    send_claims instead of the ladder's claims. Returns {action_id: why} for the actions whose late
-    days fall in a half-year without a reference rate: those are not rendered tonight."""
+    rules (sql/macros/charges.sql, as int_ladder_charge_periods and int_ladder_charges use them) on
+    send_claims: the models send_charge_periods and send_charges. Returns {action_id: why} for the
+    actions whose late days fall in a half-year without a reference rate: those are not rendered
+    tonight."""
     from relance.errors import PolicyError
     from tasks.escalate import write_policy_tables
 
@@ -141,15 +142,15 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
         con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
-    con.execute("create or replace temp view int_ladder_claims as select * from send_claims")
     charges = pol.late_payment_charges
-    warehouse.run_models(con, CHARGE_MODELS, {
+    # send_claims as built and amended above (the unpriced ones no longer charged): not built again
+    warehouse.build(con, SEND_CHARGES, {
         "as_of": as_of,
         "margin_points": charges.margin_points,
         "days_in_year": charges.days_in_year,
         "indemnity": charges.indemnity_per_invoice,
         "indemnity_currency": charges.indemnity_currency,
-    })
+    }, built=("dispatch/send_claims",))
     return unpriced
 
 
@@ -171,7 +172,7 @@ def _send_date_snapshot(con, as_of: date) -> None:
             {"as_of": as_of},
         )
         return
-    warehouse.run_models(con, OPEN_AT_MODELS, {"as_of": as_of})
+    warehouse.build(con, OPEN_AT_TARGETS, {"as_of": as_of})
     con.execute(
         f"""
         create or replace temp table dispatch_snapshot as
