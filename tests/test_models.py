@@ -272,7 +272,8 @@ def test_ladder_units_target_from_due_date_offsets_and_minimum_amounts(con):
 
 
 def test_the_graph_comes_from_the_sql():
-    assert warehouse.inputs("marts/unit_stage") == ("intermediate/int_ladder_decisions",)
+    # debtor_profile: a stored mart (measure writes it), read by unit_stage as a source
+    assert warehouse.inputs("marts/unit_stage") == ("intermediate/int_ladder_decisions", "marts/debtor_profile")
     # `-- depends:` where the SQL names its inputs in strings (a table macro's arguments)
     assert warehouse.inputs("intermediate/int_open_invoices") == (
         "intermediate/int_credit_pool", "intermediate/int_direct_settlement")
