@@ -29,13 +29,7 @@ from tasks.locking import exclusive_db
 from tasks.measure import measure_on
 from tasks.report import report
 from tasks.writeback import write_back
-from tasks.step import get_logger, step
-
-
-def _in_prefect_run() -> bool:
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+from tasks.step import get_logger, in_flow_run, step
 
 
 class _Progress:
@@ -55,7 +49,7 @@ class _Progress:
             )
             self.bar.start()
             self.task = self.bar.add_task(label, total=total)
-        if _in_prefect_run():
+        if in_flow_run():
             from prefect.artifacts import create_progress_artifact
 
             try:

@@ -28,7 +28,7 @@ from pydantic import Field
 from prefect.input import RunInput
 from relance.errors import UserError
 from tasks import warehouse
-from tasks.step import _in_flow_run, get_logger
+from tasks.step import get_logger, in_flow_run
 
 ARTIFACT_KEY = "relance-approvals"
 
@@ -146,7 +146,7 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
 def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = False,
                      timeout_hours: float = 6.0) -> dict:
     """Pause the flow run for the approval of pending formal notices (see the module docstring)."""
-    if not _in_flow_run() or auto_approve:
+    if not in_flow_run() or auto_approve:
         return {"asked": False}
     log = get_logger()
     notices = _pending_notices(db, as_of)

@@ -205,7 +205,7 @@ class Ladder:
         writes = _EPISODE_WRITES + (_ACTION_WRITES if acting else [])
         with warehouse.transaction(con):
             for sql in writes:
-                con.execute(sql, warehouse._bind(sql, params))
+                con.execute(sql, warehouse.bind_params(sql, params))
         warehouse.run_model(con, "marts/unit_stage", params)
         return self.summary(as_of, mode, acting, time.perf_counter() - started)
 

@@ -111,12 +111,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(path.read_text(encoding="utf-8"))
 
 
-def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+def bind_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The `$name` parameters `sql` uses, taken from `params` (a KeyError names any missing)."""
     names = set(_PARAM.findall(sql))
     missing = names - params.keys()
     if missing:
         raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
     return {k: params[k] for k in names}
+
+
+_bind = bind_params  # old name, still used by tasks/report.py (drop it when the report split lands)
 
 
 def model_sql(model: str) -> str:
@@ -144,7 +148,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any]
     kind = (_MATERIALIZED.search(sql) or [None, "table"])[1]
     name = Path(model).name
     select = sql.strip().rstrip(";")
-    bound = _bind(select, params or {})
+    bound = bind_params(select, params or {})
     started = time.perf_counter()
     if kind == "table":
         con.execute(f"create or replace table {name} as {select}", bound)

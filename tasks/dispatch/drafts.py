@@ -36,7 +36,7 @@ def pending_letters(con, as_of: date) -> list[str]:
 def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None) -> list[dict]:
     """Write a draft PDF of every letter waiting for approval; returns what was written."""
     from tasks.dispatch.config import load_channels_config
-    from tasks.dispatch.main import _load_batch
+    from tasks.dispatch.main import load_batch
     from tasks.dispatch.post import letter_css, render_many
     from tasks.dispatch.render import get_renderer, message_context
 
@@ -45,7 +45,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         ids = pending_letters(con, as_of)
-        rows = _load_batch(con, ids, as_of) if ids else []
+        rows = load_batch(con, ids, as_of) if ids else []
     if not rows:
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"

@@ -182,7 +182,7 @@ def _send_date_snapshot(con, as_of: date) -> None:
     )
 
 
-def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
+def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
     """The batch's rendering context (sql/dispatch/context.sql) as of the send date `as_of`: the
     invoices still open, their open amounts and days late, and the charges recomputed to that day
     (contract §3 "What a message says"). Rows of actions whose charges cannot be priced (no
@@ -280,7 +280,7 @@ _PRELOADED: dict[tuple[str, date], dict[str, dict]] = {}
 def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str | None = None) -> list[dict]:
     cached = _PRELOADED.get((str(db), as_of))
     if cached is None or any(d not in cached for d in delivery_ids):
-        return [r for r in _load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
+        return [r for r in load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
     _batch_table(con, delivery_ids)
     now = {
         d: (status, channel, attempts)
@@ -482,7 +482,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     try:
         if any(channel in PDF_CHANNELS and len(ids) >= cfg.letters.parallel_from for channel, ids in batches):
             post.warm_pool(cfg.letters.processes)  # the workers start while the first batch is prepared
-        loaded = _load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
+        loaded = load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
         held_back = _hold_back(keeper, loaded, stamp, prepared, errors)
         prepared["figures_changed"] = record_figures(keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp)
         _PRELOADED[key] = {r["delivery_id"]: r for r in loaded if r["delivery_id"] not in held_back}
