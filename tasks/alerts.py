@@ -20,17 +20,18 @@ import re
 import urllib.request
 from typing import Any
 
+from relance.urls import redact_urls
+
 log = logging.getLogger("relance.alerts")
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _SECRETISH = re.compile(r"(?i)(api[_-]?key|token|password|secret|authorization)\S*\s*[:=]\s*\S+")
-_URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 def scrub(text: str | None, limit: int = 500) -> str:
     """A state message fit for an alert: no email addresses, no credentials, bounded length."""
     text = text or ""
-    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = redact_urls(text)  # relance.urls: no password, user token, query or fragment
     text = _SECRETISH.sub(r"\1=***", text)
     text = _EMAIL.sub("<email>", text)
     return text[:limit] + ("…" if len(text) > limit else "")

@@ -26,7 +26,6 @@ MESSAGING_SERVICE_SID (optional, instead of the sender of channels.yaml).
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import unicodedata
@@ -42,6 +41,9 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relance import phones
+from relance.retry import retry_wait
+from relance.urls import origin_label
+from tasks.calendar import holiday_name
 from tasks.dispatch.config import WEEKDAYS, SmsCfg
 from tasks.dispatch.ledger import Result, naive_utc
 
@@ -135,16 +137,6 @@ def country_zones(country: str) -> tuple[ZoneInfo, ...]:
     return tuple(zones) or (ZoneInfo("Europe/Paris"),)
 
 
-@lru_cache(maxsize=1024)
-def _holidays(country: str, year: int):
-    import holidays
-
-    try:
-        return holidays.country_holidays(country.upper(), years=year)
-    except (NotImplementedError, KeyError, AttributeError):
-        return {}
-
-
 def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
     """Why an SMS may not go at `now` to someone in `country` (None: it may)."""
     if now.tzinfo is None:
@@ -160,7 +152,7 @@ def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
         if weekday in cfg.no_send_weekdays:
             return f"{weekday} in {zone.key}"
         if cfg.skip_public_holidays:
-            name = _holidays(country, local.year).get(local.date())
+            name = holiday_name(country, local.date())
             if name:
                 return f"public holiday in {country}: {name} ({local.date().isoformat()})"
     return None
@@ -264,7 +256,7 @@ class TwilioSms:
                 # Refused before anything was written? Then certainly not sent; otherwise unknown.
                 text = str(e)
                 if ("Connection refused" in text or "Name or service not known" in text) and attempt < self.cfg.max_attempts:
-                    self.sleep(min(self.cfg.max_backoff_seconds, self.cfg.backoff_base_seconds * 2 ** (attempt - 1)))
+                    self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 if "Connection refused" in text or "Name or service not known" in text:
                     self.aborted = f"SMS gateway unreachable ({text[:200]})"
@@ -276,8 +268,6 @@ class TwilioSms:
             if 200 <= r.status_code < 300:
                 return self._settle(msg, r)
             if 300 <= r.status_code < 400:  # a Twilio-compatible API never redirects; the credentials stay here
-                from tasks.dispatch.email import origin_label
-
                 why = (f"{origin_label(self.url)} answered {r.status_code}, a redirect to "
                        f"{origin_label(r.headers.get('Location'))}; redirects are never followed with the "
                        f"credentials (check RELANCE_SMS_BASE_URL)")
@@ -286,10 +276,7 @@ class TwilioSms:
             error = _gateway_error(r)
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt < self.cfg.max_attempts:
-                    wait = _retry_after(r.headers.get("Retry-After"))
-                    if wait is None:
-                        wait = self.cfg.backoff_base_seconds * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-                    self.sleep(min(self.cfg.max_backoff_seconds, wait))
+                    self.sleep(retry_wait(r.headers, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 status = "planned" if r.status_code == 429 else "failed"
                 return Result(msg.delivery_id, status, self.name, error=f"gave up after {attempt} attempts: {error}")
@@ -301,8 +288,6 @@ class TwilioSms:
 
     def _settle(self, msg: OutgoingSms, r) -> Result:
         """A 2xx answer: `sent` only as a JSON message with its sid, else in doubt (never re-sent by itself)."""
-        from tasks.dispatch.email import origin_label
-
         try:
             data = r.json()
         except ValueError:
@@ -319,15 +304,6 @@ class TwilioSms:
         return Result(msg.delivery_id, "in_doubt", self.name,
                       error=f"in doubt: {where} answered {shape}, not a message with its sid; it may have taken "
                             f"the message: check the gateway's message log, then relance resolve")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _gateway_error(r) -> str:
