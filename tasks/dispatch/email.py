@@ -49,29 +49,12 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Callable
 
+from relance.emails import valid_email
 from relance.retry import header_value, retry_wait
 from relance.urls import origin_label
 from tasks.dispatch.config import EmailCfg
 from tasks.dispatch.ledger import Result, naive_utc
 from tasks.dispatch.render import f_oneline
-
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
-EMAIL_RE = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+{_TLD}$")
-
-
-def valid_email(address: str | None) -> bool:
-    """A plain address SendGrid accepts: dot-atom local part (≤ 64), a dotted domain, ≤ 254 chars."""
-    if not address or not isinstance(address, str):
-        return False
-    if address != address.strip() or len(address) > 254:
-        return False
-    if not EMAIL_RE.match(address):
-        return False
-    local = address.rsplit("@", 1)[0]
-    return len(local) <= 64
-
 
 @dataclass
 class OutgoingEmail:
