@@ -28,6 +28,7 @@ from pydantic import Field
 from prefect.input import RunInput
 from relance.errors import UserError
 from tasks import warehouse
+from tasks.dispatch.approval import pending_actions
 from tasks.step import get_logger, in_flow_run
 
 ARTIFACT_KEY = "relance-approvals"
@@ -43,24 +44,10 @@ class ApprovalInput(RunInput):
     by: str = Field("", description="Who decides (your name or login)")
 
 
-def _pending_notices(db: str, as_of: date) -> list[dict]:
+def pending_notices(db: str, as_of: date) -> list[dict]:
     """The actions waiting for approval, with their invoices, charges and pending deliveries."""
     with warehouse.open_db(db) as con:
-        rows = con.execute(
-            """
-            select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due,
-                   a.invoice_ids, a.interest_amount, a.indemnity_amount, a.charges_total, a.indemnity_currency,
-                   list(d.delivery_id order by d.delivery_id) as delivery_ids,
-                   list(d.channel order by d.delivery_id) as channels
-            from dunning_actions a join deliveries d using (action_id)
-            where d.status = 'pending_approval' and a.as_of <= $as_of
-            group by all order by a.as_of, a.action_id
-            """,
-            {"as_of": as_of},
-        ).fetchall()
-    cols = ["action_id", "as_of", "stage", "customer_id", "currency", "amount_due", "invoice_ids",
-            "interest", "indemnity", "charges_total", "indemnity_currency", "delivery_ids", "channels"]
-    return [dict(zip(cols, r)) for r in rows]
+        return list(pending_actions(con, as_of).values())
 
 
 def _money(v, currency: str, locale: str) -> str:
@@ -149,7 +136,7 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
     if not in_flow_run() or auto_approve:
         return {"asked": False}
     log = get_logger()
-    notices = _pending_notices(db, as_of)
+    notices = pending_notices(db, as_of)
     if not notices:
         log.info("approval: nothing waits for approval")
         return {"asked": False, "pending": 0}

@@ -22,15 +22,10 @@ DRAFT_CHANNELS = ("letter", "registered_letter")
 
 def pending_letters(con, as_of: date) -> list[str]:
     """The letter deliveries of actions dated up to as_of that wait for approval."""
-    return [r[0] for r in con.execute(
-        """
-        select d.delivery_id
-        from deliveries d join dunning_actions a using (action_id)
-        where d.status = 'pending_approval' and a.as_of <= $as_of and list_contains($channels, d.channel)
-        order by a.as_of, d.delivery_id
-        """,
-        {"as_of": as_of, "channels": list(DRAFT_CHANNELS)},
-    ).fetchall()]
+    from tasks.dispatch.approval import pending_actions
+
+    return [d for _, d in sorted((a["as_of"], d) for a in pending_actions(con, as_of).values()
+                                 for d, channel in zip(a["delivery_ids"], a["channels"]) if channel in DRAFT_CHANNELS)]
 
 
 def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None) -> list[dict]:

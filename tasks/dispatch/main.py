@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relance import phones
+from relance.emails import valid_email
 from relance.errors import UserError
 from relance.policy import load_policy
 from tasks import warehouse
@@ -21,7 +22,6 @@ from tasks.age import OPEN_AT_MODELS
 from tasks.dispatch import ledger
 from tasks.dispatch.base import Run, aware_utc
 from tasks.dispatch.config import load_channels_config
-from tasks.dispatch.email import valid_email
 from tasks.dispatch.render import KIND, LANGUAGES, Renderer, get_renderer, message_context, sample_row
 from tasks.step import get_logger, step
 
@@ -462,10 +462,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         prepared.update(check_contacts(con, stamp))
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
-        pending = con.execute(
-            "select count(*) from deliveries d join dunning_actions a using (action_id) "
-            "where d.status = 'pending_approval' and a.as_of <= $as_of", {"as_of": as_of}
-        ).fetchone()[0]
+        pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
     channels = {r["channel"] for r in picked}
     check_templates(renderer, channels, {r["stage"] for r in picked})
     _preflight(send, channels)
