@@ -18,7 +18,6 @@ nothing pauses: `relance approve` is the way.
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import date
 from pathlib import Path
@@ -27,6 +26,7 @@ from pydantic import Field
 
 from prefect.input import RunInput
 from relance.errors import UserError
+from relance.settings import get_settings
 from tasks import warehouse
 from tasks.dispatch.approval import pending_actions
 from tasks.step import get_logger, in_flow_run
@@ -159,7 +159,7 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
              timeout_hours)
     timeout = max(1, int(round(timeout_hours * 3600)))
     # a fresh pause key each time: a retried run asks again instead of replaying an earlier answer
-    poll = float(os.environ.get("RELANCE_APPROVAL_POLL_S", "10"))
+    poll = get_settings().approval_poll_s
     try:
         answer: ApprovalInput = pause_flow_run(wait_for_input=ApprovalInput, timeout=timeout,
                                                poll_interval=max(1, int(min(poll, timeout / 4))), key=f"approval-{as_of}-{uuid.uuid4().hex[:8]}")

@@ -16,7 +16,6 @@ back with `getvariable('relance_<view>_as_of')`), set again each time the view i
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from contextlib import contextmanager
@@ -44,7 +43,9 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
         except OSError as e:
             raise UserError(f"database {db}: cannot create its folder {db.parent} ({e.strerror or e})") from None
     if wait_s is None:
-        wait_s = float(os.environ.get("RELANCE_DB_WAIT_S", "0") or 0)
+        from relance.settings import get_settings
+
+        wait_s = get_settings().db_wait_s
     deadline = time.monotonic() + max(0.0, wait_s)
     while True:
         try:

@@ -7,7 +7,6 @@ The SMS gateway's credentials are environment settings (RELANCE_SMS_*), see task
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -126,7 +125,9 @@ class ChannelsConfig(Strict):
 
 
 def config_path(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("RELANCE_CHANNELS_CONFIG") or DEFAULT_CHANNELS_CONFIG)
+    from relance.settings import get_settings
+
+    return Path(path or get_settings().channels_config or DEFAULT_CHANNELS_CONFIG)
 
 
 @lru_cache(maxsize=8)
