@@ -299,33 +299,23 @@ def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str 
 
 def _charges_view(con) -> None:
     """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
-    per-invoice charges table, whatever it names its columns; empty when it does not exist. And
-    dispatch_charge_periods(action_id, half_year, reference_rate, annual_rate) over
-    action_charge_periods (the rates a formal notice states), empty when it does not exist."""
-    empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
-             "null::decimal(38,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
-    if ledger.table_exists(con, "action_charge_periods") and {"action_id", "half_year", "reference_rate", "annual_rate"} <= set(
-            ledger.columns_of(con, "action_charge_periods")):
+    per-invoice charges (action_charges), and dispatch_charge_periods(action_id, half_year,
+    reference_rate, annual_rate) over action_charge_periods (the rates a formal notice states);
+    each empty when its table does not exist (a ledger written without charges)."""
+    if ledger.table_exists(con, "action_charge_periods"):
         con.execute("create or replace temp view dispatch_charge_periods as "
                     "select action_id, half_year, reference_rate, annual_rate from action_charge_periods")
     else:
         con.execute("create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
                     "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false")
-    if not ledger.table_exists(con, "action_charges"):
-        con.execute(empty)
-        return
-    cols = set(ledger.columns_of(con, "action_charges"))
-    interest = next((c for c in ("interest_amount", "interest") if c in cols), None)
-    indemnity = next((c for c in ("indemnity_amount", "indemnity") if c in cols), None)
-    if not {"action_id", "invoice_id"} <= cols or not (interest or indemnity):
-        con.execute(empty)
-        return
-    con.execute(
-        "create or replace temp view dispatch_charges as select action_id, invoice_id, "
-        f"{interest + '::decimal(38,2)' if interest else 'null::decimal(38,2)'} as interest_amount, "
-        f"{indemnity + '::decimal(18,2)' if indemnity else 'null::decimal(18,2)'} as indemnity_amount "
-        "from action_charges"
-    )
+    if ledger.table_exists(con, "action_charges"):
+        con.execute("create or replace temp view dispatch_charges as select action_id, invoice_id, "
+                    "interest_amount::decimal(38,2) as interest_amount, indemnity_amount::decimal(18,2) as indemnity_amount "
+                    "from action_charges")
+    else:
+        con.execute("create or replace temp view dispatch_charges as select null::varchar as action_id, "
+                    "null::varchar as invoice_id, null::decimal(38,2) as interest_amount, "
+                    "null::decimal(18,2) as indemnity_amount where false")
 
 
 # -- one batch -------------------------------------------------------------------------------------
