@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     events_max_age_s: float = 300.0     # a signed request older (or further ahead) than this is refused
     events_max_body: int = 1_048_576    # bytes; larger requests get 413
     events_public_url: str | None = None  # the URL the SMS gateway calls (behind a proxy), for its signature
+    #: The SMS gateway (tasks/dispatch/sms.py): a Twilio-compatible API, its account and auth token
+    #: (env RELANCE_SMS_AUTH_TOKEN, else the Prefect Secret block below), and an optional messaging
+    #: service instead of the sender of channels.yaml.
+    sms_base_url: str = "https://api.twilio.com"
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_auth_token_block: str = "relance-sms-auth-token"
+    sms_messaging_service_sid: str | None = None
     #: Seconds to wait for another process's lock on the DuckDB file before giving up (tasks/warehouse.py).
     db_wait_s: float = 0.0
     #: Another channels' settings file than templates/channels.yaml (tasks/dispatch/config.py).

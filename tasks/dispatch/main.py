@@ -400,15 +400,14 @@ def _preflight(send: bool, channels: set[str]) -> None:
     if not send:
         return
     from relance.settings import get_settings, resolve_secret
-    from tasks.dispatch.sms import SmsSettings
+    from tasks.dispatch.sms import gateway_token
 
     if "email" in channels:
         s = get_settings()
         if not resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block):
             raise UserError(f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'")
     if "sms" in channels:
-        s = SmsSettings()
-        if not s.account_sid or not resolve_secret(s.auth_token, s.auth_token_block):
+        if not gateway_token():
             raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN")
 
 

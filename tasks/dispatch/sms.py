@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from relance import phones
+from relance.settings import Settings
 from relance.retry import retry_wait
 from relance.urls import origin_label
 from tasks.calendar import holiday_name
@@ -161,16 +159,13 @@ def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
 # -- providers ---------------------------------------------------------------------------------
 
 
-class SmsSettings(BaseSettings):
-    """The SMS gateway's settings (environment, prefix RELANCE_SMS_)."""
+def gateway_token() -> str | None:
+    """The SMS gateway's auth token when the gateway is configured (an account and a token), else None."""
+    from relance.settings import get_settings, resolve_secret
 
-    model_config = SettingsConfigDict(env_prefix="RELANCE_SMS_", extra="ignore")
-
-    base_url: str = "https://api.twilio.com"
-    account_sid: str | None = None
-    auth_token: SecretStr | None = None
-    auth_token_block: str = "relance-sms-auth-token"
-    messaging_service_sid: str | None = None
+    s = get_settings()
+    token = resolve_secret(s.sms_auth_token, s.sms_auth_token_block)
+    return token if s.sms_account_sid and token else None
 
 
 @dataclass
@@ -216,10 +211,10 @@ class TwilioSms:
 
     name = "sms"
 
-    def __init__(self, settings: SmsSettings, token: str, sender: str, cfg: SmsCfg, *,
+    def __init__(self, settings: Settings, token: str, sender: str, cfg: SmsCfg, *,
                  sleep: Callable[[float], None] = time.sleep):
         self.settings, self.token, self.sender, self.cfg, self.sleep = settings, token, sender, cfg, sleep
-        self.url = f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
+        self.url = f"{settings.sms_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
         self._local = threading.local()
         self.aborted: str | None = None
 
@@ -229,7 +224,7 @@ class TwilioSms:
         s = getattr(self._local, "session", None)
         if s is None:
             s = self._local.session = requests.Session()
-            s.auth = (self.settings.account_sid or "", self.token)
+            s.auth = (self.settings.sms_account_sid or "", self.token)
         return s
 
     def send(self, batch: list[OutgoingSms]) -> list[Result]:
@@ -242,8 +237,8 @@ class TwilioSms:
         if self.aborted:
             return Result(msg.delivery_id, "planned", self.name, error=f"not attempted: {self.aborted}")
         data = {"To": msg.to, "Body": msg.body}
-        if self.settings.messaging_service_sid:
-            data["MessagingServiceSid"] = self.settings.messaging_service_sid
+        if self.settings.sms_messaging_service_sid:
+            data["MessagingServiceSid"] = self.settings.sms_messaging_service_sid
         else:
             data["From"] = self.sender
         attempt = 0
@@ -321,14 +316,13 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
     if not run.send:
         return OutboxSms(run.now_naive)
     from relance.errors import UserError
-    from relance.settings import resolve_secret
+    from relance.settings import get_settings
 
-    settings = SmsSettings()
-    token = resolve_secret(settings.auth_token, settings.auth_token_block)
-    if not settings.account_sid or not token:
+    token = gateway_token()
+    if not token:
         raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and "
                         "RELANCE_SMS_AUTH_TOKEN (and RELANCE_SMS_BASE_URL for a non-Twilio gateway)")
-    return TwilioSms(settings, token, run.cfg.sms.sender, run.cfg.sms, sleep=sleep)
+    return TwilioSms(get_settings(), token, run.cfg.sms.sender, run.cfg.sms, sleep=sleep)
 
 
 def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sleep) -> dict:
