@@ -97,8 +97,9 @@ def origin_label(url: str | None) -> str:
     return host if text.startswith("//") else f"{parts.scheme}://{host}"
 
 
-#: A URL inside free text (a driver's or a server's message): up to a space, a quote or a bracket.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+#: A URL inside free text (a driver's or a server's message): up to a space, a quote or a bracket,
+#: without the punctuation that ends its sentence.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*[^\s'\"<>;,.)]")
 
 
 def redact_urls(text: str) -> str:
