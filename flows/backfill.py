@@ -20,6 +20,7 @@ from prefect import flow
 from relance.dates import parse_date
 from relance.errors import UserError
 from relance.policy import load_policy
+from relance.settings import DEFAULT_DB
 from tasks import audit, warehouse
 from tasks.age import age_on
 from tasks.escalate import Ladder
@@ -149,7 +150,7 @@ def backfill_run(
     start: date | str,
     end: date | str,
     source: str,
-    db: str = ".relance/relance.duckdb",
+    db: str = str(DEFAULT_DB),
     policy: str | None = None,
     source_schema: str | None = None,  # None: RELANCE_SOURCE_SCHEMA, else public
     metrics_target: str | None = None,

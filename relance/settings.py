@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".relance")
 DB_FILE = "relance.duckdb"
+#: The DuckDB file when none is named and RELANCE_HOME is not set (the flows' parameter default).
+DEFAULT_DB = DEFAULT_HOME / DB_FILE
 
 
 class Settings(BaseSettings):
