@@ -11,7 +11,7 @@ HISTORY_DAYS ?= 30
 HISTORY_START = $(shell date -d "$(AS_OF) - $(HISTORY_DAYS) days" +%F)
 HISTORY_END = $(shell date -d "$(AS_OF) - 1 day" +%F)
 
-.PHONY: install demo test test-deps bench serve stop clean
+.PHONY: install demo test test-deps lint bench bench-dispatch serve stop clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ stop:
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Dispatch alone: a big synthetic night rendered into an outbox, emails to a loopback SendGrid fake.
+bench-dispatch: install
+	$(BIN)/python -m bench.dispatch
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

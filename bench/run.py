@@ -12,6 +12,9 @@ actions. For the largest size of at most 1M invoices (the headline), the night's
 sent to the SendGrid-compatible fake on loopback (its own process). Then a 365-day backfill over a
 ~100k-invoice source (with its metrics per day). Prints the closing line and writes
 bench/RESULTS.md. Never part of the test suite.
+
+Dispatch alone (letters and emails per second on a big synthetic night): bench/dispatch.py,
+`make bench-dispatch` (`python -m bench.dispatch --help`).
 """
 
 from __future__ import annotations
