@@ -152,7 +152,7 @@ for f in files:
     new = dotted.sub(r"relance.core.\1", new)
     new = slashed.sub(r"relance/core/\1.py", new)
     if p.name == "pyproject.toml":
-        new = re.sub(r'(packages = \[)"relance",(?! "relance\.core")', r'\1"relance", "relance.core",', new)
+        new = re.sub(r'(?m)^(packages = \[)"relance",(?! "relance\.core")', r'\1"relance", "relance.core",', new)
     if new != text:
         p.write_text(new, encoding="utf-8")
         changed.append(f)
