@@ -166,7 +166,7 @@ def backfill_run(
         raise UserError("backfill needs a start and an end date (YYYY-MM-DD)")
     if end < start:
         raise UserError(f"backfill end {end} is before start {start}")
-    pol = load_policy(policy)  # a policy that does not validate stops before anything is written
+    load_policy(policy)  # a policy that does not validate stops before anything is written
 
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).

@@ -574,7 +574,7 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
         raise UserError(f"{path}: no reference (or delivery_id) column")
     out = []
     for n, row in enumerate(reader, start=2):
-        get = lambda k: (row.get(cols[k]) or "").strip() if cols[k] else ""  # noqa: E731
+        get = lambda k: (row.get(cols[k]) or "").strip() if cols[k] else ""  # noqa: E731, B023 (used in this row's turn)
         where = f"{path}, row {n}"
         ref = get("reference")
         if not ref:
