@@ -198,7 +198,7 @@ class DebtorProfile(Strict):
     class_c_min_score: int = Field(default=40, ge=0, le=100)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DebtorProfile":
+    def _ordered(self) -> DebtorProfile:
         if not self.class_a_min_score > self.class_b_min_score > self.class_c_min_score:
             raise ValueError(
                 f"class_a_min_score ({self.class_a_min_score}) > class_b_min_score ({self.class_b_min_score}) "
