@@ -140,8 +140,9 @@ def measure(db: str, as_of: date, policy: str | None = None) -> dict:
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         summary = measure_on(con, as_of, pol)
-        checked = warehouse.require_keys(con, [METRICS], {"as_of": as_of})
-    log.info("measure: keys and not_null of recovery_metrics checked for %s in %.1f ms", as_of, checked * 1000)
+        checked = warehouse.require_keys(con, [METRICS, *PROFILE], {"as_of": as_of})
+    log.info("measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",
+             as_of, checked * 1000)
     log.info(
         "measure: %d metric rows for %s in %.1f s %s",
         summary["metrics_rows"], as_of, summary["seconds"], summary["by_currency"],

@@ -1,6 +1,7 @@
 -- The payment-behaviour profile of each unit at each measured date (docs/metrics.md "Debtor
 -- profile"), written by measure (sql/marts/debtor_profile.sql), and the credit watch derived
--- from it (sql/marts/credit_watch.sql).
+-- from it (sql/marts/credit_watch.sql). Like the contract's marts, no primary key (the inserts of
+-- a night stay cheap at 1M invoices): the keys are their YAML's, checked by measure (require_keys).
 create table if not exists debtor_profile (
     as_of                 date not null,
     customer_id           varchar not null,
@@ -20,8 +21,7 @@ create table if not exists debtor_profile (
     overdue_share         decimal(9,2) not null,   -- percent of open_amount
     max_days_past_due     integer,                 -- the oldest overdue invoice's days past due
     score                 integer,                 -- 0–100, null for `new`
-    risk_class            varchar not null,        -- A, B, C, D or new
-    primary key (as_of, customer_id, currency)
+    risk_class            varchar not null         -- A, B, C, D or new
 );
 
 create table if not exists credit_watch (
@@ -32,8 +32,7 @@ create table if not exists credit_watch (
     score              integer,
     overdue_amount     decimal(38,2) not null,
     max_days_past_due  integer,
-    reasons            varchar not null,   -- 'class' and/or 'overdue', comma-separated
-    primary key (as_of, customer_id, currency)
+    reasons            varchar not null    -- 'class' and/or 'overdue', comma-separated
 );
 
 -- unit_stage shows the latest profile measured before its date
@@ -52,8 +51,7 @@ create table if not exists expected_payments (
     open_amount         decimal(18,2) not null,
     basis               varchar not null,   -- 'debtor' (its own delays) or 'currency' (a new debtor)
     expected_days_late  integer not null,
-    expected_date       date not null,
-    primary key (as_of, invoice_id)
+    expected_date       date not null
 );
 
 create table if not exists cash_forecast (
@@ -61,6 +59,5 @@ create table if not exists cash_forecast (
     currency         varchar not null,
     horizon_days     integer not null,
     expected_amount  decimal(38,2) not null,
-    invoice_count    integer not null,
-    primary key (as_of, currency, horizon_days)
+    invoice_count    integer not null
 );
