@@ -142,7 +142,8 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
         con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
-    if not ledger.table_exists(con, "stg_payments"):  # a warehouse never ingested: no payment cuts a period
+    no_payments = not ledger.table_exists(con, "stg_payments")
+    if no_payments:  # a warehouse never ingested: no payment cuts a period (dropped once the charges are built)
         con.execute("create or replace temp table stg_payments "
                     "(invoice_id varchar, paid_date date, amount decimal(18,2))")
     charges = pol.late_payment_charges
@@ -154,6 +155,8 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
         "indemnity": charges.indemnity_per_invoice,
         "indemnity_currency": charges.indemnity_currency,
     }, built=("dispatch/send_claims",))
+    if no_payments:
+        con.execute("drop table temp.stg_payments")
     return unpriced
 
 
