@@ -12,6 +12,8 @@ from tasks.step import get_logger, step
 OPEN_AT_MODELS = [
     "intermediate/int_invoices_as_of",
     "intermediate/int_payments_as_of",
+    "intermediate/int_outcome_status",
+    "intermediate/int_outcome_holds",
     "intermediate/int_active_holds",
     "intermediate/int_direct_settlement",
     "intermediate/int_credit_pool",

@@ -29,6 +29,8 @@ CHARGED_STAGES = ("formal_notice", "litigation")
 NOTICE_STAGE = "formal_notice"
 
 LADDER_MODELS = [
+    "intermediate/int_outcome_status",
+    "intermediate/int_outcome_holds",
     "intermediate/int_active_holds",
     "intermediate/int_ladder_invoices",
     "intermediate/int_ladder_state",

@@ -175,7 +175,8 @@ def _send_date_snapshot(con, as_of: date) -> None:
         create or replace temp table dispatch_snapshot as
         select o.invoice_id, o.kind, o.issue_date, o.due_date, o.amount, o.open_amount,
                exists (select 1 from int_active_holds h
-                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id)) as held
+                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id
+                                                          and (h.currency is null or h.currency = o.currency))) as held
         from int_open_invoices o
         where o.open_amount > 0 and o.invoice_id in ({claimed})
         """

@@ -90,7 +90,12 @@ class WorklistWriter:
 CSV_COLUMNS = [
     "rank", "priority", "collector", "customer_id", "name", "phone", "email", "address", "country",
     "stage", "currency", "total_due", "invoices", "history", "script", "delivery_id", "action_id", "outcome",
+    # filled in by the collector, read back by `relance outcomes import` (tasks/outcomes.py)
+    "outcome_amount", "outcome_date", "outcome_instalments", "outcome_invoices", "outcome_reason",
+    "outcome_note", "outcome_on",
 ]
+#: the empty outcome cells of a new worklist
+_OUTCOME_CELLS = [""] * (len(CSV_COLUMNS) - CSV_COLUMNS.index("outcome"))
 
 
 def run_batch(run, rows: list[dict], channel: str) -> dict:
@@ -129,7 +134,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             f"{Decimal(str(e['total'])):.2f}",
             "; ".join(f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)" for i in e["invoices"]),
             "; ".join(f"{h['as_of'].isoformat()} {h['stage']} [{h['channels']}]" for h in e["history"]),
-            e["script"], e["delivery_id"], e["action_id"], "",
+            e["script"], e["delivery_id"], e["action_id"], *_OUTCOME_CELLS,
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)
