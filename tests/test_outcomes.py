@@ -30,7 +30,8 @@ def _run(source_dir, db, start, end, recorded: dict[str, list[dict]]):
     ingest(source_dir, db, date.fromisoformat(end))
     for d in days(start, end):
         for fields in recorded.get(d.isoformat(), []):
-            outcomes.add(db, {"on": d.isoformat(), "by": "julie", **fields}, today=d)
+            record = outcomes.resolve if "resolution" in fields else outcomes.add
+            record(db, {"on": d.isoformat(), "by": "julie", **fields}, today=d)
         run_days(None, db, [d])
 
 
@@ -77,6 +78,8 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
                        # C2: disputes G1 (quantity): only G1 is held
                        {"customer": "C2", "kind": "dispute", "invoices": "G1", "reason": "quantity",
                         "note": "12 pallets delivered, 10 ordered"}],
+        # C2: finance accepts the dispute: a credit note will come
+        "2026-03-20": [{"customer": "C2", "resolution": "credit_note_expected"}],
         # C1: called on 03-23 (call_2 of 03-20): a plan for F1, 400.00 on 03-25 and 600.00 on 04-01
         "2026-03-23": [{"customer": "C1", "kind": "plan", "invoices": "F1",
                         "instalments": "2026-03-25:400.00,2026-04-01:600.00"}],
@@ -118,6 +121,9 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
         ("2026-03-27", "formal_notice", "700.00", ["G1", "G2"]),
     ]
     assert {a[3] for a in actions(db, "C2")} == {"C2|EUR|1"}
+    assert _status(db, "2026-03-23", "dispute", "C2") == ["credit_note_expected"]
+    assert _status(db, "2026-03-24", "dispute", "C2") == ["resolved"]
+    assert unit(db, "2026-03-23", "C2")["held_invoices"] == 1
 
 
 def test_dispute_resolution_from_the_cli_rules(scenario, tmp_path):
