@@ -517,6 +517,14 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
                     key = channel if parts.parent.parent.name == as_of.isoformat() else f"{channel}@{parts.parent.parent.name}"
                     printed[key] = done
 
+    # the written recaps of tonight's commitments and the plans' instalment reminders (issue 14,
+    # tasks/recaps.py): through the same ledger, once each
+    try:
+        from tasks import recaps
+
+        summary["recaps"] = recaps.send(db, as_of, Path(outbox), send, moment, cfg, renderer, pol)
+    except UserError as e:
+        errors.append(f"recaps: {e}")
     totals: dict[str, int] = defaultdict(int)
     for counts in by_channel.values():
         for status, count in counts.items():
