@@ -111,3 +111,21 @@ def _path(db, delivery_id):
 def _debug(db):
     con = duckdb.connect(db, read_only=True)
     return con.execute("select delivery_id, status, last_error from deliveries").fetchall()
+
+
+def test_wrong_number_makes_the_call_fall_back_to_a_letter(tmp_path):
+    from tests.fakes.scenario import action
+
+    db = str(build(
+        tmp_path, customers=[customer("C1", "Client 1")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "500.00")], as_of=AS_OF,
+        actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("A1|phone", "phone")])],
+    ))
+    outcomes.add(db, {"customer": "C1", "kind": "wrong_number", "by": "julie", "on": "2026-03-16"}, today=AS_OF)
+    dispatch(db, AS_OF, str(tmp_path / "out"), now=NOW)
+    con = duckdb.connect(db, read_only=True)
+    try:
+        row = con.execute("select channel, status, fallback_from, last_error from deliveries where action_id = 'A1'").fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[1], r[2]) for r in row] == [("letter", "sent", "phone")]

@@ -56,6 +56,8 @@ def check_contacts(con, now: datetime) -> dict[str, int]:
         elif channel in ("sms", "phone"):  # relance.phones: the rule ingest loads phones with
             what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
             ok = what is None
+            if ok and row.get("phone_bad"):  # outcome wrong_number (tasks/outcomes.py)
+                ok, what = False, f"phone number {row['phone']} was reported wrong by a collector"
         elif channel in ("letter", "registered_letter", "visit"):
             if not _has_address(row):
                 undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"})
