@@ -129,3 +129,50 @@ def test_wrong_number_makes_the_call_fall_back_to_a_letter(tmp_path):
     finally:
         con.close()
     assert [(r[0], r[1], r[2]) for r in row] == [("letter", "sent", "phone")]
+
+
+def test_worklist_round_trip_and_the_next_worklist_shows_the_outcome(tmp_path):
+    import csv
+
+    from tests.fakes.scenario import action
+
+    db = str(build(
+        tmp_path, customers=[customer("C1", "Client 1"), customer("C2", "Client 2")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "500.00"),
+                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "250.00")], as_of=AS_OF,
+        actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("A1|phone", "phone")]),
+                 action("A2", "C2", "call_1", ["F2"], deliveries=[("A2|phone", "phone")])],
+    ))
+    dispatch(db, AS_OF, str(tmp_path / "out"), now=NOW)
+    sheet = next((tmp_path / "out" / "2026-03-16" / "phone").glob("worklist-*.csv"))
+    with sheet.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["customer_id"] for r in rows] == ["C1", "C2"]
+    assert rows[0]["outcome"] == rows[0]["outcome_amount"] == ""
+    # the collector fills it in (a spreadsheet saves it with semicolons)
+    rows[0].update(outcome="promise", outcome_amount="500.00", outcome_date="2026-03-25", outcome_on="2026-03-16")
+    rows[1].update(outcome="no_answer", outcome_on="2026-03-16")
+    filled = tmp_path / "filled.csv"
+    with filled.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=";")
+        w.writeheader()
+        w.writerows(rows)
+    res = outcomes.import_file(db, filled, today=AS_OF)
+    assert (res["recorded"], res["rows_without_outcome"]) == (2, 0)
+    con = duckdb.connect(db, read_only=True)
+    try:
+        got = con.execute("select customer_id, kind, amount, recorded_by, action_id, source_row from outcomes "
+                          "order by source_row").fetchall()
+    finally:
+        con.close()
+    assert [tuple(map(str, g)) for g in got] == [("C1", "promise", "500.00", "Julie", "A1", "2"),
+                                                 ("C2", "no_answer", "None", "Julie", "A2", "3")]
+    from tasks.dispatch.worklists import _outcomes_by_customer
+
+    con = duckdb.connect(db)
+    try:
+        said = _outcomes_by_customer(con, date(2026, 3, 17), ["C1", "C2"])
+    finally:
+        con.close()
+    assert said == {"C1": ["2026-03-16 promise 500.00 EUR by 2026-03-25 [pending] — Julie"],
+                    "C2": ["2026-03-16 no_answer — Julie"]}

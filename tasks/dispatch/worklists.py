@@ -56,6 +56,45 @@ def csv_safe(value) -> str:
     return "'" + text if _FORMULA.match(text) else text
 
 
+def _outcomes_by_customer(con, as_of, customer_ids: list[str]) -> dict[str, list[str]]:
+    """The last 3 outcomes recorded for each customer by as_of, in words, with the status of each
+    promise, plan or dispute (int_outcome_status): "2026-03-06 promise 1000.00 EUR by 2026-03-13
+    (broken) — julie" (tasks/outcomes.py)."""
+    if not customer_ids or not ledger.table_exists(con, "outcomes"):
+        return {}
+    from tasks import warehouse
+
+    warehouse.run_model(con, "intermediate/int_outcome_status", {"as_of": as_of})
+    rows = con.execute(
+        """
+        select o.customer_id, o.said_on, o.kind, o.amount, o.currency, o.promised_date, o.invoice_ids, o.reason,
+               s.status, o.recorded_by
+        from outcomes o
+        left join int_outcome_status s using (outcome_id)
+        where o.said_on <= $as_of and o.kind <> 'resolution'
+          and o.customer_id in (select unnest($ids::varchar[]))
+        qualify row_number() over (partition by o.customer_id order by o.said_on desc, o.recorded_at desc) <= 3
+        order by o.customer_id, o.said_on desc, o.recorded_at desc
+        """,
+        {"as_of": as_of, "ids": customer_ids},
+    ).fetchall()
+    out: dict[str, list[str]] = defaultdict(list)
+    for cust, said_on, kind, amount, currency, promised, invoices, reason, status, by in rows:
+        parts = [said_on.isoformat(), kind]
+        if amount is not None:
+            parts.append(f"{amount:.2f} {currency}")
+        if promised is not None:
+            parts.append(f"by {promised.isoformat()}")
+        if invoices:
+            parts.append(", ".join(invoices))
+        if reason:
+            parts.append(f"({reason})")
+        if status:
+            parts.append(f"[{status}]")
+        out[cust].append(" ".join(parts) + f" — {by}")
+    return out
+
+
 def _history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for h in rows:
@@ -89,7 +128,8 @@ class WorklistWriter:
 
 CSV_COLUMNS = [
     "rank", "priority", "collector", "customer_id", "name", "phone", "email", "address", "country",
-    "stage", "currency", "total_due", "invoices", "history", "script", "delivery_id", "action_id", "outcome",
+    "stage", "currency", "total_due", "invoices", "history", "last_outcomes", "script", "delivery_id", "action_id",
+    "outcome",
     # filled in by the collector, read back by `relance outcomes import` (tasks/outcomes.py)
     "outcome_amount", "outcome_date", "outcome_instalments", "outcome_invoices", "outcome_reason",
     "outcome_note", "outcome_on",
@@ -105,6 +145,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     cfg = run.cfg.worklists
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
     history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    said = _outcomes_by_customer(run.con, run.as_of, sorted({r["customer_id"] for r in rows}))
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
     entries: list[dict] = []
@@ -123,7 +164,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "currency": ctx["currency"], "stage": row["stage"], "invoices": invoices, "total": ctx["total"],
             "charges": ctx["charges"], "history": unit_history, "script": script,
             "priority": priority(invoices, cfg.recovery_curve),  # days late as of tonight already
-            "address": address,
+            "address": address, "outcomes": said.get(row["customer_id"], []),
         })
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
     for rank, e in enumerate(entries, start=1):
@@ -134,7 +175,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             f"{Decimal(str(e['total'])):.2f}",
             "; ".join(f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)" for i in e["invoices"]),
             "; ".join(f"{h['as_of'].isoformat()} {h['stage']} [{h['channels']}]" for h in e["history"]),
-            e["script"], e["delivery_id"], e["action_id"], *_OUTCOME_CELLS,
+            "; ".join(e["outcomes"]), e["script"], e["delivery_id"], e["action_id"], *_OUTCOME_CELLS,
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)
