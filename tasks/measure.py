@@ -51,6 +51,8 @@ METRIC_MODELS = [
     "intermediate/int_metrics_claims_open_at",
     "intermediate/int_metrics_credit_at",
     "intermediate/int_metrics_action_recovery",
+    "intermediate/int_outcome_status",
+    "intermediate/int_outcome_metrics",
     "marts/recovery_metrics",
 ]
 

@@ -246,13 +246,13 @@ def validate(raw: dict[str, Any], known: Known, *, default_by: str) -> tuple[Out
         if currency not in currency_codes():
             problems.append(f"currency {currency!r} is not an ISO 4217 code like EUR")
             currency = None
-    elif customer and kind in MONEY_KINDS:
+    elif customer:
         held = known.currencies.get(customer, set())
         if len(held) == 1:
             currency = next(iter(held))
-        elif len(held) > 1:
+        elif len(held) > 1 and kind in MONEY_KINDS:
             problems.append(f"customer {customer} has invoices in {', '.join(sorted(held))}: say which currency")
-        else:
+        elif not held:
             currency = "EUR"
 
     amount_text, date_text = _text(raw, "amount"), _text(raw, "date")
@@ -336,7 +336,7 @@ def validate(raw: dict[str, Any], known: Known, *, default_by: str) -> tuple[Out
         return None, problems
     return Outcome(
         customer_id=customer, kind=kind, said_on=said_on, recorded_by=by,  # type: ignore[arg-type]
-        currency=currency if kind in MONEY_KINDS or raw.get("currency") else None,
+        currency=currency,
         amount=amount, promised_date=promised, hold_until=hold_until, invoice_ids=invoice_ids or None,
         reason=reason, note=note, phone=phone, instalments=instalments, action_id=_text(raw, "action_id"),
     ), []

@@ -56,16 +56,19 @@ def _status(db, as_of: str, kind: str, cust: str):
 def scenario(tmp_path):
     src = write_source(
         tmp_path / "src",
-        customers=[customer("C1"), customer("C2")],
+        customers=[customer("C1"), customer("C2"), customer("C3")],
         invoices=[
             invoice("F1", "C1", "2026-02-20", "1000.00"),
             invoice("G1", "C2", "2026-02-20", "500.00"),
             invoice("G2", "C2", "2026-02-27", "300.00"),
+            invoice("H1", "C3", "2026-02-25", "200.00"),
             # the credit note the dispute's resolution expected, issued on 03-24
             invoice("AV1", "C2", "2026-03-24", "100.00", issue="2026-03-24", kind="credit_note"),
         ],
         # the plan's first instalment (400.00 by 03-25, grace to 03-28) is paid only in part
-        payments=[payment("P1", "C1", "2026-03-26", "300.00", invoice_id="F1")],
+        payments=[payment("P1", "C1", "2026-03-26", "300.00", invoice_id="F1"),
+                  # C3 keeps its promise (200.00 by 03-10, paid on 03-09)
+                  payment("P2", "C3", "2026-03-09", "200.00")],
     )
     return src, str(tmp_path / "w.duckdb")
 
@@ -77,7 +80,8 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
         "2026-03-06": [{"customer": "C1", "kind": "promise", "amount": "1000.00", "date": "2026-03-13"},
                        # C2: disputes G1 (quantity): only G1 is held
                        {"customer": "C2", "kind": "dispute", "invoices": "G1", "reason": "quantity",
-                        "note": "12 pallets delivered, 10 ordered"}],
+                        "note": "12 pallets delivered, 10 ordered"},
+                       {"customer": "C3", "kind": "promise", "amount": "200.00", "date": "2026-03-10", "by": "marc"}],
         # C2: finance accepts the dispute: a credit note will come
         "2026-03-20": [{"customer": "C2", "resolution": "credit_note_expected"}],
         # C1: called on 03-23 (call_2 of 03-20): a plan for F1, 400.00 on 03-25 and 600.00 on 04-01
@@ -124,6 +128,33 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
     assert _status(db, "2026-03-23", "dispute", "C2") == ["credit_note_expected"]
     assert _status(db, "2026-03-24", "dispute", "C2") == ["resolved"]
     assert unit(db, "2026-03-23", "C2")["held_invoices"] == 1
+
+    # the metrics of 03-31 (docs/metrics.md "What debtors said"): promises due in (03-01, 03-31):
+    # C1's (1000.00, broken, julie) and C3's (200.00, kept, marc)
+    from relance.policy import load_policy
+    from tasks import warehouse
+    from tasks.measure import measure_on
+
+    with warehouse.open_db(db) as con:
+        measure_on(con, date(2026, 3, 31), load_policy(None))
+    got = {(m, dim, val): str(v) for m, dim, val, v in query(
+        db, "select metric, dimension, dimension_value, value from recovery_metrics "
+            "where as_of = '2026-03-31' and currency = 'EUR' and (metric like 'promise%' or metric in "
+            "('disputes_open', 'plans', 'outcomes_30d'))")}
+    assert got == {
+        ("promise_kept_rate_30d", "all", "all"): "50.0000",
+        ("promise_kept_rate_30d", "collector", "julie"): "0.0000",
+        ("promise_kept_rate_30d", "collector", "marc"): "100.0000",
+        ("promise_kept_amount_rate_30d", "all", "all"): "16.6667",
+        ("promises_broken_30d", "all", "all"): "1.0000",
+        ("promises_broken_30d", "collector", "julie"): "1.0000",
+        ("plans", "status", "broken"): "1.0000",
+        ("outcomes_30d", "kind", "promise"): "2.0000",
+        ("outcomes_30d", "kind", "dispute"): "1.0000",
+        ("outcomes_30d", "kind", "plan"): "1.0000",
+        ("outcomes_30d", "collector", "julie"): "3.0000",
+        ("outcomes_30d", "collector", "marc"): "1.0000",
+    }
 
 
 def test_dispute_resolution_from_the_cli_rules(scenario, tmp_path):
