@@ -176,3 +176,28 @@ def test_worklist_round_trip_and_the_next_worklist_shows_the_outcome(tmp_path):
         con.close()
     assert said == {"C1": ["2026-03-16 promise 500.00 EUR by 2026-03-25 [pending] — Julie"],
                     "C2": ["2026-03-16 no_answer — Julie"]}
+
+
+def test_a_broken_promise_lowers_the_worklist_priority(tmp_path):
+    import csv
+
+    from tests.fakes.scenario import action
+
+    db = str(build(
+        tmp_path, customers=[customer("C1", "Client 1"), customer("C2", "Client 2")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "500.00"),
+                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "500.00")], as_of=AS_OF,
+        actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("A1|phone", "phone")]),
+                 action("A2", "C2", "call_1", ["F2"], deliveries=[("A2|phone", "phone")])],
+    ))
+    # C1 promised 500.00 by 03-05 (deadline 03-08) and paid nothing: broken
+    outcomes.add(db, {"customer": "C1", "kind": "promise", "amount": "500.00", "date": "2026-03-05",
+                      "on": "2026-03-02", "by": "julie"}, today=AS_OF)
+    dispatch(db, AS_OF, str(tmp_path / "out"), now=NOW)
+    sheet = next((tmp_path / "out" / "2026-03-16" / "phone").glob("worklist-*.csv"))
+    with sheet.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # same debt, same age (40 days late: chance 1 − 0.1 × 40/90 = 0.955556; 500.00 × it = 477.78):
+    # C2 first, C1's chance halved by its broken promise (238.89)
+    assert [(r["customer_id"], r["priority"]) for r in rows] == [("C2", "477.78"), ("C1", "238.89")]
+    assert rows[1]["last_outcomes"] == "2026-03-02 promise 500.00 EUR by 2026-03-05 [broken] — julie"

@@ -6,12 +6,16 @@ a piecewise-linear curve through the points of `worklists.recovery_curve` in
 templates/channels.yaml — by default (0 d, 100 %), (90 d, 90 %), (365 d, 10 %), flat at 10 %
 afterwards — the articles' "90 % recoverable within 3 months after the due date, 10 % after a
 year". A big, recent debt comes first; an old one weighs less because less of it will come back.
+Each promise or payment plan the debtor broke in the last 180 days (`relance outcomes`) multiplies
+the chance by `worklists.broken_promise_factor` (0.5 by default).
 Ties: larger total first, then customer id.
 
 Each entry carries the customer's contacts, the invoices, the unit's history of actions (with
 each delivery's channel and status) and a call or visit script from
 templates/worklists/<lang>/<stage>.j2 in the customer's language. Customers without a collector
-go to the worklist named by `worklists.unassigned`.
+go to the worklist named by `worklists.unassigned`. The last 3 outcomes recorded for the debtor
+(promises, plans, disputes and their status) are shown, and the CSV has empty `outcome…` columns for
+the collector to fill in and `relance outcomes import` to read back.
 """
 
 from __future__ import annotations
@@ -54,6 +58,23 @@ def csv_safe(value) -> str:
     (phone numbers like +33… and plain numbers are left alone)."""
     text = "" if value is None else str(value)
     return "'" + text if _FORMULA.match(text) else text
+
+
+def broken_promises(con, as_of, customer_ids: list[str]) -> dict[str, int]:
+    """Per customer, the promises and plans broken in the 180 days up to as_of (int_outcome_status,
+    built by _outcomes_by_customer)."""
+    if not customer_ids or not ledger.table_exists(con, "outcomes"):
+        return {}
+    return dict(con.execute(
+        """
+        select customer_id, count(*) from int_outcome_status
+        where status = 'broken' and kind in ('promise', 'plan')
+          and coalesce(broken_on, hold_until + 1) > cast($as_of as date) - 180
+          and customer_id in (select unnest($ids::varchar[]))
+        group by customer_id
+        """,
+        {"as_of": as_of, "ids": customer_ids},
+    ).fetchall())
 
 
 def _outcomes_by_customer(con, as_of, customer_ids: list[str]) -> dict[str, list[str]]:
@@ -146,6 +167,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
     history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
     said = _outcomes_by_customer(run.con, run.as_of, sorted({r["customer_id"] for r in rows}))
+    broken = broken_promises(run.con, run.as_of, sorted(said))
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
     entries: list[dict] = []
@@ -163,7 +185,10 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "delivery_id": row["delivery_id"], "action_id": row["action_id"], "customer": ctx["customer"],
             "currency": ctx["currency"], "stage": row["stage"], "invoices": invoices, "total": ctx["total"],
             "charges": ctx["charges"], "history": unit_history, "script": script,
-            "priority": priority(invoices, cfg.recovery_curve),  # days late as of tonight already
+            # days late as of tonight already; each promise or plan broken lately lowers the chance
+            "priority": (priority(invoices, cfg.recovery_curve)
+                         * Decimal(str(cfg.broken_promise_factor)) ** broken.get(row["customer_id"], 0)
+                         ).quantize(Decimal("0.01")),
             "address": address, "outcomes": said.get(row["customer_id"], []),
         })
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
