@@ -317,3 +317,17 @@ def test_import_ten_thousand_outcomes_timing(loaded, tmp_path, capsys):
     with capsys.disabled():
         print(f"\nimport of 10,000 outcomes: {took:.2f} s")
     assert took < 60
+
+
+def test_a_source_dispute_and_a_recorded_dispute_of_one_invoice_are_shown(tmp_path):
+    src = write_source(tmp_path / "src", customers=[customer("C1")],
+                       invoices=[invoice("F1", "C1", "2026-02-20", "1000.00"),
+                                 invoice("F2", "C1", "2026-02-22", "50.00")],
+                       holds=[hold("H1", "C1", "2026-03-01", invoice_id="F1")])
+    db = str(tmp_path / "w.duckdb")
+    _run(src, db, "2026-03-09", "2026-03-09", {
+        "2026-03-09": [{"customer": "C1", "kind": "dispute", "invoices": "F1", "reason": "price"}]})
+    u = unit(db, "2026-03-09", "C1")
+    assert (u["held"], u["held_invoices"], u["driving_invoice_id"]) == (False, 1, "F2")
+    assert u["hold_conflict"].startswith("source hold H1 (dispute of F1) and outcome O-")
+    assert u["hold_conflict"].endswith("(dispute of F1) both hold the unit")

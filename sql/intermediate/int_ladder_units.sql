@@ -80,23 +80,35 @@ customer_holds as (
                                order by unit_holds.kind_priority, unit_holds.hold_id) = 1
 ),
 
-hold_conflicts as (
-    -- a unit held both by the source and by a recorded outcome: said, never settled silently
-    select
-        units.customer_id,
-        units.currency,
-        string_agg(
-            case when unit_holds.origin = 'source' then 'source hold ' else 'outcome ' end
-            || unit_holds.hold_id || ' (' || unit_holds.kind
-            || coalesce(' until ' || cast(unit_holds.end_date as varchar), '') || ')',
-            ' and ' order by unit_holds.origin desc, unit_holds.hold_id
-        ) || ' both hold the unit' as hold_conflict
+unit_hold_rows as (
+    -- every active hold on the unit: naming no invoice, or naming one of its open invoices
+    select units.customer_id, units.currency, unit_holds.origin, unit_holds.hold_id, unit_holds.kind,
+           unit_holds.end_date, cast(null as varchar) as invoice_id
     from units
     join unit_holds
         on unit_holds.customer_id = units.customer_id
        and (unit_holds.currency is null or unit_holds.currency = units.currency)
-    group by units.customer_id, units.currency
-    having count(distinct unit_holds.origin) > 1
+    union all
+    select invoices.customer_id, invoices.currency, holds.origin, holds.hold_id, holds.kind, holds.end_date,
+           holds.invoice_id
+    from int_ladder_invoices as invoices
+    join int_active_holds as holds on holds.invoice_id = invoices.invoice_id
+),
+
+hold_conflicts as (
+    -- a unit held both by the source and by a recorded outcome: said, never settled silently
+    select
+        customer_id,
+        currency,
+        string_agg(
+            case when origin = 'source' then 'source hold ' else 'outcome ' end
+            || hold_id || ' (' || kind || coalesce(' of ' || invoice_id, '')
+            || coalesce(' until ' || cast(end_date as varchar), '') || ')',
+            ' and ' order by origin desc, hold_id, invoice_id
+        ) || ' both hold the unit' as hold_conflict
+    from unit_hold_rows
+    group by customer_id, currency
+    having count(distinct origin) > 1
 ),
 
 targets as (
