@@ -63,7 +63,8 @@ def nightly_run(
             loaded = run.step("ingest", ingest(source, db, as_of, source_schema, policy))
             aged = run.step("age", age(db, as_of, policy))
             laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
-            approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours))
+            approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours,
+                                                                policy=policy))
             dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
                                                        auto_approve=auto_approve))
             measured = run.step("measure", measure(db, as_of, policy))

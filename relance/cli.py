@@ -188,6 +188,7 @@ def drafts_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Outbox folder (default: beside the db)."),
+    policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Render the letters waiting for approval as drafts (marked "not sent"), to read before approving."""
     from relance.dates import parse_date, today
@@ -196,7 +197,7 @@ def drafts_cmd(
     day = parse_date(as_of, "--as-of") or today()
     _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
-    written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"))
+    written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"), policy=policy)
     typer.echo(f"{len(written)} draft(s) of letters waiting for approval" + (":" if written else ""))
     for d in written:
         typer.echo(f"  {d['action_id']}  {d['channel']}  {d['path']}")
@@ -230,11 +231,12 @@ def preview_cmd(
     language: str = typer.Option("fr", "--language", help="fr or en."),
     fmt: Optional[str] = typer.Option(None, "--format", help="email only: html (default), text or eml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
+    policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Render one message with sample values, to check a wording change."""
     from relance.preview import preview
 
-    result = preview(stage, channel, language, fmt=fmt)
+    result = preview(stage, channel, language, fmt=fmt, policy=policy)
     if out:
         out.write_bytes(result if isinstance(result, bytes) else result.encode("utf-8"))
         typer.echo(f"written to {out}")
@@ -310,11 +312,12 @@ app.add_typer(post_app, name="post")
 def post_import(
     file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id), tracking_number, deposit_date, receipt_date or \"returned\", return_reason."),
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
     from tasks.events import import_tracking
 
-    r = import_tracking(str(db), file)
+    r = import_tracking(str(db), file, policy=policy)
     typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
                + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
                   if r["unknown"] else ""))

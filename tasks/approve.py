@@ -64,12 +64,12 @@ def _pending_notices(db: str, as_of: date) -> list[dict]:
 
 
 def _money(v, currency: str, locale: str) -> str:
-    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £"."""
+    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £GB"."""
     if v is None:
         return "—"
-    from babel.numbers import format_currency
+    from relance.money import format_money
 
-    return format_currency(v, currency, locale=locale)
+    return format_money(v, currency, locale)
 
 
 def _charges(n: dict, locale: str) -> str:
@@ -144,7 +144,7 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
 
 
 def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = False,
-                     timeout_hours: float = 6.0) -> dict:
+                     timeout_hours: float = 6.0, policy: str | None = None) -> dict:
     """Pause the flow run for the approval of pending formal notices (see the module docstring)."""
     if not _in_flow_run() or auto_approve:
         return {"asked": False}
@@ -161,7 +161,7 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
     try:
         from tasks.dispatch.drafts import render_drafts
 
-        drafts = render_drafts(db, as_of, outbox)
+        drafts = render_drafts(db, as_of, outbox, policy=policy)
     except Exception as e:  # the drafts help the decision; their failure must not stop the asking
         log.error("approval: drafts not rendered (%s: %s); the artifact lists the notices without them",
                   type(e).__name__, e)

@@ -592,19 +592,23 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None) -> dict[str, Any]:
+def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None,
+                    policy: str | None = None) -> dict[str, Any]:
     """`relance post import`: the tracking CSV into postal_tracking (a re-import replaces a row),
-    delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome)."""
+    delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome).
+    The deadline runs from the receipt of a letter of the policy's legal notice (stages[].legal_notice)."""
+    from relance.policy import load_policy
     from tasks import warehouse
     from tasks.dispatch.config import load_channels_config
 
     rows = read_tracking_csv(path)
     deadline_days = load_channels_config().formal_notice.deadline_days
+    notice = load_policy(policy).notice_stage
     now = now or utcnow()
     schema = {"delivery_id": pa.string(), "tracking_number": pa.string(), "deposited_on": pa.date32(),
               "received_on": pa.date32(), "outcome": pa.string(), "return_reason": pa.string()}
     table = pa.table({k: pa.array([r[k] for r in rows], type=t) for k, t in schema.items()})
-    p = {"now": now, "days": deadline_days}
+    p = {"now": now, "days": deadline_days, "notice_stage": notice.code if notice is not None else None}
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         con.register("tracking_rows", table)
@@ -617,7 +621,7 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
                     """
                     insert or replace into postal_tracking
                     select t.delivery_id, t.tracking_number, t.deposited_on, t.received_on, t.outcome, t.return_reason,
-                           case when a.stage = 'formal_notice' and t.received_on is not null
+                           case when a.stage = $notice_stage and t.received_on is not null
                                 then t.received_on + cast($days as integer) end,
                            $now
                     from tracking_rows t

@@ -171,3 +171,25 @@ def test_a_tolerance_names_a_currency_code(tmp_path):
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     assert "tolerance.by_currency: 'euro' is not a currency code like EUR" in str(err.value)
+
+
+def test_a_policy_written_before_the_stage_keys_keeps_its_charges_gate_and_formal_letter(tmp_path):
+    """A custom ladder naming the contract's codes without the stage keys means what it meant:
+    the formal notice is charged, formal, attached and the legal gate; litigation is charged; the
+    preventive email stops on an opt-out. A key written in the file wins."""
+    import re
+
+    text = Path("policies/default.yaml").read_text(encoding="utf-8")
+    keys = r"charged|formal|attach_letter|legal_notice|stopped_by_opt_out|reference_prefix"
+    legacy = re.sub(rf"(?m)^\s+(?:{keys}):.*\n", "", text)
+    assert not re.search(r"(?m)^\s+legal_notice:", legacy)
+    path = tmp_path / "legacy.yaml"
+    path.write_text(legacy, encoding="utf-8")
+    stages = {s.code: s for s in load_policy(path).stages}
+    fn = stages["formal_notice"]
+    assert (fn.charged, fn.formal, fn.attach_letter, fn.legal_notice, fn.reference_prefix) == (True, True, True, True, "MD")
+    assert (stages["litigation"].charged, stages["litigation"].reference_prefix) == (True, "CT")
+    assert stages["preventive"].stopped_by_opt_out and not stages["call_1"].charged
+    path.write_text(legacy.replace("  - code: formal_notice\n", "  - code: formal_notice\n    charged: false\n"),
+                    encoding="utf-8")
+    assert not {s.code: s for s in load_policy(path).stages}["formal_notice"].charged

@@ -60,7 +60,6 @@ class EmailCfg(_Http):
     from_name: str = ""
     reply_to: str | None = None
     sandbox: bool = False
-    attach_letter_for_stages: tuple[str, ...] = ("formal_notice",)
     prefect_rate_limit: str | None = "sendgrid"
 
 

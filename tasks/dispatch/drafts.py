@@ -33,8 +33,11 @@ def pending_letters(con, as_of: date) -> list[str]:
     ).fetchall()]
 
 
-def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None) -> list[dict]:
-    """Write a draft PDF of every letter waiting for approval; returns what was written."""
+def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None,
+                  policy: str | None = None) -> list[dict]:
+    """Write a draft PDF of every letter waiting for approval; returns what was written. policy: the
+    policy file whose stages say how each letter looks (default: policies/default.yaml)."""
+    from relance.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.main import _load_batch
     from tasks.dispatch.post import letter_css, render_many
@@ -45,7 +48,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         ids = pending_letters(con, as_of)
-        rows = _load_batch(con, ids, as_of) if ids else []
+        rows = _load_batch(con, ids, as_of, load_policy(policy)) if ids else []
     if not rows:
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"
@@ -53,7 +56,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     jobs, written, used = [], [], set()
     for i, row in enumerate(rows):
         ctx = message_context(row, cfg, as_of, renderer.i18n)
-        ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
+        ctx.update(anchor=f"D{i}", draft=True)
         path = folder / f"{ledger.file_stem(row['delivery_id'])}.pdf"
         if path in used:  # never one draft over another's
             path = folder / f"{ledger.file_stem(row['delivery_id'])}-{i}.pdf"

@@ -430,8 +430,15 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
                          rate_limit=prefect_rate_limit(run.cfg.email.prefect_rate_limit))
 
 
+def _attaches_letter(row: dict) -> bool:
+    """The row's stage attaches its letter to its emails (policy `stages[].attach_letter`)."""
+    keys = row.get("stage_keys")
+    return keys is not None and keys.attach_letter
+
+
 def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
-    """The PDF of the action's letter (the formal notice) for emails of stages that attach it.
+    """The PDF of the action's letter (the formal notice) for emails of stages that attach it
+    (policy `stages[].attach_letter`).
 
     The post channels run before email, so the letter is normally already in the outbox; if it is
     not (no postal address, failed), it is rendered now for the attachment only.
@@ -439,8 +446,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     from tasks.dispatch import post
     from tasks.dispatch.ledger import file_stem, slug
 
-    stages = set(run.cfg.email.attach_letter_for_stages)
-    wanted = [r for r in rows if r["stage"] in stages]
+    wanted = [r for r in rows if _attaches_letter(r)]
     if not wanted:
         return {}
     existing = dict(
@@ -459,7 +465,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     for row in wanted:
         letter_row = dict(row, channel="registered_letter")
         ctx = run.context(letter_row)
-        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["stage"]),
+        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["wording"]),
                                     ctx, ("title",))["title"]
         name = f"{slug(f_oneline(title).lower().replace(' ', '-'))}-{slug(row['customer_id'])}.pdf"
         path = existing.get(row["action_id"])
@@ -485,7 +491,7 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
     except Exception as e:  # the letter cannot be rendered: those emails fail, the others go
         attachments = {}
         failures += [(r["delivery_id"], f"attachment not rendered: {type(e).__name__}: {e}")
-                     for r in rows if r["stage"] in set(run.cfg.email.attach_letter_for_stages)]
+                     for r in rows if _attaches_letter(r)]
     failed_ids = {d for d, _ in failures}
     items: list[OutgoingEmail] = []
     for row in rows:
