@@ -35,7 +35,6 @@ outcome_invoice_holds as (
     from int_ladder_invoices as invoices
     join int_active_holds as holds
         on holds.invoice_id = invoices.invoice_id and holds.origin = 'outcome'
-    where invoices.days_past_due >= $first_offset
     group by invoices.customer_id, invoices.currency
 ),
 
