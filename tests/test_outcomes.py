@@ -52,6 +52,10 @@ def _status(db, as_of: str, kind: str, cust: str):
         con.close()
 
 
+def _id(con, kind):
+    return con.execute("select outcome_id from outcomes where kind = ?", [kind]).fetchone()[0]
+
+
 @pytest.fixture
 def scenario(tmp_path):
     src = write_source(
@@ -137,6 +141,14 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
 
     with warehouse.open_db(db) as con:
         measure_on(con, date(2026, 3, 31), load_policy(None))
+        # the models' YAML tests hold with outcome holds (keys, accepted kinds), e.g. on 03-23
+        # (the plan holds F1, the dispute G1)
+        day = date(2026, 3, 23)
+        warehouse.build(con, ["intermediate/int_active_holds"], {"as_of": day})
+        assert warehouse.check_model(con, "intermediate/int_active_holds", {"as_of": day}) == []
+        assert con.execute("select hold_id, invoice_id, kind, origin from int_active_holds order by 2").fetchall() == [
+            (f"{_id(con, 'plan')}|F1", "F1", "payment_plan", "outcome"),
+            (f"{_id(con, 'dispute')}|G1", "G1", "dispute", "outcome")]
     got = {(m, dim, val): str(v) for m, dim, val, v in query(
         db, "select metric, dimension, dimension_value, value from recovery_metrics "
             "where as_of = '2026-03-31' and currency = 'EUR' and (metric like 'promise%' or metric in "

@@ -33,7 +33,8 @@ select
 from unit_holds
 union all
 select
-    outcome_id as hold_id,
+    -- one hold per invoice: the outcome's id and the invoice (hold_id stays a key)
+    outcome_id || '|' || invoice_id as hold_id,
     customer_id,
     invoice_id,
     currency,
