@@ -18,6 +18,7 @@ from prefect import flow
 
 from relance.dates import default_as_of, parse_date
 from relance.policy import load_policy
+from relance.settings import DEFAULT_DB
 from tasks.age import age
 from tasks.alerts import alert
 from tasks.approve import ask_for_approval
@@ -36,7 +37,7 @@ from tasks.step import get_logger
 def nightly_run(
     as_of: date | None = None,
     source: str = ".relance/sample",
-    db: str = ".relance/relance.duckdb",
+    db: str = str(DEFAULT_DB),
     outbox: str | None = None,
     send: bool = False,
     auto_approve: bool = False,

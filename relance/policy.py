@@ -10,11 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from relance import DEFAULT_POLICY, SQL_DIR
 from relance.errors import PolicyError
+from relance.yaml_models import Strict, load_yaml_model
 
 Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
@@ -34,10 +34,6 @@ def currency_codes() -> frozenset[str]:
         return frozenset(row["currency"].strip() for row in csv.DictReader(f))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 _CODE = r"^[a-z][a-z0-9_]*$"
 
 
@@ -51,7 +47,7 @@ CLASSIC_STAGE_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
-class Stage(_Strict):
+class Stage(Strict):
     """One step of the ladder. What the step does is said by its keys, never by its code: a policy
     may rename or add stages (docs/policy.md §3, "What a stage does")."""
 
@@ -116,12 +112,12 @@ class Stage(_Strict):
         return v
 
 
-class Bucket(_Strict):
+class Bucket(Strict):
     name: str = Field(min_length=1)
     max_days: int | None = Field(default=None, ge=-MAX_DAYS, le=MAX_DAYS)
 
 
-class Charges(_Strict):
+class Charges(Strict):
     applies_to_segments: tuple[Literal["b2b", "b2c"], ...] = ("b2b",)
     #: percentage points over the reference rate
     margin_points: Decimal = Field(default=Decimal("10.00"), ge=0, le=MAX_POINTS, allow_inf_nan=False)
@@ -145,7 +141,7 @@ class Charges(_Strict):
         return v
 
 
-class ReferenceRate(_Strict):
+class ReferenceRate(Strict):
     half_year: str
     rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
 
@@ -165,7 +161,7 @@ class ReferenceRate(_Strict):
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class Tolerance(_Strict):
+class Tolerance(Strict):
     """The amount below which a unit is not contacted at all, per currency (contract §3)."""
 
     default: Decimal = Decimal("5.00")
@@ -196,7 +192,7 @@ class Tolerance(_Strict):
 DISPUTE_REASONS = ("price", "quantity", "quality", "not_received", "already_paid", "other")
 
 
-class Outcomes(_Strict):
+class Outcomes(Strict):
     """What recorded outcomes do to the ladder (tasks/outcomes.py; docs/policy.md "Outcomes")."""
 
     #: a promise holds the unit until its date + this many days; broken if not paid by then
@@ -221,7 +217,7 @@ class Outcomes(_Strict):
         return v
 
 
-class Policy(_Strict):
+class Policy(Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
     min_gap_days: int = Field(default=3, ge=0, le=MAX_DAYS)
@@ -309,15 +305,6 @@ class Policy(_Strict):
             y, h = (y, 2) if h == 1 else (y + 1, 1)
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return f"policy {path} is not valid:\n  " + "\n  ".join(lines)
-
-
 @functools.cache
 def default_policy() -> Policy:
     """policies/default.yaml, read once (previews and the template check's sample stages)."""
@@ -326,16 +313,5 @@ def default_policy() -> Policy:
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; a PolicyError names the key and the problem."""
-    path = Path(path) if path else DEFAULT_POLICY
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise PolicyError(f"policy {path} is not readable YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"policy {path} must be a mapping of keys (stages, min_gap_days, …)")
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as e:
-        raise PolicyError(_format_error(path, e)) from None
+    return load_yaml_model(Path(path) if path else DEFAULT_POLICY, Policy, name="policy", missing="policy file",
+                           keys_hint=" (stages, min_gap_days, …)", error=PolicyError)

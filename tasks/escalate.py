@@ -198,7 +198,7 @@ class Ladder:
         writes = _EPISODE_WRITES + (_ACTION_WRITES if acting else [])
         with warehouse.transaction(con):
             for sql in writes:
-                con.execute(sql, warehouse._bind(sql, params))
+                con.execute(sql, warehouse.bind_params(sql, params))
         warehouse.build(con, UNIT_STAGE, params, built)
         return self.summary(as_of, mode, acting, time.perf_counter() - started)
 

@@ -101,12 +101,13 @@ def load_seeds(con) -> None:
 
 def load_macros(con) -> None:
     """The SQL macros of sql/macros and the Python functions the staging models call (the phone
-    rule of relance.phones, shared with dispatch)."""
-    from relance import phones
+    and email rules of relance.phones and relance.emails, shared with dispatch)."""
+    from relance import emails, phones
 
     for path in sorted((SQL_DIR / "macros").glob("*.sql")):
         con.execute(path.read_text(encoding="utf-8"))
     phones.register(con)
+    emails.register(con)
 
 
 def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict[str, str]]:

@@ -40,7 +40,6 @@ on the marts it wrote before anything is sent).
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from contextlib import contextmanager
@@ -90,7 +89,9 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
         except OSError as e:
             raise UserError(f"database {db}: cannot create its folder {db.parent} ({e.strerror or e})") from None
     if wait_s is None:
-        wait_s = float(os.environ.get("RELANCE_DB_WAIT_S", "0") or 0)
+        from relance.settings import get_settings
+
+        wait_s = get_settings().db_wait_s
     deadline = time.monotonic() + max(0.0, wait_s)
     while True:
         try:
@@ -157,13 +158,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(path.read_text(encoding="utf-8"))
 
 
-def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters the SQL uses (a `$name` in a comment is none), from params."""
+def bind_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The `$name` parameters `sql` uses (a `$name` in a comment is none), taken from `params` (a
+    KeyError names any missing)."""
     names = set(_PARAM.findall(_STRING_OR_COMMENT.sub(lambda m: m.group() if m.group().startswith("'") else " ", sql)))
     missing = names - params.keys()
     if missing:
         raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
     return {k: params[k] for k in names}
+
+
 
 
 def model_sql(model: str) -> str:
@@ -191,7 +195,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any]
     kind = (_MATERIALIZED.search(sql) or [None, "table"])[1]
     name = Path(model).name
     select = sql.strip().rstrip(";")
-    bound = _bind(select, params or {})
+    bound = bind_params(select, params or {})
     started = time.perf_counter()
     for macros in _header_names(_MACROS, sql):
         con.execute((SQL_DIR / "macros" / f"{macros}.sql").read_text(encoding="utf-8"))
@@ -470,7 +474,7 @@ def check_model(
             listed = ", ".join(f"cast({c} as varchar)" for c in shown)
             sql = (f"with checked as (select * from {Path(model).name}{where}) "
                    f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})")
-            rows, sample = con.execute(sql, _bind(sql, bind)).fetchone()
+            rows, sample = con.execute(sql, bind_params(sql, bind)).fetchone()
             found.append(Violation(model, test, column, rows, tuple(tuple(r) for r in sample or ())))
     return found
 

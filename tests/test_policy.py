@@ -193,3 +193,32 @@ def test_a_policy_written_before_the_stage_keys_keeps_its_charges_gate_and_forma
     path.write_text(legacy.replace("  - code: formal_notice\n", "  - code: formal_notice\n    charged: false\n"),
                     encoding="utf-8")
     assert not {s.code: s for s in load_policy(path).stages}["formal_notice"].charged
+
+
+def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
+    """One loader (relance.yaml_models) for both hand-written files: the same kinds of message,
+    keys named as written (email.max_attempts, stages[0].code)."""
+    from relance.errors import UserError
+    from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
+
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(DEFAULT_CHANNELS_CONFIG.read_text(encoding="utf-8").replace("\nemail:\n", "\nemail:\n  max_attempt: 3\n", 1),
+                        encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_channels_config(channels)
+    assert str(err.value).startswith(f"channels settings {channels} are not valid:\n  email.max_attempt: Extra inputs")
+    for path, load, name in ((tmp_path / "p.yaml", load_policy, "policy"),
+                             (tmp_path / "c.yaml", load_channels_config, "channels settings")):
+        path.write_text("- a list\n", encoding="utf-8")
+        with pytest.raises(UserError, match=rf"^{name} {path} must be a mapping of keys \("):
+            load(path)
+        path.write_bytes(b"stages: \xff\xfe\n")
+        with pytest.raises(UserError, match=rf"^{name} {path} (is|are) not readable YAML: "):
+            load(path)
+        path.write_text("a: [\n", encoding="utf-8")
+        with pytest.raises(UserError, match=rf"^{name} {path} (is|are) not readable YAML: "):
+            load(path)
+    with pytest.raises(UserError, match=r"^channels settings .*nope.yaml do not exist$"):
+        load_channels_config(tmp_path / "nope.yaml")
+    with pytest.raises(PolicyError, match=r"^policy file .*nope.yaml does not exist$"):
+        load_policy(tmp_path / "nope.yaml")

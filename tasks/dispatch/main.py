@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relance import phones
+from relance.emails import valid_email
 from relance.errors import UserError
 from relance.policy import Policy, load_policy
 from tasks import warehouse
@@ -21,7 +22,6 @@ from tasks.age import OPEN_AT_TARGETS
 from tasks.dispatch import ledger
 from tasks.dispatch.base import Run, aware_utc
 from tasks.dispatch.config import load_channels_config
-from tasks.dispatch.email import valid_email
 from tasks.dispatch.render import KIND, LANGUAGES, Renderer, get_renderer, message_context, sample_row
 from tasks.step import get_logger, step
 
@@ -188,7 +188,7 @@ def _send_date_snapshot(con, as_of: date) -> None:
     )
 
 
-def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
+def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
     """The batch's rendering context (sql/dispatch/context.sql) as of the send date `as_of`: the
     invoices still open, their open amounts and days late, and the charges recomputed to that day
     (contract §3 "What a message says"). Rows of actions whose charges cannot be priced (no
@@ -289,7 +289,7 @@ _PRELOADED: dict[tuple[str, date], dict[str, dict]] = {}
 def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str | None = None) -> list[dict]:
     cached = _PRELOADED.get((str(db), as_of))
     if cached is None or any(d not in cached for d in delivery_ids):
-        return [r for r in _load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
+        return [r for r in load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
     _batch_table(con, delivery_ids)
     now = {
         d: (status, channel, attempts)
@@ -308,33 +308,23 @@ def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str 
 
 def _charges_view(con) -> None:
     """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
-    per-invoice charges table, whatever it names its columns; empty when it does not exist. And
-    dispatch_charge_periods(action_id, half_year, reference_rate, annual_rate) over
-    action_charge_periods (the rates a formal notice states), empty when it does not exist."""
-    empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
-             "null::decimal(38,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
-    if ledger.table_exists(con, "action_charge_periods") and {"action_id", "half_year", "reference_rate", "annual_rate"} <= set(
-            ledger.columns_of(con, "action_charge_periods")):
+    per-invoice charges (action_charges), and dispatch_charge_periods(action_id, half_year,
+    reference_rate, annual_rate) over action_charge_periods (the rates a formal notice states);
+    each empty when its table does not exist (a ledger written without charges)."""
+    if ledger.table_exists(con, "action_charge_periods"):
         con.execute("create or replace temp view dispatch_charge_periods as "
                     "select action_id, half_year, reference_rate, annual_rate from action_charge_periods")
     else:
         con.execute("create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
                     "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false")
-    if not ledger.table_exists(con, "action_charges"):
-        con.execute(empty)
-        return
-    cols = set(ledger.columns_of(con, "action_charges"))
-    interest = next((c for c in ("interest_amount", "interest") if c in cols), None)
-    indemnity = next((c for c in ("indemnity_amount", "indemnity") if c in cols), None)
-    if not {"action_id", "invoice_id"} <= cols or not (interest or indemnity):
-        con.execute(empty)
-        return
-    con.execute(
-        "create or replace temp view dispatch_charges as select action_id, invoice_id, "
-        f"{interest + '::decimal(38,2)' if interest else 'null::decimal(38,2)'} as interest_amount, "
-        f"{indemnity + '::decimal(18,2)' if indemnity else 'null::decimal(18,2)'} as indemnity_amount "
-        "from action_charges"
-    )
+    if ledger.table_exists(con, "action_charges"):
+        con.execute("create or replace temp view dispatch_charges as select action_id, invoice_id, "
+                    "interest_amount::decimal(38,2) as interest_amount, indemnity_amount::decimal(18,2) as indemnity_amount "
+                    "from action_charges")
+    else:
+        con.execute("create or replace temp view dispatch_charges as select null::varchar as action_id, "
+                    "null::varchar as invoice_id, null::decimal(38,2) as interest_amount, "
+                    "null::decimal(18,2) as indemnity_amount where false")
 
 
 # -- one batch -------------------------------------------------------------------------------------
@@ -419,15 +409,14 @@ def _preflight(send: bool, channels: set[str]) -> None:
     if not send:
         return
     from relance.settings import get_settings, resolve_secret
-    from tasks.dispatch.sms import SmsSettings
+    from tasks.dispatch.sms import gateway_token
 
     if "email" in channels:
         s = get_settings()
         if not resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block):
             raise UserError(f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'")
     if "sms" in channels:
-        s = SmsSettings()
-        if not s.account_sid or not resolve_secret(s.auth_token, s.auth_token_block):
+        if not gateway_token():
             raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN")
 
 
@@ -471,10 +460,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         prepared.update(check_contacts(con, stamp, pol))
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
-        pending = con.execute(
-            "select count(*) from deliveries d join dunning_actions a using (action_id) "
-            "where d.status = 'pending_approval' and a.as_of <= $as_of", {"as_of": as_of}
-        ).fetchone()[0]
+        pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
     channels = {r["channel"] for r in picked}
     check_templates(renderer, channels, {r["stage"] for r in picked}, pol)
     _preflight(send, channels)
@@ -491,7 +477,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     try:
         if any(channel in PDF_CHANNELS and len(ids) >= cfg.letters.parallel_from for channel, ids in batches):
             post.warm_pool(cfg.letters.processes)  # the workers start while the first batch is prepared
-        loaded = _load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
+        loaded = load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
         held_back = _hold_back(keeper, loaded, stamp, prepared, errors)
         prepared["figures_changed"] = record_figures(keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp)
         _PRELOADED[key] = {r["delivery_id"]: r for r in loaded if r["delivery_id"] not in held_back}

@@ -289,7 +289,7 @@ class Renderer:
         self.i18n = yaml.safe_load((self.dir / "i18n.yaml").read_text(encoding="utf-8"))
 
     # -- lookup --------------------------------------------------------------------------------
-    @lru_cache(maxsize=256)
+    @lru_cache(maxsize=256)  # noqa: B019 (one renderer per run: the cache goes with it)
     def stage_template(self, channel: str, lang: str, stage: str) -> str:
         """templates/<kind>/<lang>/<stage>.j2, else that folder's default.j2. `stage` is the name of
         the stage's wording files (the context's `wording`: policy `stages[].template`, else the code)."""

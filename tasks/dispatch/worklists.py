@@ -116,7 +116,7 @@ def _outcomes_by_customer(con, as_of, customer_ids: list[str]) -> dict[str, list
     return out
 
 
-def _history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+def history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for h in rows:
         deliveries = h.get("deliveries") or []
@@ -165,7 +165,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
 
     cfg = run.cfg.worklists
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
-    history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    history = history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
     said = _outcomes_by_customer(run.con, run.as_of, sorted({r["customer_id"] for r in rows}))
     broken = broken_promises(run.con, run.as_of, sorted(said))
     creditor_lang = run.cfg.creditor.language

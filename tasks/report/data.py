@@ -29,7 +29,7 @@ def _report_sql(name: str) -> str:
 
 def _query(con, name: str, params: dict) -> list[dict]:
     sql = _report_sql(name)
-    cur = con.execute(sql, warehouse._bind(sql, params))
+    cur = con.execute(sql, warehouse.bind_params(sql, params))
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 

@@ -11,7 +11,7 @@ from tasks.report.data import _open_read_only, gather, next_step
 from tasks.report.format import Fmt
 from tasks.report.page import TOP_DEBTORS, render_html, write_pdf
 from tasks.report.workbook import write_workbook
-from tasks.step import _in_flow_run, get_logger, step
+from tasks.step import get_logger, in_flow_run, step
 
 
 def report_paths(out: str | Path, as_of: date) -> dict[str, str]:
@@ -129,7 +129,7 @@ def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | No
     overdue debtors (`relance-top-debtors`) and a link to the HTML report (`relance-report`).
     The keys are stable, so the Artifacts page shows their history run after run. Outside a flow
     run it does nothing and returns {}."""
-    if not _in_flow_run():
+    if not in_flow_run():
         return {}
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 

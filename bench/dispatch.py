@@ -1,7 +1,8 @@
 """Measure dispatch: render and write a big night into the outbox, letters per second, emails per
-second to a SendGrid-compatible server on loopback (run in its own process).
+second to a SendGrid-compatible server on loopback (run in its own process). Part of the benchmark
+(bench/), not of the product: `make bench-dispatch` runs it with its defaults.
 
-    .venv/bin/python -m tasks.dispatch.bench --customers 20000 --deliveries 20000 --emails 5000 --out /tmp/relance-bench
+    .venv/bin/python -m bench.dispatch --customers 20000 --deliveries 20000 --emails 5000 --out /tmp/relance-bench
 
 The deliveries are synthetic (a channel mix close to the default ladder's: mostly email, then
 letters, calls, SMS, formal notices, a few handoffs) over the open invoices of a sample source
