@@ -114,6 +114,8 @@ class FormalNoticeCfg(Strict):
 class WorklistsCfg(Strict):
     recovery_curve: tuple[tuple[int, float], ...] = ((0, 1.0), (90, 0.9), (365, 0.1))
     unassigned: str = "unassigned"
+    #: each promise or plan the debtor broke in the last 180 days multiplies its chance by this
+    broken_promise_factor: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("recovery_curve")
     @classmethod
