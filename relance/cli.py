@@ -525,6 +525,11 @@ def describe_duckdb_error(e: Exception) -> str | None:
     return None
 
 
+from relance.outcomes_cli import outcomes_app  # noqa: E402  (the `relance outcomes …` verbs, issue 14)
+
+app.add_typer(outcomes_app, name="outcomes")
+
+
 def main() -> None:
     import duckdb
 

@@ -223,6 +223,35 @@ class CreditWatch(Strict):
     max_days_past_due: int = Field(default=60, ge=1, le=MAX_DAYS)
 
 
+#: The dispute reason codes of the default policy (issue 14): a collector picks one.
+DISPUTE_REASONS = ("price", "quantity", "quality", "not_received", "already_paid", "other")
+
+
+class Outcomes(Strict):
+    """What recorded outcomes do to the ladder (tasks/outcomes.py; docs/policy.md "Outcomes")."""
+
+    #: a promise holds the unit until its date + this many days; broken if not paid by then
+    promise_grace_days: int = Field(default=3, ge=0, le=365)
+    #: an instalment is missed when not paid by its date + this many days; the plan then breaks
+    instalment_grace_days: int = Field(default=3, ge=0, le=365)
+    #: "we paid": the unit is held this many days for the payment to appear
+    paid_claimed_hold_days: int = Field(default=5, ge=0, le=365)
+    #: a reminder email goes this many days before each instalment of a plan (0: none)
+    instalment_reminder_days: int = Field(default=3, ge=0, le=365)
+    #: the reason codes a dispute may give
+    dispute_reasons: tuple[str, ...] = Field(default=DISPUTE_REASONS, min_length=1)
+
+    @field_validator("dispute_reasons")
+    @classmethod
+    def _codes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for code in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", code):
+                raise ValueError(f"{code!r} is not a lower-case code like not_received")
+        if len(set(v)) != len(v):
+            raise ValueError("a reason code is listed twice")
+        return v
+
+
 class Policy(Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
@@ -235,6 +264,8 @@ class Policy(Strict):
     credit_watch: CreditWatch = CreditWatch()
     #: The language of a customer whose `language` is empty or one the templates do not have.
     default_language: Literal["fr", "en"] = "fr"
+    #: what recorded outcomes (promises, plans, disputes) do to the ladder
+    outcomes: Outcomes = Outcomes()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

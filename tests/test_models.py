@@ -245,8 +245,10 @@ def test_ladder_units_target_from_due_date_offsets_and_minimum_amounts(con):
     given(con, "stg_customers", CUSTOMERS, [
         (f"C{n}", "FR", "b2b", n == 8, "a@example.com", None, "1 rue", "Paris") for n in range(1, 10)])
     given(con, "int_active_holds",
-          "hold_id varchar, customer_id varchar, invoice_id varchar, kind varchar, kind_priority integer",
-          [("H6", "C6", "I6a", "dispute", 2), ("H7", "C7", None, "dispute", 2)])
+          "hold_id varchar, customer_id varchar, invoice_id varchar, currency varchar, kind varchar, "
+          "end_date date, origin varchar, kind_priority integer",
+          [("H6", "C6", "I6a", None, "dispute", None, "source", 2),
+           ("H7", "C7", None, None, "dispute", None, "source", 2)])
     warehouse.run_model(con, "intermediate/int_ladder_units", {"default_tolerance": D("7.00")})
     rows = con.execute(
         """
@@ -279,7 +281,8 @@ def test_the_graph_comes_from_the_sql():
         "intermediate/int_credit_pool", "intermediate/int_direct_settlement")
     # a target and what it needs, in order; stored tables upstream (invoice_snapshot, stg_*) are sources
     assert warehouse.plan("intermediate/int_ladder_decisions") == [
-        "intermediate/int_ladder_state", "intermediate/int_active_holds", "intermediate/int_ladder_invoices",
+        "intermediate/int_ladder_state", "intermediate/int_outcome_status", "intermediate/int_outcome_holds",
+        "intermediate/int_active_holds", "intermediate/int_ladder_invoices",
         "intermediate/int_ladder_units", "intermediate/int_ladder_decisions"]
     plan = warehouse.plan(["marts/invoice_snapshot", "marts/aged_balance"])
     assert (plan.index("intermediate/int_open_invoices") < plan.index("marts/invoice_snapshot")

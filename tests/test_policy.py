@@ -222,3 +222,21 @@ def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
         load_channels_config(tmp_path / "nope.yaml")
     with pytest.raises(PolicyError, match=r"^policy file .*nope.yaml does not exist$"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_a_channels_file_of_before_the_stage_keys_is_read_or_told_where_the_attachment_went(tmp_path):
+    """`email.attach_letter_for_stages` moved to the policy's `attach_letter`: its old default is
+    read (the policy says the same), another list is one line saying where to set it now."""
+    from relance.errors import UserError
+    from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
+
+    text = Path(DEFAULT_CHANNELS_CONFIG).read_text(encoding="utf-8")
+    assert "\nemail:\n" in text
+    old = tmp_path / "old.yaml"
+    old.write_text(text.replace("\nemail:\n", "\nemail:\n  attach_letter_for_stages: [formal_notice]\n"), encoding="utf-8")
+    assert load_channels_config(old).email.from_email
+    other = tmp_path / "other.yaml"
+    other.write_text(text.replace("\nemail:\n", "\nemail:\n  attach_letter_for_stages: [call_1]\n"), encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_channels_config(other)
+    assert "set `attach_letter: true`" in str(err.value)

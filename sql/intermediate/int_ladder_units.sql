@@ -17,12 +17,25 @@ customers as (
     select * from stg_customers
 ),
 
-customer_holds as (
-    -- the strongest active hold naming the whole customer (all its currencies)
-    select customer_id, kind, hold_id
+unit_holds as (
+    -- the active holds naming no invoice: the whole customer (source: all its currencies) or one
+    -- unit (a recorded outcome: a promise, a plan, "we paid")
+    select customer_id, currency, kind, hold_id, kind_priority, origin, end_date
     from int_active_holds
     where invoice_id is null
-    qualify row_number() over (partition by customer_id order by kind_priority, hold_id) = 1
+),
+
+outcome_invoice_holds as (
+    -- open invoices held by a recorded outcome (a dispute, a plan's invoices): while they are the
+    -- unit's only dunnable ones the unit waits for the outcome (held), its episode neither closes
+    -- nor restarts — a broken plan or a rejected dispute resumes the ladder at the next stage
+    select invoices.customer_id, invoices.currency,
+           arg_min(holds.kind, (holds.kind_priority, holds.hold_id)) as kind,
+           min(holds.hold_id) as hold_id
+    from int_ladder_invoices as invoices
+    join int_active_holds as holds
+        on holds.invoice_id = invoices.invoice_id and holds.origin = 'outcome'
+    group by invoices.customer_id, invoices.currency
 ),
 
 stages as (
@@ -55,6 +68,48 @@ units as (
     select customer_id, currency from state where open_episode_id is not null
 ),
 
+customer_holds as (
+    -- the strongest hold on each unit
+    select units.customer_id, units.currency, unit_holds.kind, unit_holds.hold_id
+    from units
+    join unit_holds
+        on unit_holds.customer_id = units.customer_id
+       and (unit_holds.currency is null or unit_holds.currency = units.currency)
+    qualify row_number() over (partition by units.customer_id, units.currency
+                               order by unit_holds.kind_priority, unit_holds.hold_id) = 1
+),
+
+unit_hold_rows as (
+    -- every active hold on the unit: naming no invoice, or naming one of its open invoices
+    select units.customer_id, units.currency, unit_holds.origin, unit_holds.hold_id, unit_holds.kind,
+           unit_holds.end_date, cast(null as varchar) as invoice_id
+    from units
+    join unit_holds
+        on unit_holds.customer_id = units.customer_id
+       and (unit_holds.currency is null or unit_holds.currency = units.currency)
+    union all
+    select invoices.customer_id, invoices.currency, holds.origin, holds.hold_id, holds.kind, holds.end_date,
+           holds.invoice_id
+    from int_ladder_invoices as invoices
+    join int_active_holds as holds on holds.invoice_id = invoices.invoice_id
+),
+
+hold_conflicts as (
+    -- a unit held both by the source and by a recorded outcome: said, never settled silently
+    select
+        customer_id,
+        currency,
+        string_agg(
+            case when origin = 'source' then 'source hold ' else 'outcome ' end
+            || hold_id || ' (' || kind || coalesce(' of ' || invoice_id, '')
+            || coalesce(' until ' || cast(end_date as varchar), '') || ')',
+            ' and ' order by origin desc, hold_id, invoice_id
+        ) || ' both hold the unit' as hold_conflict
+    from unit_hold_rows
+    group by customer_id, currency
+    having count(distinct origin) > 1
+),
+
 targets as (
     -- the highest stage whose offset the driving invoice has reached and whose minimum the
     -- dunnable amount meets
@@ -79,9 +134,12 @@ select
     -- no contact at all below this amount (policy tolerance, per currency)
     coalesce(tolerances.amount, cast($default_tolerance as decimal(18,2))) as tolerance,
     targets.target_rank,
-    coalesce(customers.dunning_block, false) or customer_holds.customer_id is not null as held,
-    case when customers.dunning_block then 'dunning_block' else customer_holds.kind end as hold_reason,
-    customer_holds.hold_id,
+    coalesce(customers.dunning_block, false) or customer_holds.customer_id is not null
+        or (outcome_invoice_holds.customer_id is not null and coalesce(unit_invoices.dunnable_amount, 0) = 0) as held,
+    case when customers.dunning_block then 'dunning_block'
+         else coalesce(customer_holds.kind, outcome_invoice_holds.kind) end as hold_reason,
+    coalesce(customer_holds.hold_id, outcome_invoice_holds.hold_id) as hold_id,
+    hold_conflicts.hold_conflict,
     customers.country,
     customers.segment,
     customers.email is not null as has_email,
@@ -91,5 +149,7 @@ from units
 left join unit_invoices using (customer_id, currency)
 left join targets using (customer_id, currency)
 left join customers using (customer_id)
-left join customer_holds using (customer_id)
+left join customer_holds using (customer_id, currency)
+left join outcome_invoice_holds using (customer_id, currency)
+left join hold_conflicts using (customer_id, currency)
 left join tolerances on tolerances.currency = units.currency

@@ -19,10 +19,10 @@ invoice_holds as (
 ),
 
 customer_holds as (
-    select customer_id, kind
+    -- a hold naming no invoice: the whole customer (source), or one of its currencies (outcome)
+    select customer_id, currency, kind, kind_priority, hold_id
     from int_active_holds
     where invoice_id is null
-    qualify row_number() over (partition by customer_id order by kind_priority, hold_id) = 1
 ),
 
 aged as (
@@ -53,4 +53,7 @@ join buckets
     on (buckets.min_days is null or aged.days_past_due > buckets.min_days)
    and (buckets.max_days is null or aged.days_past_due <= buckets.max_days)
 left join invoice_holds using (invoice_id)
-left join customer_holds on customer_holds.customer_id = aged.customer_id
+left join customer_holds
+    on customer_holds.customer_id = aged.customer_id
+   and (customer_holds.currency is null or customer_holds.currency = aged.currency)
+qualify row_number() over (partition by aged.invoice_id order by customer_holds.kind_priority, customer_holds.hold_id) = 1

@@ -171,6 +171,8 @@ metrics as (
     -- balances (contract §5)
     select currency, 'open_ar' as metric, 'all' as dimension, 'all' as dimension_value,
            'value' as kind, ar_d as num, null as den, null as factor from terms
+    -- what debtors said: promises kept and broken, disputes, plans, outcomes (int_outcome_metrics)
+    union all select currency, metric, dimension, dimension_value, kind, num, den, factor from int_outcome_metrics
     union all select currency, 'overdue_ar', 'all', 'all', 'value', overdue_ar_d, null, null from terms
     union all select currency, 'current_ar', 'all', 'all', 'value', current_ar_d, null, null from terms
     union all select currency, 'unapplied_credit', 'all', 'all', 'value', unapplied_credit, null, null from terms

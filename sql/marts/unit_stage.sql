@@ -52,6 +52,7 @@ select
     decisions.held,
     decisions.hold_reason,
     decisions.hold_id,
+    decisions.hold_conflict,
     decisions.driving_invoice_id,
     decisions.driving_days_past_due,
     decisions.dunnable_amount,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from relance import TEMPLATES_DIR
 from relance.yaml_models import Strict, load_yaml_model
@@ -55,6 +55,20 @@ class EmailCfg(_Http):
     reply_to: str | None = None
     sandbox: bool = False
     prefect_rate_limit: str | None = "sendgrid"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attachments_moved_to_the_policy(cls, data: Any) -> Any:
+        """`attach_letter_for_stages` (channels files before the stage keys) is now the stage's
+        `attach_letter` in the policy. Its old default, [formal_notice], is what the policy says and
+        is ignored; anything else is refused with the way to say it now."""
+        if isinstance(data, dict) and "attach_letter_for_stages" in data:
+            data = dict(data)
+            stages = data.pop("attach_letter_for_stages")
+            if list(stages or []) != ["formal_notice"]:
+                raise ValueError("attach_letter_for_stages moved to the policy: set `attach_letter: true` "
+                                 "on those stages in the policy file (docs/policy.md) and remove it here")
+        return data
 
 
 class SmsCfg(_Http):
@@ -100,6 +114,8 @@ class FormalNoticeCfg(Strict):
 class WorklistsCfg(Strict):
     recovery_curve: tuple[tuple[int, float], ...] = ((0, 1.0), (90, 0.9), (365, 0.1))
     unassigned: str = "unassigned"
+    #: each promise or plan the debtor broke in the last 180 days multiplies its chance by this
+    broken_promise_factor: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("recovery_curve")
     @classmethod

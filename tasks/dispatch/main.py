@@ -57,6 +57,8 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
         elif channel in ("sms", "phone"):  # relance.phones: the rule ingest loads phones with
             what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
             ok = what is None
+            if ok and row.get("phone_bad"):  # outcome wrong_number (tasks/outcomes.py)
+                ok, what = False, f"phone number {row['phone']} was reported wrong by a collector"
         elif channel in ("letter", "registered_letter", "visit"):
             if not _has_address(row):
                 undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"})
@@ -184,7 +186,8 @@ def _send_date_snapshot(con, as_of: date) -> None:
         create or replace temp table dispatch_snapshot as
         select o.invoice_id, o.kind, o.issue_date, o.due_date, o.amount, o.open_amount,
                exists (select 1 from int_active_holds h
-                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id)) as held
+                       where h.invoice_id = o.invoice_id or (h.invoice_id is null and h.customer_id = o.customer_id
+                                                          and (h.currency is null or h.currency = o.currency))) as held
         from int_open_invoices o
         where o.open_amount > 0 and o.invoice_id in ({claimed})
         """
@@ -514,6 +517,14 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
                     key = channel if parts.parent.parent.name == as_of.isoformat() else f"{channel}@{parts.parent.parent.name}"
                     printed[key] = done
 
+    # the written recaps of tonight's commitments and the plans' instalment reminders (issue 14,
+    # tasks/recaps.py): through the same ledger, once each
+    try:
+        from tasks import recaps
+
+        summary["recaps"] = recaps.send(db, as_of, Path(outbox), send, moment, cfg, renderer, pol)
+    except UserError as e:
+        errors.append(f"recaps: {e}")
     totals: dict[str, int] = defaultdict(int)
     for counts in by_channel.values():
         for status, count in counts.items():

@@ -6,12 +6,16 @@ a piecewise-linear curve through the points of `worklists.recovery_curve` in
 templates/channels.yaml — by default (0 d, 100 %), (90 d, 90 %), (365 d, 10 %), flat at 10 %
 afterwards — the articles' "90 % recoverable within 3 months after the due date, 10 % after a
 year". A big, recent debt comes first; an old one weighs less because less of it will come back.
+Each promise or payment plan the debtor broke in the last 180 days (`relance outcomes`) multiplies
+the chance by `worklists.broken_promise_factor` (0.5 by default).
 Ties: larger total first, then customer id.
 
 Each entry carries the customer's contacts, the invoices, the unit's history of actions (with
 each delivery's channel and status) and a call or visit script from
 templates/worklists/<lang>/<stage>.j2 in the customer's language. Customers without a collector
-go to the worklist named by `worklists.unassigned`.
+go to the worklist named by `worklists.unassigned`. The last 3 outcomes recorded for the debtor
+(promises, plans, disputes and their status) are shown, and the CSV has empty `outcome…` columns for
+the collector to fill in and `relance outcomes import` to read back.
 
 Each entry also shows the unit's payment-behaviour class and score (`debtor_profile`, the latest
 date measured before the run date: docs/metrics.md "Debtor profile"), so that a collector knows
@@ -75,6 +79,62 @@ def _profiles(con, as_of) -> dict[tuple[str, str], tuple[str, int | None]]:
     return {(c, cur): (k, s) for c, cur, k, s in rows}
 
 
+def broken_promises(con, as_of, customer_ids: list[str]) -> dict[str, int]:
+    """Per customer, the promises and plans broken in the 180 days up to as_of (int_outcome_status,
+    built by _outcomes_by_customer)."""
+    if not customer_ids or not ledger.table_exists(con, "outcomes"):
+        return {}
+    return dict(con.execute(
+        """
+        select customer_id, count(*) from int_outcome_status
+        where status = 'broken' and kind in ('promise', 'plan')
+          and coalesce(broken_on, hold_until + 1) > cast($as_of as date) - 180
+          and customer_id in (select unnest($ids::varchar[]))
+        group by customer_id
+        """,
+        {"as_of": as_of, "ids": customer_ids},
+    ).fetchall())
+
+
+def _outcomes_by_customer(con, as_of, customer_ids: list[str]) -> dict[str, list[str]]:
+    """The last 3 outcomes recorded for each customer by as_of, in words, with the status of each
+    promise, plan or dispute (int_outcome_status): "2026-03-06 promise 1000.00 EUR by 2026-03-13
+    (broken) — julie" (tasks/outcomes.py)."""
+    if not customer_ids or not ledger.table_exists(con, "outcomes"):
+        return {}
+    from tasks import warehouse
+
+    warehouse.run_model(con, "intermediate/int_outcome_status", {"as_of": as_of})
+    rows = con.execute(
+        """
+        select o.customer_id, o.said_on, o.kind, o.amount, o.currency, o.promised_date, o.invoice_ids, o.reason,
+               s.status, o.recorded_by
+        from outcomes o
+        left join int_outcome_status s using (outcome_id)
+        where o.said_on <= $as_of and o.kind <> 'resolution'
+          and o.customer_id in (select unnest($ids::varchar[]))
+        qualify row_number() over (partition by o.customer_id order by o.said_on desc, o.recorded_at desc) <= 3
+        order by o.customer_id, o.said_on desc, o.recorded_at desc
+        """,
+        {"as_of": as_of, "ids": customer_ids},
+    ).fetchall()
+    out: dict[str, list[str]] = defaultdict(list)
+    for cust, said_on, kind, amount, currency, promised, invoices, reason, status, by in rows:
+        parts = [said_on.isoformat(), kind]
+        if amount is not None:
+            parts.append(f"{amount:.2f} {currency}")
+        if promised is not None:
+            parts.append(f"by {promised.isoformat()}")
+        if invoices:
+            parts.append(", ".join(invoices))
+        if reason:
+            parts.append(f"({reason})")
+        if status:
+            parts.append(f"[{status}]")
+        out[cust].append(" ".join(parts) + f" — {by}")
+    return out
+
+
 def history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for h in rows:
@@ -108,9 +168,15 @@ class WorklistWriter:
 
 CSV_COLUMNS = [
     "rank", "priority", "collector", "customer_id", "name", "phone", "email", "address", "country",
-    "stage", "currency", "total_due", "invoices", "history", "script", "delivery_id", "action_id", "outcome",
-    "risk_class", "risk_score",
+    "stage", "currency", "total_due", "invoices", "history", "last_outcomes", "script", "delivery_id", "action_id",
+    "risk_class", "risk_score",  # the debtor's payment profile (docs/metrics.md "Debtor profile")
+    "outcome",
+    # filled in by the collector, read back by `relance outcomes import` (tasks/outcomes.py)
+    "outcome_amount", "outcome_date", "outcome_instalments", "outcome_invoices", "outcome_reason",
+    "outcome_note", "outcome_on",
 ]
+#: the empty outcome cells of a new worklist
+_OUTCOME_CELLS = [""] * (len(CSV_COLUMNS) - CSV_COLUMNS.index("outcome"))
 
 
 def run_batch(run, rows: list[dict], channel: str) -> dict:
@@ -121,6 +187,8 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
     history = history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
     profiles = _profiles(run.con, run.as_of)
+    said = _outcomes_by_customer(run.con, run.as_of, sorted({r["customer_id"] for r in rows}))
+    broken = broken_promises(run.con, run.as_of, sorted(said))
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
     entries: list[dict] = []
@@ -138,8 +206,11 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             "delivery_id": row["delivery_id"], "action_id": row["action_id"], "customer": ctx["customer"],
             "currency": ctx["currency"], "stage": row["stage"], "invoices": invoices, "total": ctx["total"],
             "charges": ctx["charges"], "history": unit_history, "script": script,
-            "priority": priority(invoices, cfg.recovery_curve),  # days late as of tonight already
-            "address": address,
+            # days late as of tonight already; each promise or plan broken lately lowers the chance
+            "priority": (priority(invoices, cfg.recovery_curve)
+                         * Decimal(str(cfg.broken_promise_factor)) ** broken.get(row["customer_id"], 0)
+                         ).quantize(Decimal("0.01")),
+            "address": address, "outcomes": said.get(row["customer_id"], []),
             "risk": profiles.get((row["customer_id"], row["currency"]), (None, None)),
         })
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
@@ -151,8 +222,8 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             f"{Decimal(str(e['total'])):.2f}",
             "; ".join(f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)" for i in e["invoices"]),
             "; ".join(f"{h['as_of'].isoformat()} {h['stage']} [{h['channels']}]" for h in e["history"]),
-            e["script"], e["delivery_id"], e["action_id"], "",
-            e["risk"][0] or "", "" if e["risk"][1] is None else e["risk"][1],
+            "; ".join(e["outcomes"]), e["script"], e["delivery_id"], e["action_id"],
+            e["risk"][0] or "", "" if e["risk"][1] is None else e["risk"][1], *_OUTCOME_CELLS,
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)
