@@ -108,6 +108,8 @@ def run(
     language: str = LanguageOpt,
     report_dir: Optional[Path] = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    allow_stale: bool = typer.Option(False, "--allow-stale",
+                                     help="Plan and send even though the source looks stale (this run only; audited)."),
 ) -> None:
     """The nightly job for one date."""
     from flows.nightly import nightly_run
@@ -123,6 +125,7 @@ def run(
         as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
+        allow_stale=allow_stale,
     )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -453,6 +456,11 @@ def format_summary(summary: dict) -> str:
         + f" loaded; {ing['rows_rejected']} rows rejected"
         + (f", {ing['fields_dropped']} contact fields dropped" if ing["fields_dropped"] else "")
     )
+    fresh = summary.get("freshness") or {}
+    if fresh.get("reasons"):
+        how = {"stale_allowed": "looks stale, --allow-stale: planned and sent anyway",
+               "first_run": "first run on this database, not blocked"}.get(fresh.get("verdict"), fresh.get("verdict"))
+        lines.append(f"  source:   {how}: " + "; ".join(fresh["reasons"]))
     for cur, c in aged["by_currency"].items():
         lines.append(
             f"  aged:     {cur}: {c['open_invoices']} open invoices, open {c['open_amount']}, overdue {c['overdue']}"

@@ -423,6 +423,7 @@ class ReportData:
     attention: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     first_action: dict = field(default_factory=dict)  # currency -> its first action dated in (D-120, D-30]
+    freshness: dict | None = None  # the freshness guard's last verdict for as_of (tasks/freshness.py)
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -430,6 +431,9 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
     tables = _tables(con)
     data = ReportData(as_of=as_of, db=db, language=language, buckets=[b.name for b in pol.aging_buckets])
     params = {"as_of": as_of}
+    from tasks.freshness import latest_verdict
+
+    data.freshness = latest_verdict(con, as_of)
     if "recovery_metrics" in tables:
         for cur, metric, dim, val, value in con.execute(
             "select currency, metric, dimension, dimension_value, value from recovery_metrics where as_of = $as_of",
@@ -775,6 +779,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         "has_metrics": data.has_metrics, "has_ladder": data.has_ladder,
         "planned": fmt.count("planned", data.planned) if data.planned else "",
         "no_data": not data.currencies,
+        "freshness": data.freshness,
     }
 
 
@@ -1031,6 +1036,10 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
     with _open_read_only(db) as con:
         data = gather(con, as_of, pol, db=db, language=language)
     lines = [f"# relance — {as_of.isoformat()}", ""]
+    if data.freshness and data.freshness["stale"]:
+        lines += ["**STALE SOURCE: " + ("planned and sent anyway (--allow-stale)" if data.freshness["allow_stale"]
+                                        else "no contact planned, nothing sent") + "** — "
+                  + "; ".join(data.freshness["reasons"]), ""]
     if not data.currencies:
         lines.append("No data for this date.")
     for cur in data.currencies:
