@@ -311,13 +311,15 @@ app.add_typer(post_app, name="post")
 
 @post_app.command("import")
 def post_import(
-    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id), tracking_number, deposit_date, receipt_date or \"returned\", return_reason."),
+    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id, or print batch reference with a sequence column), "
+                                          "tracking_number, deposit_date, receipt_date or \"returned\", return_reason, presentation_date."),
     db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Where the print manifests are, for batch references (default: beside the db)."),
 ) -> None:
     """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
     from tasks.events import import_tracking
 
-    r = import_tracking(str(db), file)
+    r = import_tracking(str(db), file, outbox=str(outbox) if outbox else None)
     typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
                + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
                   if r["unknown"] else ""))

@@ -166,6 +166,7 @@ class Ladder:
             "mode": mode,
             "first_offset": pol.stages[0].offset_days,
             "min_gap_days": pol.min_gap_days,
+            "receipt_wait_days": pol.receipt_wait_days,
             "default_tolerance": pol.tolerance.default,
             "notice_stage": NOTICE_STAGE,
             "business_days_only": pol.business_days_only,
