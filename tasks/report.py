@@ -532,6 +532,11 @@ def _next_stage(pol: Policy, current: str | None, overdue: bool):
     return None
 
 
+def _notice_offset(pol: Policy) -> int:
+    """The formal notice's offset (the stages above it wait for its deadline); none: no stage waits."""
+    return next((s.offset_days for s in pol.stages if s.code == "formal_notice"), 10**6)
+
+
 def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
     """What relance will do next for a debtor, in words (from unit_stage and its last action)."""
     L = fmt.L
@@ -553,6 +558,10 @@ def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
         earliest = max(earliest, row["driving_due_date"] + timedelta(days=nxt.offset_days))
     if row.get("last_action_date"):
         earliest = max(earliest, row["last_action_date"] + timedelta(days=pol.min_gap_days))
+    if row.get("notice_deadline") and nxt.offset_days > _notice_offset(pol):  # after the formal notice's deadline
+        earliest = max(earliest, row["notice_deadline"] + timedelta(days=1))
+    elif row.get("notice_sent_on") and nxt.offset_days > _notice_offset(pol):  # no receipt known yet
+        earliest = max(earliest, row["notice_sent_on"] + timedelta(days=pol.receipt_wait_days))
     return L["next_stage"].format(stage=fmt.stage(nxt.code), date=fmt.date(earliest))
 
 
