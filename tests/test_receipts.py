@@ -148,3 +148,30 @@ def test_metrics_count_returns_and_the_median_time_to_receipt(tmp_path):
     assert got == {("letters_returned_30d", "registered_letter"): Decimal("1.0000"),
                    ("letters_returned_rate_30d", "registered_letter"): Decimal("33.3333"),
                    ("median_days_to_receipt_30d", "registered_letter"): Decimal("4.5000")}
+
+
+def test_the_dossier_shows_a_refused_notice_as_received_on_its_presentation(tmp_path):
+    """The formal notice's letter was refused when first presented on Thu 03-05: the litigation
+    dossier's actions.csv gives 03-05 as its receipt, the deadline 03-13, and the reason."""
+    import csv
+    from datetime import datetime, timezone
+
+    from tasks.dispatch import dispatch
+    from tasks.dispatch.ledger import unit_stem
+    from tests.fakes.scenario import action, build, customer, invoice
+
+    day = date(2026, 3, 16)
+    db = build(tmp_path, customers=[customer("C1")], invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "100.00")],
+               as_of=day,
+               actions=[action("N1", "C1", NOTICE, ["F1"], as_of=date(2026, 3, 2),
+                               deliveries=[("N1|registered_letter", "registered_letter", "sent")],
+                               charges={"per_invoice": {"F1": ("1.00", "40.00")}}),
+                        action("L1", "C1", "litigation", ["F1"], deliveries=[("L1|handoff", "handoff")],
+                               charges={"per_invoice": {"F1": ("2.00", "40.00")}})])
+    _import(tmp_path, db, "reference,tracking_number,deposit_date,receipt_date,return_reason\n"
+                          "N1|registered_letter,1A9,2026-03-03,2026-03-05,unclaimed\n")
+    dispatch(str(db), day, str(tmp_path / "outbox"), now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc), auto_approve=True)
+    folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / unit_stem("C1", "EUR")
+    notice = [r for r in csv.DictReader(open(folder / "actions.csv", encoding="utf-8")) if r["action_id"] == "N1"]
+    assert [(r["tracking_number"], r["received_on"], r["deadline_on"], r["return_reason"], r["delivery_state"])
+            for r in notice] == [("1A9", "2026-03-05", "2026-03-13", "unclaimed", "undelivered")]
