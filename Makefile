@@ -11,7 +11,7 @@ HISTORY_DAYS ?= 30
 HISTORY_START = $(shell date -d "$(AS_OF) - $(HISTORY_DAYS) days" +%F)
 HISTORY_END = $(shell date -d "$(AS_OF) - 1 day" +%F)
 
-.PHONY: install demo test test-deps bench serve stop clean
+.PHONY: install demo test test-deps lint bench bench-dispatch serve stop clean
 
 install: $(STAMP)
 
@@ -32,8 +32,15 @@ demo: install
 	$(BIN)/relance backfill --start $(HISTORY_START) --end $(HISTORY_END) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb
 	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox
 
-test: install test-deps
+test: install test-deps lint
 	$(BIN)/python -m pytest -q
+
+# Fast checks before the tests: ruff (lint + format), sqlfluff on sql/ (configs: pyproject.toml,
+# .sqlfluff). The import direction is a test (tests/test_layers.py). Fixes: scripts/dev/format_all.sh.
+lint: install
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/sqlfluff lint sql/ --processes 2 --disable-progress-bar
 
 # System packages the tests need: Chromium renders the finance report headlessly. Installed
 # with apt-get when missing (as root, or through sudo without a password).
@@ -52,6 +59,10 @@ stop:
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# Dispatch alone: a big synthetic night rendered into an outbox, emails to a loopback SendGrid fake.
+bench-dispatch: install
+	$(BIN)/python -m bench.dispatch
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

@@ -119,7 +119,6 @@ def decide(data: dict, aged: pd.DataFrame, as_of: date, stages: list[dict], min_
 
     # state before D: open episode, its last action
     ep = data["episodes"][data["episodes"]["opened_on"] < D]
-    last_no = ep.groupby(UNIT)["episode_no"].max().rename("last_episode_no")
     latest = ep.sort_values("episode_no").groupby(UNIT).tail(1)
     open_ep = latest[latest["closed_on"].isna() | (latest["closed_on"] >= D)][UNIT + ["episode_id"]]
     rank = {n: i + 1 for i, n in enumerate(names)}

@@ -39,7 +39,6 @@ def main(argv: list[str] | None = None) -> dict:
             calls[model] += 1
 
     warehouse.run_model = timed
-    src = CACHE / f"src-{args.customers}"
     prep = CACHE / f"prep-{args.customers}-bf{args.backfill_days}.duckdb"
     work = CACHE / f"work-hotspots-{args.customers}"
     shutil.rmtree(work, ignore_errors=True)

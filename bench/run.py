@@ -12,6 +12,9 @@ actions. For the largest size of at most 1M invoices (the headline), the night's
 sent to the SendGrid-compatible fake on loopback (its own process). Then a 365-day backfill over a
 ~100k-invoice source (with its metrics per day). Prints the closing line and writes
 bench/RESULTS.md. Never part of the test suite.
+
+Dispatch alone (letters and emails per second on a big synthetic night): bench/dispatch.py,
+`make bench-dispatch` (`python -m bench.dispatch --help`).
 """
 
 from __future__ import annotations
@@ -97,8 +100,8 @@ def fresh_copy(db: Path, work: Path) -> Path:
 
 
 def machine() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    mem = next((int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
     import duckdb
     import pandas
 
@@ -233,7 +236,6 @@ def write_results(r: dict) -> None:
         lines.append(f"| {s['invoices']:,} | {s['age_s']:.2f} | {s.get('pandas_age_s', 0):.2f} | {s['ladder_s']:.2f} | "
                      f"{s.get('pandas_decide_s', 0):.2f} | {s.get('pandas_load_s', 0):.2f} |")
     if len(r["sizes"]) > 1:
-        a, b = r["sizes"][0], r["sizes"][-1]
         lines += [""]
         for x, y in zip(r["sizes"], r["sizes"][1:]):
             lines.append(f"Growth from {x['invoices']:,} to {y['invoices']:,} invoices (×{y['invoices'] / x['invoices']:.1f}): "

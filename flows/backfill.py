@@ -20,6 +20,7 @@ from prefect import flow
 from relance.dates import parse_date
 from relance.errors import UserError
 from relance.policy import load_policy
+from relance.settings import DEFAULT_DB
 from tasks import audit, warehouse
 from tasks.age import age_on
 from tasks.escalate import Ladder
@@ -29,13 +30,7 @@ from tasks.locking import exclusive_db
 from tasks.measure import measure_on
 from tasks.report import report
 from tasks.writeback import write_back
-from tasks.step import get_logger, step
-
-
-def _in_prefect_run() -> bool:
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+from tasks.step import get_logger, in_flow_run, step
 
 
 class _Progress:
@@ -55,7 +50,7 @@ class _Progress:
             )
             self.bar.start()
             self.task = self.bar.add_task(label, total=total)
-        if _in_prefect_run():
+        if in_flow_run():
             from prefect.artifacts import create_progress_artifact
 
             try:
@@ -155,7 +150,7 @@ def backfill_run(
     start: date | str,
     end: date | str,
     source: str,
-    db: str = ".relance/relance.duckdb",
+    db: str = str(DEFAULT_DB),
     policy: str | None = None,
     source_schema: str | None = None,  # None: RELANCE_SOURCE_SCHEMA, else public
     metrics_target: str | None = None,
@@ -171,7 +166,7 @@ def backfill_run(
         raise UserError("backfill needs a start and an end date (YYYY-MM-DD)")
     if end < start:
         raise UserError(f"backfill end {end} is before start {start}")
-    pol = load_policy(policy)  # a policy that does not validate stops before anything is written
+    load_policy(policy)  # a policy that does not validate stops before anything is written
 
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).

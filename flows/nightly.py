@@ -24,6 +24,7 @@ from prefect import flow
 
 from relance.dates import default_as_of, parse_date
 from relance.policy import load_policy
+from relance.settings import DEFAULT_DB
 from tasks.age import age
 from tasks.alerts import alert
 from tasks.approve import ask_for_approval
@@ -43,7 +44,7 @@ from tasks.step import get_logger
 def nightly_run(
     as_of: date | None = None,
     source: str = ".relance/sample",
-    db: str = ".relance/relance.duckdb",
+    db: str = str(DEFAULT_DB),
     outbox: str | None = None,
     send: bool = False,
     auto_approve: bool = False,
@@ -80,7 +81,8 @@ def nightly_run(
                 laddered, approval, dispatched = {**skipped, "actions": 0}, None, {**skipped, "totals": {}}
             else:
                 laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
-                approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours))
+                approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours,
+                                                                    policy=policy))
                 dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
                                                            auto_approve=auto_approve))
             measured = run.step("measure", measure(db, as_of, policy))

@@ -27,8 +27,12 @@ def _is_checkout(path: Path) -> bool:
 
 def checkout_directory(environ: dict[str, str] | None = None) -> Path:
     """RELANCE_REPO if set (it must be a checkout), else the installed checkout, else an error."""
-    env = os.environ if environ is None else environ
-    named = env.get("RELANCE_REPO", "").strip()
+    if environ is None:
+        from relance.settings import get_settings
+
+        named = (get_settings().repo or "").strip()
+    else:
+        named = environ.get("RELANCE_REPO", "").strip()
     if named:
         path = Path(named).expanduser().resolve()
         if not _is_checkout(path):

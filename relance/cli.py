@@ -27,6 +27,7 @@ MetricsTargetOpt = typer.Option(
     help="postgresql:// URL: also upsert recovery_metrics and aged_balance into its schema `relance`.",
 )
 LanguageOpt = typer.Option("fr", "--language", help="Report language: fr or en.")
+DbOpt = typer.Option(None, "--db", help="DuckDB file (default: .relance/relance.duckdb, under RELANCE_HOME if set).")
 ReportDirOpt = typer.Option(None, "--report-dir", help="Folder for the report (default: <db folder>/reports).")
 SourceSchemaOpt = typer.Option(
     None, "--source-schema", show_default=False,
@@ -66,13 +67,22 @@ def _check_metrics_target(target: Optional[str]) -> None:
         check_target(target)
 
 
-def _check_db_path(db: Path) -> None:
+def _db_path(db: Optional[Path]) -> Path:
+    """--db, else the one default of relance.settings (<RELANCE_HOME>/relance.duckdb, .relance/relance.duckdb)."""
+    from relance.settings import get_settings
+
+    return db if db is not None else get_settings().default_db
+
+
+def _check_db_path(db: Optional[Path]) -> Path:
+    db = _db_path(db)
     _DB["db"] = db
     if db.is_dir():
         _fail(f"--db {db} is a folder: give the DuckDB file's path (e.g. {db / 'relance.duckdb'})")
     existing = next((p for p in db.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
         _fail(f"database {db}: cannot create its folder {db.parent} ({existing} is a file)")
+    return db
 
 
 @app.command("sample-data")
@@ -98,7 +108,7 @@ def sample_data(
 def run(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
     source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
     send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, …)."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
@@ -118,7 +128,7 @@ def run(
 
     _check_language(language)
     day = parse_date(as_of, "--as-of")
-    _check_db_path(db)
+    db = _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
     _check_metrics_target(metrics_target)
     summary = nightly_run(
@@ -136,7 +146,7 @@ def run(
 @app.command("dispatch")
 def dispatch_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
     send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, the SMS gateway)."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
@@ -150,7 +160,7 @@ def dispatch_cmd(
     from tasks.dispatch import dispatch
 
     day = parse_date(as_of, "--as-of") or today()
-    _check_db_path(db)
+    db = _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
     if not db.exists():
         _fail(f"{db} does not exist: run the nightly job (relance run) first")
@@ -163,7 +173,7 @@ def dispatch_cmd(
 @app.command("approve")
 def approve_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     approve_all: bool = typer.Option(False, "--all", help="Approve every action waiting for approval."),
     action: list[str] = typer.Option([], "--action", help="Approve this action (repeatable)."),
     reject: list[str] = typer.Option([], "--reject", help="Reject this action (repeatable; needs --reason)."),
@@ -176,7 +186,7 @@ def approve_cmd(
     from relance.dates import parse_date, today
     from tasks.dispatch import approve
 
-    _check_db_path(db)
+    db = _check_db_path(db)
     res = approve(str(db), parse_date(as_of, "--as-of") or today(), approve_all=approve_all, action_ids=action,
                   reject_ids=reject, by=by or getpass.getuser(), reason=reason)
     typer.echo(f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
@@ -189,17 +199,18 @@ def approve_cmd(
 @app.command("drafts")
 def drafts_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Outbox folder (default: beside the db)."),
+    policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Render the letters waiting for approval as drafts (marked "not sent"), to read before approving."""
     from relance.dates import parse_date, today
     from tasks.dispatch.drafts import render_drafts
 
     day = parse_date(as_of, "--as-of") or today()
-    _check_db_path(db)
+    db = _check_db_path(db)
     _check_outbox(outbox or db.parent / "outbox")
-    written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"))
+    written = render_drafts(str(db), day, str(outbox or db.parent / "outbox"), policy=policy)
     typer.echo(f"{len(written)} draft(s) of letters waiting for approval" + (":" if written else ""))
     for d in written:
         typer.echo(f"  {d['action_id']}  {d['channel']}  {d['path']}")
@@ -207,7 +218,7 @@ def drafts_cmd(
 
 @app.command("resolve")
 def resolve_cmd(
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     delivery: list[str] = typer.Option(..., "--delivery", help="A delivery in doubt (repeatable)."),
     sent: Optional[bool] = typer.Option(None, "--sent/--not-sent", help="Did the provider accept it?"),
     message_id: Optional[str] = typer.Option(None, "--message-id", help="The provider's message id, if found."),
@@ -221,7 +232,7 @@ def resolve_cmd(
 
     if sent is None:
         _fail("say --sent or --not-sent")
-    _check_db_path(db)
+    db = _check_db_path(db)
     res = resolve(str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id)
     typer.echo(f"{len(res['resolved'])} deliveries now {res['status']}")
 
@@ -233,11 +244,12 @@ def preview_cmd(
     language: str = typer.Option("fr", "--language", help="fr or en."),
     fmt: Optional[str] = typer.Option(None, "--format", help="email only: html (default), text or eml."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
+    policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Render one message with sample values, to check a wording change."""
     from relance.preview import preview
 
-    result = preview(stage, channel, language, fmt=fmt)
+    result = preview(stage, channel, language, fmt=fmt, policy=policy)
     if out:
         out.write_bytes(result if isinstance(result, bytes) else result.encode("utf-8"))
         typer.echo(f"written to {out}")
@@ -279,23 +291,25 @@ def events_serve(
 
 @events_app.command("apply")
 def events_apply(
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     journal: Optional[Path] = JournalOpt,
 ) -> None:
     """Load the receiver's journal into the ledger (the nightly run also does it first)."""
     from tasks.events import apply_journal
 
+    db = _db_path(db)
     typer.echo(format_events(apply_journal(str(db), journal)))
 
 
 @events_app.command("import")
 def events_import(
     file: Path = typer.Argument(..., help="A JSON array of SendGrid events."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
 ) -> None:
     """Load a saved JSON array of SendGrid events into the ledger, as the journal would."""
     from tasks.events import import_file
 
+    db = _db_path(db)
     typer.echo(format_events(import_file(str(db), file)))
 
 
@@ -313,13 +327,15 @@ app.add_typer(post_app, name="post")
 def post_import(
     file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id, or print batch reference with a sequence column), "
                                           "tracking_number, deposit_date, receipt_date or \"returned\", return_reason, presentation_date."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
+    policy: Optional[str] = PolicyOpt,
     outbox: Optional[Path] = typer.Option(None, "--outbox", help="Where the print manifests are, for batch references (default: beside the db)."),
 ) -> None:
     """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
     from tasks.events import import_tracking
 
-    r = import_tracking(str(db), file, outbox=str(outbox) if outbox else None)
+    db = _db_path(db)
+    r = import_tracking(str(db), file, policy=policy, outbox=str(outbox) if outbox else None)
     typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
                + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
                   if r["unknown"] else ""))
@@ -350,7 +366,7 @@ def backfill(
     start: str = typer.Option(..., "--start", help="First date to replay (YYYY-MM-DD)."),
     end: str = typer.Option(..., "--end", help="Last date to replay (YYYY-MM-DD), inclusive."),
     source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     source_schema: Optional[str] = SourceSchemaOpt,
     policy: Optional[str] = PolicyOpt,
     metrics_target: Optional[str] = MetricsTargetOpt,
@@ -364,7 +380,7 @@ def backfill(
     from relance.dates import parse_date
 
     _check_language(language)
-    _check_db_path(db)
+    db = _check_db_path(db)
     _check_metrics_target(metrics_target)
     summary = backfill_run(
         start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy,
@@ -380,7 +396,7 @@ def backfill(
 @app.command("report")
 def report_cmd(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Report date YYYY-MM-DD (default: today in Europe/Paris)."),
-    db: Path = typer.Option(Path(".relance/relance.duckdb"), "--db", help="DuckDB file."),
+    db: Optional[Path] = DbOpt,
     out: Path = typer.Option(..., "--out", help="Folder for the HTML, PDF and Excel files."),
     language: str = LanguageOpt,
     policy: Optional[str] = PolicyOpt,
@@ -390,7 +406,7 @@ def report_cmd(
     from tasks.report import report
 
     _check_language(language)
-    _check_db_path(db)
+    db = _check_db_path(db)
     res = report(str(db), parse_date(as_of, "--as-of") or today(), str(out), language=language, policy=policy)
     typer.echo(f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}")
 

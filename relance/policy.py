@@ -8,13 +8,13 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from relance import DEFAULT_POLICY, SQL_DIR
 from relance.errors import PolicyError
+from relance.yaml_models import Strict, load_yaml_model
 
 Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
@@ -34,17 +34,68 @@ def currency_codes() -> frozenset[str]:
         return frozenset(row["currency"].strip() for row in csv.DictReader(f))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_CODE = r"^[a-z][a-z0-9_]*$"
 
 
-class Stage(_Strict):
-    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+#: What the contract's stage codes do when a policy does not say (policies written before the
+#: stage keys); a key set in the file always wins. The default policy states all of them.
+CLASSIC_STAGE_KEYS: dict[str, dict[str, Any]] = {
+    "preventive": {"stopped_by_opt_out": True},
+    "formal_notice": {"charged": True, "formal": True, "attach_letter": True, "legal_notice": True,
+                      "reference_prefix": "MD"},
+    "litigation": {"charged": True, "reference_prefix": "CT"},
+}
+
+
+class Stage(Strict):
+    """One step of the ladder. What the step does is said by its keys, never by its code: a policy
+    may rename or add stages (docs/policy.md §3, "What a stage does")."""
+
+    code: str = Field(pattern=_CODE)
     offset_days: int = Field(ge=-MAX_DAYS, le=MAX_DAYS)
     channels: tuple[Channel, ...] = Field(min_length=1)
     min_amount: Decimal = Field(default=Decimal("0.00"), le=MAX_AMOUNT, allow_inf_nan=False)
     requires_approval: bool = False
     description: str = ""
+    #: its actions state the late-payment charges (interest L441-10 and the fixed recovery indemnity)
+    charged: bool = False
+    #: its letters are formal: the letter's title is set as a heading (mise en demeure layout);
+    #: a registered letter always is
+    formal: bool = False
+    #: its emails carry the action's letter as a PDF attachment
+    attach_letter: bool = False
+    #: the legal notice (mise en demeure): the stages above it are taken live only once it was
+    #: really sent in the episode (`formal_notice_not_sent`); its postal receipt starts the
+    #: deadline; at most one stage
+    legal_notice: bool = False
+    #: an unsubscribe or a spam report stops its emails (courtesy steps only: never a charged,
+    #: formal or legal-notice stage)
+    stopped_by_opt_out: bool = False
+    #: the prefix of the human reference printed on its messages ("Notre référence", e.g. MD-K7QF-2XBM)
+    reference_prefix: str = Field(default="RL", pattern=r"^[A-Z]{2,4}$")
+    #: the wording files of its messages, templates/<kind>/<lang>/<template>.j2; default: the code
+    template: str | None = Field(default=None, pattern=_CODE)
+
+    @property
+    def wording(self) -> str:
+        """The name of its wording files (templates/<kind>/<lang>/<wording>.j2)."""
+        return self.template or self.code
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classic_codes(cls, data: Any) -> Any:
+        """A policy written before the stage keys existed still means what it meant: the contract's
+        stage codes keep their behaviour unless the file says otherwise (docs/policy.md §3)."""
+        if isinstance(data, dict) and isinstance(data.get("code"), str):
+            implied = CLASSIC_STAGE_KEYS.get(data["code"], {})
+            data = {**implied, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _opt_out_only_for_courtesy(self) -> "Stage":
+        if self.stopped_by_opt_out and (self.charged or self.formal or self.legal_notice):
+            raise ValueError("stopped_by_opt_out: an opt-out never stops a charged, formal or legal-notice stage")
+        return self
 
     @field_validator("min_amount")
     @classmethod
@@ -61,12 +112,12 @@ class Stage(_Strict):
         return v
 
 
-class Bucket(_Strict):
+class Bucket(Strict):
     name: str = Field(min_length=1)
     max_days: int | None = Field(default=None, ge=-MAX_DAYS, le=MAX_DAYS)
 
 
-class Charges(_Strict):
+class Charges(Strict):
     applies_to_segments: tuple[Literal["b2b", "b2c"], ...] = ("b2b",)
     #: percentage points over the reference rate
     margin_points: Decimal = Field(default=Decimal("10.00"), ge=0, le=MAX_POINTS, allow_inf_nan=False)
@@ -90,7 +141,7 @@ class Charges(_Strict):
         return v
 
 
-class ReferenceRate(_Strict):
+class ReferenceRate(Strict):
     half_year: str
     rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
 
@@ -110,7 +161,7 @@ class ReferenceRate(_Strict):
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class Tolerance(_Strict):
+class Tolerance(Strict):
     """The amount below which a unit is not contacted at all, per currency (contract §3)."""
 
     default: Decimal = Decimal("5.00")
@@ -137,7 +188,7 @@ class Tolerance(_Strict):
         return sorted(self.by_currency.items())
 
 
-class Freshness(_Strict):
+class Freshness(Strict):
     """The freshness guard (docs/policy.md "Freshness guard"): when is the source too old to dun on."""
 
     #: The largest gap, in business days, between the newest payment (`paid_date`) and as_of; null: not checked.
@@ -151,7 +202,7 @@ class Freshness(_Strict):
     country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
 
 
-class Policy(_Strict):
+class Policy(Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
     min_gap_days: int = Field(default=3, ge=0, le=MAX_DAYS)
@@ -173,6 +224,10 @@ class Policy(_Strict):
         for i, code in enumerate(codes):
             if code in codes[:i]:
                 raise ValueError(f"stages[{i}].code: duplicate stage code {code!r}")
+        notices = [i for i, s in enumerate(self.stages) if s.legal_notice]
+        if len(notices) > 1:
+            raise ValueError(f"stages[{notices[1]}].legal_notice: only one stage can be the legal notice "
+                             f"(stages[{notices[0]}] is)")
         for i in range(1, len(self.stages)):
             if self.stages[i].offset_days <= self.stages[i - 1].offset_days:
                 raise ValueError(
@@ -199,6 +254,18 @@ class Policy(_Strict):
         return self
 
     # -- helpers used by the pipeline ------------------------------------------------------
+    def stage(self, code: str | None) -> Stage | None:
+        """The stage of that code (None for a code the policy does not have, e.g. an old action's)."""
+        for s in self.stages:
+            if s.code == code:
+                return s
+        return None
+
+    @property
+    def notice_stage(self) -> Stage | None:
+        """The legal-notice stage (legal_notice: true), if the ladder has one."""
+        return next((s for s in self.stages if s.legal_notice), None)
+
     def bucket_rows(self) -> list[tuple[int, str, int | None, int | None]]:
         """(position, name, min_days, max_days) for each bucket; None = unbounded."""
         rows, lo = [], None
@@ -226,27 +293,13 @@ class Policy(_Strict):
             y, h = (y, 2) if h == 1 else (y + 1, 1)
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return f"policy {path} is not valid:\n  " + "\n  ".join(lines)
+@functools.cache
+def default_policy() -> Policy:
+    """policies/default.yaml, read once (previews and the template check's sample stages)."""
+    return load_policy(None)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; a PolicyError names the key and the problem."""
-    path = Path(path) if path else DEFAULT_POLICY
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path} does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise PolicyError(f"policy {path} is not readable YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"policy {path} must be a mapping of keys (stages, min_gap_days, …)")
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as e:
-        raise PolicyError(_format_error(path, e)) from None
+    return load_yaml_model(Path(path) if path else DEFAULT_POLICY, Policy, name="policy", missing="policy file",
+                           keys_hint=" (stages, min_gap_days, …)", error=PolicyError)

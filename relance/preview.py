@@ -15,7 +15,11 @@ from datetime import datetime, timezone
 from relance.errors import UserError
 
 
-def preview(stage: str, channel: str, language: str, fmt: str | None = None, channels_config: str | None = None) -> str | bytes:
+def preview(stage: str, channel: str, language: str, fmt: str | None = None, channels_config: str | None = None,
+            policy: str | None = None) -> str | bytes:
+    """policy: the policy file whose stage says the sample's figures, layout and wording (default:
+    policies/default.yaml)."""
+    from relance.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.render import KIND, LANGUAGES, Renderer, message_context, sample_row
 
@@ -25,7 +29,7 @@ def preview(stage: str, channel: str, language: str, fmt: str | None = None, cha
         raise UserError(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
     cfg = load_channels_config(channels_config)
     renderer = Renderer(cfg)
-    row = sample_row(stage, channel, language)
+    row = sample_row(stage, channel, language, policy=load_policy(policy))
     ctx = message_context(row, cfg, row["action_as_of"], renderer.i18n)
     if channel == "email":
         rendered = renderer.email(ctx)
@@ -50,7 +54,7 @@ def preview(stage: str, channel: str, language: str, fmt: str | None = None, cha
 
         from tasks.dispatch import post
 
-        ctx.update(anchor="L0", formal=channel == "registered_letter" or stage == "formal_notice")
+        ctx.update(anchor="L0")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "preview.pdf"
             post.render_chunk(post.letter_css(renderer), [("L0", renderer.letter(ctx), str(out))], None)

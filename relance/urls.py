@@ -82,6 +82,32 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.user + '@' if keep_user else ''}{parts.hosts}{parts.path}"
 
 
+def origin_label(url: str | None) -> str:
+    """scheme://host[:port] of a URL: where a request went or a redirect (a Location header)
+    points — never a user, password, path, query or fragment."""
+    if not url or not url.strip():
+        return "nowhere (no Location)"
+    text = url.strip()
+    parts = split_url("x:" + text if text.startswith("//") else text)  # //host/…: the same scheme
+    if parts is None:
+        return "a path on the same host"
+    host = parts.hosts.lower()
+    if not host:
+        return "a path on the same host"
+    return host if text.startswith("//") else f"{parts.scheme}://{host}"
+
+
+#: A URL inside free text (a driver's or a server's message): up to a space, a quote or a bracket,
+#: without the punctuation that ends its sentence.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*[^\s'\"<>;,.)]")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL written in it replaced by its label (for messages whose URLs are not
+    known beforehand, such as a failed run's state message in an alert)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
 def user_of(url: str) -> str | None:
     """The user name of the URL, percent-decoded (None when it has none)."""
     parts = split_url(url)

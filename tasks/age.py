@@ -8,21 +8,11 @@ from relance.policy import load_policy
 from tasks import warehouse
 from tasks.step import get_logger, step
 
-#: The aging models that give each invoice's open amount at a date (dispatch runs them for a send date).
-OPEN_AT_MODELS = [
-    "intermediate/int_invoices_as_of",
-    "intermediate/int_payments_as_of",
-    "intermediate/int_active_holds",
-    "intermediate/int_direct_settlement",
-    "intermediate/int_credit_pool",
-    "intermediate/int_open_invoices",
-]
-AGING_MODELS = [
-    *OPEN_AT_MODELS,
-    "intermediate/int_unapplied_credit",
-    "marts/invoice_snapshot",
-    "marts/aged_balance",
-]
+#: Each invoice's open amount and hold at a date (dispatch builds them for a send date); the runner
+#: builds what they read (int_direct_settlement, int_credit_pool, …) from the SQL (tasks/warehouse.py).
+OPEN_AT_TARGETS = ["intermediate/int_open_invoices", "intermediate/int_active_holds"]
+#: What age writes.
+AGING_TARGETS = ["marts/invoice_snapshot", "marts/aged_balance"]
 
 
 def write_policy_buckets(con, policy) -> None:
@@ -34,7 +24,7 @@ def age_on(con, as_of: date, pol) -> dict:
     """Write invoice_snapshot and aged_balance for as_of on an open connection (a backfill reuses
     one connection for all its dates); returns the day's summary."""
     write_policy_buckets(con, pol)
-    timings = warehouse.run_models(con, AGING_MODELS, {"as_of": as_of})
+    timings = warehouse.build(con, AGING_TARGETS, {"as_of": as_of})
     rows = con.execute(
         """
         select currency, count(*) as invoices, sum(open_amount) as open_amount,

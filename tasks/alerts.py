@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import urllib.request
 from typing import Any
+
+from relance.urls import redact_urls
 
 log = logging.getLogger("relance.alerts")
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _SECRETISH = re.compile(r"(?i)(api[_-]?key|token|password|secret|authorization)\S*\s*[:=]\s*\S+")
-_URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 def scrub(text: str | None, limit: int = 500) -> str:
     """A state message fit for an alert: no email addresses, no credentials, bounded length."""
     text = text or ""
-    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = redact_urls(text)  # relance.urls: no password, user token, query or fragment
     text = _SECRETISH.sub(r"\1=***", text)
     text = _EMAIL.sub("<email>", text)
     return text[:limit] + ("…" if len(text) > limit else "")
@@ -68,7 +68,7 @@ def _send_email(to: str, payload: dict) -> int:
     key = resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block)
     if not key:
         raise RuntimeError("no SendGrid API key (SENDGRID_API_KEY or the Secret block) for the alert email")
-    sender = os.environ.get("RELANCE_ALERT_FROM")
+    sender = s.alert_from
     if not sender:
         from tasks.dispatch.config import load_channels_config
 
@@ -92,8 +92,10 @@ def alert(flow: Any, flow_run: Any, state: Any) -> dict:
     """The hook: post the webhook and/or email the operations address. Returns what was done."""
     payload = alert_payload(flow, flow_run, state)
     done: dict[str, Any] = {}
-    url = os.environ.get("RELANCE_ALERT_WEBHOOK")
-    to = os.environ.get("RELANCE_ALERT_EMAIL")
+    from relance.settings import get_settings
+
+    s = get_settings()
+    url, to = s.alert_webhook, s.alert_email
     if not url and not to:
         log.warning("relance: run %s failed; no alert configured (RELANCE_ALERT_WEBHOOK / RELANCE_ALERT_EMAIL)",
                     payload["flow_run_id"])

@@ -18,7 +18,6 @@ nothing pauses: `relance approve` is the way.
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import date
 from pathlib import Path
@@ -27,8 +26,10 @@ from pydantic import Field
 
 from prefect.input import RunInput
 from relance.errors import UserError
+from relance.settings import get_settings
 from tasks import warehouse
-from tasks.step import _in_flow_run, get_logger
+from tasks.dispatch.approval import pending_actions
+from tasks.step import get_logger, in_flow_run
 
 ARTIFACT_KEY = "relance-approvals"
 
@@ -43,33 +44,19 @@ class ApprovalInput(RunInput):
     by: str = Field("", description="Who decides (your name or login)")
 
 
-def _pending_notices(db: str, as_of: date) -> list[dict]:
+def pending_notices(db: str, as_of: date) -> list[dict]:
     """The actions waiting for approval, with their invoices, charges and pending deliveries."""
     with warehouse.open_db(db) as con:
-        rows = con.execute(
-            """
-            select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due,
-                   a.invoice_ids, a.interest_amount, a.indemnity_amount, a.charges_total, a.indemnity_currency,
-                   list(d.delivery_id order by d.delivery_id) as delivery_ids,
-                   list(d.channel order by d.delivery_id) as channels
-            from dunning_actions a join deliveries d using (action_id)
-            where d.status = 'pending_approval' and a.as_of <= $as_of
-            group by all order by a.as_of, a.action_id
-            """,
-            {"as_of": as_of},
-        ).fetchall()
-    cols = ["action_id", "as_of", "stage", "customer_id", "currency", "amount_due", "invoice_ids",
-            "interest", "indemnity", "charges_total", "indemnity_currency", "delivery_ids", "channels"]
-    return [dict(zip(cols, r)) for r in rows]
+        return list(pending_actions(con, as_of).values())
 
 
 def _money(v, currency: str, locale: str) -> str:
-    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £"."""
+    """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £GB"."""
     if v is None:
         return "—"
-    from babel.numbers import format_currency
+    from relance.money import format_money
 
-    return format_currency(v, currency, locale=locale)
+    return format_money(v, currency, locale)
 
 
 def _charges(n: dict, locale: str) -> str:
@@ -144,12 +131,12 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
 
 
 def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = False,
-                     timeout_hours: float = 6.0) -> dict:
+                     timeout_hours: float = 6.0, policy: str | None = None) -> dict:
     """Pause the flow run for the approval of pending formal notices (see the module docstring)."""
-    if not _in_flow_run() or auto_approve:
+    if not in_flow_run() or auto_approve:
         return {"asked": False}
     log = get_logger()
-    notices = _pending_notices(db, as_of)
+    notices = pending_notices(db, as_of)
     if not notices:
         log.info("approval: nothing waits for approval")
         return {"asked": False, "pending": 0}
@@ -161,7 +148,7 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
     try:
         from tasks.dispatch.drafts import render_drafts
 
-        drafts = render_drafts(db, as_of, outbox)
+        drafts = render_drafts(db, as_of, outbox, policy=policy)
     except Exception as e:  # the drafts help the decision; their failure must not stop the asking
         log.error("approval: drafts not rendered (%s: %s); the artifact lists the notices without them",
                   type(e).__name__, e)
@@ -172,7 +159,7 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
              timeout_hours)
     timeout = max(1, int(round(timeout_hours * 3600)))
     # a fresh pause key each time: a retried run asks again instead of replaying an earlier answer
-    poll = float(os.environ.get("RELANCE_APPROVAL_POLL_S", "10"))
+    poll = get_settings().approval_poll_s
     try:
         answer: ApprovalInput = pause_flow_run(wait_for_input=ApprovalInput, timeout=timeout,
                                                poll_interval=max(1, int(min(poll, timeout / 4))), key=f"approval-{as_of}-{uuid.uuid4().hex[:8]}")

@@ -2,15 +2,14 @@
 
 Public holidays are the country-level ones of the `holidays` package (no regions or states:
 Alsace-Moselle's Good Friday or a German Land's holidays are not counted). A country the
-package does not know gets weekends only, and the run's log says so.
+package does not know gets weekends only, and the run's log says so. The same lookup serves
+the ladder (the temp table ladder_calendar) and the SMS quiet days (tasks/dispatch/sms.py).
 """
 
 from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-
-import holidays
 
 CALENDAR_DDL = """
 create or replace temp table ladder_calendar (
@@ -51,11 +50,13 @@ left join public_holidays
 """
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
 def _country_holidays(country: str, year: int) -> dict[date, str] | None:
+    import holidays
+
     try:
         return dict(holidays.country_holidays(country, years=year))
-    except NotImplementedError:
+    except (NotImplementedError, KeyError, AttributeError):  # a country the package does not know
         return None
 
 
@@ -70,11 +71,9 @@ def public_holidays(country: str, start: date, end: date) -> dict[date, str] | N
     return found
 
 
-def is_business_day(country: str, day: date) -> bool:
-    """Monday to Friday and not a public holiday of the country."""
-    if day.isoweekday() >= 6:
-        return False
-    return day not in (public_holidays(country, day, day) or {})
+def holiday_name(country: str, day: date) -> str | None:
+    """The name of the country's public holiday on `day`, None on any other day (or an unknown country)."""
+    return (public_holidays(country, day, day) or {}).get(day)
 
 
 def write_calendar(con, countries: list[str], start: date, end: date) -> list[str]:

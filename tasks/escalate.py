@@ -23,26 +23,17 @@ from tasks.step import get_logger, step
 
 MODES = ("live", "replay")
 
-#: Stages whose actions state the late-payment charges (Code de commerce L441-10, D441-5).
-CHARGED_STAGES = ("formal_notice", "litigation")
-#: The stage whose real sending opens the stages above it (contract §3, "Live state and replays").
-NOTICE_STAGE = "formal_notice"
-
-LADDER_MODELS = [
-    "intermediate/int_active_holds",
-    "intermediate/int_ladder_invoices",
-    "intermediate/int_ladder_state",
-    "intermediate/int_ladder_units",
-    "intermediate/int_ladder_decisions",
-]
-#: Built only on a day when some unit takes a step (most weekend days none does).
-ACTION_MODELS = [
-    "intermediate/int_ladder_claims",
-    "intermediate/int_ladder_charge_periods",
-    "intermediate/int_ladder_charges",
-    "intermediate/int_ladder_deliveries",
-    "intermediate/int_ladder_new_actions",
-]
+#: The ladder's targets, in the order the step needs them (the runner builds what each reads, from
+#: the SQL: tasks/warehouse.py): the decisions; on a day when some unit takes a step (most weekend
+#: days none does) its claims, then — once the rates are checked — the new actions with their
+#: charges and deliveries; after the writes, the unit_stage mart.
+DECISIONS = "intermediate/int_ladder_decisions"
+CLAIMS = "intermediate/int_ladder_claims"
+NEW_ACTIONS = "intermediate/int_ladder_new_actions"
+UNIT_STAGE = "marts/unit_stage"
+#: The marts a nightly run has written for as_of once the ladder is decided: their key and not_null
+#: tests (sql/marts/*.yml) are checked on that date's rows before anything is sent.
+NIGHTLY_MARTS = ["marts/rejected_rows", "marts/invoice_snapshot", "marts/aged_balance", UNIT_STAGE]
 
 # Moving the decided rows into the tables. An id that exists already is left as it is: a
 # delivery once written (planned, sent, …) is never changed by a re-run or a backfill.
@@ -101,18 +92,19 @@ def write_policy_tables(con, pol: Policy) -> None:
             requires_approval boolean,
             before_due_date boolean,      -- passed over when the driving invoice is already overdue
             claims_overdue_only boolean,  -- after the due date: claims only overdue invoices
-            charged boolean,              -- states late-payment charges
-            after_formal_notice boolean   -- taken only once a formal notice was sent in the episode
+            charged boolean,              -- states late-payment charges (stages[].charged)
+            after_formal_notice boolean   -- above the legal notice (stages[].legal_notice): taken only
+                                          -- once it was sent in the episode
         )
         """
     )
-    codes = [s.code for s in pol.stages]
-    notice_rank = codes.index(NOTICE_STAGE) + 1 if NOTICE_STAGE in codes else None
+    notice = pol.notice_stage
+    notice_rank = pol.stages.index(notice) + 1 if notice is not None else None
     con.executemany(
         "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (rank, s.code, s.offset_days, s.min_amount, s.requires_approval,
-             s.offset_days < 0, s.offset_days > 0, s.code in CHARGED_STAGES,
+             s.offset_days < 0, s.offset_days > 0, s.charged,
              notice_rank is not None and rank > notice_rank)
             for rank, s in enumerate(pol.stages, start=1)
         ],
@@ -168,7 +160,8 @@ class Ladder:
             "min_gap_days": pol.min_gap_days,
             "receipt_wait_days": pol.receipt_wait_days,
             "default_tolerance": pol.tolerance.default,
-            "notice_stage": NOTICE_STAGE,
+            # the legal notice's code (stages[].legal_notice); None when the ladder has none
+            "notice_stage": pol.notice_stage.code if pol.notice_stage is not None else None,
             "business_days_only": pol.business_days_only,
             "charge_segments": list(charges.applies_to_segments),
             "margin_points": charges.margin_points,
@@ -197,17 +190,17 @@ class Ladder:
         started = time.perf_counter()
         params = self.params(as_of, mode, run_id)
         con = self.con
-        warehouse.run_models(con, LADDER_MODELS, params)
+        built = warehouse.build(con, DECISIONS, params)
         acting = warehouse.scalar(con, "select count(*) from int_ladder_decisions where acts") > 0
         if acting:
-            warehouse.run_model(con, "intermediate/int_ladder_claims", params)
+            built |= warehouse.build(con, CLAIMS, params, built)
             self.check_rates(as_of)
-            warehouse.run_models(con, ACTION_MODELS[1:], params)
+            built |= warehouse.build(con, NEW_ACTIONS, params, built)
         writes = _EPISODE_WRITES + (_ACTION_WRITES if acting else [])
         with warehouse.transaction(con):
             for sql in writes:
-                con.execute(sql, warehouse._bind(sql, params))
-        warehouse.run_model(con, "marts/unit_stage", params)
+                con.execute(sql, warehouse.bind_params(sql, params))
+        warehouse.build(con, UNIT_STAGE, params, built)
         return self.summary(as_of, mode, acting, time.perf_counter() - started)
 
     def summary(self, as_of: date, mode: str, acting: bool, seconds: float) -> dict:
@@ -311,6 +304,10 @@ def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live"
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         summary = Ladder(con, pol, as_of, as_of).run(as_of, mode, run_id)
+        # a mart whose key is violated stops the run here, before dispatch sends anything
+        checked = warehouse.require_keys(con, NIGHTLY_MARTS, {"as_of": as_of})
+    log.info("escalate: keys and not_null of %s checked for %s in %.1f ms",
+             ", ".join(m.split("/")[-1] for m in NIGHTLY_MARTS), as_of, checked * 1000)
     log.info(
         "escalate (%s): %d units, %d held, %d actions %s, deliveries %s",
         mode, summary["units"], summary["held_units"], summary["actions"],

@@ -273,12 +273,10 @@ def make_server(host: str, port: int, cfg: ReceiverConfig) -> ThreadingHTTPServe
 def receiver_config(journal: str | Path | None = None) -> ReceiverConfig:
     """The receiver's settings (relance.settings.Settings, the SMS gateway's auth token)."""
     from relance.settings import get_settings, resolve_secret
-    from tasks.dispatch.sms import SmsSettings
 
     s = get_settings()
     key_b64 = resolve_secret(s.sendgrid_webhook_public_key, s.sendgrid_webhook_key_block)
-    sms = SmsSettings()
-    token = resolve_secret(sms.auth_token, sms.auth_token_block)
+    token = resolve_secret(s.sms_auth_token, s.sms_auth_token_block)
     if not key_b64 and not token:
         raise UserError("nothing to verify with: set SENDGRID_WEBHOOK_PUBLIC_KEY (SendGrid's verification key) "
                         "and/or RELANCE_SMS_AUTH_TOKEN")
@@ -592,7 +590,7 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
         raise UserError(f"{path}: no reference (or delivery_id) column")
     out = []
     for n, row in enumerate(reader, start=2):
-        get = lambda k: (row.get(cols[k]) or "").strip() if cols[k] else ""  # noqa: E731
+        get = lambda k: (row.get(cols[k]) or "").strip() if cols[k] else ""  # noqa: E731, B023 (used in this row's turn)
         where = f"{path}, row {n}"
         ref = get("reference")
         if not ref:
@@ -663,19 +661,22 @@ def resolve_batch_references(rows: list[dict[str, Any]], outbox: str | Path, kno
 
 
 def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None,
-                    outbox: str | Path | None = None) -> dict[str, Any]:
+                    policy: str | None = None, outbox: str | Path | None = None) -> dict[str, Any]:
     """`relance post import`: the tracking CSV into postal_tracking (a re-import replaces a row),
     delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome).
     A formal notice's deadline_on = received_on (or, refused / unclaimed, the first presentation)
-    + formal_notice.deadline_days. A print batch reference is read through the outbox's manifests
-    (default: `outbox` beside the database)."""
+    + formal_notice.deadline_days, for a letter of the policy's legal notice (stages[].legal_notice).
+    A print batch reference is read through the outbox's manifests (default: `outbox` beside the
+    database)."""
+    from relance.policy import load_policy
     from tasks import warehouse
     from tasks.dispatch.config import load_channels_config
 
     rows = read_tracking_csv(path)
     deadline_days = load_channels_config().formal_notice.deadline_days
+    notice = load_policy(policy).notice_stage
     now = now or utcnow()
-    p = {"now": now, "days": deadline_days}
+    p = {"now": now, "days": deadline_days, "notice_stage": notice.code if notice is not None else None}
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         if any(r["delivery_id"] for r in rows):
@@ -698,7 +699,7 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
                     """
                     insert or replace into postal_tracking by name
                     select t.delivery_id, t.tracking_number, t.deposited_on, t.received_on, t.outcome, t.return_reason,
-                           case when a.stage = 'formal_notice' and t.received_on is not null
+                           case when a.stage = $notice_stage and t.received_on is not null
                                 then t.received_on + cast($days as integer) end as deadline_on,
                            cast($now as timestamp) as imported_at, t.presented_on, t.batch_reference
                     from tracking_rows t

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tasks.step import _in_flow_run, get_logger
+from tasks.step import get_logger, in_flow_run
 
 
 def limit_name(db: str | Path) -> str:
@@ -28,7 +28,7 @@ def limit_name(db: str | Path) -> str:
 @contextmanager
 def exclusive_db(db: str | Path, timeout_seconds: float | None = None) -> Iterator[str | None]:
     """Hold the database's concurrency slot for the body (inside a flow run); yields the limit's name."""
-    if not _in_flow_run():
+    if not in_flow_run():
         yield None
         return
     from prefect.client.orchestration import get_client

@@ -3,9 +3,10 @@
 Every term is computed from the source as of its own date: AR(D−30) is the point-in-time open
 amount at D−30 whether or not a run happened then, and an action's recovery compares the open
 amounts of the invoices it claims on its date and 30 days later. Those open amounts come from the
-nightly allocation models themselves (int_direct_settlement → int_credit_pool → int_open_invoices
-→ int_unapplied_credit), run once over a date-stamped copy of the source that holds every
-(date, unit) a metric needs — the same rules, never a second allocation (docs/metrics.md).
+nightly allocation rules themselves (sql/macros/allocation.sql: direct settlement → credit pool →
+open invoices → unapplied credit), run once over a date-stamped copy of the source that holds every
+(date, unit) a metric needs (int_metrics_direct_settlement, … on int_metrics_invoices_as_of) — the
+same rules, never a second allocation (docs/metrics.md).
 
 A caller that has itself aged some of those dates from the very staging measure reads (a backfill:
 the source ingested once, then each day aged before it is measured) names them in
@@ -30,29 +31,11 @@ from tasks import warehouse
 from tasks.age import write_policy_buckets
 from tasks.step import get_logger, step
 
-#: Which (date, unit) pairs must be allocated again, and the source as of each of them.
-PIT_MODELS = [
-    "intermediate/int_metrics_actions",
-    "intermediate/int_metrics_pit_units",
-    "intermediate/int_metrics_invoices_as_of",
-    "intermediate/int_metrics_payments_as_of",
-]
-#: The nightly allocation, unchanged (contract §2), run on the date-stamped source.
-ALLOCATION_MODELS = [
-    "intermediate/int_direct_settlement",
-    "intermediate/int_credit_pool",
-    "intermediate/int_open_invoices",
-    "intermediate/int_unapplied_credit",
-]
-#: The open amounts at every date needed (allocated again, or read from the snapshots), the metrics.
-METRIC_MODELS = [
-    "intermediate/int_metrics_allocated",
-    "intermediate/int_metrics_open_at",
-    "intermediate/int_metrics_claims_open_at",
-    "intermediate/int_metrics_credit_at",
-    "intermediate/int_metrics_action_recovery",
-    "marts/recovery_metrics",
-]
+#: The open amounts at every date needed (allocated again by the nightly rules on the date-stamped
+#: source, or read from the snapshots), checked against invoice_snapshot before the mart is written;
+#: the runner builds what they read from the SQL (tasks/warehouse.py).
+TERMS = "intermediate/int_metrics_open_at"
+METRICS = "marts/recovery_metrics"
 
 #: The headline metrics a run summary and the logs show.
 HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d")
@@ -95,15 +78,9 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         params = {"as_of": as_of}
         write_policy_buckets(cur, pol)
         write_snapshot_dates(cur, snapshot_dates)
-        warehouse.run_models(cur, PIT_MODELS, params)
-        # the allocation models read int_invoices_as_of / int_payments_as_of: here, the date-stamped ones
-        cur.execute("create or replace temp view int_invoices_as_of as select * from int_metrics_invoices_as_of")
-        cur.execute("create or replace temp view int_payments_as_of as select * from int_metrics_payments_as_of")
-        warehouse.run_models(cur, ALLOCATION_MODELS, params)
-        for model in METRIC_MODELS[:-1]:
-            warehouse.run_model(cur, model, params)
+        built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
-        warehouse.run_model(cur, METRIC_MODELS[-1], params)
+        warehouse.build(cur, METRICS, params, built)
         pairs, dates = cur.execute("select count(*), count(distinct at_date) from int_metrics_pit_units").fetchone()
         vouched = warehouse.scalar(cur, "select count(*) from metrics_snapshot_dates")
         actions = warehouse.scalar(cur, "select count(*) from int_metrics_actions")
@@ -141,6 +118,8 @@ def measure(db: str, as_of: date, policy: str | None = None) -> dict:
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         summary = measure_on(con, as_of, pol)
+        checked = warehouse.require_keys(con, [METRICS], {"as_of": as_of})
+    log.info("measure: keys and not_null of recovery_metrics checked for %s in %.1f ms", as_of, checked * 1000)
     log.info(
         "measure: %d metric rows for %s in %.1f s %s",
         summary["metrics_rows"], as_of, summary["seconds"], summary["by_currency"],

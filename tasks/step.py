@@ -13,12 +13,16 @@ from typing import Any, Callable, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _in_flow_run() -> bool:
+def in_flow_run() -> bool:
+    """True inside a Prefect flow run (its tasks included): what `step`, the artifacts, the
+    approval pause and the database's concurrency slot ask before using Prefect."""
     try:
         from prefect.context import FlowRunContext
     except ImportError:  # pragma: no cover
         return False
     return FlowRunContext.get() is not None
+
+
 
 
 def step(name: str | None = None, **task_kwargs: Any) -> Callable[[F], F]:
@@ -32,7 +36,7 @@ def step(name: str | None = None, **task_kwargs: Any) -> Callable[[F], F]:
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
-            if _in_flow_run():
+            if in_flow_run():
                 return prefect_task(*args, **kwargs)
             return fn(*args, **kwargs)
 

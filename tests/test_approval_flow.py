@@ -42,21 +42,39 @@ def _start(src, db, tmp_path, **params):
     return t, box
 
 
-def _wait_paused(name: str, timeout: float = 90):
+def _wait_for(check, what: str, timeout: float = 90, every: float = 0.5):
+    """Poll check() until it returns something true, and return that; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(every)
+
+
+def _flow_run(name: str, state_type):
+    """The flow run called name in that state (a StateType), with its log messages so far; else None."""
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterName, FlowRunFilterState,
+                                                FlowRunFilterStateType, LogFilter, LogFilterFlowRunId)
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[name]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state_type]))))
+        if not runs:
+            return None
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))
+        return runs[0], [log.message for log in logs]
+
+
+def _wait_paused(name: str, timeout: float = 90):
     from prefect.client.schemas.objects import StateType
 
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(any_=[name]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-            if runs:
-                return runs[0]
-            time.sleep(0.5)
-    raise AssertionError(f"no paused flow run {name} within {timeout} s")
+    run, _ = _wait_for(lambda: _flow_run(name, StateType.PAUSED), f"a paused flow run {name}", timeout)
+    return run
 
 
 def _rows(db, sql, params=None):
@@ -125,6 +143,7 @@ def test_no_answer_before_the_timeout_completes_and_leaves_the_notices_pending(p
 def test_a_second_run_on_the_same_database_waits_for_the_first(prefect_server, night_before, tmp_path):
     """The database's concurrency slot is held (as by a running flow): the run waits, then goes."""
     from prefect import get_client
+    from prefect.client.schemas.objects import StateType
     from prefect.concurrency.sync import concurrency
 
     from tasks.locking import limit_name
@@ -136,8 +155,14 @@ def test_a_second_run_on_the_same_database_waits_for_the_first(prefect_server, n
         client.upsert_global_concurrency_limit_by_name(name, 1)
     with concurrency(name, occupy=1, strict=True):
         thread, box = _start(src, db, tmp_path, auto_approve=True)
-        time.sleep(4)
-        assert thread.is_alive() and "state" not in box  # waiting for the slot
+        # the run is at the slot (its log says so, shipped to the API within a few seconds) and stays there
+        def waiting():
+            found = _flow_run("nightly-2026-03-23", StateType.RUNNING)
+            return found if found and any("waiting for its concurrency slot" in m for m in found[1]) else None
+
+        run, messages = _wait_for(waiting, "the run waiting for the database's slot")
+        assert not any("taken after" in m for m in messages)
+        assert thread.is_alive() and "state" not in box
         assert len(_rows(db, "select * from dunning_actions where as_of = $d", {"d": AS_OF})) == 0
     thread.join(120)
     assert box["state"].is_completed()

@@ -138,7 +138,7 @@ def test_progress_bar_and_prefect_artifact(tmp_path, monkeypatch):
     import flows.backfill as bf
 
     calls = []
-    monkeypatch.setattr(bf, "_in_prefect_run", lambda: True)
+    monkeypatch.setattr(bf, "in_flow_run", lambda: True)
     monkeypatch.setattr("prefect.artifacts.create_progress_artifact",
                         lambda progress, key=None, description=None: calls.append(("create", progress, key)) or "A1")
     monkeypatch.setattr("prefect.artifacts.update_progress_artifact",

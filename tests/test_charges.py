@@ -29,7 +29,8 @@ from tests.ladder_helpers import customer, invoice, query, run_days, unit, write
 POLICY = """\
 stages:
   - {code: due, offset_days: 0, channels: [email]}
-  - {code: formal_notice, offset_days: 30, channels: [registered_letter], requires_approval: true}
+  - {code: formal_notice, offset_days: 30, channels: [registered_letter], requires_approval: true,
+     charged: true, formal: true, legal_notice: true, reference_prefix: MD}
 min_gap_days: 1
 aging_buckets: [{name: not_due, max_days: 0}, {name: overdue}]
 late_payment_charges:

@@ -25,7 +25,7 @@ CUSTOMERS = [
     customer("C1", "Boulangerie Martin SARL", collector="Julie"),
     customer("C2", "Acme Ltd", language="en", country="GB", street="1 High Street", postal_code="SW1A 1AA",
              city="London", phone="+447700900123", collector="Julie"),
-    customer("C3", "Garage Petit", email="jean..petit@garage.example", collector="Marc"),  # ingest keeps it; SendGrid would not
+    customer("C3", "Garage Petit", email="jean..petit@garage.example", collector="Marc"),  # SendGrid would refuse it: ingest drops it
     customer("C4", "Sans Adresse SAS", email="", street="", postal_code="", city=""),
     customer("C5", "Café du Port", collector=""),
     customer("C6", "Vieille Dette SA", collector="Julie"),
@@ -109,10 +109,11 @@ def test_a_second_run_sends_nothing_again(db, tmp_path):
 def test_invalid_or_missing_contacts_fall_back(db, tmp_path):
     summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     rows = deliveries(db)
-    # the address SendGrid would refuse: a letter instead, on the same delivery id
+    # the address SendGrid would refuse (dropped at load by the same rule, relance.emails): a letter
+    # instead, on the same delivery id
     assert rows["D3-mail"]["channel"] == "letter" and rows["D3-mail"]["status"] == "sent"
     assert rows["D3-mail"]["fallback_from"] == "email"
-    assert "is not valid: falls back to letter" in events(db, "D3-mail")[0]["detail"]
+    assert "no email address: falls back to letter" in events(db, "D3-mail")[0]["detail"]
     assert rows["D3-mail"]["artifact_path"].endswith(f"/letter/{file_stem('D3-mail')}.pdf")
     # no email and no postal address
     assert rows["D4-mail"]["status"] == "undeliverable" and "no postal address" in rows["D4-mail"]["last_error"]
@@ -312,7 +313,7 @@ def test_replay_and_future_actions_are_never_sent(tmp_path):
 def test_drafts_of_letters_waiting_for_approval_are_rendered_and_nothing_is_recorded(db, tmp_path):
     """Whoever approves a formal notice can read it first: its registered letter as it will be sent,
     marked as a draft, while the ledger stays as it was (nothing claimed, nothing sent)."""
-    from tasks.approve import approval_markdown, _pending_notices
+    from tasks.approve import approval_markdown, pending_notices
     from tasks.dispatch.drafts import render_drafts
 
     out = str(tmp_path / "outbox")
@@ -328,7 +329,7 @@ def test_drafts_of_letters_waiting_for_approval_are_rendered_and_nothing_is_reco
     assert "1 234,56" in text.replace("\u202f", " ").replace("\u00a0", " ")  # F1's open amount, as sent
     assert deliveries(db) == before and events(db, "D1-reg") == events_before
     assert not (tmp_path / "outbox" / "2026-03-16" / "registered_letter" / f"{file_stem('D1-reg')}.pdf").exists()
-    md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, out, 6.0, drafts)
+    md = approval_markdown(pending_notices(str(db), AS_OF), AS_OF, out, 6.0, drafts)
     assert f"`A1` registered_letter: `{path}`" in md and "Boulangerie" not in md  # ids only in the artifact
     # once approved, the letter sent is rendered then, without the mark
     approve(str(db), AS_OF, action_ids=["A1"], by="claire")
@@ -408,7 +409,7 @@ def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
     (policy indemnity_currency = EUR), written as finance reads it ("40,00 €", never "40.00 GBP"),
     and totals per currency: GBP 2 500,00 + 33,29 = 2 533,29; EUR 1 314,56 + 17,05 + 80,00 + 40,00
     (the GBP unit's indemnity) = 1 451,61 €."""
-    from tasks.approve import _pending_notices, approval_markdown
+    from tasks.approve import approval_markdown, pending_notices
 
     db = build(tmp_path, customers=CUSTOMERS, as_of=AS_OF, with_charges_table=True,
                invoices=[*INVOICES[:2], invoice("G1", "C2", "2026-01-05", "2026-02-04", "2500.00", currency="GBP")],
@@ -419,7 +420,7 @@ def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
                           deliveries=[("DG", "registered_letter", "pending_approval")],
                           charges={"per_invoice": {"G1": ("33.29", "40.00")}}),
                ])
-    md = approval_markdown(_pending_notices(str(db), AS_OF), AS_OF, str(tmp_path / "outbox"), 6.0, [], locale="fr_FR")
+    md = approval_markdown(pending_notices(str(db), AS_OF), AS_OF, str(tmp_path / "outbox"), 6.0, [], locale="fr_FR")
     md = md.replace("\u202f", " ").replace("\xa0", " ")
     row = next(line for line in md.splitlines() if line.startswith("| `AG`"))
     # (French CLDR writes the pound "£GB")

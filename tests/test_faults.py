@@ -193,7 +193,7 @@ def test_two_runs_at_once_one_waits_or_refuses_clearly_and_the_file_is_intact(tm
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
     assert 0 in codes, outs
-    for code, (out, err) in zip(codes, outs):
+    for code, (_out, err) in zip(codes, outs):
         assert "Traceback" not in err
         if code != 0:
             assert code == 2 and "is in use by another relance run" in err, err[-1500:]

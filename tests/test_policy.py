@@ -171,3 +171,54 @@ def test_a_tolerance_names_a_currency_code(tmp_path):
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     assert "tolerance.by_currency: 'euro' is not a currency code like EUR" in str(err.value)
+
+
+def test_a_policy_written_before_the_stage_keys_keeps_its_charges_gate_and_formal_letter(tmp_path):
+    """A custom ladder naming the contract's codes without the stage keys means what it meant:
+    the formal notice is charged, formal, attached and the legal gate; litigation is charged; the
+    preventive email stops on an opt-out. A key written in the file wins."""
+    import re
+
+    text = Path("policies/default.yaml").read_text(encoding="utf-8")
+    keys = r"charged|formal|attach_letter|legal_notice|stopped_by_opt_out|reference_prefix"
+    legacy = re.sub(rf"(?m)^\s+(?:{keys}):.*\n", "", text)
+    assert not re.search(r"(?m)^\s+legal_notice:", legacy)
+    path = tmp_path / "legacy.yaml"
+    path.write_text(legacy, encoding="utf-8")
+    stages = {s.code: s for s in load_policy(path).stages}
+    fn = stages["formal_notice"]
+    assert (fn.charged, fn.formal, fn.attach_letter, fn.legal_notice, fn.reference_prefix) == (True, True, True, True, "MD")
+    assert (stages["litigation"].charged, stages["litigation"].reference_prefix) == (True, "CT")
+    assert stages["preventive"].stopped_by_opt_out and not stages["call_1"].charged
+    path.write_text(legacy.replace("  - code: formal_notice\n", "  - code: formal_notice\n    charged: false\n"),
+                    encoding="utf-8")
+    assert not {s.code: s for s in load_policy(path).stages}["formal_notice"].charged
+
+
+def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
+    """One loader (relance.yaml_models) for both hand-written files: the same kinds of message,
+    keys named as written (email.max_attempts, stages[0].code)."""
+    from relance.errors import UserError
+    from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
+
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(DEFAULT_CHANNELS_CONFIG.read_text(encoding="utf-8").replace("\nemail:\n", "\nemail:\n  max_attempt: 3\n", 1),
+                        encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_channels_config(channels)
+    assert str(err.value).startswith(f"channels settings {channels} are not valid:\n  email.max_attempt: Extra inputs")
+    for path, load, name in ((tmp_path / "p.yaml", load_policy, "policy"),
+                             (tmp_path / "c.yaml", load_channels_config, "channels settings")):
+        path.write_text("- a list\n", encoding="utf-8")
+        with pytest.raises(UserError, match=rf"^{name} {path} must be a mapping of keys \("):
+            load(path)
+        path.write_bytes(b"stages: \xff\xfe\n")
+        with pytest.raises(UserError, match=rf"^{name} {path} (is|are) not readable YAML: "):
+            load(path)
+        path.write_text("a: [\n", encoding="utf-8")
+        with pytest.raises(UserError, match=rf"^{name} {path} (is|are) not readable YAML: "):
+            load(path)
+    with pytest.raises(UserError, match=r"^channels settings .*nope.yaml do not exist$"):
+        load_channels_config(tmp_path / "nope.yaml")
+    with pytest.raises(PolicyError, match=r"^policy file .*nope.yaml does not exist$"):
+        load_policy(tmp_path / "nope.yaml")

@@ -712,3 +712,62 @@ def test_a_postgresql_table_naming_a_column_twice_stops_the_run(tmp_path):
             conn.execute(f"drop schema if exists {schema} cascade")
     assert str(err.value) == (f"{url} {schema}.invoices: the header names column 'amount' twice "
                               "(as 'amount' and 'Amount'); keep one column of each name")
+
+
+#: Hand-picked addresses and whether an email may go to them (relance.emails: what SendGrid accepts).
+EMAIL_CASES = [
+    ("jean.dupont@compta.example", True),
+    ("jean.dupont+ar@compta.example.co.uk", True),
+    ("x_y@xn--bcher-kva.example", True),          # an IDN domain in its ASCII form
+    ("AP@Beta.Example", True),
+    ("o'brien@pub.example", True),
+    ("no-at-sign", False),
+    ("compta(at)alpha.fr", False),
+    ("a@b", False),                               # no top-level domain
+    ("a@b.example.", False),                      # trailing dot
+    ("jean.@x.example", False),                   # local part ends with a dot
+    (".jean@x.example", False),
+    ("jean..dupont@x.example", False),
+    ("a@b..example", False),
+    ("a@@b.example", False),
+    ("a b@c.example", False),                     # a space inside
+    (" a@b.example", False),                      # spaces around
+    ("a@b.example ", False),
+    ("Jean <a@b.example>", False),                # a display name
+    ("a@-b.example", False),
+    ("a@b.c0m1", False),                          # a top-level domain with digits
+    ("josé@x.example", False),                    # unicode: written in ASCII or not at all
+    ("jean@bücher.example", False),
+    ("x" * 65 + "@b.example", False),             # local part over 64
+    ("a@" + "b" * 64 + ".example", False),        # a label over 63
+    ("a" * 7 + "@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + ".fr", True),  # 254 characters
+    ("a" * 8 + "@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + ".fr", False),  # 255
+]
+
+
+def test_staging_and_dispatch_share_one_email_rule(tmp_path):
+    """The address staging loads (email_ok in SQL) is the address dispatch emails (valid_email):
+    one function, registered on the connection; the table above is worked by hand."""
+    from relance.emails import valid_email
+    from tasks.ingest import load_macros
+
+    con = duckdb.connect()
+    load_macros(con)
+    for address, ok in EMAIL_CASES:
+        assert valid_email(address) is ok, address
+        assert con.execute("select email_ok(?)", [address]).fetchone()[0] is ok, address
+    assert con.execute("select email_ok(null)").fetchone()[0] is None
+    assert not valid_email(None) and not valid_email("")
+
+
+def test_staging_drops_the_addresses_dispatch_would_refuse(source_writer, tmp_path):
+    cases = [(a, ok) for a, ok in EMAIL_CASES if a == a.strip()]  # (the CSV reader's spaces are its own)
+    customers = [{"customer_id": f"C{i}", "name": f"Customer {i}", "email": a} for i, (a, _) in enumerate(cases)]
+    _, rejects, db = run_and_reject(source_writer, tmp_path, customers=customers,
+                                    invoices=[{**GOOD_INVOICE, "customer_id": "C0"}])
+    with duckdb.connect(str(db), read_only=True) as con:
+        loaded = dict(con.execute("select customer_id, email from stg_customers").fetchall())
+    assert {f"C{i}": loaded[f"C{i}"] for i in range(len(cases))} == {
+        f"C{i}": (a if ok else None) for i, (a, ok) in enumerate(cases)}
+    dropped = [r for r in rejects if r[3] == "field_dropped"]
+    assert len(dropped) == sum(not ok for _, ok in cases)

@@ -31,7 +31,8 @@ create table if not exists unmatched_events (
 
 -- Contacts a provider proved bad or that the customer refused. An email hard-bounced or dropped
 -- ('bad') is treated like a malformed address while it is the customer's address; an unsubscribe or
--- spam report ('opted_out') stops preventive emails only (docs/policy.md).
+-- spam report ('opted_out') stops only the emails of the policy's stopped_by_opt_out stages
+-- (preventive by default; docs/policy.md).
 create table if not exists contact_flags (
     customer_id  varchar not null,
     channel      varchar not null,   -- email | sms

@@ -2,8 +2,8 @@
 -- the customer's contacts, the action (stage, amount, late-payment charges) and the invoices it
 -- claims, as of the send date $as_of (contract §3 "What a message says"): the invoices still open
 -- and unheld that day, their open amounts and days late, and the charges recomputed to that day
--- (temp table send_claims, sql/dispatch/send_claims.sql, and the ladder's charge models run on
--- it: int_ladder_charges, int_ladder_charge_periods). An action sent on the day it was decided
+-- (temp table send_claims, sql/dispatch/send_claims.sql, and the ladder's charge rules run on
+-- it: send_charges, send_charge_periods). An action sent on the day it was decided
 -- states the charges the ladder computed (dispatch_charges, dispatch_charge_periods: temp views
 -- over action_charges and action_charge_periods, empty when absent). The decided figures come
 -- along (decided_*) so that what changed since the decision is recorded.
@@ -22,7 +22,7 @@ actions as (
 charges as (
     -- per (action, invoice): recomputed to the send date, or as the ladder decided
     select action_id, invoice_id, interest_amount, indemnity_amount, indemnity_currency
-    from int_ladder_charges
+    from send_charges
     union all
     select ch.action_id, ch.invoice_id, ch.interest_amount, ch.indemnity_amount, null as indemnity_currency
     from dispatch_charges ch
@@ -31,7 +31,7 @@ charges as (
 
 periods as (
     select action_id, half_year, reference_rate, annual_rate
-    from int_ladder_charge_periods
+    from send_charge_periods
     union all
     select p.action_id, p.half_year, p.reference_rate, p.annual_rate
     from dispatch_charge_periods p

@@ -1,6 +1,6 @@
 -- model: int_metrics_allocated
 -- grain: one row per (at_date, invoice) open at at_date after the date-stamped allocation
---        (int_open_invoices run on int_metrics_invoices_as_of / int_metrics_payments_as_of), for
+--        (int_metrics_open_invoices: the nightly rules on the date-stamped source), for
 --        the (at_date, unit) pairs of int_metrics_pit_units not read from a snapshot; the date
 --        split back from the ids
 -- materialized: temp
@@ -12,5 +12,5 @@ select
     issue_date,
     due_date,
     open_amount
-from int_open_invoices
+from int_metrics_open_invoices
 where open_amount > 0

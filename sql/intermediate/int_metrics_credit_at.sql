@@ -2,7 +2,7 @@
 -- grain: one row per unit whose credit pool exceeds its remaining invoices at as_of: from the
 --        aged_balance of as_of (bucket unapplied_credit, a negative amount) when the caller wrote
 --        it from this same staging (metrics_snapshot_dates), else from the date-stamped
---        allocation (int_unapplied_credit)
+--        allocation (int_metrics_unapplied_credit)
 -- materialized: temp
 with
 
@@ -16,7 +16,7 @@ allocated as (
         substr(customer_id, 12) as customer_id,
         currency,
         unapplied_credit
-    from int_unapplied_credit
+    from int_metrics_unapplied_credit
 ),
 
 from_snapshot as (

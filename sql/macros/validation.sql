@@ -56,5 +56,4 @@ create or replace temp macro parse_bool(v) as
         when lower(v) in ('false', 'f', '0', 'no', 'n', 'non') then false
     end;
 
-create or replace temp macro email_ok(v) as
-    length(v) <= 254 and regexp_full_match(v, '[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+');
+-- email_ok(v): a Python function on the connection (relance.emails, the rule dispatch uses).

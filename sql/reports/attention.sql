@@ -41,7 +41,7 @@ missing_rates as (
       and units.wait_reason = 'missing_reference_rate'
 )
 
-select rows.*, customers.name
-from (select * from pending union all select * from deliveries_needing union all select * from missing_rates) as rows
+select needing.*, customers.name
+from (select * from pending union all select * from deliveries_needing union all select * from missing_rates) as needing
 left join stg_customers as customers using (customer_id)
-order by rows.kind, rows.as_of desc, rows.amount_due desc, rows.action_id, rows.delivery_id
+order by needing.kind, needing.as_of desc, needing.amount_due desc, needing.action_id, needing.delivery_id

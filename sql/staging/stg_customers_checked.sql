@@ -43,6 +43,7 @@ checked_row as (
             text_problem('postal_code', postal_code, 20),
             text_problem('collector', collector, 200)
         ), '') as row_problem,
+        -- relance.emails (a Python function on the connection): the address rule dispatch uses
         email is not null and not email_ok(email) as email_dropped,
         phone_checked.problem is not null as phone_dropped,
         language is not null and language_tag not in ('fr', 'en') as language_dropped

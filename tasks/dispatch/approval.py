@@ -22,17 +22,9 @@ from tasks.dispatch import ledger
 
 
 def pending_actions(con, as_of: date) -> dict[str, dict]:
-    rows = con.execute(
-        """
-        select a.action_id, a.as_of, a.stage, a.customer_id, a.currency, a.amount_due, count(*) as deliveries
-        from dunning_actions a join deliveries d using (action_id)
-        where d.status = 'pending_approval' and a.as_of <= $as_of
-        group by all order by a.as_of, a.action_id
-        """,
-        {"as_of": as_of},
-    ).fetchall()
-    return {r[0]: {"action_id": r[0], "as_of": r[1], "stage": r[2], "customer_id": r[3], "currency": r[4],
-                   "amount_due": r[5], "deliveries": r[6]} for r in rows}
+    """The actions waiting for approval by action_id, oldest first (sql/dispatch/pending_approval.sql):
+    their amounts, charges, delivery_ids, channels and number of deliveries."""
+    return {r["action_id"]: r for r in ledger.query(con, "pending_approval", {"as_of": as_of})}
 
 
 def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime,

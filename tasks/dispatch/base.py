@@ -101,9 +101,9 @@ def prefect_rate_limit(name: str | None):
     """Inside a flow run: take `n` slots of the Prefect global rate limit `name` per request chunk."""
     if not name:
         return None
-    from tasks.step import _in_flow_run
+    from tasks.step import in_flow_run
 
-    if not _in_flow_run():
+    if not in_flow_run():
         return None
 
     def acquire(n: int) -> None:

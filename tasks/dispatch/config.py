@@ -7,28 +7,22 @@ The SMS gateway's credentials are environment settings (RELANCE_SMS_*), see task
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from relance import TEMPLATES_DIR
-from relance.errors import UserError
+from relance.yaml_models import Strict, load_yaml_model
 
 DEFAULT_CHANNELS_CONFIG = TEMPLATES_DIR / "channels.yaml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Creditor(_Strict):
+class Creditor(Strict):
     name: str
     legal_mentions: str = ""
     street: str = ""
@@ -47,7 +41,7 @@ class Creditor(_Strict):
     language: Literal["fr", "en"] = "fr"
 
 
-class _Http(_Strict):
+class _Http(Strict):
     concurrency: int = Field(default=8, ge=1, le=64)
     timeout_seconds: float = Field(default=30, gt=0)
     max_attempts: int = Field(default=5, ge=1)
@@ -60,7 +54,6 @@ class EmailCfg(_Http):
     from_name: str = ""
     reply_to: str | None = None
     sandbox: bool = False
-    attach_letter_for_stages: tuple[str, ...] = ("formal_notice",)
     prefect_rate_limit: str | None = "sendgrid"
 
 
@@ -93,18 +86,18 @@ class SmsCfg(_Http):
         return int(h) * 60 + int(m)
 
 
-class LettersCfg(_Strict):
+class LettersCfg(Strict):
     place: str | None = None
     processes: int = Field(default=0, ge=0)
     parallel_from: int = Field(default=60, ge=1)
     chunk_size: int = Field(default=40, ge=1)
 
 
-class FormalNoticeCfg(_Strict):
+class FormalNoticeCfg(Strict):
     deadline_days: int = Field(default=8, ge=1)
 
 
-class WorklistsCfg(_Strict):
+class WorklistsCfg(Strict):
     recovery_curve: tuple[tuple[int, float], ...] = ((0, 1.0), (90, 0.9), (365, 0.1))
     unassigned: str = "unassigned"
 
@@ -121,7 +114,7 @@ class WorklistsCfg(_Strict):
         return v
 
 
-class ChannelsConfig(_Strict):
+class ChannelsConfig(Strict):
     creditor: Creditor
     email: EmailCfg
     sms: SmsCfg = SmsCfg()
@@ -131,25 +124,15 @@ class ChannelsConfig(_Strict):
 
 
 def config_path(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("RELANCE_CHANNELS_CONFIG") or DEFAULT_CHANNELS_CONFIG)
+    from relance.settings import get_settings
+
+    return Path(path or get_settings().channels_config or DEFAULT_CHANNELS_CONFIG)
 
 
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime: float) -> ChannelsConfig:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"channels settings {path} do not exist") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"channels settings {path} are not readable YAML: {e}") from None
-    try:
-        return ChannelsConfig.model_validate(data or {})
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise UserError(f"channels settings {path} are not valid:\n  " + "\n  ".join(lines)) from None
+    return load_yaml_model(path, ChannelsConfig, name="channels settings", missing="channels settings", verb="are",
+                           keys_hint=" (creditor, email, sms, …)", empty_ok=True)
 
 
 def load_channels_config(path: str | Path | None = None) -> ChannelsConfig:

@@ -22,21 +22,19 @@ DRAFT_CHANNELS = ("letter", "registered_letter")
 
 def pending_letters(con, as_of: date) -> list[str]:
     """The letter deliveries of actions dated up to as_of that wait for approval."""
-    return [r[0] for r in con.execute(
-        """
-        select d.delivery_id
-        from deliveries d join dunning_actions a using (action_id)
-        where d.status = 'pending_approval' and a.as_of <= $as_of and list_contains($channels, d.channel)
-        order by a.as_of, d.delivery_id
-        """,
-        {"as_of": as_of, "channels": list(DRAFT_CHANNELS)},
-    ).fetchall()]
+    from tasks.dispatch.approval import pending_actions
+
+    return [d for _, d in sorted((a["as_of"], d) for a in pending_actions(con, as_of).values()
+                                 for d, channel in zip(a["delivery_ids"], a["channels"]) if channel in DRAFT_CHANNELS)]
 
 
-def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None) -> list[dict]:
-    """Write a draft PDF of every letter waiting for approval; returns what was written."""
+def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None,
+                  policy: str | None = None) -> list[dict]:
+    """Write a draft PDF of every letter waiting for approval; returns what was written. policy: the
+    policy file whose stages say how each letter looks (default: policies/default.yaml)."""
+    from relance.policy import load_policy
     from tasks.dispatch.config import load_channels_config
-    from tasks.dispatch.main import _load_batch
+    from tasks.dispatch.main import load_batch
     from tasks.dispatch.post import letter_css, render_many
     from tasks.dispatch.render import get_renderer, message_context
 
@@ -45,7 +43,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         ids = pending_letters(con, as_of)
-        rows = _load_batch(con, ids, as_of) if ids else []
+        rows = load_batch(con, ids, as_of, load_policy(policy)) if ids else []
     if not rows:
         return []
     folder = Path(outbox) / as_of.isoformat() / "drafts"
@@ -53,7 +51,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
     jobs, written, used = [], [], set()
     for i, row in enumerate(rows):
         ctx = message_context(row, cfg, as_of, renderer.i18n)
-        ctx.update(anchor=f"D{i}", draft=True, formal=ctx["registered"] or row["stage"] == "formal_notice")
+        ctx.update(anchor=f"D{i}", draft=True)
         path = folder / f"{ledger.file_stem(row['delivery_id'])}.pdf"
         if path in used:  # never one draft over another's
             path = folder / f"{ledger.file_stem(row['delivery_id'])}-{i}.pdf"

@@ -31,13 +31,11 @@ import functools
 import http.client
 import json
 import logging
-import random
 import re
 import socket
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,27 +49,12 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Callable
 
+from relance.emails import valid_email
+from relance.retry import header_value, retry_wait
+from relance.urls import origin_label
 from tasks.dispatch.config import EmailCfg
 from tasks.dispatch.ledger import Result, naive_utc
 from tasks.dispatch.render import f_oneline
-
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_TLD = r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})"
-EMAIL_RE = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+{_TLD}$")
-
-
-def valid_email(address: str | None) -> bool:
-    """A plain address SendGrid accepts: dot-atom local part (≤ 64), a dotted domain, ≤ 254 chars."""
-    if not address or not isinstance(address, str):
-        return False
-    if address != address.strip() or len(address) > 254:
-        return False
-    if not EMAIL_RE.match(address):
-        return False
-    local = address.rsplit("@", 1)[0]
-    return len(local) <= 64
-
 
 @dataclass
 class OutgoingEmail:
@@ -177,41 +160,6 @@ def sendgrid_body(msg: OutgoingEmail, cfg: EmailCfg) -> dict:
     return mail.get()
 
 
-def _header(headers, name: str) -> str | None:
-    if headers is None:
-        return None
-    try:
-        value = headers.get(name)
-    except AttributeError:
-        value = None
-    return value
-
-
-def retry_wait(headers, attempt: int, base: float, cap: float, clock: Callable[[], float] = time.time) -> float:
-    """Seconds to wait before attempt+1: what the server asked for, else 1, 2, 4 … × base (jittered)."""
-    asked = None
-    retry_after = _header(headers, "Retry-After")
-    if retry_after:
-        try:
-            asked = float(retry_after)
-        except ValueError:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                asked = parsedate_to_datetime(retry_after).timestamp() - clock()
-            except (TypeError, ValueError):
-                asked = None
-    reset = _header(headers, "X-RateLimit-Reset")
-    if reset:
-        try:
-            asked = max(asked or 0.0, float(reset) - clock())
-        except ValueError:
-            pass
-    if asked is not None:
-        return max(0.0, min(cap, asked))
-    return min(cap, base * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
-
-
 def sendgrid_error(err) -> str:
     """SendGrid's own words for a refused request: '400 Bad Request: field: message; …'."""
     status = getattr(err, "status_code", "?")
@@ -263,24 +211,8 @@ def sendgrid_client(api_key: str, host: str):
     return client
 
 
-def origin_label(url: str | None) -> str:
-    """scheme://host[:port] of a URL: where a request went or a redirect points, never a path,
-    query or credentials."""
-    if not url:
-        return "nowhere (no Location)"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "an unreadable URL"
-    if not host:
-        return "a path on the same host"
-    return f"{parts.scheme}://{host}{port}" if parts.scheme else f"{host}{port}"
-
-
 def _content_type(headers) -> str:
-    return (_header(headers, "Content-Type") or "no content type").split(";")[0].strip()
+    return (header_value(headers, "Content-Type") or "no content type").split(";")[0].strip()
 
 
 def _certainly_not_sent(exc: BaseException) -> bool:
@@ -339,7 +271,7 @@ class SendGridEmail:
                 if status == 429 or status >= 500:
                     if attempt < self.cfg.max_attempts:
                         self.sleep(retry_wait(getattr(e, "headers", None), attempt, self.cfg.backoff_base_seconds,
-                                              self.cfg.max_backoff_seconds))
+                                              self.cfg.max_backoff_seconds, rate_limit_reset=True))
                         continue
                     if status == 429:  # never accepted: the next run may try again
                         return Result(msg.delivery_id, "planned", self.name,
@@ -350,7 +282,7 @@ class SendGridEmail:
                     self.aborted = f"SendGrid refused the API key ({sendgrid_error(e)})"
                     return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
                 if 300 <= status < 400:  # not SendGrid: it never redirects; the key stays here
-                    target = origin_label(_header(getattr(e, "headers", None), "Location"))
+                    target = origin_label(header_value(getattr(e, "headers", None), "Location"))
                     why = (f"{self.where} answered {status}, a redirect to {target}; redirects are never followed "
                            f"with the API key (check RELANCE_SENDGRID_HOST)")
                     self.aborted = f"SendGrid host redirects: {why}"
@@ -377,7 +309,7 @@ class SendGridEmail:
         """A 2xx answer: `sent` only in SendGrid's documented shape, else in doubt (never re-sent by itself)."""
         status = response.status_code
         headers = response.headers
-        message_id = (_header(headers, "X-Message-Id") or "").strip()
+        message_id = (header_value(headers, "X-Message-Id") or "").strip()
         if status == 202 and message_id:
             return Result(msg.delivery_id, "sent", self.name, provider_message_id=message_id,
                           artifact_path=str(msg.eml_path) if msg.eml_path else None,
@@ -430,8 +362,15 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
                          rate_limit=prefect_rate_limit(run.cfg.email.prefect_rate_limit))
 
 
+def _attaches_letter(row: dict) -> bool:
+    """The row's stage attaches its letter to its emails (policy `stages[].attach_letter`)."""
+    keys = row.get("stage_keys")
+    return keys is not None and keys.attach_letter
+
+
 def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
-    """The PDF of the action's letter (the formal notice) for emails of stages that attach it.
+    """The PDF of the action's letter (the formal notice) for emails of stages that attach it
+    (policy `stages[].attach_letter`).
 
     The post channels run before email, so the letter is normally already in the outbox; if it is
     not (no postal address, failed), it is rendered now for the attachment only.
@@ -439,8 +378,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     from tasks.dispatch import post
     from tasks.dispatch.ledger import file_stem, slug
 
-    stages = set(run.cfg.email.attach_letter_for_stages)
-    wanted = [r for r in rows if r["stage"] in stages]
+    wanted = [r for r in rows if _attaches_letter(r)]
     if not wanted:
         return {}
     existing = dict(
@@ -459,7 +397,7 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     for row in wanted:
         letter_row = dict(row, channel="registered_letter")
         ctx = run.context(letter_row)
-        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["stage"]),
+        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["wording"]),
                                     ctx, ("title",))["title"]
         name = f"{slug(f_oneline(title).lower().replace(' ', '-'))}-{slug(row['customer_id'])}.pdf"
         path = existing.get(row["action_id"])
@@ -485,7 +423,7 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
     except Exception as e:  # the letter cannot be rendered: those emails fail, the others go
         attachments = {}
         failures += [(r["delivery_id"], f"attachment not rendered: {type(e).__name__}: {e}")
-                     for r in rows if r["stage"] in set(run.cfg.email.attach_letter_for_stages)]
+                     for r in rows if _attaches_letter(r)]
     failed_ids = {d for d, _ in failures}
     items: list[OutgoingEmail] = []
     for row in rows:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tasks.dispatch import ledger, post
 from tasks.dispatch.ledger import Result
-from tasks.dispatch.worklists import _history_by_unit, csv_safe
+from tasks.dispatch.worklists import csv_safe, history_by_unit
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -138,7 +138,7 @@ def run_batch(run, rows: list[dict]) -> dict:
     from tasks.dispatch.base import counts, deliver, fail_before_claim
 
     folder = run.channel_dir("handoff")
-    history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    history = history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
     prints = print_records(run.outbox)
     lang = run.cfg.creditor.language
     t = run.renderer.labels(lang)

@@ -50,7 +50,6 @@ PROVIDER_OUTBOX = "outbox"
 #: Providers whose "sending" only writes files under the outbox (nothing reaches a customer until
 #: a person prints or calls): a run stopped while writing them simply renders them again.
 LOCAL_PROVIDERS = ("outbox", "print", "worklist", "dossier")
-_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 #: Test and operations hooks, called with (channel, results) after the provider answered and
 #: before the results are recorded — the window a crash would hit.
@@ -92,12 +91,11 @@ def ensure_tables(con) -> None:
 def query(con, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run sql/dispatch/<name>.sql (parameters bound by value) and return rows as dicts."""
     sql = (SQL_DIR / "dispatch" / f"{name}.sql").read_text(encoding="utf-8")
-    wanted = set(_PARAM.findall(sql))
-    params = params or {}
-    missing = wanted - params.keys()
-    if missing:
-        raise KeyError(f"sql/dispatch/{name}.sql needs parameters {sorted(missing)}")
-    cur = con.execute(sql, {k: params[k] for k in wanted})  # same connection: temp tables are visible
+    try:
+        bound = warehouse.bind_params(sql, params or {})
+    except KeyError as e:
+        raise KeyError(f"sql/dispatch/{name}.sql: {e.args[0]}") from None
+    cur = con.execute(sql, bound)  # same connection: temp tables are visible
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
@@ -109,17 +107,6 @@ def table_exists(con, name: str) -> bool:
             [name],
         ).fetchone()[0]
     )
-
-
-def columns_of(con, name: str) -> list[str]:
-    return [
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns where table_name = ? and table_schema = 'main' "
-            "order by ordinal_position",
-            [name],
-        ).fetchall()
-    ]
 
 
 def _register(con, name: str, schema: dict[str, pa.DataType], rows: Sequence[dict[str, Any]]) -> None:
@@ -156,10 +143,6 @@ def transition(
     for r in rows:
         r.setdefault("channel", None)
     schema = dict(_EVENT_SCHEMA, channel=pa.string())
-    # a fallback keeps the channel it replaces in the ladder's column fallback_from
-    fallback = ("fallback_from = case when t.channel is not null and t.channel <> deliveries.channel "
-                "then concat_ws(',', deliveries.fallback_from, deliveries.channel) else deliveries.fallback_from end,"
-                if "fallback_from" in columns_of(con, "deliveries") else "")
     _register(con, "dispatch_transition", schema, rows)
     try:
         with warehouse.transaction(con):
@@ -167,7 +150,9 @@ def transition(
                 f"""
                 update deliveries set
                     status = t.status,
-                    {fallback}
+                    -- a fallback keeps the channel it replaces in fallback_from (sql/ddl)
+                    fallback_from = case when t.channel is not null and t.channel <> deliveries.channel
+                        then concat_ws(',', deliveries.fallback_from, deliveries.channel) else deliveries.fallback_from end,
                     channel = coalesce(t.channel, deliveries.channel),
                     last_error = {"t.detail" if set_error else "deliveries.last_error"},
                     updated_at = $now

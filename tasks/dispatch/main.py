@@ -14,21 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from relance import phones
+from relance.emails import valid_email
 from relance.errors import UserError
-from relance.policy import load_policy
+from relance.policy import Policy, load_policy
 from tasks import warehouse
-from tasks.age import OPEN_AT_MODELS
+from tasks.age import OPEN_AT_TARGETS
 from tasks.dispatch import ledger
 from tasks.dispatch.base import Run, aware_utc
 from tasks.dispatch.config import load_channels_config
-from tasks.dispatch.email import valid_email
 from tasks.dispatch.render import KIND, LANGUAGES, Renderer, get_renderer, message_context, sample_row
 from tasks.step import get_logger, step
 
 CHANNEL_ORDER = ("letter", "registered_letter", "email", "sms", "phone", "visit", "handoff")
 PDF_CHANNELS = ("letter", "registered_letter", "handoff")
-#: Stages an unsubscribe or a spam report stops by email (never the legal ones: docs/policy.md).
-OPT_OUT_STAGES = ("preventive",)
 
 
 # -- preparation ---------------------------------------------------------------------------------
@@ -38,9 +36,12 @@ def _has_address(row: dict) -> bool:
     return bool((row.get("street") or "").strip() and (row.get("postal_code") or "").strip() and (row.get("city") or "").strip())
 
 
-def check_contacts(con, now: datetime) -> dict[str, int]:
+def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, int]:
     """Each planned delivery has the contact its channel needs, else falls back (contract §3).
-    Reads the temp view planned_live (sql/dispatch/planned_live.sql, built by dispatch for its as_of)."""
+    Reads the temp view planned_live (sql/dispatch/planned_live.sql, built by dispatch for its as_of).
+    An unsubscribe or a spam report stops the emails of the policy's `stopped_by_opt_out` stages
+    (pol; default: policies/default.yaml)."""
+    opt_out_stages = {s.code for s in (pol or load_policy(None)).stages if s.stopped_by_opt_out}
     fallback, skipped, undeliverable = [], [], []
     for row in ledger.query(con, "contacts"):
         channel = row["channel"]
@@ -49,7 +50,7 @@ def check_contacts(con, now: datetime) -> dict[str, int]:
             what = "no email address" if not row["email"] else f"email address {row['email']!r} is not valid"
             if ok and row.get("email_bad"):  # a hard bounce or a drop reported by SendGrid (tasks/events.py)
                 ok, what = False, f"email address {row['email']!r} bounced or was dropped by the provider"
-            if ok and row.get("email_opted_out") and row["stage"] in OPT_OUT_STAGES:
+            if ok and row.get("email_opted_out") and row["stage"] in opt_out_stages:
                 skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
                                 "detail": "the customer unsubscribed or reported spam: no preventive email"})
                 continue
@@ -80,14 +81,15 @@ def check_contacts(con, now: datetime) -> dict[str, int]:
     }
 
 
-def check_templates(renderer: Renderer, channels: set[str], stages: set[str]) -> None:
-    """Render every template tonight needs with sample values: a typo stops the run before any send."""
+def check_templates(renderer: Renderer, channels: set[str], stages: set[str], pol: Policy | None = None) -> None:
+    """Render every template tonight needs with sample values: a typo stops the run before any send.
+    pol: the run's policy, whose stages say which wording and sample figures each stage has."""
     problems = []
     for channel in sorted(channels):
         for stage in sorted(stages):
             for lang in LANGUAGES:
                 try:
-                    ctx = message_context(sample_row(stage, channel, lang), renderer.cfg, date(2026, 3, 16), renderer.i18n)
+                    ctx = message_context(sample_row(stage, channel, lang, policy=pol), renderer.cfg, date(2026, 3, 16), renderer.i18n)
                     ctx.update(anchor="L0", formal=channel == "registered_letter")
                     if channel == "email":
                         renderer.email(ctx)
@@ -116,15 +118,16 @@ def _batch_table(con, delivery_ids: list[str]) -> None:
         con.unregister("dispatch_ids")
 
 
-#: The ladder's charge models, run again by dispatch on the send date's claims (send_claims).
-CHARGE_MODELS = ["intermediate/int_ladder_charge_periods", "intermediate/int_ladder_charges"]
+#: The ladder's charge rules (sql/macros/charges.sql), run again by dispatch on the send date's claims.
+SEND_CHARGES = "dispatch/send_charges"
 
 
 def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     """Recompute the late-payment charges of the batch's claims to the send date with the ladder's own
-    models (sql/intermediate/int_ladder_charge_periods.sql, int_ladder_charges.sql) read on
-    send_claims instead of the ladder's claims. Returns {action_id: why} for the actions whose late
-    days fall in a half-year without a reference rate: those are not rendered tonight."""
+    rules (sql/macros/charges.sql, as int_ladder_charge_periods and int_ladder_charges use them) on
+    send_claims: the models send_charge_periods and send_charges. Returns {action_id: why} for the
+    actions whose late days fall in a half-year without a reference rate: those are not rendered
+    tonight."""
     from relance.errors import PolicyError
     from tasks.escalate import write_policy_tables
 
@@ -139,15 +142,15 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
         con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
-    con.execute("create or replace temp view int_ladder_claims as select * from send_claims")
     charges = pol.late_payment_charges
-    warehouse.run_models(con, CHARGE_MODELS, {
+    # send_claims as built and amended above (the unpriced ones no longer charged): not built again
+    warehouse.build(con, SEND_CHARGES, {
         "as_of": as_of,
         "margin_points": charges.margin_points,
         "days_in_year": charges.days_in_year,
         "indemnity": charges.indemnity_per_invoice,
         "indemnity_currency": charges.indemnity_currency,
-    })
+    }, built=("dispatch/send_claims",))
     return unpriced
 
 
@@ -169,7 +172,7 @@ def _send_date_snapshot(con, as_of: date) -> None:
             {"as_of": as_of},
         )
         return
-    warehouse.run_models(con, OPEN_AT_MODELS, {"as_of": as_of})
+    warehouse.build(con, OPEN_AT_TARGETS, {"as_of": as_of})
     con.execute(
         f"""
         create or replace temp table dispatch_snapshot as
@@ -182,7 +185,7 @@ def _send_date_snapshot(con, as_of: date) -> None:
     )
 
 
-def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
+def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict]:
     """The batch's rendering context (sql/dispatch/context.sql) as of the send date `as_of`: the
     invoices still open, their open amounts and days late, and the charges recomputed to that day
     (contract §3 "What a message says"). Rows of actions whose charges cannot be priced (no
@@ -191,10 +194,13 @@ def _load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dic
     _charges_view(con)
     _send_date_snapshot(con, as_of)
     warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
-    unpriced = _send_date_charges(con, as_of, pol if pol is not None else load_policy(None))
+    pol = pol if pol is not None else load_policy(None)
+    unpriced = _send_date_charges(con, as_of, pol)
     rows = ledger.query(con, "context", {"as_of": as_of})
     for row in rows:
         row["unpriced"] = unpriced.get(row["action_id"])
+        # what the stage does (formal layout, attached letter, reference prefix, wording files)
+        row["stage_keys"] = pol.stage(row["stage"])
     return rows
 
 
@@ -280,7 +286,7 @@ _PRELOADED: dict[tuple[str, date], dict[str, dict]] = {}
 def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str | None = None) -> list[dict]:
     cached = _PRELOADED.get((str(db), as_of))
     if cached is None or any(d not in cached for d in delivery_ids):
-        return [r for r in _load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
+        return [r for r in load_batch(con, delivery_ids, as_of, load_policy(policy)) if not r["unpriced"]]
     _batch_table(con, delivery_ids)
     now = {
         d: (status, channel, attempts)
@@ -299,33 +305,23 @@ def _batch_rows(con, db: str, as_of: date, delivery_ids: list[str], policy: str 
 
 def _charges_view(con) -> None:
     """dispatch_charges(action_id, invoice_id, interest_amount, indemnity_amount) over the ladder's
-    per-invoice charges table, whatever it names its columns; empty when it does not exist. And
-    dispatch_charge_periods(action_id, half_year, reference_rate, annual_rate) over
-    action_charge_periods (the rates a formal notice states), empty when it does not exist."""
-    empty = ("create or replace temp view dispatch_charges as select null::varchar as action_id, null::varchar as invoice_id, "
-             "null::decimal(38,2) as interest_amount, null::decimal(18,2) as indemnity_amount where false")
-    if ledger.table_exists(con, "action_charge_periods") and {"action_id", "half_year", "reference_rate", "annual_rate"} <= set(
-            ledger.columns_of(con, "action_charge_periods")):
+    per-invoice charges (action_charges), and dispatch_charge_periods(action_id, half_year,
+    reference_rate, annual_rate) over action_charge_periods (the rates a formal notice states);
+    each empty when its table does not exist (a ledger written without charges)."""
+    if ledger.table_exists(con, "action_charge_periods"):
         con.execute("create or replace temp view dispatch_charge_periods as "
                     "select action_id, half_year, reference_rate, annual_rate from action_charge_periods")
     else:
         con.execute("create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
                     "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false")
-    if not ledger.table_exists(con, "action_charges"):
-        con.execute(empty)
-        return
-    cols = set(ledger.columns_of(con, "action_charges"))
-    interest = next((c for c in ("interest_amount", "interest") if c in cols), None)
-    indemnity = next((c for c in ("indemnity_amount", "indemnity") if c in cols), None)
-    if not {"action_id", "invoice_id"} <= cols or not (interest or indemnity):
-        con.execute(empty)
-        return
-    con.execute(
-        "create or replace temp view dispatch_charges as select action_id, invoice_id, "
-        f"{interest + '::decimal(38,2)' if interest else 'null::decimal(38,2)'} as interest_amount, "
-        f"{indemnity + '::decimal(18,2)' if indemnity else 'null::decimal(18,2)'} as indemnity_amount "
-        "from action_charges"
-    )
+    if ledger.table_exists(con, "action_charges"):
+        con.execute("create or replace temp view dispatch_charges as select action_id, invoice_id, "
+                    "interest_amount::decimal(38,2) as interest_amount, indemnity_amount::decimal(18,2) as indemnity_amount "
+                    "from action_charges")
+    else:
+        con.execute("create or replace temp view dispatch_charges as select null::varchar as action_id, "
+                    "null::varchar as invoice_id, null::decimal(38,2) as interest_amount, "
+                    "null::decimal(18,2) as indemnity_amount where false")
 
 
 # -- one batch -------------------------------------------------------------------------------------
@@ -410,15 +406,14 @@ def _preflight(send: bool, channels: set[str]) -> None:
     if not send:
         return
     from relance.settings import get_settings, resolve_secret
-    from tasks.dispatch.sms import SmsSettings
+    from tasks.dispatch.sms import gateway_token
 
     if "email" in channels:
         s = get_settings()
         if not resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block):
             raise UserError(f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'")
     if "sms" in channels:
-        s = SmsSettings()
-        if not s.account_sid or not resolve_secret(s.auth_token, s.auth_token_block):
+        if not gateway_token():
             raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN")
 
 
@@ -459,15 +454,12 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         stale = ledger.query(con, "stale", {"as_of": as_of})
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
         warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})  # a view: read afresh by each query
-        prepared.update(check_contacts(con, stamp))
+        prepared.update(check_contacts(con, stamp, pol))
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
-        pending = con.execute(
-            "select count(*) from deliveries d join dunning_actions a using (action_id) "
-            "where d.status = 'pending_approval' and a.as_of <= $as_of", {"as_of": as_of}
-        ).fetchone()[0]
+        pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
     channels = {r["channel"] for r in picked}
-    check_templates(renderer, channels, {r["stage"] for r in picked})
+    check_templates(renderer, channels, {r["stage"] for r in picked}, pol)
     _preflight(send, channels)
 
     by_channel: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -482,7 +474,7 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     try:
         if any(channel in PDF_CHANNELS and len(ids) >= cfg.letters.parallel_from for channel, ids in batches):
             post.warm_pool(cfg.letters.processes)  # the workers start while the first batch is prepared
-        loaded = _load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
+        loaded = load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
         held_back = _hold_back(keeper, loaded, stamp, prepared, errors)
         prepared["figures_changed"] = record_figures(keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp)
         _PRELOADED[key] = {r["delivery_id"]: r for r in loaded if r["delivery_id"] not in held_back}

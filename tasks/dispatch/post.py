@@ -434,7 +434,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             continue
         try:
             ctx = run.context(row)
-            ctx.update(anchor=f"L{i}", formal=ctx["registered"] or row["stage"] == "formal_notice")
+            ctx.update(anchor=f"L{i}")  # formal layout: message_context (registered, or a formal stage)
             html = run.renderer.letter(ctx)
         except Exception as e:
             failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))

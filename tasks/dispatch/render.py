@@ -14,9 +14,9 @@ A stage's wording is one file per channel, language and stage, e.g.
 shows: the invoices claimed, the total and how to pay. Labels (column names …) are in
 templates/i18n.yaml. See templates/README.md.
 
-Amounts and dates follow the language with babel: `1 234,56 €` (narrow no-break space as
-thousands separator, no-break space before the symbol) and `16/03/2026` in French,
-`€1,234.56` and `16 March 2026` in English.
+Amounts and dates follow the language with babel (amounts through relance.money, rounded half
+up): `1 234,56 €` (narrow no-break space as thousands separator, no-break space before the
+symbol) and `16/03/2026` in French, `€1,234.56` and `16 March 2026` in English.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from typing import Any
 import yaml
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from relance import TEMPLATES_DIR
+from relance import TEMPLATES_DIR, money
+from relance.policy import Policy, Stage, default_policy
 from tasks.dispatch.config import ChannelsConfig
 
 LANGUAGES = ("fr", "en")
@@ -69,7 +69,7 @@ def _locale(ctx) -> str:
 
 @lru_cache(maxsize=65536)
 def _money(text: str, currency: str, locale: str) -> str:
-    return format_currency(Decimal(text), currency, locale=locale)
+    return money.format_money(Decimal(text), currency, locale)
 
 
 @lru_cache(maxsize=8192)
@@ -101,8 +101,7 @@ def f_claimed(ctx, charges: dict | None) -> str:
 def f_number(ctx, value: Any, digits: int = 2) -> str:
     if value is None:
         return ""
-    fmt = "#,##0." + "0" * digits if digits else "#,##0"
-    return format_decimal(Decimal(str(value)), format=fmt, locale=_locale(ctx))
+    return money.format_decimal(Decimal(str(value)), _locale(ctx), digits)
 
 
 @pass_context
@@ -110,8 +109,7 @@ def f_percent(ctx, value: Any) -> str:
     """A rate in percent, e.g. 12.15 → "12,15 %" (fr, no-break space) or "12.15%" (en)."""
     if value is None:
         return ""
-    text = format_decimal(Decimal(str(value)), format="#,##0.00", locale=_locale(ctx))
-    return text + ("\u00a0%" if language_of(ctx.get("lang")) == "fr" else "%")
+    return money.format_percent(Decimal(str(value)), _locale(ctx), 2)
 
 
 @pass_context
@@ -174,24 +172,21 @@ def g_plural(ctx, forms: Any, n: int) -> str:
     return str(forms.get(category, forms.get("other", "")))
 
 
-#: Prefix of the human reference of an action's messages, by stage (see human_reference).
-REFERENCE_PREFIX = {"formal_notice": "MD", "litigation": "CT"}
-
-
-def human_reference(action_id: str | None, stage: str | None = None) -> str:
+def human_reference(action_id: str | None, prefix: str = "RL") -> str:
     """"Notre référence" of a message: a short stable code a person can read out on the phone,
     derived from the internal action id (never printed: it holds the customer id and episode):
-    a prefix (MD for a formal notice — mise en demeure —, CT for litigation, RL for any other
-    reminder), then the first 40 bits of SHA-256(action_id) in RFC 4648 base32 as two groups of
-    four characters, e.g. MD-K7QF-2XBM. The same action always gets the same code; finding the
-    action from a code: `select action_id from dunning_actions` and compare codes."""
+    the stage's prefix (policy `stages[].reference_prefix`: MD for a formal notice — mise en
+    demeure —, CT for litigation, RL for any other reminder), then the first 40 bits of
+    SHA-256(action_id) in RFC 4648 base32 as two groups of four characters, e.g. MD-K7QF-2XBM.
+    The same action always gets the same code; finding the action from a code: `select action_id
+    from dunning_actions` and compare codes."""
     import base64
     import hashlib
 
     if not action_id:
         return ""
     code = base64.b32encode(hashlib.sha256(str(action_id).encode("utf-8")).digest()[:5]).decode("ascii")
-    return f"{REFERENCE_PREFIX.get(stage or '', 'RL')}-{code[:4]}-{code[4:8]}"
+    return f"{prefix}-{code[:4]}-{code[4:8]}"
 
 
 def due_state(days_past_due: int | None) -> str:
@@ -294,9 +289,10 @@ class Renderer:
         self.i18n = yaml.safe_load((self.dir / "i18n.yaml").read_text(encoding="utf-8"))
 
     # -- lookup --------------------------------------------------------------------------------
-    @lru_cache(maxsize=256)
+    @lru_cache(maxsize=256)  # noqa: B019 (one renderer per run: the cache goes with it)
     def stage_template(self, channel: str, lang: str, stage: str) -> str:
-        """templates/<kind>/<lang>/<stage>.j2, else that folder's default.j2."""
+        """templates/<kind>/<lang>/<stage>.j2, else that folder's default.j2. `stage` is the name of
+        the stage's wording files (the context's `wording`: policy `stages[].template`, else the code)."""
         kind = KIND[channel]
         for name in (f"{kind}/{lang}/{stage}.j2", f"{kind}/{lang}/default.j2"):
             if (self.dir / name).is_file():
@@ -318,7 +314,7 @@ class Renderer:
 
     # -- per channel ---------------------------------------------------------------------------
     def email(self, ctx: dict) -> RenderedEmail:
-        name = self.stage_template("email", ctx["lang"], ctx["stage"])
+        name = self.stage_template("email", ctx["lang"], _wording(ctx))
         text_blocks = self.blocks(self.text, name, ctx, ("subject", "body", "closing"))
         html_blocks = self.blocks(self.html, name, ctx, ("body", "closing"))
         subject = f_oneline(text_blocks["subject"])
@@ -327,22 +323,26 @@ class Renderer:
         return RenderedEmail(subject=subject, text=text.strip() + "\n", html=html)
 
     def sms(self, ctx: dict) -> str:
-        name = self.stage_template("sms", ctx["lang"], ctx["stage"])
+        name = self.stage_template("sms", ctx["lang"], _wording(ctx))
         return f_oneline(self.blocks(self.text, name, ctx, ("text",))["text"])
 
     def letter(self, ctx: dict) -> str:
         """One letter as an HTML <section> (letters are rendered many to a document, see post.py)."""
-        name = self.stage_template(ctx["channel"], ctx["lang"], ctx["stage"])
+        name = self.stage_template(ctx["channel"], ctx["lang"], _wording(ctx))
         blocks = self.blocks(self.html, name, ctx, ("title", "body", "closing"))
         return self.html.get_template("letters/layout.html.j2").render(ctx, **blocks)
 
     def script(self, ctx: dict) -> str:
-        name = self.stage_template(ctx["channel"], ctx["lang"], ctx["stage"])
+        name = self.stage_template(ctx["channel"], ctx["lang"], _wording(ctx))
         return self.blocks(self.text, name, ctx, ("script",))["script"].strip()
 
     def page(self, template: str, ctx: dict, html: bool = True) -> str:
         env = self.html if html else self.text
         return env.get_template(template).render(ctx)
+
+
+def _wording(ctx: dict) -> str:
+    return ctx.get("wording") or ctx["stage"]
 
 
 _RENDERERS: dict[int, tuple[ChannelsConfig, "Renderer"]] = {}
@@ -369,8 +369,11 @@ def country_name(code: str | None, lang: str) -> str:
 
 
 def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict) -> dict:
-    """The variables of every template, from one row of sql/dispatch/context.sql."""
+    """The variables of every template, from one row of sql/dispatch/context.sql. The row's
+    `stage_keys` is its stage in the run's policy (relance.policy.Stage; None for a stage the policy
+    does not have): what the stage does comes from there, never from its code."""
     lang = language_of(row.get("language"))
+    keys: Stage | None = row.get("stage_keys")
     cred = cfg.creditor
     invoices = [
         {
@@ -463,7 +466,7 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         # what the debtor quotes on the transfer: the invoices the message claims
         "invoice_reference": ", ".join(str(i["number"]) for i in invoices),
         # "Notre référence": a short stable code, never the internal action id (human_reference)
-        "reference": human_reference(row.get("action_id"), row.get("stage")),
+        "reference": human_reference(row.get("action_id"), keys.reference_prefix if keys is not None else "RL"),
         # where the invoices stand on the day the message is sent (the wording must fit it)
         "due_state": "overdue" if "overdue" in states else "due_today" if "due_today" in states else "not_due",
         "overdue_count": states.count("overdue"),
@@ -472,12 +475,20 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         "figures_as_of": row.get("figures_as_of") or run_as_of,
         "payment_url": payment_url,
         "registered": row.get("channel") == "registered_letter",
+        # a letter's layout: formal (the title as a heading) for a registered letter or a formal stage
+        "formal": row.get("channel") == "registered_letter" or (keys is not None and keys.formal),
+        # the name of the stage's wording files (templates/<kind>/<lang>/<wording>.j2)
+        "wording": keys.wording if keys is not None else row.get("stage"),
         "draft": False,  # True for the drafts shown before approval (tasks/dispatch/drafts.py)
     }
 
 
-def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL") -> dict:
-    """Sample values for previews and the template check: three invoices, charges on a formal notice."""
+def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL",
+               policy: Policy | None = None) -> dict:
+    """Sample values for previews and the template check: three invoices overdue (one not yet due
+    for a stage before the due date, one due today for a stage on it), charges on a charged stage —
+    the stage as the policy (default: policies/default.yaml) has it."""
+    keys = (policy or default_policy()).stage(stage)
     D = Decimal
     as_of = date(2026, 3, 16)
     invoices = [
@@ -488,11 +499,11 @@ def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulange
         {"invoice_id": "INV-2026-000201", "kind": "invoice", "issue_date": date(2026, 2, 2), "due_date": date(2026, 3, 4),
          "amount": D("75.10"), "open_amount": D("75.10"), "days_past_due": 12},
     ]
-    if stage == "preventive":
+    if keys is not None and keys.offset_days < 0:
         invoices = [dict(invoices[2], due_date=date(2026, 3, 21), days_past_due=-5)]
-    elif stage == "due":
+    elif keys is not None and keys.offset_days == 0:
         invoices = [dict(invoices[2], due_date=as_of, days_past_due=0)]
-    charged = stage in ("formal_notice", "litigation")
+    charged = keys is not None and keys.charged
     if charged:
         for inv in invoices:
             inv["interest"] = (inv["open_amount"] * D("0.1215") * inv["days_past_due"] / 365).quantize(D("0.01"))
@@ -510,6 +521,7 @@ def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulange
         "attempts": 0,
         "action_as_of": as_of,
         "stage": stage,
+        "stage_keys": keys,
         "episode_id": "preview-episode",
         "customer_id": "C001",
         "currency": "EUR",

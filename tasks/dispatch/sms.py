@@ -26,7 +26,6 @@ MESSAGING_SERVICE_SID (optional, instead of the sender of channels.yaml).
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import unicodedata
@@ -38,10 +37,11 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from relance import phones
+from relance.settings import Settings
+from relance.retry import retry_wait
+from relance.urls import origin_label
+from tasks.calendar import holiday_name
 from tasks.dispatch.config import WEEKDAYS, SmsCfg
 from tasks.dispatch.ledger import Result, naive_utc
 
@@ -135,16 +135,6 @@ def country_zones(country: str) -> tuple[ZoneInfo, ...]:
     return tuple(zones) or (ZoneInfo("Europe/Paris"),)
 
 
-@lru_cache(maxsize=1024)
-def _holidays(country: str, year: int):
-    import holidays
-
-    try:
-        return holidays.country_holidays(country.upper(), years=year)
-    except (NotImplementedError, KeyError, AttributeError):
-        return {}
-
-
 def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
     """Why an SMS may not go at `now` to someone in `country` (None: it may)."""
     if now.tzinfo is None:
@@ -160,7 +150,7 @@ def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
         if weekday in cfg.no_send_weekdays:
             return f"{weekday} in {zone.key}"
         if cfg.skip_public_holidays:
-            name = _holidays(country, local.year).get(local.date())
+            name = holiday_name(country, local.date())
             if name:
                 return f"public holiday in {country}: {name} ({local.date().isoformat()})"
     return None
@@ -169,16 +159,13 @@ def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
 # -- providers ---------------------------------------------------------------------------------
 
 
-class SmsSettings(BaseSettings):
-    """The SMS gateway's settings (environment, prefix RELANCE_SMS_)."""
+def gateway_token() -> str | None:
+    """The SMS gateway's auth token when the gateway is configured (an account and a token), else None."""
+    from relance.settings import get_settings, resolve_secret
 
-    model_config = SettingsConfigDict(env_prefix="RELANCE_SMS_", extra="ignore")
-
-    base_url: str = "https://api.twilio.com"
-    account_sid: str | None = None
-    auth_token: SecretStr | None = None
-    auth_token_block: str = "relance-sms-auth-token"
-    messaging_service_sid: str | None = None
+    s = get_settings()
+    token = resolve_secret(s.sms_auth_token, s.sms_auth_token_block)
+    return token if s.sms_account_sid and token else None
 
 
 @dataclass
@@ -224,10 +211,10 @@ class TwilioSms:
 
     name = "sms"
 
-    def __init__(self, settings: SmsSettings, token: str, sender: str, cfg: SmsCfg, *,
+    def __init__(self, settings: Settings, token: str, sender: str, cfg: SmsCfg, *,
                  sleep: Callable[[float], None] = time.sleep):
         self.settings, self.token, self.sender, self.cfg, self.sleep = settings, token, sender, cfg, sleep
-        self.url = f"{settings.base_url.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
+        self.url = f"{settings.sms_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
         self._local = threading.local()
         self.aborted: str | None = None
 
@@ -237,7 +224,7 @@ class TwilioSms:
         s = getattr(self._local, "session", None)
         if s is None:
             s = self._local.session = requests.Session()
-            s.auth = (self.settings.account_sid or "", self.token)
+            s.auth = (self.settings.sms_account_sid or "", self.token)
         return s
 
     def send(self, batch: list[OutgoingSms]) -> list[Result]:
@@ -250,8 +237,8 @@ class TwilioSms:
         if self.aborted:
             return Result(msg.delivery_id, "planned", self.name, error=f"not attempted: {self.aborted}")
         data = {"To": msg.to, "Body": msg.body}
-        if self.settings.messaging_service_sid:
-            data["MessagingServiceSid"] = self.settings.messaging_service_sid
+        if self.settings.sms_messaging_service_sid:
+            data["MessagingServiceSid"] = self.settings.sms_messaging_service_sid
         else:
             data["From"] = self.sender
         attempt = 0
@@ -264,7 +251,7 @@ class TwilioSms:
                 # Refused before anything was written? Then certainly not sent; otherwise unknown.
                 text = str(e)
                 if ("Connection refused" in text or "Name or service not known" in text) and attempt < self.cfg.max_attempts:
-                    self.sleep(min(self.cfg.max_backoff_seconds, self.cfg.backoff_base_seconds * 2 ** (attempt - 1)))
+                    self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 if "Connection refused" in text or "Name or service not known" in text:
                     self.aborted = f"SMS gateway unreachable ({text[:200]})"
@@ -276,8 +263,6 @@ class TwilioSms:
             if 200 <= r.status_code < 300:
                 return self._settle(msg, r)
             if 300 <= r.status_code < 400:  # a Twilio-compatible API never redirects; the credentials stay here
-                from tasks.dispatch.email import origin_label
-
                 why = (f"{origin_label(self.url)} answered {r.status_code}, a redirect to "
                        f"{origin_label(r.headers.get('Location'))}; redirects are never followed with the "
                        f"credentials (check RELANCE_SMS_BASE_URL)")
@@ -286,10 +271,7 @@ class TwilioSms:
             error = _gateway_error(r)
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt < self.cfg.max_attempts:
-                    wait = _retry_after(r.headers.get("Retry-After"))
-                    if wait is None:
-                        wait = self.cfg.backoff_base_seconds * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
-                    self.sleep(min(self.cfg.max_backoff_seconds, wait))
+                    self.sleep(retry_wait(r.headers, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 status = "planned" if r.status_code == 429 else "failed"
                 return Result(msg.delivery_id, status, self.name, error=f"gave up after {attempt} attempts: {error}")
@@ -301,8 +283,6 @@ class TwilioSms:
 
     def _settle(self, msg: OutgoingSms, r) -> Result:
         """A 2xx answer: `sent` only as a JSON message with its sid, else in doubt (never re-sent by itself)."""
-        from tasks.dispatch.email import origin_label
-
         try:
             data = r.json()
         except ValueError:
@@ -321,15 +301,6 @@ class TwilioSms:
                             f"the message: check the gateway's message log, then relance resolve")
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _gateway_error(r) -> str:
     try:
         data = r.json()
@@ -345,14 +316,13 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
     if not run.send:
         return OutboxSms(run.now_naive)
     from relance.errors import UserError
-    from relance.settings import resolve_secret
+    from relance.settings import get_settings
 
-    settings = SmsSettings()
-    token = resolve_secret(settings.auth_token, settings.auth_token_block)
-    if not settings.account_sid or not token:
+    token = gateway_token()
+    if not token:
         raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and "
                         "RELANCE_SMS_AUTH_TOKEN (and RELANCE_SMS_BASE_URL for a non-Twilio gateway)")
-    return TwilioSms(settings, token, run.cfg.sms.sender, run.cfg.sms, sleep=sleep)
+    return TwilioSms(get_settings(), token, run.cfg.sms.sender, run.cfg.sms, sleep=sleep)
 
 
 def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sleep) -> dict:

@@ -56,7 +56,7 @@ def csv_safe(value) -> str:
     return "'" + text if _FORMULA.match(text) else text
 
 
-def _history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+def history_by_unit(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for h in rows:
         deliveries = h.get("deliveries") or []
@@ -99,7 +99,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
 
     cfg = run.cfg.worklists
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
-    history = _history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
+    history = history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
     entries: list[dict] = []

@@ -202,7 +202,7 @@ def _land_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: st
             return _land_csv_text(con, f, label, entity, generated)
     except UnicodeDecodeError:
         with path.open("rb") as f:
-            for number, line in enumerate(f, start=1):
+            for number, line in enumerate(f, start=1):  # noqa: B007 (the message names it)
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError:

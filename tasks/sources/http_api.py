@@ -30,7 +30,6 @@ string, never the token.
 from __future__ import annotations
 
 import csv
-import email.utils
 import functools
 import hashlib
 import json
@@ -38,7 +37,6 @@ import re
 import socket
 import threading
 import time
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,6 +47,7 @@ from requests.adapters import HTTPAdapter
 
 from relance.errors import SourceError
 from relance.settings import get_settings, resolve_secret
+from relance.retry import retry_wait
 from relance.urls import redact_url
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_ENTITIES
 
@@ -249,7 +248,7 @@ class _Client:
             headers["Authorization"] = f"Bearer {self.token}"
         last = ""
         for attempt in range(1, self.attempts + 1):
-            retry_after: float | None = None
+            asked: Any = None  # the retried answer's headers
             try:
                 response = self._get_once(url, headers)
             except _Overdue:
@@ -262,12 +261,12 @@ class _Client:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 last = f"HTTP {response.status_code}{' ' + response.reason if response.reason else ''}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                asked = response.headers
                 response.close()
             if attempt == self.attempts:
                 break
-            delay = retry_after if retry_after is not None else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-            time.sleep(delay)
+            time.sleep(retry_wait(asked, attempt, BACKOFF_BASE_S, BACKOFF_CAP_S, asked_cap=RETRY_AFTER_CAP_S,
+                                  jitter=False))
         raise SourceError(
             f"{where}: the API did not answer successfully after {self.attempts} attempt"
             f"{'s' if self.attempts > 1 else ''} (last: {last}); try again later or raise RELANCE_HTTP_RETRIES"
@@ -276,27 +275,6 @@ class _Client:
 
 class _Overdue(Exception):
     """The whole request did not finish within its time budget."""
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
 
 
 def _describe_network_error(e: Exception, timeout_s: float) -> str:

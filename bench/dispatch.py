@@ -1,7 +1,8 @@
 """Measure dispatch: render and write a big night into the outbox, letters per second, emails per
-second to a SendGrid-compatible server on loopback (run in its own process).
+second to a SendGrid-compatible server on loopback (run in its own process). Part of the benchmark
+(bench/), not of the product: `make bench-dispatch` runs it with its defaults.
 
-    .venv/bin/python -m tasks.dispatch.bench --customers 20000 --deliveries 20000 --emails 5000 --out /tmp/relance-bench
+    .venv/bin/python -m bench.dispatch --customers 20000 --deliveries 20000 --emails 5000 --out /tmp/relance-bench
 
 The deliveries are synthetic (a channel mix close to the default ladder's: mostly email, then
 letters, calls, SMS, formal notices, a few handoffs) over the open invoices of a sample source
@@ -47,8 +48,13 @@ def _prepare(out: Path, customers: int, as_of: date) -> Path:
 
 
 def _plan(db: Path, as_of: date, deliveries: int, channels: dict[str, tuple[str, float]], tag: str) -> dict[str, int]:
-    """Insert actions (one per unit and channel) and planned deliveries, up to `deliveries` in all."""
+    """Insert actions (one per unit and channel) and planned deliveries, up to `deliveries` in all;
+    the charged stages (policies/default.yaml `charged`) state charges."""
     import duckdb
+
+    from relance.policy import default_policy
+
+    pol = default_policy()
 
     with duckdb.connect(str(db)) as con:
         units = con.execute(
@@ -73,7 +79,7 @@ def _plan(db: Path, as_of: date, deliveries: int, channels: dict[str, tuple[str,
             for i in range(n):
                 cust, cur, ids, amount = units[i % len(units)]
                 action_id = f"{tag}|{cust}|{cur}|{channel}|{i // len(units)}"
-                charged = stage in ("formal_notice", "litigation")
+                charged = pol.stage(stage).charged
                 actions.append((action_id, as_of, cust, cur, f"{tag}|{cust}|{cur}", stage, 4, ids[0], amount, ids,
                                 "planned", "live", "0.00" if not charged else "12.34",
                                 None if not charged else str(40 * len(ids)),

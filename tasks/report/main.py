@@ -1,0 +1,155 @@
+"""The report step (HTML, PDF and Excel of as_of into a folder) and the Prefect artifacts of a run."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+
+from relance.policy import load_policy
+from tasks.report.data import _open_read_only, gather, next_step
+from tasks.report.format import Fmt
+from tasks.report.page import TOP_DEBTORS, render_html, write_pdf
+from tasks.report.workbook import write_workbook
+from tasks.step import get_logger, in_flow_run, step
+
+
+def report_paths(out: str | Path, as_of: date) -> dict[str, str]:
+    out = Path(out)
+    stem = f"relance-report-{as_of.isoformat()}"
+    return {"html": str(out / f"{stem}.html"), "pdf": str(out / f"{stem}.pdf"), "xlsx": str(out / f"{stem}.xlsx")}
+
+
+@step(name="report")
+def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | None = None) -> dict:
+    """Write the finance report of as_of into `out`: HTML, PDF and Excel; returns their paths."""
+    log = get_logger()
+    started = time.perf_counter()
+    pol = load_policy(policy)
+    fmt = Fmt(language, pol)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    paths = report_paths(out, as_of)
+    timings = {}
+    with _open_read_only(db) as con:
+        data = gather(con, as_of, pol, db=db, language=language)
+    timings["read"] = time.perf_counter() - started
+    t = time.perf_counter()
+    page = render_html(data, pol, fmt)
+    Path(paths["html"]).write_text(page, encoding="utf-8")
+    timings["html"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_pdf(page, paths["pdf"], base_url=Path(out).resolve())
+    timings["pdf"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_workbook(Path(paths["xlsx"]), data, pol, fmt)
+    timings["xlsx"] = time.perf_counter() - t
+    result = {
+        **paths,
+        "as_of": as_of.isoformat(),
+        "language": language,
+        "currencies": data.currencies,
+        "debtors": len(data.debtors),
+        "seconds": round(time.perf_counter() - started, 3),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    log.info("report: %s (%s, %.1f s)", paths["html"], ", ".join(data.currencies) or "no data", result["seconds"])
+    return result
+
+
+# ------------------------------------------------------------------------------------ Prefect artifacts
+def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "en",
+                     policy: str | None = None) -> dict:
+    """The markdown summary and the top-debtor table of as_of, as plain strings (no Decimal, no date)."""
+    pol = load_policy(policy)
+    fmt = Fmt(language, pol)
+    with _open_read_only(db) as con:
+        data = gather(con, as_of, pol, db=db, language=language)
+    lines = [f"# relance — {as_of.isoformat()}", ""]
+    if data.freshness and data.freshness["stale"]:
+        lines += ["**STALE SOURCE: " + ("planned and sent anyway (--allow-stale)" if data.freshness["allow_stale"]
+                                        else "no contact planned, nothing sent") + "** — "
+                  + "; ".join(data.freshness["reasons"]), ""]
+    if not data.currencies:
+        lines.append("No data for this date.")
+    for cur in data.currencies:
+        def v(metric: str, dim: str = "all", val: str = "all"):
+            return data.metrics.get((cur, metric, dim, val))
+
+        def money(x):
+            return f"{x:.2f} {cur}" if x is not None else "—"
+
+        def pct(x):
+            return f"{x:.1f} %" if x is not None else "—"
+
+        def days(x):
+            return f"{x:.1f} d" if x is not None else "—"
+
+        lines += [
+            f"## {cur}", "",
+            "| metric | value |", "|---|---:|",
+            f"| open receivables | {money(v('open_ar'))} |",
+            f"| overdue | {money(v('overdue_ar'))} |",
+            f"| collected, last 30 days | {money(v('collected_30d'))} |",
+            f"| DSO 90 d (best possible) | {days(v('dso_90d'))} ({days(v('best_possible_dso_90d'))}) |",
+            f"| CEI 30 d | {pct(v('cei_30d'))} |",
+            f"| recovered within 30 d of a reminder | {pct(v('recovery_rate_30d'))} |",
+            f"| overdue on hold | {pct(v('overdue_held_share'))} |",
+            f"| actions today | {int(v('actions_of_day') or 0)} |",
+            "",
+        ]
+    need = {}
+    for r in data.attention:
+        need[r["kind"]] = need.get(r["kind"], 0) + 1
+    rejected = sum(r["rows"] for r in data.rejected if r["action"] == "rejected")
+    lines += [
+        "## Needs a person", "",
+        f"- formal notices awaiting approval: {need.get('pending_approval', 0)}",
+        f"- undeliverable (last 7 days): {need.get('undeliverable', 0)}",
+        f"- failed deliveries (last 7 days): {need.get('failed', 0)}",
+        f"- deliveries in doubt: {need.get('in_doubt', 0)}",
+        f"- waiting for a reference rate: {need.get('missing_reference_rate', 0)}",
+        f"- rejected source rows: {rejected}",
+        "",
+        f"Report: {Path(report_paths.get('html', '')).resolve().as_uri() if report_paths.get('html') else '—'}",
+    ]
+    table = []
+    for cur in data.currencies:
+        for r in [d for d in data.debtors if d["currency"] == cur and d["overdue_amount"] > 0][:TOP_DEBTORS]:
+            table.append({
+                "customer_id": str(r["customer_id"]),
+                "name": str(r.get("name") or ""),
+                "currency": cur,
+                "overdue": f"{r['overdue_amount']:.2f}",
+                "open": f"{r['open_amount']:.2f}",
+                "oldest_days_past_due": str(r["oldest_days_past_due"]),
+                "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
+                "next_step": next_step(r, pol, as_of, fmt),
+            })
+    return {"markdown": "\n".join(lines), "table": table}
+
+
+def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | None = None) -> dict:
+    """Inside a Prefect flow run: a markdown summary (`relance-summary`), a table of the top
+    overdue debtors (`relance-top-debtors`) and a link to the HTML report (`relance-report`).
+    The keys are stable, so the Artifacts page shows their history run after run. Outside a flow
+    run it does nothing and returns {}."""
+    if not in_flow_run():
+        return {}
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    content = artifact_content(db, as_of, report_paths, policy=policy)
+    ids = {
+        "relance-summary": create_markdown_artifact(
+            markdown=content["markdown"], key="relance-summary", description=f"relance summary for {as_of.isoformat()}"
+        ),
+        "relance-top-debtors": create_table_artifact(
+            table=content["table"], key="relance-top-debtors",
+            description=f"the largest overdue debtors on {as_of.isoformat()}, per currency",
+        ),
+    }
+    if report_paths.get("html"):
+        ids["relance-report"] = create_link_artifact(
+            link=Path(report_paths["html"]).resolve().as_uri(), link_text=f"relance report {as_of.isoformat()}",
+            key="relance-report", description=f"the finance report for {as_of.isoformat()} (HTML)",
+        )
+    return {k: str(v) for k, v in ids.items()}
