@@ -202,6 +202,8 @@ def test_ladder_decisions_one_step_a_run(con):
     ).fetchall()
     assert rows == [
         ("C1", "C1|EUR|1", 1, None, True, "due", None, None),
+        ("C10", "C10|EUR|1", None, None, False, None, "notice_deadline", "notice_deadline"),
+        ("C11", "C11|EUR|1", None, None, True, "amicable", None, None),
         ("C2", "C2|EUR|1", 1, None, True, "preventive", None, None),
         ("C3", None, None, None, False, None, "held", None),
         ("C4", "C4|EUR|1", 1, None, False, None, "at_target", "below_tolerance"),
@@ -210,8 +212,6 @@ def test_ladder_decisions_one_step_a_run(con):
         ("C7", "C7|EUR|1", None, None, True, "reminder_2", None, None),
         ("C8", None, None, "C8|EUR|1", False, None, "episode_closed", None),
         ("C9", "C9|EUR|1", None, None, False, None, "at_target", None),
-        ("C10", "C10|EUR|1", None, None, False, None, "notice_deadline", "notice_deadline"),
-        ("C11", "C11|EUR|1", None, None, True, "amicable", None, None),
     ]
     details = dict(con.execute(
         "select customer_id, wait_detail from int_ladder_decisions where wait_detail is not null").fetchall())
