@@ -54,7 +54,12 @@ select
     case when unit_today.action_id is null then coalesce(decisions.no_action_reason, 'already_actioned') end
         as no_action_reason,
     case when unit_today.action_id is null then decisions.wait_reason end as wait_reason,
-    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail
+    case when unit_today.action_id is null then decisions.wait_detail end as wait_detail,
+    -- the formal notice's registered letter (relance post import): sent (deposited), received
+    -- (or refused / unclaimed: first presented), and the deadline the receipt starts
+    decisions.notice_sent_on,
+    decisions.notice_received_on,
+    decisions.notice_deadline
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
 left join episode_today using (episode_id)
