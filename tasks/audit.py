@@ -341,3 +341,18 @@ def previous_fingerprint(con, before_as_of: date, kinds: Sequence[str] = SOURCE_
         {"before": before_as_of, "kinds": list(kinds)},
     ).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def previous_as_of(con, before_as_of: date, kinds: Sequence[str] = SOURCE_KINDS) -> date | None:
+    """The as_of of the run whose fingerprint previous_fingerprint gives (None when there is none)."""
+    row = con.execute(
+        """
+        select as_of from runs
+        where outcome = 'completed' and as_of < $before and list_contains($kinds, kind)
+          and source_fingerprint is not null
+        order by as_of desc, ended_at desc
+        limit 1
+        """,
+        {"before": before_as_of, "kinds": list(kinds)},
+    ).fetchone()
+    return row[0] if row else None

@@ -4,7 +4,10 @@ Checked by the nightly run right after the ingest, before anything is planned or
 
 * the newest payment (`paid_date`) and the newest invoice (`issue_date`) of the source as loaded,
   against as_of: more than `freshness.max_payment_gap_business_days` (resp. `…invoice…`) business
-  days of `freshness.country` between them, and the source looks stale;
+  days of `freshness.country` between them, while the previous completed run saw that entity
+  within the limit, and the source looks stale — it stopped updating. A source that was already
+  behind at the previous run lags by design (a weekly export, a fixed extract): its gap is reported
+  (`lagging`, a warning), not blocking;
 * for PostgreSQL and HTTP sources, the rows of customers, invoices and payments against the
   previous run's fingerprint (tasks/audit.py `previous_fingerprint`): a drop of more than
   `freshness.max_row_drop_percent` percent, and the source looks stale.
@@ -60,13 +63,15 @@ def _iso(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy, kind: str) -> dict:
+def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy, kind: str,
+           previous_as_of: date | None = None) -> dict:
     """The verdict for a source fingerprint (tasks/audit.py source_fingerprint) against as_of and the
     previous run's: {"verdict", "stale", "first_run", "reasons": [one line each], "checks": {…}}.
     `stale` says whether the source looks stale; `verdict` is fresh / stale / first_run (a first run
     is never stale: its reasons are shown, not enforced)."""
     f = pol.freshness
     reasons: list[str] = []
+    lagging: list[str] = []
     checks: dict = {}
     current = current or {}
     for entity, column, limit, key, noun in (
@@ -80,6 +85,16 @@ def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy
             checks[entity]["previous_newest"] = (previous.get(entity) or {}).get(column)
         if newest is not None and limit is not None and gap > limit:
             unchanged = previous is not None and checks[entity].get("previous_newest") == newest.isoformat()
+            before = _iso(checks[entity].get("previous_newest")) if previous is not None else None
+            if before is not None and previous_as_of is not None:
+                checks[entity]["previous_gap_business_days"] = business_days_after(before, previous_as_of, f.country)
+                if checks[entity]["previous_gap_business_days"] > limit:
+                    # Already behind at the previous completed run: the source lags by design (a
+                    # weekly export, a fixed file) rather than stopped; reported, not blocking.
+                    lagging.append(f"newest {noun} {newest.isoformat()} is {gap} business days before "
+                                   f"{as_of.isoformat()} (already {checks[entity]['previous_gap_business_days']} "
+                                   f"at the previous run of {previous_as_of.isoformat()}) > freshness.{key} {limit}")
+                    continue
             reasons.append(
                 f"newest {noun} {newest.isoformat()} is {gap} business days before {as_of.isoformat()}"
                 f"{' (unchanged since the previous run)' if unchanged else ''} > freshness.{key} {limit}"
@@ -104,6 +119,7 @@ def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy
         "stale": stale,
         "first_run": first_run,
         "reasons": reasons,
+        "lagging": lagging,
         "checks": checks,
     }
 
@@ -121,7 +137,7 @@ def check_freshness(db: str, as_of: date, source: str, policy: str | None = None
     """Judge the source just loaded (the stg_* tables) against as_of and the previous run's
     fingerprint; record the verdict in `source_freshness`; returns it (plus `allowed`: the run goes
     on though the source looks stale, on --allow-stale)."""
-    from tasks.audit import previous_fingerprint, source_fingerprint
+    from tasks.audit import previous_as_of, previous_fingerprint, source_fingerprint
     from tasks.ingest import source_kind
 
     log = get_logger()
@@ -129,7 +145,8 @@ def check_freshness(db: str, as_of: date, source: str, policy: str | None = None
     kind = source_kind(source)
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
-        result = assess(as_of, source_fingerprint(con), previous_fingerprint(con, as_of), pol, kind)
+        result = assess(as_of, source_fingerprint(con), previous_fingerprint(con, as_of), pol, kind,
+                        previous_as_of(con, as_of))
         allowed = result["stale"] and allow_stale
         if allowed:
             result["verdict"] = "stale_allowed"
@@ -153,6 +170,9 @@ def check_freshness(db: str, as_of: date, source: str, policy: str | None = None
                     "; ".join(result["reasons"]))
     elif result["reasons"]:
         log.warning("freshness: first run on this database, not blocked: %s", "; ".join(result["reasons"]))
+    elif result["lagging"]:
+        log.warning("freshness: the source lags but did not stop since the previous run, not blocked: %s",
+                    "; ".join(result["lagging"]))
     else:
         log.info("freshness: %s", result["verdict"])
     return result

@@ -239,3 +239,24 @@ def test_a_postgres_source_that_lost_60_percent_of_its_invoices_is_stale(tmp_pat
     finally:
         conn.execute(f"drop schema if exists {name} cascade")
         conn.close()
+
+
+def test_a_source_already_behind_at_the_previous_run_lags_and_is_not_blocked():
+    """The guard stops a source that stopped updating: current at the previous completed run, behind
+    now. One that was already behind then (a fixed extract, a weekly export) is reported, not blocked."""
+    # previous run Mon 2 Mar saw payments of Fri 27 Feb (1 business day: current); now Mon 9 Mar,
+    # nothing newer: 6 business days > 3 → stale
+    prev = _fp("2026-02-27", "2026-02-27")
+    got = assess(date(2026, 3, 9), prev, prev, POL, "files", date(2026, 3, 2))
+    assert got["stale"] and got["checks"]["payments"]["previous_gap_business_days"] == 1
+    # previous run Mon 2 Mar already saw payments of Mon 16 Feb (10 business days behind): lagging
+    old = _fp("2026-02-16", "2026-02-27")
+    got = assess(date(2026, 3, 9), old, old, POL, "files", date(2026, 3, 2))
+    assert got["verdict"] == "stale" and got["reasons"] == [
+        "newest invoice 2026-02-27 is 6 business days before 2026-03-09 (unchanged since the previous run) "
+        "> freshness.max_invoice_gap_business_days 5"]
+    assert got["lagging"] == ["newest payment 2026-02-16 is 15 business days before 2026-03-09 (already 10 at the "
+                              "previous run of 2026-03-02) > freshness.max_payment_gap_business_days 3"]
+    both_old = _fp("2026-02-16", "2026-02-16")
+    got = assess(date(2026, 3, 9), both_old, both_old, POL, "files", date(2026, 3, 2))
+    assert got["verdict"] == "fresh" and not got["stale"] and len(got["lagging"]) == 2
