@@ -1,11 +1,17 @@
 """nightly_dunning: the night's dunning run for one date, as finance would describe it.
 
-ingest the receivables → age them → escalate (the ladder) → (in the Prefect UI: ask for the
+ingest the receivables → check that they are current (the freshness guard) → age them → escalate (the ladder) → (in the Prefect UI: ask for the
 approval of the formal notices) → dispatch the messages → measure recovery → report to finance
 (→ write the metrics back to PostgreSQL, when asked).
 The CLI's `relance run` calls `nightly_run` directly; the Prefect flow `nightly_dunning` is the
 same function, in which each step becomes a task run; it holds the database's concurrency slot
 (one run per DuckDB file) and alerts operations when it fails (tasks.alerts).
+
+When the source looks stale (tasks/freshness.py: no payment or invoice for too many business
+days, or rows gone since the previous run), the run still loads, ages, measures and reports (the
+report shows a red banner) but plans no contact, sends nothing, writes no metrics back, and then
+fails with a one-line reason (the audit row's `freshness` says `stale`), which alerts operations.
+allow_stale=True (`relance run --allow-stale`) lets one run go on regardless (`stale_allowed`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tasks.audit import audited
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
 from tasks.events import apply_events
+from tasks.freshness import SourceStale, check_freshness, stale_message
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure
@@ -47,10 +54,12 @@ def nightly_run(
     report_dir: str | None = None,
     language: str = "fr",
     approval_timeout_hours: float = 6.0,
+    allow_stale: bool = False,
 ) -> dict:
     """Run the nightly job for as_of (default: the scheduled date in Europe/Paris).
 
-    approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices."""
+    approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices.
+    allow_stale: go on (plan and send) even though the source looks stale — for this run only."""
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
@@ -62,15 +71,25 @@ def nightly_run(
             # provider events journaled since the last run (bounces → letters)
             events = run.step("events", apply_events(db))
             loaded = run.step("ingest", ingest(source, db, as_of, source_schema, policy))
+            # the freshness guard: a stale source is aged and reported, never dunned on (tasks/freshness.py)
+            fresh = check_freshness(db, as_of, source, policy, allow_stale, run_id=run.run_id)
+            run.freshness, run.allow_stale = fresh["verdict"], bool(allow_stale)
+            held = fresh["stale"] and not fresh["allowed"]
             aged = run.step("age", age(db, as_of, policy))
-            laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
-            approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours,
-                                                                policy=policy))
-            dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
-                                                       auto_approve=auto_approve))
+            if held:
+                skipped = {"skipped": "stale source"}
+                laddered, approval, dispatched = {**skipped, "actions": 0}, None, {**skipped, "totals": {}}
+            else:
+                laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
+                approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours,
+                                                                    policy=policy))
+                dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
+                                                           auto_approve=auto_approve))
             measured = run.step("measure", measure(db, as_of, policy))
             reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
             publish_artifacts(db, as_of, reported, policy)
+            if held:  # after the report: its red banner says why nothing was planned
+                raise SourceStale(stale_message(fresh) + f" (report: {reported.get('html')})")
             # last: a PostgreSQL outage fails the run only after every local output exists
             written = run.step("write_back", write_back(db, as_of, metrics_target) if metrics_target else None)
 
@@ -80,6 +99,7 @@ def nightly_run(
         "outbox": outbox,
         "events": events,
         "ingest": loaded,
+        "freshness": fresh,
         "age": aged,
         "escalate": laddered,
         "approval": approval,

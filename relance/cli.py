@@ -118,6 +118,8 @@ def run(
     language: str = LanguageOpt,
     report_dir: Optional[Path] = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    allow_stale: bool = typer.Option(False, "--allow-stale",
+                                     help="Plan and send even though the source looks stale (this run only; audited)."),
 ) -> None:
     """The nightly job for one date."""
     from flows.nightly import nightly_run
@@ -133,6 +135,7 @@ def run(
         as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
         send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
         metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
+        allow_stale=allow_stale,
     )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -322,15 +325,17 @@ app.add_typer(post_app, name="post")
 
 @post_app.command("import")
 def post_import(
-    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id), tracking_number, deposit_date, receipt_date or \"returned\", return_reason."),
+    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id, or print batch reference with a sequence column), "
+                                          "tracking_number, deposit_date, receipt_date or \"returned\", return_reason, presentation_date."),
     db: Optional[Path] = DbOpt,
     policy: Optional[str] = PolicyOpt,
+    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Where the print manifests are, for batch references (default: beside the db)."),
 ) -> None:
     """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
     from tasks.events import import_tracking
 
     db = _db_path(db)
-    r = import_tracking(str(db), file, policy=policy)
+    r = import_tracking(str(db), file, policy=policy, outbox=str(outbox) if outbox else None)
     typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
                + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
                   if r["unknown"] else ""))
@@ -469,6 +474,11 @@ def format_summary(summary: dict) -> str:
         + f" loaded; {ing['rows_rejected']} rows rejected"
         + (f", {ing['fields_dropped']} contact fields dropped" if ing["fields_dropped"] else "")
     )
+    fresh = summary.get("freshness") or {}
+    if fresh.get("reasons"):
+        how = {"stale_allowed": "looks stale, --allow-stale: planned and sent anyway",
+               "first_run": "first run on this database, not blocked"}.get(fresh.get("verdict"), fresh.get("verdict"))
+        lines.append(f"  source:   {how}: " + "; ".join(fresh["reasons"]))
     for cur, c in aged["by_currency"].items():
         lines.append(
             f"  aged:     {cur}: {c['open_invoices']} open invoices, open {c['open_amount']}, overdue {c['overdue']}"

@@ -252,6 +252,20 @@ class Outcomes(Strict):
         return v
 
 
+class Freshness(Strict):
+    """The freshness guard (docs/policy.md "Freshness guard"): when is the source too old to dun on."""
+
+    #: The largest gap, in business days, between the newest payment (`paid_date`) and as_of; null: not checked.
+    max_payment_gap_business_days: int | None = Field(default=3, ge=0, le=MAX_DAYS)
+    #: The same for the newest invoice (`issue_date`).
+    max_invoice_gap_business_days: int | None = Field(default=5, ge=0, le=MAX_DAYS)
+    #: The largest drop, in percent, of the rows of customers, invoices or payments since the previous
+    #: run (PostgreSQL and HTTP sources); null: not checked.
+    max_row_drop_percent: Decimal | None = Field(default=Decimal("20"), ge=0, le=100, allow_inf_nan=False)
+    #: Whose public holidays the business days skip (ISO country code of the `holidays` package).
+    country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+
+
 class Policy(Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
@@ -266,6 +280,11 @@ class Policy(Strict):
     default_language: Literal["fr", "en"] = "fr"
     #: what recorded outcomes (promises, plans, disputes) do to the ladder
     outcomes: Outcomes = Outcomes()
+    #: The freshness guard: how old the source may be before the run plans no contact.
+    freshness: Freshness = Freshness()
+    #: How long the step after a formal notice waits for the registered letter's receipt when none
+    #: is known, in days after the letter was sent (docs/policy.md "Registered letters").
+    receipt_wait_days: int = Field(default=15, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

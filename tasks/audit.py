@@ -160,6 +160,8 @@ class Run:
     flow_run_id: str | None = None
     steps: dict[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None  # set by begin() for a row written ahead
+    freshness: str | None = None  # a nightly run: the freshness guard's verdict (tasks/freshness.py)
+    allow_stale: bool | None = None  # a nightly run: told to go on though the source looks stale
 
     def step(self, name: str, summary: Any) -> Any:
         """Record the counts of a step's summary under its name; returns the summary unchanged."""
@@ -260,10 +262,11 @@ def finish(con, run: Run, error: BaseException | str | None = None,
     con.execute(
         """
         update runs set started_at = coalesce($started, started_at), ended_at = $now, outcome = $outcome,
-                        reason = $reason, source_fingerprint = $fingerprint, step_counts = $steps
+                        reason = $reason, source_fingerprint = $fingerprint, step_counts = $steps,
+                        freshness = coalesce($freshness, freshness), allow_stale = coalesce($allow_stale, allow_stale)
         where run_id = $id
         """,
-        {"started": run.started_at, "now": _now(), "outcome": "completed" if error is None else "failed", "reason": reason,
+        {"freshness": run.freshness, "allow_stale": run.allow_stale, "started": run.started_at, "now": _now(), "outcome": "completed" if error is None else "failed", "reason": reason,
          "fingerprint": None if fingerprint is None else json.dumps(fingerprint),
          "steps": json.dumps(run.steps), "id": run.run_id},
     )
@@ -338,3 +341,18 @@ def previous_fingerprint(con, before_as_of: date, kinds: Sequence[str] = SOURCE_
         {"before": before_as_of, "kinds": list(kinds)},
     ).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def previous_as_of(con, before_as_of: date, kinds: Sequence[str] = SOURCE_KINDS) -> date | None:
+    """The as_of of the run whose fingerprint previous_fingerprint gives (None when there is none)."""
+    row = con.execute(
+        """
+        select as_of from runs
+        where outcome = 'completed' and as_of < $before and list_contains($kinds, kind)
+          and source_fingerprint is not null
+        order by as_of desc, ended_at desc
+        limit 1
+        """,
+        {"before": before_as_of, "kinds": list(kinds)},
+    ).fetchone()
+    return row[0] if row else None

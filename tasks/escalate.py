@@ -158,6 +158,7 @@ class Ladder:
             "mode": mode,
             "first_offset": pol.stages[0].offset_days,
             "min_gap_days": pol.min_gap_days,
+            "receipt_wait_days": pol.receipt_wait_days,
             "default_tolerance": pol.tolerance.default,
             # the legal notice's code (stages[].legal_notice); None when the ladder has none
             "notice_stage": pol.notice_stage.code if pol.notice_stage is not None else None,

@@ -543,9 +543,19 @@ def apply_events(db: str) -> dict[str, Any]:
 
 # -- registered letters: the postal tracking export ----------------------------------------------
 
-_POST_COLUMNS = {"reference": ("reference", "delivery_id", "delivery"), "tracking_number": ("tracking_number", "tracking"),
+_POST_COLUMNS = {"reference": ("reference", "delivery_id", "delivery", "batch_reference", "batch"),
+                 "tracking_number": ("tracking_number", "tracking"),
                  "deposit_date": ("deposit_date", "deposited_on"), "receipt_date": ("receipt_date", "received_on"),
-                 "return_reason": ("return_reason", "reason")}
+                 "return_reason": ("return_reason", "reason"),
+                 "presentation_date": ("presentation_date", "presented_on", "first_presentation"),
+                 "sequence": ("sequence", "seq", "position")}
+
+#: Returns that count as received on the first presentation (French practice: a registered letter
+#: refused by its addressee, or left unclaimed at the post office after the notice of passage,
+#: still puts the debtor on notice from the day it was first presented; docs/policy.md).
+_DEEMED_RECEIVED = {"refused": "refused", "refusé": "refused", "refuse": "refused", "refus": "refused",
+                    "unclaimed": "unclaimed", "non réclamé": "unclaimed", "non reclame": "unclaimed",
+                    "non_reclame": "unclaimed", "not_claimed": "unclaimed", "avisé non réclamé": "unclaimed"}
 
 
 def _post_date(value: str, where: str) -> date | None:
@@ -559,8 +569,14 @@ def _post_date(value: str, where: str) -> date | None:
 
 
 def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
-    """The postal tracking CSV: reference (the delivery id, as in the print manifest), tracking_number,
-    deposit_date, receipt_date (a date, or "returned"), return_reason (refused, unclaimed …)."""
+    """The postal tracking CSV: reference (the delivery id, as in the print manifest, or the print
+    batch's reference with the letter's `sequence` in it), tracking_number, deposit_date,
+    receipt_date (a date, or "returned"), return_reason (refused, unclaimed …), presentation_date
+    (the first presentation, for a refused or unclaimed letter).
+
+    A letter refused or unclaimed counts as received on its first presentation: presentation_date,
+    else the receipt_date column when it holds a date; another return (addressee unknown …) is
+    not received."""
     import csv
 
     try:
@@ -581,20 +597,77 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
             continue
         receipt = get("receipt_date")
         returned = receipt.lower() in ("returned", "retour", "renvoyé", "npai")
-        reason = get("return_reason").lower() or None
+        raw_reason = get("return_reason").lower()
+        reason = _DEEMED_RECEIVED.get(raw_reason, raw_reason) or None
+        received = None if returned else _post_date(receipt, where)
+        presented = _post_date(get("presentation_date"), where)
+        if reason in ("refused", "unclaimed"):
+            presented = presented or received
+            received = presented  # deemed received on the first presentation
+        elif reason:
+            received = None  # returned: never received
+        sequence = get("sequence")
+        if sequence and not sequence.isdigit():
+            raise UserError(f"{where}: sequence {sequence!r} is not a number")
         out.append({"delivery_id": ref, "tracking_number": get("tracking_number") or None,
                     "deposited_on": _post_date(get("deposit_date"), where),
-                    "received_on": None if returned else _post_date(receipt, where),
+                    "received_on": received, "presented_on": presented,
                     "outcome": "returned" if returned or reason else ("received" if receipt else "in_transit"),
-                    "return_reason": reason})
+                    "return_reason": reason, "sequence": int(sequence) if sequence else None})
     return out
 
 
+def _batch_key(reference: str) -> str:
+    """A print batch's reference as the dossier and the manifest give it (`2026-03-16/registered_letter/
+    print-batch-registered_letter.pdf`, its file name, or the manifest's), reduced to what names it:
+    the date folder when given, the channel and the batch file's stem."""
+    ref = reference.replace("\\", "/").strip().strip("/")
+    parts = ref.split("/")
+    stem = Path(parts[-1]).stem.replace("manifest-", "print-batch-", 1)
+    return "/".join(parts[:-1] + [stem])
+
+
+def resolve_batch_references(rows: list[dict[str, Any]], outbox: str | Path, known: set[str]) -> None:
+    """Rows whose reference is no delivery id but a print batch's (with the letter's `sequence` in
+    it, or its tracking number as the mail room wrote it in the manifest, or the batch's only
+    letter): their delivery id from the batch's manifest (outbox/<date>/<channel>/manifest-*.csv).
+    A reference that names no letter is left as it is (listed as unknown)."""
+    import csv
+
+    outbox = Path(outbox)
+    manifests: dict[str, list[dict]] = {}
+    for manifest in sorted(outbox.glob("*/*/manifest-*.csv")):
+        with manifest.open(newline="", encoding="utf-8") as f:
+            letters = list(csv.DictReader(f))
+        stem = manifest.stem.replace("manifest-", "print-batch-", 1)
+        for key in (f"{manifest.parent.parent.name}/{manifest.parent.name}/{stem}", stem):
+            manifests.setdefault(key, []).extend(letters)
+    for row in rows:
+        if row["delivery_id"] in known:
+            continue
+        letters = manifests.get(_batch_key(row["delivery_id"]))
+        if not letters:
+            continue
+        found = None
+        if row.get("sequence") is not None:
+            found = next((r for r in letters if str(r.get("sequence")) == str(row["sequence"])), None)
+        elif row.get("tracking_number"):
+            found = next((r for r in letters if (r.get("tracking_number") or "").strip() == row["tracking_number"]), None)
+        elif len(letters) == 1:
+            found = letters[0]
+        if found and found.get("delivery_id"):
+            row["batch_reference"] = row["delivery_id"]
+            row["delivery_id"] = found["delivery_id"]
+
+
 def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None,
-                    policy: str | None = None) -> dict[str, Any]:
+                    policy: str | None = None, outbox: str | Path | None = None) -> dict[str, Any]:
     """`relance post import`: the tracking CSV into postal_tracking (a re-import replaces a row),
     delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome).
-    The deadline runs from the receipt of a letter of the policy's legal notice (stages[].legal_notice)."""
+    A formal notice's deadline_on = received_on (or, refused / unclaimed, the first presentation)
+    + formal_notice.deadline_days, for a letter of the policy's legal notice (stages[].legal_notice).
+    A print batch reference is read through the outbox's manifests (default: `outbox` beside the
+    database)."""
     from relance.policy import load_policy
     from tasks import warehouse
     from tasks.dispatch.config import load_channels_config
@@ -603,12 +676,19 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
     deadline_days = load_channels_config().formal_notice.deadline_days
     notice = load_policy(policy).notice_stage
     now = now or utcnow()
-    schema = {"delivery_id": pa.string(), "tracking_number": pa.string(), "deposited_on": pa.date32(),
-              "received_on": pa.date32(), "outcome": pa.string(), "return_reason": pa.string()}
-    table = pa.table({k: pa.array([r[k] for r in rows], type=t) for k, t in schema.items()})
     p = {"now": now, "days": deadline_days, "notice_stage": notice.code if notice is not None else None}
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
+        if any(r["delivery_id"] for r in rows):
+            known = {r[0] for r in con.execute(
+                "select delivery_id from deliveries where delivery_id in (select unnest($ids::varchar[]))",
+                {"ids": [r["delivery_id"] for r in rows]}).fetchall()}
+            if len(known) < len({r["delivery_id"] for r in rows}):
+                resolve_batch_references(rows, outbox or Path(db).parent / "outbox", known)
+        schema = {"delivery_id": pa.string(), "tracking_number": pa.string(), "deposited_on": pa.date32(),
+                  "received_on": pa.date32(), "presented_on": pa.date32(), "outcome": pa.string(),
+                  "return_reason": pa.string(), "batch_reference": pa.string()}
+        table = pa.table({k: pa.array([r.get(k) for r in rows], type=t) for k, t in schema.items()})
         con.register("tracking_rows", table)
         try:
             with warehouse.transaction(con):
@@ -617,11 +697,11 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
                     "where d.delivery_id is null or d.channel not in ('letter', 'registered_letter') order by 1").fetchall()]
                 loaded = con.execute(
                     """
-                    insert or replace into postal_tracking
+                    insert or replace into postal_tracking by name
                     select t.delivery_id, t.tracking_number, t.deposited_on, t.received_on, t.outcome, t.return_reason,
                            case when a.stage = $notice_stage and t.received_on is not null
-                                then t.received_on + cast($days as integer) end,
-                           $now
+                                then t.received_on + cast($days as integer) end as deadline_on,
+                           cast($now as timestamp) as imported_at, t.presented_on, t.batch_reference
                     from tracking_rows t
                     join deliveries d using (delivery_id)
                     join dunning_actions a using (action_id)

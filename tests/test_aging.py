@@ -104,7 +104,8 @@ def test_point_in_time_payment_after_d_and_invoice_issued_later(source, tmp_path
     snap = snapshot(db, date(2026, 4, 5))
     assert {k: v[0] for k, v in snap.items()} == {"I2": D("25.00"), "I3": D("50.00"), "I4": D("60.00"), "I7": D("70.00")}
     # 04-15: I5 is issued, P5 settles it directly (25.00); the pool shrinks to 150.00 → I2 has 50.00 open.
-    nightly_run(as_of=date(2026, 4, 15), source=str(source), db=str(db))
+    # the same hand-written files ten days on: stale by the freshness guard, which is not what this tests
+    nightly_run(as_of=date(2026, 4, 15), source=str(source), db=str(db), allow_stale=True)
     snap = snapshot(db, date(2026, 4, 15))
     assert {k: v[0] for k, v in snap.items()} == {
         "I2": D("50.00"), "I3": D("50.00"), "I4": D("60.00"), "I5": D("75.00"), "I7": D("70.00"),

@@ -123,7 +123,8 @@ UNITS = ("customer_id varchar, currency varchar, country varchar, segment varcha
          "overdue_amount decimal(38,2), tolerance decimal(18,2), target_rank integer")
 STATE = ("customer_id varchar, currency varchar, last_episode_no integer, open_episode_id varchar, "
          "open_episode_opened_on date, last_rank integer, last_stage varchar, last_action_on date, "
-         "last_awaiting_approval boolean, formal_notice_sent boolean")
+         "last_awaiting_approval boolean, formal_notice_sent boolean, notice_sent_on date, notice_received_on date, "
+         "notice_deadline date")
 
 
 def test_ladder_decisions_one_step_a_run(con):
@@ -145,7 +146,10 @@ def test_ladder_decisions_one_step_a_run(con):
           reminder_2 (4) — never call_2 or the formal notice in one run.
       C8: nothing left to dun (0.00) in an open episode: the episode closes ('episode_closed').
       C9: 35 days late, 60.00 → formal notice's minimum 100.00 not met: target call_2 (5),
-          already taken → 'at_target'."""
+          already taken → 'at_target'.
+      C10: as C5, but the formal notice of 03-02 was sent and its registered letter received on
+          03-04: deadline 03-12 (8 days), today: amicable waits ('notice_deadline'), from 03-13.
+      C11: as C5, the notice sent 02-20 and no receipt known: 20 days ≥ receipt_wait_days (15) → amicable."""
     pol = load_policy(None)
     write_policy_tables(con, pol)
     given(con, "ladder_calendar", "country varchar, day date, is_business_day boolean, holiday_name varchar",
@@ -157,9 +161,10 @@ def test_ladder_decisions_one_step_a_run(con):
         due = None if dpd is None else date.fromordinal(date(2026, 3, 12).toordinal() - dpd)
         return (cid, "EUR", "FR", "b2b", held, hold_reason, dpd, due, D(dunnable), D(overdue), D("5.00"), target)
 
-    def state(cid, last_rank, last_stage, last_on, notice_sent=False):
+    def state(cid, last_rank, last_stage, last_on, notice_sent=False, received=None, deadline=None):
         return (cid, "EUR", 1, f"{cid}|EUR|1", date(2026, 1, 15), last_rank, last_stage, date.fromisoformat(last_on),
-                False, notice_sent)
+                False, notice_sent, date.fromisoformat(last_on) if notice_sent else None,
+                received and date.fromisoformat(received), deadline and date.fromisoformat(deadline))
 
     given(con, "int_ladder_units", UNITS, [
         unit("C1", 10, "1000.00", "1000.00", 3),
@@ -171,6 +176,8 @@ def test_ladder_decisions_one_step_a_run(con):
         unit("C7", 31, "300.00", "300.00", 6),
         unit("C8", None, "0.00", "0.00", None),
         unit("C9", 35, "60.00", "60.00", 5),
+        unit("C10", 50, "400.00", "400.00", 7),
+        unit("C11", 50, "400.00", "400.00", 7),
     ])
     given(con, "int_ladder_state", STATE, [
         state("C5", 6, "formal_notice", "2026-02-20"),
@@ -178,8 +185,11 @@ def test_ladder_decisions_one_step_a_run(con):
         state("C7", 3, "call_1", "2026-03-05"),
         state("C8", 2, "due", "2026-02-01"),
         state("C9", 5, "call_2", "2026-03-01"),
+        state("C10", 6, "formal_notice", "2026-03-02", notice_sent=True, received="2026-03-04", deadline="2026-03-12"),
+        state("C11", 6, "formal_notice", "2026-02-20", notice_sent=True),
     ])
     params = {"as_of": date(2026, 3, 12), "mode": "live", "min_gap_days": pol.min_gap_days,
+              "receipt_wait_days": pol.receipt_wait_days,
               "business_days_only": pol.business_days_only,
               "charge_segments": list(pol.late_payment_charges.applies_to_segments)}
     warehouse.run_model(con, "intermediate/int_ladder_decisions", params)
@@ -192,6 +202,8 @@ def test_ladder_decisions_one_step_a_run(con):
     ).fetchall()
     assert rows == [
         ("C1", "C1|EUR|1", 1, None, True, "due", None, None),
+        ("C10", "C10|EUR|1", None, None, False, None, "notice_deadline", "notice_deadline"),
+        ("C11", "C11|EUR|1", None, None, True, "amicable", None, None),
         ("C2", "C2|EUR|1", 1, None, True, "preventive", None, None),
         ("C3", None, None, None, False, None, "held", None),
         ("C4", "C4|EUR|1", 1, None, False, None, "at_target", "below_tolerance"),
@@ -206,6 +218,7 @@ def test_ladder_decisions_one_step_a_run(con):
     assert details == {
         "C4": "owes 4.00 EUR, below the tolerance of 5.00 EUR",
         "C5": "no formal notice was sent in episode C5|EUR|1: amicable waits for one",
+        "C10": "the formal notice was received on 2026-03-04, its deadline runs to 2026-03-12: amicable from 2026-03-13",
     }
 
 

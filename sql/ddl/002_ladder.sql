@@ -23,9 +23,13 @@ alter table unit_stage add column if not exists hold_id varchar;            -- t
 alter table unit_stage add column if not exists held_invoices integer;      -- open invoices under an invoice-level hold
 alter table unit_stage add column if not exists closed_episode_id varchar;  -- the episode this run closed
 alter table unit_stage add column if not exists action_id varchar;          -- the unit's action dated as_of, if any
-alter table unit_stage add column if not exists no_action_reason varchar;   -- held, no_target, at_target, pending_approval, formal_notice_not_sent, missing_reference_rate, min_gap, non_business_day
-alter table unit_stage add column if not exists wait_reason varchar;        -- below_tolerance, formal_notice_not_sent, missing_reference_rate
+alter table unit_stage add column if not exists no_action_reason varchar;   -- held, no_target, at_target, pending_approval, formal_notice_not_sent, notice_deadline, missing_reference_rate, min_gap, non_business_day
+alter table unit_stage add column if not exists wait_reason varchar;        -- below_tolerance, formal_notice_not_sent, notice_deadline, missing_reference_rate
 alter table unit_stage add column if not exists wait_detail varchar;        -- the same in words, with the amounts, episode or half-year
+-- the formal notice's registered letter (relance post import; docs/policy.md "Registered letters")
+alter table unit_stage add column if not exists notice_sent_on date;       -- deposited (tracking), else the notice's date
+alter table unit_stage add column if not exists notice_received_on date;   -- received, or refused / unclaimed: first presented
+alter table unit_stage add column if not exists notice_deadline date;      -- notice_received_on + formal_notice.deadline_days
 
 -- dunning_actions: what the ladder needs to read back, and the charges' currency.
 alter table dunning_actions add column if not exists requires_approval boolean;

@@ -51,9 +51,14 @@ create table if not exists postal_tracking (
     delivery_id      varchar primary key,
     tracking_number  varchar,
     deposited_on     date,
-    received_on      date,               -- null while in transit, or when returned
+    received_on      date,               -- null while in transit, or when returned (refused / unclaimed: first presented)
     outcome          varchar not null,   -- in_transit | received | returned
     return_reason    varchar,            -- refused | unclaimed | … when returned
     deadline_on      date,               -- formal notice: received_on + deadline_days
     imported_at      timestamp not null
 );
+-- A letter refused or left unclaimed counts as received on its first presentation: received_on
+-- is then that day (presented_on keeps it too); batch_reference: the print batch reference the
+-- tracking export named the letter by, if it did (docs/policy.md "Registered letters").
+alter table postal_tracking add column if not exists presented_on date;
+alter table postal_tracking add column if not exists batch_reference varchar;

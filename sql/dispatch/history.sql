@@ -35,7 +35,8 @@ select
         delivery_state := d.delivery_state,
         tracking_number := pt.tracking_number,
         received_on := pt.received_on,
-        deadline_on := pt.deadline_on
+        deadline_on := pt.deadline_on,
+        return_reason := pt.return_reason
     ) order by d.channel, d.delivery_id) filter (where d.delivery_id is not null) as deliveries
 from dunning_actions a
 join units using (customer_id, currency)

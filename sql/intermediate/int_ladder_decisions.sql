@@ -59,6 +59,9 @@ situated as (
         state.last_action_on,
         coalesce(state.last_awaiting_approval, false) as last_awaiting_approval,
         coalesce(state.formal_notice_sent, false) as formal_notice_sent,
+        state.notice_sent_on,
+        state.notice_received_on,
+        state.notice_deadline,
         not $business_days_only
             or coalesce(calendar.is_business_day, isodow(cast($as_of as date)) < 6) as business_day,
         acted_today.action_id as action_today
@@ -106,6 +109,13 @@ gated as (
              else continued.dunnable_amount end < continued.tolerance as below_tolerance,
         -- nothing after the formal notice unless one was really sent in the episode
         coalesce(next_stage.after_formal_notice, false) and not continued.formal_notice_sent as notice_not_sent,
+        -- the formal notice's registered letter gives the debtor its deadline: the step after it
+        -- comes the day after the deadline (receipt + deadline_days), or, no receipt known yet,
+        -- receipt_wait_days after the letter left
+        coalesce(next_stage.after_formal_notice, false) and continued.notice_sent_on is not null and (
+            case when continued.notice_deadline is not null then cast($as_of as date) <= continued.notice_deadline
+                 else datediff('day', continued.notice_sent_on, cast($as_of as date)) < $receipt_wait_days end
+        ) as notice_deadline_running,
         -- the next step states late-payment charges: its overdue invoices' late days need a
         -- reference rate for every half-year from the day after the driving invoice's due date
         coalesce(next_stage.charged, false)
@@ -152,6 +162,7 @@ stepped as (
             and not gated.last_awaiting_approval
             and not gated.below_tolerance
             and not gated.notice_not_sent
+            and not gated.notice_deadline_running
             and missing_rates.half_year_start is null
             and gated.gap_ok
             and gated.business_day
@@ -175,6 +186,7 @@ reasoned as (
             when stepped.below_tolerance then 'at_target'
             when stepped.last_awaiting_approval then 'pending_approval'
             when stepped.notice_not_sent then 'formal_notice_not_sent'
+            when stepped.notice_deadline_running then 'notice_deadline'
             when stepped.missing_rate is not null then 'missing_reference_rate'
             when not stepped.gap_ok then 'min_gap'
             when not stepped.business_day then 'non_business_day'
@@ -188,13 +200,21 @@ select
     -- why a unit that has a stage to take waits: the rule and its facts, in words
     case
         when no_action_reason = 'at_target' and below_tolerance and target_rank > last_rank then 'below_tolerance'
-        when no_action_reason in ('formal_notice_not_sent', 'missing_reference_rate') then no_action_reason
+        when no_action_reason in ('formal_notice_not_sent', 'missing_reference_rate', 'notice_deadline') then no_action_reason
     end as wait_reason,
     case
         when no_action_reason = 'at_target' and below_tolerance and target_rank > last_rank then
             'owes ' || cast(claimable_amount as varchar) || ' ' || currency || ', below the tolerance of ' || cast(tolerance as varchar) || ' ' || currency
         when no_action_reason = 'formal_notice_not_sent' then
             'no formal notice was sent in episode ' || episode_id || ': ' || next_stage || ' waits for one'
+        when no_action_reason = 'notice_deadline' and notice_deadline is not null then
+            'the formal notice was received on ' || strftime(notice_received_on, '%Y-%m-%d') || ', its deadline runs to '
+            || strftime(notice_deadline, '%Y-%m-%d') || ': ' || next_stage || ' from '
+            || strftime(notice_deadline + 1, '%Y-%m-%d')
+        when no_action_reason = 'notice_deadline' then
+            'no receipt known for the formal notice sent on ' || strftime(notice_sent_on, '%Y-%m-%d') || ': '
+            || next_stage || ' waits for it until ' || strftime(notice_sent_on + cast($receipt_wait_days as integer), '%Y-%m-%d')
+            || ' (receipt_wait_days ' || cast($receipt_wait_days as varchar) || ')'
         when no_action_reason = 'missing_reference_rate' then
             'no reference rate for ' || missing_rate || ' in the policy (reference_rates: add - {half_year: '
             || missing_rate || ', rate: "…"}), needed for the charges of ' || next_stage

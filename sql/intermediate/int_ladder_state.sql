@@ -1,7 +1,8 @@
 -- model: int_ladder_state
 -- grain: one row per unit (customer_id, currency) with an episode opened before as_of: the
 --        episode still open when as_of starts (if any), the last step taken in it before as_of,
---        whether a formal notice was sent in it, and the unit's last episode number. Only rows
+--        whether a formal notice was sent in it (and its registered letter's sending, receipt
+--        and deadline: relance post import), and the unit's last episode number. Only rows
 --        dated before as_of are read, so a re-run of as_of starts from the same state.
 --        Live state and replays (contract §3): a live run reads only the actions that really
 --        happened (status not 'simulated'); a replay reads those and its own simulated steps
@@ -32,6 +33,25 @@ notices_sent as (
     join deliveries using (action_id)
     where actions.stage = $notice_stage
       and (deliveries.status = 'sent' or ($mode = 'replay' and deliveries.status = 'simulated'))
+),
+
+notice_letters as (
+    -- the registered letters of formal notices really sent (never a replay's simulated one),
+    -- with their postal tracking: the step after the notice waits for its deadline, or for the
+    -- receipt until receipt_wait_days after the letter left (docs/policy.md). A letter refused or
+    -- left unclaimed counts as received on its first presentation (received_on, set at import).
+    select
+        actions.episode_id,
+        max(coalesce(postal_tracking.deposited_on, actions.as_of)) as notice_sent_on,
+        max(postal_tracking.received_on) as notice_received_on,
+        max(postal_tracking.deadline_on) as notice_deadline
+    from actions
+    join deliveries using (action_id)
+    left join postal_tracking using (delivery_id)
+    where actions.stage = $notice_stage
+      and deliveries.channel = 'registered_letter'
+      and deliveries.status = 'sent'
+    group by actions.episode_id
 ),
 
 numbering as (
@@ -83,8 +103,12 @@ select
     last_steps.last_stage,
     last_steps.last_action_on,
     coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval,
-    notices_sent.episode_id is not null as formal_notice_sent
+    notices_sent.episode_id is not null as formal_notice_sent,
+    notice_letters.notice_sent_on,
+    notice_letters.notice_received_on,
+    notice_letters.notice_deadline
 from numbering
 left join open_episodes using (customer_id, currency)
 left join last_steps on last_steps.episode_id = open_episodes.episode_id
 left join notices_sent on notices_sent.episode_id = open_episodes.episode_id
+left join notice_letters on notice_letters.episode_id = open_episodes.episode_id

@@ -165,6 +165,24 @@ provider_deliveries as (
       and dunning_actions.as_of <= d.as_of
 ),
 
+postal_letters as (
+    -- the letters of live actions dated D − 29 … D the postal tracking export reported on
+    -- (relance post import): returned, and the days from deposit (else the action's date) to receipt
+    select
+        deliveries.channel,
+        dunning_actions.currency,
+        postal_tracking.outcome,
+        datediff('day', coalesce(postal_tracking.deposited_on, dunning_actions.as_of), postal_tracking.received_on)
+            as days_to_receipt
+    from postal_tracking
+    join deliveries using (delivery_id)
+    join dunning_actions using (action_id)
+    cross join d
+    where dunning_actions.mode = 'live'
+      and dunning_actions.as_of > d.as_of - 30
+      and dunning_actions.as_of <= d.as_of
+),
+
 -- ---------------------------------------------------------------- every metric, in long form
 -- kind 'value': value = num; kind 'ratio': value = num / den × factor (absent when den = 0)
 metrics as (
@@ -274,6 +292,16 @@ metrics as (
     union all select currency, 'bounce_rate_30d', 'channel', channel, 'ratio',
                      count(*) filter (where delivery_state in ('bounced', 'dropped', 'undelivered')), count(*), 100
               from provider_deliveries group by currency, channel
+    -- registered letters and letters: returns and time to receipt (docs/metrics.md, "Letters")
+    union all select currency, 'letters_returned_30d', 'channel', channel, 'value',
+                     count(*) filter (where outcome = 'returned'), null, null
+              from postal_letters group by currency, channel
+    union all select currency, 'letters_returned_rate_30d', 'channel', channel, 'ratio',
+                     count(*) filter (where outcome = 'returned'), count(*) filter (where outcome <> 'in_transit'), 100
+              from postal_letters group by currency, channel
+    union all select currency, 'median_days_to_receipt_30d', 'channel', channel, 'value',
+                     median(days_to_receipt), null, null
+              from postal_letters where outcome = 'received' and days_to_receipt is not null group by currency, channel
 ),
 
 -- exact ratios: num / den × factor in integer hundredths, rounded half away from zero to 4 decimals

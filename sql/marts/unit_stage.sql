@@ -63,6 +63,11 @@ select
         as no_action_reason,
     case when unit_today.action_id is null then decisions.wait_reason end as wait_reason,
     case when unit_today.action_id is null then decisions.wait_detail end as wait_detail,
+    -- the formal notice's registered letter (relance post import): sent (deposited), received
+    -- (or refused / unclaimed: first presented), and the deadline the receipt starts
+    decisions.notice_sent_on,
+    decisions.notice_received_on,
+    decisions.notice_deadline,
     profiles.score as risk_score,
     profiles.risk_class,
     profiles.profile_as_of

@@ -50,6 +50,8 @@ select
     units.hold_reason,
     units.dunnable_amount,
     units.episode_id,
+    units.notice_sent_on,
+    units.notice_deadline,
     driving.due_date as driving_due_date,
     driving.days_past_due as driving_days_past_due,
     last_actions.last_stage,

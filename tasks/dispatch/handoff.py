@@ -78,7 +78,8 @@ INVOICE_COLUMNS = ["invoice_id", "kind", "issue_date", "due_date", "amount", "op
 ACTION_COLUMNS = ["as_of", "action_id", "stage", "amount_due", "charges_total", "action_status", "decided_by",
                   "delivery_id", "channel", "delivery_status", "provider", "provider_message_id", "print_batch",
                   "tracking_number", "sent_at", "file",
-                  "delivery_state", "received_on", "deadline_on"]  # proof of receipt (relance post import)
+                  "delivery_state", "received_on", "deadline_on",  # proof of receipt (relance post import)
+                  "return_reason"]  # refused / unclaimed: received_on is the first presentation
 
 
 def print_records(outbox: Path) -> dict[str, dict]:
@@ -127,7 +128,7 @@ def real_steps(unit: list[dict], own_delivery_id: str, now, prints: dict[str, di
                 "print_batch": printed.get("print_batch"),
                 "tracking_number": d.get("tracking_number") or printed.get("tracking_number"),
                 "delivery_state": d.get("delivery_state"), "received_on": d.get("received_on"),
-                "deadline_on": d.get("deadline_on"),
+                "deadline_on": d.get("deadline_on"), "return_reason": d.get("return_reason"),
                 "sent_at": sent_at, "artifact_path": d.get("artifact_path"),
             })
     return steps
@@ -157,7 +158,7 @@ def run_batch(run, rows: list[dict]) -> dict:
                     s["action_status"], s["decided_by"], s["delivery_id"], s["channel"], s["status"],
                     s["provider"], s["provider_message_id"], s["print_batch"], s["tracking_number"],
                     _iso(s["sent_at"]), s["artifact_path"] if s["delivery_id"] != row["delivery_id"] else "",
-                    s["delivery_state"], _iso(s["received_on"]), _iso(s["deadline_on"]),
+                    s["delivery_state"], _iso(s["received_on"]), _iso(s["deadline_on"]), s["return_reason"],
                 ])
                 shown.append({
                     "date": s["sent_at"] or s["as_of"], "stage": _label(t, "stages", s["stage"]),

@@ -56,6 +56,7 @@ class ReportData:
     attention: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     first_action: dict = field(default_factory=dict)  # currency -> its first action dated in (D-120, D-30]
+    freshness: dict | None = None  # the freshness guard's last verdict for as_of (tasks/freshness.py)
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -63,6 +64,9 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
     tables = _tables(con)
     data = ReportData(as_of=as_of, db=db, language=language, buckets=[b.name for b in pol.aging_buckets])
     params = {"as_of": as_of}
+    from tasks.freshness import latest_verdict
+
+    data.freshness = latest_verdict(con, as_of)
     if "recovery_metrics" in tables:
         for cur, metric, dim, val, value in con.execute(
             "select currency, metric, dimension, dimension_value, value from recovery_metrics where as_of = $as_of",
@@ -182,6 +186,12 @@ def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
         earliest = max(earliest, row["driving_due_date"] + timedelta(days=nxt.offset_days))
     if row.get("last_action_date"):
         earliest = max(earliest, row["last_action_date"] + timedelta(days=pol.min_gap_days))
+    notice = pol.notice_stage
+    if notice is not None and nxt.offset_days > notice.offset_days:  # after the legal notice: its deadline
+        if row.get("notice_deadline"):
+            earliest = max(earliest, row["notice_deadline"] + timedelta(days=1))
+        elif row.get("notice_sent_on"):  # no receipt known yet
+            earliest = max(earliest, row["notice_sent_on"] + timedelta(days=pol.receipt_wait_days))
     return L["next_stage"].format(stage=fmt.stage(nxt.code), date=fmt.date(earliest))
 
 

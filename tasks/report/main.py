@@ -65,6 +65,10 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
     with _open_read_only(db) as con:
         data = gather(con, as_of, pol, db=db, language=language)
     lines = [f"# relance — {as_of.isoformat()}", ""]
+    if data.freshness and data.freshness["stale"]:
+        lines += ["**STALE SOURCE: " + ("planned and sent anyway (--allow-stale)" if data.freshness["allow_stale"]
+                                        else "no contact planned, nothing sent") + "** — "
+                  + "; ".join(data.freshness["reasons"]), ""]
     if not data.currencies:
         lines.append("No data for this date.")
     for cur in data.currencies:

@@ -246,6 +246,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         "has_metrics": data.has_metrics, "has_ladder": data.has_ladder,
         "planned": fmt.count("planned", data.planned) if data.planned else "",
         "no_data": not data.currencies,
+        "freshness": data.freshness,
     }
 
 
