@@ -247,7 +247,7 @@ class Policy(Strict):
     freshness: Freshness = Freshness()
     #: How long the step after a formal notice waits for the registered letter's receipt when none
     #: is known, in days after the letter was sent (docs/policy.md "Registered letters").
-    receipt_wait_days: int = Field(default=15, ge=0, le=MAX_DAYS)
+    receipt_wait_days: int = Field(default=0, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":
