@@ -32,6 +32,23 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
     return folder
 
 
+#: The files that take longest, slowest first. Under pytest-xdist (`make test`: two workers, a file
+#: at a time) they are handed out first, so that no long file starts last on a worker while the
+#: other worker has nothing left to do. A plain `pytest` keeps the usual order.
+SLOWEST_FILES = (
+    "test_deployments.py", "test_backfill.py", "test_approval_flow.py", "test_sample_data.py",
+    "test_secrets.py", "test_source_postgres.py", "test_faults.py", "test_report.py", "test_audit.py",
+    "test_letters.py", "test_metrics.py", "test_ladder.py", "test_dispatch.py", "test_events.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):   # not an xdist worker
+        return
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+
+
 @pytest.fixture
 def source_writer(tmp_path):
     def _write(name: str = "src", **entities):
