@@ -49,6 +49,19 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
 
 
+def copy_duckdb(built: Path, to: Path) -> Path:
+    """A copy of a DuckDB file built once (by a module- or session-scoped fixture), for one test to
+    read or change: the file and its write-ahead log, if one was left."""
+    import shutil
+
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, to)
+    wal = built.with_name(built.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, to.with_name(to.name + ".wal"))
+    return to
+
+
 @pytest.fixture
 def source_writer(tmp_path):
     def _write(name: str = "src", **entities):
