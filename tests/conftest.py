@@ -13,6 +13,25 @@ from tasks.sources import COLUMNS
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def _temporary_files_in_memory() -> None:
+    """Temporary files (pytest's tmp_path, the Prefect test server's SQLite database, the DuckDB
+    files of the tests) on tmpfs when the machine has one and TMPDIR names no other place: the
+    tests commit thousands of small transactions, each an fsync on a disk and none in memory. The
+    same files, the same code: only where they live. xdist workers and subprocesses inherit it."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if os.environ.get("TMPDIR") or not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return
+    folder = shm / "relance-tests"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None   # gettempdir() reads TMPDIR again
+
+
+_temporary_files_in_memory()
+
+
 def write_source(folder: Path, **entities: list[dict]) -> Path:
     """Write customers/invoices/payments/holds CSV files from lists of dicts (missing keys = empty).
 
@@ -36,9 +55,10 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
 #: at a time) they are handed out first, so that no long file starts last on a worker while the
 #: other worker has nothing left to do. A plain `pytest` keeps the usual order.
 SLOWEST_FILES = (
-    "test_deployments.py", "test_backfill.py", "test_approval_flow.py", "test_sample_data.py",
-    "test_secrets.py", "test_source_postgres.py", "test_faults.py", "test_report.py", "test_audit.py",
-    "test_letters.py", "test_metrics.py", "test_ladder.py", "test_dispatch.py", "test_events.py",
+    "test_deployments.py", "test_faults.py", "test_backfill.py", "test_source_postgres.py",
+    "test_ladder_properties.py", "test_approval_flow.py", "test_secrets.py", "test_sample_data.py",
+    "test_money_exact.py", "test_validation.py", "test_report.py", "test_audit.py", "test_letters.py",
+    "test_metrics.py", "test_ladder.py", "test_dispatch.py", "test_events.py",
 )
 
 
