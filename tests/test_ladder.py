@@ -625,7 +625,7 @@ def test_tolerance_per_currency(tmp_path):
     pol = policy_with(tmp_path, 'tolerance:\n  default: "5.00"\n', 'tolerance:\n  default: "2.00"\n')
     text = Path(pol).read_text(encoding="utf-8").replace('GBP: "5.00"', 'GBP: "10.00"')
     Path(pol).write_text(text, encoding="utf-8")
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
 
     assert load_policy(pol).tolerance.by_currency["GBP"] == D("10.00")
     src = write_source(

@@ -31,8 +31,8 @@ from decimal import Decimal as D
 import duckdb
 import pytest
 
-from relance.errors import UserError
-from relance.policy import load_policy
+from relance.core.errors import UserError
+from relance.core.policy import load_policy
 from tasks import warehouse
 from tasks.age import age
 from tasks.ingest import ingest

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from tasks import warehouse
 from tasks.age import age_on
 from tasks.escalate import Ladder, write_policy_tables

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from relance.errors import PolicyError
-from relance.policy import load_policy
+from relance.core.errors import PolicyError
+from relance.core.policy import load_policy
 from tasks.dispatch import dispatch
 from tasks.dispatch.ledger import file_stem
 from tests.fakes.scenario import pdf_text
