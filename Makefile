@@ -32,8 +32,11 @@ demo: install
 	$(BIN)/relance backfill --start $(HISTORY_START) --end $(HISTORY_END) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb
 	$(BIN)/relance run --as-of $(AS_OF) --source $(HOME_DIR)/sample --db $(HOME_DIR)/relance.duckdb --outbox $(HOME_DIR)/outbox
 
+# Two pytest workers (pytest-xdist), a test file at a time: each file's module fixtures are built
+# once, and the slowest files start first (tests/conftest.py). TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
 test: install test-deps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
 
 # Fast checks before the tests: ruff (lint + format), sqlfluff on sql/ (configs: pyproject.toml,
 # .sqlfluff). The import direction is a test (tests/test_layers.py). Fixes: scripts/dev/format_all.sh.

@@ -173,7 +173,7 @@ def compare(db: str, as_of: date, policy: str | None = None) -> dict:
     """Run the baseline on db at as_of (after the nightly run of as_of) and compare with the SQL."""
     import duckdb
 
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
 
     pol = load_policy(policy)
     stages = [{"stage": s.code, "offset_days": s.offset_days, "min_amount": int(round(s.min_amount * 100))}

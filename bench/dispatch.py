@@ -52,7 +52,7 @@ def _plan(db: Path, as_of: date, deliveries: int, channels: dict[str, tuple[str,
     the charged stages (policies/default.yaml `charged`) state charges."""
     import duckdb
 
-    from relance.policy import default_policy
+    from relance.core.policy import default_policy
 
     pol = default_policy()
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from relance.dates import parse_date
-from relance.errors import UserError
-from relance.policy import load_policy
-from relance.settings import DEFAULT_DB
+from relance.core.dates import parse_date
+from relance.core.errors import UserError
+from relance.core.policy import load_policy
+from relance.core.settings import DEFAULT_DB
 from tasks import audit, warehouse
 from tasks.age import age_on
 from tasks.escalate import Ladder

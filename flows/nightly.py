@@ -22,9 +22,9 @@ from pathlib import Path
 
 from prefect import flow
 
-from relance.dates import default_as_of, parse_date
-from relance.policy import load_policy
-from relance.settings import DEFAULT_DB
+from relance.core.dates import default_as_of, parse_date
+from relance.core.policy import load_policy
+from relance.core.settings import DEFAULT_DB
 from tasks.age import age
 from tasks.alerts import alert
 from tasks.approve import ask_for_approval

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -68,8 +68,8 @@ def _check_metrics_target(target: Optional[str]) -> None:
 
 
 def _db_path(db: Optional[Path]) -> Path:
-    """--db, else the one default of relance.settings (<RELANCE_HOME>/relance.duckdb, .relance/relance.duckdb)."""
-    from relance.settings import get_settings
+    """--db, else the one default of relance.core.settings (<RELANCE_HOME>/relance.duckdb, .relance/relance.duckdb)."""
+    from relance.core.settings import get_settings
 
     return db if db is not None else get_settings().default_db
 
@@ -95,7 +95,7 @@ def sample_data(
     policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Write a realistic, deterministic synthetic source."""
-    from relance.dates import parse_date, today
+    from relance.core.dates import parse_date, today
     from relance.sample_data import generate
 
     if fmt not in ("csv", "parquet"):
@@ -124,7 +124,7 @@ def run(
     """The nightly job for one date."""
     from flows.nightly import nightly_run
 
-    from relance.dates import parse_date
+    from relance.core.dates import parse_date
 
     _check_language(language)
     day = parse_date(as_of, "--as-of")
@@ -155,7 +155,7 @@ def dispatch_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Send what is planned (and approved) without re-running the night: e.g. a 09:00 run for the SMS deferred by quiet hours."""
-    from relance.dates import parse_date, today
+    from relance.core.dates import parse_date, today
     from tasks.audit import audited
     from tasks.dispatch import dispatch
 
@@ -183,7 +183,7 @@ def approve_cmd(
     """Approve or reject the formal notices waiting for approval; the next run sends the approved ones."""
     import getpass
 
-    from relance.dates import parse_date, today
+    from relance.core.dates import parse_date, today
     from tasks.dispatch import approve
 
     db = _check_db_path(db)
@@ -204,7 +204,7 @@ def drafts_cmd(
     policy: Optional[str] = PolicyOpt,
 ) -> None:
     """Render the letters waiting for approval as drafts (marked "not sent"), to read before approving."""
-    from relance.dates import parse_date, today
+    from relance.core.dates import parse_date, today
     from tasks.dispatch.drafts import render_drafts
 
     day = parse_date(as_of, "--as-of") or today()
@@ -377,7 +377,7 @@ def backfill(
     """Replay the ladder for each date from --start to --end (deliveries simulated, nothing sent)."""
     from flows.backfill import backfill_run
 
-    from relance.dates import parse_date
+    from relance.core.dates import parse_date
 
     _check_language(language)
     db = _check_db_path(db)
@@ -402,7 +402,7 @@ def report_cmd(
     policy: Optional[str] = PolicyOpt,
 ) -> None:
     """The finance report for one date: HTML (self-contained), PDF and Excel."""
-    from relance.dates import parse_date, today
+    from relance.core.dates import parse_date, today
     from tasks.report import report
 
     _check_language(language)

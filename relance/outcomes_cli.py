@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 
 outcomes_app = typer.Typer(
     no_args_is_help=True,

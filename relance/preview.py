@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 
 
 def preview(stage: str, channel: str, language: str, fmt: str | None = None, channels_config: str | None = None,
             policy: str | None = None) -> str | bytes:
     """policy: the policy file whose stage says the sample's figures, layout and wording (default:
     policies/default.yaml)."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.render import KIND, LANGUAGES, Renderer, message_context, sample_row
 

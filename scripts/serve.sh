@@ -11,7 +11,7 @@ POOL="${RELANCE_WORK_POOL:-relance}"
 export PREFECT_HOME="${PREFECT_HOME:-$REPO/.relance/prefect}"
 export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:$PORT/api}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
-# the worker runs this checkout (relance.checkout, the pull step) unless RELANCE_REPO names another
+# the worker runs this checkout (relance.core.checkout, the pull step) unless RELANCE_REPO names another
 LOGS="$REPO/.relance/logs"
 mkdir -p "$LOGS" "$PREFECT_HOME"
 

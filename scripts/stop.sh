@@ -8,6 +8,8 @@
 # Prefect process of ours); what could not be stopped is reported, exit status 1. Running it
 # again when nothing is left is harmless.
 set -u
+# (ps -ww: the whole command line, even when COLUMNS is set, as under pytest-xdist: else ps cuts it
+# at COLUMNS characters and a long path hides "worker start")
 cd "$(dirname "$0")/.."
 PREFECT_HOME="${PREFECT_HOME:-$PWD/.relance/prefect}"
 GRACE="${RELANCE_STOP_TIMEOUT_S:-10}"
@@ -45,7 +47,7 @@ stop() {   # stop worker|server
     rm -f "$pidfile"
     return 0
   fi
-  args=$(ps -o args= -p "$pid" 2>/dev/null)
+  args=$(ps -ww -o args= -p "$pid" 2>/dev/null)
   if [[ $args != *prefect*"$what start"* ]]; then
     echo "$what: pid $pid is no longer the Prefect $what (it is: ${args:0:80}); not touching it, removed the stale $pidfile"
     rm -f "$pidfile"
@@ -77,7 +79,7 @@ flow_runs_done() {   # waits up to GRACE for the flow-run processes the worker l
   while :; do
     left=()
     for pid in $(cat "$FLOW_RUNS"); do
-      alive "$pid" && [[ $(ps -o args= -p "$pid" 2>/dev/null) == *prefect* ]] && left+=("$pid")
+      alive "$pid" && [[ $(ps -ww -o args= -p "$pid" 2>/dev/null) == *prefect* ]] && left+=("$pid")
     done
     ((${#left[@]} == 0 || SECONDS >= deadline)) && break
     sleep 0.2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from tasks import warehouse
 from tasks.step import get_logger, step
 

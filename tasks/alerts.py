@@ -19,7 +19,7 @@ import re
 import urllib.request
 from typing import Any
 
-from relance.urls import redact_urls
+from relance.core.urls import redact_urls
 
 log = logging.getLogger("relance.alerts")
 
@@ -30,7 +30,7 @@ _SECRETISH = re.compile(r"(?i)(api[_-]?key|token|password|secret|authorization)\
 def scrub(text: str | None, limit: int = 500) -> str:
     """A state message fit for an alert: no email addresses, no credentials, bounded length."""
     text = text or ""
-    text = redact_urls(text)  # relance.urls: no password, user token, query or fragment
+    text = redact_urls(text)  # relance.core.urls: no password, user token, query or fragment
     text = _SECRETISH.sub(r"\1=***", text)
     text = _EMAIL.sub("<email>", text)
     return text[:limit] + ("…" if len(text) > limit else "")
@@ -62,7 +62,7 @@ def _post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
 
 
 def _send_email(to: str, payload: dict) -> int:
-    from relance.settings import get_settings, resolve_secret
+    from relance.core.settings import get_settings, resolve_secret
 
     s = get_settings()
     key = resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block)
@@ -92,7 +92,7 @@ def alert(flow: Any, flow_run: Any, state: Any) -> dict:
     """The hook: post the webhook and/or email the operations address. Returns what was done."""
     payload = alert_payload(flow, flow_run, state)
     done: dict[str, Any] = {}
-    from relance.settings import get_settings
+    from relance.core.settings import get_settings
 
     s = get_settings()
     url, to = s.alert_webhook, s.alert_email

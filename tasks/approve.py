@@ -25,8 +25,8 @@ from pathlib import Path
 from pydantic import Field
 
 from prefect.input import RunInput
-from relance.errors import UserError
-from relance.settings import get_settings
+from relance.core.errors import UserError
+from relance.core.settings import get_settings
 from tasks import warehouse
 from tasks.dispatch.approval import pending_actions
 from tasks.step import get_logger, in_flow_run
@@ -54,7 +54,7 @@ def _money(v, currency: str, locale: str) -> str:
     """An amount as finance reads it, in the creditor's language: "40,00 €", "1 234,56 £GB"."""
     if v is None:
         return "—"
-    from relance.money import format_money
+    from relance.core.money import format_money
 
     return format_money(v, currency, locale)
 

@@ -31,7 +31,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from relance import DEFAULT_POLICY, ROOT, TEMPLATES_DIR, __version__
+from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
+from relance import __version__
 from tasks import warehouse
 
 KINDS = ("nightly", "backfill", "dispatch", "approve", "resolve")
@@ -98,7 +99,7 @@ def _now() -> datetime:
 
 
 def _one_line(error: BaseException) -> str:
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     text = " ".join(str(error).split()) or "(no message)"
     line = text if isinstance(error, UserError) else f"{type(error).__name__}: {text}"
@@ -224,7 +225,7 @@ def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | P
         except Exception:  # no login name (a container without a passwd entry)
             actor = None
     if source is not None:
-        from relance.urls import redact_url
+        from relance.core.urls import redact_url
 
         source = redact_url(source)
     con.execute(

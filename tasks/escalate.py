@@ -15,8 +15,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from relance.errors import UserError
-from relance.policy import Policy, load_policy
+from relance.core.errors import UserError
+from relance.core.policy import Policy, load_policy
 from tasks import warehouse
 from tasks.calendar import write_calendar
 from tasks.step import get_logger, step

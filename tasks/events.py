@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl
 
 import pyarrow as pa
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tasks.step import get_logger, step
 
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -271,8 +271,8 @@ def make_server(host: str, port: int, cfg: ReceiverConfig) -> ThreadingHTTPServe
 
 
 def receiver_config(journal: str | Path | None = None) -> ReceiverConfig:
-    """The receiver's settings (relance.settings.Settings, the SMS gateway's auth token)."""
-    from relance.settings import get_settings, resolve_secret
+    """The receiver's settings (relance.core.settings.Settings, the SMS gateway's auth token)."""
+    from relance.core.settings import get_settings, resolve_secret
 
     s = get_settings()
     key_b64 = resolve_secret(s.sendgrid_webhook_public_key, s.sendgrid_webhook_key_block)
@@ -501,7 +501,7 @@ EMPTY = {"events": 0, "inserted": 0, "unmatched_new": 0, "unmatched_total": 0, "
 
 def apply_journal(db: str | Path, journal: str | Path | None = None, *, skip_if_empty: bool = False) -> dict[str, Any]:
     """`relance events apply`: the journal's events into the ledger of `db`."""
-    from relance.settings import get_settings
+    from relance.core.settings import get_settings
     from tasks import warehouse
 
     folder = Path(journal or get_settings().events_journal_dir)
@@ -668,7 +668,7 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
     + formal_notice.deadline_days, for a letter of the policy's legal notice (stages[].legal_notice).
     A print batch reference is read through the outbox's manifests (default: `outbox` beside the
     database)."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks import warehouse
     from tasks.dispatch.config import load_channels_config
 

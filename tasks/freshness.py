@@ -28,8 +28,8 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from relance.errors import UserError
-from relance.policy import Policy, load_policy
+from relance.core.errors import UserError
+from relance.core.policy import Policy, load_policy
 from tasks import warehouse
 from tasks.calendar import public_holidays
 from tasks.step import get_logger, step

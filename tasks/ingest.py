@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from relance import SQL_DIR
-from relance.urls import redact_url
+from relance.core.paths import SQL_DIR
+from relance.core.urls import redact_url
 from tasks import warehouse
 from tasks.sources import ENTITIES, files
 from tasks.step import get_logger, step, transient_failure
@@ -120,8 +120,8 @@ def load_seeds(con) -> None:
 
 def load_macros(con) -> None:
     """The SQL macros of sql/macros and the Python functions the staging models call (the phone
-    and email rules of relance.phones and relance.emails, shared with dispatch)."""
-    from relance import emails, phones
+    and email rules of relance.core.phones and relance.core.emails, shared with dispatch)."""
+    from relance.core import emails, phones
 
     for path in sorted((SQL_DIR / "macros").glob("*.sql")):
         con.execute(path.read_text(encoding="utf-8"))
@@ -151,12 +151,12 @@ def ingest(
 
     source_schema: the PostgreSQL schema; None means the setting (env RELANCE_SOURCE_SCHEMA,
     default public). policy: the policy file (None: the shipped default), for its default_language."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
 
     log = get_logger()
     default_language = load_policy(policy).default_language
     if source_schema is None:
-        from relance.settings import get_settings
+        from relance.core.settings import get_settings
 
         source_schema = get_settings().source_schema
     workdir = Path(tempfile.mkdtemp(prefix="relance-extract-"))

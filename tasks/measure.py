@@ -25,8 +25,8 @@ import time
 from collections.abc import Iterable
 from datetime import date
 
-from relance.errors import UserError
-from relance.policy import Policy, load_policy
+from relance.core.errors import UserError
+from relance.core.policy import Policy, load_policy
 from tasks import warehouse
 from tasks.age import write_policy_buckets
 from tasks.step import get_logger, step

@@ -37,8 +37,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable
 
-from relance.errors import UserError
-from relance.policy import MAX_AMOUNT, Policy, currency_codes, load_policy
+from relance.core.errors import UserError
+from relance.core.policy import MAX_AMOUNT, Policy, currency_codes, load_policy
 from tasks import warehouse
 
 KINDS = ("reached", "no_answer", "wrong_number", "promise", "dispute", "plan", "paid_claimed", "refused")

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from relance.policy import Policy
+from relance.core.policy import Policy
 from tasks import warehouse
 from tasks.dispatch import ledger
 from tasks.dispatch.email import OutgoingEmail, provider_for, valid_email, write_eml

@@ -64,7 +64,7 @@ def get_logger(name: str = "relance") -> logging.Logger | logging.LoggerAdapter:
 def transient_failure(task: Any, task_run: Any, state: Any) -> bool:
     """retry_condition_fn for steps that read or write over the network: retry a connection that
     failed or timed out, never a user error (a bad file, policy, credentials) nor a busy database."""
-    from relance.errors import DatabaseBusy, UserError
+    from relance.core.errors import DatabaseBusy, UserError
 
     try:
         state.result()

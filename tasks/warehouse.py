@@ -50,8 +50,8 @@ from typing import Any, Iterator
 
 import duckdb
 
-from relance import SQL_DIR
-from relance.errors import DatabaseBusy, DatabaseUnusable, UserError
+from relance.core.paths import SQL_DIR
+from relance.core.errors import DatabaseBusy, DatabaseUnusable, UserError
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
@@ -89,7 +89,7 @@ def connect(db: str | Path, *, read_only: bool = False, wait_s: float | None = N
         except OSError as e:
             raise UserError(f"database {db}: cannot create its folder {db.parent} ({e.strerror or e})") from None
     if wait_s is None:
-        from relance.settings import get_settings
+        from relance.core.settings import get_settings
 
         wait_s = get_settings().db_wait_s
     deadline = time.monotonic() + max(0.0, wait_s)
@@ -377,7 +377,7 @@ def specified_models() -> list[str]:
 def model_tests(model: str, policy: Any = None, *, keys_only: bool = False) -> list[tuple[str, str, dict]]:
     """(test, column(s), arguments) of the model's YAML: the key (unique, and not_null on each of
     its columns), then each column's tests. `policy: stages` / `policy: buckets` in an
-    accepted_values take the codes of `policy` (a relance.policy.Policy; the shipped one if None)."""
+    accepted_values take the codes of `policy` (a relance.core.policy.Policy; the shipped one if None)."""
     spec = model_spec(model)
     tests: list[tuple[str, str, dict]] = []
     key = spec.get("key") or []
@@ -394,7 +394,7 @@ def model_tests(model: str, policy: Any = None, *, keys_only: bool = False) -> l
                 values = list(args.get("values", []))
                 if args.get("policy"):
                     if policy is None:
-                        from relance.policy import load_policy
+                        from relance.core.policy import load_policy
 
                         policy = load_policy(None)
                     values += _policy_values(policy, args["policy"])
@@ -411,7 +411,7 @@ def _policy_values(policy: Any, what: str) -> list[str]:
     if what == "buckets":
         return [row[1] for row in policy.bucket_rows()]
     if what == "channels":
-        from relance.policy import CHANNELS
+        from relance.core.policy import CHANNELS
 
         return list(CHANNELS)
     raise ModelGraphError(f"accepted_values: unknown `policy: {what}` (stages, buckets or channels)")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import date, datetime, timezone
-from relance.errors import UserError
-from relance.urls import escape_userinfo, redact_url, scrub
+from relance.core.errors import UserError
+from relance.core.urls import escape_userinfo, redact_url, scrub
 from tasks import warehouse
 from tasks.step import get_logger, step
 

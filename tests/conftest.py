@@ -13,6 +13,25 @@ from tasks.sources import COLUMNS
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def _temporary_files_in_memory() -> None:
+    """Temporary files (pytest's tmp_path, the Prefect test server's SQLite database, the DuckDB
+    files of the tests) on tmpfs when the machine has one and TMPDIR names no other place: the
+    tests commit thousands of small transactions, each an fsync on a disk and none in memory. The
+    same files, the same code: only where they live. xdist workers and subprocesses inherit it."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if os.environ.get("TMPDIR") or not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return
+    folder = shm / "relance-tests"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None   # gettempdir() reads TMPDIR again
+
+
+_temporary_files_in_memory()
+
+
 def write_source(folder: Path, **entities: list[dict]) -> Path:
     """Write customers/invoices/payments/holds CSV files from lists of dicts (missing keys = empty).
 
@@ -30,6 +49,37 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
             for row in rows:
                 w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return folder
+
+
+#: The files that take longest, slowest first. Under pytest-xdist (`make test`: two workers, a file
+#: at a time) they are handed out first, so that no long file starts last on a worker while the
+#: other worker has nothing left to do. A plain `pytest` keeps the usual order.
+SLOWEST_FILES = (
+    "test_deployments.py", "test_faults.py", "test_backfill.py", "test_source_postgres.py",
+    "test_ladder_properties.py", "test_approval_flow.py", "test_secrets.py", "test_sample_data.py",
+    "test_money_exact.py", "test_validation.py", "test_report.py", "test_audit.py", "test_letters.py",
+    "test_metrics.py", "test_ladder.py", "test_dispatch.py", "test_events.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):   # not an xdist worker
+        return
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+
+
+def copy_duckdb(built: Path, to: Path) -> Path:
+    """A copy of a DuckDB file built once (by a module- or session-scoped fixture), for one test to
+    read or change: the file and its write-ahead log, if one was left."""
+    import shutil
+
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, to)
+    wal = built.with_name(built.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, to.with_name(to.name + ".wal"))
+    return to
 
 
 @pytest.fixture

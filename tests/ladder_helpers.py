@@ -140,7 +140,7 @@ def run_days(source: str | None, db: str, dates, policy: str | None = None, mode
     """What the nightly job does for each date, in order, on one connection: ingest the source
     once (it does not depend on the date; None = already loaded), then age and escalate each date
     (and approve what waits for approval, as `relance run --auto-approve` does)."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks import warehouse
     from tasks.age import age_on
     from tasks.escalate import Ladder

@@ -176,7 +176,7 @@ def test_bucket_boundaries_follow_the_policy(source_writer, tmp_path):
 
 def test_custom_bucket_boundaries(source_writer, tmp_path):
     policy = tmp_path / "policy.yaml"
-    from relance import DEFAULT_POLICY
+    from relance.core.paths import DEFAULT_POLICY
 
     text = DEFAULT_POLICY.read_text()
     start = text.index("aging_buckets:")

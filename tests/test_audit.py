@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 import flows.nightly  # noqa: F401 — importing Prefect sets up its log handlers: on the real stderr, not CliRunner's
-from relance import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
+from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from relance.cli import app
 from tests.ladder_helpers import customer, hold, invoice, payment, run_days, write_source
 
@@ -153,7 +153,7 @@ def test_a_three_day_backfill_leaves_three_rows(small_source, tmp_path):
 
 def test_a_failing_run_is_recorded_failed_with_its_reason(small_source, tmp_path):
     from flows.nightly import nightly_run
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     db = tmp_path / "r.duckdb"
     nightly_run(as_of="2026-03-09", source=small_source, db=str(db))  # the night before: a good load
@@ -172,7 +172,7 @@ def test_a_failing_run_is_recorded_failed_with_its_reason(small_source, tmp_path
 
 def test_a_failing_backfill_fails_each_of_its_dates(small_source, tmp_path):
     from flows.backfill import backfill_run
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     db = tmp_path / "r.duckdb"
     (Path(small_source) / "payments.csv").write_bytes(b"\xff\xfe\x00p\x00a\x00y")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.backfill import backfill_run
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tests.ladder_helpers import (
     LADDER_TABLES, actions, customer, deliveries, invoice, query, run_nightly, table_rows, unit, write_source,
 )

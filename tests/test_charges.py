@@ -23,7 +23,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from relance.errors import PolicyError
+from relance.core.errors import PolicyError
 from tests.ladder_helpers import customer, invoice, payment, query, run_days, unit, write_source
 
 POLICY = """\
@@ -161,7 +161,7 @@ def test_the_suggested_key_of_a_missing_rate_matches_the_policys_pattern():
 
     import yaml
 
-    from relance.policy import ReferenceRate, load_policy
+    from relance.core.policy import ReferenceRate, load_policy
 
     with pytest.raises(PolicyError) as err:
         load_policy(None).require_rates(date(206, 1, 2), date(206, 3, 1))

@@ -133,8 +133,8 @@ def test_credit_watch_class_d_or_long_overdue(measured):
 
 def test_class_thresholds_must_decrease(tmp_path):
     """class_a_min_score > class_b_min_score > class_c_min_score, or the policy is refused, naming the keys."""
-    from relance.errors import PolicyError
-    from relance.policy import load_policy
+    from relance.core.errors import PolicyError
+    from relance.core.policy import load_policy
 
     bad = tmp_path / "bad.yaml"
     default = (__import__("pathlib").Path(__file__).resolve().parent.parent / "policies" / "default.yaml").read_text(encoding="utf-8")

@@ -245,7 +245,7 @@ def test_triggered_nightly_run_is_executed_by_a_process_worker(deployed, source_
 def test_the_business_date_of_a_scheduled_time_is_its_date_in_paris(scheduled, expected):
     from datetime import datetime
 
-    from relance.dates import scheduled_date
+    from relance.core.dates import scheduled_date
 
     assert scheduled_date(datetime.fromisoformat(scheduled)) == expected
 
@@ -308,8 +308,8 @@ def test_a_worker_whose_relance_repo_is_no_checkout_fails_with_one_line(deployed
 
 
 def test_the_checkout_is_relance_repo_else_the_installed_one(tmp_path):
-    from relance import ROOT
-    from relance.checkout import CheckoutError, checkout_directory
+    from relance.core.paths import ROOT
+    from relance.core.checkout import CheckoutError, checkout_directory
 
     assert checkout_directory({}) == ROOT == REPO
     assert checkout_directory({"RELANCE_REPO": str(REPO)}) == REPO

@@ -11,7 +11,7 @@ from email import policy as email_policy
 import duckdb
 import pytest
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tasks.dispatch import approve, dispatch, ledger, resolve
 from tasks.dispatch.ledger import file_stem, unit_stem
 from tests.fakes.scenario import (
@@ -109,7 +109,7 @@ def test_a_second_run_sends_nothing_again(db, tmp_path):
 def test_invalid_or_missing_contacts_fall_back(db, tmp_path):
     summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     rows = deliveries(db)
-    # the address SendGrid would refuse (dropped at load by the same rule, relance.emails): a letter
+    # the address SendGrid would refuse (dropped at load by the same rule, relance.core.emails): a letter
     # instead, on the same delivery id
     assert rows["D3-mail"]["channel"] == "letter" and rows["D3-mail"]["status"] == "sent"
     assert rows["D3-mail"]["fallback_from"] == "email"

@@ -161,7 +161,7 @@ def test_an_as_of_out_of_range_is_one_line_naming_it(tmp_path, src, value, cli):
 
 
 def test_the_edges_of_the_date_range_are_accepted():
-    from relance.dates import parse_date
+    from relance.core.dates import parse_date
 
     assert parse_date("1900-01-01", "--as-of") == date(1900, 1, 1)
     assert parse_date("2199-12-31", "--as-of") == date(2199, 12, 31)
@@ -171,7 +171,7 @@ def test_the_flow_path_raises_the_same_user_error(tmp_path, src):
     """Inside a Prefect flow run there is no CLI: the step raises DatabaseUnusable (a UserError,
     never retried), whose message is the same line."""
     from flows.nightly import nightly_run
-    from relance.errors import DatabaseUnusable
+    from relance.core.errors import DatabaseUnusable
     from tasks import warehouse
 
     db = tmp_path / "r.duckdb"

@@ -282,7 +282,7 @@ def test_a_line_torn_by_a_crash_costs_only_itself(tmp_path):
 
 
 def test_post_import_sets_receipt_and_the_formal_notice_deadline(tmp_path):
-    from relance.errors import UserError
+    from relance.core.errors import UserError
     from tasks.events import import_tracking
 
     db = build(tmp_path, customers=[customer("C1"), customer("C2")],

@@ -288,7 +288,7 @@ def test_a_duplicated_file_and_an_empty_optional_file_are_one_clear_message(tmp_
     """Promise: the same entity given twice (invoices.csv and a copy as INVOICES.csv or .parquet) or a
     0-byte payments file stops the run with one message naming the file, before anything is written."""
     from flows.nightly import nightly_run
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     def base(name):
         src = tmp_path / name

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from relance import ROOT
+from relance.core.paths import ROOT
 from tasks.dispatch import dispatch
 from tasks.dispatch.ledger import file_stem, slug, unit_stem
 from tests.fakes.scenario import action, add_actions, build, customer, deliveries, invoice, pdf_text

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from tasks.freshness import SourceStale, assess, business_days_after
 from tests.test_operations import webhook  # noqa: F401  (the fixture)
 

@@ -83,20 +83,17 @@ def test_full_ladder_day_by_day(tmp_path):
 
 def test_after_a_sent_formal_notice_the_ladder_goes_on(tmp_path):
     """The late-start ladder (I1 800.00 due Fri 01-30): formal notice on Mon 03-23, approved and sent
-    that night. Its registered letter gives the debtor a deadline; no receipt is known (issue 15):
-    the next step waits receipt_wait_days (15) after 03-23, so no step on Thu 03-26 (+55, target
-    amicable) nor Tue 03-31 (+60, target litigation). Amicable on Tue 04-07 (04-06 is Easter
-    Monday), litigation on Fri 04-10 (+3 days, 800.00 ≥ 500.00)."""
+    that night. Amicable on Thu 03-26 (+55 ≥ 45, 800.00 ≥ 250.00), Mon 03-30 (+59) at target,
+    litigation on Tue 03-31 (+60, 800.00 ≥ 500.00)."""
     src = write_source(tmp_path / "src", customers=[customer("C1")],
                        invoices=[invoice("I1", "C1", "2026-01-30", "800.00")])
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"])
     assert steps(db)[-1] == ("2026-03-23", "formal_notice")
     send_action(db, "C1|EUR|1|formal_notice")
-    run_days(None, db, ["2026-03-26", "2026-03-31", "2026-04-07", "2026-04-09", "2026-04-10"])
-    assert steps(db)[-2:] == [("2026-04-07", "amicable"), ("2026-04-10", "litigation")]
-    assert unit(db, "2026-03-31", "C1")["no_action_reason"] == "notice_deadline"
-    assert unit(db, "2026-04-09", "C1")["no_action_reason"] == "min_gap"
+    run_days(None, db, ["2026-03-26", "2026-03-30", "2026-03-31"])
+    assert steps(db)[-2:] == [("2026-03-26", "amicable"), ("2026-03-31", "litigation")]
+    assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "at_target"
 
 
 def _outage_source(tmp_path):
@@ -342,9 +339,8 @@ def test_dunning_block_never_contacts_but_still_ages(tmp_path):
 
 def test_min_amount_keeps_a_unit_at_a_lower_stage(tmp_path):
     """Two debtors, 400.00 and 600.00, due Fri 2026-01-02; runs on chosen days from 03-02 (+59).
-    Both climb to the formal notice of Mon 03-16 (approved and sent), then, no receipt known, amicable
-    15 days later (receipt_wait_days), Tue 03-31. Litigation (min 500.00) is the target of the 600.00
-    debtor only (Fri 04-03, +91); the 400.00 one stays at amicable."""
+    Both climb to the formal notice (approved and sent), then amicable on 03-19. At +80 (03-23) litigation
+    (min 500.00) is the target of the 600.00 debtor only; the 400.00 one stays at amicable."""
     src = write_source(
         tmp_path / "src", customers=[customer("C400"), customer("C600")],
         invoices=[invoice("I4", "C400", "2026-01-02", "400.00"), invoice("I6", "C600", "2026-01-02", "600.00")],
@@ -353,15 +349,14 @@ def test_min_amount_keeps_a_unit_at_a_lower_stage(tmp_path):
     run_days(src, db, ["2026-03-02", "2026-03-05", "2026-03-09", "2026-03-12", "2026-03-16"])
     for c in ("C400", "C600"):
         send_action(db, f"{c}|EUR|1|formal_notice")
-    run_days(None, db, ["2026-03-19", "2026-03-23", "2026-03-31", "2026-04-03"])
+    run_days(None, db, ["2026-03-19", "2026-03-23"])
     ladder = [("2026-03-02", "due"), ("2026-03-05", "call_1"), ("2026-03-09", "reminder_2"),
-              ("2026-03-12", "call_2"), ("2026-03-16", "formal_notice"), ("2026-03-31", "amicable")]
+              ("2026-03-12", "call_2"), ("2026-03-16", "formal_notice"), ("2026-03-19", "amicable")]
     assert steps(db, "C400") == ladder
-    assert steps(db, "C600") == ladder + [("2026-04-03", "litigation")]
-    assert unit(db, "2026-03-23", "C600")["no_action_reason"] == "notice_deadline"
-    u = unit(db, "2026-04-03", "C400")
+    assert steps(db, "C600") == ladder + [("2026-03-23", "litigation")]
+    u = unit(db, "2026-03-23", "C400")
     assert (u["target_stage"], u["current_stage"], u["no_action_reason"]) == ("amicable", "amicable", "at_target")
-    assert unit(db, "2026-04-03", "C600")["target_stage"] == "litigation"
+    assert unit(db, "2026-03-23", "C600")["target_stage"] == "litigation"
 
 
 def test_episode_closes_when_paid_and_the_next_starts_from_the_bottom(tmp_path):
@@ -445,8 +440,7 @@ def test_partial_payment_changes_the_driving_invoice_and_the_episode_goes_on(tmp
 def test_pending_approval_blocks_until_approved(tmp_path):
     """I1 due 01-30: the formal notice of Mon 03-23 is pending approval. The target is amicable
     (+45 was 03-16), yet the runs of 03-26 and 03-30 take no step; once the notice is approved
-    and sent, its deadline runs (no receipt known: 15 days after 03-23, receipt_wait_days): no step
-    on 03-31, the amicable step on Tue 04-07 (04-06 is Easter Monday)."""
+    and sent, the next run (03-31) takes the amicable step."""
     src = write_source(tmp_path / "src", customers=[customer("C1")],
                        invoices=[invoice("I1", "C1", "2026-01-30", "800.00")])
     db = str(tmp_path / "r.duckdb")
@@ -454,9 +448,8 @@ def test_pending_approval_blocks_until_approved(tmp_path):
     assert steps(db)[-1] == ("2026-03-23", "formal_notice")
     assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "pending_approval"
     send_action(db, "C1|EUR|1|formal_notice")  # approved, and sent by that night's dispatch
-    run_days(None, db, ["2026-03-31", "2026-04-07"])
-    assert unit(db, "2026-03-31", "C1")["no_action_reason"] == "notice_deadline"
-    assert steps(db)[-1] == ("2026-04-07", "amicable")
+    run_days(None, db, ["2026-03-31"])
+    assert steps(db)[-1] == ("2026-03-31", "amicable")
 
 
 def test_channels_fall_back_to_letter_and_undeliverable(tmp_path):
@@ -632,7 +625,7 @@ def test_tolerance_per_currency(tmp_path):
     pol = policy_with(tmp_path, 'tolerance:\n  default: "5.00"\n', 'tolerance:\n  default: "2.00"\n')
     text = Path(pol).read_text(encoding="utf-8").replace('GBP: "5.00"', 'GBP: "10.00"')
     Path(pol).write_text(text, encoding="utf-8")
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
 
     assert load_policy(pol).tolerance.by_currency["GBP"] == D("10.00")
     src = write_source(

@@ -334,7 +334,7 @@ def test_a_notice_whose_send_date_has_no_reference_rate_waits(tmp_path):
     """Decided 2026-12-30, sent 2027-01-04 with a policy that has no 2027-H1 rate: the interest of the
     January days cannot be computed, so the notice is not sent tonight (it stays planned, the run
     says why) — never sent with the January days left out."""
-    from relance import ROOT
+    from relance.core.paths import ROOT
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("\n".join(line for line in (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8").splitlines()

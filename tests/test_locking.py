@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from relance.errors import DatabaseBusy
+from relance.core.errors import DatabaseBusy
 from tasks import warehouse
 
 HOLD = """

@@ -31,8 +31,8 @@ from decimal import Decimal as D
 import duckdb
 import pytest
 
-from relance.errors import UserError
-from relance.policy import load_policy
+from relance.core.errors import UserError
+from relance.core.policy import load_policy
 from tasks import warehouse
 from tasks.age import age
 from tasks.ingest import ingest
@@ -123,13 +123,28 @@ NEEDED_DATES = [AS_OF, date(2026, 5, 31), date(2026, 4, 1), date(2026, 5, 20), d
                 date(2026, 4, 15), date(2026, 5, 15), date(2026, 5, 1)]
 
 
-@pytest.fixture(params=["allocated", "snapshots"])
-def measured(source, tmp_path, request):
+@pytest.fixture
+def measured(_measured_once, tmp_path):
+    """Each test its own copy of the warehouse below (built once per way of measuring)."""
+    import copy
+
+    from tests.conftest import copy_duckdb
+
+    built, summary = _measured_once
+    return copy_duckdb(built, tmp_path / "r.duckdb"), copy.deepcopy(summary)
+
+
+@pytest.fixture(scope="module", params=["allocated", "snapshots"])
+def _measured_once(tmp_path_factory, request):
     """ingest + age at D, the ladder's rows inserted, then measure. `allocated`: no run at D−30 or
     D−90 (nor on the actions' dates), every point-in-time view is allocated again (a nightly run);
     `snapshots`: as in a backfill, those dates were aged from the same ingest and measure is told so,
     it reads their invoice_snapshot and aged_balance. The same figures either way."""
-    db = tmp_path / "r.duckdb"
+    from tests.conftest import write_source
+
+    root = tmp_path_factory.mktemp(f"measured-{request.param}")
+    source = write_source(root / "src", customers=CUSTOMERS, invoices=INVOICES, payments=PAYMENTS, holds=HOLDS)
+    db = root / "r.duckdb"
     prepare(db, source, AS_OF)
     with warehouse.open_db(db) as con:
         # measured: in (03-02, 05-31], not rejected

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from relance.sample_data import generate
 from tasks import warehouse
 from tasks.age import age_on

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from tasks import warehouse
 from tasks.age import age_on
 from tasks.escalate import Ladder, write_policy_tables
@@ -149,7 +149,7 @@ def test_ladder_decisions_one_step_a_run(con):
           already taken → 'at_target'.
       C10: as C5, but the formal notice of 03-02 was sent and its registered letter received on
           03-04: deadline 03-12 (8 days), today: amicable waits ('notice_deadline'), from 03-13.
-      C11: as C5, the notice sent 02-20 and no receipt known: 20 days ≥ receipt_wait_days (15) → amicable."""
+      C11: as C5, the notice sent 02-20 and no receipt known: 20 days ≥ receipt_wait_days (0 by default, 15 at most) → amicable."""
     pol = load_policy(None)
     write_policy_tables(con, pol)
     given(con, "ladder_calendar", "country varchar, day date, is_business_day boolean, holiday_name varchar",

@@ -1,4 +1,4 @@
-"""relance.money: amounts, numbers and percentages for a reader (babel), worked by hand.
+"""relance.core.money: amounts, numbers and percentages for a reader (babel), worked by hand.
 
 French: a narrow no-break space (U+202F) between thousands, a no-break space (U+00A0) before the
 currency and before "%"; English (en_GB): the symbol first, "," between thousands. Rounding is
@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from relance.money import currency_symbol, format_decimal, format_money, format_percent, half_up
+from relance.core.money import currency_symbol, format_decimal, format_money, format_percent, half_up
 
 NNBSP, NBSP = "\u202f", "\u00a0"
 

@@ -115,7 +115,7 @@ def test_alert_email_goes_through_sendgrid(monkeypatch):
 def test_network_steps_retry_connections_never_user_errors():
     from prefect.states import Failed
 
-    from relance.errors import DatabaseBusy, SourceError
+    from relance.core.errors import DatabaseBusy, SourceError
     from tasks.ingest import ingest
     from tasks.step import transient_failure
 

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from tasks import outcomes
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tests.ladder_helpers import (
     actions, customer, days, invoice, payment, query, run_days, hold, unit, write_source,
 )
@@ -40,7 +40,7 @@ def _steps(db, cust):
 
 
 def _status(db, as_of: str, kind: str, cust: str):
-    from relance.policy import load_policy  # noqa: F401  (the models read only the tables)
+    from relance.core.policy import load_policy  # noqa: F401  (the models read only the tables)
     con = duckdb.connect(db)
     try:
         from tasks import warehouse
@@ -135,7 +135,7 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
 
     # the metrics of 03-31 (docs/metrics.md "What debtors said"): promises due in (03-01, 03-31):
     # C1's (1000.00, broken, julie) and C3's (200.00, kept, marc)
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks import warehouse
     from tasks.measure import measure_on
 

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from flows.record_outcome import Instalment, record_outcome, resolve_dispute
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tests.ladder_helpers import customer, invoice, write_source
 
 

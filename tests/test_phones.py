@@ -1,4 +1,4 @@
-"""Phones (contract §1, §3; issue 12 §4): one rule, relance.phones, for ingest and dispatch.
+"""Phones (contract §1, §3; issue 12 §4): one rule, relance.core.phones, for ingest and dispatch.
 
 A number written in the national format of the customer's country ("06 12 34 56 78" in France)
 is normalised to E.164 at load — it used to be dropped, and the customer's SMS were lost —
@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from relance import phones
+from relance.core import phones
 from tasks.dispatch import dispatch
 from tests.fakes.scenario import action, build, channels_config, customer, deliveries, events, invoice
 

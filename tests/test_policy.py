@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from relance.errors import PolicyError
-from relance.policy import load_policy
+from relance.core.errors import PolicyError
+from relance.core.policy import load_policy
 
 DEFAULT = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 
@@ -196,9 +196,9 @@ def test_a_policy_written_before_the_stage_keys_keeps_its_charges_gate_and_forma
 
 
 def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
-    """One loader (relance.yaml_models) for both hand-written files: the same kinds of message,
+    """One loader (relance.core.yaml_models) for both hand-written files: the same kinds of message,
     keys named as written (email.max_attempts, stages[0].code)."""
-    from relance.errors import UserError
+    from relance.core.errors import UserError
     from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
 
     channels = tmp_path / "channels.yaml"
@@ -227,7 +227,7 @@ def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
 def test_a_channels_file_of_before_the_stage_keys_is_read_or_told_where_the_attachment_went(tmp_path):
     """`email.attach_letter_for_stages` moved to the policy's `attach_letter`: its old default is
     read (the policy says the same), another list is one line saying where to set it now."""
-    from relance.errors import UserError
+    from relance.core.errors import UserError
     from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
 
     text = Path(DEFAULT_CHANNELS_CONFIG).read_text(encoding="utf-8")

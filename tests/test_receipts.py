@@ -28,6 +28,17 @@ def _four_notices(tmp_path):
     return src, db
 
 
+def _policy(tmp_path, wait_days: int) -> str:
+    """The default policy with receipt_wait_days set (the default, 0, does not wait without a receipt)."""
+    from pathlib import Path
+
+    text = Path("policies/default.yaml").read_text(encoding="utf-8")
+    assert "receipt_wait_days: 0" in text
+    path = tmp_path / f"wait{wait_days}.yaml"
+    path.write_text(text.replace("receipt_wait_days: 0", f"receipt_wait_days: {wait_days}"), encoding="utf-8")
+    return str(path)
+
+
 def _import(tmp_path, db, text: str, **kwargs) -> dict:
     from tasks.events import import_tracking
 
@@ -57,7 +68,8 @@ def test_the_receipt_sets_the_deadline_and_the_next_step_waits_for_it(tmp_path):
          date(2026, 4, 3)),
     ]
 
-    run_days(None, db, ["2026-03-30", "2026-04-02", "2026-04-03", "2026-04-06", "2026-04-07", "2026-04-09", "2026-04-10"])
+    run_days(None, db, ["2026-03-30", "2026-04-02", "2026-04-03", "2026-04-06", "2026-04-07", "2026-04-09", "2026-04-10"],
+             policy=_policy(tmp_path, 15))
     assert steps(db, "C1")[-2:] == [("2026-04-03", "amicable"), ("2026-04-07", "litigation")]
     assert steps(db, "C2")[-2:] == [("2026-03-23", NOTICE), ("2026-04-10", "amicable")]
     assert steps(db, "C3")[-2:] == [("2026-04-07", "amicable"), ("2026-04-10", "litigation")]
@@ -84,18 +96,27 @@ def test_the_receipt_sets_the_deadline_and_the_next_step_waits_for_it(tmp_path):
 def test_receipt_wait_days_bounds_the_wait_without_a_receipt(tmp_path):
     """receipt_wait_days: 5 in the policy, a letter deposited Tue 03-24 and still in transit: the next
     step waits until 03-29 (a Sunday) → amicable on Mon 03-30."""
-    from pathlib import Path
-
     _, db = _four_notices(tmp_path)
-    text = Path("policies/default.yaml").read_text(encoding="utf-8").replace("receipt_wait_days: 15", "receipt_wait_days: 5")
-    policy = tmp_path / "p.yaml"
-    policy.write_text(text, encoding="utf-8")
+    policy = _policy(tmp_path, 5)
     _import(tmp_path, db, "reference,tracking_number,deposit_date\n"
                           f"C1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24\n")
     run_days(None, db, ["2026-03-26", "2026-03-27", "2026-03-30"], policy=str(policy))
     assert unit(db, "2026-03-27", "C1")["no_action_reason"] == "notice_deadline"
     assert steps(db, "C1")[-1] == ("2026-03-30", "amicable")
     assert steps(db, "C2")[-1] == ("2026-03-30", "amicable")  # no tracking: 03-23 + 5 = 03-28, first run after
+
+
+def test_by_default_a_known_receipt_is_awaited_and_an_unknown_one_is_not(tmp_path):
+    """The default policy (receipt_wait_days 0): C1 received Wed 03-25 → deadline Thu 04-02 → no step
+    on 03-26 nor 04-02, amicable Fri 04-03; C2, no tracking: the contract's climb, amicable on Thu
+    03-26 (+55 ≥ 45, three days after the notice), litigation Thu 04-02 (+62 ≥ 60, 800.00 ≥ 500.00)."""
+    _, db = _four_notices(tmp_path)
+    _import(tmp_path, db, "reference,tracking_number,deposit_date,receipt_date\n"
+                          f"C1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24,2026-03-25\n")
+    run_days(None, db, ["2026-03-26", "2026-04-02", "2026-04-03"])
+    assert unit(db, "2026-04-02", "C1")["no_action_reason"] == "notice_deadline"
+    assert steps(db, "C1")[-1] == ("2026-04-03", "amicable")
+    assert steps(db, "C2")[-3:] == [("2026-03-23", NOTICE), ("2026-03-26", "amicable"), ("2026-04-02", "litigation")]
 
 
 def test_a_print_batch_reference_names_the_letter_through_the_manifest(tmp_path):

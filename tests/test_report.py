@@ -169,7 +169,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     survive, money is the cent-exact decimal, the header row is frozen and filtered."""
     from openpyxl import load_workbook
 
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import Fmt, ReportData, write_workbook
 
     pol = load_policy(None)
@@ -246,7 +246,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
 
 def test_workbook_failure_leaves_the_previous_file(tmp_path):
     """A failure while writing leaves the previous workbook in place and no .tmp behind."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import Fmt, ReportData, write_workbook
 
     pol = load_policy(None)
@@ -487,7 +487,7 @@ def _internal_codes(db) -> set[str]:
     entities, metric names and dimensions (those of the warehouse too), and the ledger's English reasons."""
     import duckdb
 
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import SUMMARY_METRICS
 
     pol = load_policy(None)
@@ -535,7 +535,7 @@ def test_no_internal_code_reaches_the_reader(reported):
 def test_an_unknown_code_is_shown_as_is_and_caught(reported):
     """A code labels.yaml does not know (a metric, a stage, a dimension another step adds) does not
     stop the report: it is shown as is, logged, and the leak check above would name it."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import MISSING_LABELS, Fmt
 
     fmt = Fmt("fr", load_policy(None))
@@ -568,7 +568,7 @@ def test_recovery_period_starts_with_the_data_and_credit_is_outside_the_total(re
 
 
 def test_recovery_period_of_a_single_day_and_of_no_action(tmp_path):
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import Fmt, ReportData, render_html
 
     pol = load_policy(None)
@@ -590,7 +590,7 @@ def test_replayed_recovery_is_shown_apart_and_an_unknown_dimension_does_not_fail
     """Recovery rates measured by `mode` (live actions apart from a backfill's replayed ones) get their
     own table with labels; a dimension value labels.yaml does not know is shown as is (the leak check
     names it), the report still comes out."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.report import Fmt, ReportData, render_html
 
     pol = load_policy(None)

@@ -1,4 +1,4 @@
-"""One rule for waiting before a retry (relance/retry.py), shared by the HTTP source's GETs and the
+"""One rule for waiting before a retry (relance/core/retry.py), shared by the HTTP source's GETs and the
 providers' sends; the values below are worked by hand from RFC 9110 and the providers' docs."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from relance.retry import asked_wait, backoff_seconds, retry_after_seconds, retry_wait
+from relance.core.retry import asked_wait, backoff_seconds, retry_after_seconds, retry_wait
 
 NOW = 1_780_000_000.0  # a fixed clock: 2026-05-28 20:26:40 UTC
 
@@ -50,7 +50,7 @@ def test_the_wait_is_what_was_asked_within_its_cap_else_the_back_off():
 
 
 def test_a_redirect_is_named_by_its_origin_only():
-    from relance.urls import origin_label, redact_urls
+    from relance.core.urls import origin_label, redact_urls
 
     assert origin_label("https://user:p@ss/w#rd@Evil.example:8443/path?key=secret#frag") == "https://evil.example:8443"
     assert origin_label("//cdn.example/x") == "cdn.example"

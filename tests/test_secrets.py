@@ -1,4 +1,4 @@
-"""Issue 11 §4: secrets never show. One redactor (relance/urls.py) for every URL relance shows or
+"""Issue 11 §4: secrets never show. One redactor (relance/core/urls.py) for every URL relance shows or
 stores — PostgreSQL sources, HTTP sources, the metrics target — tried with hostile passwords (with
 unescaped ``#``, ``?``, ``/`` and ``@``, percent-encoded ones, query-string passwords, tokens in
 http URLs), then end to end: error messages, ``--json``, logs and ``rejected_rows.source``."""
@@ -17,7 +17,7 @@ from urllib.parse import quote
 import duckdb
 import pytest
 
-from relance.urls import escape_userinfo, redact_url, scrub, secrets, split_url
+from relance.core.urls import escape_userinfo, redact_url, scrub, secrets, split_url
 from tests.test_source_postgres import AS_OF, INVOICES, ErpSchema, _connect, erp  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,7 +198,7 @@ def test_a_metrics_target_with_a_slash_in_its_password(tmp_path):
 
 
 def test_an_http_source_with_credentials_in_its_url_names_only_the_host(tmp_path, monkeypatch):
-    from relance.errors import SourceError
+    from relance.core.errors import SourceError
     from tasks.sources import http_api
 
     monkeypatch.setenv("RELANCE_HTTP_RETRIES", "1")

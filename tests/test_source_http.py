@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from flows.nightly import nightly_run
-from relance.errors import SourceError
+from relance.core.errors import SourceError
 from tasks.sources import http_api
 
 AS_OF = date(2024, 3, 31)

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from flows.nightly import nightly_run
-from relance.errors import SourceError, UserError
+from relance.core.errors import SourceError, UserError
 from tasks.sources import postgres
 
 pytestmark = pytest.mark.postgres

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 from relance.preview import preview
 from tasks.dispatch import check_templates
 from tasks.dispatch.config import SmsCfg, load_channels_config

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from flows.nightly import nightly_run
-from relance.errors import SourceError
+from relance.core.errors import SourceError
 
 AS_OF = date(2026, 3, 31)
 GOOD_CUSTOMER = {"customer_id": "C1", "name": "Alpha SARL"}
@@ -714,7 +714,7 @@ def test_a_postgresql_table_naming_a_column_twice_stops_the_run(tmp_path):
                               "(as 'amount' and 'Amount'); keep one column of each name")
 
 
-#: Hand-picked addresses and whether an email may go to them (relance.emails: what SendGrid accepts).
+#: Hand-picked addresses and whether an email may go to them (relance.core.emails: what SendGrid accepts).
 EMAIL_CASES = [
     ("jean.dupont@compta.example", True),
     ("jean.dupont+ar@compta.example.co.uk", True),
@@ -748,7 +748,7 @@ EMAIL_CASES = [
 def test_staging_and_dispatch_share_one_email_rule(tmp_path):
     """The address staging loads (email_ok in SQL) is the address dispatch emails (valid_email):
     one function, registered on the connection; the table above is worked by hand."""
-    from relance.emails import valid_email
+    from relance.core.emails import valid_email
     from tasks.ingest import load_macros
 
     con = duckdb.connect()

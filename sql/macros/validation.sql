@@ -56,4 +56,4 @@ create or replace temp macro parse_bool(v) as
         when lower(v) in ('false', 'f', '0', 'no', 'n', 'non') then false
     end;
 
--- email_ok(v): a Python function on the connection (relance.emails, the rule dispatch uses).
+-- email_ok(v): a Python function on the connection (relance.core.emails, the rule dispatch uses).

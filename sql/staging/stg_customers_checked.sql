@@ -19,7 +19,7 @@ parsed as (
         coalesce(lower(regexp_extract(source.language, '^([A-Za-z]{2})([-_][A-Za-z]{2})?$', 1)), '') as language_tag,
         lower(coalesce(source.segment, 'b2b')) as segment_code,
         parse_bool(source.dunning_block) as dunning_block_flag,
-        -- relance.phones (a Python function on the connection): E.164, or why the phone is dropped
+        -- relance.core.phones (a Python function on the connection): E.164, or why the phone is dropped
         phone_check(source.phone, upper(coalesce(source.country, 'FR'))) as phone_checked
     from source
 ),
@@ -43,7 +43,7 @@ checked_row as (
             text_problem('postal_code', postal_code, 20),
             text_problem('collector', collector, 200)
         ), '') as row_problem,
-        -- relance.emails (a Python function on the connection): the address rule dispatch uses
+        -- relance.core.emails (a Python function on the connection): the address rule dispatch uses
         email is not null and not email_ok(email) as email_dropped,
         phone_checked.problem is not null as phone_dropped,
         language is not null and language_tag not in ('fr', 'en') as language_dropped

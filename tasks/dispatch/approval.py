@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Sequence
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 from tasks import warehouse
 from tasks.dispatch import ledger
 

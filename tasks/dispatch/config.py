@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from relance import TEMPLATES_DIR
-from relance.yaml_models import Strict, load_yaml_model
+from relance.core.paths import TEMPLATES_DIR
+from relance.core.yaml_models import Strict, load_yaml_model
 
 DEFAULT_CHANNELS_CONFIG = TEMPLATES_DIR / "channels.yaml"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -140,7 +140,7 @@ class ChannelsConfig(Strict):
 
 
 def config_path(path: str | Path | None = None) -> Path:
-    from relance.settings import get_settings
+    from relance.core.settings import get_settings
 
     return Path(path or get_settings().channels_config or DEFAULT_CHANNELS_CONFIG)
 

@@ -32,7 +32,7 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
                   policy: str | None = None) -> list[dict]:
     """Write a draft PDF of every letter waiting for approval; returns what was written. policy: the
     policy file whose stages say how each letter looks (default: policies/default.yaml)."""
-    from relance.policy import load_policy
+    from relance.core.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.main import load_batch
     from tasks.dispatch.post import letter_css, render_many

@@ -49,9 +49,9 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Callable
 
-from relance.emails import valid_email
-from relance.retry import header_value, retry_wait
-from relance.urls import origin_label
+from relance.core.emails import valid_email
+from relance.core.retry import header_value, retry_wait
+from relance.core.urls import origin_label
 from tasks.dispatch.config import EmailCfg
 from tasks.dispatch.ledger import Result, naive_utc
 from tasks.dispatch.render import f_oneline
@@ -348,13 +348,13 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
     """The outbox without --send; SendGrid (key from SENDGRID_API_KEY or the Secret block) with it."""
     if not run.send:
         return OutboxEmail(run.cfg.email, run.now)
-    from relance.settings import get_settings, resolve_secret
+    from relance.core.settings import get_settings, resolve_secret
     from tasks.dispatch.base import prefect_rate_limit
 
     settings = get_settings()
     key = resolve_secret(settings.sendgrid_api_key, settings.sendgrid_key_block)
     if not key:
-        from relance.errors import UserError
+        from relance.core.errors import UserError
 
         raise UserError("--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block "
                         f"'{settings.sendgrid_key_block}'")

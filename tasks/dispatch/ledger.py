@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
 
-from relance import SQL_DIR
-from relance.errors import UserError
+from relance.core.paths import SQL_DIR
+from relance.core.errors import UserError
 from tasks.audit import current_run_id
 from tasks import warehouse
 
@@ -343,7 +343,7 @@ def resolve(
     sent=False: it did not go → `planned`, so the next run sends it.
     One audited run (kind resolve, actor `by`, tasks/audit.py): its events name it.
     """
-    from relance.dates import today
+    from relance.core.dates import today
     from tasks import audit
 
     if not by:

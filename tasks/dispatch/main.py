@@ -13,10 +13,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from relance import phones
-from relance.emails import valid_email
-from relance.errors import UserError
-from relance.policy import Policy, load_policy
+from relance.core import phones
+from relance.core.emails import valid_email
+from relance.core.errors import UserError
+from relance.core.policy import Policy, load_policy
 from tasks import warehouse
 from tasks.age import OPEN_AT_TARGETS
 from tasks.dispatch import ledger
@@ -54,7 +54,7 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
                 skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
                                 "detail": "the customer unsubscribed or reported spam: no preventive email"})
                 continue
-        elif channel in ("sms", "phone"):  # relance.phones: the rule ingest loads phones with
+        elif channel in ("sms", "phone"):  # relance.core.phones: the rule ingest loads phones with
             what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
             ok = what is None
             if ok and row.get("phone_bad"):  # outcome wrong_number (tasks/outcomes.py)
@@ -130,7 +130,7 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     send_claims: the models send_charge_periods and send_charges. Returns {action_id: why} for the
     actions whose late days fall in a half-year without a reference rate: those are not rendered
     tonight."""
-    from relance.errors import PolicyError
+    from relance.core.errors import PolicyError
     from tasks.escalate import write_policy_tables
 
     write_policy_tables(con, pol)
@@ -414,7 +414,7 @@ def _preflight(send: bool, channels: set[str]) -> None:
     """With --send, the providers' credentials must be there before anything is claimed."""
     if not send:
         return
-    from relance.settings import get_settings, resolve_secret
+    from relance.core.settings import get_settings, resolve_secret
     from tasks.dispatch.sms import gateway_token
 
     if "email" in channels:

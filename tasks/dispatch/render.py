@@ -14,7 +14,7 @@ A stage's wording is one file per channel, language and stage, e.g.
 shows: the invoices claimed, the total and how to pay. Labels (column names …) are in
 templates/i18n.yaml. See templates/README.md.
 
-Amounts and dates follow the language with babel (amounts through relance.money, rounded half
+Amounts and dates follow the language with babel (amounts through relance.core.money, rounded half
 up): `1 234,56 €` (narrow no-break space as thousands separator, no-break space before the
 symbol) and `16/03/2026` in French, `€1,234.56` and `16 March 2026` in English.
 """
@@ -36,8 +36,9 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, pass_con
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from relance import TEMPLATES_DIR, money
-from relance.policy import Policy, Stage, default_policy
+from relance.core import money
+from relance.core.paths import TEMPLATES_DIR
+from relance.core.policy import Policy, Stage, default_policy
 from tasks.dispatch.config import ChannelsConfig
 
 LANGUAGES = ("fr", "en")
@@ -370,7 +371,7 @@ def country_name(code: str | None, lang: str) -> str:
 
 def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict) -> dict:
     """The variables of every template, from one row of sql/dispatch/context.sql. The row's
-    `stage_keys` is its stage in the run's policy (relance.policy.Stage; None for a stage the policy
+    `stage_keys` is its stage in the run's policy (relance.core.policy.Stage; None for a stage the policy
     does not have): what the stage does comes from there, never from its code."""
     lang = language_of(row.get("language"))
     keys: Stage | None = row.get("stage_keys")

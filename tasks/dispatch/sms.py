@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from relance import phones
-from relance.settings import Settings
-from relance.retry import retry_wait
-from relance.urls import origin_label
+from relance.core import phones
+from relance.core.settings import Settings
+from relance.core.retry import retry_wait
+from relance.core.urls import origin_label
 from tasks.calendar import holiday_name
 from tasks.dispatch.config import WEEKDAYS, SmsCfg
 from tasks.dispatch.ledger import Result, naive_utc
@@ -161,7 +161,7 @@ def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
 
 def gateway_token() -> str | None:
     """The SMS gateway's auth token when the gateway is configured (an account and a token), else None."""
-    from relance.settings import get_settings, resolve_secret
+    from relance.core.settings import get_settings, resolve_secret
 
     s = get_settings()
     token = resolve_secret(s.sms_auth_token, s.sms_auth_token_block)
@@ -315,8 +315,8 @@ def _gateway_error(r) -> str:
 def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
     if not run.send:
         return OutboxSms(run.now_naive)
-    from relance.errors import UserError
-    from relance.settings import get_settings
+    from relance.core.errors import UserError
+    from relance.core.settings import get_settings
 
     token = gateway_token()
     if not token:
@@ -350,7 +350,7 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
             failures.append((row["delivery_id"], f"too long: {parts.count} {parts.encoding} parts "
                                                  f"({parts.units} units) > sms.max_segments {cfg.max_segments}"))
             continue
-        no_sms = phones.sms_problem(row.get("phone"))  # a mobile only (relance.phones)
+        no_sms = phones.sms_problem(row.get("phone"))  # a mobile only (relance.core.phones)
         if no_sms:
             failures.append((row["delivery_id"], no_sms))
             continue

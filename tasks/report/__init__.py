@@ -7,7 +7,7 @@ person. Everything is read from the DuckDB file (read-only); a table a later ste
 the metrics) may be empty or missing, and its section then says so.
 
 Money stays `Decimal` from DuckDB to the page and the workbook: formatted for the reader by
-relance.money (babel, half-up rounding), written to Excel as numbers (the double Excel stores)
+relance.core.money (babel, half-up rounding), written to Excel as numbers (the double Excel stores)
 with a 2-decimal format. Charts are inline SVG built here; the page has no script and loads
 nothing from the network.
 

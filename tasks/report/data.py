@@ -10,9 +10,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from relance import SQL_DIR
-from relance.errors import UserError
-from relance.policy import Policy
+from relance.core.paths import SQL_DIR
+from relance.core.errors import UserError
+from relance.core.policy import Policy
 from tasks import warehouse
 from tasks.report.format import Fmt
 

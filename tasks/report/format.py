@@ -1,5 +1,5 @@
 """The report's words and figures for a reader: labels (templates/report/labels.yaml), the unit
-of each metric, and `Fmt` — money, numbers and percentages through relance.money (babel, half-up
+of each metric, and `Fmt` — money, numbers and percentages through relance.core.money (babel, half-up
 rounding), dates through babel.dates."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 from babel.dates import format_date
 
-from relance import TEMPLATES_DIR, money
-from relance.errors import UserError
-from relance.policy import Policy, load_policy
+from relance.core import money
+from relance.core.paths import TEMPLATES_DIR
+from relance.core.errors import UserError
+from relance.core.policy import Policy, load_policy
 from tasks.step import get_logger
 
 REPORT_TEMPLATES = TEMPLATES_DIR / "report"

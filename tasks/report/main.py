@@ -6,7 +6,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from relance.policy import load_policy
+from relance.core.policy import load_policy
 from tasks.report.data import _open_read_only, gather, next_step
 from tasks.report.format import Fmt
 from tasks.report.page import TOP_DEBTORS, render_html, write_pdf

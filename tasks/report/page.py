@@ -13,7 +13,7 @@ from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from relance.policy import Policy
+from relance.core.policy import Policy
 from tasks.report.charts import BUCKET_COLOURS, svg_funnel, svg_hbars, svg_sparkline, svg_stacked_columns
 from tasks.report.data import ReportData, next_step
 from tasks.report.format import REPORT_TEMPLATES, Fmt

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import xlsxwriter
 
-from relance import money
-from relance.policy import Policy
+from relance.core import money
+from relance.core.policy import Policy
 from tasks.report.data import ReportData, next_step
 from tasks.report.format import Fmt, metric_unit
 

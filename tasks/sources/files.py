@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from relance.errors import SourceError
+from relance.core.errors import SourceError
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
 
 #: DuckDB types of Parquet naive timestamps: in a date column they are read as their date.

@@ -45,10 +45,10 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from relance.errors import SourceError
-from relance.settings import get_settings, resolve_secret
-from relance.retry import retry_wait
-from relance.urls import redact_url
+from relance.core.errors import SourceError
+from relance.core.settings import get_settings, resolve_secret
+from relance.core.retry import retry_wait
+from relance.core.urls import redact_url
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_ENTITIES
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

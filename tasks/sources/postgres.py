@@ -31,8 +31,8 @@ from urllib.parse import unquote
 import psycopg
 from psycopg import sql
 
-from relance.errors import SourceError
-from relance.urls import escape_userinfo, redact_url, scrub, split_url, user_of
+from relance.core.errors import SourceError
+from relance.core.urls import escape_userinfo, redact_url, scrub, split_url, user_of
 from tasks.sources import DATE_COLUMNS, ENTITIES, REQUIRED_COLUMNS, REQUIRED_ENTITIES
 
 CONNECT_TIMEOUT_S = 10

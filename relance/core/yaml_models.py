@@ -10,7 +10,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relance.errors import UserError
+from relance.core.errors import UserError
 
 
 class Strict(BaseModel):

@@ -15,7 +15,7 @@ MAX_DATE = date(2199, 12, 31)
 
 
 def check_range(day: date, name: str = "date") -> date:
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     if not MIN_DATE <= day <= MAX_DATE:
         raise UserError(f"{name} {day.isoformat()} is out of range: relance runs for dates from "
@@ -24,7 +24,7 @@ def check_range(day: date, name: str = "date") -> date:
 
 
 def parse_date(value: str | date | None, name: str = "date") -> date | None:
-    from relance.errors import UserError
+    from relance.core.errors import UserError
 
     if value is None:
         return value

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     alert_webhook: str | None = None
     alert_email: str | None = None
     alert_from: str | None = None
-    #: The checkout a Prefect worker runs (relance/checkout.py).
+    #: The checkout a Prefect worker runs (relance/core/checkout.py).
     repo: str | None = None
     #: Prefect's own variable: set when a Prefect API (and its Secret blocks) is reachable.
     prefect_api_url: str | None = Field(default=None, validation_alias="PREFECT_API_URL")

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from relance import DEFAULT_POLICY, SQL_DIR
-from relance.errors import PolicyError
-from relance.yaml_models import Strict, load_yaml_model
+from relance.core.paths import DEFAULT_POLICY, SQL_DIR
+from relance.core.errors import PolicyError
+from relance.core.yaml_models import Strict, load_yaml_model
 
 Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
@@ -284,7 +284,7 @@ class Policy(Strict):
     freshness: Freshness = Freshness()
     #: How long the step after a formal notice waits for the registered letter's receipt when none
     #: is known, in days after the letter was sent (docs/policy.md "Registered letters").
-    receipt_wait_days: int = Field(default=15, ge=0, le=MAX_DAYS)
+    receipt_wait_days: int = Field(default=0, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from relance import ROOT
+from relance.core.paths import ROOT
 
 #: A directory is a relance checkout when it holds the deployments' entrypoints.
 ENTRYPOINTS = ("flows/nightly.py", "flows/backfill.py")
@@ -28,7 +28,7 @@ def _is_checkout(path: Path) -> bool:
 def checkout_directory(environ: dict[str, str] | None = None) -> Path:
     """RELANCE_REPO if set (it must be a checkout), else the installed checkout, else an error."""
     if environ is None:
-        from relance.settings import get_settings
+        from relance.core.settings import get_settings
 
         named = (get_settings().repo or "").strip()
     else:
