@@ -217,3 +217,18 @@ class Fmt:
         group = {"reason": "dispute_reasons", "age_bucket": "dispute_ages", "status": "plan_statuses",
                  "kind": "outcome_kinds"}.get(dimension)
         return self.term(group, code) if group else self.missing("dimension", dimension)
+
+    def outcome_row(self, dimension: str, code: str) -> tuple[str, str]:
+        """(what the row is by, e.g. "By collector"; the dimension value's label) of an outcome
+        metric's row: ("", "") for the 'all' row; collector and stage for 'collector_stage'."""
+        L = self.L
+        if dimension == "all":
+            return "", ""
+        if dimension == "collector_stage":
+            collector, _, stage = code.rpartition(":")
+            return (f'{L["by_collector"]}, {L["by_stage"].lower()}',
+                    f'{self.outcome_value("collector", collector)} · {self.outcome_value("stage", stage)}')
+        titles = {"collector": "by_collector", "reason": "by_reason", "age_bucket": "by_age", "status": "by_status",
+                  "kind": "by_kind", "stage": "by_stage", "channel": "by_channel"}
+        return (L[titles[dimension]] if dimension in titles else self.missing("dimension", dimension),
+                self.outcome_value(dimension, code))
