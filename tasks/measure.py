@@ -36,6 +36,7 @@ from tasks.step import get_logger, step
 #: the runner builds what they read from the SQL (tasks/warehouse.py).
 TERMS = "intermediate/int_metrics_open_at"
 METRICS = "marts/recovery_metrics"
+CASH_ATTRIBUTION = "intermediate/int_metrics_cash_attribution"
 
 #: The headline metrics a run summary and the logs show.
 HEADLINE = ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d")
@@ -81,6 +82,8 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
         warehouse.build(cur, METRICS, params, built)
+        # one row per payment: each payment's cash is attributed once (its YAML's key)
+        warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         pairs, dates = cur.execute("select count(*), count(distinct at_date) from int_metrics_pit_units").fetchone()
         vouched = warehouse.scalar(cur, "select count(*) from metrics_snapshot_dates")
         actions = warehouse.scalar(cur, "select count(*) from int_metrics_actions")
