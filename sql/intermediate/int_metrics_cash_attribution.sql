@@ -26,15 +26,6 @@ real_actions as (
       and as_of < $as_of
 ),
 
-action_channels as (
-    -- the channel of the action that reached the debtor: its first delivery sent (an action sent by
-    -- email and SMS counts once, for the first)
-    select action_id, channel
-    from deliveries
-    where status = 'sent' and action_id in (select action_id from real_actions)
-    qualify row_number() over (partition by action_id order by sent_at nulls last, created_at, delivery_id) = 1
-),
-
 last_action as (
     -- each payment's last real action of its unit dated before the payment
     select
@@ -50,6 +41,15 @@ last_action as (
     qualify row_number() over (partition by payments.payment_id
                                order by real_actions.action_date desc, real_actions.stage_rank desc,
                                         real_actions.action_id desc) = 1
+),
+
+action_channels as (
+    -- the channel of the action that reached the debtor: its first delivery sent (an action sent by
+    -- email and SMS counts once, for the first)
+    select action_id, channel
+    from deliveries
+    where status = 'sent' and action_id in (select action_id from last_action)
+    qualify row_number() over (partition by action_id order by sent_at nulls last, created_at, delivery_id) = 1
 ),
 
 action_collectors as (
