@@ -36,6 +36,7 @@ from tasks.step import get_logger, step
 #: the runner builds what they read from the SQL (tasks/warehouse.py).
 TERMS = "intermediate/int_metrics_open_at"
 METRICS = "marts/recovery_metrics"
+CASH_ATTRIBUTION = "intermediate/int_metrics_cash_attribution"
 
 #: The payment-behaviour profile of each unit (docs/metrics.md "Debtor profile"), the credit watch
 #: and the expected collections, from the point-in-time source of as_of (int_invoices_as_of,
@@ -95,6 +96,8 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
         warehouse.build(cur, METRICS, params, built)
+        # one row per payment: each payment's cash is attributed once (its YAML's key)
+        warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())
         classes = dict(cur.execute(
             "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}

@@ -166,6 +166,10 @@ def test_thirty_days_promise_broken_plan_missed_and_dispute_resolved(scenario):
         ("outcomes_30d", "kind", "plan"): "1.0000",
         ("outcomes_30d", "collector", "julie"): "3.0000",
         ("outcomes_30d", "collector", "marc"): "1.0000",
+        # recorded from the CLI, naming no call or visit: no stage
+        ("outcomes_30d", "stage", "none"): "4.0000",
+        ("outcomes_30d", "collector_stage", "julie:none"): "3.0000",
+        ("outcomes_30d", "collector_stage", "marc:none"): "1.0000",
     }
 
 

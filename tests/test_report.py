@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +38,36 @@ CUSTOMERS = [
 ]
 BAD_INVOICE = {"invoice_id": "BAD1", "customer_id": "A1", "issue_date": "2026-06-01", "due_date": "2026-07-01",
                "amount": "-5.00"}
+
+
+def add_outcomes(con):
+    """What debtors said (issue 14 §4), worked by hand at D = 06-30 (promises due in (05-31, 06-30)):
+    O1 A1 EUR promise 300.00 said 06-01 by Claire on call X1 (call_1), until 06-11: PA1 400.00 on
+       06-10 covers it → kept;
+    O2 B1 EUR promise 100.00 said 06-02 by Marc, until 06-12: nothing paid by then (PB2 is 06-25) → broken;
+    O3 A1 EUR dispute of IA2 said 06-05 by Claire, reason price, unresolved → open, 25 days (0-30);
+    O4 A1 GBP plan 250.00 said 06-20 by Claire, one instalment 07-10 (grace 07-13) → on track.
+    EUR: kept 1 / 2 = 50 % by count, 300 / 400 = 75 % by amount; broken 1 (Marc: 0 % kept).
+    Cash by last step (EUR): PA1 400.00 06-10 after X1 (05-20, call_1, phone, Claire spoke of it
+    on 06-01) → call_1 / phone / Claire; PB2 800.00 06-25, B1 has no real step before → none."""
+    rows = [
+        ("O1", "A1", "EUR", "promise", date(2026, 6, 1), "300.00", date(2026, 6, 8), date(2026, 6, 11), None, None,
+         "X1", "Claire"),
+        ("O2", "B1", "EUR", "promise", date(2026, 6, 2), "100.00", date(2026, 6, 9), date(2026, 6, 12), None, None,
+         None, "Marc"),
+        ("O3", "A1", "EUR", "dispute", date(2026, 6, 5), None, None, None, ["IA2"], "price", None, "Claire"),
+        ("O4", "A1", "GBP", "plan", date(2026, 6, 20), "250.00", date(2026, 7, 10), date(2026, 7, 13), None, None,
+         None, "Claire"),
+    ]
+    for oid, cust, cur, kind, said, amount, promised, until, invoices, reason, action, by in rows:
+        con.execute(
+            """insert into outcomes (outcome_id, customer_id, currency, kind, said_on, amount, promised_date,
+                                     hold_until, invoice_ids, reason, action_id, source, recorded_by, recorded_at)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cli', ?, ?)""",
+            [oid, cust, cur, kind, said, Decimal(amount) if amount else None, promised, until, invoices, reason,
+             action, by, datetime(2026, 6, 30, 12)],
+        )
+    con.execute("insert into outcome_instalments values ('O4', 1, '2026-07-10', 250.00, '2026-07-13')")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +95,7 @@ def reported(tmp_path_factory):
                             "where status = 'undeliverable'")
                 add_unit(con, AS_OF, "A1", "EUR", "reminder_2")
                 add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
+                add_outcomes(con)
         measure(str(db), day)
     out = {}
     for lang in ("fr", "en"):
@@ -128,7 +159,7 @@ def test_workbook_cells(reported):
 
     _, out = reported
     wb = load_workbook(out["en"]["xlsx"])
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
     assert header == ["Customer", "Name", "Currency", "Not yet due", "1–30 days", "31–60 days", "61–90 days",
@@ -155,7 +186,7 @@ def test_workbook_cells(reported):
     assert open_ar.value == 1300 and open_ar.number_format == '"€"#,##0.00'
     assert summary[("GBP", "Open receivables")].number_format == '"£"#,##0.00'
     fr = load_workbook(out["fr"]["xlsx"])
-    assert fr.sheetnames == ["Synthèse", "Balance âgée", "Débiteurs"]
+    assert fr.sheetnames == ["Synthèse", "Balance âgée", "Débiteurs", "Échanges"]
     synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
     assert synthese[("EUR", "Efficacité de recouvrement (CEI 30 j)")].number_format == "0.0 %"
     assert synthese[("EUR", "DSO (90 jours)")].number_format == '#,##0.0"\u00a0j"'
@@ -194,7 +225,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
 
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
     wb.close()
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
@@ -302,7 +333,7 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
         return publish_artifacts(str(db), AS_OF, out["en"])
 
     ids = publish()
-    assert set(ids) == {"relance-summary", "relance-top-debtors", "relance-report"}
+    assert set(ids) == {"relance-summary", "relance-top-debtors", "relance-outcomes", "relance-report"}
 
     async def read():
         # the artifacts of this publication (other tests publish under the same stable keys)
@@ -321,6 +352,10 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
     table = json.loads(table) if isinstance(table, str) else table
     assert table[0]["name"] == EVIL and table[0]["currency"] == "EUR"
     assert "# relance — 2026-06-30" in arts["relance-summary"].data
+    outcomes = arts["relance-outcomes"].data
+    outcomes = json.loads(outcomes) if isinstance(outcomes, str) else outcomes
+    assert {"currency": "EUR", "metric": "Promises kept (by amount)", "detail": "", "item": "", "value": "75.0%",
+            "number": "75.0000"} in outcomes
 
 
 # ------------------------------------------------------------------------------------ Chromium
@@ -500,7 +535,9 @@ def _internal_codes(db) -> set[str]:
     codes |= set(SUMMARY_METRICS)
     with duckdb.connect(str(db), read_only=True) as con:
         for metric, dim, val in con.execute("select distinct metric, dimension, dimension_value from recovery_metrics").fetchall():
-            codes |= {metric, dim, val}
+            codes |= {metric, dim} | ({val} if dim != "collector" else set())  # a collector's name is no code
+        codes -= {val for (val,) in con.execute("select distinct recorded_by from outcomes").fetchall()}
+        codes |= {"on_track", "not_received", "already_paid", "paid_claimed", "no_answer", "wrong_number"}
     codes -= {"segment"}  # a French word too ("Par segment")
     return codes
 
@@ -605,3 +642,43 @@ def test_replayed_recovery_is_shown_apart_and_an_unknown_dimension_does_not_fail
     block = page[page.index("Réelles ou rejouées"):]
     assert "réel" in block and "rejoué" in block and "12,5\xa0%" in block
     assert _leaks(page, {"live", "replay", "shadow_mode"}) == ["shadow_mode"]
+
+
+def test_outcomes_section_workbook_and_artifact(reported):
+    """Issue 14 §4: promises kept (by count and amount), broken by collector, open disputes by reason
+    and age, plans, outcomes per collector and stage, and the cash by last step (add_outcomes)."""
+    db, out = reported
+    fr = html.unescape(Path(out["fr"]["html"]).read_text(encoding="utf-8"))
+    en = html.unescape(Path(out["en"]["html"]).read_text(encoding="utf-8"))
+    eur = en[en.index("Currency EUR"):en.index("Currency GBP")]
+    section = eur[eur.index("Promises, plans and disputes"):]
+    for text in ("Promises kept (by count)", "50.0%", "Promises kept (by amount)", "75.0%",
+                 "Promises broken (30 days)", "Open disputes", "price", "0–30 days",
+                 "Collected over 30 days, by the last step before the payment", "€400.00", "€800.00",
+                 "no step before", "nobody", "Call 1", "call"):
+        assert text in section, text
+    # broken promises by collector: Claire kept hers, Marc broke his
+    assert re.search(r"<td>Claire</td><td class=\"num\">100.0%</td><td class=\"num\">0</td>", section)
+    assert re.search(r"<td>Marc</td><td class=\"num\">0.0%</td><td class=\"num\">1</td>", section)
+    gbp = en[en.index("Currency GBP"):en.index("Currency USD")]
+    assert "Payment plans" in gbp and "on track" in gbp
+    assert "Promesses, échéanciers et litiges" in fr and "Promesses tenues (en montant)" in fr and "75,0\xa0%" in fr
+    assert "en cours, à jour" in fr and "prix" in fr
+
+    from openpyxl import load_workbook
+
+    ws = load_workbook(out["en"]["xlsx"])["Outcomes"]
+    assert [c.value for c in ws[1]] == ["Currency", "Metric", "Section", "Detail", "Value"]
+    rows = {tuple(c.value for c in r[:4]): r[4] for r in ws.iter_rows(min_row=2)}
+    kept = rows[("EUR", "Promises kept (by amount)", None, None)]
+    assert kept.value == 0.75 and kept.number_format == "0.0%"
+    cash = rows[("EUR", "Collected over 30 days, by the last step before the payment", "By collector", "Claire")]
+    assert cash.value == 400 and cash.number_format == '"€"#,##0.00'
+    assert rows[("EUR", "Open disputes", "By reason", "price")].value == 1
+    assert rows[("EUR", "Outcomes recorded (30 days)", "By collector, by stage", "Claire · Call 1")].value == 1
+    assert rows[("GBP", "Payment plans", "By status", "on track")].value == 1
+
+    content = artifact_content(str(db), AS_OF, out["en"])
+    json.dumps(content["outcomes"])  # strings only: what a table artifact accepts
+    assert {"currency": "EUR", "metric": "Promises broken (30 days)", "detail": "By collector", "item": "Marc",
+            "value": "1", "number": "1.0000"} in content["outcomes"]

@@ -10,8 +10,12 @@ status as (
 ),
 
 said as (
-    select * from outcomes
-    where said_on > cast($as_of as date) - 30 and said_on <= $as_of and currency is not null
+    -- with the stage of the call or visit it answers (a worklist row names its action; 'none' without)
+    select outcomes.*, coalesce(actions.stage, 'none') as stage
+    from outcomes
+    left join dunning_actions as actions using (action_id)
+    where outcomes.said_on > cast($as_of as date) - 30 and outcomes.said_on <= $as_of
+      and outcomes.currency is not null
 ),
 
 -- promises whose deadline (date + grace) fell in (as_of − 30, as_of]: kept or broken by then
@@ -72,3 +76,9 @@ from said where kind <> 'resolution' group by currency, kind
 union all
 select currency, 'outcomes_30d', 'collector', recorded_by, 'value', count(*), null, null
 from said where kind <> 'resolution' group by currency, recorded_by
+union all
+select currency, 'outcomes_30d', 'stage', stage, 'value', count(*), null, null
+from said where kind <> 'resolution' group by currency, stage
+union all
+select currency, 'outcomes_30d', 'collector_stage', recorded_by || ':' || stage, 'value', count(*), null, null
+from said where kind <> 'resolution' group by currency, recorded_by, stage

@@ -191,6 +191,13 @@ metrics as (
            'value' as kind, ar_d as num, null as den, null as factor from terms
     -- what debtors said: promises kept and broken, disputes, plans, outcomes (int_outcome_metrics)
     union all select currency, metric, dimension, dimension_value, kind, num, den, factor from int_outcome_metrics
+    -- cash collected by the last step before each payment (int_metrics_cash_attribution): additive sums
+    union all select currency, 'cash_attributed_30d', 'stage', stage, 'value', sum(amount), null, null
+              from int_metrics_cash_attribution group by currency, stage
+    union all select currency, 'cash_attributed_30d', 'channel', channel, 'value', sum(amount), null, null
+              from int_metrics_cash_attribution group by currency, channel
+    union all select currency, 'cash_attributed_30d', 'collector', collector, 'value', sum(amount), null, null
+              from int_metrics_cash_attribution group by currency, collector
     union all select currency, 'overdue_ar', 'all', 'all', 'value', overdue_ar_d, null, null from terms
     union all select currency, 'current_ar', 'all', 'all', 'value', current_ar_d, null, null from terms
     union all select currency, 'unapplied_credit', 'all', 'all', 'value', unapplied_credit, null, null from terms

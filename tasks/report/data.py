@@ -199,3 +199,30 @@ def _open_read_only(db: str):
     if not Path(db).exists():
         raise UserError(f"database {db} does not exist; run `relance run --db {db}` first")
     return warehouse.open_db(db, read_only=True)
+
+
+# ------------------------------------------------------------------------------------ what debtors said
+#: The outcome metrics the report shows (issue 14 §4, docs/metrics.md "What debtors said" and "Cash
+#: collected by the last step before it"), in the order they are read: (metric, dimension).
+OUTCOME_METRICS = (
+    ("promise_kept_rate_30d", "all"), ("promise_kept_amount_rate_30d", "all"), ("promises_broken_30d", "all"),
+    ("promise_kept_rate_30d", "collector"), ("promises_broken_30d", "collector"),
+    ("disputes_open", "all"), ("disputes_open", "reason"), ("disputes_open", "age_bucket"),
+    ("plans", "status"),
+    ("outcomes_30d", "kind"), ("outcomes_30d", "collector"), ("outcomes_30d", "stage"),
+    ("outcomes_30d", "collector_stage"),
+    ("cash_attributed_30d", "stage"), ("cash_attributed_30d", "channel"), ("cash_attributed_30d", "collector"),
+)
+
+
+def outcome_metrics(data: ReportData, currency: str) -> list[tuple[str, str, str, Decimal]]:
+    """The outcome metrics of `currency` on as_of: (metric, dimension, dimension_value, value), in
+    OUTCOME_METRICS' order, the values of a dimension sorted ('none' last)."""
+    out = []
+    for metric, dimension in OUTCOME_METRICS:
+        values = sorted(
+            ((k[3], v) for k, v in data.metrics.items() if k[0] == currency and k[1] == metric and k[2] == dimension),
+            key=lambda kv: (kv[0] == "none" or kv[0].endswith(":none"), kv[0].casefold()),
+        )
+        out += [(metric, dimension, code, value) for code, value in values]
+    return out

@@ -36,7 +36,7 @@ def _format_date(value: date, fmt: str, locale: str) -> str:
 
 
 #: The unit of each metric a reader sees (one place: the cards, the workbook's number formats).
-MONEY_METRICS = ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d")
+MONEY_METRICS = ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "cash_attributed_30d")
 DAYS_METRICS = ("dso_90d", "best_possible_dso_90d", "add_90d")
 PCT_METRICS = ("cei_30d", "recovery_rate_30d", "overdue_held_share", "credit_settled_rate_30d")
 COUNT_METRICS = ("recovery_actions_30d", "actions_of_day")
@@ -203,3 +203,32 @@ class Fmt:
 
     def dimension(self, code: str | None) -> str:
         return self.term("dimensions", code)
+
+    def outcome_value(self, dimension: str, code: str | None) -> str:
+        """A dimension value of the outcome metrics for a reader: a collector's name as is, a
+        stage, channel, dispute reason, age, plan status or outcome kind by its label; 'none'
+        (no step, no channel, nobody) in words."""
+        if dimension == "collector":
+            return self.L["nobody"] if code == "none" else (code or "—")
+        if dimension == "stage":
+            return self.L["no_step"] if code == "none" else self.stage(code)
+        if dimension == "channel":
+            return self.L["no_channel"] if code == "none" else self.channel(code)
+        group = {"reason": "dispute_reasons", "age_bucket": "dispute_ages", "status": "plan_statuses",
+                 "kind": "outcome_kinds"}.get(dimension)
+        return self.term(group, code) if group else self.missing("dimension", dimension)
+
+    def outcome_row(self, dimension: str, code: str) -> tuple[str, str]:
+        """(what the row is by, e.g. "By collector"; the dimension value's label) of an outcome
+        metric's row: ("", "") for the 'all' row; collector and stage for 'collector_stage'."""
+        L = self.L
+        if dimension == "all":
+            return "", ""
+        if dimension == "collector_stage":
+            collector, _, stage = code.rpartition(":")
+            return (f'{L["by_collector"]}, {L["by_stage"].lower()}',
+                    f'{self.outcome_value("collector", collector)} · {self.outcome_value("stage", stage)}')
+        titles = {"collector": "by_collector", "reason": "by_reason", "age_bucket": "by_age", "status": "by_status",
+                  "kind": "by_kind", "stage": "by_stage", "channel": "by_channel"}
+        return (L[titles[dimension]] if dimension in titles else self.missing("dimension", dimension),
+                self.outcome_value(dimension, code))

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from relance.core.policy import load_policy
-from tasks.report.data import _open_read_only, gather, next_step
+from tasks.report.data import _open_read_only, gather, next_step, outcome_metrics
 from tasks.report.format import Fmt
 from tasks.report.page import TOP_DEBTORS, render_html, write_pdf
 from tasks.report.workbook import write_workbook
@@ -125,12 +125,28 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
                 "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
                 "next_step": next_step(r, pol, as_of, fmt),
             })
-    return {"markdown": "\n".join(lines), "table": table}
+    return {"markdown": "\n".join(lines), "table": table, "outcomes": outcome_rows(data, fmt)}
+
+
+def outcome_rows(data, fmt: Fmt) -> list[dict]:
+    """The outcome metrics of as_of (promises, disputes, plans, outcomes, cash by last step) as
+    plain strings: a table artifact rejects Decimal and date."""
+    out = []
+    for cur in data.currencies:
+        for metric, dimension, code, value in outcome_metrics(data, cur):
+            detail, item = fmt.outcome_row(dimension, code)
+            out.append({
+                "currency": cur, "metric": fmt.metric_name(metric), "detail": detail, "item": item,
+                "value": fmt.metric_value(metric, value, cur), "number": str(value),
+            })
+    return out
 
 
 def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | None = None) -> dict:
     """Inside a Prefect flow run: a markdown summary (`relance-summary`), a table of the top
-    overdue debtors (`relance-top-debtors`) and a link to the HTML report (`relance-report`).
+    overdue debtors (`relance-top-debtors`), a table of the outcome metrics (`relance-outcomes`:
+    promises, disputes, plans, outcomes, cash by last step; when there are any) and a link to the
+    HTML report (`relance-report`).
     The keys are stable, so the Artifacts page shows their history run after run. Outside a flow
     run it does nothing and returns {}."""
     if not in_flow_run():
@@ -147,6 +163,11 @@ def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | No
             description=f"the largest overdue debtors on {as_of.isoformat()}, per currency",
         ),
     }
+    if content["outcomes"]:
+        ids["relance-outcomes"] = create_table_artifact(
+            table=content["outcomes"], key="relance-outcomes",
+            description=f"promises, disputes, plans, outcomes and the cash by last step on {as_of.isoformat()}",
+        )
     if report_paths.get("html"):
         ids["relance-report"] = create_link_artifact(
             link=Path(report_paths["html"]).resolve().as_uri(), link_text=f"relance report {as_of.isoformat()}",

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from relance.core.policy import Policy
 from tasks.report.charts import BUCKET_COLOURS, svg_funnel, svg_hbars, svg_sparkline, svg_stacked_columns
-from tasks.report.data import ReportData, next_step
+from tasks.report.data import ReportData, next_step, outcome_metrics
 from tasks.report.format import REPORT_TEMPLATES, Fmt
 
 TOP_DEBTORS = 20
@@ -44,6 +44,70 @@ def _sample(dates: list[date], n: int = 13) -> list[date]:
         return dates
     step_ = (len(dates) - 1) / (n - 1)
     return sorted({dates[round(i * step_)] for i in range(n)})
+
+
+def outcome_tables(data: ReportData, pol: Policy, fmt: Fmt, currency: str) -> dict:
+    """The section "Promises, plans and disputes" of a currency: headline figures and small tables
+    (title, header, rows of formatted cells), from the outcome metrics of recovery_metrics."""
+    L = fmt.L
+    rows = outcome_metrics(data, currency)
+    if not rows:
+        return {"cards": [], "tables": [], "cash": [], "empty": True, "only_cash": False}
+    ranks = {s.code: i for i, s in enumerate(pol.stages)}
+
+    def pick(metric: str, dimension: str) -> list[tuple[str, Decimal]]:
+        found = [(code, v) for m, d, code, v in rows if m == metric and d == dimension]
+        if dimension == "stage":
+            found.sort(key=lambda cv: (cv[0] == "none", ranks.get(cv[0], 99), cv[0]))
+        return found
+
+    def one(metric: str) -> Decimal | None:
+        found = pick(metric, "all")
+        return found[0][1] if found else None
+
+    cards = []
+    for name in ("promise_kept_rate_30d", "promise_kept_amount_rate_30d", "promises_broken_30d", "disputes_open"):
+        value = one(name)
+        if value is not None:
+            cards.append({"label": fmt.metric_name(name), "value": fmt.metric_value(name, value, currency)})
+    tables = []
+
+    def table(title: str, head: list[str], body: list[list[str]]) -> None:
+        if body:
+            tables.append({"title": title, "head": head, "rows": body})
+
+    # promises by collector: kept rate and broken count
+    kept = dict(pick("promise_kept_rate_30d", "collector"))
+    broken = dict(pick("promises_broken_30d", "collector"))
+    collectors = sorted(set(kept) | set(broken), key=str.casefold)
+    table(f'{L["promises"]} · {L["by_collector"]}', [L["col_collector"], L["kept_rate"], L["broken"]],
+          [[fmt.outcome_value("collector", c), fmt.pct(kept.get(c)), fmt.num(broken.get(c, 0))] for c in collectors])
+    for dimension, title in (("reason", L["by_reason"]), ("age_bucket", L["by_age"])):
+        table(f'{L["disputes_open"]} · {title}', [title, L["count"]],
+              [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("disputes_open", dimension)])
+    table(L["plans"], [L["by_status"], L["count"]],
+          [[fmt.outcome_value("status", c), fmt.num(v)] for c, v in pick("plans", "status")])
+    for dimension, title in (("kind", L["by_kind"]), ("collector", L["by_collector"])):
+        table(f'{L["outcomes_30d"]} · {title}', [title, L["outcomes_count"]],
+              [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("outcomes_30d", dimension)])
+    # outcomes per collector and stage: a collector per row, a stage per column
+    grid = {}
+    for code, v in pick("outcomes_30d", "collector_stage"):
+        collector, _, stage = code.rpartition(":")
+        grid[(collector, stage)] = v
+    stages = [c for c, _ in pick("outcomes_30d", "stage")]
+    people = sorted({c for c, _ in grid}, key=lambda c: (c == "none", c.casefold()))
+    table(f'{L["outcomes_30d"]} · {L["by_collector"]}, {L["by_stage"].lower()}',
+          [L["col_collector_stage"]] + [fmt.outcome_value("stage", st) for st in stages],
+          [[fmt.outcome_value("collector", c)] + [fmt.num(grid[(c, st)]) if (c, st) in grid else "" for st in stages]
+           for c in people])
+    cash = []
+    for dimension, title in (("stage", L["by_stage"]), ("channel", L["by_channel"]), ("collector", L["by_collector"])):
+        body = [[fmt.outcome_value(dimension, c), fmt.money(v, currency)] for c, v in pick("cash_attributed_30d", dimension)]
+        if body:
+            cash.append({"title": title, "head": [title, L["amount"]], "rows": body})
+    only_cash = not cards and not tables
+    return {"cards": cards, "tables": tables, "cash": cash, "empty": False, "only_cash": only_cash}
 
 
 def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
@@ -203,6 +267,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
             "top": top, "top_title": fmt.count("top_debtors", len(top)) if top else L["top_debtors_none"],
             "will_step": [{"stage": fmt.stage(k), "n": fmt.num(v)} for k, v in sorted(will.items(), key=lambda kv: order.get(kv[0], 99))],
             "will_step_total": sum(will.values()),
+            "outcomes": outcome_tables(data, pol, fmt, cur),
         })
 
     # deliveries of the day: channel × status

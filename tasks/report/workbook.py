@@ -11,7 +11,7 @@ import xlsxwriter
 
 from relance.core import money
 from relance.core.policy import Policy
-from tasks.report.data import ReportData, next_step
+from tasks.report.data import ReportData, next_step, outcome_metrics
 from tasks.report.format import Fmt, metric_unit
 
 ZERO = Decimal("0")
@@ -201,3 +201,15 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             next_step(r, pol, data.as_of, fmt), r.get("collector") or "", r.get("email") or "",
             r.get("phone") or "", r.get("city") or "",
         ])
+
+    # what debtors said: promises, disputes, plans, outcomes and the cash by last step (one row per
+    # figure; its value in its unit, as in the summary)
+    ws = _Sheet(book, formats, L["sheet_outcomes"], [
+        (L["col_currency"], 10, None), (L["col_metric"], 52, None), (L["col_section"], 26, None),
+        (L["col_dimension"], 30, None), (L["col_value"], 18, None),
+    ])
+    for cur in data.currencies:
+        for metric, dimension, code, value in outcome_metrics(data, cur):
+            detail, item = fmt.outcome_row(dimension, code)
+            number, pattern = metric_cell(metric, value, cur, fmt)
+            ws.append([cur, fmt.metric_name(metric), detail, item, number], num_formats={4: pattern})
