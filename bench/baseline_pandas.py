@@ -23,24 +23,43 @@ UNIT = ["customer_id", "currency"]
 
 
 def _cents(s: pd.Series) -> pd.Series:
-    return (s.astype("float64") * 100).round().astype("int64") if s.dtype == object else \
+    return (
         (s.astype("float64") * 100).round().astype("int64")
+        if s.dtype == object
+        else (s.astype("float64") * 100).round().astype("int64")
+    )
 
 
 def load(con, as_of: date) -> dict[str, pd.DataFrame]:
     """The validated inputs (stg_*), the ladder's state tables, as DataFrames (amounts in cents)."""
     q = lambda sql: con.execute(sql).df()  # noqa: E731
-    inv = q("select invoice_id, customer_id, kind, issue_date, due_date, cast(amount * 100 as bigint) as amount, currency from stg_invoices")
-    pay = q("select payment_id, customer_id, invoice_id, paid_date, cast(amount * 100 as bigint) as amount, currency from stg_payments")
+    inv = q(
+        "select invoice_id, customer_id, kind, issue_date, due_date, cast(amount * 100 as bigint) as amount, currency from stg_invoices"
+    )
+    pay = q(
+        "select payment_id, customer_id, invoice_id, paid_date, cast(amount * 100 as bigint) as amount, currency from stg_payments"
+    )
     holds = q("select hold_id, customer_id, invoice_id, kind, start_date, end_date from stg_holds")
     cust = q("select customer_id, country, dunning_block from stg_customers")
     episodes = q("select episode_id, customer_id, currency, episode_no, opened_on, closed_on from dunning_episodes")
     actions = q("select action_id, as_of, customer_id, currency, episode_id, stage, status from dunning_actions")
-    for df, cols in ((inv, ["issue_date", "due_date"]), (pay, ["paid_date"]), (holds, ["start_date", "end_date"]),
-                     (episodes, ["opened_on", "closed_on"]), (actions, ["as_of"])):
+    for df, cols in (
+        (inv, ["issue_date", "due_date"]),
+        (pay, ["paid_date"]),
+        (holds, ["start_date", "end_date"]),
+        (episodes, ["opened_on", "closed_on"]),
+        (actions, ["as_of"]),
+    ):
         for c in cols:
             df[c] = pd.to_datetime(df[c])
-    return {"invoices": inv, "payments": pay, "holds": holds, "customers": cust, "episodes": episodes, "actions": actions}
+    return {
+        "invoices": inv,
+        "payments": pay,
+        "holds": holds,
+        "customers": cust,
+        "episodes": episodes,
+        "actions": actions,
+    }
 
 
 def business_days(countries, day: date) -> dict[str, bool]:
@@ -72,11 +91,13 @@ def age(data: dict, as_of: date) -> pd.DataFrame:
 
     known = set(inv["invoice_id"])
     on_account = pay[pay["invoice_id"].isna() | ~pay["invoice_id"].isin(known)]
-    credits = pd.concat([
-        inv.loc[inv["kind"] == "credit_note", UNIT + ["amount"]],
-        on_account[UNIT + ["amount"]],
-        s.loc[s["excess"] > 0, UNIT + ["excess"]].rename(columns={"excess": "amount"}),
-    ])
+    credits = pd.concat(
+        [
+            inv.loc[inv["kind"] == "credit_note", UNIT + ["amount"]],
+            on_account[UNIT + ["amount"]],
+            s.loc[s["excess"] > 0, UNIT + ["excess"]].rename(columns={"excess": "amount"}),
+        ]
+    )
     pool = credits.groupby(UNIT)["amount"].sum().rename("pool")
 
     r = s[s["remaining"] > 0].sort_values(UNIT + ["due_date", "issue_date", "invoice_id"])
@@ -93,8 +114,14 @@ def age(data: dict, as_of: date) -> pd.DataFrame:
     return r
 
 
-def decide(data: dict, aged: pd.DataFrame, as_of: date, stages: list[dict], min_gap_days: int = 3,
-           business_days_only: bool = True) -> pd.DataFrame:
+def decide(
+    data: dict,
+    aged: pd.DataFrame,
+    as_of: date,
+    stages: list[dict],
+    min_gap_days: int = 3,
+    business_days_only: bool = True,
+) -> pd.DataFrame:
     """The units taking a step on as_of: customer_id, currency, stage."""
     D = pd.Timestamp(as_of)
     first_offset = stages[0]["offset_days"]
@@ -113,6 +140,7 @@ def decide(data: dict, aged: pd.DataFrame, as_of: date, stages: list[dict], min_
     def target(row_dpd, row_amt):
         ok = (offsets <= row_dpd) & (mins <= row_amt)
         return int(np.nonzero(ok)[0].max()) + 1 if ok.any() else 0
+
     dpd = units["driving_dpd"].to_numpy()
     amt = units["dunnable_amount"].to_numpy()
     units["target_rank"] = [target(d, m) if not np.isnan(d) else 0 for d, m in zip(dpd, amt)]
@@ -122,11 +150,16 @@ def decide(data: dict, aged: pd.DataFrame, as_of: date, stages: list[dict], min_
     latest = ep.sort_values("episode_no").groupby(UNIT).tail(1)
     open_ep = latest[latest["closed_on"].isna() | (latest["closed_on"] >= D)][UNIT + ["episode_id"]]
     rank = {n: i + 1 for i, n in enumerate(names)}
-    act = data["actions"][(data["actions"]["as_of"] < D) & data["actions"]["episode_id"].isin(set(open_ep["episode_id"]))].copy()
+    act = data["actions"][
+        (data["actions"]["as_of"] < D) & data["actions"]["episode_id"].isin(set(open_ep["episode_id"]))
+    ].copy()
     act["rank"] = act["stage"].map(rank).fillna(0).astype(int)
     act = act.sort_values(["episode_id", "as_of", "rank"])
-    last = act.groupby("episode_id").agg(last_rank=("rank", "max"), last_on=("as_of", "max"),
-                                         last_status=("status", "last")).reset_index()
+    last = (
+        act.groupby("episode_id")
+        .agg(last_rank=("rank", "max"), last_on=("as_of", "max"), last_status=("status", "last"))
+        .reset_index()
+    )
     state = open_ep.merge(last, how="left", on="episode_id")
 
     u = units.merge(state, how="outer", on=UNIT)
@@ -159,11 +192,19 @@ def decide(data: dict, aged: pd.DataFrame, as_of: date, stages: list[dict], min_
                 continue
             return i + 1
         return 99
+
     nxt = np.array([next_rank(lr, od) for lr, od in zip(last_rank, overdue)])
     gap_ok = opens | u["last_on"].isna() | ((D - u["last_on"]).dt.days >= min_gap_days)
     awaiting = (~opens) & (u["last_status"] == "pending_approval")
-    acts = (episode & ~u["held"] & (u["target_rank"] > last_rank) & (nxt <= u["target_rank"])
-            & ~awaiting & gap_ok & u["business_day"])
+    acts = (
+        episode
+        & ~u["held"]
+        & (u["target_rank"] > last_rank)
+        & (nxt <= u["target_rank"])
+        & ~awaiting
+        & gap_ok
+        & u["business_day"]
+    )
     out = u.loc[acts, UNIT].copy()
     out["stage"] = [names[n - 1] for n in nxt[acts.to_numpy()]]
     return out
@@ -176,8 +217,10 @@ def compare(db: str, as_of: date, policy: str | None = None) -> dict:
     from relance.core.policy import load_policy
 
     pol = load_policy(policy)
-    stages = [{"stage": s.code, "offset_days": s.offset_days, "min_amount": int(round(s.min_amount * 100))}
-              for s in pol.stages]
+    stages = [
+        {"stage": s.code, "offset_days": s.offset_days, "min_amount": int(round(s.min_amount * 100))}
+        for s in pol.stages
+    ]
     with duckdb.connect(db, read_only=True) as con:
         t = time.perf_counter()
         data = load(con, as_of)
@@ -195,8 +238,13 @@ def compare(db: str, as_of: date, policy: str | None = None) -> dict:
     mine = set(map(tuple, acts[UNIT + ["stage"]].itertuples(index=False, name=None)))
     theirs = set(sql)
     return {
-        "ladder_pandas_s": round(t2 - t, 3), "pandas_age_s": round(t1 - t, 3), "pandas_decide_s": round(t2 - t1, 3),
-        "pandas_load_s": round(load_s, 3), "pandas_actions": len(mine), "sql_actions": len(theirs),
+        "ladder_pandas_s": round(t2 - t, 3),
+        "pandas_age_s": round(t1 - t, 3),
+        "pandas_decide_s": round(t2 - t1, 3),
+        "pandas_load_s": round(load_s, 3),
+        "pandas_actions": len(mine),
+        "sql_actions": len(theirs),
         "same_actions": mine == theirs,
-        "only_pandas": sorted(mine - theirs)[:10], "only_sql": sorted(theirs - mine)[:10],
+        "only_pandas": sorted(mine - theirs)[:10],
+        "only_sql": sorted(theirs - mine)[:10],
     }

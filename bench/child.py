@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 
 def _d(s: str) -> date:
@@ -106,16 +106,21 @@ def sendgrid(a: dict) -> dict:
     url = parent.recv()
     os.environ["RELANCE_SENDGRID_HOST"], os.environ["SENDGRID_API_KEY"] = url, key
     t = time.perf_counter()
-    s = dispatch(db, as_of, work + "/outbox-send", send=True, now=datetime.now(timezone.utc))
+    s = dispatch(db, as_of, work + "/outbox-send", send=True, now=datetime.now(UTC))
     seconds = time.perf_counter() - t
     parent.send("stop")
     server = parent.recv()
     proc.join(10)
     emails = s["by_channel"].get("email", {})
     n = sum(emails.values())
-    return {"sendgrid_s": round(seconds, 3), "emails": n, "email_statuses": emails,
-            "server_accepted": server["accepted"], "server_distinct": server["distinct"],
-            "emails_per_s": round(n / seconds, 1) if seconds else None}
+    return {
+        "sendgrid_s": round(seconds, 3),
+        "emails": n,
+        "email_statuses": emails,
+        "server_accepted": server["accepted"],
+        "server_distinct": server["distinct"],
+        "emails_per_s": round(n / seconds, 1) if seconds else None,
+    }
 
 
 def pandas(a: dict) -> dict:
@@ -132,9 +137,15 @@ def backfill(a: dict) -> dict:
     t = time.perf_counter()
     s = backfill_run(start, end, a["source"], a["db"], report_dir=a["work"] + "/reports-bf")
     r = s["replay"]
-    return {"backfill_s": round(time.perf_counter() - t, 2), "days": r["days"], "actions": r["actions"],
-            "aging_s": r["seconds_aging"], "ladder_s": r["seconds_ladder"], "metrics_s": r["seconds_metrics"],
-            "ingest_s": round(s["seconds"] - r["seconds"], 2)}
+    return {
+        "backfill_s": round(time.perf_counter() - t, 2),
+        "days": r["days"],
+        "actions": r["actions"],
+        "aging_s": r["seconds_aging"],
+        "ladder_s": r["seconds_ladder"],
+        "metrics_s": r["seconds_metrics"],
+        "ingest_s": round(s["seconds"] - r["seconds"], 2),
+    }
 
 
 def main() -> None:

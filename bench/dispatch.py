@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 #: channel → (stage, share of deliveries)
@@ -69,7 +69,7 @@ def _plan(db: Path, as_of: date, deliveries: int, channels: dict[str, tuple[str,
         ).fetchall()
         if not units:
             raise SystemExit("no overdue units in the sample: use more customers")
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         counts: dict[str, int] = {}
         actions, rows = [], []
         total_share = sum(share for _, share in channels.values())
@@ -80,10 +80,26 @@ def _plan(db: Path, as_of: date, deliveries: int, channels: dict[str, tuple[str,
                 cust, cur, ids, amount = units[i % len(units)]
                 action_id = f"{tag}|{cust}|{cur}|{channel}|{i // len(units)}"
                 charged = pol.stage(stage).charged
-                actions.append((action_id, as_of, cust, cur, f"{tag}|{cust}|{cur}", stage, 4, ids[0], amount, ids,
-                                "planned", "live", "0.00" if not charged else "12.34",
-                                None if not charged else str(40 * len(ids)),
-                                None if not charged else str(12.34 + 40 * len(ids)), now))
+                actions.append(
+                    (
+                        action_id,
+                        as_of,
+                        cust,
+                        cur,
+                        f"{tag}|{cust}|{cur}",
+                        stage,
+                        4,
+                        ids[0],
+                        amount,
+                        ids,
+                        "planned",
+                        "live",
+                        "0.00" if not charged else "12.34",
+                        None if not charged else str(40 * len(ids)),
+                        None if not charged else str(12.34 + 40 * len(ids)),
+                        now,
+                    )
+                )
                 rows.append((f"{action_id}|{channel}", action_id, channel, "planned", 0, now, now))
         con.executemany(
             """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
@@ -148,8 +164,14 @@ def main(argv: list[str] | None = None) -> dict:
     tag = f"B{int(time.time())}"
     counts = _plan(db, as_of, args.deliveries, MIX, tag)
     t = time.perf_counter()
-    summary, per_channel = _timed_dispatch(db=str(db), as_of=as_of, outbox=str(out / "outbox"), batch_size=args.batch_size, auto_approve=True,
-                                           now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc))
+    summary, per_channel = _timed_dispatch(
+        db=str(db),
+        as_of=as_of,
+        outbox=str(out / "outbox"),
+        batch_size=args.batch_size,
+        auto_approve=True,
+        now=datetime(2026, 3, 16, 9, tzinfo=UTC),
+    )
     outbox_seconds = time.perf_counter() - t
     report = {
         "source": f"{args.customers} customers, prepared in {prep:.1f} s",
@@ -185,15 +207,27 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         _plan(db, as_of, args.emails, {"email": ("reminder_2", 1.0)}, tag + "S")
         t = time.perf_counter()
-        sent = dispatch(str(db), as_of, str(out / "outbox"), send=True, batch_size=args.batch_size,
-                        now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc), channels_config=str(cfg))
+        sent = dispatch(
+            str(db),
+            as_of,
+            str(out / "outbox"),
+            send=True,
+            batch_size=args.batch_size,
+            now=datetime(2026, 3, 16, 9, tzinfo=UTC),
+            channels_config=str(cfg),
+        )
         seconds = time.perf_counter() - t
         parent.send("stop")
         accepted = parent.recv()
         proc.join(10)
-        report["sendgrid"] = {"emails": args.emails, "accepted_by_server": accepted, "seconds": round(seconds, 1),
-                              "per_second": round(args.emails / seconds, 1), "concurrency": args.concurrency,
-                              "totals": sent["totals"]}
+        report["sendgrid"] = {
+            "emails": args.emails,
+            "accepted_by_server": accepted,
+            "seconds": round(seconds, 1),
+            "per_second": round(args.emails / seconds, 1),
+            "concurrency": args.concurrency,
+            "totals": sent["totals"],
+        }
     print(json.dumps(report, indent=2))
     return report
 

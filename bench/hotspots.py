@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     r = replay(str(db), as_of - timedelta(days=args.days - 1), as_of)
     total = time.perf_counter() - t
-    print(f"replay of {args.days} days at {args.customers} customers: {total:.1f} s "
-          f"(aging {r['seconds_aging']} s, ladder {r['seconds_ladder']} s, metrics {r['seconds_metrics']} s)")
+    print(
+        f"replay of {args.days} days at {args.customers} customers: {total:.1f} s "
+        f"(aging {r['seconds_aging']} s, ladder {r['seconds_ladder']} s, metrics {r['seconds_metrics']} s)"
+    )
     modeled = sum(spent.values())
     print(f"{'model':50s} {'calls':>5s} {'seconds':>8s} {'share':>6s}")
     for model, s in sorted(spent.items(), key=lambda kv: -kv[1])[:15]:

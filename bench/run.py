@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,8 +41,13 @@ def child(mode: str, args: dict, log: Path) -> tuple[dict, float, float]:
     """Run bench.child MODE in its own process; returns (result, wall seconds, max RSS in MB)."""
     t = time.perf_counter()
     with open(log, "w") as out:
-        p = subprocess.Popen([sys.executable, "-m", "bench.child", mode, json.dumps(args)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=out, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "bench.child", mode, json.dumps(args)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+        )
         stdout = p.stdout.read()
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -62,9 +67,22 @@ def source(customers: int) -> tuple[Path, int]:
         tmp = CACHE / f"src-{customers}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"bench: generating the sample, {customers} customers (cached in {src})", flush=True)
-        subprocess.run([str(Path(sys.executable).parent / "relance"), "sample-data", "--out", str(tmp),
-                        "--customers", str(customers), "--seed", str(SEED), "--as-of", AS_OF], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "relance"),
+                "sample-data",
+                "--out",
+                str(tmp),
+                "--customers",
+                str(customers),
+                "--seed",
+                str(SEED),
+                "--as-of",
+                AS_OF,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         tmp.rename(src)
     with open(src / "invoices.csv", "rb") as f:
         invoices = sum(1 for _ in f) - 1
@@ -74,8 +92,11 @@ def source(customers: int) -> tuple[Path, int]:
 def prepared(customers: int, src: Path, days: int) -> Path:
     db = CACHE / f"prep-{customers}-bf{days}.duckdb"
     tmp = Path(str(db) + ".tmp")
-    while not db.exists() and tmp.exists() and time.time() - max(
-            p.stat().st_mtime for p in (tmp, Path(str(tmp) + ".wal")) if p.exists()) < 180:
+    while (
+        not db.exists()
+        and tmp.exists()
+        and time.time() - max(p.stat().st_mtime for p in (tmp, Path(str(tmp) + ".wal")) if p.exists()) < 180
+    ):
         print(f"bench: another bench is preparing {db.name}; waiting", flush=True)
         time.sleep(15)
     if not db.exists():
@@ -84,8 +105,11 @@ def prepared(customers: int, src: Path, days: int) -> Path:
         work = CACHE / f"work-prep-{customers}"
         work.mkdir(parents=True, exist_ok=True)
         print(f"bench: the ladder's state: a {days}-day backfill at {customers} customers (cached in {db})", flush=True)
-        r, wall, _ = child("prepare", {"as_of": AS_OF, "backfill_days": days, "source": str(src), "db": str(tmp),
-                                       "work": str(work)}, CACHE / f"prep-{customers}.log")
+        r, wall, _ = child(
+            "prepare",
+            {"as_of": AS_OF, "backfill_days": days, "source": str(src), "db": str(tmp), "work": str(work)},
+            CACHE / f"prep-{customers}.log",
+        )
         print(f"bench:   done in {wall:.0f} s, {r['actions']} simulated actions", flush=True)
         tmp.rename(db)
     return db
@@ -100,13 +124,22 @@ def fresh_copy(db: Path, work: Path) -> Path:
 
 
 def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+        platform.processor(),
+    )
     mem = next((int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), 0)
     import duckdb
     import pandas
 
-    return {"nproc": os.cpu_count(), "memory_gb": round(mem / 1024 / 1024, 1), "cpu": cpu,
-            "python": platform.python_version(), "duckdb": duckdb.__version__, "pandas": pandas.__version__}
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pandas": pandas.__version__,
+    }
 
 
 TARGETS = {"nightly_s": 120.0, "ladder_vs_pandas": 10.0, "backfill365_s": 300.0, "peak_rss_mb": 4096.0}
@@ -114,7 +147,9 @@ TARGETS = {"nightly_s": 120.0, "ladder_vs_pandas": 10.0, "backfill365_s": 300.0,
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description="relance benchmark")
-    p.add_argument("--sizes", default="10000,100000,300000", help="customers per size (~10 invoices each), comma-separated")
+    p.add_argument(
+        "--sizes", default="10000,100000,300000", help="customers per size (~10 invoices each), comma-separated"
+    )
     p.add_argument("--backfill-days", type=int, default=30, help="the short backfill that gives the ladder its state")
     p.add_argument("--backfill365-customers", type=int, default=10000)
     p.add_argument("--backfill365-days", type=int, default=365)
@@ -124,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     CACHE.mkdir(exist_ok=True)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
 
     rows = []
     for customers in sizes:
@@ -147,8 +182,11 @@ def main(argv: list[str] | None = None) -> dict:
         row.update(pd_res)
         row["pandas_peak_rss_mb"] = round(pd_rss)
         row["ladder_vs_pandas"] = round(pd_res["ladder_pandas_s"] / (night["age_s"] + night["ladder_s"]), 1)
-        print(f"bench:   pandas {pd_res['ladder_pandas_s']} s, same actions: {pd_res['same_actions']} "
-              f"({pd_res['pandas_actions']} vs {pd_res['sql_actions']})", flush=True)
+        print(
+            f"bench:   pandas {pd_res['ladder_pandas_s']} s, same actions: {pd_res['same_actions']} "
+            f"({pd_res['pandas_actions']} vs {pd_res['sql_actions']})",
+            flush=True,
+        )
         rows.append(row)
 
     headline = max((r for r in rows if r["invoices"] <= 1_100_000), key=lambda r: r["invoices"], default=rows[-1])
@@ -157,9 +195,14 @@ def main(argv: list[str] | None = None) -> dict:
         customers = headline["customers"]
         work = CACHE / f"work-{customers}-send"
         db = fresh_copy(prepared(customers, CACHE / f"src-{customers}", args.backfill_days), work)
-        print(f"bench: the night's emails to the SendGrid-compatible fake ({headline['invoices']} invoices)", flush=True)
-        sendgrid, _, _ = child("sendgrid", {"as_of": AS_OF, "source": str(CACHE / f"src-{customers}"), "db": str(db),
-                                            "work": str(work)}, work / "sendgrid.log")
+        print(
+            f"bench: the night's emails to the SendGrid-compatible fake ({headline['invoices']} invoices)", flush=True
+        )
+        sendgrid, _, _ = child(
+            "sendgrid",
+            {"as_of": AS_OF, "source": str(CACHE / f"src-{customers}"), "db": str(db), "work": str(work)},
+            work / "sendgrid.log",
+        )
         print(f"bench:   {json.dumps(sendgrid)}", flush=True)
 
     bf = None
@@ -168,8 +211,13 @@ def main(argv: list[str] | None = None) -> dict:
         work = CACHE / "work-backfill365"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        ba = {"as_of": AS_OF, "days": args.backfill365_days, "source": str(src), "db": str(work / "relance.duckdb"),
-              "work": str(work)}
+        ba = {
+            "as_of": AS_OF,
+            "days": args.backfill365_days,
+            "source": str(src),
+            "db": str(work / "relance.duckdb"),
+            "work": str(work),
+        }
         if args.profile:
             ba["profile"] = str(CACHE / "profile-backfill365.txt")
         print(f"bench: {args.backfill365_days}-day backfill over {invoices} invoices", flush=True)
@@ -186,8 +234,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"backfill365_invoices={bf['invoices'] if bf else 0} backfill365_s={bf['backfill_s'] if bf else 0:.1f} "
         f"peak_rss_mb={h['peak_rss_mb']}"
     )
-    results = {"machine": machine(), "started": started.isoformat(timespec="seconds"), "sizes": rows,
-               "sendgrid": sendgrid, "backfill365": bf, "closing": closing}
+    results = {
+        "machine": machine(),
+        "started": started.isoformat(timespec="seconds"),
+        "sizes": rows,
+        "sendgrid": sendgrid,
+        "backfill365": bf,
+        "closing": closing,
+    }
     (CACHE / "results.json").write_text(json.dumps(results, indent=2, default=str))
     write_results(results)
     print(closing, flush=True)
@@ -227,41 +281,63 @@ def write_results(r: dict) -> None:
             f"{s['ladder_pandas_s']:.1f} | {s['ladder_vs_pandas']:.1f}× | {'yes' if s['same_actions'] else '**no**'} | "
             f"{s['peak_rss_mb']} |"
         )
-    lines += ["", "Aging and ladder, SQL steps (as run by the nightly: open the warehouse, build, write the tables, "
-              "commit) against the pandas baseline (in memory, inputs already loaded; loading them from the "
-              "warehouse is shown apart):", "",
-              "| invoices | SQL age s | pandas aging s | SQL ladder s | pandas decisions s | pandas load s |",
-              "|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Aging and ladder, SQL steps (as run by the nightly: open the warehouse, build, write the tables, "
+        "commit) against the pandas baseline (in memory, inputs already loaded; loading them from the "
+        "warehouse is shown apart):",
+        "",
+        "| invoices | SQL age s | pandas aging s | SQL ladder s | pandas decisions s | pandas load s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in r["sizes"]:
-        lines.append(f"| {s['invoices']:,} | {s['age_s']:.2f} | {s.get('pandas_age_s', 0):.2f} | {s['ladder_s']:.2f} | "
-                     f"{s.get('pandas_decide_s', 0):.2f} | {s.get('pandas_load_s', 0):.2f} |")
+        lines.append(
+            f"| {s['invoices']:,} | {s['age_s']:.2f} | {s.get('pandas_age_s', 0):.2f} | {s['ladder_s']:.2f} | "
+            f"{s.get('pandas_decide_s', 0):.2f} | {s.get('pandas_load_s', 0):.2f} |"
+        )
     if len(r["sizes"]) > 1:
         lines += [""]
         for x, y in zip(r["sizes"], r["sizes"][1:]):
-            lines.append(f"Growth from {x['invoices']:,} to {y['invoices']:,} invoices (×{y['invoices'] / x['invoices']:.1f}): "
-                         f"nightly ×{y['nightly_s'] / x['nightly_s']:.1f}, deliveries ×"
-                         f"{sum(y['deliveries'].values()) / max(1, sum(x['deliveries'].values())):.1f}, "
-                         f"peak RSS ×{y['peak_rss_mb'] / x['peak_rss_mb']:.1f}.  ")
+            lines.append(
+                f"Growth from {x['invoices']:,} to {y['invoices']:,} invoices (×{y['invoices'] / x['invoices']:.1f}): "
+                f"nightly ×{y['nightly_s'] / x['nightly_s']:.1f}, deliveries ×"
+                f"{sum(y['deliveries'].values()) / max(1, sum(x['deliveries'].values())):.1f}, "
+                f"peak RSS ×{y['peak_rss_mb'] / x['peak_rss_mb']:.1f}.  "
+            )
     sg = r.get("sendgrid")
     if sg:
-        lines += ["", f"Email dispatch of that night to the SendGrid-compatible fake on loopback (own process): "
-                  f"{sg['emails']} emails in {sg['sendgrid_s']:.1f} s ({sg['emails_per_s']}/s); statuses "
-                  f"{sg['email_statuses']}; the server accepted {sg['server_accepted']} messages, "
-                  f"{sg['server_distinct']} distinct delivery ids."]
+        lines += [
+            "",
+            f"Email dispatch of that night to the SendGrid-compatible fake on loopback (own process): "
+            f"{sg['emails']} emails in {sg['sendgrid_s']:.1f} s ({sg['emails_per_s']}/s); statuses "
+            f"{sg['email_statuses']}; the server accepted {sg['server_accepted']} messages, "
+            f"{sg['server_distinct']} distinct delivery ids.",
+        ]
     bf = r.get("backfill365")
     if bf:
-        lines += ["", f"{bf['days']}-day backfill over {bf['invoices']:,} invoices (aging, ladder and metrics per day): "
-                  f"{bf['backfill_s']:.1f} s (aging {bf['aging_s']:.1f} s, ladder {bf['ladder_s']:.1f} s, "
-                  f"metrics {bf['metrics_s']:.1f} s), {bf['actions']} simulated actions, peak RSS {bf['peak_rss_mb']} MB."]
+        lines += [
+            "",
+            f"{bf['days']}-day backfill over {bf['invoices']:,} invoices (aging, ladder and metrics per day): "
+            f"{bf['backfill_s']:.1f} s (aging {bf['aging_s']:.1f} s, ladder {bf['ladder_s']:.1f} s, "
+            f"metrics {bf['metrics_s']:.1f} s), {bf['actions']} simulated actions, peak RSS {bf['peak_rss_mb']} MB.",
+        ]
     h = next((s for s in r["sizes"] if s["invoices"] >= 900_000), None)
     lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
-    lines.append(f"| nightly ≤ 120 s at 1M invoices | {h['nightly_s']:.1f} s | {_ok(h['nightly_s'], 120)} |" if h
-                 else "| nightly ≤ 120 s at 1M invoices | (1M not run) | not measured |")
+    lines.append(
+        f"| nightly ≤ 120 s at 1M invoices | {h['nightly_s']:.1f} s | {_ok(h['nightly_s'], 120)} |"
+        if h
+        else "| nightly ≤ 120 s at 1M invoices | (1M not run) | not measured |"
+    )
     for s in r["sizes"]:
-        lines.append(f"| SQL ladder ≥ 10× pandas | {s['ladder_vs_pandas']:.1f}× at {s['invoices']:,} | "
-                     f"{_ok(s['ladder_vs_pandas'], 10, True)} |")
-    lines.append(f"| 365-day backfill over 100k ≤ 300 s | {bf['backfill_s']:.1f} s | {_ok(bf['backfill_s'], 300)} |" if bf
-                 else "| 365-day backfill ≤ 300 s | not run | not measured |")
+        lines.append(
+            f"| SQL ladder ≥ 10× pandas | {s['ladder_vs_pandas']:.1f}× at {s['invoices']:,} | "
+            f"{_ok(s['ladder_vs_pandas'], 10, True)} |"
+        )
+    lines.append(
+        f"| 365-day backfill over 100k ≤ 300 s | {bf['backfill_s']:.1f} s | {_ok(bf['backfill_s'], 300)} |"
+        if bf
+        else "| 365-day backfill ≤ 300 s | not run | not measured |"
+    )
     peak = max(s["peak_rss_mb"] for s in r["sizes"])
     lines.append(f"| peak RSS ≤ 4 GB | {peak} MB | {_ok(peak, 4096)} |")
     lines += ["", "Closing line:", "", "```", r["closing"], "```", ""]

@@ -23,14 +23,14 @@ from relance.core.policy import load_policy
 from relance.core.settings import DEFAULT_DB
 from tasks import audit, warehouse
 from tasks.age import age_on
-from tasks.escalate import Ladder
 from tasks.alerts import alert
+from tasks.escalate import Ladder
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure_on
 from tasks.report import report
-from tasks.writeback import write_back
 from tasks.step import get_logger, in_flow_run, step
+from tasks.writeback import write_back
 
 
 class _Progress:
@@ -45,8 +45,12 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
             )
             self.bar.start()
             self.task = self.bar.add_task(label, total=total)
@@ -68,8 +72,11 @@ class _Progress:
 
             self.last_push = now
             try:
-                update_progress_artifact(self.artifact, progress=100.0 * self.done / self.total,
-                                         description=f"{self.label}: {self.done}/{self.total} days, last {day}")
+                update_progress_artifact(
+                    self.artifact,
+                    progress=100.0 * self.done / self.total,
+                    description=f"{self.label}: {self.done}/{self.total} days, last {day}",
+                )
             except Exception:
                 pass
 
@@ -185,7 +192,9 @@ def backfill_run(
             last.started_at = last_day["started_at"]
             last.steps.update(last_day["steps"])
             reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
-            written = last.step("write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None)
+            written = last.step(
+                "write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None
+            )
         except BaseException as e:
             try:
                 with warehouse.open_db(db) as con:
@@ -218,5 +227,6 @@ def _run_name() -> str:
     return f"backfill-{p.get('start')}-{p.get('end')}"
 
 
-backfill = flow(backfill_run, name="backfill", flow_run_name=_run_name, log_prints=True,
-                on_failure=[alert], on_crashed=[alert])
+backfill = flow(
+    backfill_run, name="backfill", flow_run_name=_run_name, log_prints=True, on_failure=[alert], on_crashed=[alert]
+)

@@ -37,8 +37,8 @@ from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure
 from tasks.report import publish_artifacts, report
-from tasks.writeback import write_back
 from tasks.step import get_logger
+from tasks.writeback import write_back
 
 
 def nightly_run(
@@ -81,10 +81,12 @@ def nightly_run(
                 laddered, approval, dispatched = {**skipped, "actions": 0}, None, {**skipped, "totals": {}}
             else:
                 laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
-                approval = run.step("approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours,
-                                                                    policy=policy))
-                dispatched = run.step("dispatch", dispatch(db, as_of, outbox, send=send, policy=policy,
-                                                           auto_approve=auto_approve))
+                approval = run.step(
+                    "approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy)
+                )
+                dispatched = run.step(
+                    "dispatch", dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
+                )
             measured = run.step("measure", measure(db, as_of, policy))
             reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
             publish_artifacts(db, as_of, reported, policy)
@@ -110,10 +112,17 @@ def nightly_run(
         "run_id": run.run_id,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    log.info("nightly run for %s done in %.1f s: %d rows rejected, %d actions, deliveries %s, %d pending approval; "
-             "steps (s): %s", as_of, summary["seconds"], loaded.get("rows_rejected", 0), laddered.get("actions", 0),
-             dispatched.get("totals"), dispatched.get("pending_approval", 0),
-             {k: v.get("seconds") for k, v in summary.items() if isinstance(v, dict) and "seconds" in v})
+    log.info(
+        "nightly run for %s done in %.1f s: %d rows rejected, %d actions, deliveries %s, %d pending approval; "
+        "steps (s): %s",
+        as_of,
+        summary["seconds"],
+        loaded.get("rows_rejected", 0),
+        laddered.get("actions", 0),
+        dispatched.get("totals"),
+        dispatched.get("pending_approval", 0),
+        {k: v.get("seconds") for k, v in summary.items() if isinstance(v, dict) and "seconds" in v},
+    )
     return summary
 
 
@@ -124,5 +133,11 @@ def _run_name() -> str:
     return f"nightly-{as_of or default_as_of()}"
 
 
-nightly_dunning = flow(nightly_run, name="nightly_dunning", flow_run_name=_run_name, log_prints=True,
-                       on_failure=[alert], on_crashed=[alert])
+nightly_dunning = flow(
+    nightly_run,
+    name="nightly_dunning",
+    flow_run_name=_run_name,
+    log_prints=True,
+    on_failure=[alert],
+    on_crashed=[alert],
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal, Optional
+from typing import Literal
 
 from prefect import flow
 from pydantic import BaseModel, Field
@@ -38,29 +38,41 @@ def record_outcome(
     customer_id: str,
     kind: Kind,
     db: str = ".relance/relance.duckdb",
-    currency: Optional[str] = None,
-    amount: Optional[Decimal] = None,
-    promised_date: Optional[date] = None,
+    currency: str | None = None,
+    amount: Decimal | None = None,
+    promised_date: date | None = None,
     invoices: list[str] = [],  # noqa: B006 (a Prefect parameter's default, never mutated)
     instalments: list[Instalment] = [],  # noqa: B006
-    reason: Optional[Reason] = None,
-    note: Optional[str] = None,
-    recorded_by: Optional[str] = None,
-    said_on: Optional[date] = None,
-    policy: Optional[str] = None,
+    reason: Reason | None = None,
+    note: str | None = None,
+    recorded_by: str | None = None,
+    said_on: date | None = None,
+    policy: str | None = None,
 ) -> dict:
     """Record what the debtor said. promise: amount and promised_date; plan: instalments; dispute:
     invoices and reason; said_on: when it was said (default today)."""
     fields = {
-        "customer": customer_id, "kind": kind, "currency": currency, "amount": _text(amount),
-        "date": _text(promised_date), "invoices": ",".join(invoices) or None,
+        "customer": customer_id,
+        "kind": kind,
+        "currency": currency,
+        "amount": _text(amount),
+        "date": _text(promised_date),
+        "invoices": ",".join(invoices) or None,
         "instalments": ",".join(f"{i.due_date.isoformat()}:{i.amount}" for i in instalments) or None,
-        "reason": reason, "note": note, "by": recorded_by or "prefect-ui", "on": _text(said_on),
+        "reason": reason,
+        "note": note,
+        "by": recorded_by or "prefect-ui",
+        "on": _text(said_on),
     }
     with exclusive_db(db):
         res = outcomes.add(db, fields, policy=policy, source="prefect")
-    get_logger().info("outcome %s (%s) for %s: %s", res["outcome_id"], kind, customer_id,
-                      "recorded" if res["recorded"] else "already recorded")
+    get_logger().info(
+        "outcome %s (%s) for %s: %s",
+        res["outcome_id"],
+        kind,
+        customer_id,
+        "recorded" if res["recorded"] else "already recorded",
+    )
     return {k: str(v) if v is not None else None for k, v in res.items()}
 
 
@@ -68,15 +80,25 @@ def record_outcome(
 def resolve_dispute(
     resolution: Resolution,
     db: str = ".relance/relance.duckdb",
-    dispute_id: Optional[str] = None,
-    customer_id: Optional[str] = None,
-    note: Optional[str] = None,
-    recorded_by: Optional[str] = None,
-    said_on: Optional[date] = None,
-    policy: Optional[str] = None,
+    dispute_id: str | None = None,
+    customer_id: str | None = None,
+    note: str | None = None,
+    recorded_by: str | None = None,
+    said_on: date | None = None,
+    policy: str | None = None,
 ) -> dict:
     """Resolve a dispute (its outcome id, or the customer's only open dispute)."""
     with exclusive_db(db):
-        res = outcomes.resolve(db, {"dispute": dispute_id, "customer": customer_id, "resolution": resolution,
-                                    "note": note, "by": recorded_by or "prefect-ui", "on": _text(said_on)}, policy=policy)
+        res = outcomes.resolve(
+            db,
+            {
+                "dispute": dispute_id,
+                "customer": customer_id,
+                "resolution": resolution,
+                "note": note,
+                "by": recorded_by or "prefect-ui",
+                "on": _text(said_on),
+            },
+            policy=policy,
+        )
     return {k: str(v) if v is not None else None for k, v in res.items()}

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,14 +22,17 @@ app = typer.Typer(
 
 PolicyOpt = typer.Option(None, "--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
 MetricsTargetOpt = typer.Option(
-    None, "--metrics-target",
+    None,
+    "--metrics-target",
     help="postgresql:// URL: also upsert recovery_metrics and aged_balance into its schema `relance`.",
 )
 LanguageOpt = typer.Option("fr", "--language", help="Report language: fr or en.")
 DbOpt = typer.Option(None, "--db", help="DuckDB file (default: .relance/relance.duckdb, under RELANCE_HOME if set).")
 ReportDirOpt = typer.Option(None, "--report-dir", help="Folder for the report (default: <db folder>/reports).")
 SourceSchemaOpt = typer.Option(
-    None, "--source-schema", show_default=False,
+    None,
+    "--source-schema",
+    show_default=False,
     help="PostgreSQL schema of the source tables (default: RELANCE_SOURCE_SCHEMA, else public).",
 )
 
@@ -60,21 +62,21 @@ def _check_outbox(outbox: Path, option: str = "--outbox") -> None:
 _DB: dict[str, Path] = {}
 
 
-def _check_metrics_target(target: Optional[str]) -> None:
+def _check_metrics_target(target: str | None) -> None:
     if target:
         from tasks.writeback import check_target
 
         check_target(target)
 
 
-def _db_path(db: Optional[Path]) -> Path:
+def _db_path(db: Path | None) -> Path:
     """--db, else the one default of relance.core.settings (<RELANCE_HOME>/relance.duckdb, .relance/relance.duckdb)."""
     from relance.core.settings import get_settings
 
     return db if db is not None else get_settings().default_db
 
 
-def _check_db_path(db: Optional[Path]) -> Path:
+def _check_db_path(db: Path | None) -> Path:
     db = _db_path(db)
     _DB["db"] = db
     if db.is_dir():
@@ -90,9 +92,9 @@ def sample_data(
     out: Path = typer.Option(..., "--out", help="Folder to write customers, invoices, payments, holds into."),
     customers: int = typer.Option(1000, "--customers", min=1, help="Number of customers."),
     seed: int = typer.Option(42, "--seed", help="Random seed: the same seed gives the same data."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, default today)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, default today)."),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
-    policy: Optional[str] = PolicyOpt,
+    policy: str | None = PolicyOpt,
 ) -> None:
     """Write a realistic, deterministic synthetic source."""
     from relance.core.dates import parse_date, today
@@ -106,24 +108,26 @@ def sample_data(
 
 @app.command("run")
 def run(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
-    source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
-    db: Optional[Path] = DbOpt,
-    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
+    source: str = typer.Option(
+        ..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."
+    ),
+    db: Path | None = DbOpt,
+    outbox: Path | None = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
     send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, …)."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
-    source_schema: Optional[str] = SourceSchemaOpt,
-    policy: Optional[str] = PolicyOpt,
-    metrics_target: Optional[str] = MetricsTargetOpt,
+    source_schema: str | None = SourceSchemaOpt,
+    policy: str | None = PolicyOpt,
+    metrics_target: str | None = MetricsTargetOpt,
     language: str = LanguageOpt,
-    report_dir: Optional[Path] = ReportDirOpt,
+    report_dir: Path | None = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-    allow_stale: bool = typer.Option(False, "--allow-stale",
-                                     help="Plan and send even though the source looks stale (this run only; audited)."),
+    allow_stale: bool = typer.Option(
+        False, "--allow-stale", help="Plan and send even though the source looks stale (this run only; audited)."
+    ),
 ) -> None:
     """The nightly job for one date."""
     from flows.nightly import nightly_run
-
     from relance.core.dates import parse_date
 
     _check_language(language)
@@ -132,9 +136,17 @@ def run(
     _check_outbox(outbox or db.parent / "outbox")
     _check_metrics_target(metrics_target)
     summary = nightly_run(
-        as_of=day, source=source, db=str(db), outbox=str(outbox) if outbox else None,
-        send=send, auto_approve=auto_approve, policy=policy, source_schema=source_schema,
-        metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
+        as_of=day,
+        source=source,
+        db=str(db),
+        outbox=str(outbox) if outbox else None,
+        send=send,
+        auto_approve=auto_approve,
+        policy=policy,
+        source_schema=source_schema,
+        metrics_target=metrics_target,
+        language=language,
+        report_dir=str(report_dir) if report_dir else None,
         allow_stale=allow_stale,
     )
     if as_json:
@@ -145,13 +157,13 @@ def run(
 
 @app.command("dispatch")
 def dispatch_cmd(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
-    db: Optional[Path] = DbOpt,
-    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Run date YYYY-MM-DD (default: today in Europe/Paris)."),
+    db: Path | None = DbOpt,
+    outbox: Path | None = typer.Option(None, "--outbox", help="Folder for rendered messages (default: beside the db)."),
     send: bool = typer.Option(False, "--send", help="Send through the real providers (SendGrid, the SMS gateway)."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve formal notices without review."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Deliveries per batch (one Prefect task each)."),
-    policy: Optional[str] = PolicyOpt,
+    policy: str | None = PolicyOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Send what is planned (and approved) without re-running the night: e.g. a 09:00 run for the SMS deferred by quiet hours."""
@@ -165,20 +177,30 @@ def dispatch_cmd(
     if not db.exists():
         _fail(f"{db} does not exist: run the nightly job (relance run) first")
     with audited(db, "dispatch", day, policy=policy) as run:  # the run's row in `runs`
-        summary = run.step("dispatch", dispatch(str(db), day, str(outbox or db.parent / "outbox"), send=send,
-                                                policy=policy, batch_size=batch_size, auto_approve=auto_approve))
+        summary = run.step(
+            "dispatch",
+            dispatch(
+                str(db),
+                day,
+                str(outbox or db.parent / "outbox"),
+                send=send,
+                policy=policy,
+                batch_size=batch_size,
+                auto_approve=auto_approve,
+            ),
+        )
     typer.echo(json.dumps(summary, indent=2, default=str) if as_json else "\n".join(format_dispatch(summary)))
 
 
 @app.command("approve")
 def approve_cmd(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
-    db: Optional[Path] = DbOpt,
+    as_of: str | None = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
+    db: Path | None = DbOpt,
     approve_all: bool = typer.Option(False, "--all", help="Approve every action waiting for approval."),
     action: list[str] = typer.Option([], "--action", help="Approve this action (repeatable)."),
     reject: list[str] = typer.Option([], "--reject", help="Reject this action (repeatable; needs --reason)."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required to reject)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the login name)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (required to reject)."),
+    by: str | None = typer.Option(None, "--by", help="Who decides (default: the login name)."),
 ) -> None:
     """Approve or reject the formal notices waiting for approval; the next run sends the approved ones."""
     import getpass
@@ -187,21 +209,30 @@ def approve_cmd(
     from tasks.dispatch import approve
 
     db = _check_db_path(db)
-    res = approve(str(db), parse_date(as_of, "--as-of") or today(), approve_all=approve_all, action_ids=action,
-                  reject_ids=reject, by=by or getpass.getuser(), reason=reason)
-    typer.echo(f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
-               f"rejected {len(res['rejected'])} ({res['deliveries_skipped']} deliveries skipped); "
-               f"{len(res['still_pending'])} still waiting")
+    res = approve(
+        str(db),
+        parse_date(as_of, "--as-of") or today(),
+        approve_all=approve_all,
+        action_ids=action,
+        reject_ids=reject,
+        by=by or getpass.getuser(),
+        reason=reason,
+    )
+    typer.echo(
+        f"approved {len(res['approved'])} action(s) ({res['deliveries_planned']} deliveries planned), "
+        f"rejected {len(res['rejected'])} ({res['deliveries_skipped']} deliveries skipped); "
+        f"{len(res['still_pending'])} still waiting"
+    )
     for action_id in res["still_pending"]:
         typer.echo(f"  waiting: {action_id}")
 
 
 @app.command("drafts")
 def drafts_cmd(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
-    db: Optional[Path] = DbOpt,
-    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Outbox folder (default: beside the db)."),
-    policy: Optional[str] = PolicyOpt,
+    as_of: str | None = typer.Option(None, "--as-of", help="Actions dated up to this day (default: today)."),
+    db: Path | None = DbOpt,
+    outbox: Path | None = typer.Option(None, "--outbox", help="Outbox folder (default: beside the db)."),
+    policy: str | None = PolicyOpt,
 ) -> None:
     """Render the letters waiting for approval as drafts (marked "not sent"), to read before approving."""
     from relance.core.dates import parse_date, today
@@ -218,12 +249,12 @@ def drafts_cmd(
 
 @app.command("resolve")
 def resolve_cmd(
-    db: Optional[Path] = DbOpt,
+    db: Path | None = DbOpt,
     delivery: list[str] = typer.Option(..., "--delivery", help="A delivery in doubt (repeatable)."),
-    sent: Optional[bool] = typer.Option(None, "--sent/--not-sent", help="Did the provider accept it?"),
-    message_id: Optional[str] = typer.Option(None, "--message-id", help="The provider's message id, if found."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the login name)."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="How it was checked."),
+    sent: bool | None = typer.Option(None, "--sent/--not-sent", help="Did the provider accept it?"),
+    message_id: str | None = typer.Option(None, "--message-id", help="The provider's message id, if found."),
+    by: str | None = typer.Option(None, "--by", help="Who decides (default: the login name)."),
+    reason: str | None = typer.Option(None, "--reason", help="How it was checked."),
 ) -> None:
     """Settle deliveries left in doubt by a stopped run: --sent (found at the provider) or --not-sent (the next run sends it)."""
     import getpass
@@ -233,18 +264,22 @@ def resolve_cmd(
     if sent is None:
         _fail("say --sent or --not-sent")
     db = _check_db_path(db)
-    res = resolve(str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id)
+    res = resolve(
+        str(db), delivery, sent=sent, by=by or getpass.getuser(), reason=reason, provider_message_id=message_id
+    )
     typer.echo(f"{len(res['resolved'])} deliveries now {res['status']}")
 
 
 @app.command("preview")
 def preview_cmd(
     stage: str = typer.Option(..., "--stage", help="Stage code, e.g. reminder_2."),
-    channel: str = typer.Option(..., "--channel", help="email, sms, letter, registered_letter, phone, visit or handoff."),
+    channel: str = typer.Option(
+        ..., "--channel", help="email, sms, letter, registered_letter, phone, visit or handoff."
+    ),
     language: str = typer.Option("fr", "--language", help="fr or en."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="email only: html (default), text or eml."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
-    policy: Optional[str] = PolicyOpt,
+    fmt: str | None = typer.Option(None, "--format", help="email only: html (default), text or eml."),
+    out: Path | None = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
+    policy: str | None = PolicyOpt,
 ) -> None:
     """Render one message with sample values, to check a wording change."""
     from relance.preview import preview
@@ -259,16 +294,22 @@ def preview_cmd(
         typer.echo(result.decode("utf-8") if isinstance(result, bytes) else result)
 
 
-events_app = typer.Typer(no_args_is_help=True, help="Provider events (SendGrid Event Webhook, SMS status callbacks) into the ledger.")
+events_app = typer.Typer(
+    no_args_is_help=True, help="Provider events (SendGrid Event Webhook, SMS status callbacks) into the ledger."
+)
 app.add_typer(events_app, name="events")
-JournalOpt = typer.Option(None, "--journal", help="Journal folder (default: RELANCE_EVENTS_JOURNAL, else .relance/events).")
+JournalOpt = typer.Option(
+    None, "--journal", help="Journal folder (default: RELANCE_EVENTS_JOURNAL, else .relance/events)."
+)
 
 
 @events_app.command("serve")
 def events_serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep loopback behind a reverse proxy)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (keep loopback behind a reverse proxy)."
+    ),
     port: int = typer.Option(8787, "--port", min=0, max=65535, help="Port to listen on."),
-    journal: Optional[Path] = JournalOpt,
+    journal: Path | None = JournalOpt,
 ) -> None:
     """Receive SendGrid's Event Webhook (POST /sendgrid/events) and SMS status callbacks (POST /sms/status)."""
     from tasks.events import SENDGRID_PATH, SMS_PATH, make_server, receiver_config
@@ -279,8 +320,11 @@ def events_serve(
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
     h, p = server.server_address[:2]
-    typer.echo(f"relance events: listening on http://{h}:{p} ({SENDGRID_PATH}"
-               + (f", {SMS_PATH}" if cfg.sms_token else "") + f"), journal {cfg.journal.folder}")
+    typer.echo(
+        f"relance events: listening on http://{h}:{p} ({SENDGRID_PATH}"
+        + (f", {SMS_PATH}" if cfg.sms_token else "")
+        + f"), journal {cfg.journal.folder}"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -291,8 +335,8 @@ def events_serve(
 
 @events_app.command("apply")
 def events_apply(
-    db: Optional[Path] = DbOpt,
-    journal: Optional[Path] = JournalOpt,
+    db: Path | None = DbOpt,
+    journal: Path | None = JournalOpt,
 ) -> None:
     """Load the receiver's journal into the ledger (the nightly run also does it first)."""
     from tasks.events import apply_journal
@@ -304,7 +348,7 @@ def events_apply(
 @events_app.command("import")
 def events_import(
     file: Path = typer.Argument(..., help="A JSON array of SendGrid events."),
-    db: Optional[Path] = DbOpt,
+    db: Path | None = DbOpt,
 ) -> None:
     """Load a saved JSON array of SendGrid events into the ledger, as the journal would."""
     from tasks.events import import_file
@@ -314,9 +358,11 @@ def events_import(
 
 
 def format_events(r: dict) -> str:
-    return (f"events: {r['events']} read, {r['inserted']} new in delivery_events, {r['unmatched_total']} unmatched "
-            f"(table unmatched_events); {r['states_changed']} delivery states changed, "
-            f"{r['contacts_flagged']} email addresses flagged, {r['letters_planned']} letters planned for bounced emails")
+    return (
+        f"events: {r['events']} read, {r['inserted']} new in delivery_events, {r['unmatched_total']} unmatched "
+        f"(table unmatched_events); {r['states_changed']} delivery states changed, "
+        f"{r['contacts_flagged']} email addresses flagged, {r['letters_planned']} letters planned for bounced emails"
+    )
 
 
 post_app = typer.Typer(no_args_is_help=True, help="Registered letters: the postal tracking export.")
@@ -325,36 +371,56 @@ app.add_typer(post_app, name="post")
 
 @post_app.command("import")
 def post_import(
-    file: Path = typer.Argument(..., help="Tracking CSV: reference (delivery id, or print batch reference with a sequence column), "
-                                          "tracking_number, deposit_date, receipt_date or \"returned\", return_reason, presentation_date."),
-    db: Optional[Path] = DbOpt,
-    policy: Optional[str] = PolicyOpt,
-    outbox: Optional[Path] = typer.Option(None, "--outbox", help="Where the print manifests are, for batch references (default: beside the db)."),
+    file: Path = typer.Argument(
+        ...,
+        help="Tracking CSV: reference (delivery id, or print batch reference with a sequence column), "
+        'tracking_number, deposit_date, receipt_date or "returned", return_reason, presentation_date.',
+    ),
+    db: Path | None = DbOpt,
+    policy: str | None = PolicyOpt,
+    outbox: Path | None = typer.Option(
+        None, "--outbox", help="Where the print manifests are, for batch references (default: beside the db)."
+    ),
 ) -> None:
     """Record deposits, receipts and returns of letters; a formal notice's deadline runs from its receipt."""
     from tasks.events import import_tracking
 
     db = _db_path(db)
     r = import_tracking(str(db), file, policy=policy, outbox=str(outbox) if outbox else None)
-    typer.echo(f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
-               + (f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
-                  if r["unknown"] else ""))
+    typer.echo(
+        f"post: {r['rows']} rows read, {r['loaded']} letters recorded in postal_tracking"
+        + (
+            f"; {len(r['unknown'])} references are no letter of the ledger: " + ", ".join(r["unknown"][:5])
+            if r["unknown"]
+            else ""
+        )
+    )
 
 
 def format_dispatch(d: dict) -> list[str]:
     """The dispatch lines of a run summary."""
-    lines = [f"  dispatch: {d['mode']}, " + (", ".join(f"{n} {s}" for s, n in sorted(d["totals"].items())) or "nothing to send")]
+    lines = [
+        f"  dispatch: {d['mode']}, "
+        + (", ".join(f"{n} {s}" for s, n in sorted(d["totals"].items())) or "nothing to send")
+    ]
     for channel, counts in d["by_channel"].items():
         lines.append(f"    {channel:<18} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if d["pending_approval"]:
-        lines.append(f"  waiting for approval: {d['pending_approval']} deliveries — read them: relance drafts --db … "
-                     f"--as-of {d['as_of']}; decide: relance approve --db … --as-of {d['as_of']} --all")
+        lines.append(
+            f"  waiting for approval: {d['pending_approval']} deliveries — read them: relance drafts --db … "
+            f"--as-of {d['as_of']}; decide: relance approve --db … --as-of {d['as_of']} --all"
+        )
     if d["in_doubt"]["count"]:
-        lines.append(f"  IN DOUBT: {d['in_doubt']['count']} deliveries (never re-sent automatically): "
-                     + ", ".join(d["in_doubt"]["ids"][:5]) + (" …" if d["in_doubt"]["count"] > 5 else "")
-                     + " — check the provider, then relance resolve --delivery ID --sent|--not-sent")
+        lines.append(
+            f"  IN DOUBT: {d['in_doubt']['count']} deliveries (never re-sent automatically): "
+            + ", ".join(d["in_doubt"]["ids"][:5])
+            + (" …" if d["in_doubt"]["count"] > 5 else "")
+            + " — check the provider, then relance resolve --delivery ID --sent|--not-sent"
+        )
     for channel, p in d["print"].items():
-        lines.append(f"  print:    {channel}: {p['letters']} letters, {p['pages']} pages → {p['print_batch']} (manifest {p['manifest']})")
+        lines.append(
+            f"  print:    {channel}: {p['letters']} letters, {p['pages']} pages → {p['print_batch']} (manifest {p['manifest']})"
+        )
     for e in d["errors"]:
         lines.append(f"  error:    {e}")
     lines.append(f"  outbox:   {d['outbox']}")
@@ -365,27 +431,34 @@ def format_dispatch(d: dict) -> list[str]:
 def backfill(
     start: str = typer.Option(..., "--start", help="First date to replay (YYYY-MM-DD)."),
     end: str = typer.Option(..., "--end", help="Last date to replay (YYYY-MM-DD), inclusive."),
-    source: str = typer.Option(..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."),
-    db: Optional[Path] = DbOpt,
-    source_schema: Optional[str] = SourceSchemaOpt,
-    policy: Optional[str] = PolicyOpt,
-    metrics_target: Optional[str] = MetricsTargetOpt,
+    source: str = typer.Option(
+        ..., "--source", help="Folder of CSV/Parquet files, postgresql:// URL or http(s):// URL."
+    ),
+    db: Path | None = DbOpt,
+    source_schema: str | None = SourceSchemaOpt,
+    policy: str | None = PolicyOpt,
+    metrics_target: str | None = MetricsTargetOpt,
     language: str = LanguageOpt,
-    report_dir: Optional[Path] = ReportDirOpt,
+    report_dir: Path | None = ReportDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the backfill summary as JSON."),
 ) -> None:
     """Replay the ladder for each date from --start to --end (deliveries simulated, nothing sent)."""
     from flows.backfill import backfill_run
-
     from relance.core.dates import parse_date
 
     _check_language(language)
     db = _check_db_path(db)
     _check_metrics_target(metrics_target)
     summary = backfill_run(
-        start=parse_date(start, "--start"), end=parse_date(end, "--end"), source=source, db=str(db), policy=policy,
+        start=parse_date(start, "--start"),
+        end=parse_date(end, "--end"),
+        source=source,
+        db=str(db),
+        policy=policy,
         source_schema=source_schema,
-        metrics_target=metrics_target, language=language, report_dir=str(report_dir) if report_dir else None,
+        metrics_target=metrics_target,
+        language=language,
+        report_dir=str(report_dir) if report_dir else None,
     )
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
@@ -395,11 +468,11 @@ def backfill(
 
 @app.command("report")
 def report_cmd(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Report date YYYY-MM-DD (default: today in Europe/Paris)."),
-    db: Optional[Path] = DbOpt,
+    as_of: str | None = typer.Option(None, "--as-of", help="Report date YYYY-MM-DD (default: today in Europe/Paris)."),
+    db: Path | None = DbOpt,
     out: Path = typer.Option(..., "--out", help="Folder for the HTML, PDF and Excel files."),
     language: str = LanguageOpt,
-    policy: Optional[str] = PolicyOpt,
+    policy: str | None = PolicyOpt,
 ) -> None:
     """The finance report for one date: HTML (self-contained), PDF and Excel."""
     from relance.core.dates import parse_date, today
@@ -408,7 +481,9 @@ def report_cmd(
     _check_language(language)
     db = _check_db_path(db)
     res = report(str(db), parse_date(as_of, "--as-of") or today(), str(out), language=language, policy=policy)
-    typer.echo(f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}")
+    typer.echo(
+        f"relance report for {res['as_of']} in {res['seconds']} s:\n  {res['html']}\n  {res['pdf']}\n  {res['xlsx']}"
+    )
 
 
 def _check_language(language: str) -> None:
@@ -428,8 +503,10 @@ def format_backfill_summary(summary: dict) -> str:
     )
     if rep["deliveries_by_status"]:
         lines.append("  deliveries: " + ", ".join(f"{n} {s}" for s, n in sorted(rep["deliveries_by_status"].items())))
-    lines.append("  replay:   history for the report and metrics (mode replay); never a step for a live run, "
-                 "which goes on from the last real step")
+    lines.append(
+        "  replay:   history for the report and metrics (mode replay); never a step for a live run, "
+        "which goes on from the last real step"
+    )
     lines.append(f"  results:  {summary['db']} (tables unit_stage, dunning_actions, deliveries, dunning_episodes)")
     return "\n".join(lines)
 
@@ -449,18 +526,25 @@ def format_ladder(esc: dict) -> list[str]:
         lines.append("  actions:  none today")
     waiting = esc.get("waiting_by_reason") or {}
     if waiting:
-        words = {"min_gap": "within the minimum gap", "non_business_day": "not a business day in their country",
-                 "pending_approval": "waiting for an approval"}
+        words = {
+            "min_gap": "within the minimum gap",
+            "non_business_day": "not a business day in their country",
+            "pending_approval": "waiting for an approval",
+        }
         lines.append("  waiting:  " + ", ".join(f"{n} units ({words.get(r, r)})" for r, n in waiting.items()))
     held_back = esc.get("held_back_by_reason") or {}
     if held_back:
-        words = {"below_tolerance": "below the tolerance, not contacted",
-                 "formal_notice_not_sent": "no formal notice sent: nothing after it",
-                 "missing_reference_rate": "no reference rate in the policy for their charges: see unit_stage.wait_detail"}
+        words = {
+            "below_tolerance": "below the tolerance, not contacted",
+            "formal_notice_not_sent": "no formal notice sent: nothing after it",
+            "missing_reference_rate": "no reference rate in the policy for their charges: see unit_stage.wait_detail",
+        }
         lines.append("  held back: " + ", ".join(f"{n} units ({words.get(r, r)})" for r, n in held_back.items()))
     if esc.get("replay_history_not_taken"):
-        lines.append(f"  replay:   {esc['replay_history_not_taken']} simulated actions (backfill) in open episodes "
-                     "are history only (report, metrics): the ladder goes on from the last real step")
+        lines.append(
+            f"  replay:   {esc['replay_history_not_taken']} simulated actions (backfill) in open episodes "
+            "are history only (report, metrics): the ladder goes on from the last real step"
+        )
     for cur, c in esc.get("charges", {}).items():
         lines.append(f"  charges:  {cur}: {c['actions']} actions, interest {c['interest']}, indemnity {c['indemnity']}")
     return lines
@@ -470,14 +554,17 @@ def format_summary(summary: dict) -> str:
     ing, aged = summary["ingest"], summary["age"]
     lines = [f"relance run for {summary['as_of']} — done in {summary['seconds']} s"]
     lines.append(
-        "  ingest:   " + ", ".join(f"{n} {e}" for e, n in ing["rows_loaded"].items())
+        "  ingest:   "
+        + ", ".join(f"{n} {e}" for e, n in ing["rows_loaded"].items())
         + f" loaded; {ing['rows_rejected']} rows rejected"
         + (f", {ing['fields_dropped']} contact fields dropped" if ing["fields_dropped"] else "")
     )
     fresh = summary.get("freshness") or {}
     if fresh.get("reasons"):
-        how = {"stale_allowed": "looks stale, --allow-stale: planned and sent anyway",
-               "first_run": "first run on this database, not blocked"}.get(fresh.get("verdict"), fresh.get("verdict"))
+        how = {
+            "stale_allowed": "looks stale, --allow-stale: planned and sent anyway",
+            "first_run": "first run on this database, not blocked",
+        }.get(fresh.get("verdict"), fresh.get("verdict"))
         lines.append(f"  source:   {how}: " + "; ".join(fresh["reasons"]))
     for cur, c in aged["by_currency"].items():
         lines.append(
@@ -489,8 +576,11 @@ def format_summary(summary: dict) -> str:
         lines.extend(format_ladder(summary["escalate"]))
     if summary.get("dispatch"):
         lines.extend(format_dispatch(summary["dispatch"]))
-    lines.append(f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows"
-                 + (", unit_stage, dunning_actions, deliveries" if "escalate" in summary else "") + ")")
+    lines.append(
+        f"  results:  {summary['db']} (tables invoice_snapshot, aged_balance, rejected_rows"
+        + (", unit_stage, dunning_actions, deliveries" if "escalate" in summary else "")
+        + ")"
+    )
     if not summary.get("dispatch"):
         lines.append(f"  outbox:   {summary['outbox']}")
     if summary.get("report"):
@@ -498,24 +588,35 @@ def format_summary(summary: dict) -> str:
     if summary.get("write_back"):
         lines.append(f"  metrics written back to {summary['write_back'].get('target', 'PostgreSQL')}")
     if ing["rows_rejected"]:
-        lines.append(
-            f"  see why rows were rejected: select * from rejected_rows where as_of = '{summary['as_of']}'"
-        )
+        lines.append(f"  see why rows were rejected: select * from rejected_rows where as_of = '{summary['as_of']}'")
     return "\n".join(lines)
 
 
 #: Errors of the file system a user can cause or fix (a full disk, a read-only folder, a path that
 #: is a file): one line naming the file, never a traceback.
-_FILE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EFBIG, errno.ENAMETOOLONG}
+_FILE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENOENT,
+    errno.EFBIG,
+    errno.ENAMETOOLONG,
+}
 
 
 def describe_os_error(e: OSError) -> str:
     where = f" {e.filename}" if e.filename else ""
     reason = e.strerror or str(e)
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"cannot write{where}: {reason} — free some space and run again; deliveries left "
-                "in progress are settled by the next run (re-rendered, or reported in doubt)")
+        return (
+            f"cannot write{where}: {reason} — free some space and run again; deliveries left "
+            "in progress are settled by the next run (re-rendered, or reported in doubt)"
+        )
     if e.errno == errno.EROFS:
         return f"cannot write{where}: {reason}"
     return f"{e.filename}: {reason}" if e.filename else reason
@@ -527,11 +628,15 @@ def describe_duckdb_error(e: Exception) -> str | None:
     low = text.lower()
     db = f"database {_DB['db']}" if "db" in _DB else "the DuckDB database"
     if "no space left" in low or "disk is full" in low:
-        return (f"{db} cannot be written: {text} — free some space and run again; deliveries left in "
-                "progress are settled by the next run (re-rendered, or reported in doubt)")
+        return (
+            f"{db} cannot be written: {text} — free some space and run again; deliveries left in "
+            "progress are settled by the next run (re-rendered, or reported in doubt)"
+        )
     if "corrupt" in low or "checksum" in low or "could not read enough bytes" in low:
-        return (f"{db} is damaged ({text}): restore it from a backup (a new database would not know "
-                "the dunning history nor what was already sent)")
+        return (
+            f"{db} is damaged ({text}): restore it from a backup (a new database would not know "
+            "the dunning history nor what was already sent)"
+        )
     return None
 
 

@@ -10,13 +10,19 @@ For finance, to see a wording change before it goes out. Returns:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from relance.core.errors import UserError
 
 
-def preview(stage: str, channel: str, language: str, fmt: str | None = None, channels_config: str | None = None,
-            policy: str | None = None) -> str | bytes:
+def preview(
+    stage: str,
+    channel: str,
+    language: str,
+    fmt: str | None = None,
+    channels_config: str | None = None,
+    policy: str | None = None,
+) -> str | bytes:
     """policy: the policy file whose stage says the sample's figures, layout and wording (default:
     policies/default.yaml)."""
     from relance.core.policy import load_policy
@@ -38,9 +44,17 @@ def preview(stage: str, channel: str, language: str, fmt: str | None = None, cha
         if fmt == "eml":
             from tasks.dispatch.email import OutgoingEmail, build_eml
 
-            msg = OutgoingEmail("preview-delivery", "preview-action", stage, row["email"], row["name"],
-                                rendered.subject, rendered.text, rendered.html)
-            return build_eml(msg, cfg.email, datetime.now(timezone.utc)).as_bytes()
+            msg = OutgoingEmail(
+                "preview-delivery",
+                "preview-action",
+                stage,
+                row["email"],
+                row["name"],
+                rendered.subject,
+                rendered.text,
+                rendered.html,
+            )
+            return build_eml(msg, cfg.email, datetime.now(UTC)).as_bytes()
         return rendered.html
     if channel == "sms":
         from tasks.dispatch.sms import normalise, segment

@@ -99,86 +99,146 @@ BRAND_TAIL = "tek via ris lis nova gen tis com lia dis ma lys tor ane xis rio".s
 # "& sons" and "partners" phrases, email local parts of accounts departments.
 COUNTRY = {
     "FR": dict(
-        surnames=FR_SURNAMES, first=FR_FIRST,
+        surnames=FR_SURNAMES,
+        first=FR_FIRST,
         act_pre="""Transports Boulangerie Menuiserie Garage Plomberie Imprimerie Pharmacie Cabinet
         Atelier Maçonnerie Fromagerie Librairie Nettoyage Charpente Serrurerie Traiteur Hôtel
         Carrosserie Fleurs Ambulances Laboratoire Électricité""".split(),
         act_post="""Conseil Immobilier Distribution Services Informatique Industrie Bâtiment Logistique
         Rénovation Négoce Emballages Équipements Peinture Énergies Frères""".split(),
         forms=(["SARL", "SAS", "SA", "EURL", "SASU", "SNC"], [0.33, 0.33, 0.1, 0.1, 0.1, 0.04]),
-        sons="& Fils", partners="et Associés",
+        sons="& Fils",
+        partners="et Associés",
         mail=["compta", "comptabilite", "factures", "facturation", "contact", "administratif"],
     ),
     "BE": dict(
-        surnames=BE_SURNAMES, first=BE_FIRST,
+        surnames=BE_SURNAMES,
+        first=BE_FIRST,
         act_pre="""Transports Boulangerie Menuiserie Garage Imprimerie Pharmacie Brasserie Chocolaterie
         Atelier Librairie Nettoyage Toitures Fiduciaire Traiteur Carrosserie""".split(),
         act_post="""Conseil Immobilier Distribution Services Informatique Construction Logistique
         Rénovation Import-Export Peinture Frères""".split(),
         forms=(["SRL", "SA", "SC", "SPRL"], [0.55, 0.25, 0.1, 0.1]),
-        sons="& Fils", partners="et Associés",
+        sons="& Fils",
+        partners="et Associés",
         mail=["comptabilite", "factures", "facturation", "info", "admin"],
     ),
     "DE": dict(
-        surnames=DE_SURNAMES, first=DE_FIRST,
+        surnames=DE_SURNAMES,
+        first=DE_FIRST,
         act_pre="""Bäckerei Autohaus Metallbau Druckerei Tischlerei Elektro Spedition Gärtnerei
         Steuerberatung Malerbetrieb Dachdeckerei Getränke Zimmerei Reinigung""".split(),
         act_post="""Logistik Bau Elektrotechnik Maschinenbau Immobilien Consulting Holztechnik Medien
         Haustechnik Handel Systeme Verpackung""".split(),
-        forms=(["GmbH", "AG", "KG", "GmbH & Co. KG", "e.K.", "UG (haftungsbeschränkt)"],
-               [0.55, 0.08, 0.1, 0.15, 0.07, 0.05]),
-        sons="& Söhne", partners="& Partner",
+        forms=(
+            ["GmbH", "AG", "KG", "GmbH & Co. KG", "e.K.", "UG (haftungsbeschränkt)"],
+            [0.55, 0.08, 0.1, 0.15, 0.07, 0.05],
+        ),
+        sons="& Söhne",
+        partners="& Partner",
         mail=["buchhaltung", "rechnungen", "rechnungswesen", "info", "finanzen"],
     ),
     "GB": dict(
-        surnames=GB_SURNAMES, first=GB_FIRST,
+        surnames=GB_SURNAMES,
+        first=GB_FIRST,
         act_pre=[],
         act_post="""Joinery Logistics Engineering Plumbing Printing Catering Consulting Electrical
         Builders Motors Landscaping Bakery Roofing Interiors Freight Supplies""".split(),
         forms=(["Ltd", "Limited", "PLC", "LLP"], [0.7, 0.2, 0.04, 0.06]),
-        sons="& Sons", partners="& Co",
+        sons="& Sons",
+        partners="& Co",
         mail=["accounts", "accountspayable", "finance", "invoices", "ap"],
     ),
 }
 
 # Addresses. FR/GB: "<number> <street>"; BE/DE: "<street> <number>".
-FR_STREET_TYPES = (["rue", "avenue", "boulevard", "place", "allée", "chemin", "impasse", "quai"],
-                   [0.5, 0.17, 0.1, 0.05, 0.06, 0.06, 0.03, 0.03])
+FR_STREET_TYPES = (
+    ["rue", "avenue", "boulevard", "place", "allée", "chemin", "impasse", "quai"],
+    [0.5, 0.17, 0.1, 0.05, 0.06, 0.06, 0.03, 0.03],
+)
 FR_STREET_NAMES = """de la République|Victor Hugo|Jean Jaurès|des Lilas|du Moulin|de la Gare|Pasteur|
 des Écoles|du Général Leclerc|de Verdun|Gambetta|Voltaire|des Acacias|de Paris|Saint-Martin|
 du Château|des Tilleuls|Émile Zola|de la Liberté|Nationale|des Vignes|du Port|de l'Église|
 des Peupliers|Anatole France|du 8 Mai 1945|des Artisans|de la Mairie""".replace("\n", "").split("|")
-FR_COMPLEMENTS = ["Bâtiment B, ", "ZI Nord, ", "ZA du Moulin, ", "Parc d'activités des Pins, ",
-                  "3e étage, ", "Résidence Les Cèdres, ", "Centre d'affaires Le Forum, "]
+FR_COMPLEMENTS = [
+    "Bâtiment B, ",
+    "ZI Nord, ",
+    "ZA du Moulin, ",
+    "Parc d'activités des Pins, ",
+    "3e étage, ",
+    "Résidence Les Cèdres, ",
+    "Centre d'affaires Le Forum, ",
+]
 FR_CITIES = [  # (city, first postal code, how many consecutive codes, weight)
-    ("Paris", 75001, 20, 18), ("Lyon", 69001, 9, 7), ("Marseille", 13001, 16, 7),
-    ("Toulouse", 31000, 1, 5), ("Nantes", 44000, 1, 4), ("Bordeaux", 33000, 1, 4),
-    ("Lille", 59000, 1, 4), ("Strasbourg", 67000, 1, 3), ("Rennes", 35000, 1, 3),
-    ("Montpellier", 34000, 1, 3), ("Nice", 6000, 1, 3), ("Grenoble", 38000, 1, 2),
-    ("Dijon", 21000, 1, 2), ("Angers", 49000, 1, 2), ("Reims", 51100, 1, 2),
-    ("Le Havre", 76600, 1, 2), ("Saint-Étienne", 42000, 1, 2), ("Tours", 37000, 1, 2),
-    ("Clermont-Ferrand", 63000, 1, 2), ("Limoges", 87000, 1, 1), ("Brest", 29200, 1, 1),
-    ("Metz", 57000, 1, 1), ("Perpignan", 66000, 1, 1), ("Rouen", 76000, 1, 2),
-    ("Caen", 14000, 1, 1), ("Annecy", 74000, 1, 1), ("Pau", 64000, 1, 1),
-    ("La Rochelle", 17000, 1, 1), ("Besançon", 25000, 1, 1), ("Villeurbanne", 69100, 1, 1),
+    ("Paris", 75001, 20, 18),
+    ("Lyon", 69001, 9, 7),
+    ("Marseille", 13001, 16, 7),
+    ("Toulouse", 31000, 1, 5),
+    ("Nantes", 44000, 1, 4),
+    ("Bordeaux", 33000, 1, 4),
+    ("Lille", 59000, 1, 4),
+    ("Strasbourg", 67000, 1, 3),
+    ("Rennes", 35000, 1, 3),
+    ("Montpellier", 34000, 1, 3),
+    ("Nice", 6000, 1, 3),
+    ("Grenoble", 38000, 1, 2),
+    ("Dijon", 21000, 1, 2),
+    ("Angers", 49000, 1, 2),
+    ("Reims", 51100, 1, 2),
+    ("Le Havre", 76600, 1, 2),
+    ("Saint-Étienne", 42000, 1, 2),
+    ("Tours", 37000, 1, 2),
+    ("Clermont-Ferrand", 63000, 1, 2),
+    ("Limoges", 87000, 1, 1),
+    ("Brest", 29200, 1, 1),
+    ("Metz", 57000, 1, 1),
+    ("Perpignan", 66000, 1, 1),
+    ("Rouen", 76000, 1, 2),
+    ("Caen", 14000, 1, 1),
+    ("Annecy", 74000, 1, 1),
+    ("Pau", 64000, 1, 1),
+    ("La Rochelle", 17000, 1, 1),
+    ("Besançon", 25000, 1, 1),
+    ("Villeurbanne", 69100, 1, 1),
 ]
 BE_STREETS = """Rue de la Loi|Avenue Louise|Chaussée de Waterloo|Rue Neuve|Boulevard d'Avroy|Rue des Carmes|
 Place Saint-Lambert|Rue de Namur|Avenue de Tervueren|Rue du Marché|Chaussée de Louvain|Rue Haute|
 Rue de Fer|Avenue des Combattants|Rue du Pont|Grand-Place""".replace("\n", "").split("|")
 BE_CITIES = [
-    ("Bruxelles", 1000, 1, 8), ("Ixelles", 1050, 1, 3), ("Uccle", 1180, 1, 2), ("Liège", 4000, 1, 5),
-    ("Namur", 5000, 1, 3), ("Charleroi", 6000, 1, 4), ("Mons", 7000, 1, 2), ("Wavre", 1300, 1, 2),
-    ("Louvain-la-Neuve", 1348, 1, 1), ("Tournai", 7500, 1, 1), ("Antwerpen", 2000, 1, 3),
-    ("Gent", 9000, 1, 2), ("Arlon", 6700, 1, 1), ("Verviers", 4800, 1, 1),
+    ("Bruxelles", 1000, 1, 8),
+    ("Ixelles", 1050, 1, 3),
+    ("Uccle", 1180, 1, 2),
+    ("Liège", 4000, 1, 5),
+    ("Namur", 5000, 1, 3),
+    ("Charleroi", 6000, 1, 4),
+    ("Mons", 7000, 1, 2),
+    ("Wavre", 1300, 1, 2),
+    ("Louvain-la-Neuve", 1348, 1, 1),
+    ("Tournai", 7500, 1, 1),
+    ("Antwerpen", 2000, 1, 3),
+    ("Gent", 9000, 1, 2),
+    ("Arlon", 6700, 1, 1),
+    ("Verviers", 4800, 1, 1),
 ]
 DE_STREETS = """Hauptstraße|Bahnhofstraße|Gartenstraße|Schulstraße|Dorfstraße|Lindenstraße|Bergstraße|
 Kirchstraße|Goethestraße|Schillerstraße|Am Markt|Industriestraße|Friedrichstraße|Mühlenweg|
 Waldstraße|Ringstraße|Gewerbepark|Rosenweg""".replace("\n", "").split("|")
 DE_CITIES = [
-    ("Berlin", 10115, 1, 8), ("Hamburg", 20095, 1, 5), ("München", 80331, 1, 5), ("Köln", 50667, 1, 4),
-    ("Frankfurt am Main", 60311, 1, 4), ("Stuttgart", 70173, 1, 3), ("Düsseldorf", 40213, 1, 3),
-    ("Leipzig", 4109, 1, 2), ("Dortmund", 44135, 1, 2), ("Essen", 45127, 1, 2), ("Bremen", 28195, 1, 2),
-    ("Dresden", 1067, 1, 2), ("Hannover", 30159, 1, 2), ("Nürnberg", 90402, 1, 2), ("Freiburg im Breisgau", 79098, 1, 1),
+    ("Berlin", 10115, 1, 8),
+    ("Hamburg", 20095, 1, 5),
+    ("München", 80331, 1, 5),
+    ("Köln", 50667, 1, 4),
+    ("Frankfurt am Main", 60311, 1, 4),
+    ("Stuttgart", 70173, 1, 3),
+    ("Düsseldorf", 40213, 1, 3),
+    ("Leipzig", 4109, 1, 2),
+    ("Dortmund", 44135, 1, 2),
+    ("Essen", 45127, 1, 2),
+    ("Bremen", 28195, 1, 2),
+    ("Dresden", 1067, 1, 2),
+    ("Hannover", 30159, 1, 2),
+    ("Nürnberg", 90402, 1, 2),
+    ("Freiburg im Breisgau", 79098, 1, 1),
 ]
 GB_STREET_NAMES = """High|Station|Church|Victoria|Mill|Park|King|Queen|London|Green|Albert|Manor|
 Chapel|Bridge|Market|North""".replace("\n", "").split("|")
@@ -186,23 +246,44 @@ GB_STREET_TYPES = (["Street", "Road", "Lane", "Avenue", "Close", "Way"], [0.35, 
 GB_COMPLEMENTS = ["Unit 4, Riverside Business Park, ", "Suite 2, ", "First Floor, ", "Unit 12, Enterprise Court, "]
 GB_CITIES = [  # (city, outward codes, weight)
     ("London", ["EC1A", "EC2A", "SE1", "N1", "E14", "W1D", "SW1A", "NW1", "WC2N"], 12),
-    ("Manchester", ["M1", "M2", "M4"], 4), ("Birmingham", ["B1", "B2", "B3"], 4), ("Leeds", ["LS1", "LS2"], 3),
-    ("Bristol", ["BS1", "BS2"], 3), ("Glasgow", ["G1", "G2"], 3), ("Edinburgh", ["EH1", "EH2"], 2),
-    ("Liverpool", ["L1", "L2"], 2), ("Sheffield", ["S1"], 2), ("Cardiff", ["CF10"], 2), ("Nottingham", ["NG1"], 2),
+    ("Manchester", ["M1", "M2", "M4"], 4),
+    ("Birmingham", ["B1", "B2", "B3"], 4),
+    ("Leeds", ["LS1", "LS2"], 3),
+    ("Bristol", ["BS1", "BS2"], 3),
+    ("Glasgow", ["G1", "G2"], 3),
+    ("Edinburgh", ["EH1", "EH2"], 2),
+    ("Liverpool", ["L1", "L2"], 2),
+    ("Sheffield", ["S1"], 2),
+    ("Cardiff", ["CF10"], 2),
+    ("Nottingham", ["NG1"], 2),
 ]
 GB_INWARD_LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"), dtype=object)
 
 # Phone number prefixes (E.164) and how many random digits follow.
 PHONES = {
     # ARCEP numbers reserved for fiction: 01 99 00, 02 61 91, 03 53 01, 04 65 71, 05 36 49, 06 39 98, 09 72 10 + 4 digits.
-    "FR": ([("+3319900", 4), ("+3326191", 4), ("+3335301", 4), ("+3346571", 4), ("+3353649", 4), ("+3397210", 4)],
-           [("+3363998", 4)]),
+    "FR": (
+        [("+3319900", 4), ("+3326191", 4), ("+3335301", 4), ("+3346571", 4), ("+3353649", 4), ("+3397210", 4)],
+        [("+3363998", 4)],
+    ),
     "BE": ([("+322", 7), ("+324", 7), ("+3281", 6), ("+3271", 6), ("+3265", 6)], [("+3247", 7), ("+3249", 7)]),
-    "DE": ([("+4930", 8), ("+4940", 8), ("+4989", 8), ("+49221", 7), ("+4969", 8), ("+49711", 7)],
-           [("+49151", 8), ("+49160", 7), ("+49176", 8)]),
+    "DE": (
+        [("+4930", 8), ("+4940", 8), ("+4989", 8), ("+49221", 7), ("+4969", 8), ("+49711", 7)],
+        [("+49151", 8), ("+49160", 7), ("+49176", 8)],
+    ),
     # Ofcom drama numbers: 020 7946 0xxx, 0113/0117/0121/0131/0141/0161 496 0xxx; mobile 07700 900xxx.
-    "GB": ([("+442079460", 3), ("+441134960", 3), ("+441174960", 3), ("+441214960", 3), ("+441314960", 3),
-            ("+441414960", 3), ("+441614960", 3)], [("+447700900", 3)]),
+    "GB": (
+        [
+            ("+442079460", 3),
+            ("+441134960", 3),
+            ("+441174960", 3),
+            ("+441214960", 3),
+            ("+441314960", 3),
+            ("+441414960", 3),
+            ("+441614960", 3),
+        ],
+        [("+447700900", 3)],
+    ),
 }
 
 COLLECTORS = {
@@ -328,8 +409,10 @@ def _company_names(rng, cc: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     sons_s, partners_s = _slug(c["sons"]), _slug(c["partners"])
 
     variants = [  # (display, slug)
-        ((pre + " " + s1 + " " + form) if pre is not None else (s1 + " " + post + " " + form),
-         (pre_s + "-" + s1s) if pre is not None else (s1s + "-" + post_s)),
+        (
+            (pre + " " + s1 + " " + form) if pre is not None else (s1 + " " + post + " " + form),
+            (pre_s + "-" + s1s) if pre is not None else (s1s + "-" + post_s),
+        ),
         (brand + " " + form, brand_s),
         (s1 + " " + c["sons"] + " " + form, s1s + "-" + sons_s),
         (s1 + ", " + s2 + " " + c["partners"], s1s + "-" + s2s + "-" + partners_s),
@@ -361,7 +444,14 @@ def _addresses(rng, cc: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     num_s = _int_str(num)
     if cc == "FR":
         bis = _pick(rng, ["", " bis", " ter"], n, [0.93, 0.05, 0.02])
-        street = num_s + bis + " " + _pick(rng, FR_STREET_TYPES[0], n, FR_STREET_TYPES[1]) + " " + _pick(rng, FR_STREET_NAMES, n)
+        street = (
+            num_s
+            + bis
+            + " "
+            + _pick(rng, FR_STREET_TYPES[0], n, FR_STREET_TYPES[1])
+            + " "
+            + _pick(rng, FR_STREET_NAMES, n)
+        )
         comp = rng.random(n) < 0.1
         street[comp] = _pick(rng, FR_COMPLEMENTS, int(comp.sum())) + street[comp]
         cities = FR_CITIES
@@ -375,9 +465,13 @@ def _addresses(rng, cc: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         street = _pick(rng, DE_STREETS, n) + " " + num_s + letter
         cities = DE_CITIES
     else:
-        street = num_s + " " + _pick(rng, GB_STREET_NAMES, n) + " " + _pick(rng, GB_STREET_TYPES[0], n, GB_STREET_TYPES[1])
+        street = (
+            num_s + " " + _pick(rng, GB_STREET_NAMES, n) + " " + _pick(rng, GB_STREET_TYPES[0], n, GB_STREET_TYPES[1])
+        )
         comp = rng.random(n) < 0.1
-        street[comp] = _pick(rng, GB_COMPLEMENTS, int(comp.sum())) + _pick(rng, GB_STREET_NAMES, int(comp.sum())) + " Road"
+        street[comp] = (
+            _pick(rng, GB_COMPLEMENTS, int(comp.sum())) + _pick(rng, GB_STREET_NAMES, int(comp.sum())) + " Road"
+        )
         w = np.array([c[2] for c in GB_CITIES], dtype=float)
         ci = rng.choice(len(GB_CITIES), size=n, p=w / w.sum())
         city = _obj(c[0] for c in GB_CITIES)[ci]
@@ -385,8 +479,13 @@ def _addresses(rng, cc: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         for k, (_, codes, _) in enumerate(GB_CITIES):
             m = ci == k
             outward[m] = _pick(rng, codes, int(m.sum()))
-        postal = (outward + " " + _int_str(rng.integers(1, 10, n))
-                  + GB_INWARD_LETTERS[rng.integers(0, 20, n)] + GB_INWARD_LETTERS[rng.integers(0, 20, n)])
+        postal = (
+            outward
+            + " "
+            + _int_str(rng.integers(1, 10, n))
+            + GB_INWARD_LETTERS[rng.integers(0, 20, n)]
+            + GB_INWARD_LETTERS[rng.integers(0, 20, n)]
+        )
         return street, postal, city
     w = np.array([c[3] for c in cities], dtype=float)
     ci = rng.choice(len(cities), size=n, p=w / w.sum())
@@ -468,8 +567,17 @@ def _customers(rng, n: int) -> dict:
         rng.choice(5, size=n, p=[0.55, 0.25, 0.08, 0.0, 0.12]),
     )
     return dict(
-        country=country, b2b=b2b, name=name, email=email, phone=phone, street=street,
-        postal_code=postal, city=city, language=language, collector=collector, blocked=blocked,
+        country=country,
+        b2b=b2b,
+        name=name,
+        email=email,
+        phone=phone,
+        street=street,
+        postal_code=postal,
+        city=city,
+        language=language,
+        collector=collector,
+        blocked=blocked,
         behaviour=behaviour,
     )
 
@@ -537,8 +645,15 @@ def _invoices(rng, cust: dict, n: int, as_of_d: int, window: int) -> dict:
 
     # File order: by issue date, then at random; numbers run per kind and year in that order.
     order = np.lexsort((rng.random(total), issue))
-    inv = dict(cust=c[order], issue=issue[order], due=due[order], cents=cents[order], cur=cur[order],
-               is_cn=is_cn[order], term=term[order])
+    inv = dict(
+        cust=c[order],
+        issue=issue[order],
+        due=due[order],
+        cents=cents[order],
+        cur=cur[order],
+        is_cn=is_cn[order],
+        term=term[order],
+    )
     year = inv["issue"].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
     seq = np.zeros(total, dtype=np.int64)
     for kind in (False, True):
@@ -564,14 +679,18 @@ def _payments(rng, cust: dict, inv: dict, n: int, as_of_d: int) -> tuple[dict, n
 
     # Outcome of each invoice: 0 on time, 1 late, 2 partial, 3 unpaid, 4 in an on-account lump sum.
     u = rng.random(total)
-    cum = np.array([
-        [0.87, 0.985, 0.985, 1.00],  # on time: a few late, a few forgotten
-        [0.05, 0.97, 0.97, 1.00],  # late
-        [0.15, 0.45, 0.90, 1.00],  # partial
-        [0.00, 0.10, 0.10, 0.10],  # on account: mostly lump sums (outcome 4)
-        [0.00, 0.03, 0.03, 1.00],  # never pays (nearly)
-    ])[b]
-    outcome = np.where(u < cum[:, 0], 0, np.where(u < cum[:, 1], 1, np.where(u < cum[:, 2], 2, np.where(u < cum[:, 3], 3, 4))))
+    cum = np.array(
+        [
+            [0.87, 0.985, 0.985, 1.00],  # on time: a few late, a few forgotten
+            [0.05, 0.97, 0.97, 1.00],  # late
+            [0.15, 0.45, 0.90, 1.00],  # partial
+            [0.00, 0.10, 0.10, 0.10],  # on account: mostly lump sums (outcome 4)
+            [0.00, 0.03, 0.03, 1.00],  # never pays (nearly)
+        ]
+    )[b]
+    outcome = np.where(
+        u < cum[:, 0], 0, np.where(u < cum[:, 1], 1, np.where(u < cum[:, 2], 2, np.where(u < cum[:, 3], 3, 4)))
+    )
     outcome[is_cn] = -1
 
     # Many credit notes are deducted from the payment of the unit's next invoice falling due.
@@ -586,7 +705,12 @@ def _payments(rng, cust: dict, inv: dict, n: int, as_of_d: int) -> tuple[dict, n
     ok = pos < len(inv_rows)
     cn_rows, pos = cn_rows[ok], pos[ok]
     target = inv_rows[pos]
-    ok = (unit[target] == unit[cn_rows]) & (outcome[target] >= 0) & (outcome[target] <= 1) & (cents[target] > cents[cn_rows])
+    ok = (
+        (unit[target] == unit[cn_rows])
+        & (outcome[target] >= 0)
+        & (outcome[target] <= 1)
+        & (cents[target] > cents[cn_rows])
+    )
     cn_rows, target = cn_rows[ok], target[ok]
     target, first_cn = np.unique(target, return_index=True)
     deduct[target] = cents[cn_rows[first_cn]]
@@ -694,7 +818,9 @@ def _holds(rng, inv: dict, settled: np.ndarray, n: int, as_of_d: int) -> dict:
     rank = np.concatenate([np.zeros(len(holders), np.int64), np.ones(len(second), np.int64)])
     k = len(hc)
     kind = rng.choice(5, size=k, p=[0.40, 0.25, 0.22, 0.06, 0.07])
-    at_invoice = (kind == DISPUTE) | ((kind == PROMISE) & (rng.random(k) < 0.3)) | ((kind == OTHER) & (rng.random(k) < 0.5))
+    at_invoice = (
+        (kind == DISPUTE) | ((kind == PROMISE) & (rng.random(k) < 0.3)) | ((kind == OTHER) & (rng.random(k) < 0.5))
+    )
 
     # Candidate invoices per customer: unsettled ones first, then at random.
     cand = np.flatnonzero(~inv["is_cn"])
@@ -763,20 +889,22 @@ def _tables(cust: dict, inv: dict, pay: dict, holds: dict, n: int) -> dict[str, 
     def s(values) -> pa.Array:
         return pa.array(values, type=pa.string())
 
-    customers = pa.table({
-        "customer_id": customer_id,
-        "name": s(cust["name"]),
-        "email": s(cust["email"]),
-        "phone": s(cust["phone"]),
-        "street": s(cust["street"]),
-        "postal_code": s(cust["postal_code"]),
-        "city": s(cust["city"]),
-        "country": s(cust["country"]),
-        "language": s(cust["language"]),
-        "segment": s(np.where(cust["b2b"], "b2b", "b2c").astype(object)),
-        "dunning_block": s(np.where(cust["blocked"], "true", "false").astype(object)),
-        "collector": s(cust["collector"]),
-    })
+    customers = pa.table(
+        {
+            "customer_id": customer_id,
+            "name": s(cust["name"]),
+            "email": s(cust["email"]),
+            "phone": s(cust["phone"]),
+            "street": s(cust["street"]),
+            "postal_code": s(cust["postal_code"]),
+            "city": s(cust["city"]),
+            "country": s(cust["country"]),
+            "language": s(cust["language"]),
+            "segment": s(np.where(cust["b2b"], "b2b", "b2c").astype(object)),
+            "dunning_block": s(np.where(cust["blocked"], "true", "false").astype(object)),
+            "collector": s(cust["collector"]),
+        }
+    )
 
     total = len(inv["cust"])
     iw = _width(int(inv["seq"].max()) if total else 0, 6)
@@ -787,37 +915,43 @@ def _tables(cust: dict, inv: dict, pay: dict, holds: dict, n: int) -> dict[str, 
     )
     invoice_id = _arrow_ids(pc.binary_join_element_wise(prefix, "-", ""), inv["seq"], iw)
     currency = CURRENCIES
-    invoices = pa.table({
-        "invoice_id": invoice_id,
-        "customer_id": customer_id.take(pa.array(inv["cust"])),
-        "kind": pc.if_else(pa.array(inv["is_cn"]), "credit_note", "invoice"),
-        "issue_date": _arrow_dates(inv["issue"]),
-        "due_date": _arrow_dates(inv["due"]),
-        "amount": _arrow_amounts(inv["cents"]),
-        "currency": s(currency[inv["cur"]]),
-    })
+    invoices = pa.table(
+        {
+            "invoice_id": invoice_id,
+            "customer_id": customer_id.take(pa.array(inv["cust"])),
+            "kind": pc.if_else(pa.array(inv["is_cn"]), "credit_note", "invoice"),
+            "issue_date": _arrow_dates(inv["issue"]),
+            "due_date": _arrow_dates(inv["due"]),
+            "amount": _arrow_amounts(inv["cents"]),
+            "currency": s(currency[inv["cur"]]),
+        }
+    )
 
     npay = len(pay["day"])
     pay_inv = pa.array(pay["inv_row"], mask=pay["inv_row"] < 0)
-    payments = pa.table({
-        "payment_id": _arrow_ids("PAY-", np.arange(1, npay + 1), _width(npay, 7)),
-        "customer_id": customer_id.take(pa.array(pay["cust"])),
-        "invoice_id": invoice_id.take(pay_inv),
-        "paid_date": _arrow_dates(pay["day"]),
-        "amount": _arrow_amounts(pay["cents"]),
-        "currency": s(currency[pay["cur"]]),
-    })
+    payments = pa.table(
+        {
+            "payment_id": _arrow_ids("PAY-", np.arange(1, npay + 1), _width(npay, 7)),
+            "customer_id": customer_id.take(pa.array(pay["cust"])),
+            "invoice_id": invoice_id.take(pay_inv),
+            "paid_date": _arrow_dates(pay["day"]),
+            "amount": _arrow_amounts(pay["cents"]),
+            "currency": s(currency[pay["cur"]]),
+        }
+    )
 
     nh = len(holds["cust"])
     end = _arrow_dates(np.where(holds["end"] < 0, 0, holds["end"]))
-    holds_t = pa.table({
-        "hold_id": _arrow_ids("H-", np.arange(1, nh + 1), _width(nh, 5)),
-        "customer_id": customer_id.take(pa.array(holds["cust"])),
-        "invoice_id": invoice_id.take(pa.array(holds["inv_row"], mask=holds["inv_row"] < 0)),
-        "kind": s(HOLD_KINDS[holds["kind"]]),
-        "start_date": _arrow_dates(holds["start"]),
-        "end_date": pc.if_else(pa.array(holds["end"] < 0), pa.scalar(None, pa.string()), end),
-    })
+    holds_t = pa.table(
+        {
+            "hold_id": _arrow_ids("H-", np.arange(1, nh + 1), _width(nh, 5)),
+            "customer_id": customer_id.take(pa.array(holds["cust"])),
+            "invoice_id": invoice_id.take(pa.array(holds["inv_row"], mask=holds["inv_row"] < 0)),
+            "kind": s(HOLD_KINDS[holds["kind"]]),
+            "start_date": _arrow_dates(holds["start"]),
+            "end_date": pc.if_else(pa.array(holds["end"] < 0), pa.scalar(None, pa.string()), end),
+        }
+    )
     tables = {"customers": customers, "invoices": invoices, "payments": payments, "holds": holds_t}
     for entity, table in tables.items():
         assert tuple(table.column_names) == COLUMNS[entity], entity

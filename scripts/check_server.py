@@ -32,7 +32,7 @@ def service_error(log: Path) -> str | None:
         return None
     # the exception itself is the last line of a traceback block: prefer it to "Traceback ..."
     for i in hits:
-        for line in lines[i:i + 200]:
+        for line in lines[i : i + 200]:
             if re.match(r"^[\w.]+(Error|Exception): ", line.strip()):
                 return line.strip()
     return lines[hits[0]].strip()
@@ -41,11 +41,15 @@ def service_error(log: Path) -> str | None:
 def scheduled_runs(api: str, deployment: str) -> list[dict]:
     dep = requests.get(f"{api}/deployments/name/{deployment}", timeout=10)
     dep.raise_for_status()
-    runs = requests.post(f"{api}/flow_runs/filter", timeout=10, json={
-        "deployments": {"id": {"any_": [dep.json()["id"]]}},
-        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-        "sort": "EXPECTED_START_TIME_ASC",
-    })
+    runs = requests.post(
+        f"{api}/flow_runs/filter",
+        timeout=10,
+        json={
+            "deployments": {"id": {"any_": [dep.json()["id"]]}},
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "sort": "EXPECTED_START_TIME_ASC",
+        },
+    )
     runs.raise_for_status()
     return [r for r in runs.json() if r.get("auto_scheduled")]
 
@@ -62,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         error = service_error(args.log)
         if error:
-            print(f"relance: error: the Prefect server's services are failing: {error[:300]} "
-                  f"(see {args.log})", file=sys.stderr)
+            print(
+                f"relance: error: the Prefect server's services are failing: {error[:300]} (see {args.log})",
+                file=sys.stderr,
+            )
             return 1
         try:
             runs = scheduled_runs(args.api, args.deployment)
@@ -74,13 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             break
         time.sleep(1)
     if not runs:
-        print(f"relance: error: the Prefect scheduler created no run of {args.deployment} within "
-              f"{args.timeout:g} s (see {args.log})", file=sys.stderr)
+        print(
+            f"relance: error: the Prefect scheduler created no run of {args.deployment} within "
+            f"{args.timeout:g} s (see {args.log})",
+            file=sys.stderr,
+        )
         return 1
     first = datetime.fromisoformat(runs[0]["expected_start_time"])
     paris = first.astimezone(ZoneInfo("Europe/Paris"))
-    print(f"scheduler: ok — next {args.deployment} run {paris:%Y-%m-%d %H:%M} Europe/Paris "
-          f"({first.astimezone(ZoneInfo('UTC')):%H:%M} UTC), no service error in the server log")
+    print(
+        f"scheduler: ok — next {args.deployment} run {paris:%Y-%m-%d %H:%M} Europe/Paris "
+        f"({first.astimezone(ZoneInfo('UTC')):%H:%M} UTC), no service error in the server log"
+    )
     return 0
 
 

@@ -16,7 +16,9 @@ AGING_TARGETS = ["marts/invoice_snapshot", "marts/aged_balance"]
 
 
 def write_policy_buckets(con, policy) -> None:
-    con.execute("create or replace temp table policy_buckets (position integer, name varchar, min_days integer, max_days integer)")
+    con.execute(
+        "create or replace temp table policy_buckets (position integer, name varchar, min_days integer, max_days integer)"
+    )
     con.executemany("insert into policy_buckets values (?, ?, ?, ?)", policy.bucket_rows())
 
 
@@ -39,7 +41,9 @@ def age_on(con, as_of: date, pol) -> dict:
     return {
         "as_of": as_of.isoformat(),
         "open_invoices": sum(r[1] for r in rows),
-        "by_currency": {r[0]: {"open_invoices": r[1], "open_amount": str(r[2]), "overdue": str(r[3] or 0)} for r in rows},
+        "by_currency": {
+            r[0]: {"open_invoices": r[1], "open_amount": str(r[2]), "overdue": str(r[3] or 0)} for r in rows
+        },
         "units_with_unapplied_credit": credit,
         "seconds": round(sum(timings.values()), 3),
     }

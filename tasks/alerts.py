@@ -54,8 +54,13 @@ def alert_payload(flow: Any, flow_run: Any, state: Any) -> dict:
 
 def _post_webhook(url: str, payload: dict, timeout: float = 10.0) -> int:
     # Slack and Teams incoming webhooks show `text`; other endpoints read the fields
-    body = json.dumps(payload | {"text": f"relance: {payload['flow']} run {payload['flow_run_name']} "
-                                         f"(as_of {payload['as_of']}) is {payload['state']}: {payload['message']}"}).encode()
+    body = json.dumps(
+        payload
+        | {
+            "text": f"relance: {payload['flow']} run {payload['flow_run_name']} "
+            f"(as_of {payload['as_of']}) is {payload['state']}: {payload['message']}"
+        }
+    ).encode()
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return resp.status
@@ -97,8 +102,10 @@ def alert(flow: Any, flow_run: Any, state: Any) -> dict:
     s = get_settings()
     url, to = s.alert_webhook, s.alert_email
     if not url and not to:
-        log.warning("relance: run %s failed; no alert configured (RELANCE_ALERT_WEBHOOK / RELANCE_ALERT_EMAIL)",
-                    payload["flow_run_id"])
+        log.warning(
+            "relance: run %s failed; no alert configured (RELANCE_ALERT_WEBHOOK / RELANCE_ALERT_EMAIL)",
+            payload["flow_run_id"],
+        )
         return done
     if url:
         try:

@@ -22,9 +22,9 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from prefect.input import RunInput
 from pydantic import Field
 
-from prefect.input import RunInput
 from relance.core.errors import UserError
 from relance.core.settings import get_settings
 from tasks import warehouse
@@ -78,8 +78,14 @@ def _creditor_locale() -> str:
     return LOCALES[language_of(load_channels_config().creditor.language)]
 
 
-def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hours: float,
-                      drafts: list[dict] | None = None, locale: str | None = None) -> str:
+def approval_markdown(
+    notices: list[dict],
+    as_of: date,
+    outbox: str,
+    timeout_hours: float,
+    drafts: list[dict] | None = None,
+    locale: str | None = None,
+) -> str:
     from collections import defaultdict
     from decimal import Decimal
 
@@ -110,28 +116,44 @@ def approval_markdown(notices: list[dict], as_of: date, outbox: str, timeout_hou
         totals[cur]["interest"] += n["interest"] or 0
         totals[ind_cur]["indemnity"] += n["indemnity"] or 0
     if notices:
-        lines += ["", "Totals per currency (the fixed indemnity counts in its own currency):", "",
-                  "| currency | amount due | interest | indemnity | total claimed |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Totals per currency (the fixed indemnity counts in its own currency):",
+            "",
+            "| currency | amount due | interest | indemnity | total claimed |",
+            "|---|---|---|---|---|",
+        ]
         for cur in sorted(totals):
             t = totals[cur]
-            lines.append(f"| {cur} | {_money(t['amount due'], cur, locale)} | {_money(t['interest'], cur, locale)} | "
-                         f"{_money(t['indemnity'], cur, locale)} | "
-                         f"{_money(t['amount due'] + t['interest'] + t['indemnity'], cur, locale)} |")
+            lines.append(
+                f"| {cur} | {_money(t['amount due'], cur, locale)} | {_money(t['interest'], cur, locale)} | "
+                f"{_money(t['indemnity'], cur, locale)} | "
+                f"{_money(t['amount due'] + t['interest'] + t['indemnity'], cur, locale)} |"
+            )
     drafted = {d["delivery_id"]: d["path"] for d in drafts or ()}
-    letters = [(n["action_id"], d, c) for n in notices for d, c in zip(n["delivery_ids"], n["channels"])
-               if c in ("letter", "registered_letter")]
+    letters = [
+        (n["action_id"], d, c)
+        for n in notices
+        for d, c in zip(n["delivery_ids"], n["channels"])
+        if c in ("letter", "registered_letter")
+    ]
     if drafted:
         lines += ["", "Drafts of the letters, as they will be sent once approved (marked draft, not sent):", ""]
         lines += [f"- `{a}` {c}: `{drafted[d]}`" for a, d, c in letters if d in drafted]
     missing = [(a, d, c) for a, d, c in letters if d not in drafted]
     if missing:
-        lines += ["", "No draft could be rendered for these letters (see the run's log); once approved and sent they will be at:", ""]
+        lines += [
+            "",
+            "No draft could be rendered for these letters (see the run's log); once approved and sent they will be at:",
+            "",
+        ]
         lines += [f"- `{a}` {c}: `{Path(outbox) / str(as_of) / c / (d + '.pdf')}`" for a, d, c in missing]
     return "\n".join(lines) + "\n"
 
 
-def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = False,
-                     timeout_hours: float = 6.0, policy: str | None = None) -> dict:
+def ask_for_approval(
+    db: str, as_of: date, outbox: str, auto_approve: bool = False, timeout_hours: float = 6.0, policy: str | None = None
+) -> dict:
     """Pause the flow run for the approval of pending formal notices (see the module docstring)."""
     if not in_flow_run() or auto_approve:
         return {"asked": False}
@@ -150,23 +172,38 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
 
         drafts = render_drafts(db, as_of, outbox, policy=policy)
     except Exception as e:  # the drafts help the decision; their failure must not stop the asking
-        log.error("approval: drafts not rendered (%s: %s); the artifact lists the notices without them",
-                  type(e).__name__, e)
+        log.error(
+            "approval: drafts not rendered (%s: %s); the artifact lists the notices without them", type(e).__name__, e
+        )
         drafts = []
-    create_markdown_artifact(approval_markdown(notices, as_of, outbox, timeout_hours, drafts), key=ARTIFACT_KEY,
-                             description=f"{len(notices)} formal notice(s) waiting for approval, {as_of}")
-    log.info("approval: %d action(s) wait for approval (%s); pausing for up to %g h", len(ids), ", ".join(ids[:20]),
-             timeout_hours)
+    create_markdown_artifact(
+        approval_markdown(notices, as_of, outbox, timeout_hours, drafts),
+        key=ARTIFACT_KEY,
+        description=f"{len(notices)} formal notice(s) waiting for approval, {as_of}",
+    )
+    log.info(
+        "approval: %d action(s) wait for approval (%s); pausing for up to %g h",
+        len(ids),
+        ", ".join(ids[:20]),
+        timeout_hours,
+    )
     timeout = max(1, int(round(timeout_hours * 3600)))
     # a fresh pause key each time: a retried run asks again instead of replaying an earlier answer
     poll = get_settings().approval_poll_s
     try:
-        answer: ApprovalInput = pause_flow_run(wait_for_input=ApprovalInput, timeout=timeout,
-                                               poll_interval=max(1, int(min(poll, timeout / 4))), key=f"approval-{as_of}-{uuid.uuid4().hex[:8]}")
+        answer: ApprovalInput = pause_flow_run(
+            wait_for_input=ApprovalInput,
+            timeout=timeout,
+            poll_interval=max(1, int(min(poll, timeout / 4))),
+            key=f"approval-{as_of}-{uuid.uuid4().hex[:8]}",
+        )
     except FlowPauseTimeout:
         _resume_after_timeout(len(ids), timeout_hours)
-        log.warning("approval: no answer within %g h; %d action(s) stay pending_approval for the next run "
-                    "or `relance approve`", timeout_hours, len(ids))
+        log.warning(
+            "approval: no answer within %g h; %d action(s) stay pending_approval for the next run or `relance approve`",
+            timeout_hours,
+            len(ids),
+        )
         return {"asked": True, "pending": len(ids), "answered": False}
     by = (answer.by or "").strip() or "someone"
     try:
@@ -178,19 +215,42 @@ def ask_for_approval(db: str, as_of: date, outbox: str, auto_approve: bool = Fal
 
         with warehouse.open_db(db) as con:
             ledger.ensure_tables(con)
-            with audit.audited(db, "approve", as_of, con=con, actor=f"{by} (prefect-ui)",
-                               run_id=f"{audit.flow_run_id()}/approve") as run:
-                decided = run.step("approve", decide(
-                    con, as_of, approve_all=answer.approve_all, action_ids=answer.approve, reject_ids=answer.reject,
-                    by=f"{by} (prefect-ui)", reason=answer.reason or None, run_id=run.run_id))
+            with audit.audited(
+                db, "approve", as_of, con=con, actor=f"{by} (prefect-ui)", run_id=f"{audit.flow_run_id()}/approve"
+            ) as run:
+                decided = run.step(
+                    "approve",
+                    decide(
+                        con,
+                        as_of,
+                        approve_all=answer.approve_all,
+                        action_ids=answer.approve,
+                        reject_ids=answer.reject,
+                        by=f"{by} (prefect-ui)",
+                        reason=answer.reason or None,
+                        run_id=run.run_id,
+                    ),
+                )
     except UserError as e:
         # a wrong id or a missing reason changes nothing; tonight's other deliveries still go
         log.error("approval: %s — nothing decided; the notices stay pending_approval", e)
         return {"asked": True, "pending": len(ids), "answered": True, "error": str(e)}
-    log.info("approval by %s: approved %s, rejected %s, still pending %s", by, decided["approved"],
-             decided["rejected"], decided["still_pending"])
-    return {"asked": True, "pending": len(ids), "answered": True, "approved": decided["approved"],
-            "rejected": decided["rejected"], "still_pending": decided["still_pending"], "by": by}
+    log.info(
+        "approval by %s: approved %s, rejected %s, still pending %s",
+        by,
+        decided["approved"],
+        decided["rejected"],
+        decided["still_pending"],
+    )
+    return {
+        "asked": True,
+        "pending": len(ids),
+        "answered": True,
+        "approved": decided["approved"],
+        "rejected": decided["rejected"],
+        "still_pending": decided["still_pending"],
+        "by": by,
+    }
 
 
 def _resume_after_timeout(pending: int, timeout_hours: float) -> None:

@@ -25,14 +25,15 @@ import hashlib
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from relance import __version__
+from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from tasks import warehouse
 
 KINDS = ("nightly", "backfill", "dispatch", "approve", "resolve")
@@ -75,8 +76,12 @@ def sha256_folder(folder: str | Path) -> str | None:
 def code_version() -> str:
     """`git describe --tags --always --dirty` of the checkout relance runs from, else the package version."""
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "describe", "--tags", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--tags", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -95,7 +100,7 @@ def flow_run_id() -> str | None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _one_line(error: BaseException) -> str:
@@ -108,9 +113,12 @@ def _one_line(error: BaseException) -> str:
 
 def source_fingerprint(con) -> dict[str, dict[str, Any]] | None:
     """Rows and latest dates per entity of the source as loaded (the stg_* tables); None before any load."""
-    have = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = 'main' and table_catalog = current_database()"
-    ).fetchall()}
+    have = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main' and table_catalog = current_database()"
+        ).fetchall()
+    }
     if not {"stg_customers", "stg_invoices", "stg_payments", "stg_holds"} <= have:
         return None
     row = con.execute(
@@ -174,13 +182,16 @@ class Run:
 
 def _free_ids(con, bases: list[str]) -> list[str]:
     """Each id as given, or with the first `#n` suffix not taken yet (a run done again under its id)."""
-    taken = {r[0] for r in con.execute(
-        """
+    taken = {
+        r[0]
+        for r in con.execute(
+            """
         select run_id from runs
         where regexp_replace(run_id, '#[0-9]+$', '') in (select unnest($bases::varchar[]))
         """,
-        {"bases": bases},
-    ).fetchall()}
+            {"bases": bases},
+        ).fetchall()
+    }
     free = []
     for base in bases:
         n = 1
@@ -190,12 +201,29 @@ def _free_ids(con, bases: list[str]) -> list[str]:
     return free
 
 
-def start(con, kind: str, as_of: date, *, policy: str | Path | None = None, source: str | None = None,
-          actor: str | None = None, channels: str | Path | None = None, run_id: str | None = None) -> Run:
+def start(
+    con,
+    kind: str,
+    as_of: date,
+    *,
+    policy: str | Path | None = None,
+    source: str | None = None,
+    actor: str | None = None,
+    channels: str | Path | None = None,
+    run_id: str | None = None,
+) -> Run:
     """Write the run's row (outcome `running`) and return the Run. run_id: the id to use (made free by a
     `#n` suffix if taken); default the Prefect flow-run id in a flow run, else a new uuid."""
-    [run] = _start(con, kind, [as_of], [run_id or flow_run_id() or str(uuid.uuid4())], policy=policy,
-                   source=source, actor=actor, channels=channels)
+    [run] = _start(
+        con,
+        kind,
+        [as_of],
+        [run_id or flow_run_id() or str(uuid.uuid4())],
+        policy=policy,
+        source=source,
+        actor=actor,
+        channels=channels,
+    )
     return run
 
 
@@ -207,8 +235,17 @@ def start_dates(con, kind: str, dates: Sequence[date], *, run_id: str | None = N
     return _start(con, kind, list(dates), [f"{base}/{d.isoformat()}" for d in dates], **kwargs)
 
 
-def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | Path | None = None,
-           source: str | None = None, actor: str | None = None, channels: str | Path | None = None) -> list[Run]:
+def _start(
+    con,
+    kind: str,
+    dates: list[date],
+    ids: list[str],
+    *,
+    policy: str | Path | None = None,
+    source: str | None = None,
+    actor: str | None = None,
+    channels: str | Path | None = None,
+) -> list[Run]:
     from tasks.dispatch.config import config_path  # the channels file dispatch reads
 
     if kind not in KINDS:
@@ -235,12 +272,21 @@ def _start(con, kind: str, dates: list[date], ids: list[str], *, policy: str | P
         select unnest($ids::varchar[]), $kind, unnest($dates::date[]), $flow_run_id, $actor, $source, $now,
                'running', $code, $policy_path, $policy_sha, $channels_path, $channels_sha, $templates_sha
         """,
-        {"ids": ids, "dates": dates, "kind": kind, "flow_run_id": flow_run, "actor": actor, "source": source,
-         "now": _now(), "code": code_version(), "policy_path": str(policy_path) if rules else None,
-         "policy_sha": sha256_file(policy_path) if rules else None,
-         "channels_path": str(channels_path) if rules else None,
-         "channels_sha": sha256_file(channels_path) if rules else None,
-         "templates_sha": sha256_folder(TEMPLATES_DIR) if rules else None},
+        {
+            "ids": ids,
+            "dates": dates,
+            "kind": kind,
+            "flow_run_id": flow_run,
+            "actor": actor,
+            "source": source,
+            "now": _now(),
+            "code": code_version(),
+            "policy_path": str(policy_path) if rules else None,
+            "policy_sha": sha256_file(policy_path) if rules else None,
+            "channels_path": str(channels_path) if rules else None,
+            "channels_sha": sha256_file(channels_path) if rules else None,
+            "templates_sha": sha256_folder(TEMPLATES_DIR) if rules else None,
+        },
     )
     return [Run(i, kind, d, flow_run) for i, d in zip(ids, dates)]
 
@@ -251,8 +297,7 @@ def begin(run: Run) -> None:
     run.started_at = _now()
 
 
-def finish(con, run: Run, error: BaseException | str | None = None,
-           fingerprint: dict | None | bool = True) -> None:
+def finish(con, run: Run, error: BaseException | str | None = None, fingerprint: dict | None | bool = True) -> None:
     """Complete the row: outcome `completed`, or `failed` with the error's one line; the step counts
     and the source fingerprint (True: read it now — but none for a run that reads the source and
     failed before its ingest ended: the staging would be an earlier load's; a dict: that one; None: none)."""
@@ -267,16 +312,33 @@ def finish(con, run: Run, error: BaseException | str | None = None,
                         freshness = coalesce($freshness, freshness), allow_stale = coalesce($allow_stale, allow_stale)
         where run_id = $id
         """,
-        {"freshness": run.freshness, "allow_stale": run.allow_stale, "started": run.started_at, "now": _now(), "outcome": "completed" if error is None else "failed", "reason": reason,
-         "fingerprint": None if fingerprint is None else json.dumps(fingerprint),
-         "steps": json.dumps(run.steps), "id": run.run_id},
+        {
+            "freshness": run.freshness,
+            "allow_stale": run.allow_stale,
+            "started": run.started_at,
+            "now": _now(),
+            "outcome": "completed" if error is None else "failed",
+            "reason": reason,
+            "fingerprint": None if fingerprint is None else json.dumps(fingerprint),
+            "steps": json.dumps(run.steps),
+            "id": run.run_id,
+        },
     )
 
 
 @contextmanager
-def audited(db: str | Path, kind: str, as_of: date, *, con=None, policy: str | Path | None = None,
-            source: str | None = None, actor: str | None = None, channels: str | Path | None = None,
-            run_id: str | None = None) -> Iterator[Run]:
+def audited(
+    db: str | Path,
+    kind: str,
+    as_of: date,
+    *,
+    con=None,
+    policy: str | Path | None = None,
+    source: str | None = None,
+    actor: str | None = None,
+    channels: str | Path | None = None,
+    run_id: str | None = None,
+) -> Iterator[Run]:
     """`with audited(db, kind, as_of, …) as run:` — the run's row, written at the start and completed at
     the end (failed with the reason when the block raises; the error goes on). On `con` when given
     (a caller holding the database open), else on a connection of its own at the start and the end."""

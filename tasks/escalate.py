@@ -12,7 +12,7 @@ actions and its own simulated ones (contract §3, "Live state and replays"; docs
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from relance.core.errors import UserError
@@ -103,9 +103,17 @@ def write_policy_tables(con, pol: Policy) -> None:
     con.executemany(
         "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (rank, s.code, s.offset_days, s.min_amount, s.requires_approval,
-             s.offset_days < 0, s.offset_days > 0, s.charged,
-             notice_rank is not None and rank > notice_rank)
+            (
+                rank,
+                s.code,
+                s.offset_days,
+                s.min_amount,
+                s.requires_approval,
+                s.offset_days < 0,
+                s.offset_days > 0,
+                s.charged,
+                notice_rank is not None and rank > notice_rank,
+            )
             for rank, s in enumerate(pol.stages, start=1)
         ],
     )
@@ -143,7 +151,10 @@ class Ladder:
         self._calendar(start, end)
 
     def _calendar(self, start: date, end: date) -> None:
-        countries = [r[0] for r in self.con.execute("select distinct country from stg_customers where country is not null").fetchall()]
+        countries = [
+            r[0]
+            for r in self.con.execute("select distinct country from stg_customers where country is not null").fetchall()
+        ]
         unknown = write_calendar(self.con, countries, start, end)
         if unknown:
             get_logger().warning(
@@ -168,7 +179,7 @@ class Ladder:
             "indemnity": charges.indemnity_per_invoice,
             "indemnity_currency": charges.indemnity_currency,
             "days_in_year": charges.days_in_year,
-            "now": datetime.now(timezone.utc).replace(tzinfo=None),
+            "now": datetime.now(UTC).replace(tzinfo=None),
             "run_id": run_id,
         }
 
@@ -285,8 +296,7 @@ class Ladder:
             "actions_by_stage": dict(by_stage),
             "deliveries_by_status": dict(by_status),
             "charges": {
-                cur: {"actions": n, "interest": str(interest or Decimal("0.00")),
-                      "indemnity": f"{indemnity} {ind_cur}"}
+                cur: {"actions": n, "interest": str(interest or Decimal("0.00")), "indemnity": f"{indemnity} {ind_cur}"}
                 for cur, interest, indemnity, ind_cur, n in charges
             },
             "seconds": round(seconds, 3),
@@ -306,11 +316,19 @@ def escalate(db: str, as_of: date, policy: str | None = None, mode: str = "live"
         summary = Ladder(con, pol, as_of, as_of).run(as_of, mode, run_id)
         # a mart whose key is violated stops the run here, before dispatch sends anything
         checked = warehouse.require_keys(con, NIGHTLY_MARTS, {"as_of": as_of})
-    log.info("escalate: keys and not_null of %s checked for %s in %.1f ms",
-             ", ".join(m.split("/")[-1] for m in NIGHTLY_MARTS), as_of, checked * 1000)
+    log.info(
+        "escalate: keys and not_null of %s checked for %s in %.1f ms",
+        ", ".join(m.split("/")[-1] for m in NIGHTLY_MARTS),
+        as_of,
+        checked * 1000,
+    )
     log.info(
         "escalate (%s): %d units, %d held, %d actions %s, deliveries %s",
-        mode, summary["units"], summary["held_units"], summary["actions"],
-        summary["actions_by_stage"] or "", summary["deliveries_by_status"] or "",
+        mode,
+        summary["units"],
+        summary["held_units"],
+        summary["actions"],
+        summary["actions_by_stage"] or "",
+        summary["deliveries_by_status"] or "",
     )
     return summary

@@ -33,10 +33,11 @@ import json
 import os
 import threading
 import time
-from datetime import date, datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pyarrow as pa
@@ -54,18 +55,34 @@ SMS_PATH = "/sms/status"
 #: delivery_state precedence: a later event never lowers what an earlier one proved.
 STATE_RANK = {"accepted": 1, "delivered": 2, "undelivered": 3, "bounced": 4, "dropped": 4, "complained": 5}
 #: SendGrid event → delivery_state (bounce is split by its `type`: "blocked" is a soft bounce).
-SENDGRID_STATE = {"processed": "accepted", "deferred": "accepted", "delivered": "delivered", "open": "delivered",
-                  "click": "delivered", "unsubscribe": "delivered", "group_unsubscribe": "delivered",
-                  "group_resubscribe": "delivered", "bounce": "bounced", "dropped": "dropped",
-                  "spamreport": "complained"}
+SENDGRID_STATE = {
+    "processed": "accepted",
+    "deferred": "accepted",
+    "delivered": "delivered",
+    "open": "delivered",
+    "click": "delivered",
+    "unsubscribe": "delivered",
+    "group_unsubscribe": "delivered",
+    "group_resubscribe": "delivered",
+    "bounce": "bounced",
+    "dropped": "dropped",
+    "spamreport": "complained",
+}
 #: Twilio MessageStatus → delivery_state.
-SMS_STATE = {"queued": "accepted", "accepted": "accepted", "sending": "accepted", "sent": "accepted",
-             "delivered": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
+SMS_STATE = {
+    "queued": "accepted",
+    "accepted": "accepted",
+    "sending": "accepted",
+    "sent": "accepted",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "undelivered",
+}
 OPT_OUT_EVENTS = ("unsubscribe", "group_unsubscribe", "spamreport")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # -- signatures ----------------------------------------------------------------------------------
@@ -79,8 +96,10 @@ def load_sendgrid_key(public_key_b64: str):
     try:
         key = load_der_public_key(base64.b64decode(public_key_b64.strip(), validate=True))
     except Exception:
-        raise UserError("SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key "
-                        "(copy the verification key from SendGrid's Event Webhook settings)") from None
+        raise UserError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key "
+            "(copy the verification key from SendGrid's Event Webhook settings)"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise UserError("SENDGRID_WEBHOOK_PUBLIC_KEY is not an elliptic-curve (ECDSA) public key")
     return key
@@ -122,8 +141,15 @@ class Journal:
 
     def append(self, source: str, events: Iterable[dict[str, Any]]) -> int:
         received = utcnow()
-        lines = "".join(json.dumps({"source": source, "received_at": received.isoformat(), "event": e},
-                                   ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+        lines = "".join(
+            json.dumps(
+                {"source": source, "received_at": received.isoformat(), "event": e},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            + "\n"
+            for e in events
+        )
         if not lines:
             return 0
         data = lines.encode("utf-8")
@@ -135,7 +161,7 @@ class Journal:
                     data = b"\n" + data  # a line torn by a crash stays alone on its line (and is skipped)
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -160,8 +186,16 @@ def read_journal(folder: str | Path) -> list[dict[str, Any]]:
 
 
 class ReceiverConfig:
-    def __init__(self, journal: Journal, *, sendgrid_key=None, sms_token: str | None = None,
-                 max_age_s: float = 300.0, max_body: int = 1_048_576, public_url: str | None = None):
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        sendgrid_key=None,
+        sms_token: str | None = None,
+        max_age_s: float = 300.0,
+        max_body: int = 1_048_576,
+        public_url: str | None = None,
+    ):
         self.journal, self.sendgrid_key, self.sms_token = journal, sendgrid_key, sms_token
         self.max_age_s, self.max_body, self.public_url = max_age_s, max_body, public_url
         self._seen: dict[str, float] = {}  # signatures accepted within the window: a replay is refused
@@ -278,26 +312,41 @@ def receiver_config(journal: str | Path | None = None) -> ReceiverConfig:
     key_b64 = resolve_secret(s.sendgrid_webhook_public_key, s.sendgrid_webhook_key_block)
     token = resolve_secret(s.sms_auth_token, s.sms_auth_token_block)
     if not key_b64 and not token:
-        raise UserError("nothing to verify with: set SENDGRID_WEBHOOK_PUBLIC_KEY (SendGrid's verification key) "
-                        "and/or RELANCE_SMS_AUTH_TOKEN")
-    return ReceiverConfig(Journal(journal or s.events_journal_dir), sendgrid_key=load_sendgrid_key(key_b64) if key_b64 else None,
-                          sms_token=token, max_age_s=s.events_max_age_s, max_body=s.events_max_body,
-                          public_url=s.events_public_url)
+        raise UserError(
+            "nothing to verify with: set SENDGRID_WEBHOOK_PUBLIC_KEY (SendGrid's verification key) "
+            "and/or RELANCE_SMS_AUTH_TOKEN"
+        )
+    return ReceiverConfig(
+        Journal(journal or s.events_journal_dir),
+        sendgrid_key=load_sendgrid_key(key_b64) if key_b64 else None,
+        sms_token=token,
+        max_age_s=s.events_max_age_s,
+        max_body=s.events_max_body,
+        public_url=s.events_public_url,
+    )
 
 
 # -- apply: journal → ledger ----------------------------------------------------------------------
 
 _ROW_SCHEMA = {
-    "event_key": pa.string(), "source": pa.string(), "received_at": pa.timestamp("us"), "event_at": pa.timestamp("us"),
-    "provider_event": pa.string(), "state": pa.string(), "delivery_id": pa.string(),
-    "provider_message_id": pa.string(), "address": pa.string(), "hard": pa.bool_(), "detail": pa.string(),
+    "event_key": pa.string(),
+    "source": pa.string(),
+    "received_at": pa.timestamp("us"),
+    "event_at": pa.timestamp("us"),
+    "provider_event": pa.string(),
+    "state": pa.string(),
+    "delivery_id": pa.string(),
+    "provider_message_id": pa.string(),
+    "address": pa.string(),
+    "hard": pa.bool_(),
+    "detail": pa.string(),
     "raw": pa.string(),
 }
 
 
 def _ts(value: Any) -> datetime | None:
     try:
-        return datetime.fromtimestamp(int(value), timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -319,20 +368,39 @@ def normalize(record: dict[str, Any]) -> dict[str, Any] | None:
             state = "undelivered"
         detail = "; ".join(str(event[k]) for k in ("type", "reason", "status", "response") if event.get(k))
         msg_id = str(event.get("sg_message_id") or "").split(".", 1)[0] or None
-        return {"event_key": f"sendgrid:{key}", "source": source, "received_at": received_at,
-                "event_at": _ts(event.get("timestamp")), "provider_event": name or None, "state": state,
-                "delivery_id": event.get("delivery_id") if isinstance(event.get("delivery_id"), str) else None,
-                "provider_message_id": msg_id, "address": event.get("email"), "hard": hard,
-                "detail": detail or None, "raw": raw}
+        return {
+            "event_key": f"sendgrid:{key}",
+            "source": source,
+            "received_at": received_at,
+            "event_at": _ts(event.get("timestamp")),
+            "provider_event": name or None,
+            "state": state,
+            "delivery_id": event.get("delivery_id") if isinstance(event.get("delivery_id"), str) else None,
+            "provider_message_id": msg_id,
+            "address": event.get("email"),
+            "hard": hard,
+            "detail": detail or None,
+            "raw": raw,
+        }
     if source == "sms":
         sid, status = event.get("MessageSid"), str(event.get("MessageStatus") or "")
         if not sid:
             return None
         detail = "; ".join(f"{k} {event[k]}" for k in ("ErrorCode", "ErrorMessage") if event.get(k))
-        return {"event_key": f"sms:{sid}:{status}", "source": source, "received_at": received_at,
-                "event_at": received_at, "provider_event": status or None, "state": SMS_STATE.get(status),
-                "delivery_id": None, "provider_message_id": sid, "address": event.get("To"), "hard": False,
-                "detail": detail or None, "raw": raw}
+        return {
+            "event_key": f"sms:{sid}:{status}",
+            "source": source,
+            "received_at": received_at,
+            "event_at": received_at,
+            "provider_event": status or None,
+            "state": SMS_STATE.get(status),
+            "delivery_id": None,
+            "provider_message_id": sid,
+            "address": event.get("To"),
+            "hard": False,
+            "detail": detail or None,
+            "raw": raw,
+        }
     return None
 
 
@@ -396,8 +464,10 @@ def _apply(con, now: datetime) -> dict[str, int]:
         where not exists (select 1 from delivery_events x where x.event_key = e.event_key)
         """
     ).fetchone()[0]
-    con.execute("delete from unmatched_events where event_key in "
-                "(select event_key from events_incoming where matched_id is not null)")
+    con.execute(
+        "delete from unmatched_events where event_key in "
+        "(select event_key from events_incoming where matched_id is not null)"
+    )
     unmatched = con.execute(
         """
         insert into unmatched_events by name
@@ -425,7 +495,8 @@ def _apply(con, now: datetime) -> dict[str, int]:
         from best
         where deliveries.delivery_id = best.delivery_id
           and deliveries.delivery_state is distinct from best.state
-        """, p,
+        """,
+        p,
     ).fetchone()[0]
     con.execute(
         """
@@ -436,9 +507,15 @@ def _apply(con, now: datetime) -> dict[str, int]:
     )
     flagged = _flag_contacts(con, now)
     fallbacks = _letter_fallbacks(con, now)
-    return {"events": con.execute("select count(*) from events_incoming").fetchone()[0], "inserted": inserted,
-            "unmatched_new": unmatched, "unmatched_total": unmatched_total, "states_changed": states,
-            "contacts_flagged": flagged, "letters_planned": fallbacks}
+    return {
+        "events": con.execute("select count(*) from events_incoming").fetchone()[0],
+        "inserted": inserted,
+        "unmatched_new": unmatched,
+        "unmatched_total": unmatched_total,
+        "states_changed": states,
+        "contacts_flagged": flagged,
+        "letters_planned": fallbacks,
+    }
 
 
 def _flag_contacts(con, now: datetime) -> int:
@@ -457,7 +534,8 @@ def _flag_contacts(con, now: datetime) -> int:
         qualify row_number() over (partition by a.customer_id, e.hard order by e.event_at desc nulls last) = 1
         on conflict do update set address = excluded.address, reason = excluded.reason,
                                   delivery_id = excluded.delivery_id, flagged_at = excluded.flagged_at
-        """, {"now": now},
+        """,
+        {"now": now},
     ).fetchone()[0]
 
 
@@ -482,7 +560,8 @@ def _letter_fallbacks(con, now: datetime) -> int:
           )
         group by d.action_id
         returning delivery_id, fallback_from
-        """, {"now": now},
+        """,
+        {"now": now},
     ).fetchall()
     if rows:
         con.execute(
@@ -490,13 +569,21 @@ def _letter_fallbacks(con, now: datetime) -> int:
             insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
             select unnest($ids::varchar[]), $now, 'planned', null, 'letter', null, 'events',
                    'the email ' || unnest($from::varchar[]) || ' bounced or was dropped: re-sent as a letter'
-            """, {"now": now, "ids": [r[0] for r in rows], "from": [r[1] for r in rows]},
+            """,
+            {"now": now, "ids": [r[0] for r in rows], "from": [r[1] for r in rows]},
         )
     return len(rows)
 
 
-EMPTY = {"events": 0, "inserted": 0, "unmatched_new": 0, "unmatched_total": 0, "states_changed": 0,
-         "contacts_flagged": 0, "letters_planned": 0}
+EMPTY = {
+    "events": 0,
+    "inserted": 0,
+    "unmatched_new": 0,
+    "unmatched_total": 0,
+    "states_changed": 0,
+    "contacts_flagged": 0,
+    "letters_planned": 0,
+}
 
 
 def apply_journal(db: str | Path, journal: str | Path | None = None, *, skip_if_empty: bool = False) -> dict[str, Any]:
@@ -543,19 +630,31 @@ def apply_events(db: str) -> dict[str, Any]:
 
 # -- registered letters: the postal tracking export ----------------------------------------------
 
-_POST_COLUMNS = {"reference": ("reference", "delivery_id", "delivery", "batch_reference", "batch"),
-                 "tracking_number": ("tracking_number", "tracking"),
-                 "deposit_date": ("deposit_date", "deposited_on"), "receipt_date": ("receipt_date", "received_on"),
-                 "return_reason": ("return_reason", "reason"),
-                 "presentation_date": ("presentation_date", "presented_on", "first_presentation"),
-                 "sequence": ("sequence", "seq", "position")}
+_POST_COLUMNS = {
+    "reference": ("reference", "delivery_id", "delivery", "batch_reference", "batch"),
+    "tracking_number": ("tracking_number", "tracking"),
+    "deposit_date": ("deposit_date", "deposited_on"),
+    "receipt_date": ("receipt_date", "received_on"),
+    "return_reason": ("return_reason", "reason"),
+    "presentation_date": ("presentation_date", "presented_on", "first_presentation"),
+    "sequence": ("sequence", "seq", "position"),
+}
 
 #: Returns that count as received on the first presentation (French practice: a registered letter
 #: refused by its addressee, or left unclaimed at the post office after the notice of passage,
 #: still puts the debtor on notice from the day it was first presented; docs/policy.md).
-_DEEMED_RECEIVED = {"refused": "refused", "refusé": "refused", "refuse": "refused", "refus": "refused",
-                    "unclaimed": "unclaimed", "non réclamé": "unclaimed", "non reclame": "unclaimed",
-                    "non_reclame": "unclaimed", "not_claimed": "unclaimed", "avisé non réclamé": "unclaimed"}
+_DEEMED_RECEIVED = {
+    "refused": "refused",
+    "refusé": "refused",
+    "refuse": "refused",
+    "refus": "refused",
+    "unclaimed": "unclaimed",
+    "non réclamé": "unclaimed",
+    "non reclame": "unclaimed",
+    "non_reclame": "unclaimed",
+    "not_claimed": "unclaimed",
+    "avisé non réclamé": "unclaimed",
+}
 
 
 def _post_date(value: str, where: str) -> date | None:
@@ -583,7 +682,10 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    reader = csv.DictReader(text.splitlines(), delimiter=";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ",")
+    reader = csv.DictReader(
+        text.splitlines(),
+        delimiter=";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ",",
+    )
     header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
     cols = {k: next((header[n] for n in names if n in header), None) for k, names in _POST_COLUMNS.items()}
     if not cols["reference"]:
@@ -609,11 +711,18 @@ def read_tracking_csv(path: str | Path) -> list[dict[str, Any]]:
         sequence = get("sequence")
         if sequence and not sequence.isdigit():
             raise UserError(f"{where}: sequence {sequence!r} is not a number")
-        out.append({"delivery_id": ref, "tracking_number": get("tracking_number") or None,
-                    "deposited_on": _post_date(get("deposit_date"), where),
-                    "received_on": received, "presented_on": presented,
-                    "outcome": "returned" if returned or reason else ("received" if receipt else "in_transit"),
-                    "return_reason": reason, "sequence": int(sequence) if sequence else None})
+        out.append(
+            {
+                "delivery_id": ref,
+                "tracking_number": get("tracking_number") or None,
+                "deposited_on": _post_date(get("deposit_date"), where),
+                "received_on": received,
+                "presented_on": presented,
+                "outcome": "returned" if returned or reason else ("received" if receipt else "in_transit"),
+                "return_reason": reason,
+                "sequence": int(sequence) if sequence else None,
+            }
+        )
     return out
 
 
@@ -652,7 +761,9 @@ def resolve_batch_references(rows: list[dict[str, Any]], outbox: str | Path, kno
         if row.get("sequence") is not None:
             found = next((r for r in letters if str(r.get("sequence")) == str(row["sequence"])), None)
         elif row.get("tracking_number"):
-            found = next((r for r in letters if (r.get("tracking_number") or "").strip() == row["tracking_number"]), None)
+            found = next(
+                (r for r in letters if (r.get("tracking_number") or "").strip() == row["tracking_number"]), None
+            )
         elif len(letters) == 1:
             found = letters[0]
         if found and found.get("delivery_id"):
@@ -660,8 +771,14 @@ def resolve_batch_references(rows: list[dict[str, Any]], outbox: str | Path, kno
             row["delivery_id"] = found["delivery_id"]
 
 
-def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = None,
-                    policy: str | None = None, outbox: str | Path | None = None) -> dict[str, Any]:
+def import_tracking(
+    db: str | Path,
+    path: str | Path,
+    *,
+    now: datetime | None = None,
+    policy: str | None = None,
+    outbox: str | Path | None = None,
+) -> dict[str, Any]:
     """`relance post import`: the tracking CSV into postal_tracking (a re-import replaces a row),
     delivery_state (received → delivered, returned → undelivered) and delivery_events (once per outcome).
     A formal notice's deadline_on = received_on (or, refused / unclaimed, the first presentation)
@@ -680,21 +797,36 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         if any(r["delivery_id"] for r in rows):
-            known = {r[0] for r in con.execute(
-                "select delivery_id from deliveries where delivery_id in (select unnest($ids::varchar[]))",
-                {"ids": [r["delivery_id"] for r in rows]}).fetchall()}
+            known = {
+                r[0]
+                for r in con.execute(
+                    "select delivery_id from deliveries where delivery_id in (select unnest($ids::varchar[]))",
+                    {"ids": [r["delivery_id"] for r in rows]},
+                ).fetchall()
+            }
             if len(known) < len({r["delivery_id"] for r in rows}):
                 resolve_batch_references(rows, outbox or Path(db).parent / "outbox", known)
-        schema = {"delivery_id": pa.string(), "tracking_number": pa.string(), "deposited_on": pa.date32(),
-                  "received_on": pa.date32(), "presented_on": pa.date32(), "outcome": pa.string(),
-                  "return_reason": pa.string(), "batch_reference": pa.string()}
+        schema = {
+            "delivery_id": pa.string(),
+            "tracking_number": pa.string(),
+            "deposited_on": pa.date32(),
+            "received_on": pa.date32(),
+            "presented_on": pa.date32(),
+            "outcome": pa.string(),
+            "return_reason": pa.string(),
+            "batch_reference": pa.string(),
+        }
         table = pa.table({k: pa.array([r.get(k) for r in rows], type=t) for k, t in schema.items()})
         con.register("tracking_rows", table)
         try:
             with warehouse.transaction(con):
-                unknown = [r[0] for r in con.execute(
-                    "select t.delivery_id from tracking_rows t left join deliveries d using (delivery_id) "
-                    "where d.delivery_id is null or d.channel not in ('letter', 'registered_letter') order by 1").fetchall()]
+                unknown = [
+                    r[0]
+                    for r in con.execute(
+                        "select t.delivery_id from tracking_rows t left join deliveries d using (delivery_id) "
+                        "where d.delivery_id is null or d.channel not in ('letter', 'registered_letter') order by 1"
+                    ).fetchall()
+                ]
                 loaded = con.execute(
                     """
                     insert or replace into postal_tracking by name
@@ -707,7 +839,9 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
                     join dunning_actions a using (action_id)
                     where d.channel in ('letter', 'registered_letter')
                     qualify row_number() over (partition by t.delivery_id order by t.received_on desc nulls last) = 1
-                    """, p).fetchone()[0]
+                    """,
+                    p,
+                ).fetchone()[0]
                 con.execute(
                     """
                     insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor,
@@ -720,14 +854,18 @@ def import_tracking(db: str | Path, path: str | Path, *, now: datetime | None = 
                     from postal_tracking pt join deliveries d using (delivery_id)
                     where not exists (select 1 from delivery_events x
                                       where x.event_key = 'post:' || pt.delivery_id || ':' || pt.outcome)
-                    """, {"now": now})
+                    """,
+                    {"now": now},
+                )
                 con.execute(
                     """
                     update deliveries set delivery_state = case pt.outcome when 'received' then 'delivered'
                            when 'returned' then 'undelivered' else 'accepted' end, updated_at = $now
                     from postal_tracking pt
                     where deliveries.delivery_id = pt.delivery_id
-                    """, {"now": now})
+                    """,
+                    {"now": now},
+                )
         finally:
             con.unregister("tracking_rows")
     return {"rows": len(rows), "loaded": loaded, "unknown": unknown}

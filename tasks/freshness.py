@@ -25,7 +25,7 @@ row's `freshness` column: `fresh`, `stale` (the run plans no contact and fails),
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from relance.core.errors import UserError
@@ -63,8 +63,9 @@ def _iso(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy, kind: str,
-           previous_as_of: date | None = None) -> dict:
+def assess(
+    as_of: date, current: dict | None, previous: dict | None, pol: Policy, kind: str, previous_as_of: date | None = None
+) -> dict:
     """The verdict for a source fingerprint (tasks/audit.py source_fingerprint) against as_of and the
     previous run's: {"verdict", "stale", "first_run", "reasons": [one line each], "checks": {…}}.
     `stale` says whether the source looks stale; `verdict` is fresh / stale / first_run (a first run
@@ -91,9 +92,11 @@ def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy
                 if checks[entity]["previous_gap_business_days"] > limit:
                     # Already behind at the previous completed run: the source lags by design (a
                     # weekly export, a fixed file) rather than stopped; reported, not blocking.
-                    lagging.append(f"newest {noun} {newest.isoformat()} is {gap} business days before "
-                                   f"{as_of.isoformat()} (already {checks[entity]['previous_gap_business_days']} "
-                                   f"at the previous run of {previous_as_of.isoformat()}) > freshness.{key} {limit}")
+                    lagging.append(
+                        f"newest {noun} {newest.isoformat()} is {gap} business days before "
+                        f"{as_of.isoformat()} (already {checks[entity]['previous_gap_business_days']} "
+                        f"at the previous run of {previous_as_of.isoformat()}) > freshness.{key} {limit}"
+                    )
                     continue
             reasons.append(
                 f"newest {noun} {newest.isoformat()} is {gap} business days before {as_of.isoformat()}"
@@ -126,14 +129,17 @@ def assess(as_of: date, current: dict | None, previous: dict | None, pol: Policy
 
 def stale_message(result: dict) -> str:
     """The run's one-line failure for a stale source."""
-    return (f"the source looks stale ({'; '.join(result['reasons'])}): no contact planned, nothing sent; "
-            "check the source's export, or run again with --allow-stale (flow parameter allow_stale) "
-            "to dun on it anyway")
+    return (
+        f"the source looks stale ({'; '.join(result['reasons'])}): no contact planned, nothing sent; "
+        "check the source's export, or run again with --allow-stale (flow parameter allow_stale) "
+        "to dun on it anyway"
+    )
 
 
 @step(name="check_freshness")
-def check_freshness(db: str, as_of: date, source: str, policy: str | None = None, allow_stale: bool = False,
-                    run_id: str | None = None) -> dict:
+def check_freshness(
+    db: str, as_of: date, source: str, policy: str | None = None, allow_stale: bool = False, run_id: str | None = None
+) -> dict:
     """Judge the source just loaded (the stg_* tables) against as_of and the previous run's
     fingerprint; record the verdict in `source_freshness`; returns it (plus `allowed`: the run goes
     on though the source looks stale, on --allow-stale)."""
@@ -145,8 +151,9 @@ def check_freshness(db: str, as_of: date, source: str, policy: str | None = None
     kind = source_kind(source)
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
-        result = assess(as_of, source_fingerprint(con), previous_fingerprint(con, as_of), pol, kind,
-                        previous_as_of(con, as_of))
+        result = assess(
+            as_of, source_fingerprint(con), previous_fingerprint(con, as_of), pol, kind, previous_as_of(con, as_of)
+        )
         allowed = result["stale"] and allow_stale
         if allowed:
             result["verdict"] = "stale_allowed"
@@ -158,21 +165,31 @@ def check_freshness(db: str, as_of: date, source: str, policy: str | None = None
                 (run_id, as_of, checked_at, source_kind, verdict, stale, allow_stale, reasons, checks)
             values ($run_id, $as_of, $now, $kind, $verdict, $stale, $allow_stale, $reasons, $checks)
             """,
-            {"run_id": run_id or f"unaudited/{as_of.isoformat()}", "as_of": as_of,
-             "now": datetime.now(timezone.utc).replace(tzinfo=None), "kind": kind, "verdict": result["verdict"],
-             "stale": result["stale"], "allow_stale": bool(allow_stale), "reasons": json.dumps(result["reasons"]),
-             "checks": json.dumps(result["checks"])},
+            {
+                "run_id": run_id or f"unaudited/{as_of.isoformat()}",
+                "as_of": as_of,
+                "now": datetime.now(UTC).replace(tzinfo=None),
+                "kind": kind,
+                "verdict": result["verdict"],
+                "stale": result["stale"],
+                "allow_stale": bool(allow_stale),
+                "reasons": json.dumps(result["reasons"]),
+                "checks": json.dumps(result["checks"]),
+            },
         )
     if result["stale"] and not allowed:
         log.error("freshness: %s", stale_message(result))
     elif result["stale"]:
-        log.warning("freshness: the source looks stale (%s); --allow-stale: the run goes on",
-                    "; ".join(result["reasons"]))
+        log.warning(
+            "freshness: the source looks stale (%s); --allow-stale: the run goes on", "; ".join(result["reasons"])
+        )
     elif result["reasons"]:
         log.warning("freshness: first run on this database, not blocked: %s", "; ".join(result["reasons"]))
     elif result["lagging"]:
-        log.warning("freshness: the source lags but did not stop since the previous run, not blocked: %s",
-                    "; ".join(result["lagging"]))
+        log.warning(
+            "freshness: the source lags but did not stop since the previous run, not blocked: %s",
+            "; ".join(result["lagging"]),
+        )
     else:
         log.info("freshness: %s", result["verdict"])
     return result

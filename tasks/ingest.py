@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from relance.core.paths import SQL_DIR
@@ -144,9 +144,7 @@ def _extract(source: str, workdir: Path, source_schema: str) -> tuple[Path, dict
 
 
 @step(name="ingest", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_failure)
-def ingest(
-    source: str, db: str, as_of: date, source_schema: str | None = None, policy: str | None = None
-) -> dict:
+def ingest(source: str, db: str, as_of: date, source_schema: str | None = None, policy: str | None = None) -> dict:
     """Load the source into raw_* tables, validate into stg_* tables and record rejected_rows for as_of.
 
     source_schema: the PostgreSQL schema; None means the setting (env RELANCE_SOURCE_SCHEMA,
@@ -171,13 +169,15 @@ def ingest(
             load_macros(con)
             read = files.land_folder(con, folder, labels, generated=source_kind(source) != "files")
             warehouse.build(
-                con, STAGING_TARGETS,
-                {"as_of": as_of, "loaded_at": datetime.now(timezone.utc).replace(tzinfo=None),
-                 "default_language": default_language},
+                con,
+                STAGING_TARGETS,
+                {
+                    "as_of": as_of,
+                    "loaded_at": datetime.now(UTC).replace(tzinfo=None),
+                    "default_language": default_language,
+                },
             )
-            loaded = {
-                e: warehouse.scalar(con, f"select count(*) from stg_{e}") for e in ENTITIES
-            }
+            loaded = {e: warehouse.scalar(con, f"select count(*) from stg_{e}") for e in ENTITIES}
             rejected = dict(
                 con.execute(
                     "select entity, count(*) from rejected_rows where as_of = $d and action = 'rejected' group by entity",
@@ -190,11 +190,18 @@ def ingest(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = IngestResult(
-        source=redact_url(source), rows_read=read, rows_loaded=loaded,
-        rows_rejected=sum(rejected.values()), fields_dropped=dropped, rejected_by_entity=rejected,
+        source=redact_url(source),
+        rows_read=read,
+        rows_loaded=loaded,
+        rows_rejected=sum(rejected.values()),
+        fields_dropped=dropped,
+        rejected_by_entity=rejected,
     )
     log.info(
         "ingest: loaded %s; rejected %d rows %s; %d fields dropped (contacts, languages)",
-        ", ".join(f"{n} {e}" for e, n in loaded.items()), result.rows_rejected, rejected or "", dropped,
+        ", ".join(f"{n} {e}" for e, n in loaded.items()),
+        result.rows_rejected,
+        rejected or "",
+        dropped,
     )
     return result.as_dict()

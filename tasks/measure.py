@@ -67,8 +67,9 @@ def _check_snapshot(cur, as_of: date) -> None:
 def write_snapshot_dates(cur, dates: Iterable[date] | None) -> None:
     """The dates whose invoice_snapshot and aged_balance come from the current staging."""
     cur.execute("create or replace temp table metrics_snapshot_dates (at_date date primary key)")
-    cur.execute("insert into metrics_snapshot_dates select distinct unnest(cast($d as date[]))",
-                {"d": sorted(set(dates or ()))})
+    cur.execute(
+        "insert into metrics_snapshot_dates select distinct unnest(cast($d as date[]))", {"d": sorted(set(dates or ()))}
+    )
 
 
 def profile_params(pol: Policy) -> dict:
@@ -99,9 +100,11 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         # one row per payment: each payment's cash is attributed once (its YAML's key)
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())
-        classes = dict(cur.execute(
-            "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}
-        ).fetchall())
+        classes = dict(
+            cur.execute(
+                "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}
+            ).fetchall()
+        )
         watched = warehouse.scalar(cur, "select count(*) from credit_watch where as_of = $d", {"d": as_of})
         pairs, dates = cur.execute("select count(*), count(distinct at_date) from int_metrics_pit_units").fetchone()
         vouched = warehouse.scalar(cur, "select count(*) from metrics_snapshot_dates")
@@ -144,10 +147,16 @@ def measure(db: str, as_of: date, policy: str | None = None) -> dict:
         warehouse.ensure_schema(con)
         summary = measure_on(con, as_of, pol)
         checked = warehouse.require_keys(con, [METRICS, *PROFILE], {"as_of": as_of})
-    log.info("measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",
-             as_of, checked * 1000)
+    log.info(
+        "measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",
+        as_of,
+        checked * 1000,
+    )
     log.info(
         "measure: %d metric rows for %s in %.1f s %s",
-        summary["metrics_rows"], as_of, summary["seconds"], summary["by_currency"],
+        summary["metrics_rows"],
+        as_of,
+        summary["seconds"],
+        summary["by_currency"],
     )
     return summary

@@ -32,10 +32,10 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from relance.core.errors import UserError
 from relance.core.policy import MAX_AMOUNT, Policy, currency_codes, load_policy
@@ -54,9 +54,15 @@ _FORMULA_QUOTED = re.compile(r"^'[=@\t\r+-]")
 
 #: the worklist CSV's outcome columns (tasks/dispatch/worklists.py writes them empty)
 IMPORT_COLUMNS = {
-    "outcome": "kind", "outcome_amount": "amount", "outcome_date": "date",
-    "outcome_instalments": "instalments", "outcome_invoices": "invoices", "outcome_reason": "reason",
-    "outcome_note": "note", "outcome_by": "by", "outcome_on": "on",
+    "outcome": "kind",
+    "outcome_amount": "amount",
+    "outcome_date": "date",
+    "outcome_instalments": "instalments",
+    "outcome_invoices": "invoices",
+    "outcome_reason": "reason",
+    "outcome_note": "note",
+    "outcome_by": "by",
+    "outcome_on": "on",
 }
 MAX_NOTE = 2000
 
@@ -88,23 +94,44 @@ class Outcome:
         """A hash of what was said (not of who typed it, when, nor where from): the same outcome
         recorded twice is one row."""
         content = [
-            self.customer_id, self.currency, self.kind, self.said_on.isoformat(),
+            self.customer_id,
+            self.currency,
+            self.kind,
+            self.said_on.isoformat(),
             None if self.amount is None else f"{self.amount:.2f}",
             None if self.promised_date is None else self.promised_date.isoformat(),
-            sorted(self.invoice_ids or []), self.reason, self.resolves_id, self.resolution,
-            [(d.isoformat(), f"{a:.2f}") for d, a, _ in self.instalments], self.note, self.phone,
+            sorted(self.invoice_ids or []),
+            self.reason,
+            self.resolves_id,
+            self.resolution,
+            [(d.isoformat(), f"{a:.2f}") for d, a, _ in self.instalments],
+            self.note,
+            self.phone,
         ]
         digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
         return "O-" + digest[:20]
 
     def row(self, recorded_at: datetime) -> dict[str, Any]:
         return {
-            "outcome_id": self.outcome_id, "customer_id": self.customer_id, "currency": self.currency,
-            "kind": self.kind, "said_on": self.said_on, "amount": self.amount,
-            "promised_date": self.promised_date, "hold_until": self.hold_until, "invoice_ids": self.invoice_ids,
-            "reason": self.reason, "resolves_id": self.resolves_id, "resolution": self.resolution,
-            "note": self.note, "phone": self.phone, "action_id": self.action_id, "source": self.source,
-            "source_file": self.source_file, "source_row": self.source_row, "recorded_by": self.recorded_by,
+            "outcome_id": self.outcome_id,
+            "customer_id": self.customer_id,
+            "currency": self.currency,
+            "kind": self.kind,
+            "said_on": self.said_on,
+            "amount": self.amount,
+            "promised_date": self.promised_date,
+            "hold_until": self.hold_until,
+            "invoice_ids": self.invoice_ids,
+            "reason": self.reason,
+            "resolves_id": self.resolves_id,
+            "resolution": self.resolution,
+            "note": self.note,
+            "phone": self.phone,
+            "action_id": self.action_id,
+            "source": self.source,
+            "source_file": self.source_file,
+            "source_row": self.source_row,
+            "recorded_by": self.recorded_by,
             "recorded_at": recorded_at,
         }
 
@@ -116,14 +143,16 @@ class Known:
 
     policy: Policy
     today: date
-    customers: dict[str, str | None]              # customer_id -> phone
-    invoices: dict[str, tuple[str, str]]          # invoice_id -> (customer_id, currency)
-    currencies: dict[str, set[str]]               # customer_id -> its invoices' currencies
+    customers: dict[str, str | None]  # customer_id -> phone
+    invoices: dict[str, tuple[str, str]]  # invoice_id -> (customer_id, currency)
+    currencies: dict[str, set[str]]  # customer_id -> its invoices' currencies
     disputes: dict[str, dict] = field(default_factory=dict)  # outcome_id -> dispute row
 
     @classmethod
-    def load(cls, con, policy: Policy, today: date) -> "Known":
-        if not warehouse.scalar(con, "select count(*) from information_schema.tables where table_name = 'stg_customers'"):
+    def load(cls, con, policy: Policy, today: date) -> Known:
+        if not warehouse.scalar(
+            con, "select count(*) from information_schema.tables where table_name = 'stg_customers'"
+        ):
             raise UserError("this database has no customers loaded yet: run `relance run` (or backfill) on it first")
         customers = dict(con.execute("select customer_id, phone from stg_customers").fetchall())
         invoices, currencies = {}, {}
@@ -136,11 +165,14 @@ class Known:
                       (select min(r.said_on) from outcomes r where r.resolves_id = o.outcome_id) as resolved_on
                from outcomes o where o.kind = 'dispute'"""
         ).fetchall():
-            disputes[row[0]] = dict(zip(("outcome_id", "customer_id", "currency", "invoice_ids", "said_on", "resolved_on"), row))
+            disputes[row[0]] = dict(
+                zip(("outcome_id", "customer_id", "currency", "invoice_ids", "said_on", "resolved_on"), row)
+            )
         return cls(policy, today, customers, invoices, currencies, disputes)
 
 
 # -- the rule set ---------------------------------------------------------------------------------
+
 
 def _text(raw: dict, key: str) -> str | None:
     v = raw.get(key)
@@ -335,10 +367,20 @@ def validate(raw: dict[str, Any], known: Known, *, default_by: str) -> tuple[Out
     if problems:
         return None, problems
     return Outcome(
-        customer_id=customer, kind=kind, said_on=said_on, recorded_by=by,  # type: ignore[arg-type]
+        customer_id=customer,
+        kind=kind,
+        said_on=said_on,
+        recorded_by=by,  # type: ignore[arg-type]
         currency=currency,
-        amount=amount, promised_date=promised, hold_until=hold_until, invoice_ids=invoice_ids or None,
-        reason=reason, note=note, phone=phone, instalments=instalments, action_id=_text(raw, "action_id"),
+        amount=amount,
+        promised_date=promised,
+        hold_until=hold_until,
+        invoice_ids=invoice_ids or None,
+        reason=reason,
+        note=note,
+        phone=phone,
+        instalments=instalments,
+        action_id=_text(raw, "action_id"),
     ), []
 
 
@@ -379,18 +421,42 @@ def validate_resolution(raw: dict[str, Any], known: Known, *, default_by: str) -
     if problems:
         return None, problems
     return Outcome(
-        customer_id=dispute["customer_id"], kind="resolution", said_on=said_on,  # type: ignore[index]
-        recorded_by=_text(raw, "by") or default_by, currency=dispute["currency"],  # type: ignore[index]
-        invoice_ids=list(dispute["invoice_ids"] or []), resolves_id=dispute["outcome_id"],  # type: ignore[index]
-        resolution=resolution, note=_text(raw, "note"),
+        customer_id=dispute["customer_id"],
+        kind="resolution",
+        said_on=said_on,  # type: ignore[index]
+        recorded_by=_text(raw, "by") or default_by,
+        currency=dispute["currency"],  # type: ignore[index]
+        invoice_ids=list(dispute["invoice_ids"] or []),
+        resolves_id=dispute["outcome_id"],  # type: ignore[index]
+        resolution=resolution,
+        note=_text(raw, "note"),
     ), []
 
 
 # -- writing ----------------------------------------------------------------------------------------
 
-_COLUMNS = ("outcome_id", "customer_id", "currency", "kind", "said_on", "amount", "promised_date", "hold_until",
-            "invoice_ids", "reason", "resolves_id", "resolution", "note", "phone", "action_id", "source",
-            "source_file", "source_row", "recorded_by", "recorded_at")
+_COLUMNS = (
+    "outcome_id",
+    "customer_id",
+    "currency",
+    "kind",
+    "said_on",
+    "amount",
+    "promised_date",
+    "hold_until",
+    "invoice_ids",
+    "reason",
+    "resolves_id",
+    "resolution",
+    "note",
+    "phone",
+    "action_id",
+    "source",
+    "source_file",
+    "source_row",
+    "recorded_by",
+    "recorded_at",
+)
 
 
 def write(con, outcomes: list[Outcome], now: datetime | None = None) -> dict[str, int]:
@@ -398,35 +464,68 @@ def write(con, outcomes: list[Outcome], now: datetime | None = None) -> dict[str
     phones of wrong_number outcomes bad. Returns {recorded, already_recorded}."""
     import pyarrow as pa
 
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     unique: dict[str, Outcome] = {}
     for o in outcomes:
         unique.setdefault(o.outcome_id, o)
     rows = [o.row(now) for o in unique.values()]
-    table = pa.Table.from_pylist(rows, schema=pa.schema([
-        ("outcome_id", pa.string()), ("customer_id", pa.string()), ("currency", pa.string()), ("kind", pa.string()),
-        ("said_on", pa.date32()), ("amount", pa.decimal128(18, 2)), ("promised_date", pa.date32()),
-        ("hold_until", pa.date32()), ("invoice_ids", pa.list_(pa.string())), ("reason", pa.string()),
-        ("resolves_id", pa.string()), ("resolution", pa.string()), ("note", pa.string()), ("phone", pa.string()),
-        ("action_id", pa.string()), ("source", pa.string()), ("source_file", pa.string()),
-        ("source_row", pa.int32()), ("recorded_by", pa.string()), ("recorded_at", pa.timestamp("us")),
-    ]))
+    table = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("outcome_id", pa.string()),
+                ("customer_id", pa.string()),
+                ("currency", pa.string()),
+                ("kind", pa.string()),
+                ("said_on", pa.date32()),
+                ("amount", pa.decimal128(18, 2)),
+                ("promised_date", pa.date32()),
+                ("hold_until", pa.date32()),
+                ("invoice_ids", pa.list_(pa.string())),
+                ("reason", pa.string()),
+                ("resolves_id", pa.string()),
+                ("resolution", pa.string()),
+                ("note", pa.string()),
+                ("phone", pa.string()),
+                ("action_id", pa.string()),
+                ("source", pa.string()),
+                ("source_file", pa.string()),
+                ("source_row", pa.int32()),
+                ("recorded_by", pa.string()),
+                ("recorded_at", pa.timestamp("us")),
+            ]
+        ),
+    )
     inst = pa.Table.from_pylist(
-        [{"outcome_id": o.outcome_id, "instalment_no": n, "due_date": d, "amount": a, "grace_until": g}
-         for o in unique.values() for n, (d, a, g) in enumerate(o.instalments, start=1)],
-        schema=pa.schema([("outcome_id", pa.string()), ("instalment_no", pa.int32()), ("due_date", pa.date32()),
-                          ("amount", pa.decimal128(18, 2)), ("grace_until", pa.date32())]),
+        [
+            {"outcome_id": o.outcome_id, "instalment_no": n, "due_date": d, "amount": a, "grace_until": g}
+            for o in unique.values()
+            for n, (d, a, g) in enumerate(o.instalments, start=1)
+        ],
+        schema=pa.schema(
+            [
+                ("outcome_id", pa.string()),
+                ("instalment_no", pa.int32()),
+                ("due_date", pa.date32()),
+                ("amount", pa.decimal128(18, 2)),
+                ("grace_until", pa.date32()),
+            ]
+        ),
     )
     con.register("outcomes_incoming", table)
     con.register("instalments_incoming", inst)
     try:
         with warehouse.transaction(con):
-            con.execute("create or replace temp table outcomes_new as select * from outcomes_incoming "
-                        "where outcome_id not in (select outcome_id from outcomes)")
+            con.execute(
+                "create or replace temp table outcomes_new as select * from outcomes_incoming "
+                "where outcome_id not in (select outcome_id from outcomes)"
+            )
             new = warehouse.scalar(con, "select count(*) from outcomes_new")
             con.execute(f"insert into outcomes ({', '.join(_COLUMNS)}) select {', '.join(_COLUMNS)} from outcomes_new")
-            con.execute("insert or ignore into outcome_instalments by name select * from instalments_incoming "
-                        "where outcome_id in (select outcome_id from outcomes_new)")
+            con.execute(
+                "insert or ignore into outcome_instalments by name select * from instalments_incoming "
+                "where outcome_id in (select outcome_id from outcomes_new)"
+            )
             # wrong_number: the phone is bad for this customer while it is still its number
             # (contact_flags, the mechanism of email bounces: tasks/events.py; a new number lifts it)
             con.execute(
@@ -446,7 +545,7 @@ def write(con, outcomes: list[Outcome], now: datetime | None = None) -> dict[str
 
 
 def _today(today: date | None) -> date:
-    return today or datetime.now(timezone.utc).date()
+    return today or datetime.now(UTC).date()
 
 
 def _known(con, policy: str | Path | None, today: date | None) -> Known:
@@ -454,8 +553,14 @@ def _known(con, policy: str | Path | None, today: date | None) -> Known:
     return Known.load(con, load_policy(policy), _today(today))
 
 
-def add(db: str | Path, fields: dict[str, Any], *, policy: str | Path | None = None, today: date | None = None,
-        source: str = "cli") -> dict:
+def add(
+    db: str | Path,
+    fields: dict[str, Any],
+    *,
+    policy: str | Path | None = None,
+    today: date | None = None,
+    source: str = "cli",
+) -> dict:
     """Record one outcome (the CLI's `outcomes add`, the Prefect flow). A UserError lists the problems."""
     with warehouse.open_db(db) as con:
         known = _known(con, policy, today)
@@ -464,11 +569,17 @@ def add(db: str | Path, fields: dict[str, Any], *, policy: str | Path | None = N
             raise UserError("outcome not recorded: " + "; ".join(problems))
         outcome.source = source  # type: ignore[union-attr]
         counts = write(con, [outcome])  # type: ignore[list-item]
-    return {"outcome_id": outcome.outcome_id, **counts, "kind": outcome.kind,  # type: ignore[union-attr]
-            "hold_until": outcome.hold_until}  # type: ignore[union-attr]
+    return {
+        "outcome_id": outcome.outcome_id,
+        **counts,
+        "kind": outcome.kind,  # type: ignore[union-attr]
+        "hold_until": outcome.hold_until,
+    }  # type: ignore[union-attr]
 
 
-def resolve(db: str | Path, fields: dict[str, Any], *, policy: str | Path | None = None, today: date | None = None) -> dict:
+def resolve(
+    db: str | Path, fields: dict[str, Any], *, policy: str | Path | None = None, today: date | None = None
+) -> dict:
     """Record a dispute's resolution (`relance outcomes resolve`)."""
     with warehouse.open_db(db) as con:
         known = _known(con, policy, today)
@@ -497,13 +608,21 @@ def read_worklist(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             raise UserError(f"outcomes file {path}: the header names the column {name!r} twice")
     missing = [c for c in ("customer_id", "outcome") if c not in header]
     if missing:
-        raise UserError(f"outcomes file {path}: missing column(s) {', '.join(missing)} (expected the call or visit "
-                        "worklist relance wrote, with the outcome columns filled in)")
+        raise UserError(
+            f"outcomes file {path}: missing column(s) {', '.join(missing)} (expected the call or visit "
+            "worklist relance wrote, with the outcome columns filled in)"
+        )
     return header, [(n, rec) for n, rec in enumerate(records[1:], start=2)]
 
 
-def import_file(db: str | Path, path: str | Path, *, policy: str | Path | None = None, today: date | None = None,
-                by: str | None = None) -> dict:
+def import_file(
+    db: str | Path,
+    path: str | Path,
+    *,
+    policy: str | Path | None = None,
+    today: date | None = None,
+    by: str | None = None,
+) -> dict:
     """Import a filled-in worklist: every row with an outcome is validated; if any is bad, nothing
     is written and the UserError lists each bad row (row number and reasons)."""
     path = Path(path)
@@ -526,9 +645,15 @@ def import_file(db: str | Path, path: str | Path, *, policy: str | Path | None =
             if not (raw.get("kind") or "").strip():
                 skipped += 1  # not called yet: nothing to record
                 continue
-            raw.update(customer=cells.get("customer_id"), currency=cells.get("currency"),
-                       phone=cells.get("phone"), action_id=cells.get("action_id"))
-            outcome, problems = validate(raw, known, default_by=by or (cells.get("collector") or "").strip() or getpass.getuser())
+            raw.update(
+                customer=cells.get("customer_id"),
+                currency=cells.get("currency"),
+                phone=cells.get("phone"),
+                action_id=cells.get("action_id"),
+            )
+            outcome, problems = validate(
+                raw, known, default_by=by or (cells.get("collector") or "").strip() or getpass.getuser()
+            )
             if problems:
                 bad.append(f"row {row_no}: " + "; ".join(problems))
                 continue
@@ -536,7 +661,9 @@ def import_file(db: str | Path, path: str | Path, *, policy: str | Path | None =
             outcomes.append(outcome)  # type: ignore[arg-type]
         if bad:
             shown = bad[:50] + ([f"… and {len(bad) - 50} more rows"] if len(bad) > 50 else [])
-            raise UserError(f"outcomes file {path}: nothing imported, {len(bad)} row(s) to fix:\n  " + "\n  ".join(shown))
+            raise UserError(
+                f"outcomes file {path}: nothing imported, {len(bad)} row(s) to fix:\n  " + "\n  ".join(shown)
+            )
         counts = write(con, outcomes)
     return {"file": str(path), **counts, "rows_without_outcome": skipped}
 
@@ -553,4 +680,3 @@ def list_outcomes(db: str | Path, *, customer: str | None = None, kind: str | No
         )
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
-

@@ -70,8 +70,12 @@ def _planned(con, as_of: date, pol: Policy) -> list[dict[str, Any]]:
                           where d.action_id = due.outcome_id and starts_with(d.delivery_id, due.message_key || '|'))
         order by due.message_key
         """,
-        {"as_of": as_of, "window": RECAP_WINDOW_DAYS, "standing": list(STANDING),
-         "reminder_days": pol.outcomes.instalment_reminder_days},
+        {
+            "as_of": as_of,
+            "window": RECAP_WINDOW_DAYS,
+            "standing": list(STANDING),
+            "reminder_days": pol.outcomes.instalment_reminder_days,
+        },
     )
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
@@ -87,8 +91,15 @@ def plan(con, as_of: date, pol: Policy, now: datetime) -> dict[str, int]:
         status, error = "planned", None
         if not email_ok and not address_ok:
             status, error = "undeliverable", "no usable email address and no postal address for the recap"
-        rows.append({"delivery_id": f"{r['message_key']}|{channel}", "action_id": r["outcome_id"], "channel": channel,
-                     "status": status, "last_error": error})
+        rows.append(
+            {
+                "delivery_id": f"{r['message_key']}|{channel}",
+                "action_id": r["outcome_id"],
+                "channel": channel,
+                "status": status,
+                "last_error": error,
+            }
+        )
     if not rows:
         return {}
     with warehouse.transaction(con):
@@ -102,8 +113,13 @@ def plan(con, as_of: date, pol: Policy, now: datetime) -> dict[str, int]:
             con.execute(
                 """insert into delivery_events (delivery_id, event_at, status, previous_status, channel, provider, actor, detail)
                    values ($delivery_id, $now, $status, null, $channel, null, 'outcomes', $detail)""",
-                {"delivery_id": row["delivery_id"], "now": now, "status": row["status"], "channel": row["channel"],
-                 "detail": row["last_error"] or "recap of outcome " + row["action_id"]},
+                {
+                    "delivery_id": row["delivery_id"],
+                    "now": now,
+                    "status": row["status"],
+                    "channel": row["channel"],
+                    "detail": row["last_error"] or "recap of outcome " + row["action_id"],
+                },
             )
     out: dict[str, int] = {}
     for row in rows:
@@ -118,8 +134,25 @@ def _context(con, delivery: dict, cfg, renderer, as_of: date) -> dict:
            from outcomes o join stg_customers c using (customer_id) where o.outcome_id = $id""",
         {"id": delivery["action_id"]},
     ).fetchone()
-    keys = ("outcome_id", "kind", "said_on", "amount", "promised_date", "hold_until", "invoice_ids", "reason",
-            "currency", "recorded_by", "customer_id", "name", "email", "street", "postal_code", "city", "language")
+    keys = (
+        "outcome_id",
+        "kind",
+        "said_on",
+        "amount",
+        "promised_date",
+        "hold_until",
+        "invoice_ids",
+        "reason",
+        "currency",
+        "recorded_by",
+        "customer_id",
+        "name",
+        "email",
+        "street",
+        "postal_code",
+        "city",
+        "language",
+    )
     o = dict(zip(keys, o))
     instalments = [
         {"no": n, "due_date": d, "amount": a}
@@ -128,20 +161,39 @@ def _context(con, delivery: dict, cfg, renderer, as_of: date) -> dict:
             {"id": o["outcome_id"]},
         ).fetchall()
     ]
-    part = delivery["delivery_id"][len(o["outcome_id"]) + 1:].split("|")[0]
+    part = delivery["delivery_id"][len(o["outcome_id"]) + 1 :].split("|")[0]
     reminder = None
     if part.startswith("instalment_"):
         no = int(part.removeprefix("instalment_"))
         reminder = next(i for i in instalments if i["no"] == no)
     lang = language_of(o["language"])
     return {
-        "lang": lang, "currency": o["currency"] or "EUR", "t": renderer.labels(lang), "today": as_of,
-        "creditor": cfg.creditor.model_dump(), "reminder": reminder, "letter": False, "anchor": "R0",
-        "customer": {"id": o["customer_id"], "name": o["name"], "email": o["email"], "street": o["street"] or "",
-                     "postal_code": o["postal_code"] or "", "city": o["city"] or ""},
-        "outcome": {"kind": o["kind"], "said_on": o["said_on"], "amount": o["amount"],
-                    "promised_date": o["promised_date"], "hold_until": o["hold_until"],
-                    "invoices": list(o["invoice_ids"] or []), "reason": o["reason"], "instalments": instalments},
+        "lang": lang,
+        "currency": o["currency"] or "EUR",
+        "t": renderer.labels(lang),
+        "today": as_of,
+        "creditor": cfg.creditor.model_dump(),
+        "reminder": reminder,
+        "letter": False,
+        "anchor": "R0",
+        "customer": {
+            "id": o["customer_id"],
+            "name": o["name"],
+            "email": o["email"],
+            "street": o["street"] or "",
+            "postal_code": o["postal_code"] or "",
+            "city": o["city"] or "",
+        },
+        "outcome": {
+            "kind": o["kind"],
+            "said_on": o["said_on"],
+            "amount": o["amount"],
+            "promised_date": o["promised_date"],
+            "hold_until": o["hold_until"],
+            "invoices": list(o["invoice_ids"] or []),
+            "reason": o["reason"],
+            "instalments": instalments,
+        },
     }
 
 
@@ -194,13 +246,19 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
                 failures.append((d["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
                 continue
             if d["channel"] == "email":
-                emails.append(OutgoingEmail(
-                    delivery_id=d["delivery_id"], action_id=d["action_id"],
-                    stage="instalment_reminder" if ctx["reminder"] else "recap",
-                    to_email=ctx["customer"]["email"], to_name=ctx["customer"]["name"], subject=rendered.subject,
-                    text=rendered.text, html=rendered.html,
-                    eml_path=run.channel_dir("email") / f"{file_stem(d['delivery_id'])}.eml",
-                ))
+                emails.append(
+                    OutgoingEmail(
+                        delivery_id=d["delivery_id"],
+                        action_id=d["action_id"],
+                        stage="instalment_reminder" if ctx["reminder"] else "recap",
+                        to_email=ctx["customer"]["email"],
+                        to_name=ctx["customer"]["name"],
+                        subject=rendered.subject,
+                        text=rendered.text,
+                        html=rendered.html,
+                        eml_path=run.channel_dir("email") / f"{file_stem(d['delivery_id'])}.eml",
+                    )
+                )
             else:
                 letters.append((d, rendered, ctx))
         results = fail_before_claim(run, failures)
@@ -209,10 +267,17 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
             if send:  # the evidence copy of what is handed to SendGrid
                 for msg in emails:
                     write_eml(msg, cfg.email, now)
-            results += deliver(run, "email", emails, provider, max(1, cfg.email.concurrency * 4) if send else len(emails))
+            results += deliver(
+                run, "email", emails, provider, max(1, cfg.email.concurrency * 4) if send else len(emails)
+            )
         if letters:
-            results += deliver(run, "letter", [_Letter(d, r, c) for d, r, c in letters],
-                               _LetterWriter(run, renderer, post), len(letters))
+            results += deliver(
+                run,
+                "letter",
+                [_Letter(d, r, c) for d, r, c in letters],
+                _LetterWriter(run, renderer, post),
+                len(letters),
+            )
     return {"planned": planned, "sent": counts(results)}
 
 
@@ -235,14 +300,25 @@ class _LetterWriter:
             path = ledger.fresh_path(folder / f"recap-{file_stem(item.delivery_id)}.pdf")
             ctx = dict(item.ctx, letter=True, anchor="R0")
             html = self.renderer.html.get_template("recap/layout.html.j2").render(
-                ctx, subject=item.rendered.subject,
-                **self.renderer.blocks(self.renderer.html, f"recap/{ctx['lang']}/recap.j2", ctx, ("body", "closing")))
+                ctx,
+                subject=item.rendered.subject,
+                **self.renderer.blocks(self.renderer.html, f"recap/{ctx['lang']}/recap.j2", ctx, ("body", "closing")),
+            )
             try:
                 self.post.render_chunk(self.post.letter_css(self.renderer), [("R0", html, str(path))], None)
             except Exception as e:
-                out.append(Result(item.delivery_id, "failed", self.name, error=f"PDF not rendered: {type(e).__name__}: {e}"))
+                out.append(
+                    Result(item.delivery_id, "failed", self.name, error=f"PDF not rendered: {type(e).__name__}: {e}")
+                )
                 continue
-            out.append(Result(item.delivery_id, "sent", self.name, provider_message_id=f"{self.name}:{item.delivery_id}",
-                              artifact_path=str(path), sent_at=self.run.now_naive))
+            out.append(
+                Result(
+                    item.delivery_id,
+                    "sent",
+                    self.name,
+                    provider_message_id=f"{self.name}:{item.delivery_id}",
+                    artifact_path=str(path),
+                    sent_at=self.run.now_naive,
+                )
+            )
         return out
-

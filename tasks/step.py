@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,8 +22,6 @@ def in_flow_run() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return FlowRunContext.get() is not None
-
-
 
 
 def step(name: str | None = None, **task_kwargs: Any) -> Callable[[F], F]:

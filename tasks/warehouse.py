@@ -38,20 +38,22 @@ not_null, relationships and accepted_values (a list, or values taken from the po
 `require_keys(...)` raises ModelCheckFailed on a violated key or not_null (the nightly run calls it
 on the marts it wrote before anything is sent).
 """
+
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 
-from relance.core.paths import SQL_DIR
 from relance.core.errors import DatabaseBusy, DatabaseUnusable, UserError
+from relance.core.paths import SQL_DIR
 
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(\w+)", re.M)
@@ -129,7 +131,9 @@ def unusable(db: str | Path, e: BaseException) -> DatabaseUnusable:
         size = None
     if "not a valid duckdb database file" in low:
         what = "is empty (0 bytes)" if size == 0 else "is not a DuckDB database file"
-        return DatabaseUnusable(f"database {db} {what}: give another --db, or move this file away to start a new database")
+        return DatabaseUnusable(
+            f"database {db} {what}: give another --db, or move this file away to start a new database"
+        )
     if "could not read enough bytes" in low:
         return DatabaseUnusable(f"database {db} is truncated ({size} bytes): {keep}")
     if "corrupt" in low or "checksum" in low:
@@ -166,8 +170,6 @@ def bind_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
     return {k: params[k] for k in names}
-
-
 
 
 def model_sql(model: str) -> str:
@@ -249,12 +251,12 @@ def models() -> dict[str, str]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def materialization(model: str) -> str:
     return (_MATERIALIZED.search(model_sql(model)) or [None, "table"])[1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def inputs(model: str) -> tuple[str, ...]:
     """The models `model` reads (paths, sorted): its from/join relations that are models, and its
     `-- depends:` line. A relation looking like a model (int_*, stg_*) that is none is an error."""
@@ -294,7 +296,7 @@ def plan(targets: str | list[str] | tuple[str, ...], built: Any = ()) -> list[st
         if state.get(model) == "done":
             return
         if state.get(model) == "visiting":
-            cycle = path[path.index(model):] + [model]
+            cycle = path[path.index(model) :] + [model]
             raise ModelGraphError(f"the models form a cycle: {' -> '.join(cycle)}")
         state[model] = "visiting"
         path.append(model)
@@ -312,16 +314,18 @@ def plan(targets: str | list[str] | tuple[str, ...], built: Any = ()) -> list[st
     return [m for m in order if m in wanted or m not in built]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _check_acyclic(model: str, _seen: tuple[str, ...] = ()) -> None:
     if model in _seen:
-        raise ModelGraphError(f"the models form a cycle: {' -> '.join(_seen[_seen.index(model):] + (model,))}")
+        raise ModelGraphError(f"the models form a cycle: {' -> '.join(_seen[_seen.index(model) :] + (model,))}")
     for dep in inputs(model):
         _check_acyclic(dep, _seen + (model,))
 
 
 def build(
-    con: duckdb.DuckDBPyConnection, targets: str | list[str] | tuple[str, ...], params: dict[str, Any],
+    con: duckdb.DuckDBPyConnection,
+    targets: str | list[str] | tuple[str, ...],
+    params: dict[str, Any],
     built: Any = (),
 ) -> dict[str, float]:
     """Build `targets` (e.g. "marts/unit_stage", or a list) and the models upstream of them that are
@@ -354,7 +358,7 @@ class Violation:
         return f"{Path(self.model).name}: {self.test} on {self.column} fails for {self.rows} row(s), e.g. {shown}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_spec(model: str) -> dict:
     """The model's YAML (sql/<model>.yml) as a dict, {} when it has none."""
     import yaml
@@ -426,18 +430,26 @@ def _bad_rows(model: str, test: str, column: str, args: dict, rows: str) -> tupl
         shown = model_spec(model).get("key") or [column]
         return f"select {', '.join(shown)} from {rows} where {column} is null", shown
     if test == "accepted_values":
-        return (f"select distinct {column} from {rows} "
-                f"where {column} is not null and not list_contains($accepted_{column}, {column})"), [column]
+        return (
+            f"select distinct {column} from {rows} "
+            f"where {column} is not null and not list_contains($accepted_{column}, {column})"
+        ), [column]
     if test == "relationships":
         to, field = args["to"], args["field"]
-        return (f"select distinct {column} from {rows} where {column} is not null "
-                f"and {column} not in (select {field} from {to} where {field} is not null)"), [column]
+        return (
+            f"select distinct {column} from {rows} where {column} is not null "
+            f"and {column} not in (select {field} from {to} where {field} is not null)"
+        ), [column]
     raise ModelGraphError(f"unknown test {test}")
 
 
 def check_model(
-    con: duckdb.DuckDBPyConnection, model: str, params: dict[str, Any] | None = None, *,
-    policy: Any = None, keys_only: bool = False,
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    params: dict[str, Any] | None = None,
+    *,
+    policy: Any = None,
+    keys_only: bool = False,
 ) -> list[Violation]:
     """Run the model's YAML tests on its rows — of params' as_of only when the model is
     incremental_as_of — and return the violations (empty when all pass). keys_only: the key and
@@ -453,6 +465,7 @@ def check_model(
         if test == "accepted_values":
             bind[f"accepted_{column}"] = args["values"]
     queries = [_bad_rows(model, *t, "checked") for t in tests]
+
     # one query counts every test's failing rows (the run date's rows read once); the few failing
     # rows are fetched only for a test that fails
     def cheap(test: str, column: str, args: dict, bad: str) -> str:
@@ -465,27 +478,37 @@ def check_model(
 
     counts = con.execute(
         f"with checked as (select * from {Path(model).name}{where}) select "
-        + ", ".join(cheap(*t, q[0]) for t, q in zip(tests, queries)) + " from checked",
+        + ", ".join(cheap(*t, q[0]) for t, q in zip(tests, queries))
+        + " from checked",
         bind,
     ).fetchone()
     found = []
     for (test, column, _), (bad, shown), count in zip(tests, queries, counts):
         if count:  # only a failing test fetches its rows: how many, and the first five
             listed = ", ".join(f"cast({c} as varchar)" for c in shown)
-            sql = (f"with checked as (select * from {Path(model).name}{where}) "
-                   f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})")
+            sql = (
+                f"with checked as (select * from {Path(model).name}{where}) "
+                f"select count(*), list([{listed}] order by {', '.join(shown)})[1:5] from ({bad})"
+            )
             rows, sample = con.execute(sql, bind_params(sql, bind)).fetchone()
             found.append(Violation(model, test, column, rows, tuple(tuple(r) for r in sample or ())))
     return found
 
 
 def check_models(
-    con: duckdb.DuckDBPyConnection, models_: list[str] | None = None, params: dict[str, Any] | None = None, *,
-    policy: Any = None, keys_only: bool = False,
+    con: duckdb.DuckDBPyConnection,
+    models_: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    policy: Any = None,
+    keys_only: bool = False,
 ) -> list[Violation]:
     """check_model for each model (default: every model with a YAML)."""
-    return [v for m in (models_ or specified_models())
-            for v in check_model(con, m, params, policy=policy, keys_only=keys_only)]
+    return [
+        v
+        for m in (models_ or specified_models())
+        for v in check_model(con, m, params, policy=policy, keys_only=keys_only)
+    ]
 
 
 def require_keys(con: duckdb.DuckDBPyConnection, models_: list[str], params: dict[str, Any]) -> float:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+
 from relance.core.errors import UserError
 from relance.core.urls import escape_userinfo, redact_url, scrub
 from tasks import warehouse
@@ -76,9 +77,24 @@ TABLES = {
     ),
     "debtor_profile": (
         ("as_of", "customer_id", "currency"),
-        ("paid_invoices", "paid_late", "paid_late_30", "paid_amount", "avg_days_late", "share_paid_late",
-         "share_paid_late_30", "avg_days_late_3m", "avg_days_late_prev_9m", "trend_days", "open_amount",
-         "overdue_amount", "overdue_share", "max_days_past_due", "score", "risk_class"),
+        (
+            "paid_invoices",
+            "paid_late",
+            "paid_late_30",
+            "paid_amount",
+            "avg_days_late",
+            "share_paid_late",
+            "share_paid_late_30",
+            "avg_days_late_3m",
+            "avg_days_late_prev_9m",
+            "trend_days",
+            "open_amount",
+            "overdue_amount",
+            "overdue_share",
+            "max_days_past_due",
+            "score",
+            "risk_class",
+        ),
         """
             as_of                 date not null,
             customer_id           text not null,
@@ -204,17 +220,21 @@ def _ensure_target(pg, schema: str) -> None:
         pg.execute("select pg_advisory_xact_lock(hashtext('relance-writeback-ddl'))")
         pg.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
         for table, (_keys, _values, ddl, _select) in TABLES.items():
-            pg.execute(sql.SQL("create table if not exists {}.{} ({})").format(
-                sql.Identifier(schema), sql.Identifier(table), sql.SQL(ddl)
-            ))
+            pg.execute(
+                sql.SQL("create table if not exists {}.{} ({})").format(
+                    sql.Identifier(schema), sql.Identifier(table), sql.SQL(ddl)
+                )
+            )
 
 
 def _has_table(con, table: str) -> bool:
     if table not in OPTIONAL_TABLES:
         return True
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?", [table]
-    ).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?", [table]
+        ).fetchone()[0]
+    )
 
 
 def _write_date(pg, con, schema: str, day: date) -> dict[str, int]:
@@ -227,11 +247,13 @@ def _write_date(pg, con, schema: str, day: date) -> dict[str, int]:
             cols = keys + values
             target = sql.Identifier(schema, table)
             staging = sql.Identifier(f"_relance_{table}")
-            pg.execute(sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(staging, target))
+            pg.execute(
+                sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(staging, target)
+            )
             rows = con.execute(select, {"as_of": day}).fetchall() if _has_table(con, table) else []
-            with pg.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(
-                staging, sql.SQL(", ").join(map(sql.Identifier, cols))
-            )) as copy:
+            with pg.cursor().copy(
+                sql.SQL("copy {} ({}) from stdin").format(staging, sql.SQL(", ").join(map(sql.Identifier, cols)))
+            ) as copy:
                 for row in rows:
                     copy.write_row(row)
             col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
@@ -240,23 +262,31 @@ def _write_date(pg, con, schema: str, day: date) -> dict[str, int]:
                 sql.SQL("{t}.{c} is distinct from excluded.{c}").format(t=sql.Identifier(table), c=sql.Identifier(c))
                 for c in values
             )
-            pg.execute(sql.SQL(
-                "insert into {target} as {alias} ({cols}) select {cols} from {staging} "
-                "on conflict ({keys}) do update set {sets}, written_at = now() where {changed}"
-            ).format(
-                target=target, alias=sql.Identifier(table), cols=col_list, staging=staging, keys=key_list,
-                sets=sql.SQL(", ").join(
-                    sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in values
+            pg.execute(
+                sql.SQL(
+                    "insert into {target} as {alias} ({cols}) select {cols} from {staging} "
+                    "on conflict ({keys}) do update set {sets}, written_at = now() where {changed}"
+                ).format(
+                    target=target,
+                    alias=sql.Identifier(table),
+                    cols=col_list,
+                    staging=staging,
+                    keys=key_list,
+                    sets=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in values),
+                    changed=changed,
+                )
+            )
+            pg.execute(
+                sql.SQL(
+                    "delete from {target} as t where t.as_of = %s and not exists "
+                    "(select 1 from {staging} as s where {match})"
+                ).format(
+                    target=target,
+                    staging=staging,
+                    match=sql.SQL(" and ").join(sql.SQL("s.{c} = t.{c}").format(c=sql.Identifier(k)) for k in keys),
                 ),
-                changed=changed,
-            ))
-            pg.execute(sql.SQL(
-                "delete from {target} as t where t.as_of = %s and not exists "
-                "(select 1 from {staging} as s where {match})"
-            ).format(
-                target=target, staging=staging,
-                match=sql.SQL(" and ").join(sql.SQL("s.{c} = t.{c}").format(c=sql.Identifier(k)) for k in keys),
-            ), [day])
+                [day],
+            )
             counts[table] = len(rows)
     return counts
 
@@ -279,8 +309,13 @@ def write_back_on(con, as_of: date, target: str, schema: str = DEFAULT_SCHEMA, s
                 counts = _write_date(pg, con, schema, day)
                 con.execute(
                     "insert or replace into writeback_log values ($d, $label, $at, $m, $a)",
-                    {"d": day, "label": label, "at": datetime.now(timezone.utc).replace(tzinfo=None),
-                     "m": counts["recovery_metrics"], "a": counts["aged_balance"]},
+                    {
+                        "d": day,
+                        "label": label,
+                        "at": datetime.now(UTC).replace(tzinfo=None),
+                        "m": counts["recovery_metrics"],
+                        "a": counts["aged_balance"],
+                    },
                 )
                 written[day.isoformat()] = counts
     except psycopg.Error as e:
@@ -300,7 +335,11 @@ def write_back_on(con, as_of: date, target: str, schema: str = DEFAULT_SCHEMA, s
     }
     log.info(
         "write_back: %d date(s) to %s (%d metric rows, %d aged balance rows) in %.1f s",
-        len(written), label, summary["metrics_rows"], summary["aged_rows"], summary["seconds"],
+        len(written),
+        label,
+        summary["metrics_rows"],
+        summary["aged_rows"],
+        summary["seconds"],
     )
     return summary
 

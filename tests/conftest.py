@@ -26,7 +26,7 @@ def _temporary_files_in_memory() -> None:
     folder = shm / "relance-tests"
     folder.mkdir(mode=0o700, exist_ok=True)
     os.environ["TMPDIR"] = str(folder)
-    tempfile.tempdir = None   # gettempdir() reads TMPDIR again
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 _temporary_files_in_memory()
@@ -55,18 +55,31 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
 #: at a time) they are handed out first, so that no long file starts last on a worker while the
 #: other worker has nothing left to do. A plain `pytest` keeps the usual order.
 SLOWEST_FILES = (
-    "test_deployments.py", "test_faults.py", "test_backfill.py", "test_source_postgres.py",
-    "test_ladder_properties.py", "test_approval_flow.py", "test_secrets.py", "test_sample_data.py",
-    "test_money_exact.py", "test_validation.py", "test_report.py", "test_audit.py", "test_letters.py",
-    "test_metrics.py", "test_ladder.py", "test_dispatch.py", "test_events.py",
+    "test_deployments.py",
+    "test_faults.py",
+    "test_backfill.py",
+    "test_source_postgres.py",
+    "test_ladder_properties.py",
+    "test_approval_flow.py",
+    "test_secrets.py",
+    "test_sample_data.py",
+    "test_money_exact.py",
+    "test_validation.py",
+    "test_report.py",
+    "test_audit.py",
+    "test_letters.py",
+    "test_metrics.py",
+    "test_ladder.py",
+    "test_dispatch.py",
+    "test_events.py",
 )
 
 
 def pytest_collection_modifyitems(config, items):
-    if not hasattr(config, "workerinput"):   # not an xdist worker
+    if not hasattr(config, "workerinput"):  # not an xdist worker
         return
     rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def copy_duckdb(built: Path, to: Path) -> Path:

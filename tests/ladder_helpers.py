@@ -29,26 +29,58 @@ def customer(customer_id: str, **fields) -> dict:
     return row
 
 
-def invoice(invoice_id: str, customer_id: str, due: str, amount: str = "100.00", *, issue: str | None = None,
-            currency: str = "EUR", kind: str = "invoice") -> dict:
+def invoice(
+    invoice_id: str,
+    customer_id: str,
+    due: str,
+    amount: str = "100.00",
+    *,
+    issue: str | None = None,
+    currency: str = "EUR",
+    kind: str = "invoice",
+) -> dict:
     due_d = date.fromisoformat(due)
     return {
-        "invoice_id": invoice_id, "customer_id": customer_id, "kind": kind,
-        "issue_date": issue or (due_d - timedelta(days=30)).isoformat(), "due_date": due,
-        "amount": amount, "currency": currency,
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "kind": kind,
+        "issue_date": issue or (due_d - timedelta(days=30)).isoformat(),
+        "due_date": due,
+        "amount": amount,
+        "currency": currency,
     }
 
 
-def payment(payment_id: str, customer_id: str, paid: str, amount: str, *, invoice_id: str | None = None,
-            currency: str = "EUR") -> dict:
-    return {"payment_id": payment_id, "customer_id": customer_id, "invoice_id": invoice_id or "",
-            "paid_date": paid, "amount": amount, "currency": currency}
+def payment(
+    payment_id: str, customer_id: str, paid: str, amount: str, *, invoice_id: str | None = None, currency: str = "EUR"
+) -> dict:
+    return {
+        "payment_id": payment_id,
+        "customer_id": customer_id,
+        "invoice_id": invoice_id or "",
+        "paid_date": paid,
+        "amount": amount,
+        "currency": currency,
+    }
 
 
-def hold(hold_id: str, customer_id: str, start: str, end: str | None = None, *, invoice_id: str | None = None,
-         kind: str = "dispute") -> dict:
-    return {"hold_id": hold_id, "customer_id": customer_id, "invoice_id": invoice_id or "", "kind": kind,
-            "start_date": start, "end_date": end or ""}
+def hold(
+    hold_id: str,
+    customer_id: str,
+    start: str,
+    end: str | None = None,
+    *,
+    invoice_id: str | None = None,
+    kind: str = "dispute",
+) -> dict:
+    return {
+        "hold_id": hold_id,
+        "customer_id": customer_id,
+        "invoice_id": invoice_id or "",
+        "kind": kind,
+        "start_date": start,
+        "end_date": end or "",
+    }
 
 
 def write_source(folder: Path, customers=(), invoices=(), payments=(), holds=()) -> str:
@@ -69,13 +101,17 @@ def days(start: str | date, end: str | date) -> list[date]:
     return [s + timedelta(n) for n in range((e - s).days + 1)]
 
 
-def run_nightly(source: str, db: str, start: str | date, end: str | date | None = None, policy: str | None = None) -> list[dict]:
+def run_nightly(
+    source: str, db: str, start: str | date, end: str | date | None = None, policy: str | None = None
+) -> list[dict]:
     """The nightly run for each date from start to end (inclusive), one by one. The hand-written
     files do not move with the dates: allow_stale, or the freshness guard (tests/test_freshness.py)
     would stop every run after the first."""
     from flows.nightly import nightly_run
 
-    return [nightly_run(as_of=d, source=source, db=db, policy=policy, allow_stale=True) for d in days(start, end or start)]
+    return [
+        nightly_run(as_of=d, source=source, db=db, policy=policy, allow_stale=True) for d in days(start, end or start)
+    ]
 
 
 def query(db: str, sql: str, params: dict | None = None) -> list[tuple]:
@@ -121,22 +157,26 @@ def unit(db: str, as_of: str, customer_id: str, currency: str = "EUR") -> dict |
 
 def deliveries(db: str, action_id: str | None = None) -> list[tuple]:
     """(delivery_id, channel, status, fallback_from, last_error) ordered by id."""
-    return [tuple(r) for r in query(
-        db,
-        """
+    return [
+        tuple(r)
+        for r in query(
+            db,
+            """
         select delivery_id, channel, status, fallback_from, last_error from deliveries
         where $a is null or action_id = $a order by delivery_id
         """,
-        {"a": action_id},
-    )]
+            {"a": action_id},
+        )
+    ]
 
 
 def as_dates(dates) -> list[date]:
     return [date.fromisoformat(d) if isinstance(d, str) else d for d in dates]
 
 
-def run_days(source: str | None, db: str, dates, policy: str | None = None, mode: str = "live",
-             auto_approve: bool = False) -> list[dict]:
+def run_days(
+    source: str | None, db: str, dates, policy: str | None = None, mode: str = "live", auto_approve: bool = False
+) -> list[dict]:
     """What the nightly job does for each date, in order, on one connection: ingest the source
     once (it does not depend on the date; None = already loaded), then age and escalate each date
     (and approve what waits for approval, as `relance run --auto-approve` does)."""
@@ -169,8 +209,10 @@ def set_action_status(db: str, action_id: str, status: str) -> None:
     """What an approval does to an action (relance approve): approved or rejected."""
     con = duckdb.connect(db)
     try:
-        n = con.execute("update dunning_actions set status = $s where action_id = $a returning action_id",
-                        {"s": status, "a": action_id}).fetchall()
+        n = con.execute(
+            "update dunning_actions set status = $s where action_id = $a returning action_id",
+            {"s": status, "a": action_id},
+        ).fetchall()
         assert n, f"no action {action_id}"
     finally:
         con.close()
@@ -181,8 +223,16 @@ def table_rows(db: str, table: str) -> list[tuple]:
     return sorted(query(db, f"select * from {table}"), key=repr)
 
 
-LADDER_TABLES = ("unit_stage", "dunning_episodes", "dunning_actions", "deliveries", "action_charges",
-                 "action_charge_periods", "invoice_snapshot", "aged_balance")
+LADDER_TABLES = (
+    "unit_stage",
+    "dunning_episodes",
+    "dunning_actions",
+    "deliveries",
+    "action_charges",
+    "action_charge_periods",
+    "invoice_snapshot",
+    "aged_balance",
+)
 
 
 def send_action(db: str, action_id: str) -> None:
@@ -190,8 +240,10 @@ def send_action(db: str, action_id: str) -> None:
     (those not skipped or undeliverable)."""
     con = duckdb.connect(db)
     try:
-        con.execute("update dunning_actions set status = 'approved' where action_id = $a and status = 'pending_approval'",
-                    {"a": action_id})
+        con.execute(
+            "update dunning_actions set status = 'approved' where action_id = $a and status = 'pending_approval'",
+            {"a": action_id},
+        )
         n = con.execute(
             """update deliveries set status = 'sent', provider = 'outbox', attempts = 1, sent_at = now()
                where action_id = $a and status in ('pending_approval', 'planned') returning delivery_id""",

@@ -33,10 +33,31 @@ INVOICES = [
     {"invoice_id": "I3", "customer_id": "C1", "issue_date": "2026-02-01", "due_date": "2026-03-03", "amount": "80.00"},
     {"invoice_id": "I4", "customer_id": "C1", "issue_date": "2026-03-20", "due_date": "2026-04-19", "amount": "60.00"},
     {"invoice_id": "I5", "customer_id": "C1", "issue_date": "2026-04-10", "due_date": "2026-05-10", "amount": "100.00"},
-    {"invoice_id": "CN1", "customer_id": "C1", "kind": "credit_note", "issue_date": "2026-02-15", "due_date": "2026-02-15", "amount": "90.00"},
+    {
+        "invoice_id": "CN1",
+        "customer_id": "C1",
+        "kind": "credit_note",
+        "issue_date": "2026-02-15",
+        "due_date": "2026-02-15",
+        "amount": "90.00",
+    },
     {"invoice_id": "I6", "customer_id": "C2", "issue_date": "2026-01-01", "due_date": "2026-01-31", "amount": "100.00"},
-    {"invoice_id": "CN2", "customer_id": "C2", "kind": "credit_note", "issue_date": "2026-02-01", "due_date": "2026-02-01", "amount": "150.00"},
-    {"invoice_id": "I7", "customer_id": "C2", "issue_date": "2025-08-02", "due_date": "2025-09-01", "amount": "70.00", "currency": "GBP"},
+    {
+        "invoice_id": "CN2",
+        "customer_id": "C2",
+        "kind": "credit_note",
+        "issue_date": "2026-02-01",
+        "due_date": "2026-02-01",
+        "amount": "150.00",
+    },
+    {
+        "invoice_id": "I7",
+        "customer_id": "C2",
+        "issue_date": "2025-08-02",
+        "due_date": "2025-09-01",
+        "amount": "70.00",
+        "currency": "GBP",
+    },
 ]
 PAYMENTS = [
     {"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-02-20", "amount": "120.00"},
@@ -46,7 +67,14 @@ PAYMENTS = [
     {"payment_id": "P5", "customer_id": "C1", "invoice_id": "I5", "paid_date": "2026-03-25", "amount": "25.00"},
 ]
 HOLDS = [
-    {"hold_id": "H1", "customer_id": "C1", "invoice_id": "I3", "kind": "dispute", "start_date": "2026-03-01", "end_date": "2026-04-30"},
+    {
+        "hold_id": "H1",
+        "customer_id": "C1",
+        "invoice_id": "I3",
+        "kind": "dispute",
+        "start_date": "2026-03-01",
+        "end_date": "2026-04-30",
+    },
     {"hold_id": "H2", "customer_id": "C2", "kind": "promise", "start_date": "2026-03-01", "end_date": "2026-03-15"},
 ]
 
@@ -102,13 +130,22 @@ def test_point_in_time_payment_after_d_and_invoice_issued_later(source, tmp_path
     # 04-05: P4 (30.00 on I3, paid 04-02) now counts; I5 is still not issued, P5 still in the pool.
     nightly_run(as_of=date(2026, 4, 5), source=str(source), db=str(db))
     snap = snapshot(db, date(2026, 4, 5))
-    assert {k: v[0] for k, v in snap.items()} == {"I2": D("25.00"), "I3": D("50.00"), "I4": D("60.00"), "I7": D("70.00")}
+    assert {k: v[0] for k, v in snap.items()} == {
+        "I2": D("25.00"),
+        "I3": D("50.00"),
+        "I4": D("60.00"),
+        "I7": D("70.00"),
+    }
     # 04-15: I5 is issued, P5 settles it directly (25.00); the pool shrinks to 150.00 → I2 has 50.00 open.
     # the same hand-written files ten days on: stale by the freshness guard, which is not what this tests
     nightly_run(as_of=date(2026, 4, 15), source=str(source), db=str(db), allow_stale=True)
     snap = snapshot(db, date(2026, 4, 15))
     assert {k: v[0] for k, v in snap.items()} == {
-        "I2": D("50.00"), "I3": D("50.00"), "I4": D("60.00"), "I5": D("75.00"), "I7": D("70.00"),
+        "I2": D("50.00"),
+        "I3": D("50.00"),
+        "I4": D("60.00"),
+        "I5": D("75.00"),
+        "I7": D("70.00"),
     }
     assert snap["I4"][1:3] == (-4, "not_due")
     # the customer-level promise of C2 ended on 03-15: nothing of C2 is held
@@ -138,8 +175,12 @@ def test_rerun_replaces_the_dates_rows_and_keeps_other_dates(source, source_writ
     first = snapshot(db, date(2026, 3, 31))
     # the source changes (I4 is paid in full on 03-30), and 03-31 is run again
     changed = source_writer(
-        "changed", customers=CUSTOMERS, invoices=INVOICES, holds=HOLDS,
-        payments=PAYMENTS + [{"payment_id": "P9", "customer_id": "C1", "invoice_id": "I4", "paid_date": "2026-03-30", "amount": "60.00"}],
+        "changed",
+        customers=CUSTOMERS,
+        invoices=INVOICES,
+        holds=HOLDS,
+        payments=PAYMENTS
+        + [{"payment_id": "P9", "customer_id": "C1", "invoice_id": "I4", "paid_date": "2026-03-30", "amount": "60.00"}],
     )
     nightly_run(as_of=date(2026, 3, 31), source=str(changed), db=str(db))
     again = snapshot(db, date(2026, 3, 31))
@@ -147,9 +188,12 @@ def test_rerun_replaces_the_dates_rows_and_keeps_other_dates(source, source_writ
     assert len(snapshot(db, date(2026, 4, 5))) == 4  # the other date stays as it was
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from invoice_snapshot where as_of = '2026-03-31'").fetchone()[0] == 3
-        assert con.execute(
-            "select count(*) from aged_balance where as_of = '2026-03-31' and bucket = 'not_due'"
-        ).fetchone()[0] == 0  # a zero amount is left out
+        assert (
+            con.execute(
+                "select count(*) from aged_balance where as_of = '2026-03-31' and bucket = 'not_due'"
+            ).fetchone()[0]
+            == 0
+        )  # a zero amount is left out
 
 
 def test_bucket_boundaries_follow_the_policy(source_writer, tmp_path):
@@ -159,18 +203,30 @@ def test_bucket_boundaries_follow_the_policy(source_writer, tmp_path):
     invoices = []
     for n in dpds:
         due = date.fromordinal(as_of.toordinal() - n)
-        invoices.append({
-            "invoice_id": f"D{n}", "customer_id": "C1", "issue_date": date.fromordinal(due.toordinal() - 30).isoformat(),
-            "due_date": due.isoformat(), "amount": "1.00",
-        })
+        invoices.append(
+            {
+                "invoice_id": f"D{n}",
+                "customer_id": "C1",
+                "issue_date": date.fromordinal(due.toordinal() - 30).isoformat(),
+                "due_date": due.isoformat(),
+                "amount": "1.00",
+            }
+        )
     src = source_writer(customers=CUSTOMERS[:1], invoices=invoices)
     db = tmp_path / "r.duckdb"
     nightly_run(as_of=as_of, source=str(src), db=str(db))
     got = {k: (v[1], v[2]) for k, v in snapshot(db, as_of).items()}
     assert got == {
-        "D0": (0, "not_due"), "D1": (1, "1-30"), "D30": (30, "1-30"), "D31": (31, "31-60"),
-        "D60": (60, "31-60"), "D61": (61, "61-90"), "D90": (90, "61-90"), "D91": (91, "91-180"),
-        "D180": (180, "91-180"), "D181": (181, "181+"),
+        "D0": (0, "not_due"),
+        "D1": (1, "1-30"),
+        "D30": (30, "1-30"),
+        "D31": (31, "31-60"),
+        "D60": (60, "31-60"),
+        "D61": (61, "61-90"),
+        "D90": (90, "61-90"),
+        "D91": (91, "91-180"),
+        "D180": (180, "91-180"),
+        "D181": (181, "181+"),
     }
 
 
@@ -187,11 +243,32 @@ def test_custom_bucket_boundaries(source_writer, tmp_path):
         + text[end:]
     )
     # at 2026-03-18: A due 01-31 → dpd 46 → "46+"; B due 02-01 → dpd 45 → "1-45"; C due 03-18 → 0 → current
-    src = source_writer(customers=CUSTOMERS[:1], invoices=[
-        {"invoice_id": "A", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-01-31", "amount": "5.00"},
-        {"invoice_id": "B", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-02-01", "amount": "7.00"},
-        {"invoice_id": "C", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-03-18", "amount": "9.00"},
-    ])
+    src = source_writer(
+        customers=CUSTOMERS[:1],
+        invoices=[
+            {
+                "invoice_id": "A",
+                "customer_id": "C1",
+                "issue_date": "2026-01-01",
+                "due_date": "2026-01-31",
+                "amount": "5.00",
+            },
+            {
+                "invoice_id": "B",
+                "customer_id": "C1",
+                "issue_date": "2026-01-01",
+                "due_date": "2026-02-01",
+                "amount": "7.00",
+            },
+            {
+                "invoice_id": "C",
+                "customer_id": "C1",
+                "issue_date": "2026-01-01",
+                "due_date": "2026-03-18",
+                "amount": "9.00",
+            },
+        ],
+    )
     db = tmp_path / "r.duckdb"
     nightly_run(as_of=date(2026, 3, 18), source=str(src), db=str(db), policy=str(policy))
     assert aged(db, date(2026, 3, 18)) == {

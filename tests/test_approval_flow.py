@@ -21,8 +21,11 @@ A1, A2 = "C1|EUR|1|formal_notice", "C2|EUR|1|formal_notice"
 @pytest.fixture
 def night_before(tmp_path):
     """Two debtors whose formal notice comes on Mon 03-23 (the runs before it done by the CLI code)."""
-    src = write_source(tmp_path / "src", customers=[customer("C1"), customer("C2")],
-                       invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("C1"), customer("C2")],
+        invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")],
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19"])
     return src, db
@@ -34,8 +37,15 @@ def _start(src, db, tmp_path, **params):
     box: dict = {}
 
     def run():
-        box["state"] = nightly_dunning(as_of=AS_OF, source=src, db=db, outbox=str(tmp_path / "outbox"),
-                                       report_dir=str(tmp_path / "reports"), return_state=True, **params)
+        box["state"] = nightly_dunning(
+            as_of=AS_OF,
+            source=src,
+            db=db,
+            outbox=str(tmp_path / "outbox"),
+            report_dir=str(tmp_path / "reports"),
+            return_state=True,
+            **params,
+        )
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -57,13 +67,22 @@ def _wait_for(check, what: str, timeout: float = 90, every: float = 0.5):
 def _flow_run(name: str, state_type):
     """The flow run called name in that state (a StateType), with its log messages so far; else None."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterName, FlowRunFilterState,
-                                                FlowRunFilterStateType, LogFilter, LogFilterFlowRunId)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            name=FlowRunFilterName(any_=[name]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state_type]))))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[name]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state_type])),
+            )
+        )
         if not runs:
             return None
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[runs[0].id])))
@@ -94,7 +113,9 @@ def test_paused_run_resumed_with_input_sends_what_was_approved(prefect_server, n
     with get_client(sync_client=True) as client:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[paused.id])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[paused.id]))
+        )
     md = next(a for a in arts if a.key == "relance-approvals").data
     assert A1 in md and A2 in md and "I1" in md and "800,00 €" in md.replace("\u202f", " ").replace("\xa0", " ")
     assert "Client C1" not in md and "@example.com" not in md
@@ -110,16 +131,27 @@ def test_paused_run_resumed_with_input_sends_what_was_approved(prefect_server, n
     actions = dict(_rows(db, "select action_id, status from dunning_actions where stage = 'formal_notice'"))
     assert actions == {A1: "approved", A2: "rejected"}
     assert _rows(db, "select decided_by, decision_reason from dunning_actions where action_id = $a", {"a": A2}) == [
-        ("julie (prefect-ui)", "disputed invoice")]
-    dels = dict(_rows(db, "select channel || ':' || action_id, status from deliveries where action_id in ($a, $b)",
-                      {"a": A1, "b": A2}))
-    assert dels == {f"registered_letter:{A1}": "sent", f"email:{A1}": "sent",
-                    f"registered_letter:{A2}": "skipped", f"email:{A2}": "skipped"}
+        ("julie (prefect-ui)", "disputed invoice")
+    ]
+    dels = dict(
+        _rows(
+            db,
+            "select channel || ':' || action_id, status from deliveries where action_id in ($a, $b)",
+            {"a": A1, "b": A2},
+        )
+    )
+    assert dels == {
+        f"registered_letter:{A1}": "sent",
+        f"email:{A1}": "sent",
+        f"registered_letter:{A2}": "skipped",
+        f"email:{A2}": "skipped",
+    }
     assert list((tmp_path / "outbox" / "2026-03-23" / "registered_letter").glob("*.pdf"))
 
 
-def test_no_answer_before_the_timeout_completes_and_leaves_the_notices_pending(prefect_server, night_before, tmp_path,
-                                                                                monkeypatch):
+def test_no_answer_before_the_timeout_completes_and_leaves_the_notices_pending(
+    prefect_server, night_before, tmp_path, monkeypatch
+):
     monkeypatch.setenv("RELANCE_APPROVAL_POLL_S", "1")
     src, db = night_before
     thread, box = _start(src, db, tmp_path, approval_timeout_hours=3 / 3600)
@@ -132,8 +164,9 @@ def test_no_answer_before_the_timeout_completes_and_leaves_the_notices_pending(p
 
     with get_client(sync_client=True) as client:  # the server agrees: the run went on and completed
         assert client.read_flow_run(state.state_details.flow_run_id).state.is_completed()
-    assert {s for (s,) in _rows(db, "select status from deliveries where action_id in ($a, $b)", {"a": A1, "b": A2})} == {
-        "pending_approval"}
+    assert {
+        s for (s,) in _rows(db, "select status from deliveries where action_id in ($a, $b)", {"a": A1, "b": A2})
+    } == {"pending_approval"}
     # the next step: `relance approve` (the same code) approves them for the next run
     from tasks.dispatch import approve
 
@@ -155,6 +188,7 @@ def test_a_second_run_on_the_same_database_waits_for_the_first(prefect_server, n
         client.upsert_global_concurrency_limit_by_name(name, 1)
     with concurrency(name, occupy=1, strict=True):
         thread, box = _start(src, db, tmp_path, auto_approve=True)
+
         # the run is at the slot (its log says so, shipped to the API within a few seconds) and stays there
         def waiting():
             found = _flow_run("nightly-2026-03-23", StateType.RUNNING)

@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 import flows.nightly  # noqa: F401 — importing Prefect sets up its log handlers: on the real stderr, not CliRunner's
-from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from relance.cli import app
+from relance.core.paths import DEFAULT_POLICY, ROOT, TEMPLATES_DIR
 from tests.ladder_helpers import customer, hold, invoice, payment, run_days, write_source
 
 A1, A2 = "C1|EUR|1|formal_notice", "C2|EUR|1|formal_notice"
@@ -41,8 +41,9 @@ def _templates_sha() -> str:
 
 
 def _git_describe() -> str:
-    out = subprocess.run(["git", "-C", str(ROOT), "describe", "--tags", "--always", "--dirty"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--tags", "--always", "--dirty"], capture_output=True, text=True
+    )
     return out.stdout.strip() if out.returncode == 0 else "relance 0.1.0"
 
 
@@ -69,15 +70,18 @@ def _cli(*args: str) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _small_source(folder: Path, *more_payments: dict) -> str:
     return write_source(
-        folder, customers=[customer("C1"), customer("C2")],
-        invoices=[invoice("I1", "C1", "2026-01-30", "800.00", issue="2025-12-31"),
-                  invoice("I2", "C2", "2026-01-30", "450.00", issue="2026-01-02"),
-                  invoice("I3", "C2", "2026-03-31", "abc", issue="2026-03-01")],
+        folder,
+        customers=[customer("C1"), customer("C2")],
+        invoices=[
+            invoice("I1", "C1", "2026-01-30", "800.00", issue="2025-12-31"),
+            invoice("I2", "C2", "2026-01-30", "450.00", issue="2026-01-02"),
+            invoice("I3", "C2", "2026-03-31", "abc", issue="2026-03-01"),
+        ],
         payments=[payment("P1", "C2", "2026-02-10", "50.00", invoice_id="I2"), *more_payments],
         holds=[hold("H1", "C2", "2026-01-01", "2026-01-15")],
     )
@@ -104,12 +108,28 @@ def test_nightly_run_leaves_one_completed_row_with_what_it_used(small_source, tm
     policy = tmp_path / "policy.yaml"  # the policy actually used: a copy, one comment apart from the default
     policy.write_bytes(DEFAULT_POLICY.read_bytes() + b"\n# finance, 2026-03: same rules\n")
     before = _utcnow()
-    _cli("run", "--as-of", "2026-03-10", "--source", small_source, "--db", str(db), "--outbox", str(tmp_path / "box"),
-         "--policy", str(policy))
+    _cli(
+        "run",
+        "--as-of",
+        "2026-03-10",
+        "--source",
+        small_source,
+        "--db",
+        str(db),
+        "--outbox",
+        str(tmp_path / "box"),
+        "--policy",
+        str(policy),
+    )
     after = _utcnow()
     [run] = _runs(db)
     assert uuid.UUID(run["run_id"]) and run["flow_run_id"] is None
-    assert (run["kind"], run["as_of"], run["outcome"], run["reason"]) == ("nightly", date(2026, 3, 10), "completed", None)
+    assert (run["kind"], run["as_of"], run["outcome"], run["reason"]) == (
+        "nightly",
+        date(2026, 3, 10),
+        "completed",
+        None,
+    )
     assert before <= run["started_at"] <= run["ended_at"] <= after
     assert run["actor"] == getpass.getuser() and run["source"] == small_source
     assert run["code_version"] == _git_describe()
@@ -127,7 +147,9 @@ def test_nightly_run_leaves_one_completed_row_with_what_it_used(small_source, tm
     assert steps["dispatch"]["totals"] == {"sent": 2}
     # the actions name the run that made them
     assert _q(db, "select action_id, run_id from dunning_actions order by action_id") == [
-        ("C1|EUR|1|due", run["run_id"]), ("C2|EUR|1|due", run["run_id"])]
+        ("C1|EUR|1|due", run["run_id"]),
+        ("C2|EUR|1|due", run["run_id"]),
+    ]
 
 
 def test_a_three_day_backfill_leaves_three_rows(small_source, tmp_path):
@@ -135,7 +157,8 @@ def test_a_three_day_backfill_leaves_three_rows(small_source, tmp_path):
     _cli("backfill", "--start", "2026-03-10", "--end", "2026-03-12", "--source", small_source, "--db", str(db))
     rows = _runs(db)
     assert [(r["kind"], r["as_of"], r["outcome"]) for r in rows] == [
-        ("backfill", date(2026, 3, d), "completed") for d in (10, 11, 12)]
+        ("backfill", date(2026, 3, d), "completed") for d in (10, 11, 12)
+    ]
     base = rows[0]["run_id"].split("/")[0]
     assert uuid.UUID(base) and [r["run_id"] for r in rows] == [f"{base}/2026-03-{d}" for d in (10, 11, 12)]
     assert all(r["source_fingerprint"] == FINGERPRINT and r["policy_sha256"] == _sha(DEFAULT_POLICY) for r in rows)
@@ -148,7 +171,9 @@ def test_a_three_day_backfill_leaves_three_rows(small_source, tmp_path):
     assert [("ingest" in r["step_counts"]) for r in rows] == [False, False, True]
     assert rows[2]["step_counts"]["ingest"]["rows_rejected"] == 1
     assert _q(db, "select action_id, run_id, mode from dunning_actions order by action_id") == [
-        ("C1|EUR|1|due", rows[0]["run_id"], "replay"), ("C2|EUR|1|due", rows[0]["run_id"], "replay")]
+        ("C1|EUR|1|due", rows[0]["run_id"], "replay"),
+        ("C2|EUR|1|due", rows[0]["run_id"], "replay"),
+    ]
 
 
 def test_a_failing_run_is_recorded_failed_with_its_reason(small_source, tmp_path):
@@ -180,7 +205,8 @@ def test_a_failing_backfill_fails_each_of_its_dates(small_source, tmp_path):
         backfill_run("2026-03-10", "2026-03-12", small_source, db=str(db))
     rows = _runs(db)
     assert [(r["kind"], r["as_of"], r["outcome"], r["reason"]) for r in rows] == [
-        ("backfill", date(2026, 3, d), "failed", str(err.value)) for d in (10, 11, 12)]
+        ("backfill", date(2026, 3, d), "failed", str(err.value)) for d in (10, 11, 12)
+    ]
 
 
 def test_the_row_is_written_at_the_start(tmp_path):
@@ -210,15 +236,20 @@ def test_a_run_done_again_under_its_id_gets_a_suffix(tmp_path):
     with audit.audited(db, "nightly", date(2026, 3, 10), run_id="flow-1"):
         pass
     assert [(r["run_id"], r["outcome"], r["reason"]) for r in _runs(db)] == [
-        ("flow-1", "failed", "RuntimeError: source unreachable"), ("flow-1#2", "completed", None)]
+        ("flow-1", "failed", "RuntimeError: source unreachable"),
+        ("flow-1#2", "completed", None),
+    ]
 
 
 @pytest.fixture
 def notices_pending(tmp_path):
     """Two debtors' formal notices made by `relance run` on Mon 03-23, waiting for approval (the
     runs before it done by the ladder's code: their actions name no run)."""
-    src = write_source(tmp_path / "src", customers=[customer("C1"), customer("C2")],
-                       invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("C1"), customer("C2")],
+        invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")],
+    )
     db = tmp_path / "r.duckdb"
     run_days(src, str(db), ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19"])
     _cli("run", "--as-of", "2026-03-23", "--source", src, "--db", str(db), "--outbox", str(tmp_path / "box"))
@@ -229,24 +260,53 @@ def test_approve_and_dispatch_rows_and_the_finance_query(notices_pending, tmp_pa
     db = notices_pending
     [nightly] = _runs(db)
     assert dict(_q(db, "select action_id, run_id from dunning_actions where stage = 'formal_notice'")) == {
-        A1: nightly["run_id"], A2: nightly["run_id"]}
+        A1: nightly["run_id"],
+        A2: nightly["run_id"],
+    }
 
-    _cli("approve", "--db", str(db), "--as-of", "2026-03-23", "--action", A1, "--reject", A2,
-         "--reason", "disputed invoice", "--by", "julie")
+    _cli(
+        "approve",
+        "--db",
+        str(db),
+        "--as-of",
+        "2026-03-23",
+        "--action",
+        A1,
+        "--reject",
+        A2,
+        "--reason",
+        "disputed invoice",
+        "--by",
+        "julie",
+    )
     [approve] = _runs(db, "kind = 'approve'")
     assert (approve["as_of"], approve["actor"], approve["outcome"]) == (date(2026, 3, 23), "julie", "completed")
     assert approve["flow_run_id"] is None and uuid.UUID(approve["run_id"])
     assert approve["policy_sha256"] is None and approve["templates_sha256"] is None  # a decision applies no rules
     # A1: a registered letter and an email planned; A2: both skipped
-    assert approve["step_counts"]["approve"] == {"approved": 1, "rejected": 1, "deliveries_planned": 2,
-                                                 "deliveries_skipped": 2, "still_pending": 0}
-    decisions = {r[0]: r[1:] for r in _q(db, "select action_id, status, decided_by, decided_run_id, decided_at "
-                                            "from dunning_actions where stage = 'formal_notice'")}
-    assert {a: d[:3] for a, d in decisions.items()} == {A1: ("approved", "julie", approve["run_id"]),
-                                                        A2: ("rejected", "julie", approve["run_id"])}
+    assert approve["step_counts"]["approve"] == {
+        "approved": 1,
+        "rejected": 1,
+        "deliveries_planned": 2,
+        "deliveries_skipped": 2,
+        "still_pending": 0,
+    }
+    decisions = {
+        r[0]: r[1:]
+        for r in _q(
+            db,
+            "select action_id, status, decided_by, decided_run_id, decided_at "
+            "from dunning_actions where stage = 'formal_notice'",
+        )
+    }
+    assert {a: d[:3] for a, d in decisions.items()} == {
+        A1: ("approved", "julie", approve["run_id"]),
+        A2: ("rejected", "julie", approve["run_id"]),
+    }
     assert all(approve["started_at"] <= d[3] <= approve["ended_at"] for d in decisions.values())
     assert {r[0] for r in _q(db, "select distinct run_id from delivery_events where actor = 'approve:julie'")} == {
-        approve["run_id"]}
+        approve["run_id"]
+    }
 
     _cli("dispatch", "--db", str(db), "--as-of", "2026-03-23", "--outbox", str(tmp_path / "box"))
     [dispatch] = _runs(db, "kind = 'dispatch'")
@@ -271,8 +331,11 @@ def test_approve_and_dispatch_rows_and_the_finance_query(notices_pending, tmp_pa
     assert (answer["sent_by_run"], answer["sent_by_kind"]) == (dispatch["run_id"], "dispatch")
     assert answer["channels_sha256"] == _sha(TEMPLATES_DIR / "channels.yaml")
     assert answer["templates_sha256"] == _templates_sha()
-    assert (answer["decision"], answer["decided_by"], answer["decision_reason"]) == ("approved", "julie",
-                                                                                     "disputed invoice")
+    assert (answer["decision"], answer["decided_by"], answer["decision_reason"]) == (
+        "approved",
+        "julie",
+        "disputed invoice",
+    )
     assert (answer["decided_by_run"], answer["decided_by_kind"]) == (approve["run_id"], "approve")
 
 
@@ -282,11 +345,23 @@ def test_resolve_records_who_and_the_run(notices_pending):
     db = notices_pending
     with duckdb.connect(str(db)) as con:  # a run stopped between the provider call and its record
         con.execute("update deliveries set status = 'in_doubt' where delivery_id = $d", {"d": f"{A1}|email"})
-    _cli("resolve", "--db", str(db), "--delivery", f"{A1}|email", "--not-sent", "--by", "marc", "--reason", "not at SendGrid")
+    _cli(
+        "resolve",
+        "--db",
+        str(db),
+        "--delivery",
+        f"{A1}|email",
+        "--not-sent",
+        "--by",
+        "marc",
+        "--reason",
+        "not at SendGrid",
+    )
     [run] = _runs(db, "kind = 'resolve'")
     assert (run["actor"], run["outcome"], run["step_counts"]) == ("marc", "completed", {"resolve": {"not_sent": 1}})
     assert _q(db, "select actor, run_id, status from delivery_events where actor like 'resolve:%'") == [
-        ("resolve:marc", run["run_id"], "planned")]
+        ("resolve:marc", run["run_id"], "planned")
+    ]
 
 
 def test_previous_fingerprint_is_the_last_completed_source_read_before_the_date(small_source, tmp_path):
@@ -301,13 +376,17 @@ def test_previous_fingerprint_is_the_last_completed_source_read_before_the_date(
     nightly_run(as_of="2026-03-11", source=small_source, db=db, allow_stale=True)
     with duckdb.connect(db) as con:
         # a later failed run and a decision do not count
-        con.execute("insert into runs (run_id, kind, as_of, started_at, outcome, source_fingerprint) values "
-                    "('x', 'nightly', '2026-03-11', now(), 'failed', '{}'), ('y', 'dispatch', '2026-03-11', now(), "
-                    "'completed', '{}')")
+        con.execute(
+            "insert into runs (run_id, kind, as_of, started_at, outcome, source_fingerprint) values "
+            "('x', 'nightly', '2026-03-11', now(), 'failed', '{}'), ('y', 'dispatch', '2026-03-11', now(), "
+            "'completed', '{}')"
+        )
         assert audit.previous_fingerprint(con, date(2026, 3, 10)) is None
         assert audit.previous_fingerprint(con, date(2026, 3, 11)) == FINGERPRINT
         assert audit.previous_fingerprint(con, date(2026, 3, 12)) == {
-            **FINGERPRINT, "payments": {"rows": 2, "max_paid_date": "2026-03-10"}}
+            **FINGERPRINT,
+            "payments": {"rows": 2, "max_paid_date": "2026-03-10"},
+        }
 
 
 FIRST_SHAPE = """
@@ -345,13 +424,24 @@ def test_the_flow_run_id_names_the_run_its_actions_and_its_decisions(prefect_ser
     from flows.nightly import nightly_dunning
 
     db = str(tmp_path / "r.duckdb")
-    state = nightly_dunning(as_of=date(2026, 3, 10), source=small_source, db=db, outbox=str(tmp_path / "box"),
-                            report_dir=str(tmp_path / "reports"), auto_approve=True, return_state=True)
+    state = nightly_dunning(
+        as_of=date(2026, 3, 10),
+        source=small_source,
+        db=db,
+        outbox=str(tmp_path / "box"),
+        report_dir=str(tmp_path / "reports"),
+        auto_approve=True,
+        return_state=True,
+    )
     assert state.is_completed(), state
     flow_run_id = str(state.state_details.flow_run_id)
     [run] = _runs(db)
-    assert (run["run_id"], run["flow_run_id"], run["kind"], run["outcome"]) == (flow_run_id, flow_run_id, "nightly",
-                                                                                "completed")
+    assert (run["run_id"], run["flow_run_id"], run["kind"], run["outcome"]) == (
+        flow_run_id,
+        flow_run_id,
+        "nightly",
+        "completed",
+    )
     assert state.result()["run_id"] == flow_run_id
     assert run["step_counts"]["escalate"]["actions"] == 2 and run["source_fingerprint"] == FINGERPRINT
     assert {r[0] for r in _q(db, "select run_id from dunning_actions")} == {flow_run_id}
@@ -361,8 +451,11 @@ def test_the_flow_run_id_names_the_run_its_actions_and_its_decisions(prefect_ser
 
 def _pending_source(tmp_path) -> tuple[str, str]:
     """The runs before Mon 03-23, when both debtors' formal notices come (done by the ladder's code)."""
-    src = write_source(tmp_path / "src", customers=[customer("C1"), customer("C2")],
-                       invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("C1"), customer("C2")],
+        invoices=[invoice("I1", "C1", "2026-01-30", "800.00"), invoice("I2", "C2", "2026-01-30", "450.00")],
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19"])
     return src, db
@@ -370,11 +463,16 @@ def _pending_source(tmp_path) -> tuple[str, str]:
 
 def test_auto_approve_names_the_nightly_run(tmp_path):
     src, db = _pending_source(tmp_path)
-    _cli("run", "--as-of", "2026-03-23", "--source", src, "--db", db, "--outbox", str(tmp_path / "box"), "--auto-approve")
+    _cli(
+        "run", "--as-of", "2026-03-23", "--source", src, "--db", db, "--outbox", str(tmp_path / "box"), "--auto-approve"
+    )
     [run] = _runs(db)
-    assert sorted(_q(db, "select action_id, run_id, decided_by, decided_run_id from dunning_actions "
-                         "where stage = 'formal_notice'")) == [
-        (A1, run["run_id"], "auto-approve", run["run_id"]), (A2, run["run_id"], "auto-approve", run["run_id"])]
+    assert sorted(
+        _q(
+            db,
+            "select action_id, run_id, decided_by, decided_run_id from dunning_actions where stage = 'formal_notice'",
+        )
+    ) == [(A1, run["run_id"], "auto-approve", run["run_id"]), (A2, run["run_id"], "auto-approve", run["run_id"])]
 
 
 def test_the_approval_in_the_prefect_ui_is_a_run_of_its_own(prefect_server, tmp_path, monkeypatch):
@@ -384,7 +482,12 @@ def test_the_approval_in_the_prefect_ui_is_a_run_of_its_own(prefect_server, tmp_
     import time
 
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.flow_runs import resume_flow_run
 
@@ -395,18 +498,27 @@ def test_the_approval_in_the_prefect_ui_is_a_run_of_its_own(prefect_server, tmp_
     box: dict = {}
 
     def run():
-        box["state"] = nightly_dunning(as_of=date(2026, 3, 23), source=src, db=db, outbox=str(tmp_path / "box"),
-                                       report_dir=str(tmp_path / "reports"), approval_timeout_hours=0.05,
-                                       return_state=True)
+        box["state"] = nightly_dunning(
+            as_of=date(2026, 3, 23),
+            source=src,
+            db=db,
+            outbox=str(tmp_path / "box"),
+            report_dir=str(tmp_path / "reports"),
+            approval_timeout_hours=0.05,
+            return_state=True,
+        )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     paused, deadline = None, time.monotonic() + 120
     with get_client(sync_client=True) as client:
         while paused is None and time.monotonic() < deadline:
-            found = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(any_=["nightly-2026-03-23"]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            found = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    name=FlowRunFilterName(any_=["nightly-2026-03-23"]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                )
+            )
             paused = found[0] if found else time.sleep(0.5)
     assert paused is not None, "the flow run did not pause for the approval"
     # while it waits, its row is there, running
@@ -421,12 +533,25 @@ def test_the_approval_in_the_prefect_ui_is_a_run_of_its_own(prefect_server, tmp_
     nightly, decision = rows[flow_run_id], rows[f"{flow_run_id}/approve"]
     assert (nightly["kind"], nightly["outcome"], nightly["flow_run_id"]) == ("nightly", "completed", flow_run_id)
     assert (decision["kind"], decision["outcome"], decision["flow_run_id"], decision["actor"]) == (
-        "approve", "completed", flow_run_id, "julie (prefect-ui)")
+        "approve",
+        "completed",
+        flow_run_id,
+        "julie (prefect-ui)",
+    )
     assert nightly["started_at"] <= decision["started_at"] <= decision["ended_at"] <= nightly["ended_at"]
-    assert sorted(_q(db, "select action_id, run_id, status, decided_by, decided_run_id from dunning_actions "
-                         "where stage = 'formal_notice'")) == [
+    assert sorted(
+        _q(
+            db,
+            "select action_id, run_id, status, decided_by, decided_run_id from dunning_actions "
+            "where stage = 'formal_notice'",
+        )
+    ) == [
         (A1, flow_run_id, "approved", "julie (prefect-ui)", f"{flow_run_id}/approve"),
-        (A2, flow_run_id, "rejected", "julie (prefect-ui)", f"{flow_run_id}/approve")]
+        (A2, flow_run_id, "rejected", "julie (prefect-ui)", f"{flow_run_id}/approve"),
+    ]
     # the approved letter was sent by the nightly run's dispatch, after the decision
-    assert _q(db, "select run_id from delivery_events where delivery_id = $d and status = 'sent'",
-              {"d": f"{A1}|registered_letter"}) == [(flow_run_id,)]
+    assert _q(
+        db,
+        "select run_id from delivery_events where delivery_id = $d and status = 'sent'",
+        {"d": f"{A1}|registered_letter"},
+    ) == [(flow_run_id,)]

@@ -16,7 +16,16 @@ from typer.testing import CliRunner
 from flows.backfill import backfill_run
 from relance.core.errors import UserError
 from tests.ladder_helpers import (
-    LADDER_TABLES, actions, customer, deliveries, invoice, query, run_nightly, table_rows, unit, write_source,
+    LADDER_TABLES,
+    actions,
+    customer,
+    deliveries,
+    invoice,
+    query,
+    run_nightly,
+    table_rows,
+    unit,
+    write_source,
 )
 
 
@@ -38,9 +47,15 @@ def test_replay_simulates_the_ladder_and_takes_approvals_as_given(tmp_path):
     have been sent, so the replay, like the nightly, takes nothing after it."""
     src, db = _source(tmp_path), str(tmp_path / "r.duckdb")
     summary = backfill_run("2026-03-09", "2026-03-31", src, db)
-    expected = [("2026-03-09", "due"), ("2026-03-12", "call_1"), ("2026-03-16", "reminder_2"),
-                ("2026-03-19", "call_2"), ("2026-03-23", "formal_notice"), ("2026-03-26", "amicable"),
-                ("2026-03-31", "litigation")]
+    expected = [
+        ("2026-03-09", "due"),
+        ("2026-03-12", "call_1"),
+        ("2026-03-16", "reminder_2"),
+        ("2026-03-19", "call_2"),
+        ("2026-03-23", "formal_notice"),
+        ("2026-03-26", "amicable"),
+        ("2026-03-31", "litigation"),
+    ]
     assert [(a[0], a[4]) for a in actions(db, "C1")] == expected
     assert [(a[0], a[4]) for a in actions(db, "NOTHING")] == expected[:5]
     assert unit(db, "2026-03-31", "NOTHING")["no_action_reason"] == "formal_notice_not_sent"
@@ -49,8 +64,14 @@ def test_replay_simulates_the_ladder_and_takes_approvals_as_given(tmp_path):
     assert {d[2] for d in deliveries(db) if d[0].startswith("C1|")} == {"simulated"}
     # contact facts hold in a replay too
     assert deliveries(db, "NOTHING|EUR|1|due") == [
-        ("NOTHING|EUR|1|due|letter", "letter", "undeliverable", "email",
-         "no postal address (street and city) for a letter, the fallback for email")]
+        (
+            "NOTHING|EUR|1|due|letter",
+            "letter",
+            "undeliverable",
+            "email",
+            "no postal address (street and city) for a letter, the fallback for email",
+        )
+    ]
     assert unit(db, "2026-03-24", "C1")["no_action_reason"] == "min_gap"
     assert summary["replay"]["days"] == 23 and summary["replay"]["actions"] == 12
     assert query(db, "select count(distinct as_of) from unit_stage") == [(23,)]
@@ -64,8 +85,10 @@ def test_backfill_takes_real_actions_as_its_state_and_never_touches_sent_ones(tm
     run_nightly(src, db, "2026-03-10")
     run_nightly(src, db, "2026-03-13")
     with duckdb.connect(db) as con:
-        con.execute("update deliveries set status = 'sent', provider = 'outbox', provider_message_id = 'm-1', attempts = 1, "
-                    "sent_at = timestamp '2026-03-10 21:00:00' where delivery_id = 'C1|EUR|1|due|email'")
+        con.execute(
+            "update deliveries set status = 'sent', provider = 'outbox', provider_message_id = 'm-1', attempts = 1, "
+            "sent_at = timestamp '2026-03-10 21:00:00' where delivery_id = 'C1|EUR|1|due|email'"
+        )
     sent = query(db, "select * from deliveries where delivery_id = 'C1|EUR|1|due|email'")
 
     backfill_run("2026-03-09", "2026-03-16", src, db)
@@ -127,7 +150,9 @@ def test_cli_backfill_twice(tmp_path):
     assert "5 days" in first.output and "4 simulated actions (2 due, 2 call_1)" in first.output
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "0 simulated actions" in second.output
-    bad = CliRunner().invoke(app, ["backfill", "--start", "2026-03-09", "--end", "2026-13-01", "--source", src, "--db", str(db)])
+    bad = CliRunner().invoke(
+        app, ["backfill", "--start", "2026-03-09", "--end", "2026-13-01", "--source", src, "--db", str(db)]
+    )
     assert bad.exit_code != 0
 
 
@@ -139,10 +164,14 @@ def test_progress_bar_and_prefect_artifact(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(bf, "in_flow_run", lambda: True)
-    monkeypatch.setattr("prefect.artifacts.create_progress_artifact",
-                        lambda progress, key=None, description=None: calls.append(("create", progress, key)) or "A1")
-    monkeypatch.setattr("prefect.artifacts.update_progress_artifact",
-                        lambda artifact_id, progress, description=None: calls.append(("update", artifact_id, progress)))
+    monkeypatch.setattr(
+        "prefect.artifacts.create_progress_artifact",
+        lambda progress, key=None, description=None: calls.append(("create", progress, key)) or "A1",
+    )
+    monkeypatch.setattr(
+        "prefect.artifacts.update_progress_artifact",
+        lambda artifact_id, progress, description=None: calls.append(("update", artifact_id, progress)),
+    )
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -165,7 +194,16 @@ def test_backfill_flow_is_the_same_function_with_the_cli_names():
 
     assert backfill.name == "backfill"
     assert list(inspect.signature(backfill.fn).parameters) == [
-        "start", "end", "source", "db", "policy", "source_schema", "metrics_target", "report_dir", "language"]
+        "start",
+        "end",
+        "source",
+        "db",
+        "policy",
+        "source_schema",
+        "metrics_target",
+        "report_dir",
+        "language",
+    ]
 
 
 def test_the_outage_week_replayed_never_gives_the_live_ladder_a_step(tmp_path):
@@ -177,8 +215,9 @@ def test_the_outage_week_replayed_never_gives_the_live_ladder_a_step(tmp_path):
     as the history of 03-30, and the run's summary says it was not taken as a step."""
     from relance.cli import format_backfill_summary, format_summary
 
-    src = write_source(tmp_path / "src", customers=[customer("C1")],
-                       invoices=[invoice("I1", "C1", "2026-02-13", "1000.00")])
+    src = write_source(
+        tmp_path / "src", customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-02-13", "1000.00")]
+    )
     db = str(tmp_path / "r.duckdb")
     for d in ("2026-03-16", "2026-03-19", "2026-03-24"):
         run_nightly(src, db, d)
@@ -187,11 +226,15 @@ def test_the_outage_week_replayed_never_gives_the_live_ladder_a_step(tmp_path):
     assert "never a step for a live run" in format_backfill_summary(back)
     [live] = run_nightly(src, db, "2026-04-02")
     assert [(a[0], a[4], a[7]) for a in actions(db)] == [
-        ("2026-03-16", "due", "planned"), ("2026-03-19", "call_1", "planned"),
-        ("2026-03-24", "reminder_2", "planned"), ("2026-03-30", "formal_notice", "simulated"),
+        ("2026-03-16", "due", "planned"),
+        ("2026-03-19", "call_1", "planned"),
+        ("2026-03-24", "reminder_2", "planned"),
+        ("2026-03-30", "formal_notice", "simulated"),
         ("2026-04-02", "call_2", "planned"),
     ]
     assert query(db, "select status from deliveries where delivery_id = 'C1|EUR|1|call_2|phone'") == [("sent",)]
     assert live["escalate"]["actions_by_stage"] == {"call_2": 1}
-    assert ("  replay:   1 simulated actions (backfill) in open episodes are history only (report, metrics): "
-            "the ladder goes on from the last real step") in format_summary(live).splitlines()
+    assert (
+        "  replay:   1 simulated actions (backfill) in open episodes are history only (report, metrics): "
+        "the ladder goes on from the last real step"
+    ) in format_summary(live).splitlines()

@@ -38,7 +38,13 @@ from tests.test_metrics import add_action, metrics, prepare
 AS_OF = date(2026, 6, 30)
 CUSTOMERS = [{"customer_id": "C1", "name": "Client Un"}, {"customer_id": "C2", "name": "Client Deux"}]
 INVOICES = [
-    {"invoice_id": "I1", "customer_id": "C1", "issue_date": "2026-03-01", "due_date": "2026-03-31", "amount": "1000.00"},
+    {
+        "invoice_id": "I1",
+        "customer_id": "C1",
+        "issue_date": "2026-03-01",
+        "due_date": "2026-03-31",
+        "amount": "1000.00",
+    },
     {"invoice_id": "I2", "customer_id": "C2", "issue_date": "2026-03-01", "due_date": "2026-03-31", "amount": "600.00"},
 ]
 PAYMENTS = [
@@ -66,14 +72,50 @@ def test_cash_attributed_to_the_last_real_step(source_writer, tmp_path):
     db = tmp_path / "r.duckdb"
     prepare(db, src, AS_OF)
     with warehouse.open_db(db) as con:
-        add_action(con, "A1", date(2026, 5, 20), "C1", "EUR", "due", 2, "1000.00", ["I1"], deliveries=[("email", "sent")])
-        add_action(con, "A2", date(2026, 6, 10), "C1", "EUR", "call_1", 3, "900.00", ["I1"], deliveries=[("phone", "sent")])
-        add_action(con, "A3", date(2026, 6, 15), "C1", "EUR", "reminder_2", 4, "650.00", ["I1"], status="simulated",
-                   deliveries=[("email", "simulated")])
-        add_action(con, "A4", date(2026, 6, 20), "C1", "EUR", "formal_notice", 6, "650.00", ["I1"], status="rejected",
-                   deliveries=[("registered_letter", "skipped")])
-        add_action(con, "A5", date(2026, 6, 15), "C2", "EUR", "reminder_2", 4, "100.00", ["I2"],
-                   deliveries=[("email", "sent"), ("sms", "sent")])
+        add_action(
+            con, "A1", date(2026, 5, 20), "C1", "EUR", "due", 2, "1000.00", ["I1"], deliveries=[("email", "sent")]
+        )
+        add_action(
+            con, "A2", date(2026, 6, 10), "C1", "EUR", "call_1", 3, "900.00", ["I1"], deliveries=[("phone", "sent")]
+        )
+        add_action(
+            con,
+            "A3",
+            date(2026, 6, 15),
+            "C1",
+            "EUR",
+            "reminder_2",
+            4,
+            "650.00",
+            ["I1"],
+            status="simulated",
+            deliveries=[("email", "simulated")],
+        )
+        add_action(
+            con,
+            "A4",
+            date(2026, 6, 20),
+            "C1",
+            "EUR",
+            "formal_notice",
+            6,
+            "650.00",
+            ["I1"],
+            status="rejected",
+            deliveries=[("registered_letter", "skipped")],
+        )
+        add_action(
+            con,
+            "A5",
+            date(2026, 6, 15),
+            "C2",
+            "EUR",
+            "reminder_2",
+            4,
+            "100.00",
+            ["I2"],
+            deliveries=[("email", "sent"), ("sms", "sent")],
+        )
         con.execute("update deliveries set sent_at = ? where delivery_id = 'A5|sms'", [datetime(2026, 6, 15, 8)])
         con.execute("update deliveries set sent_at = ? where delivery_id = 'A5|email'", [datetime(2026, 6, 15, 9)])
         _outcome(con, "O1", "C1", date(2026, 6, 8), "Marc", "A1")
@@ -83,11 +125,17 @@ def test_cash_attributed_to_the_last_real_step(source_writer, tmp_path):
     m = metrics(db, AS_OF)
     cash = {(dim, val): v for (cur, metric, dim, val), v in m.items() if metric == "cash_attributed_30d"}
     assert cash == {
-        ("stage", "due"): D("130.00"), ("stage", "call_1"): D("300.00"), ("stage", "reminder_2"): D("75.00"),
+        ("stage", "due"): D("130.00"),
+        ("stage", "call_1"): D("300.00"),
+        ("stage", "reminder_2"): D("75.00"),
         ("stage", "none"): D("200.00"),
-        ("channel", "email"): D("130.00"), ("channel", "phone"): D("300.00"), ("channel", "sms"): D("75.00"),
+        ("channel", "email"): D("130.00"),
+        ("channel", "phone"): D("300.00"),
+        ("channel", "sms"): D("75.00"),
         ("channel", "none"): D("200.00"),
-        ("collector", "Marc"): D("30.00"), ("collector", "Claire"): D("300.00"), ("collector", "none"): D("375.00"),
+        ("collector", "Marc"): D("30.00"),
+        ("collector", "Claire"): D("300.00"),
+        ("collector", "none"): D("375.00"),
     }
     assert all(isinstance(v, D) for v in cash.values())
     collected = m[("EUR", "collected_30d", "all", "all")]
@@ -99,8 +147,12 @@ def test_cash_attributed_to_the_last_real_step(source_writer, tmp_path):
     with warehouse.open_db(db) as con:
         warehouse.build(con, "intermediate/int_metrics_cash_attribution", {"as_of": AS_OF})
         assert warehouse.check_model(con, "intermediate/int_metrics_cash_attribution", {"as_of": AS_OF}) == []
-        rows = {r[0]: r[1:] for r in con.execute(
-            "select payment_id, action_id, stage, channel, collector from int_metrics_cash_attribution").fetchall()}
+        rows = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "select payment_id, action_id, stage, channel, collector from int_metrics_cash_attribution"
+            ).fetchall()
+        }
     assert rows == {
         "P1": ("A1", "due", "email", "none"),
         "P4": ("A1", "due", "email", "Marc"),

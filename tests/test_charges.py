@@ -72,26 +72,35 @@ def test_interest_across_a_half_year_boundary_and_indemnity(tmp_path):
     db = str(tmp_path / "r.duckdb")
     run_days(_source(tmp_path), db, ["2026-01-19", "2026-01-20"], policy=_policy(tmp_path))
 
-    notices = query(db, """
+    notices = query(
+        db,
+        """
         select action_id, amount_due, invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total
-        from dunning_actions where stage = 'formal_notice' order by action_id""")
+        from dunning_actions where stage = 'formal_notice' order by action_id""",
+    )
     assert notices == [
         ("B2B|EUR|1|formal_notice", D("1036.50"), ["I1", "I2", "I3"], D("17.01"), D("120.00"), "EUR", D("137.01")),
         ("B2B|USD|1|formal_notice", D("1000.00"), ["U1"], D("16.99"), D("40.00"), "EUR", D("16.99")),
         ("B2C|EUR|1|formal_notice", D("1000.00"), ["K1"], None, None, None, None),
     ]
-    assert query(db, """
+    assert query(
+        db,
+        """
         select invoice_id, open_amount, days_late, interest_amount, indemnity_amount
-        from action_charges where action_id = 'B2B|EUR|1|formal_notice' order by invoice_id""") == [
+        from action_charges where action_id = 'B2B|EUR|1|formal_notice' order by invoice_id""",
+    ) == [
         ("I1", D("1000.00"), 50, D("16.99"), D("40.00")),
         ("I2", D("18.25"), 1, D("0.01"), D("40.00")),
         ("I3", D("18.25"), 1, D("0.01"), D("40.00")),
     ]
-    assert query(db, """
+    assert query(
+        db,
+        """
         select half_year, period_start::varchar, period_end::varchar, days, reference_rate, annual_rate, interest
-        from action_charge_periods where invoice_id = 'I1' order by period_start""") == [
+        from action_charge_periods where invoice_id = 'I1' order by period_start""",
+    ) == [
         ("2025-H2", "2025-12-02", "2025-12-31", 30, D("4.0000"), D("14.0000"), D("11.5068493151")),  # 420000/36500
-        ("2026-H1", "2026-01-01", "2026-01-20", 20, D("0.0000"), D("10.0000"), D("5.4794520548")),   # 200000/36500
+        ("2026-H1", "2026-01-01", "2026-01-20", 20, D("0.0000"), D("10.0000"), D("5.4794520548")),  # 200000/36500
     ]
     # the earlier `due` action states no charges
     assert query(db, "select count(*) from dunning_actions where stage = 'due' and interest_amount is null") == [(3,)]
@@ -107,13 +116,21 @@ def test_a_missing_half_year_rate_holds_only_the_units_whose_charges_need_it(tmp
     db = str(tmp_path / "r.duckdb")
     src = _source(tmp_path)
     run_days(src, db, ["2026-01-19", "2026-01-20"], policy=pol)  # no PolicyError
-    assert query(db, "select action_id from dunning_actions where stage = 'formal_notice'") == [("B2C|EUR|1|formal_notice",)]
+    assert query(db, "select action_id from dunning_actions where stage = 'formal_notice'") == [
+        ("B2C|EUR|1|formal_notice",)
+    ]
     for cur in ("EUR", "USD"):
         u = unit(db, "2026-01-20", "B2B", cur)
         assert (u["target_stage"], u["current_stage"], u["no_action_reason"], u["wait_reason"]) == (
-            "formal_notice", "due", "missing_reference_rate", "missing_reference_rate")
-        assert u["wait_detail"] == ('no reference rate for 2025-H2 in the policy (reference_rates: add - '
-                                    '{half_year: 2025-H2, rate: "…"}), needed for the charges of formal_notice')
+            "formal_notice",
+            "due",
+            "missing_reference_rate",
+            "missing_reference_rate",
+        )
+        assert u["wait_detail"] == (
+            "no reference rate for 2025-H2 in the policy (reference_rates: add - "
+            '{half_year: 2025-H2, rate: "…"}), needed for the charges of formal_notice'
+        )
     assert unit(db, "2026-01-20", "B2C")["wait_reason"] is None
     # the report lists them, with the half-year to add
     import html
@@ -123,12 +140,13 @@ def test_a_missing_half_year_rate_holds_only_the_units_whose_charges_need_it(tmp
 
     out = report(db, date(2026, 1, 20), str(tmp_path / "rep"), language="en", policy=pol)
     page = html.unescape(Path(out["html"]).read_text(encoding="utf-8"))
-    section = page[page.index("Waiting for a reference rate (policy)"):]
+    section = page[page.index("Waiting for a reference rate (policy)") :]
     assert '<span class="badge alert">2</span>' in section[:200]
     assert section.count("no reference rate for 2025-H2") == 2 and "Client B2B" in section
     run_days(None, db, ["2026-01-21"], policy=_policy(tmp_path))
-    assert query(db, "select action_id, interest_amount from dunning_actions where as_of = '2026-01-21' order by 1") == [
-        ("B2B|EUR|1|formal_notice", D("17.28")), ("B2B|USD|1|formal_notice", D("17.26"))]
+    assert query(
+        db, "select action_id, interest_amount from dunning_actions where as_of = '2026-01-21' order by 1"
+    ) == [("B2B|EUR|1|formal_notice", D("17.28")), ("B2B|USD|1|formal_notice", D("17.26"))]
 
 
 def test_a_policy_without_an_old_half_year_holds_only_the_old_debtor(tmp_path):
@@ -143,12 +161,16 @@ def test_a_policy_without_an_old_half_year_holds_only_the_old_debtor(tmp_path):
     assert line in default
     pol = tmp_path / "no-2019-h1.yaml"
     pol.write_text(default.replace(line, ""), encoding="utf-8")
-    src = write_source(tmp_path / "src", customers=[customer("OLD"), customer("NEW")],
-                       invoices=[invoice("I1", "OLD", "2019-03-01", "500.00"), invoice("I2", "NEW", "2026-01-30", "800.00")])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("OLD"), customer("NEW")],
+        invoices=[invoice("I1", "OLD", "2019-03-01", "500.00"), invoice("I2", "NEW", "2026-01-30", "800.00")],
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"], policy=str(pol))
     assert query(db, "select customer_id, interest_amount from dunning_actions where stage = 'formal_notice'") == [
-        ("NEW", D("13.85"))]
+        ("NEW", D("13.85"))
+    ]
     u = unit(db, "2026-03-23", "OLD")
     assert (u["current_stage"], u["no_action_reason"]) == ("call_2", "missing_reference_rate")
     assert "2019-H1" in u["wait_detail"]
@@ -175,12 +197,14 @@ def test_late_days_starting_on_1_january_need_no_earlier_rate(tmp_path):
     """Due 2025-12-31: the first late day is 2026-01-01, so 2025-H2 is not needed. Due step on
     Mon 02-02, formal notice Tue 02-03 (+34): 1000.00 × 34 days × 10 % / 365 = 9.315… → 9.32."""
     pol = _policy(tmp_path, '  - {half_year: 2026-H1, rate: "0.00"}\n')
-    src = write_source(tmp_path / "src", customers=[customer("B2B")],
-                       invoices=[invoice("I1", "B2B", "2025-12-31", "1000.00")])
+    src = write_source(
+        tmp_path / "src", customers=[customer("B2B")], invoices=[invoice("I1", "B2B", "2025-12-31", "1000.00")]
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-02-02", "2026-02-03"], policy=pol)
     assert query(db, "select interest_amount, charges_total from dunning_actions where stage = 'formal_notice'") == [
-        (D("9.32"), D("49.32"))]
+        (D("9.32"), D("49.32"))
+    ]
 
 
 # --- interest on what is owed each day (issue 16 §3): a partial payment lowers the base from its date ---
@@ -193,9 +217,12 @@ DAILY_RATES = """\
 
 
 def _periods(db: str, invoice_id: str) -> list[tuple]:
-    return query(db, f"""
+    return query(
+        db,
+        f"""
         select period_start::varchar, period_end::varchar, days, half_year, annual_rate, open_amount, interest
-        from action_charge_periods where invoice_id = '{invoice_id}' order by period_start""")
+        from action_charge_periods where invoice_id = '{invoice_id}' order by period_start""",
+    )
 
 
 def test_a_partial_payment_lowers_the_base_from_its_date(tmp_path):
@@ -206,9 +233,12 @@ def test_a_partial_payment_lowers_the_base_from_its_date(tmp_path):
       07-01..07-10  10 days × 1800.00 × 12.15 = 218 700
       774 945 / 36 500 = 21.2313… → 21.23 (the open amount at the notice, 1800.00 on every late
       day, gave 1800 × (20 × 13.15 + 10 × 12.15) / 36 500 = 18.96)."""
-    src = write_source(tmp_path / "src", customers=[customer("PAR")],
-                       invoices=[invoice("P1", "PAR", "2025-06-10", "2500.00")],
-                       payments=[payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1")])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("PAR")],
+        invoices=[invoice("P1", "PAR", "2025-06-10", "2500.00")],
+        payments=[payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1")],
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2025-07-09", "2025-07-10"], policy=_policy(tmp_path, DAILY_RATES))
     assert _periods(db, "P1") == [
@@ -216,10 +246,14 @@ def test_a_partial_payment_lowers_the_base_from_its_date(tmp_path):
         ("2025-06-20", "2025-06-30", 11, "2025-H1", D("13.1500"), D("1800.00"), D("7.1334246575")),
         ("2025-07-01", "2025-07-10", 10, "2025-H2", D("12.1500"), D("1800.00"), D("5.9917808219")),
     ]
-    assert query(db, """select open_amount, days_late, interest_amount, indemnity_amount from action_charges
-                        where invoice_id = 'P1'""") == [(D("1800.00"), 30, D("21.23"), D("40.00"))]
-    assert query(db, "select amount_due, interest_amount, charges_total from dunning_actions where stage = 'formal_notice'") == [
-        (D("1800.00"), D("21.23"), D("61.23"))]
+    assert query(
+        db,
+        """select open_amount, days_late, interest_amount, indemnity_amount from action_charges
+                        where invoice_id = 'P1'""",
+    ) == [(D("1800.00"), 30, D("21.23"), D("40.00"))]
+    assert query(
+        db, "select amount_due, interest_amount, charges_total from dunning_actions where stage = 'formal_notice'"
+    ) == [(D("1800.00"), D("21.23"), D("61.23"))]
 
 
 def test_payments_on_half_year_edges_and_before_the_due_date(tmp_path):
@@ -237,13 +271,17 @@ def test_payments_on_half_year_edges_and_before_the_due_date(tmp_path):
       01-01..01-19  19 days ×  600.00 × 11.00 = 125 400
       319 800 / 36 500 = 8.7616… → 8.76 (not 600 × (16 × 12.15 + 19 × 11) / 36 500 = 6.63)"""
     src = write_source(
-        tmp_path / "src", customers=[customer("B"), customer("C")],
+        tmp_path / "src",
+        customers=[customer("B"), customer("C")],
         invoices=[invoice("B1", "B", "2025-05-31", "3000.00"), invoice("C1", "C", "2025-12-15", "1200.00")],
-        payments=[payment("YB1", "B", "2025-06-30", "1000.00", invoice_id="B1"),
-                  payment("YB2", "B", "2025-07-01", "500.00", invoice_id="B1"),
-                  payment("YC1", "C", "2025-12-10", "200.00", invoice_id="C1"),
-                  payment("YC2", "C", "2026-01-01", "400.00", invoice_id="C1"),
-                  payment("YC3", "C", "2026-01-25", "100.00", invoice_id="C1")])
+        payments=[
+            payment("YB1", "B", "2025-06-30", "1000.00", invoice_id="B1"),
+            payment("YB2", "B", "2025-07-01", "500.00", invoice_id="B1"),
+            payment("YC1", "C", "2025-12-10", "200.00", invoice_id="C1"),
+            payment("YC2", "C", "2026-01-01", "400.00", invoice_id="C1"),
+            payment("YC3", "C", "2026-01-25", "100.00", invoice_id="C1"),
+        ],
+    )
     db = str(tmp_path / "r.duckdb")
     pol = _policy(tmp_path, DAILY_RATES)
     run_days(src, db, ["2026-01-06", "2026-01-07", "2026-01-19"], policy=pol)
@@ -257,8 +295,11 @@ def test_payments_on_half_year_edges_and_before_the_due_date(tmp_path):
         ("2025-12-16", "2025-12-31", 16, "2025-H2", D("12.1500"), D("1000.00"), D("5.3260273973")),
         ("2026-01-01", "2026-01-19", 19, "2026-H1", D("11.0000"), D("600.00"), D("3.4356164384")),
     ]
-    assert query(db, """select invoice_id, open_amount, days_late, interest_amount from action_charges
-                        order by invoice_id""") == [("B1", D("1500.00"), 221, D("127.10")), ("C1", D("600.00"), 35, D("8.76"))]
+    assert query(
+        db,
+        """select invoice_id, open_amount, days_late, interest_amount from action_charges
+                        order by invoice_id""",
+    ) == [("B1", D("1500.00"), 221, D("127.10")), ("C1", D("600.00"), 35, D("8.76"))]
 
 
 def test_a_warehouse_keyed_by_half_year_is_rekeyed_by_period_start(tmp_path):
@@ -279,8 +320,11 @@ def test_a_warehouse_keyed_by_half_year_is_rekeyed_by_period_start(tmp_path):
         con.execute("""insert into action_charge_periods values
             ('A|EUR|1|formal_notice', 'I1', '2025-H2', '2025-12-02', '2025-12-31', 30, 4, 14, 1000.00, 11.5068493151)""")
     ingest(_source(tmp_path), db, date(2026, 1, 19))
-    assert query(db, """select constraint_column_names from duckdb_constraints()
-                        where table_name = 'action_charge_periods' and constraint_type = 'PRIMARY KEY'""") == [
-        (["action_id", "invoice_id", "period_start"],)]
+    assert query(
+        db,
+        """select constraint_column_names from duckdb_constraints()
+                        where table_name = 'action_charge_periods' and constraint_type = 'PRIMARY KEY'""",
+    ) == [(["action_id", "invoice_id", "period_start"],)]
     assert query(db, "select invoice_id, half_year, interest from action_charge_periods") == [
-        ("I1", "2025-H2", D("11.5068493151"))]
+        ("I1", "2025-H2", D("11.5068493151"))
+    ]

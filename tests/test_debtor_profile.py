@@ -62,16 +62,24 @@ def measured(tmp_path_factory):
         tmp / "src",
         customers=[customer("GOOD"), customer("SLOW"), customer("MID"), customer("NEWCO")],
         invoices=[
-            _inv("G1", "GOOD", "2025-06-30", "1000.00"), _inv("G2", "GOOD", "2025-10-31", "1000.00"),
-            _inv("G3", "GOOD", "2026-02-28", "2000.00"), _inv("G4", "GOOD", "2026-04-30", "500.00"),
+            _inv("G1", "GOOD", "2025-06-30", "1000.00"),
+            _inv("G2", "GOOD", "2025-10-31", "1000.00"),
+            _inv("G3", "GOOD", "2026-02-28", "2000.00"),
+            _inv("G4", "GOOD", "2026-04-30", "500.00"),
             _inv("U1", "GOOD", "2025-12-01", "100.00", "USD"),
-            _inv("S0", "SLOW", "2025-01-31", "1000.00"), _inv("S1", "SLOW", "2025-05-31", "1000.00"),
-            _inv("S2", "SLOW", "2025-09-30", "3000.00"), _inv("S3", "SLOW", "2026-01-31", "1000.00"),
-            _inv("S4", "SLOW", "2026-01-15", "2000.00"), _inv("S5", "SLOW", "2026-04-15", "500.00"),
-            _inv("M1", "MID", "2025-07-31", "2000.00"), _inv("M2", "MID", "2025-10-31", "2000.00"),
-            _inv("M3", "MID", "2026-01-31", "1000.00"), _inv("M4", "MID", "2026-03-01", "1000.00"),
+            _inv("S0", "SLOW", "2025-01-31", "1000.00"),
+            _inv("S1", "SLOW", "2025-05-31", "1000.00"),
+            _inv("S2", "SLOW", "2025-09-30", "3000.00"),
+            _inv("S3", "SLOW", "2026-01-31", "1000.00"),
+            _inv("S4", "SLOW", "2026-01-15", "2000.00"),
+            _inv("S5", "SLOW", "2026-04-15", "500.00"),
+            _inv("M1", "MID", "2025-07-31", "2000.00"),
+            _inv("M2", "MID", "2025-10-31", "2000.00"),
+            _inv("M3", "MID", "2026-01-31", "1000.00"),
+            _inv("M4", "MID", "2026-03-01", "1000.00"),
             _inv("M5", "MID", "2026-04-30", "3000.00"),
-            _inv("N1", "NEWCO", "2026-01-31", "100.00"), _inv("N2", "NEWCO", "2026-02-28", "100.00"),
+            _inv("N1", "NEWCO", "2026-01-31", "100.00"),
+            _inv("N2", "NEWCO", "2026-02-28", "100.00"),
             _inv("N3", "NEWCO", "2026-03-10", "300.00"),
         ],
         payments=[
@@ -101,30 +109,126 @@ def measured(tmp_path_factory):
 
 def test_scores_and_classes_by_hand(measured):
     db, summary = measured
-    rows = query(db, """
+    rows = query(
+        db,
+        """
         select customer_id, currency, paid_invoices, paid_late, paid_late_30, paid_amount, avg_days_late,
                share_paid_late, share_paid_late_30, avg_days_late_3m, avg_days_late_prev_9m, trend_days,
                open_amount, overdue_amount, overdue_share, max_days_past_due, score, risk_class
-        from debtor_profile where as_of = '2026-03-31' order by customer_id, currency""")
+        from debtor_profile where as_of = '2026-03-31' order by customer_id, currency""",
+    )
     assert rows == [
-        ("GOOD", "EUR", 3, 0, 0, D("4000.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"),
-         D("500.00"), D("0.00"), D("0.00"), None, 100, "A"),
-        ("GOOD", "USD", 0, 0, 0, D("0.00"), None, None, None, None, None, None,
-         D("100.00"), D("100.00"), D("100.00"), 120, None, "new"),
-        ("MID", "EUR", 3, 2, 0, D("5000.00"), D("6.00"), D("66.67"), D("0.00"), D("20.00"), D("2.50"), D("17.50"),
-         D("4000.00"), D("1000.00"), D("25.00"), 30, 69, "B"),
-        ("NEWCO", "EUR", 2, 1, 0, D("200.00"), D("2.50"), D("50.00"), D("0.00"), D("2.50"), None, None,
-         D("300.00"), D("300.00"), D("100.00"), 21, None, "new"),
-        ("SLOW", "EUR", 3, 3, 2, D("5000.00"), D("34.00"), D("100.00"), D("66.67"), D("40.00"), D("32.50"), D("7.50"),
-         D("2000.00"), D("1500.00"), D("75.00"), 75, 21, "D"),
+        (
+            "GOOD",
+            "EUR",
+            3,
+            0,
+            0,
+            D("4000.00"),
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            D("0.00"),
+            D("500.00"),
+            D("0.00"),
+            D("0.00"),
+            None,
+            100,
+            "A",
+        ),
+        (
+            "GOOD",
+            "USD",
+            0,
+            0,
+            0,
+            D("0.00"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            D("100.00"),
+            D("100.00"),
+            D("100.00"),
+            120,
+            None,
+            "new",
+        ),
+        (
+            "MID",
+            "EUR",
+            3,
+            2,
+            0,
+            D("5000.00"),
+            D("6.00"),
+            D("66.67"),
+            D("0.00"),
+            D("20.00"),
+            D("2.50"),
+            D("17.50"),
+            D("4000.00"),
+            D("1000.00"),
+            D("25.00"),
+            30,
+            69,
+            "B",
+        ),
+        (
+            "NEWCO",
+            "EUR",
+            2,
+            1,
+            0,
+            D("200.00"),
+            D("2.50"),
+            D("50.00"),
+            D("0.00"),
+            D("2.50"),
+            None,
+            None,
+            D("300.00"),
+            D("300.00"),
+            D("100.00"),
+            21,
+            None,
+            "new",
+        ),
+        (
+            "SLOW",
+            "EUR",
+            3,
+            3,
+            2,
+            D("5000.00"),
+            D("34.00"),
+            D("100.00"),
+            D("66.67"),
+            D("40.00"),
+            D("32.50"),
+            D("7.50"),
+            D("2000.00"),
+            D("1500.00"),
+            D("75.00"),
+            75,
+            21,
+            "D",
+        ),
     ]
     assert summary["risk_classes"] == {"A": 1, "B": 1, "D": 1, "new": 2}
 
 
 def test_credit_watch_class_d_or_long_overdue(measured):
     db, summary = measured
-    assert query(db, """select customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons
-                        from credit_watch where as_of = '2026-03-31' order by customer_id, currency""") == [
+    assert query(
+        db,
+        """select customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons
+                        from credit_watch where as_of = '2026-03-31' order by customer_id, currency""",
+    ) == [
         ("GOOD", "USD", "new", None, D("100.00"), 120, "overdue"),
         ("SLOW", "EUR", "D", 21, D("1500.00"), 75, "class,overdue"),
     ]
@@ -137,7 +241,9 @@ def test_class_thresholds_must_decrease(tmp_path):
     from relance.core.policy import load_policy
 
     bad = tmp_path / "bad.yaml"
-    default = (__import__("pathlib").Path(__file__).resolve().parent.parent / "policies" / "default.yaml").read_text(encoding="utf-8")
+    default = (__import__("pathlib").Path(__file__).resolve().parent.parent / "policies" / "default.yaml").read_text(
+        encoding="utf-8"
+    )
     bad.write_text(default.replace("class_b_min_score: 60", "class_b_min_score: 90"), encoding="utf-8")
     with pytest.raises(PolicyError, match="class_a_min_score"):
         load_policy(str(bad))
@@ -154,16 +260,32 @@ def test_expected_payment_dates_and_collections(measured):
     Within 7 days (≤ 04-07): EUR 2800.00 (3), USD 100.00; 30 (≤ 04-30): EUR 3300.00 (4);
     60 (≤ 05-30) and 90: EUR 6800.00 (6)."""
     db, _ = measured
-    assert query(db, """select invoice_id, basis, expected_days_late, expected_date::varchar from expected_payments
-                        where as_of = '2026-03-31' order by invoice_id""") == [
-        ("G4", "debtor", 0, "2026-04-30"), ("M4", "debtor", 6, "2026-04-01"), ("M5", "debtor", 6, "2026-05-06"),
-        ("N3", "currency", 14, "2026-04-01"), ("S4", "debtor", 34, "2026-04-01"), ("S5", "debtor", 34, "2026-05-19"),
+    assert query(
+        db,
+        """select invoice_id, basis, expected_days_late, expected_date::varchar from expected_payments
+                        where as_of = '2026-03-31' order by invoice_id""",
+    ) == [
+        ("G4", "debtor", 0, "2026-04-30"),
+        ("M4", "debtor", 6, "2026-04-01"),
+        ("M5", "debtor", 6, "2026-05-06"),
+        ("N3", "currency", 14, "2026-04-01"),
+        ("S4", "debtor", 34, "2026-04-01"),
+        ("S5", "debtor", 34, "2026-05-19"),
         ("U1", "currency", 0, "2026-04-01"),
     ]
-    assert query(db, """select currency, horizon_days, expected_amount, invoice_count from cash_forecast
-                        where as_of = '2026-03-31' order by currency, horizon_days""") == [
-        ("EUR", 7, D("2800.00"), 3), ("EUR", 30, D("3300.00"), 4), ("EUR", 60, D("6800.00"), 6), ("EUR", 90, D("6800.00"), 6),
-        ("USD", 7, D("100.00"), 1), ("USD", 30, D("100.00"), 1), ("USD", 60, D("100.00"), 1), ("USD", 90, D("100.00"), 1),
+    assert query(
+        db,
+        """select currency, horizon_days, expected_amount, invoice_count from cash_forecast
+                        where as_of = '2026-03-31' order by currency, horizon_days""",
+    ) == [
+        ("EUR", 7, D("2800.00"), 3),
+        ("EUR", 30, D("3300.00"), 4),
+        ("EUR", 60, D("6800.00"), 6),
+        ("EUR", 90, D("6800.00"), 6),
+        ("USD", 7, D("100.00"), 1),
+        ("USD", 30, D("100.00"), 1),
+        ("USD", 60, D("100.00"), 1),
+        ("USD", 90, D("100.00"), 1),
     ]
 
 
@@ -173,7 +295,11 @@ def test_unit_stage_shows_the_latest_profile_measured(measured):
 
     db, _ = measured
     run_days(None, db, ["2026-04-01"])
-    slow, mid, good_usd = unit(db, "2026-04-01", "SLOW"), unit(db, "2026-04-01", "MID"), unit(db, "2026-04-01", "GOOD", "USD")
+    slow, mid, good_usd = (
+        unit(db, "2026-04-01", "SLOW"),
+        unit(db, "2026-04-01", "MID"),
+        unit(db, "2026-04-01", "GOOD", "USD"),
+    )
     assert (slow["risk_score"], slow["risk_class"], slow["profile_as_of"]) == (21, "D", AS_OF)
     assert (mid["risk_score"], mid["risk_class"]) == (69, "B")
     assert (good_usd["risk_score"], good_usd["risk_class"]) == (None, "new")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import email
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email import policy as email_policy
 
 import duckdb
@@ -15,17 +15,35 @@ from relance.core.errors import UserError
 from tasks.dispatch import approve, dispatch, ledger, resolve
 from tasks.dispatch.ledger import file_stem, unit_stem
 from tests.fakes.scenario import (
-    action, add_actions, build, customer, deliveries, events, invoice, pdf_text,
+    action,
+    add_actions,
+    build,
+    customer,
+    deliveries,
+    events,
+    invoice,
+    pdf_text,
 )
 
 AS_OF = date(2026, 3, 16)
-NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
 CUSTOMERS = [
     customer("C1", "Boulangerie Martin SARL", collector="Julie"),
-    customer("C2", "Acme Ltd", language="en", country="GB", street="1 High Street", postal_code="SW1A 1AA",
-             city="London", phone="+447700900123", collector="Julie"),
-    customer("C3", "Garage Petit", email="jean..petit@garage.example", collector="Marc"),  # SendGrid would refuse it: ingest drops it
+    customer(
+        "C2",
+        "Acme Ltd",
+        language="en",
+        country="GB",
+        street="1 High Street",
+        postal_code="SW1A 1AA",
+        city="London",
+        phone="+447700900123",
+        collector="Julie",
+    ),
+    customer(
+        "C3", "Garage Petit", email="jean..petit@garage.example", collector="Marc"
+    ),  # SendGrid would refuse it: ingest drops it
     customer("C4", "Sans Adresse SAS", email="", street="", postal_code="", city=""),
     customer("C5", "Café du Port", collector=""),
     customer("C6", "Vieille Dette SA", collector="Julie"),
@@ -43,10 +61,17 @@ INVOICES = [
 
 def scenario(tmp_path, extra=(), **kw):
     acts = [
-        action("A1", "C1", "formal_notice", ["F1", "F2"],
-               deliveries=[("D1-reg", "registered_letter", "pending_approval"), ("D1-mail", "email", "pending_approval")],
-               charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
-        action("A2", "C2", "reminder_2", ["F3"], deliveries=[("D2-mail", "email"), ("D2-sms", "sms"), ("D2-let", "letter")]),
+        action(
+            "A1",
+            "C1",
+            "formal_notice",
+            ["F1", "F2"],
+            deliveries=[("D1-reg", "registered_letter", "pending_approval"), ("D1-mail", "email", "pending_approval")],
+            charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}},
+        ),
+        action(
+            "A2", "C2", "reminder_2", ["F3"], deliveries=[("D2-mail", "email"), ("D2-sms", "sms"), ("D2-let", "letter")]
+        ),
         action("A3", "C3", "due", ["F4"], deliveries=[("D3-mail", "email")]),
         action("A4", "C4", "due", ["F5"], deliveries=[("D4-mail", "email")]),
         action("A5", "C5", "call_1", ["F6"], deliveries=[("D5-call", "phone")]),
@@ -54,8 +79,9 @@ def scenario(tmp_path, extra=(), **kw):
         action("A7", "C2", "litigation", ["F3"], deliveries=[("D7-hand", "handoff")]),
         *extra,
     ]
-    return build(tmp_path, customers=CUSTOMERS, invoices=INVOICES, as_of=AS_OF, actions=acts,
-                 with_charges_table=True, **kw)
+    return build(
+        tmp_path, customers=CUSTOMERS, invoices=INVOICES, as_of=AS_OF, actions=acts, with_charges_table=True, **kw
+    )
 
 
 @pytest.fixture
@@ -73,7 +99,9 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
         assert rows[d]["status"] == "sent" and rows[d]["provider"] == "outbox", (d, rows[d])
         assert rows[d]["attempts"] == 1 and rows[d]["sent_at"] is not None
     # .eml: text and HTML alternatives; the formal notice's copy carries the letter's PDF
-    msg = email.message_from_bytes((day / "email" / f"{file_stem('D1-mail')}.eml").read_bytes(), policy=email_policy.default)
+    msg = email.message_from_bytes(
+        (day / "email" / f"{file_stem('D1-mail')}.eml").read_bytes(), policy=email_policy.default
+    )
     assert msg["To"].addresses[0].addr_spec == "c1@client.example"
     assert msg["Subject"].startswith("Mise en demeure de payer")
     assert msg["X-Relance-Delivery-Id"] == "D1-mail"
@@ -84,14 +112,21 @@ def test_outbox_run_renders_every_channel_and_marks_sent(db, tmp_path):
     pdf = tmp_path / "att.pdf"
     pdf.write_bytes(attachments[0].get_content())
     assert "Mise en demeure de payer" in pdf_text(pdf)
-    en = email.message_from_bytes((day / "email" / f"{file_stem('D2-mail')}.eml").read_bytes(), policy=email_policy.default)
+    en = email.message_from_bytes(
+        (day / "email" / f"{file_stem('D2-mail')}.eml").read_bytes(), policy=email_policy.default
+    )
     assert "€2,500.00" in en.get_body(("plain",)).get_content() and not list(en.iter_attachments())
     # SMS as text, letters as PDF, worklists, dossier
     assert "€2,500.00" in (day / "sms" / f"{file_stem('D2-sms')}.txt").read_text(encoding="utf-8")
-    assert (day / "letter" / f"{file_stem('D2-let')}.pdf").exists() and (day / "registered_letter" / f"{file_stem('D1-reg')}.pdf").exists()
+    assert (day / "letter" / f"{file_stem('D2-let')}.pdf").exists() and (
+        day / "registered_letter" / f"{file_stem('D1-reg')}.pdf"
+    ).exists()
     assert {p.name for p in (day / "phone").iterdir()} == {
-        f"worklist-{file_stem('Julie')}.csv", f"worklist-{file_stem('Julie')}.html",
-        f"worklist-{file_stem('unassigned')}.csv", f"worklist-{file_stem('unassigned')}.html"}
+        f"worklist-{file_stem('Julie')}.csv",
+        f"worklist-{file_stem('Julie')}.html",
+        f"worklist-{file_stem('unassigned')}.csv",
+        f"worklist-{file_stem('unassigned')}.html",
+    }
     assert (day / "handoff" / unit_stem("C2", "EUR") / "summary.pdf").exists()
     assert summary["by_channel"]["email"]["sent"] == 2
     assert summary["in_doubt"]["count"] == 0 and summary["pending_approval"] == 0
@@ -122,7 +157,10 @@ def test_invalid_or_missing_contacts_fall_back(db, tmp_path):
 
 
 def test_fallback_is_skipped_when_the_action_already_sends_a_letter(tmp_path):
-    db = scenario(tmp_path, extra=[action("A8", "C3", "reminder_2", ["F4"], deliveries=[("D8-mail", "email"), ("D8-let", "letter")])])
+    db = scenario(
+        tmp_path,
+        extra=[action("A8", "C3", "reminder_2", ["F4"], deliveries=[("D8-mail", "email"), ("D8-let", "letter")])],
+    )
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     rows = deliveries(db)
     assert rows["D8-mail"]["status"] == "skipped" and rows["D8-let"]["status"] == "sent"
@@ -139,8 +177,9 @@ def test_approval_pending_then_approved_then_sent(db, tmp_path):
     result = approve(str(db), AS_OF, action_ids=["A1"], by="claire", reason="checked with sales")
     assert result["approved"] == ["A1"] and result["deliveries_planned"] == 2
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'").fetchone() == (
-            "approved", "claire", "checked with sales")
+        assert con.execute(
+            "select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'"
+        ).fetchone() == ("approved", "claire", "checked with sales")
     nxt = dispatch(str(db), date(2026, 3, 17), out, now=NOW)
     rows = deliveries(db)
     assert rows["D1-reg"]["status"] == rows["D1-mail"]["status"] == "sent"
@@ -154,25 +193,35 @@ def test_rejected_actions_are_skipped_with_who_and_why(db, tmp_path):
     result = approve(str(db), AS_OF, reject_ids=["A1"], by="claire", reason="customer disputes F1")
     assert result["rejected"] == ["A1"] and result["deliveries_skipped"] == 2
     rows = deliveries(db)
-    assert rows["D1-reg"]["status"] == "skipped" and rows["D1-reg"]["last_error"] == "rejected by claire: customer disputes F1"
+    assert (
+        rows["D1-reg"]["status"] == "skipped"
+        and rows["D1-reg"]["last_error"] == "rejected by claire: customer disputes F1"
+    )
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'").fetchone() == (
-            "rejected", "claire", "customer disputes F1")
+        assert con.execute(
+            "select status, decided_by, decision_reason from dunning_actions where action_id = 'A1'"
+        ).fetchone() == ("rejected", "claire", "customer disputes F1")
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW, auto_approve=True)
     assert deliveries(db)["D1-reg"]["status"] == "skipped"  # auto-approve does not resurrect it
 
 
 def test_planned_delivery_of_an_approval_stage_waits(tmp_path):
-    db = scenario(tmp_path, extra=[action("A9", "C6", "formal_notice", ["F7"], deliveries=[("D9", "registered_letter")])])
+    db = scenario(
+        tmp_path, extra=[action("A9", "C6", "formal_notice", ["F7"], deliveries=[("D9", "registered_letter")])]
+    )
     summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     assert deliveries(db)["D9"]["status"] == "pending_approval" and summary["prepared"]["held_for_approval"] == 1
 
 
 def test_settled_since_the_action_is_not_sent(tmp_path):
     # a reminder planned on the 16th, deferred; F6 is paid on the 17th, before the next run
-    db = scenario(tmp_path, payments=[{"payment_id": "P1", "customer_id": "C5", "invoice_id": "F6",
-                                       "paid_date": "2026-03-17", "amount": "640.00"}],
-                  extra=[action("A10", "C5", "reminder_2", ["F6"], deliveries=[("D10-let", "letter")])])
+    db = scenario(
+        tmp_path,
+        payments=[
+            {"payment_id": "P1", "customer_id": "C5", "invoice_id": "F6", "paid_date": "2026-03-17", "amount": "640.00"}
+        ],
+        extra=[action("A10", "C5", "reminder_2", ["F6"], deliveries=[("D10-let", "letter")])],
+    )
     from tests.fakes.scenario import ingest_and_age
 
     ingest_and_age(tmp_path / "r-src", db, date(2026, 3, 17))
@@ -183,9 +232,12 @@ def test_settled_since_the_action_is_not_sent(tmp_path):
 
 
 def test_worklists_per_collector_by_priority(tmp_path):
-    db = scenario(tmp_path, extra=[
-        action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
-    ])
+    db = scenario(
+        tmp_path,
+        extra=[
+            action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
+        ],
+    )
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     day = tmp_path / "outbox" / "2026-03-16" / "phone"
     rows = list(csv.DictReader(open(day / f"worklist-{file_stem('Julie')}.csv", encoding="utf-8")))
@@ -207,15 +259,21 @@ def test_worklists_show_the_debtors_payment_profile(tmp_path):
     entry its class and score; a unit without a profile has empty cells. The order is unchanged."""
     from tasks import warehouse
 
-    db = scenario(tmp_path, extra=[
-        action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
-    ])
+    db = scenario(
+        tmp_path,
+        extra=[
+            action("A11", "C2", "call_1", ["F3"], deliveries=[("D11-call", "phone")]),
+        ],
+    )
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         for as_of, cls, score in (("2026-03-15", "D", 21), ("2026-03-16", "B", 70), ("2026-03-17", "A", 95)):
-            con.execute("insert into debtor_profile (as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, "
-                        "paid_amount, open_amount, overdue_amount, overdue_share, score, risk_class) "
-                        "values (?, 'C2', 'EUR', 3, 3, 2, 5000, 2500, 2500, 100, ?, ?)", [as_of, score, cls])
+            con.execute(
+                "insert into debtor_profile (as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, "
+                "paid_amount, open_amount, overdue_amount, overdue_share, score, risk_class) "
+                "values (?, 'C2', 'EUR', 3, 3, 2, 5000, 2500, 2500, 100, ?, ?)",
+                [as_of, score, cls],
+            )
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     day = tmp_path / "outbox" / "2026-03-16" / "phone"
     rows = list(csv.DictReader(open(day / f"worklist-{file_stem('Julie')}.csv", encoding="utf-8")))
@@ -226,8 +284,13 @@ def test_worklists_show_the_debtors_payment_profile(tmp_path):
 
 def test_worklist_cells_cannot_become_formulas(tmp_path):
     customers = [customer("C1", '=HYPERLINK("http://evil.example","clic")', collector="@Julie")]
-    db = build(tmp_path, customers=customers, invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
-               as_of=AS_OF, actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("D1", "phone")])])
+    db = build(
+        tmp_path,
+        customers=customers,
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
+        as_of=AS_OF,
+        actions=[action("A1", "C1", "call_1", ["F1"], deliveries=[("D1", "phone")])],
+    )
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     files = list((tmp_path / "outbox" / "2026-03-16" / "phone").glob("*.csv"))
     rows = list(csv.reader(open(files[0], encoding="utf-8")))
@@ -237,10 +300,19 @@ def test_worklist_cells_cannot_become_formulas(tmp_path):
 
 
 def test_handoff_dossier_holds_letters_invoices_history_and_sums(tmp_path):
-    db = scenario(tmp_path, extra=[
-        action("A12", "C1", "litigation", ["F1", "F2"], deliveries=[("D12-hand", "handoff")],
-               charges={"per_invoice": {"F1": ("20.00", "40.00"), "F2": ("1.00", "40.00")}}),
-    ])
+    db = scenario(
+        tmp_path,
+        extra=[
+            action(
+                "A12",
+                "C1",
+                "litigation",
+                ["F1", "F2"],
+                deliveries=[("D12-hand", "handoff")],
+                charges={"per_invoice": {"F1": ("20.00", "40.00"), "F2": ("1.00", "40.00")}},
+            ),
+        ],
+    )
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW, auto_approve=True)
     folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / unit_stem("C1", "EUR")
     assert deliveries(db)["D12-hand"]["artifact_path"] == str(folder)
@@ -248,18 +320,25 @@ def test_handoff_dossier_holds_letters_invoices_history_and_sums(tmp_path):
     assert sorted(p.name for p in (folder / "emails").iterdir()) == ["2026-03-16-formal_notice-email.eml"]
     invoices = list(csv.DictReader(open(folder / "invoices.csv", encoding="utf-8")))
     assert [(r["invoice_id"], r["open_amount"], r["interest"], r["indemnity"]) for r in invoices] == [
-        ("F1", "1234.56", "20.00", "40.00"), ("F2", "80.00", "1.00", "40.00")]
+        ("F1", "1234.56", "20.00", "40.00"),
+        ("F2", "80.00", "1.00", "40.00"),
+    ]
     actions = list(csv.DictReader(open(folder / "actions.csv", encoding="utf-8")))
     assert {(r["stage"], r["channel"], r["delivery_status"]) for r in actions} >= {
-        ("formal_notice", "registered_letter", "sent"), ("formal_notice", "email", "sent")}
+        ("formal_notice", "registered_letter", "sent"),
+        ("formal_notice", "email", "sent"),
+    }
     summary = " ".join(pdf_text(folder / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
     # principal 1 314,56 + interest 21,00 + indemnities 80,00 = 1 415,56
     assert "1 314,56 €" in summary and "21,00 €" in summary and "80,00 €" in summary and "1 415,56 €" in summary
 
 
 def _manifest_ids(folder) -> list[str]:
-    return [r["delivery_id"] for m in sorted(folder.glob("manifest-*.csv"))
-            for r in csv.DictReader(open(m, encoding="utf-8"))]
+    return [
+        r["delivery_id"]
+        for m in sorted(folder.glob("manifest-*.csv"))
+        for r in csv.DictReader(open(m, encoding="utf-8"))
+    ]
 
 
 def test_a_stop_while_writing_letters_rewrites_them_and_prints_them_once(db, tmp_path):
@@ -303,7 +382,9 @@ def test_letters_recorded_before_a_failure_still_reach_the_print_batch(db, tmp_p
 
 def test_resolve_in_doubt(db, tmp_path):
     with duckdb.connect(str(db)) as con:
-        con.execute("update deliveries set status = 'sending', provider = 'sendgrid', attempts = 1 where delivery_id in ('D2-mail', 'D3-mail')")
+        con.execute(
+            "update deliveries set status = 'sending', provider = 'sendgrid', attempts = 1 where delivery_id in ('D2-mail', 'D3-mail')"
+        )
     summary = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
     assert summary["in_doubt"] == {"count": 2, "new": ["D2-mail", "D3-mail"], "ids": ["D2-mail", "D3-mail"]}
     again = dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
@@ -367,11 +448,15 @@ def test_cli_drafts_lists_the_drafts_it_wrote(db, tmp_path):
     from relance.cli import app
 
     dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
-    res = CliRunner().invoke(app, ["drafts", "--db", str(db), "--as-of", "2026-03-16", "--outbox", str(tmp_path / "box")])
+    res = CliRunner().invoke(
+        app, ["drafts", "--db", str(db), "--as-of", "2026-03-16", "--outbox", str(tmp_path / "box")]
+    )
     assert res.exit_code == 0, res.output
     path = tmp_path / "box" / "2026-03-16" / "drafts" / f"{file_stem('D1-reg')}.pdf"
-    assert res.output.splitlines() == ["1 draft(s) of letters waiting for approval:",
-                                       f"  A1  registered_letter  {path}"]
+    assert res.output.splitlines() == [
+        "1 draft(s) of letters waiting for approval:",
+        f"  A1  registered_letter  {path}",
+    ]
     assert path.read_bytes().startswith(b"%PDF")
 
 
@@ -382,14 +467,36 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
     step with its print batch and tracking number, counts its own handoff as sent (summary and
     actions.csv agree) and says "Courriers envoyés : aucun" when no letter was really sent."""
     day2 = date(2026, 3, 17)
-    db = build(tmp_path, customers=CUSTOMERS, invoices=INVOICES, as_of=AS_OF, with_charges_table=True, actions=[
-        action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1-reg", "registered_letter")],
-               charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
-        action("A0", "C2", "reminder_2", ["F3"], deliveries=[("D0-sim", "letter", "simulated")], status="simulated"),
-        action("A9", "C1", "litigation", ["F1", "F2"], as_of=day2, deliveries=[("D9-hand", "handoff")],
-               charges={"per_invoice": {"F1": ("16.85", "40.00"), "F2": ("0.64", "40.00")}}),
-        action("A8", "C2", "litigation", ["F3"], as_of=day2, deliveries=[("D8-hand", "handoff")]),
-    ])
+    db = build(
+        tmp_path,
+        customers=CUSTOMERS,
+        invoices=INVOICES,
+        as_of=AS_OF,
+        with_charges_table=True,
+        actions=[
+            action(
+                "A1",
+                "C1",
+                "formal_notice",
+                ["F1", "F2"],
+                deliveries=[("D1-reg", "registered_letter")],
+                charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}},
+            ),
+            action(
+                "A0", "C2", "reminder_2", ["F3"], deliveries=[("D0-sim", "letter", "simulated")], status="simulated"
+            ),
+            action(
+                "A9",
+                "C1",
+                "litigation",
+                ["F1", "F2"],
+                as_of=day2,
+                deliveries=[("D9-hand", "handoff")],
+                charges={"per_invoice": {"F1": ("16.85", "40.00"), "F2": ("0.64", "40.00")}},
+            ),
+            action("A8", "C2", "litigation", ["F3"], as_of=day2, deliveries=[("D8-hand", "handoff")]),
+        ],
+    )
     out = tmp_path / "outbox"
     dispatch(str(db), AS_OF, str(out), now=NOW, auto_approve=True)
     manifest = out / "2026-03-16" / "registered_letter" / "manifest-registered_letter.csv"
@@ -399,14 +506,16 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    dispatch(str(db), day2, str(out), now=datetime(2026, 3, 17, 9, 0, tzinfo=timezone.utc))
+    dispatch(str(db), day2, str(out), now=datetime(2026, 3, 17, 9, 0, tzinfo=UTC))
     assert deliveries(db)["D9-hand"]["status"] == "sent" and deliveries(db)["D8-hand"]["status"] == "sent"
     c1 = out / "2026-03-17" / "handoff" / unit_stem("C1", "EUR")
     text = " ".join(pdf_text(c1 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
     import html as html_lib
     import re
 
-    shown = html_lib.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", (c1 / "summary.html").read_text(encoding="utf-8"), flags=re.S))
+    shown = html_lib.unescape(
+        re.sub(r"<style>.*?</style>|<[^>]+>", " ", (c1 / "summary.html").read_text(encoding="utf-8"), flags=re.S)
+    )
     words = re.sub(r"\S+\.(pdf|eml)\b", " ", shown)  # file names are names, not words
     for code in ("litigation", "formal_notice", "registered_letter", "handoff", "planned", "sent", "b2b", "C1|EUR"):
         assert code not in words, code
@@ -417,13 +526,16 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
     assert "Notre référence : CT-" in text
     actions = list(csv.DictReader(open(c1 / "actions.csv", encoding="utf-8")))
     assert [(r["stage"], r["channel"], r["delivery_status"], r["tracking_number"]) for r in actions] == [
-        ("formal_notice", "registered_letter", "sent", "1A02345678901"), ("litigation", "handoff", "sent", "")]
+        ("formal_notice", "registered_letter", "sent", "1A02345678901"),
+        ("litigation", "handoff", "sent", ""),
+    ]
     c2 = out / "2026-03-17" / "handoff" / unit_stem("C2", "EUR")
     text2 = " ".join(pdf_text(c2 / "summary.pdf").replace("\u202f", " ").replace("\xa0", " ").split())
     assert text2.endswith("Courriers envoyés aucun•")  # the heading, then its one item: « aucun » (courriers)
     assert "Deuxième relance" not in text2 and "simul" not in text2  # the replayed step is not a real one
     assert [(r["stage"], r["delivery_status"]) for r in csv.DictReader(open(c2 / "actions.csv", encoding="utf-8"))] == [
-        ("litigation", "sent")]
+        ("litigation", "sent")
+    ]
 
 
 def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
@@ -433,15 +545,32 @@ def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
     (the GBP unit's indemnity) = 1 451,61 €."""
     from tasks.approve import approval_markdown, pending_notices
 
-    db = build(tmp_path, customers=CUSTOMERS, as_of=AS_OF, with_charges_table=True,
-               invoices=[*INVOICES[:2], invoice("G1", "C2", "2026-01-05", "2026-02-04", "2500.00", currency="GBP")],
-               actions=[
-                   action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1", "registered_letter", "pending_approval")],
-                          charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
-                   action("AG", "C2", "formal_notice", ["G1"], currency="GBP",
-                          deliveries=[("DG", "registered_letter", "pending_approval")],
-                          charges={"per_invoice": {"G1": ("33.29", "40.00")}}),
-               ])
+    db = build(
+        tmp_path,
+        customers=CUSTOMERS,
+        as_of=AS_OF,
+        with_charges_table=True,
+        invoices=[*INVOICES[:2], invoice("G1", "C2", "2026-01-05", "2026-02-04", "2500.00", currency="GBP")],
+        actions=[
+            action(
+                "A1",
+                "C1",
+                "formal_notice",
+                ["F1", "F2"],
+                deliveries=[("D1", "registered_letter", "pending_approval")],
+                charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}},
+            ),
+            action(
+                "AG",
+                "C2",
+                "formal_notice",
+                ["G1"],
+                currency="GBP",
+                deliveries=[("DG", "registered_letter", "pending_approval")],
+                charges={"per_invoice": {"G1": ("33.29", "40.00")}},
+            ),
+        ],
+    )
     md = approval_markdown(pending_notices(str(db), AS_OF), AS_OF, str(tmp_path / "outbox"), 6.0, [], locale="fr_FR")
     md = md.replace("\u202f", " ").replace("\xa0", " ")
     row = next(line for line in md.splitlines() if line.startswith("| `AG`"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from tests.fakes.scenario import action, build, customer, deliveries, invoice
 
@@ -20,14 +20,17 @@ def test_one_task_per_channel_batch(prefect_server, tmp_path):
         customers=[customer(f"C{i}") for i in range(n)],
         invoices=[invoice(f"F{i}", f"C{i}", "2026-01-05", "2026-02-04", "10.00") for i in range(n)],
         as_of=date(2026, 3, 16),
-        actions=[action(f"A{i}", f"C{i}", "reminder_2", [f"F{i}"], deliveries=[(f"E{i}", "email"), (f"L{i}", "letter")])
-                 for i in range(n)],
+        actions=[
+            action(f"A{i}", f"C{i}", "reminder_2", [f"F{i}"], deliveries=[(f"E{i}", "email"), (f"L{i}", "letter")])
+            for i in range(n)
+        ],
     )
 
     @flow
     def night():
-        return dispatch(str(db), date(2026, 3, 16), str(tmp_path / "out"), batch_size=2,
-                        now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc))
+        return dispatch(
+            str(db), date(2026, 3, 16), str(tmp_path / "out"), batch_size=2, now=datetime(2026, 3, 16, 9, tzinfo=UTC)
+        )
 
     state = night(return_state=True)
     summary = state.result()
@@ -37,10 +40,17 @@ def test_one_task_per_channel_batch(prefect_server, tmp_path):
     async def names():
         async with get_client() as client:
             runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
             return sorted(r.name for r in runs)
 
     task_names = asyncio.run(names())
     assert [t for t in task_names if not t.startswith("dispatch")] == [
-        "email-4", "email-5", "email-6", "letter-1", "letter-2", "letter-3"]
+        "email-4",
+        "email-5",
+        "email-6",
+        "letter-1",
+        "letter-2",
+        "letter-3",
+    ]
     assert len(task_names) == 7  # the dispatch step and its six batches

@@ -21,8 +21,9 @@ AS_OF = date(2026, 3, 16)
 
 
 def subprocess_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "relance.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "relance.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ def cli(monkeypatch, capsys):
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         out = capsys.readouterr()
         return subprocess.CompletedProcess(args, code, out.out, out.err)
+
     return run
 
 
@@ -55,8 +57,11 @@ def one_line_error(done: subprocess.CompletedProcess, starts: str) -> str:
 
 @pytest.fixture
 def src(tmp_path):
-    return write_source(tmp_path / "src", customers=[customer("C001", "Client 1")],
-                        invoices=[invoice("F001", "C001", "2026-02-16", "2026-03-18", "100.00")])
+    return write_source(
+        tmp_path / "src",
+        customers=[customer("C001", "Client 1")],
+        invoices=[invoice("F001", "C001", "2026-02-16", "2026-03-18", "100.00")],
+    )
 
 
 def _duckdb_file(path: Path) -> bytes:
@@ -84,25 +89,34 @@ def _make(kind: str, path: Path) -> None:
 def test_the_console_script_prints_one_line_without_a_traceback(tmp_path, src):
     db = tmp_path / "r.duckdb"
     db.write_text("not a database")
-    one_line_error(subprocess_cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
-                   f"database {db} is not a DuckDB database file")
-    one_line_error(subprocess_cli("run", "--as-of", "0001-01-01", "--source", str(src), "--db", str(db)),
-                   "--as-of 0001-01-01 is out of range")
+    one_line_error(
+        subprocess_cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
+        f"database {db} is not a DuckDB database file",
+    )
+    one_line_error(
+        subprocess_cli("run", "--as-of", "0001-01-01", "--source", str(src), "--db", str(db)),
+        "--as-of 0001-01-01 is out of range",
+    )
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("empty", "is empty (0 bytes)"),
-    ("not_duckdb", "is not a DuckDB database file"),
-    ("truncated", "is truncated (5000 bytes)"),
-    ("corrupt", "is corrupt (Corrupt database file"),
-    ("folder", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("empty", "is empty (0 bytes)"),
+        ("not_duckdb", "is not a DuckDB database file"),
+        ("truncated", "is truncated (5000 bytes)"),
+        ("corrupt", "is corrupt (Corrupt database file"),
+        ("folder", "is a folder"),
+    ],
+)
 def test_a_db_that_cannot_be_used_is_one_line_naming_it_and_is_left_as_it_was(tmp_path, src, kind, words, cli):
     db = tmp_path / "r.duckdb"
     _make(kind, db)
     before = db.read_bytes() if db.is_file() else None
-    line = one_line_error(cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
-                          f"--db {db}" if kind == "folder" else f"database {db} ")
+    line = one_line_error(
+        cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
+        f"--db {db}" if kind == "folder" else f"database {db} ",
+    )
     assert words in line
     assert (db.read_bytes() if db.is_file() else None) == before
     assert not (tmp_path / "outbox" / AS_OF.isoformat()).exists()  # nothing of the run was written
@@ -114,24 +128,34 @@ def test_a_db_that_cannot_be_used_is_one_line_naming_it_and_is_left_as_it_was(tm
 def test_a_db_whose_folder_cannot_be_created(tmp_path, src, cli):
     (tmp_path / "afile").write_text("x")
     db = tmp_path / "afile" / "r.duckdb"
-    one_line_error(cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
-                   f"database {db}: cannot create its folder {db.parent}")
+    one_line_error(
+        cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
+        f"database {db}: cannot create its folder {db.parent}",
+    )
 
 
 def test_an_outbox_that_is_a_file_stops_the_run_before_anything_is_written(tmp_path, src, cli):
     db, outbox = tmp_path / "r.duckdb", tmp_path / "outbox"
     outbox.write_text("not a folder")
     for args in (["run", "--source", str(src)], ["dispatch"], ["drafts"]):
-        one_line_error(cli(*args, "--as-of", AS_OF.isoformat(), "--db", str(db), "--outbox", str(outbox)),
-                       f"--outbox {outbox} is a file, not a folder")
+        one_line_error(
+            cli(*args, "--as-of", AS_OF.isoformat(), "--db", str(db), "--outbox", str(outbox)),
+            f"--outbox {outbox} is a file, not a folder",
+        )
     assert not db.exists()
     # the default outbox (beside the db) is checked the same way
-    one_line_error(cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
-                   f"--outbox {outbox} is a file, not a folder")
+    one_line_error(
+        cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db)),
+        f"--outbox {outbox} is a file, not a folder",
+    )
     assert not db.exists()
     # under a file: cannot be created
-    one_line_error(cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db),
-                       "--outbox", str(outbox / "sub")), f"--outbox {outbox / 'sub'}: the folder cannot be created")
+    one_line_error(
+        cli(
+            "run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db), "--outbox", str(outbox / "sub")
+        ),
+        f"--outbox {outbox / 'sub'}: the folder cannot be created",
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
@@ -140,8 +164,20 @@ def test_an_outbox_that_is_not_writable(tmp_path, src, cli):
     outbox.mkdir()
     outbox.chmod(0o500)
     try:
-        one_line_error(cli("run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(tmp_path / "r.duckdb"),
-                           "--outbox", str(outbox)), f"--outbox {outbox}: the folder is not writable")
+        one_line_error(
+            cli(
+                "run",
+                "--as-of",
+                AS_OF.isoformat(),
+                "--source",
+                str(src),
+                "--db",
+                str(tmp_path / "r.duckdb"),
+                "--outbox",
+                str(outbox),
+            ),
+            f"--outbox {outbox}: the folder is not writable",
+        )
     finally:
         outbox.chmod(0o700)
 
@@ -150,13 +186,22 @@ def test_an_outbox_that_is_not_writable(tmp_path, src, cli):
 def test_an_as_of_out_of_range_is_one_line_naming_it(tmp_path, src, value, cli):
     db = tmp_path / "r.duckdb"
     expected = f"--as-of {value} is out of range: relance runs for dates from 1900-01-01 to 2199-12-31"
-    for args in (["run", "--source", str(src)], ["dispatch"], ["drafts"], ["approve", "--all"],
-                 ["report", "--out", str(tmp_path / "rep")]):
+    for args in (
+        ["run", "--source", str(src)],
+        ["dispatch"],
+        ["drafts"],
+        ["approve", "--all"],
+        ["report", "--out", str(tmp_path / "rep")],
+    ):
         one_line_error(cli(*args, "--as-of", value, "--db", str(db)), expected)
-    one_line_error(cli("backfill", "--start", value, "--end", "2026-03-16", "--source", str(src), "--db", str(db)),
-                   f"--start {value} is out of range")
-    one_line_error(cli("backfill", "--start", "2026-03-01", "--end", value, "--source", str(src), "--db", str(db)),
-                   f"--end {value} is out of range")
+    one_line_error(
+        cli("backfill", "--start", value, "--end", "2026-03-16", "--source", str(src), "--db", str(db)),
+        f"--start {value} is out of range",
+    )
+    one_line_error(
+        cli("backfill", "--start", "2026-03-01", "--end", value, "--source", str(src), "--db", str(db)),
+        f"--end {value} is out of range",
+    )
     assert not db.exists()
 
 

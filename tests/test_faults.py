@@ -45,13 +45,26 @@ def email_source(folder: Path, n: int, due_in: int = 2) -> Path:
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "relance.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "relance.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_args(src: Path, db: Path, *extra: str) -> list[str]:
-    return ["run", "--as-of", AS_OF.isoformat(), "--source", str(src), "--db", str(db),
-            "--outbox", str(db.parent / "outbox"), "--report-dir", str(db.parent / "reports"), *extra]
+    return [
+        "run",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--source",
+        str(src),
+        "--db",
+        str(db),
+        "--outbox",
+        str(db.parent / "outbox"),
+        "--report-dir",
+        str(db.parent / "reports"),
+        *extra,
+    ]
 
 
 def table(db: Path, sql: str) -> list[tuple]:
@@ -60,7 +73,10 @@ def table(db: Path, sql: str) -> list[tuple]:
 
 
 def email_rows(db: Path) -> dict[str, tuple]:
-    return {r[0]: r[1:] for r in table(db, "select delivery_id, status, last_error, provider from deliveries where channel = 'email'")}
+    return {
+        r[0]: r[1:]
+        for r in table(db, "select delivery_id, status, last_error, provider from deliveries where channel = 'email'")
+    }
 
 
 def accepted_counts(fake: FakeSendGrid) -> collections.Counter:
@@ -70,12 +86,28 @@ def accepted_counts(fake: FakeSendGrid) -> collections.Counter:
 @pytest.fixture
 def send_env(tmp_path):
     """Environment of a `relance run --send` against a fake: quick back-off, short timeouts."""
+
     def make(fake: FakeSendGrid, **email_cfg) -> dict:
-        cfg = channels_config(tmp_path, email={"concurrency": 2, "timeout_seconds": 5, "max_attempts": 6,
-                                               "backoff_base_seconds": 0.01, "max_backoff_seconds": 0.2, **email_cfg})
-        env = dict(os.environ, RELANCE_SENDGRID_HOST=fake.url, SENDGRID_API_KEY=fake.api_key,
-                   RELANCE_CHANNELS_CONFIG=cfg, PREFECT_LOGGING_LEVEL="WARNING")
+        cfg = channels_config(
+            tmp_path,
+            email={
+                "concurrency": 2,
+                "timeout_seconds": 5,
+                "max_attempts": 6,
+                "backoff_base_seconds": 0.01,
+                "max_backoff_seconds": 0.2,
+                **email_cfg,
+            },
+        )
+        env = dict(
+            os.environ,
+            RELANCE_SENDGRID_HOST=fake.url,
+            SENDGRID_API_KEY=fake.api_key,
+            RELANCE_CHANNELS_CONFIG=cfg,
+            PREFECT_LOGGING_LEVEL="WARNING",
+        )
         return env
+
     return make
 
 
@@ -85,14 +117,23 @@ def rerun(src: Path, db: Path, env: dict, monkeypatch, as_of: date = AS_OF) -> d
 
     for k in ("RELANCE_SENDGRID_HOST", "SENDGRID_API_KEY", "RELANCE_CHANNELS_CONFIG"):
         monkeypatch.setenv(k, env[k])
-    return nightly_run(as_of=as_of, source=str(src), db=str(db), outbox=str(db.parent / "outbox"), send=True,
-                       report_dir=str(db.parent / "reports"))
+    return nightly_run(
+        as_of=as_of,
+        source=str(src),
+        db=str(db),
+        outbox=str(db.parent / "outbox"),
+        send=True,
+        report_dir=str(db.parent / "reports"),
+    )
 
 
 # -- 1. SIGKILL in the middle of dispatch --------------------------------------------------------
 
+
 @pytest.mark.timeout(120)
-def test_sigkill_mid_dispatch_then_two_reruns_never_sends_twice_and_leaves_nothing_planned(tmp_path, send_env, monkeypatch):
+def test_sigkill_mid_dispatch_then_two_reruns_never_sends_twice_and_leaves_nothing_planned(
+    tmp_path, send_env, monkeypatch
+):
     """Promise: a `relance run --send` killed (SIGKILL) in the middle of its emails, then run twice
     more, never gets a message to SendGrid twice (per delivery id, counted at the server); every
     planned delivery ends sent, failed (with its reason), undeliverable or in doubt — and in doubt is
@@ -103,8 +144,14 @@ def test_sigkill_mid_dispatch_then_two_reruns_never_sends_twice_and_leaves_nothi
     with FakeSendGrid(api_key="SG.test-kill.relance") as fake:
         fake.delay = 0.25  # slow answers: the run is still sending when it is killed
         env = send_env(fake)
-        proc = subprocess.Popen([sys.executable, "-m", "relance.cli", *run_args(src, db, "--send")], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relance.cli", *run_args(src, db, "--send")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 90
         while len(fake.accepted) < 6 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -141,6 +188,7 @@ def test_sigkill_mid_dispatch_then_two_reruns_never_sends_twice_and_leaves_nothi
 
 # -- 2. a 429/500 storm, then a server down for a whole run -------------------------------------
 
+
 @pytest.mark.timeout(90)
 def test_storm_and_outage_everything_is_delivered_by_later_runs_never_twice(tmp_path, send_env, monkeypatch):
     """Promise: with SendGrid down for a whole run, then answering a third of the requests with
@@ -176,6 +224,7 @@ def test_storm_and_outage_everything_is_delivered_by_later_runs_never_twice(tmp_
 
 # -- 3. two runs on the same database at once ---------------------------------------------------
 
+
 @pytest.mark.timeout(120)
 def test_two_runs_at_once_one_waits_or_refuses_clearly_and_the_file_is_intact(tmp_path):
     """Promise: two `relance run` on the same DuckDB file at the same moment: each either completes
@@ -188,8 +237,17 @@ def test_two_runs_at_once_one_waits_or_refuses_clearly_and_the_file_is_intact(tm
     db = tmp_path / "run" / "relance.duckdb"
     db.parent.mkdir()
     env = dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING")
-    procs = [subprocess.Popen([sys.executable, "-m", "relance.cli", *run_args(src, db)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "relance.cli", *run_args(src, db)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
     assert 0 in codes, outs
@@ -203,8 +261,13 @@ def test_two_runs_at_once_one_waits_or_refuses_clearly_and_the_file_is_intact(tm
     from flows.nightly import nightly_run
 
     ref = tmp_path / "ref" / "relance.duckdb"  # a single clean run, for comparison
-    nightly_run(as_of=AS_OF, source=str(src), db=str(ref), outbox=str(ref.parent / "outbox"),
-                report_dir=str(ref.parent / "reports"))
+    nightly_run(
+        as_of=AS_OF,
+        source=str(src),
+        db=str(ref),
+        outbox=str(ref.parent / "outbox"),
+        report_dir=str(ref.parent / "reports"),
+    )
     q = {
         "invoice_snapshot": "select count(*), sum(open_amount) from invoice_snapshot",
         "aged_balance": "select count(*), sum(amount) from aged_balance",
@@ -218,6 +281,7 @@ def test_two_runs_at_once_one_waits_or_refuses_clearly_and_the_file_is_intact(tm
 
 
 # -- 4. a bad-input corpus beyond the row rules ---------------------------------------------
+
 
 def _rejects(db: Path) -> list[tuple]:
     return table(db, "select entity, row_number, reason, action from rejected_rows order by entity, row_number")
@@ -234,48 +298,66 @@ def test_bad_input_corpus_rows_rejected_with_reasons_or_one_clear_message(tmp_pa
     src.mkdir()
     big = "X" * (10 * 1024 * 1024)
     (src / "customers.csv").write_bytes(
-        ("\ufeffcustomer_id;name;email\r\n"
-         "C1;Alpha SARL;a@client.example\r\n\r\n"
-         f"C2;{big};b@client.example\r\n"
-         "C3;Gamma;c@client.example\r\n").encode("utf-8"))
-    inv = ["invoice_id,customer_id,issue_date,due_date,amount",
-           "I1,C1,2026-01-05,2026-02-04,100.00",
-           "I2,C1,2026/01/05,2026-02-04,100.00",      # slashes
-           "I3,C1,20260105,2026-02-04,100.00",        # compact
-           "I4,C1,2026-01-05T00:00:00,2026-02-04,1",  # a timestamp
-           "I5,C1,05.01.2026,2026-02-04,100.00",      # German
-           '"I6",C1,2026-01-05,2026-02-04,"1,234.56"',  # thousands comma
-           "I7,C1,2026-01-05,2026-02-04,€100.00",
-           "I8,C1,2026-01-05,2026-02-04,1e3",
-           "",
-           "I1,C1,2026-01-05,2026-02-04,100.00",      # the same line twice
-           "I9,C3,2026-01-05,2026-02-04,50.00"]
+        (
+            "\ufeffcustomer_id;name;email\r\n"
+            "C1;Alpha SARL;a@client.example\r\n\r\n"
+            f"C2;{big};b@client.example\r\n"
+            "C3;Gamma;c@client.example\r\n"
+        ).encode()
+    )
+    inv = [
+        "invoice_id,customer_id,issue_date,due_date,amount",
+        "I1,C1,2026-01-05,2026-02-04,100.00",
+        "I2,C1,2026/01/05,2026-02-04,100.00",  # slashes
+        "I3,C1,20260105,2026-02-04,100.00",  # compact
+        "I4,C1,2026-01-05T00:00:00,2026-02-04,1",  # a timestamp
+        "I5,C1,05.01.2026,2026-02-04,100.00",  # German
+        '"I6",C1,2026-01-05,2026-02-04,"1,234.56"',  # thousands comma
+        "I7,C1,2026-01-05,2026-02-04,€100.00",
+        "I8,C1,2026-01-05,2026-02-04,1e3",
+        "",
+        "I1,C1,2026-01-05,2026-02-04,100.00",  # the same line twice
+        "I9,C3,2026-01-05,2026-02-04,50.00",
+    ]
     (src / "invoices.csv").write_text("\r\n".join(inv) + "\r\n", encoding="utf-8")
-    (src / "payments.csv").write_text("payment_id,customer_id,invoice_id,paid_date,amount\n"
-                                      "P1,C3,I9,2026-02-01,50.00\nP1,C3,I9,2026-02-01,50.00\n", encoding="utf-8")
+    (src / "payments.csv").write_text(
+        "payment_id,customer_id,invoice_id,paid_date,amount\nP1,C3,I9,2026-02-01,50.00\nP1,C3,I9,2026-02-01,50.00\n",
+        encoding="utf-8",
+    )
     db = tmp_path / "r.duckdb"
     started = time.monotonic()
-    summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "out"),
-                          report_dir=str(tmp_path / "rep"))
+    summary = nightly_run(
+        as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "out"), report_dir=str(tmp_path / "rep")
+    )
     assert time.monotonic() - started < 60
     loaded = summary["ingest"]["rows_loaded"]
     names = dict(table(db, "select customer_id, length(name) from stg_customers"))
     assert set(names) >= {"C1", "C3"}  # the good rows around the big one are loaded
-    rejects = table(db, "select entity, json_extract_string(raw, '$.invoice_id'), json_extract_string(raw, '$.customer_id'), "
-                        "reason, action from rejected_rows")
+    rejects = table(
+        db,
+        "select entity, json_extract_string(raw, '$.invoice_id'), json_extract_string(raw, '$.customer_id'), "
+        "reason, action from rejected_rows",
+    )
     by_invoice = {i: reason for e, i, c, reason, action in rejects if e == "invoices" and action == "rejected"}
     # every invoice row but I1 (once) and I9 is rejected, each with a reason naming its problem
     inv_ids = {r[0] for r in table(db, "select invoice_id from stg_invoices")}
     assert inv_ids == {"I1", "I9"}, inv_ids
-    for iid, words in [("I2", "issue_date '2026/01/05'"), ("I3", "issue_date '20260105'"),
-                       ("I4", "issue_date '2026-01-05T00:00:00'"), ("I5", "issue_date '05.01.2026'"),
-                       ("I6", "amount '1,234.56'"), ("I7", "amount '€100.00'"), ("I8", "amount '1e3'"),
-                       ("I1", "duplicate invoice_id 'I1'")]:
+    for iid, words in [
+        ("I2", "issue_date '2026/01/05'"),
+        ("I3", "issue_date '20260105'"),
+        ("I4", "issue_date '2026-01-05T00:00:00'"),
+        ("I5", "issue_date '05.01.2026'"),
+        ("I6", "amount '1,234.56'"),
+        ("I7", "amount '€100.00'"),
+        ("I8", "amount '1e3'"),
+        ("I1", "duplicate invoice_id 'I1'"),
+    ]:
         assert iid in by_invoice and words in by_invoice[iid], (iid, by_invoice.get(iid))
     assert any(e == "payments" and "duplicate payment_id 'P1'" in reason for e, _, _, reason, _ in rejects)
     if "C2" not in names:  # a 10 MB name may be refused, but then with a reason, on its own row
-        assert [reason for e, _, c, reason, _ in rejects if e == "customers" and c == "C2"] == \
-            ["name is longer than 500 characters"], rejects
+        assert [reason for e, _, c, reason, _ in rejects if e == "customers" and c == "C2"] == [
+            "name is longer than 500 characters"
+        ], rejects
     else:
         assert names["C2"] == len(big)
     raws = table(db, "select max(length(raw)) from rejected_rows")
@@ -292,7 +374,9 @@ def test_a_duplicated_file_and_an_empty_optional_file_are_one_clear_message(tmp_
 
     def base(name):
         src = tmp_path / name
-        write_source(src, customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-01-05", "2026-02-04", "10.00")])
+        write_source(
+            src, customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-01-05", "2026-02-04", "10.00")]
+        )
         return src
 
     dup = base("dup")
@@ -302,7 +386,9 @@ def test_a_duplicated_file_and_an_empty_optional_file_are_one_clear_message(tmp_
     for src, needle in ((dup, "invoices"), (empty, "payments.csv")):
         db = tmp_path / f"{src.name}.duckdb"
         try:
-            nightly_run(as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "o"), report_dir=str(tmp_path / "r"))
+            nightly_run(
+                as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "o"), report_dir=str(tmp_path / "r")
+            )
         except UserError as e:
             assert needle in str(e) and "\n" not in str(e).strip()
             continue
@@ -314,7 +400,7 @@ def test_a_duplicated_file_and_an_empty_optional_file_are_one_clear_message(tmp_
 
 EVIL_NAME = "<script>alert('x')</script> {{ 7*7 }} {% raw %}R{% endraw %} '); drop table invoices; --"
 EVIL_STREET = "<img src=x onerror=alert(1)> 3 rue {{ config }} '); delete from deliveries; --"
-EVIL_CITY = "Lyon {% for x in range(3) %}Z{% endfor %} \"; drop table stg_customers; --"
+EVIL_CITY = 'Lyon {% for x in range(3) %}Z{% endfor %} "; drop table stg_customers; --'
 
 
 @pytest.mark.timeout(60)
@@ -326,17 +412,24 @@ def test_injection_in_names_and_addresses_is_harmless_everywhere(tmp_path):
 
     src = write_source(
         tmp_path / "src",
-        customers=[customer("C1", EVIL_NAME, street=EVIL_STREET, city=EVIL_CITY),
-                   customer("C2", EVIL_NAME, email="", phone="", street=EVIL_STREET, city=EVIL_CITY)],
-        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "300.00"),
-                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "300.00")],
+        customers=[
+            customer("C1", EVIL_NAME, street=EVIL_STREET, city=EVIL_CITY),
+            customer("C2", EVIL_NAME, email="", phone="", street=EVIL_STREET, city=EVIL_CITY),
+        ],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "300.00"),
+            invoice("F2", "C2", "2026-01-05", "2026-02-04", "300.00"),
+        ],
     )
     db = tmp_path / "run" / "relance.duckdb"
     out, rep = tmp_path / "outbox", tmp_path / "reports"
     nightly_run(as_of=AS_OF, source=str(src), db=str(db), outbox=str(out), report_dir=str(rep))
 
     # tables: stored unchanged, nothing dropped or deleted
-    assert table(db, "select name, street, city from stg_customers order by customer_id") == [(EVIL_NAME, EVIL_STREET, EVIL_CITY)] * 2
+    assert (
+        table(db, "select name, street, city from stg_customers order by customer_id")
+        == [(EVIL_NAME, EVIL_STREET, EVIL_CITY)] * 2
+    )
     assert table(db, "select count(*) from stg_invoices") == [(2,)]
     assert table(db, "select count(*) from deliveries")[0][0] >= 2
 
@@ -367,6 +460,7 @@ def test_injection_in_names_and_addresses_is_harmless_everywhere(tmp_path):
 
 # -- 6. secrets ----------------------------------------------------------------------------
 
+
 @pytest.mark.timeout(60)
 def test_the_sendgrid_key_appears_in_no_log_artifact_report_outbox_or_table(tmp_path, monkeypatch, caplog):
     """Promise: the SendGrid API key is never written anywhere: not in a log line (any logger, any
@@ -381,16 +475,27 @@ def test_the_sendgrid_key_appears_in_no_log_artifact_report_outbox_or_table(tmp_
     with FakeSendGrid(api_key=key) as fake:
         monkeypatch.setenv("RELANCE_SENDGRID_HOST", fake.url)
         monkeypatch.setenv("SENDGRID_API_KEY", key)
-        monkeypatch.setenv("RELANCE_CHANNELS_CONFIG", channels_config(
-            tmp_path, email={"concurrency": 2, "max_attempts": 2, "backoff_base_seconds": 0.01, "timeout_seconds": 5}))
+        monkeypatch.setenv(
+            "RELANCE_CHANNELS_CONFIG",
+            channels_config(
+                tmp_path,
+                email={"concurrency": 2, "max_attempts": 2, "backoff_base_seconds": 0.01, "timeout_seconds": 5},
+            ),
+        )
         fake.refuse_recipient("c001@client.example")
         fake.fail_next(4, status=500)
         nightly_run(as_of=AS_OF, source=str(src), db=str(db), send=True, report_dir=str(tmp_path / "reports"))
         # the key refused (a wrong key echoed back must not be written either)
         monkeypatch.setenv("SENDGRID_API_KEY", key + "-wrong")
         # the hand-written source is static (invoices of 02-16): stale by the guard, sent anyway
-        nightly_run(as_of=AS_OF + timedelta(days=1), source=str(src), db=str(db), send=True,
-                    report_dir=str(tmp_path / "reports"), allow_stale=True)
+        nightly_run(
+            as_of=AS_OF + timedelta(days=1),
+            source=str(src),
+            db=str(db),
+            send=True,
+            report_dir=str(tmp_path / "reports"),
+            allow_stale=True,
+        )
         assert fake.accepted  # something was really sent with the key
 
     secret = key.encode()
@@ -401,15 +506,19 @@ def test_the_sendgrid_key_appears_in_no_log_artifact_report_outbox_or_table(tmp_
         if path.is_file() and path.suffix not in (".duckdb", ".wal") and "src" not in path.parts:
             assert secret not in path.read_bytes(), f"key in {path}"
     with duckdb.connect(str(db), read_only=True) as con:
-        cols = con.execute("select table_name, column_name from information_schema.columns "
-                           "where table_schema = 'main'").fetchall()
+        cols = con.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = 'main'"
+        ).fetchall()
         for t, c in cols:
-            hit = con.execute(f'select count(*) from "{t}" where cast("{c}" as varchar) like ?', [f"%{key}%"]).fetchone()[0]
+            hit = con.execute(
+                f'select count(*) from "{t}" where cast("{c}" as varchar) like ?', [f"%{key}%"]
+            ).fetchone()[0]
             assert hit == 0, f"key in {t}.{c}"
     assert secret not in db.read_bytes()
 
 
 # -- 7. a full disk during dispatch (issue 11 §6) ---------------------------------------------
+
 
 def main_in_process(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
     """`relance …` in this process (the console script's `main`, its error handling included)."""
@@ -427,7 +536,9 @@ def main_in_process(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_full_disk_while_writing_the_outbox_is_one_line_and_the_next_run_renders_the_rest(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_writing_the_outbox_is_one_line_and_the_next_run_renders_the_rest(
+    tmp_path, monkeypatch, capsys
+):
     """Promise: the disk fills up after 5 of 12 emails were written to the outbox: the run stops
     with one line naming the file (exit 2), leaving the claimed deliveries `sending`; the next run
     settles them as the ledger's contract says for a local provider (rendered again) and every

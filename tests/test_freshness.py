@@ -24,9 +24,9 @@ POL = load_policy()
 
 def test_business_days_after_skip_weekends_and_french_holidays():
     assert business_days_after(date(2026, 3, 9), date(2026, 3, 9), "FR") == 0
-    assert business_days_after(date(2026, 3, 10), date(2026, 3, 9), "FR") == 0   # newer than as_of
-    assert business_days_after(date(2026, 3, 6), date(2026, 3, 9), "FR") == 1    # Fri → Mon
-    assert business_days_after(date(2026, 3, 2), date(2026, 3, 9), "FR") == 5    # Mon → next Mon
+    assert business_days_after(date(2026, 3, 10), date(2026, 3, 9), "FR") == 0  # newer than as_of
+    assert business_days_after(date(2026, 3, 6), date(2026, 3, 9), "FR") == 1  # Fri → Mon
+    assert business_days_after(date(2026, 3, 2), date(2026, 3, 9), "FR") == 5  # Mon → next Mon
     # Thu 30 Apr → Mon 4 May 2026: Fri 1 May is the Fête du Travail, then a weekend: Mon only
     assert business_days_after(date(2026, 4, 30), date(2026, 5, 4), "FR") == 1
     # the same span in Great Britain: 1 May is a working day there (the bank holiday is Mon 4 May)
@@ -34,10 +34,12 @@ def test_business_days_after_skip_weekends_and_french_holidays():
 
 
 def _fp(paid: str | None, issue: str | None, invoices: int = 100, payments: int = 80, customers: int = 20) -> dict:
-    return {"customers": {"rows": customers},
-            "invoices": {"rows": invoices, "max_issue_date": issue, "max_due_date": None},
-            "payments": {"rows": payments, "max_paid_date": paid},
-            "holds": {"rows": 0, "max_start_date": None, "max_end_date": None}}
+    return {
+        "customers": {"rows": customers},
+        "invoices": {"rows": invoices, "max_issue_date": issue, "max_due_date": None},
+        "payments": {"rows": payments, "max_paid_date": paid},
+        "holds": {"rows": 0, "max_start_date": None, "max_end_date": None},
+    }
 
 
 def test_assess_gaps_against_the_policy_limits():
@@ -48,8 +50,9 @@ def test_assess_gaps_against_the_policy_limits():
     # newest payment Tue 3 Mar: Wed, Thu, Fri, Mon = 4 > 3 → stale; invoices of Mon 2 Mar: 5, not > 5
     got = assess(as_of, _fp("2026-03-03", "2026-03-02"), prev, POL, "files")
     assert got["verdict"] == "stale" and got["stale"]
-    assert got["reasons"] == ["newest payment 2026-03-03 is 4 business days before 2026-03-09 "
-                              "> freshness.max_payment_gap_business_days 3"]
+    assert got["reasons"] == [
+        "newest payment 2026-03-03 is 4 business days before 2026-03-09 > freshness.max_payment_gap_business_days 3"
+    ]
     assert got["checks"]["payments"]["gap_business_days"] == 4 and got["checks"]["invoices"]["gap_business_days"] == 5
     # both frozen since the previous run, a week later
     got = assess(date(2026, 3, 11), prev, prev, POL, "files")
@@ -65,9 +68,11 @@ def test_a_first_run_is_never_blocked_but_says_why_it_would_be():
 
 def test_row_drops_count_for_postgres_and_http_sources_only():
     as_of, prev = date(2026, 3, 3), _fp("2026-03-02", "2026-03-02", invoices=100, payments=80)
-    now = _fp("2026-03-03", "2026-03-03", invoices=80, payments=40)   # invoices −20 % (not > 20), payments −50 %
+    now = _fp("2026-03-03", "2026-03-03", invoices=80, payments=40)  # invoices −20 % (not > 20), payments −50 %
     got = assess(as_of, now, prev, POL, "postgres")
-    assert got["reasons"] == ["payments: 40 rows, 50.0% fewer than the previous run's 80 > freshness.max_row_drop_percent 20"]
+    assert got["reasons"] == [
+        "payments: 40 rows, 50.0% fewer than the previous run's 80 > freshness.max_row_drop_percent 20"
+    ]
     assert got["checks"]["invoices"]["rows"] == {"previous": 100, "now": 80, "drop_percent": "20.0"}
     assert assess(as_of, now, prev, POL, "http")["stale"]
     assert not assess(as_of, now, prev, POL, "files")["stale"]
@@ -79,13 +84,15 @@ def test_null_turns_a_check_off(tmp_path):
     (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
     pol = load_policy(tmp_path / "p.yaml")
     assert pol.freshness.max_payment_gap_business_days is None
-    assert not assess(date(2026, 3, 9), _fp("2026-01-02", "2026-03-09"), _fp("2026-01-02", "2026-03-02"), pol, "files")["stale"]
+    assert not assess(date(2026, 3, 9), _fp("2026-01-02", "2026-03-09"), _fp("2026-01-02", "2026-03-02"), pol, "files")[
+        "stale"
+    ]
 
 
 # -- the issue's repro: a frozen source, live runs -------------------------------------------------
 
-D = date(2026, 3, 2)        # Monday: the sample data's date (payments up to D)
-LATER = date(2026, 3, 9)    # Monday after: 5 business days later, the same files
+D = date(2026, 3, 2)  # Monday: the sample data's date (payments up to D)
+LATER = date(2026, 3, 9)  # Monday after: 5 business days later, the same files
 
 
 def _counts(db: Path, outbox: Path) -> dict:
@@ -111,8 +118,13 @@ def frozen_source(tmp_path_factory):
     return out
 
 
-def test_a_frozen_source_stops_the_flow_sends_nothing_and_alerts(prefect_server, webhook, frozen_source,  # noqa: F811
-                                                                  tmp_path, monkeypatch):
+def test_a_frozen_source_stops_the_flow_sends_nothing_and_alerts(
+    prefect_server,
+    webhook,  # noqa: F811 (the fixture imported from test_operations)
+    frozen_source,
+    tmp_path,
+    monkeypatch,
+):
     from flows.nightly import nightly_dunning
 
     url, received = webhook
@@ -142,8 +154,9 @@ def test_a_frozen_source_stops_the_flow_sends_nothing_and_alerts(prefect_server,
     # the run still loaded and aged; the report shows the red banner
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from invoice_snapshot where as_of = $d", {"d": LATER}).fetchone()[0] > 0
-        verdict = con.execute("select verdict, stale, allow_stale, reasons from source_freshness where as_of = $d",
-                              {"d": LATER}).fetchone()
+        verdict = con.execute(
+            "select verdict, stale, allow_stale, reasons from source_freshness where as_of = $d", {"d": LATER}
+        ).fetchone()
     assert verdict[:3] == ("stale", True, False) and "newest payment" in json.loads(verdict[3])[0]
     html = (tmp_path / "reports").glob(f"*{LATER.isoformat()}*.html")
     page = next(iter(html)).read_text(encoding="utf-8")
@@ -162,16 +175,17 @@ def test_a_frozen_source_stops_the_flow_sends_nothing_and_alerts(prefect_server,
 def test_the_cli_refuses_a_stale_source_in_one_line_and_allow_stale_overrides(frozen_source, tmp_path):
     from typer.testing import CliRunner
 
-    from relance.cli import app
     from flows.nightly import nightly_run
+    from relance.cli import app
 
     db = tmp_path / "r.duckdb"
     nightly_run(as_of=D, source=str(frozen_source), db=str(db))
     with pytest.raises(SourceStale) as e:
         nightly_run(as_of=LATER, source=str(frozen_source), db=str(db))
     assert str(e.value).startswith("the source looks stale (")
-    result = CliRunner().invoke(app, ["run", "--as-of", LATER.isoformat(), "--source", str(frozen_source),
-                                      "--db", str(db), "--allow-stale"])
+    result = CliRunner().invoke(
+        app, ["run", "--as-of", LATER.isoformat(), "--source", str(frozen_source), "--db", str(db), "--allow-stale"]
+    )
     assert result.exit_code == 0, result.output
     assert "looks stale, --allow-stale: planned and sent anyway: newest payment" in result.output
     assert _run_row(db, LATER)["freshness"] == "stale_allowed"
@@ -218,20 +232,50 @@ def test_a_postgres_source_that_lost_60_percent_of_its_invoices_is_stale(tmp_pat
         erp = ErpSchema(conn, name)
         erp.create(*DDL)
         day = date(2026, 3, 3)
-        erp.insert("customers", [(f"C{i}", f"Client {i}", f"c{i}@example.com", None, "1 rue de la Paix", "75002",
-                                  "Paris", "FR", "fr", "b2b", False, None) for i in range(10)])
-        erp.insert("invoices", [(f"INV-{i}", f"C{i}", "invoice", date(2026, 3, 2), date(2026, 4, 1), Decimal("100.00"),
-                                 "EUR") for i in range(10)])
-        erp.insert("payments", [(f"P-{i}", f"C{i}", f"INV-{i}", date(2026, 3, 2), Decimal("10.00"), "EUR")
-                                for i in range(10)])
+        erp.insert(
+            "customers",
+            [
+                (
+                    f"C{i}",
+                    f"Client {i}",
+                    f"c{i}@example.com",
+                    None,
+                    "1 rue de la Paix",
+                    "75002",
+                    "Paris",
+                    "FR",
+                    "fr",
+                    "b2b",
+                    False,
+                    None,
+                )
+                for i in range(10)
+            ],
+        )
+        erp.insert(
+            "invoices",
+            [
+                (f"INV-{i}", f"C{i}", "invoice", date(2026, 3, 2), date(2026, 4, 1), Decimal("100.00"), "EUR")
+                for i in range(10)
+            ],
+        )
+        erp.insert(
+            "payments", [(f"P-{i}", f"C{i}", f"INV-{i}", date(2026, 3, 2), Decimal("10.00"), "EUR") for i in range(10)]
+        )
         db = tmp_path / "r.duckdb"
-        assert nightly_run(as_of=day, source=PG_URL, source_schema=name, db=str(db))["freshness"]["verdict"] == "first_run"
+        assert (
+            nightly_run(as_of=day, source=PG_URL, source_schema=name, db=str(db))["freshness"]["verdict"] == "first_run"
+        )
         # the next day, with today's payment: fresh
         erp.insert("payments", [("P-10", "C0", "INV-0", date(2026, 3, 4), Decimal("10.00"), "EUR")])
-        assert nightly_run(as_of=date(2026, 3, 4), source=PG_URL, source_schema=name,
-                           db=str(db))["freshness"]["verdict"] == "fresh"
+        assert (
+            nightly_run(as_of=date(2026, 3, 4), source=PG_URL, source_schema=name, db=str(db))["freshness"]["verdict"]
+            == "fresh"
+        )
         # an ERP export that lost 6 invoices of 10: stale
-        conn.execute(f"delete from {name}.invoices where invoice_id in ('INV-4','INV-5','INV-6','INV-7','INV-8','INV-9')")
+        conn.execute(
+            f"delete from {name}.invoices where invoice_id in ('INV-4','INV-5','INV-6','INV-7','INV-8','INV-9')"
+        )
         with pytest.raises(SourceStale, match=r"invoices: 4 rows, 60.0% fewer than the previous run's 10"):
             nightly_run(as_of=date(2026, 3, 5), source=PG_URL, source_schema=name, db=str(db))
         row = _run_row(db, date(2026, 3, 5))
@@ -254,9 +298,12 @@ def test_a_source_already_behind_at_the_previous_run_lags_and_is_not_blocked():
     got = assess(date(2026, 3, 9), old, old, POL, "files", date(2026, 3, 2))
     assert got["verdict"] == "stale" and got["reasons"] == [
         "newest invoice 2026-02-27 is 6 business days before 2026-03-09 (unchanged since the previous run) "
-        "> freshness.max_invoice_gap_business_days 5"]
-    assert got["lagging"] == ["newest payment 2026-02-16 is 15 business days before 2026-03-09 (already 10 at the "
-                              "previous run of 2026-03-02) > freshness.max_payment_gap_business_days 3"]
+        "> freshness.max_invoice_gap_business_days 5"
+    ]
+    assert got["lagging"] == [
+        "newest payment 2026-02-16 is 15 business days before 2026-03-09 (already 10 at the "
+        "previous run of 2026-03-02) > freshness.max_payment_gap_business_days 3"
+    ]
     both_old = _fp("2026-02-16", "2026-02-16")
     got = assess(date(2026, 3, 9), both_old, both_old, POL, "files", date(2026, 3, 2))
     assert got["verdict"] == "fresh" and not got["stale"] and len(got["lagging"]) == 2

@@ -27,13 +27,26 @@ from hypothesis import strategies as st
 
 from flows.backfill import backfill_run
 from tests.ladder_helpers import (
-    LADDER_TABLES, customer, days, hold, invoice, payment, query, run_days, table_rows, write_source,
+    LADDER_TABLES,
+    customer,
+    days,
+    hold,
+    invoice,
+    payment,
+    query,
+    run_days,
+    table_rows,
+    write_source,
 )
 
 START = date(2026, 3, 30)
 WINDOW = days(START, START + timedelta(days=9))  # Mon 03-30 .. Wed 04-08
-RANKS = {s: i for i, s in enumerate(
-    ["preventive", "due", "call_1", "reminder_2", "call_2", "formal_notice", "amicable", "litigation"], start=1)}
+RANKS = {
+    s: i
+    for i, s in enumerate(
+        ["preventive", "due", "call_1", "reminder_2", "call_2", "formal_notice", "amicable", "litigation"], start=1
+    )
+}
 
 
 @st.composite
@@ -42,31 +55,59 @@ def histories(draw):
     for c in range(draw(st.integers(2, 3))):
         cid = f"C{c}"
         country = draw(st.sampled_from(["FR", "DE"]))
-        customers.append(customer(
-            cid, country=country, segment=draw(st.sampled_from(["b2b", "b2c"])),
-            dunning_block=draw(st.sampled_from(["false"] * 9 + ["true"])),
-            email="" if draw(st.booleans()) and draw(st.booleans()) else f"{cid.lower()}@example.com",
-            phone="" if draw(st.booleans()) and draw(st.booleans()) else "+33612345678",
-            **({"street": "", "city": "", "postal_code": ""} if draw(st.integers(0, 5)) == 0 else {}),
-        ))
+        customers.append(
+            customer(
+                cid,
+                country=country,
+                segment=draw(st.sampled_from(["b2b", "b2c"])),
+                dunning_block=draw(st.sampled_from(["false"] * 9 + ["true"])),
+                email="" if draw(st.booleans()) and draw(st.booleans()) else f"{cid.lower()}@example.com",
+                phone="" if draw(st.booleans()) and draw(st.booleans()) else "+33612345678",
+                **({"street": "", "city": "", "postal_code": ""} if draw(st.integers(0, 5)) == 0 else {}),
+            )
+        )
         for i in range(draw(st.integers(1, 3))):
             iid = f"{cid}-I{i}"
             due = START + timedelta(days=draw(st.integers(-40, 10)))
             amount = draw(st.sampled_from(["80.00", "300.00", "650.00"]))
             currency = draw(st.sampled_from(["EUR"] * 4 + ["USD"]))
-            invoices.append(invoice(iid, cid, due.isoformat(), amount, currency=currency,
-                                    issue=(min(due, START) - timedelta(days=30)).isoformat()))
+            invoices.append(
+                invoice(
+                    iid,
+                    cid,
+                    due.isoformat(),
+                    amount,
+                    currency=currency,
+                    issue=(min(due, START) - timedelta(days=30)).isoformat(),
+                )
+            )
             kind = draw(st.sampled_from(["none", "none", "none", "full", "half", "account"]))
             if kind != "none":
                 paid = START + timedelta(days=draw(st.integers(0, 9)))
                 value = amount if kind != "half" else f"{float(amount) / 2:.2f}"
-                payments.append(payment(f"P-{iid}", cid, paid.isoformat(), value, currency=currency,
-                                        invoice_id=iid if kind != "account" else None))
+                payments.append(
+                    payment(
+                        f"P-{iid}",
+                        cid,
+                        paid.isoformat(),
+                        value,
+                        currency=currency,
+                        invoice_id=iid if kind != "account" else None,
+                    )
+                )
             if draw(st.integers(0, 4)) == 0:
                 s = START + timedelta(days=draw(st.integers(-3, 9)))
                 e = s + timedelta(days=draw(st.integers(0, 5)))
-                holds.append(hold(f"H-{iid}", cid, s.isoformat(), e.isoformat(), invoice_id=iid,
-                                  kind=draw(st.sampled_from(["dispute", "promise"]))))
+                holds.append(
+                    hold(
+                        f"H-{iid}",
+                        cid,
+                        s.isoformat(),
+                        e.isoformat(),
+                        invoice_id=iid,
+                        kind=draw(st.sampled_from(["dispute", "promise"])),
+                    )
+                )
         if draw(st.integers(0, 3)) == 0:
             s = START + timedelta(days=draw(st.integers(-3, 9)))
             e = None if draw(st.booleans()) else (s + timedelta(days=draw(st.integers(0, 5)))).isoformat()
@@ -79,7 +120,8 @@ def _customer_held(h: dict, cid: str, day: date) -> bool:
     if c["dunning_block"] == "true":
         return True
     return any(
-        x["customer_id"] == cid and not x["invoice_id"]
+        x["customer_id"] == cid
+        and not x["invoice_id"]
         and date.fromisoformat(x["start_date"]) <= day
         and (not x["end_date"] or day <= date.fromisoformat(x["end_date"]))
         for x in h["holds"]
@@ -91,23 +133,33 @@ def _business_day(country: str, day: date) -> bool:
 
 
 def _actions(db: str) -> list[tuple]:
-    return query(db, """
+    return query(
+        db,
+        """
         select as_of, customer_id, currency, episode_id, stage, amount_due, invoice_ids, driving_invoice_id,
                interest_amount, indemnity_amount, charges_total
-        from dunning_actions order by action_id""")
+        from dunning_actions order by action_id""",
+    )
 
 
 def _deliveries(db: str) -> list[tuple]:
     # planned / pending_approval (live) are `simulated` in a replay; undeliverable and skipped are facts
-    return query(db, """
+    return query(
+        db,
+        """
         select delivery_id, action_id, channel,
                case when status in ('planned', 'pending_approval') then 'simulated' else status end,
                fallback_from, last_error
-        from deliveries order by delivery_id""")
+        from deliveries order by delivery_id""",
+    )
 
 
-@settings(max_examples=5, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=5,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(history=histories(), rerun_index=st.integers(0, len(WINDOW) - 1))
 def test_ladder_properties(history, rerun_index):
     with tempfile.TemporaryDirectory(prefix="relance-prop-") as tmp:
@@ -119,10 +171,13 @@ def test_ladder_properties(history, rerun_index):
         for day in WINDOW[1:]:
             run_days(None, db, [day], auto_approve=True)  # a fresh connection each night: state only through the tables
 
-        rows = query(db, """
+        rows = query(
+            db,
+            """
             select a.as_of, a.customer_id, a.episode_id, a.stage, c.country
             from dunning_actions a join stg_customers c using (customer_id)
-            order by a.episode_id, a.as_of""")
+            order by a.episode_id, a.as_of""",
+        )
         by_episode: dict[str, list[tuple]] = {}
         for as_of, cid, episode, stage, country in rows:
             assert not _customer_held(history, cid, as_of), (cid, as_of, stage)

@@ -35,8 +35,9 @@ def project_imports(path: Path) -> list[tuple[int, str]]:
 def test_the_import_contract_holds():
     lint = Path(sys.executable).parent / "lint-imports"
     env = os.environ | {"PYTHONPATH": str(ROOT)}  # this checkout, whichever one the venv installed
-    done = subprocess.run([str(lint), "--no-cache", "--no-logo"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [str(lint), "--no-cache", "--no-logo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
 
@@ -45,8 +46,12 @@ def test_the_core_imports_only_itself():
     core = ROOT / "relance" / "core"
     files = sorted(core.rglob("*.py"))
     assert {f.stem for f in files} >= {"errors", "dates", "policy", "settings", "urls", "phones", "paths"}
-    wrong = [f"{f.relative_to(ROOT)}:{line} imports {name}" for f in files for line, name in project_imports(f)
-             if not (name == "relance.core" or name.startswith("relance.core."))]
+    wrong = [
+        f"{f.relative_to(ROOT)}:{line} imports {name}"
+        for f in files
+        for line, name in project_imports(f)
+        if not (name == "relance.core" or name.startswith("relance.core."))
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -57,6 +62,10 @@ def test_the_package_root_imports_nothing_of_the_project():
 def test_the_product_holds_no_benchmark_or_test_code():
     product = [f for pkg in ("relance", "flows", "tasks") for f in sorted((ROOT / pkg).rglob("*.py"))]
     assert not [f for f in product if f.stem.startswith("bench")]
-    wrong = [f"{f.relative_to(ROOT)}:{line} imports {name}" for f in product for line, name in project_imports(f)
-             if name.split(".")[0] in ("bench", "tests")]
+    wrong = [
+        f"{f.relative_to(ROOT)}:{line} imports {name}"
+        for f in product
+        for line, name in project_imports(f)
+        if name.split(".")[0] in ("bench", "tests")
+    ]
     assert not wrong, "\n".join(wrong)

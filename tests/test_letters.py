@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import email
 import email.policy
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from pypdf import PdfReader
@@ -17,7 +17,7 @@ from tasks.dispatch.ledger import file_stem
 from tests.fakes.scenario import action, build, customer, deliveries, events, invoice, pdf_positions, pdf_text
 
 AS_OF = date(2026, 3, 16)
-NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 NNBSP, NBSP = "\u202f", "\u00a0"
 EVIL = "<b>Dupont</b> {{ 7*7 }} {% if 1 %}X{% endif %}"
 
@@ -35,8 +35,15 @@ def posted(tmp_path_factory):
         tmp,
         customers=[
             customer("C1", "Boulangerie Martin SARL"),
-            customer("C2", "Acme Ltd", language="en", country="GB", street="1 High Street", postal_code="SW1A 1AA",
-                     city="London"),
+            customer(
+                "C2",
+                "Acme Ltd",
+                language="en",
+                country="GB",
+                street="1 High Street",
+                postal_code="SW1A 1AA",
+                city="London",
+            ),
             customer("C3", EVIL, street="<script>x</script> 3 rue {{ a }}"),
             customer("C4", "Jeanne Particulier", segment="b2c"),
         ],
@@ -50,13 +57,31 @@ def posted(tmp_path_factory):
         as_of=AS_OF,
         with_charges_table=True,
         actions=[
-            action("A1", "C1", "formal_notice", ["F1", "F2"], deliveries=[("D1", "registered_letter", "pending_approval")],
-                   charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}}),
-            action("A2", "C2", "formal_notice", ["F3"], deliveries=[("D2", "registered_letter", "pending_approval")],
-                   charges={"per_invoice": {"F3": ("33.29", "40.00")}}),
+            action(
+                "A1",
+                "C1",
+                "formal_notice",
+                ["F1", "F2"],
+                deliveries=[("D1", "registered_letter", "pending_approval")],
+                charges={"per_invoice": {"F1": ("16.44", "40.00"), "F2": ("0.61", "40.00")}},
+            ),
+            action(
+                "A2",
+                "C2",
+                "formal_notice",
+                ["F3"],
+                deliveries=[("D2", "registered_letter", "pending_approval")],
+                charges={"per_invoice": {"F3": ("33.29", "40.00")}},
+            ),
             action("A3", "C3", "reminder_2", [f"M{i:02d}" for i in range(45)], deliveries=[("D3", "letter")]),
-            action("A4", "C4", "formal_notice", ["F4"], deliveries=[("D4", "registered_letter", "pending_approval")],
-                   charges={"interest": "4.00", "indemnity": "0"}),
+            action(
+                "A4",
+                "C4",
+                "formal_notice",
+                ["F4"],
+                deliveries=[("D4", "registered_letter", "pending_approval")],
+                charges={"interest": "4.00", "indemnity": "0"},
+            ),
             action("A5", "C1", "reminder_2", ["F1"], deliveries=[("D5", "letter")], as_of=date(2026, 3, 16)),
         ],
     )
@@ -69,7 +94,9 @@ def posted(tmp_path_factory):
 def test_every_letter_is_a_pdf(posted):
     db, out, summary = posted
     rows = deliveries(db)
-    assert {d: rows[d]["status"] for d in ("D1", "D2", "D3", "D4", "D5")} == dict.fromkeys(("D1", "D2", "D3", "D4", "D5"), "sent")
+    assert {d: rows[d]["status"] for d in ("D1", "D2", "D3", "D4", "D5")} == dict.fromkeys(
+        ("D1", "D2", "D3", "D4", "D5"), "sent"
+    )
     assert summary["by_channel"] == {"letter": {"sent": 2}, "registered_letter": {"sent": 3}}
     for d in ("D1", "D2", "D4"):
         assert rows[d]["artifact_path"] == str(out / "registered_letter" / f"{file_stem(d)}.pdf")
@@ -176,15 +203,32 @@ def test_chunks_are_equal_and_a_multiple_of_the_workers():
 
 
 def _formal_notice_sent_later(tmp, *, name, customers, invoices, payments, decided, sent, per_invoice, invoice_ids):
-    db = build(tmp, name=name, customers=customers, invoices=invoices, payments=payments, as_of=sent,
-               with_charges_table=True, actions=[
-                   action("FN", customers[0]["customer_id"], "formal_notice", invoice_ids, as_of=decided,
-                          deliveries=[("FN-reg", "registered_letter", "pending_approval"), ("FN-mail", "email", "pending_approval")],
-                          charges={"per_invoice": per_invoice}),
-               ])
+    db = build(
+        tmp,
+        name=name,
+        customers=customers,
+        invoices=invoices,
+        payments=payments,
+        as_of=sent,
+        with_charges_table=True,
+        actions=[
+            action(
+                "FN",
+                customers[0]["customer_id"],
+                "formal_notice",
+                invoice_ids,
+                as_of=decided,
+                deliveries=[
+                    ("FN-reg", "registered_letter", "pending_approval"),
+                    ("FN-mail", "email", "pending_approval"),
+                ],
+                charges={"per_invoice": per_invoice},
+            ),
+        ],
+    )
     approve(str(db), sent, approve_all=True, by="claire")
     outbox = tmp / f"{name}-outbox"
-    summary = dispatch(str(db), sent, str(outbox), now=datetime.combine(sent, datetime.min.time(), timezone.utc))
+    summary = dispatch(str(db), sent, str(outbox), now=datetime.combine(sent, datetime.min.time(), UTC))
     return db, outbox / sent.isoformat(), summary
 
 
@@ -197,12 +241,21 @@ def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_pa
       I2 open  50.00, due 02-14: 34 days late,  50.00 × 12.15 % × 34 / 365 = 0.5659 → 0.57
     principal 150.00, interest 8.83, indemnities 2 × 40.00, total 238.83."""
     db, out, summary = _formal_notice_sent_later(
-        tmp_path, name="part", customers=[customer("C1", "Boulangerie Martin SARL")],
-        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
-                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
-        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "600.00"}],
-        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
-        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+        tmp_path,
+        name="part",
+        customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[
+            invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+            invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00"),
+        ],
+        payments=[
+            {"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "600.00"}
+        ],
+        decided=date(2026, 3, 17),
+        sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")},
+        invoice_ids=["I1", "I2"],
+    )
     assert summary["by_channel"] == {"registered_letter": {"sent": 1}, "email": {"sent": 1}}
     text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "Lyon, le 20 mars 2026" in text
@@ -210,7 +263,9 @@ def test_a_notice_approved_after_a_part_payment_claims_what_is_still_owed(tmp_pa
     assert "100,00 €" in text and "50,00 €" in text and "8,26 €" in text and "0,57 €" in text and "8,83 €" in text
     assert " 38 " in f" {text} " and " 34 " in f" {text} "
     assert "750,00" not in text and "700,00" not in text and "8,16" not in text and "8,68" not in text
-    msg = email.message_from_bytes((out / "email" / f"{file_stem('FN-mail')}.eml").read_bytes(), policy=email.policy.default)
+    msg = email.message_from_bytes(
+        (out / "email" / f"{file_stem('FN-mail')}.eml").read_bytes(), policy=email.policy.default
+    )
     mail = _text(msg.get_body(("plain",)).get_content())
     assert "238,83" in mail and "750,00" not in mail
     rows = deliveries(db)
@@ -231,17 +286,24 @@ def test_a_notice_sent_days_after_its_decision_counts_days_and_interest_to_the_s
     1000.00 × 12.15 % (2026-H2: 2.15 % + 10) × 38 / 365 = 12.6493 → 12.65 (at 4 Dec: 35 days, 11.65);
     total 1000.00 + 12.65 + 40.00 = 1052.65."""
     db, out, _ = _formal_notice_sent_later(
-        tmp_path, name="later", customers=[customer("C2", "Garage Petit")],
-        invoices=[invoice("J1", "C2", "2026-09-30", "2026-10-30", "1000.00")], payments=[],
-        decided=date(2026, 12, 4), sent=date(2026, 12, 7),
-        per_invoice={"J1": ("11.65", "40.00")}, invoice_ids=["J1"])
+        tmp_path,
+        name="later",
+        customers=[customer("C2", "Garage Petit")],
+        invoices=[invoice("J1", "C2", "2026-09-30", "2026-10-30", "1000.00")],
+        payments=[],
+        decided=date(2026, 12, 4),
+        sent=date(2026, 12, 7),
+        per_invoice={"J1": ("11.65", "40.00")},
+        invoice_ids=["J1"],
+    )
     text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "le 7 décembre 2026" in text
     assert "12,65 €" in text and "1 052,65 €" in text and " 38 " in f" {text} "
     assert "11,65" not in text and "1 051,65" not in text and " 35 " not in f" {text} "
     detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
-    assert detail == ("figures as of 2026-12-07 (decided on 2026-12-04): interest 11.65 -> 12.65; "
-                      "charges 51.65 -> 52.65")
+    assert detail == (
+        "figures as of 2026-12-07 (decided on 2026-12-04): interest 11.65 -> 12.65; charges 51.65 -> 52.65"
+    )
 
 
 # -- the formal notice's layout: laid out, then measured ------------------------------------------------
@@ -271,8 +333,9 @@ def test_formal_notice_table_headings_stay_in_their_columns_and_the_table_on_the
     doc = _laid_out(lang)
     page = doc.pages[0]._page_box
     left, right = page.content_box_x(), page.content_box_x() + page.width
-    table = next(b for b in page.descendants()
-                 if isinstance(b, boxes.TableBox) and "invoices" in (b.element.get("class") or ""))
+    table = next(
+        b for b in page.descendants() if isinstance(b, boxes.TableBox) and "invoices" in (b.element.get("class") or "")
+    )
     t_left, t_right = table.border_box_x(), table.border_box_x() + table.border_width()
     assert left - 0.5 <= t_left and t_right <= right + 0.5, (lang, t_left, t_right, left, right)
     cells = [c for c in table.descendants() if isinstance(c, boxes.TableCellBox)]
@@ -282,7 +345,13 @@ def test_formal_notice_table_headings_stay_in_their_columns_and_the_table_on_the
         c_left, c_right = cell.border_box_x(), cell.border_box_x() + cell.border_width()
         for text in (b for b in cell.descendants() if isinstance(b, boxes.TextBox)):
             assert c_left - 0.5 <= text.position_x and text.position_x + text.width <= c_right + 0.5, (
-                lang, text.text, text.position_x, text.position_x + text.width, c_left, c_right)
+                lang,
+                text.text,
+                text.position_x,
+                text.position_x + text.width,
+                c_left,
+                c_right,
+            )
     for a, b in zip(headings, headings[1:]):
         assert a.border_box_x() + a.border_width() <= b.border_box_x() + 0.5
     # and every text of every page inside the page, as printed (pypdf reads the PDF's text positions back)
@@ -297,13 +366,28 @@ def test_a_notice_whose_claim_was_settled_before_it_leaves_is_skipped(tmp_path):
     """Decided 03-17 on I1 + I2; both paid on 03-18; approved 03-20: nothing is sent, both deliveries
     `skipped` with the reason, no letter in the outbox."""
     db, out, summary = _formal_notice_sent_later(
-        tmp_path, name="paid", customers=[customer("C1", "Boulangerie Martin SARL")],
-        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
-                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
-        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"},
-                  {"payment_id": "P2", "customer_id": "C1", "invoice_id": "I2", "paid_date": "2026-03-18", "amount": "50.00"}],
-        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
-        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+        tmp_path,
+        name="paid",
+        customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[
+            invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+            invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00"),
+        ],
+        payments=[
+            {
+                "payment_id": "P1",
+                "customer_id": "C1",
+                "invoice_id": "I1",
+                "paid_date": "2026-03-18",
+                "amount": "700.00",
+            },
+            {"payment_id": "P2", "customer_id": "C1", "invoice_id": "I2", "paid_date": "2026-03-18", "amount": "50.00"},
+        ],
+        decided=date(2026, 3, 17),
+        sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")},
+        invoice_ids=["I1", "I2"],
+    )
     rows = deliveries(db)
     assert {rows[d]["status"] for d in ("FN-reg", "FN-mail")} == {"skipped"}
     assert "settled" in rows["FN-reg"]["last_error"] and summary["by_channel"] == {}
@@ -315,19 +399,30 @@ def test_an_invoice_paid_before_the_notice_leaves_is_no_longer_claimed(tmp_path)
     I2 only — 50.00, 34 days late, 50.00 × 12.15 % × 34 / 365 = 0.57, one indemnity 40.00,
     total 90.57 — and the change is recorded."""
     db, out, _ = _formal_notice_sent_later(
-        tmp_path, name="one", customers=[customer("C1", "Boulangerie Martin SARL")],
-        invoices=[invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
-                  invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00")],
-        payments=[{"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"}],
-        decided=date(2026, 3, 17), sent=date(2026, 3, 20),
-        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")}, invoice_ids=["I1", "I2"])
+        tmp_path,
+        name="one",
+        customers=[customer("C1", "Boulangerie Martin SARL")],
+        invoices=[
+            invoice("I1", "C1", "2026-01-10", "2026-02-10", "700.00"),
+            invoice("I2", "C1", "2026-01-14", "2026-02-14", "50.00"),
+        ],
+        payments=[
+            {"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-03-18", "amount": "700.00"}
+        ],
+        decided=date(2026, 3, 17),
+        sent=date(2026, 3, 20),
+        per_invoice={"I1": ("8.16", "40.00"), "I2": ("0.52", "40.00")},
+        invoice_ids=["I1", "I2"],
+    )
     text = " ".join(_text(pdf_text(out / "registered_letter" / f"{file_stem('FN-reg')}.pdf")).split())
     assert "I2" in text and "I1" not in text
     assert "50,00 € en principal" in text and "0,57 €" in text and "90,57 €" in text
     assert "la facture ci-dessous demeure impayée" in text  # one invoice: singular
     detail = [e["detail"] for e in events(db, "FN-reg") if (e["detail"] or "").startswith("figures as of")][0]
-    assert detail == ("figures as of 2026-03-20 (decided on 2026-03-17): invoices I1, I2 -> I2; "
-                      "amount due 750.00 -> 50.00; interest 8.68 -> 0.57; indemnity 80.00 -> 40.00; charges 88.68 -> 40.57")
+    assert detail == (
+        "figures as of 2026-03-20 (decided on 2026-03-17): invoices I1, I2 -> I2; "
+        "amount due 750.00 -> 50.00; interest 8.68 -> 0.57; indemnity 80.00 -> 40.00; charges 88.68 -> 40.57"
+    )
 
 
 def test_a_notice_whose_send_date_has_no_reference_rate_waits(tmp_path):
@@ -337,16 +432,38 @@ def test_a_notice_whose_send_date_has_no_reference_rate_waits(tmp_path):
     from relance.core.paths import ROOT
 
     policy = tmp_path / "policy.yaml"
-    policy.write_text("\n".join(line for line in (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8").splitlines()
-                                if "2027-H1" not in line) + "\n", encoding="utf-8")
+    policy.write_text(
+        "\n".join(
+            line
+            for line in (ROOT / "policies" / "default.yaml").read_text(encoding="utf-8").splitlines()
+            if "2027-H1" not in line
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     sent = date(2027, 1, 4)
-    db = build(tmp_path, name="norate", customers=[customer("C1")], as_of=sent, with_charges_table=True,
-               invoices=[invoice("J1", "C1", "2026-10-20", "2026-11-20", "1000.00")],
-               actions=[action("FN", "C1", "formal_notice", ["J1"], as_of=date(2026, 12, 30),
-                               deliveries=[("FN-reg", "registered_letter", "pending_approval")],
-                               charges={"per_invoice": {"J1": ("13.32", "40.00")}})])
+    db = build(
+        tmp_path,
+        name="norate",
+        customers=[customer("C1")],
+        as_of=sent,
+        with_charges_table=True,
+        invoices=[invoice("J1", "C1", "2026-10-20", "2026-11-20", "1000.00")],
+        actions=[
+            action(
+                "FN",
+                "C1",
+                "formal_notice",
+                ["J1"],
+                as_of=date(2026, 12, 30),
+                deliveries=[("FN-reg", "registered_letter", "pending_approval")],
+                charges={"per_invoice": {"J1": ("13.32", "40.00")}},
+            )
+        ],
+    )
     approve(str(db), sent, approve_all=True, by="claire")
-    summary = dispatch(str(db), sent, str(tmp_path / "out"), now=datetime(2027, 1, 4, 9, 0, tzinfo=timezone.utc),
-                       policy=str(policy))
+    summary = dispatch(
+        str(db), sent, str(tmp_path / "out"), now=datetime(2027, 1, 4, 9, 0, tzinfo=UTC), policy=str(policy)
+    )
     assert deliveries(db)["FN-reg"]["status"] == "planned"
     assert any("FN-reg" in e and "2027-H1" in e for e in summary["errors"]), summary["errors"]

@@ -27,7 +27,9 @@ def test_a_held_database_is_refused_with_a_clear_message(tmp_path):
     db = tmp_path / "r.duckdb"
     proc = _hold(db, 5)
     try:
-        with pytest.raises(DatabaseBusy, match=rf"database {db} is in use by another relance run \(process {proc.pid}\)"):
+        with pytest.raises(
+            DatabaseBusy, match=rf"database {db} is in use by another relance run \(process {proc.pid}\)"
+        ):
             warehouse.connect(db, wait_s=0)
     finally:
         proc.kill()

@@ -41,19 +41,77 @@ from tasks.measure import measure, measure_on
 AS_OF = date(2026, 6, 30)
 
 CUSTOMERS = [
-    {"customer_id": "A1", "name": "Alpha SARL", "email": "compta@alpha.example", "street": "1 rue A",
-     "postal_code": "75001", "city": "Paris", "segment": "b2b"},
-    {"customer_id": "B1", "name": "Bruno Martin", "street": "2 rue B", "postal_code": "69001", "city": "Lyon",
-     "segment": "b2c"},
+    {
+        "customer_id": "A1",
+        "name": "Alpha SARL",
+        "email": "compta@alpha.example",
+        "street": "1 rue A",
+        "postal_code": "75001",
+        "city": "Paris",
+        "segment": "b2b",
+    },
+    {
+        "customer_id": "B1",
+        "name": "Bruno Martin",
+        "street": "2 rue B",
+        "postal_code": "69001",
+        "city": "Lyon",
+        "segment": "b2c",
+    },
 ]
 INVOICES = [
-    {"invoice_id": "IA1", "customer_id": "A1", "issue_date": "2026-03-10", "due_date": "2026-04-09", "amount": "1000.00"},
-    {"invoice_id": "IA2", "customer_id": "A1", "issue_date": "2026-05-15", "due_date": "2026-06-14", "amount": "500.00"},
-    {"invoice_id": "IA3", "customer_id": "A1", "issue_date": "2026-06-20", "due_date": "2026-07-20", "amount": "300.00"},
-    {"invoice_id": "CA1", "customer_id": "A1", "kind": "credit_note", "issue_date": "2026-06-05", "due_date": "2026-06-05", "amount": "100.00"},
-    {"invoice_id": "IB1", "customer_id": "B1", "issue_date": "2026-02-01", "due_date": "2026-03-03", "amount": "800.00"},
-    {"invoice_id": "IG1", "customer_id": "A1", "issue_date": "2026-01-15", "due_date": "2026-02-14", "amount": "250.00", "currency": "GBP"},
-    {"invoice_id": "IU1", "customer_id": "A1", "issue_date": "2026-06-20", "due_date": "2026-07-20", "amount": "100.00", "currency": "USD"},
+    {
+        "invoice_id": "IA1",
+        "customer_id": "A1",
+        "issue_date": "2026-03-10",
+        "due_date": "2026-04-09",
+        "amount": "1000.00",
+    },
+    {
+        "invoice_id": "IA2",
+        "customer_id": "A1",
+        "issue_date": "2026-05-15",
+        "due_date": "2026-06-14",
+        "amount": "500.00",
+    },
+    {
+        "invoice_id": "IA3",
+        "customer_id": "A1",
+        "issue_date": "2026-06-20",
+        "due_date": "2026-07-20",
+        "amount": "300.00",
+    },
+    {
+        "invoice_id": "CA1",
+        "customer_id": "A1",
+        "kind": "credit_note",
+        "issue_date": "2026-06-05",
+        "due_date": "2026-06-05",
+        "amount": "100.00",
+    },
+    {
+        "invoice_id": "IB1",
+        "customer_id": "B1",
+        "issue_date": "2026-02-01",
+        "due_date": "2026-03-03",
+        "amount": "800.00",
+    },
+    {
+        "invoice_id": "IG1",
+        "customer_id": "A1",
+        "issue_date": "2026-01-15",
+        "due_date": "2026-02-14",
+        "amount": "250.00",
+        "currency": "GBP",
+    },
+    {
+        "invoice_id": "IU1",
+        "customer_id": "A1",
+        "issue_date": "2026-06-20",
+        "due_date": "2026-07-20",
+        "amount": "100.00",
+        "currency": "USD",
+    },
 ]
 PAYMENTS = [
     {"payment_id": "PA1", "customer_id": "A1", "invoice_id": "IA1", "paid_date": "2026-06-10", "amount": "400.00"},
@@ -67,16 +125,29 @@ HOLDS = [
 NOW = datetime(2026, 7, 1, 3, 0)
 
 
-def add_action(con, action_id, as_of, customer, currency, stage, rank, amount_due, invoice_ids, status="sent",
-               deliveries=()):
+def add_action(
+    con, action_id, as_of, customer, currency, stage, rank, amount_due, invoice_ids, status="sent", deliveries=()
+):
     """A dunning action (and its deliveries) as the ladder and the channels would leave them (a
     `simulated` one as a backfill's replay leaves it, mode `replay`)."""
     con.execute(
         """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
                                         amount_due, invoice_ids, status, mode, created_at)
            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [action_id, as_of, customer, currency, f"{customer}|{currency}|1", stage, rank, D(amount_due),
-         list(invoice_ids), status, "replay" if status == "simulated" else "live", NOW],
+        [
+            action_id,
+            as_of,
+            customer,
+            currency,
+            f"{customer}|{currency}|1",
+            stage,
+            rank,
+            D(amount_due),
+            list(invoice_ids),
+            status,
+            "replay" if status == "simulated" else "live",
+            NOW,
+        ],
     )
     for channel, d_status in deliveries:
         con.execute(
@@ -119,8 +190,16 @@ def source(source_writer):
 
 #: The dates whose point-in-time view the metrics of D need: D, D−30, D−90, and the dates of the
 #: measured actions X1, X2, X3 (below) and 30 days after each.
-NEEDED_DATES = [AS_OF, date(2026, 5, 31), date(2026, 4, 1), date(2026, 5, 20), date(2026, 6, 19),
-                date(2026, 4, 15), date(2026, 5, 15), date(2026, 5, 1)]
+NEEDED_DATES = [
+    AS_OF,
+    date(2026, 5, 31),
+    date(2026, 4, 1),
+    date(2026, 5, 20),
+    date(2026, 6, 19),
+    date(2026, 4, 15),
+    date(2026, 5, 15),
+    date(2026, 5, 1),
+]
 
 
 @pytest.fixture
@@ -148,21 +227,55 @@ def _measured_once(tmp_path_factory, request):
     prepare(db, source, AS_OF)
     with warehouse.open_db(db) as con:
         # measured: in (03-02, 05-31], not rejected
-        add_action(con, "X1", date(2026, 5, 20), "A1", "EUR", "call_1", 3, "1000.00", ["IA1"],
-                   deliveries=[("phone", "sent")])
-        add_action(con, "X2", date(2026, 4, 15), "B1", "EUR", "formal_notice", 6, "800.00", ["IB1"],
-                   deliveries=[("registered_letter", "sent"), ("email", "failed")])
-        add_action(con, "X3", date(2026, 4, 1), "A1", "GBP", "call_1", 3, "250.00", ["IG1"],
-                   deliveries=[("phone", "sent")])
+        add_action(
+            con, "X1", date(2026, 5, 20), "A1", "EUR", "call_1", 3, "1000.00", ["IA1"], deliveries=[("phone", "sent")]
+        )
+        add_action(
+            con,
+            "X2",
+            date(2026, 4, 15),
+            "B1",
+            "EUR",
+            "formal_notice",
+            6,
+            "800.00",
+            ["IB1"],
+            deliveries=[("registered_letter", "sent"), ("email", "failed")],
+        )
+        add_action(
+            con, "X3", date(2026, 4, 1), "A1", "GBP", "call_1", 3, "250.00", ["IG1"], deliveries=[("phone", "sent")]
+        )
         # not measured: after D−30, on D−120 itself (the window is open on the left), rejected at approval
         add_action(con, "X4", date(2026, 6, 1), "A1", "EUR", "call_1", 3, "1000.00", ["IA1"])
         add_action(con, "X5", date(2026, 3, 2), "B1", "EUR", "due", 2, "800.00", ["IB1"])
         add_action(con, "X6", date(2026, 5, 25), "A1", "EUR", "formal_notice", 6, "1000.00", ["IA1"], status="rejected")
         # the day's actions and their deliveries (one in doubt)
-        add_action(con, "Y1", AS_OF, "A1", "EUR", "reminder_2", 4, "500.00", ["IA1"], status="sent",
-                   deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")])
-        add_action(con, "Y2", AS_OF, "A1", "GBP", "call_2", 5, "250.00", ["IG1"], status="sent",
-                   deliveries=[("phone", "sending")])
+        add_action(
+            con,
+            "Y1",
+            AS_OF,
+            "A1",
+            "EUR",
+            "reminder_2",
+            4,
+            "500.00",
+            ["IA1"],
+            status="sent",
+            deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")],
+        )
+        add_action(
+            con,
+            "Y2",
+            AS_OF,
+            "A1",
+            "GBP",
+            "call_2",
+            5,
+            "250.00",
+            ["IG1"],
+            status="sent",
+            deliveries=[("phone", "sending")],
+        )
         add_unit(con, AS_OF, "A1", "EUR", "reminder_2")
         add_unit(con, AS_OF, "B1", "EUR", None)
         add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
@@ -190,10 +303,19 @@ def test_balances_dso_and_cei_per_currency(measured):
     assert eur[("sales_30d", "all", "all")] == D("300.0000")
     assert eur[("sales_90d", "all", "all")] == D("800.0000")
     assert {k[2]: v for k, v in eur.items() if k[:2] == ("open_ar", "bucket")} == {
-        "not_due": D("300"), "1-30": D("500"), "31-60": D("0"), "61-90": D("500"), "91-180": D("0"), "181+": D("0"),
+        "not_due": D("300"),
+        "1-30": D("500"),
+        "31-60": D("0"),
+        "61-90": D("500"),
+        "91-180": D("0"),
+        "181+": D("0"),
     }
     assert {k[2]: v for k, v in eur.items() if k[:2] == ("overdue_ar", "bucket")} == {
-        "1-30": D("500"), "31-60": D("0"), "61-90": D("500"), "91-180": D("0"), "181+": D("0"),
+        "1-30": D("500"),
+        "31-60": D("0"),
+        "61-90": D("500"),
+        "91-180": D("0"),
+        "181+": D("0"),
     }
     assert eur[("dso_90d", "all", "all")] == D("146.2500")
     assert eur[("best_possible_dso_90d", "all", "all")] == D("33.7500")
@@ -206,7 +328,9 @@ def test_balances_dso_and_cei_per_currency(measured):
     assert gbp[("cei_30d", "all", "all")] == D("0")  # a zero numerator is a value
     assert gbp[("collected_30d", "all", "all")] == D("0")
     # no sales in (D−90, D]: a zero denominator is no row, not a zero
-    assert not {("dso_90d", "all", "all"), ("best_possible_dso_90d", "all", "all"), ("add_90d", "all", "all")} & set(gbp)
+    assert not {("dso_90d", "all", "all"), ("best_possible_dso_90d", "all", "all"), ("add_90d", "all", "all")} & set(
+        gbp
+    )
 
     usd = {k[1:]: v for k, v in m.items() if k[0] == "USD"}
     assert usd[("dso_90d", "all", "all")] == D("90") == usd[("best_possible_dso_90d", "all", "all")]
@@ -220,10 +344,12 @@ def test_open_ar_agrees_with_the_aged_balance(measured):
     db, _ = measured
     m = metrics(db, AS_OF)
     with duckdb.connect(str(db), read_only=True) as con:
-        aged = dict(con.execute(
-            "select currency, sum(amount) filter (where bucket <> 'unapplied_credit') from aged_balance where as_of = ? group by currency",
-            [AS_OF],
-        ).fetchall())
+        aged = dict(
+            con.execute(
+                "select currency, sum(amount) filter (where bucket <> 'unapplied_credit') from aged_balance where as_of = ? group by currency",
+                [AS_OF],
+            ).fetchall()
+        )
     assert {c: m[(c, "open_ar", "all", "all")] for c in aged} == aged
 
 
@@ -299,11 +425,19 @@ def test_holds_ladder_and_the_days_actions(measured):
 
     day = {(k[0], k[2], k[3]): v for k, v in m.items() if k[1] == "deliveries_of_day"}
     assert day == {
-        ("EUR", "all", "all"): 3, ("EUR", "status", "sent"): 1, ("EUR", "status", "failed"): 1,
-        ("EUR", "status", "undeliverable"): 1, ("EUR", "channel", "email"): 1, ("EUR", "channel", "sms"): 1,
-        ("EUR", "channel", "letter"): 1, ("EUR", "channel_status", "email:sent"): 1,
-        ("EUR", "channel_status", "sms:failed"): 1, ("EUR", "channel_status", "letter:undeliverable"): 1,
-        ("GBP", "all", "all"): 1, ("GBP", "status", "sending"): 1, ("GBP", "channel", "phone"): 1,
+        ("EUR", "all", "all"): 3,
+        ("EUR", "status", "sent"): 1,
+        ("EUR", "status", "failed"): 1,
+        ("EUR", "status", "undeliverable"): 1,
+        ("EUR", "channel", "email"): 1,
+        ("EUR", "channel", "sms"): 1,
+        ("EUR", "channel", "letter"): 1,
+        ("EUR", "channel_status", "email:sent"): 1,
+        ("EUR", "channel_status", "sms:failed"): 1,
+        ("EUR", "channel_status", "letter:undeliverable"): 1,
+        ("GBP", "all", "all"): 1,
+        ("GBP", "status", "sending"): 1,
+        ("GBP", "channel", "phone"): 1,
         ("GBP", "channel_status", "phone:sending"): 1,
         ("USD", "all", "all"): 0,
     }
@@ -317,8 +451,13 @@ def test_ar_30_days_ago_is_the_source_as_of_then_not_what_a_run_wrote(source_wri
     open_ar 2300 for D−30. On D the source has PB1: AR(D−30) is 2100, from the source as of D−30;
     the D−30 rows stay as that run wrote them."""
     db = tmp_path / "r.duckdb"
-    late = source_writer("late", customers=CUSTOMERS, invoices=INVOICES, holds=HOLDS,
-                         payments=[p for p in PAYMENTS if p["payment_id"] != "PB1"])
+    late = source_writer(
+        "late",
+        customers=CUSTOMERS,
+        invoices=INVOICES,
+        holds=HOLDS,
+        payments=[p for p in PAYMENTS if p["payment_id"] != "PB1"],
+    )
     prepare(db, late, date(2026, 5, 31))
     measure(str(db), date(2026, 5, 31))
     assert metrics(db, date(2026, 5, 31))[("EUR", "open_ar", "all", "all")] == D("2300")
@@ -355,9 +494,18 @@ def test_ratio_rounds_half_away_from_zero_and_no_action_means_no_rate(source_wri
     decimal arithmetic, half away from zero). Without actions in the window, no recovery rate at all."""
     src = source_writer(
         customers=CUSTOMERS[:1],
-        invoices=[{"invoice_id": "R1", "customer_id": "A1", "issue_date": "2026-03-01", "due_date": "2026-03-31",
-                   "amount": "128.00"}],
-        payments=[{"payment_id": "Q1", "customer_id": "A1", "invoice_id": "R1", "paid_date": "2026-05-10", "amount": "1.00"}],
+        invoices=[
+            {
+                "invoice_id": "R1",
+                "customer_id": "A1",
+                "issue_date": "2026-03-01",
+                "due_date": "2026-03-31",
+                "amount": "128.00",
+            }
+        ],
+        payments=[
+            {"payment_id": "Q1", "customer_id": "A1", "invoice_id": "R1", "paid_date": "2026-05-10", "amount": "1.00"}
+        ],
     )
     db = tmp_path / "r.duckdb"
     prepare(db, src, AS_OF)
@@ -388,23 +536,67 @@ def test_only_real_payments_count_replays_and_credit_notes_apart(source_writer, 
     src = source_writer(
         customers=[CUSTOMERS[0], {"customer_id": "C1", "name": "Cie", "segment": "b2b"}],
         invoices=[
-            {"invoice_id": "R1", "customer_id": "A1", "issue_date": "2026-03-11", "due_date": "2026-04-10", "amount": "100.00"},
-            {"invoice_id": "CN1", "customer_id": "A1", "kind": "credit_note", "issue_date": "2026-04-20",
-             "due_date": "2026-04-20", "amount": "100.00"},
-            {"invoice_id": "S1", "customer_id": "C1", "issue_date": "2026-03-01", "due_date": "2026-03-31", "amount": "200.00"},
+            {
+                "invoice_id": "R1",
+                "customer_id": "A1",
+                "issue_date": "2026-03-11",
+                "due_date": "2026-04-10",
+                "amount": "100.00",
+            },
+            {
+                "invoice_id": "CN1",
+                "customer_id": "A1",
+                "kind": "credit_note",
+                "issue_date": "2026-04-20",
+                "due_date": "2026-04-20",
+                "amount": "100.00",
+            },
+            {
+                "invoice_id": "S1",
+                "customer_id": "C1",
+                "issue_date": "2026-03-01",
+                "due_date": "2026-03-31",
+                "amount": "200.00",
+            },
         ],
-        payments=[{"payment_id": "PS1", "customer_id": "C1", "invoice_id": "S1", "paid_date": "2026-04-20", "amount": "150.00"}],
+        payments=[
+            {
+                "payment_id": "PS1",
+                "customer_id": "C1",
+                "invoice_id": "S1",
+                "paid_date": "2026-04-20",
+                "amount": "150.00",
+            }
+        ],
     )
     db = tmp_path / "r.duckdb"
     prepare(db, src, AS_OF)
     with warehouse.open_db(db) as con:
-        add_action(con, "W1", date(2026, 4, 5), "A1", "EUR", "preventive", 1, "100.00", ["R1"], deliveries=[("email", "sent")])
-        add_action(con, "W2", date(2026, 4, 8), "C1", "EUR", "call_1", 3, "200.00", ["S1"], deliveries=[("phone", "sent")])
-        add_action(con, "W3", date(2026, 4, 1), "C1", "EUR", "call_1", 3, "200.00", ["S1"], status="simulated",
-                   deliveries=[("phone", "simulated")])
+        add_action(
+            con, "W1", date(2026, 4, 5), "A1", "EUR", "preventive", 1, "100.00", ["R1"], deliveries=[("email", "sent")]
+        )
+        add_action(
+            con, "W2", date(2026, 4, 8), "C1", "EUR", "call_1", 3, "200.00", ["S1"], deliveries=[("phone", "sent")]
+        )
+        add_action(
+            con,
+            "W3",
+            date(2026, 4, 1),
+            "C1",
+            "EUR",
+            "call_1",
+            3,
+            "200.00",
+            ["S1"],
+            status="simulated",
+            deliveries=[("phone", "simulated")],
+        )
     measure(str(db), AS_OF)
-    m = {k[1:]: v for k, v in metrics(db, AS_OF).items()
-         if k[0] == "EUR" and k[1] in ("recovery_rate_30d", "credit_note_rate_30d", "recovery_actions_30d")}
+    m = {
+        k[1:]: v
+        for k, v in metrics(db, AS_OF).items()
+        if k[0] == "EUR" and k[1] in ("recovery_rate_30d", "credit_note_rate_30d", "recovery_actions_30d")
+    }
     assert m == {
         ("recovery_rate_30d", "stage", "preventive"): D("0.0000"),
         ("recovery_rate_30d", "stage", "call_1"): D("75.0000"),

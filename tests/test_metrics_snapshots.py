@@ -54,8 +54,20 @@ def add_actions(con) -> None:
                 """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage,
                                                 stage_rank, amount_due, invoice_ids, status, mode, created_at)
                    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [action_id, day, customer, currency, f"{customer}|{currency}|1", stage, rank, open_amount,
-                 invoice_ids, "planned" if live else "simulated", "live" if live else "replay", NOW],
+                [
+                    action_id,
+                    day,
+                    customer,
+                    currency,
+                    f"{customer}|{currency}|1",
+                    stage,
+                    rank,
+                    open_amount,
+                    invoice_ids,
+                    "planned" if live else "simulated",
+                    "live" if live else "replay",
+                    NOW,
+                ],
             )
             for channel, status in (CHANNELS[k % 4], CHANNELS[(k + 1) % 4]):
                 status = "sent" if live and status == "simulated" else status
@@ -100,7 +112,8 @@ def test_the_sample_has_what_the_allocation_has_to_get_right(sample_db):
         credit = warehouse.scalar(con, "select count(*) from aged_balance where bucket = 'unapplied_credit'")
         held = warehouse.scalar(con, "select count(*) from invoice_snapshot where held")
         measured = warehouse.scalar(
-            con, "select count(*) from dunning_actions where as_of > ? - 120 and as_of <= ? - 30", [D1, D1])
+            con, "select count(*) from dunning_actions where as_of > ? - 120 and as_of <= ? - 30", [D1, D1]
+        )
     assert kinds["credit_note"] > 0 and on_account > 0 and partial > 0 and credit > 0 and held > 0
     assert currencies >= 2 and measured > 20
 
@@ -124,8 +137,9 @@ def test_snapshot_path_writes_the_same_rows_as_the_allocation(sample_db, as_of):
     assert 0 < mixed["point_in_time_units"] < allocated["point_in_time_units"]
     # and the comparison is not vacuous: balances, credit, recoveries (some > 0), ages, holds
     metrics = {(r[1], r[2], r[3]) for r in by_allocation}
-    assert {"open_ar", "unapplied_credit", "cei_30d", "recovery_rate_30d", "recovery_by_age_90d",
-            "overdue_held"} <= {m for _, m, _ in metrics}
+    assert {"open_ar", "unapplied_credit", "cei_30d", "recovery_rate_30d", "recovery_by_age_90d", "overdue_held"} <= {
+        m for _, m, _ in metrics
+    }
     assert any(r[2] == "recovery_rate_30d" and r[3] == "channel" for r in by_allocation)
     assert {r[4] for r in by_allocation if r[2] == "recovery_rate_30d" and r[3] == "mode"} == {"live", "replay"}
     assert any(r[2] == "recovery_rate_30d" and r[5] > 0 for r in by_allocation)

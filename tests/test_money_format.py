@@ -16,21 +16,24 @@ from relance.core.money import currency_symbol, format_decimal, format_money, fo
 NNBSP, NBSP = "\u202f", "\u00a0"
 
 
-@pytest.mark.parametrize("amount, currency, locale, expected", [
-    (D("1234.56"), "EUR", "fr_FR", f"1{NNBSP}234,56{NBSP}€"),
-    (D("1234.56"), "EUR", "en_GB", "€1,234.56"),
-    (D("40"), "EUR", "fr_FR", f"40,00{NBSP}€"),
-    (D("1234.56"), "USD", "fr_FR", f"1{NNBSP}234,56{NBSP}$US"),
-    (D("1234.56"), "USD", "en_GB", "US$1,234.56"),
-    (D("1234.56"), "GBP", "en_GB", "£1,234.56"),
-    # JPY has no minor unit: 1 234.50 rounds half up to 1 235 (babel alone: 1 234, half to even)
-    (D("1234.50"), "JPY", "fr_FR", f"1{NNBSP}235{NBSP}JPY"),
-    (D("1234"), "JPY", "en_GB", "JP¥1,234"),
-    # negative amounts (a credit): the minus sign before the number, or before the symbol in English
-    (D("-1234.56"), "EUR", "fr_FR", f"-1{NNBSP}234,56{NBSP}€"),
-    (D("-1234.56"), "EUR", "en_GB", "-€1,234.56"),
-    (D("0"), "EUR", "fr_FR", f"0,00{NBSP}€"),
-])
+@pytest.mark.parametrize(
+    "amount, currency, locale, expected",
+    [
+        (D("1234.56"), "EUR", "fr_FR", f"1{NNBSP}234,56{NBSP}€"),
+        (D("1234.56"), "EUR", "en_GB", "€1,234.56"),
+        (D("40"), "EUR", "fr_FR", f"40,00{NBSP}€"),
+        (D("1234.56"), "USD", "fr_FR", f"1{NNBSP}234,56{NBSP}$US"),
+        (D("1234.56"), "USD", "en_GB", "US$1,234.56"),
+        (D("1234.56"), "GBP", "en_GB", "£1,234.56"),
+        # JPY has no minor unit: 1 234.50 rounds half up to 1 235 (babel alone: 1 234, half to even)
+        (D("1234.50"), "JPY", "fr_FR", f"1{NNBSP}235{NBSP}JPY"),
+        (D("1234"), "JPY", "en_GB", "JP¥1,234"),
+        # negative amounts (a credit): the minus sign before the number, or before the symbol in English
+        (D("-1234.56"), "EUR", "fr_FR", f"-1{NNBSP}234,56{NBSP}€"),
+        (D("-1234.56"), "EUR", "en_GB", "-€1,234.56"),
+        (D("0"), "EUR", "fr_FR", f"0,00{NBSP}€"),
+    ],
+)
 def test_format_money(amount, currency, locale, expected):
     assert format_money(amount, currency, locale) == expected
 

@@ -41,8 +41,12 @@ def test_a_failed_nightly_run_posts_the_alert_webhook(prefect_server, webhook, t
     url, received = webhook
     monkeypatch.setenv("RELANCE_ALERT_WEBHOOK", url)
     monkeypatch.delenv("RELANCE_ALERT_EMAIL", raising=False)
-    state = nightly_dunning(as_of=date(2026, 3, 31), source=str(tmp_path / "no-such-folder"),
-                            db=str(tmp_path / "r.duckdb"), return_state=True)
+    state = nightly_dunning(
+        as_of=date(2026, 3, 31),
+        source=str(tmp_path / "no-such-folder"),
+        db=str(tmp_path / "r.duckdb"),
+        return_state=True,
+    )
     assert state.is_failed()
     assert len(received) == 1, received
     got = received[0]
@@ -84,8 +88,13 @@ def test_alert_email_goes_through_sendgrid(monkeypatch):
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
-            sent.append({"path": self.path, "auth": self.headers["Authorization"],
-                         "json": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
+            sent.append(
+                {
+                    "path": self.path,
+                    "auth": self.headers["Authorization"],
+                    "json": json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
+                }
+            )
             self.send_response(202)
             self.end_headers()
 
@@ -100,7 +109,9 @@ def test_alert_email_goes_through_sendgrid(monkeypatch):
         monkeypatch.setenv("RELANCE_ALERT_FROM", "relance@relance.example")
         monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key")
         monkeypatch.setenv("RELANCE_SENDGRID_HOST", f"http://127.0.0.1:{server.server_port}")
-        run = SimpleNamespace(id="r1", name="nightly-2026-03-31", parameters={"as_of": "2026-03-31"}, deployment_id=None)
+        run = SimpleNamespace(
+            id="r1", name="nightly-2026-03-31", parameters={"as_of": "2026-03-31"}, deployment_id=None
+        )
         done = alert(SimpleNamespace(name="nightly_dunning"), run, SimpleNamespace(name="Crashed", message="killed"))
     finally:
         server.shutdown()
@@ -183,8 +194,11 @@ def fake_serve(tmp_path):
 
     def start(**env):
         for what in ("worker", "server"):
-            procs[what] = subprocess.Popen([sys.executable, str(script), what, "start"], start_new_session=True,
-                                           env=os.environ | env | {"FAKE_HOME": str(home)})
+            procs[what] = subprocess.Popen(
+                [sys.executable, str(script), what, "start"],
+                start_new_session=True,
+                env=os.environ | env | {"FAKE_HOME": str(home)},
+            )
             (home / f"{what}.pid").write_text(f"{procs[what].pid}\n")
         deadline = time.monotonic() + 30
         while not all((home / f"{w}.ready").exists() for w in procs):
@@ -203,9 +217,13 @@ def _stop(home, timeout_s):
     import os
     import subprocess
 
-    return subprocess.run(["bash", str(STOP)], env=os.environ | {"PREFECT_HOME": str(home),
-                                                                 "RELANCE_STOP_TIMEOUT_S": str(timeout_s)},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(STOP)],
+        env=os.environ | {"PREFECT_HOME": str(home), "RELANCE_STOP_TIMEOUT_S": str(timeout_s)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_make_stop_waits_for_the_worker_before_stopping_the_server(fake_serve):
@@ -217,7 +235,7 @@ def test_make_stop_waits_for_the_worker_before_stopping_the_server(fake_serve):
     assert float((home / "worker.exit").read_text()) <= float((home / "server.term").read_text())
     assert not (home / "worker.pid").exists() and not (home / "server.pid").exists()
     assert "worker: stopped" in done.stdout and "server: stopped" in done.stdout
-    again = _stop(home, timeout_s=10)   # a second make stop is harmless
+    again = _stop(home, timeout_s=10)  # a second make stop is harmless
     assert again.returncode == 0 and "worker: not running" in again.stdout and "server: not running" in again.stdout
 
 
@@ -225,7 +243,7 @@ def test_make_stop_kills_a_worker_that_ignores_sigterm(fake_serve):
     home, procs = fake_serve(IGNORE_TERM="worker")
     done = _stop(home, timeout_s=1)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert procs["worker"].wait(timeout=5) == -9   # SIGKILL after the grace time
+    assert procs["worker"].wait(timeout=5) == -9  # SIGKILL after the grace time
     assert (home / "worker.term").exists() and not (home / "worker.exit").exists()
     assert "sending SIGKILL" in done.stdout and "worker: killed" in done.stdout
     assert procs["server"].wait(timeout=5) == 0 and not list(home.glob("*.pid"))
@@ -237,7 +255,7 @@ def test_make_stop_keeps_off_a_pid_that_is_not_its_process(fake_serve, tmp_path)
     home, procs = fake_serve()
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        (home / "worker.pid").write_text(f"{other.pid}\n")   # a pid reused by another program
+        (home / "worker.pid").write_text(f"{other.pid}\n")  # a pid reused by another program
         procs["worker"].kill()
         done = _stop(home, timeout_s=5)
         assert other.poll() is None, "stop.sh killed a process that is not the worker"
@@ -252,7 +270,7 @@ def test_make_stop_lets_a_flow_run_finish_before_stopping_the_server(fake_serve)
     """The worker is stopped (killed: it ignores SIGTERM, as Prefect 3.8.8's does), the flow run it
     had started is not: the server is stopped once that run has finished."""
     home, procs = fake_serve(IGNORE_TERM="worker", FLOW_RUN_S="4.5")
-    done = _stop(home, timeout_s=3)   # the worker is killed after 3 s, the run ends 1.5 s later
+    done = _stop(home, timeout_s=3)  # the worker is killed after 3 s, the run ends 1.5 s later
     assert done.returncode == 0, done.stdout + done.stderr
     assert procs["worker"].wait(timeout=5) == -9 and procs["server"].wait(timeout=5) == 0
     assert float((home / "flow-run.exit").read_text()) <= float((home / "server.term").read_text())
@@ -269,7 +287,7 @@ def test_make_stop_leaves_the_server_up_for_a_long_flow_run(fake_serve):
     assert procs["worker"].wait(timeout=5) == 0 and procs["server"].poll() is None
     assert (home / "server.pid").exists() and (home / "flow-runs.pid").exists()
     deadline = time.monotonic() + 30
-    while not (home / "flow-run.exit").exists():   # the run finishes on its own
+    while not (home / "flow-run.exit").exists():  # the run finishes on its own
         assert time.monotonic() < deadline
         time.sleep(0.1)
     again = _stop(home, timeout_s=5)

@@ -40,7 +40,12 @@ def test_default_policy_is_the_contracts_ladder():
     assert pol.tolerance.by_currency == {"EUR": D("5.00"), "GBP": D("5.00"), "USD": D("5.00")}
     c = pol.late_payment_charges
     assert (c.applies_to_segments, c.margin_points, c.indemnity_per_invoice, c.indemnity_currency, c.days_in_year) == (
-        ("b2b",), D("10.00"), D("40.00"), "EUR", 365)
+        ("b2b",),
+        D("10.00"),
+        D("40.00"),
+        "EUR",
+        365,
+    )
     assert pol.rate_for(date(2025, 3, 1)) == D("3.15")
 
 
@@ -92,6 +97,7 @@ def test_a_broken_policy_stops_the_nightly_run_and_the_backfill_before_anything_
 
 # -- issue 11 §7: values that make no sense are refused, naming the key --------------------------
 
+
 @pytest.mark.parametrize(
     "old, new, key, words",
     [
@@ -99,32 +105,68 @@ def test_a_broken_policy_stops_the_nightly_run_and_the_backfill_before_anything_
         ("days_in_year: 365", "days_in_year: 0", "late_payment_charges.days_in_year", "360, 365 or 366"),
         ("days_in_year: 365", "days_in_year: -365", "late_payment_charges.days_in_year", "360, 365 or 366"),
         # a letter claiming −40.00 or a negative interest margin
-        ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "-40.00"',
-         "late_payment_charges.indemnity_per_invoice", "greater than or equal to 0"),
-        ('margin_points: "10.00"', 'margin_points: "-1.00"', "late_payment_charges.margin_points",
-         "greater than or equal to 0"),
+        (
+            'indemnity_per_invoice: "40.00"',
+            'indemnity_per_invoice: "-40.00"',
+            "late_payment_charges.indemnity_per_invoice",
+            "greater than or equal to 0",
+        ),
+        (
+            'margin_points: "10.00"',
+            'margin_points: "-1.00"',
+            "late_payment_charges.margin_points",
+            "greater than or equal to 0",
+        ),
         # a margin of 1e30 (overflowed DECIMAL(18,2): a traceback) — at most 100 points
-        ('margin_points: "10.00"', "margin_points: 1e30", "late_payment_charges.margin_points",
-         "less than or equal to 100"),
+        (
+            'margin_points: "10.00"',
+            "margin_points: 1e30",
+            "late_payment_charges.margin_points",
+            "less than or equal to 100",
+        ),
         ('margin_points: "10.00"', "margin_points: .nan", "late_payment_charges.margin_points", "finite"),
-        ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "1e30"',
-         "late_payment_charges.indemnity_per_invoice", "less than or equal to 1000000000"),
+        (
+            'indemnity_per_invoice: "40.00"',
+            'indemnity_per_invoice: "1e30"',
+            "late_payment_charges.indemnity_per_invoice",
+            "less than or equal to 1000000000",
+        ),
         ('min_amount: "500.00"', 'min_amount: "1e30"', "stages[7].min_amount", "less than or equal to 1000000000"),
         # offsets and bucket bounds of ±99,999,999,999: at most ten years (3650 days) either side
         ("offset_days: 60", "offset_days: 99999999999", "stages[7].offset_days", "less than or equal to 3650"),
         ("offset_days: -5", "offset_days: -99999999999", "stages[0].offset_days", "greater than or equal to -3650"),
-        ('{name: "91-180", max_days: 180}', '{name: "91-180", max_days: 99999999999}', "aging_buckets[4].max_days",
-         "less than or equal to 3650"),
-        ("{name: not_due, max_days: 0}", "{name: not_due, max_days: -99999999999}", "aging_buckets[0].max_days",
-         "greater than or equal to -3650"),
+        (
+            '{name: "91-180", max_days: 180}',
+            '{name: "91-180", max_days: 99999999999}',
+            "aging_buckets[4].max_days",
+            "less than or equal to 3650",
+        ),
+        (
+            "{name: not_due, max_days: 0}",
+            "{name: not_due, max_days: -99999999999}",
+            "aging_buckets[0].max_days",
+            "greater than or equal to -3650",
+        ),
         ("min_gap_days: 3", "min_gap_days: 99999999999", "min_gap_days", "less than or equal to 3650"),
-        ('{half_year: 2025-H2, rate: "2.15"}', '{half_year: 2025-H2, rate: "1e30"}', "reference_rates[13].rate",
-         "less than or equal to 100"),
+        (
+            '{half_year: 2025-H2, rate: "2.15"}',
+            '{half_year: 2025-H2, rate: "1e30"}',
+            "reference_rates[13].rate",
+            "less than or equal to 100",
+        ),
         # not a currency
-        ("indemnity_currency: EUR", "indemnity_currency: ZZZ", "late_payment_charges.indemnity_currency",
-         "'ZZZ' is not an ISO 4217 currency code"),
-        ("indemnity_currency: EUR", "indemnity_currency: eur", "late_payment_charges.indemnity_currency",
-         "'eur' is not an ISO 4217 currency code"),
+        (
+            "indemnity_currency: EUR",
+            "indemnity_currency: ZZZ",
+            "late_payment_charges.indemnity_currency",
+            "'ZZZ' is not an ISO 4217 currency code",
+        ),
+        (
+            "indemnity_currency: EUR",
+            "indemnity_currency: eur",
+            "late_payment_charges.indemnity_currency",
+            "'eur' is not an ISO 4217 currency code",
+        ),
     ],
 )
 def test_values_out_of_range_are_refused_naming_the_key(tmp_path, old, new, key, words):
@@ -135,15 +177,18 @@ def test_values_out_of_range_are_refused_naming_the_key(tmp_path, old, new, key,
     assert any(ln.startswith(f"{key}: ") and words in ln for ln in lines), str(err.value)
 
 
-@pytest.mark.parametrize("old, new", [
-    ("days_in_year: 365", "days_in_year: 360"),
-    ("days_in_year: 365", "days_in_year: \"366\""),
-    ("days_in_year: 365", "days_in_year: 366"),
-    ('margin_points: "10.00"', 'margin_points: "0"'),
-    ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "0.00"'),
-    ("indemnity_currency: EUR", "indemnity_currency: CHF"),
-    ("offset_days: 60", "offset_days: 3650"),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("days_in_year: 365", "days_in_year: 360"),
+        ("days_in_year: 365", 'days_in_year: "366"'),
+        ("days_in_year: 365", "days_in_year: 366"),
+        ('margin_points: "10.00"', 'margin_points: "0"'),
+        ('indemnity_per_invoice: "40.00"', 'indemnity_per_invoice: "0.00"'),
+        ("indemnity_currency: EUR", "indemnity_currency: CHF"),
+        ("offset_days: 60", "offset_days: 3650"),
+    ],
+)
 def test_values_at_the_edges_of_the_ranges_are_accepted(tmp_path, old, new):
     load_policy(_variant(tmp_path, old, new))
 
@@ -157,9 +202,26 @@ def test_the_cli_refuses_a_zero_day_year_in_one_line(tmp_path):
     path = _variant(tmp_path, "days_in_year: 365", "days_in_year: 0")
     src = write_source(tmp_path / "src", customers=[customer("C1")], invoices=[invoice("I1", "C1", "2026-03-02")])
     db = tmp_path / "r.duckdb"
-    done = subprocess.run([sys.executable, "-m", "relance.cli", "run", "--as-of", "2026-04-15", "--source", str(src),
-                           "--db", str(db), "--policy", str(path)],
-                          cwd=DEFAULT.parent.parent, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "relance.cli",
+            "run",
+            "--as-of",
+            "2026-04-15",
+            "--source",
+            str(src),
+            "--db",
+            str(db),
+            "--policy",
+            str(path),
+        ],
+        cwd=DEFAULT.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"relance: error: policy {path} is not valid:")
     assert "late_payment_charges.days_in_year" in done.stderr and "Traceback" not in done.stderr
@@ -187,11 +249,18 @@ def test_a_policy_written_before_the_stage_keys_keeps_its_charges_gate_and_forma
     path.write_text(legacy, encoding="utf-8")
     stages = {s.code: s for s in load_policy(path).stages}
     fn = stages["formal_notice"]
-    assert (fn.charged, fn.formal, fn.attach_letter, fn.legal_notice, fn.reference_prefix) == (True, True, True, True, "MD")
+    assert (fn.charged, fn.formal, fn.attach_letter, fn.legal_notice, fn.reference_prefix) == (
+        True,
+        True,
+        True,
+        True,
+        "MD",
+    )
     assert (stages["litigation"].charged, stages["litigation"].reference_prefix) == (True, "CT")
     assert stages["preventive"].stopped_by_opt_out and not stages["call_1"].charged
-    path.write_text(legacy.replace("  - code: formal_notice\n", "  - code: formal_notice\n    charged: false\n"),
-                    encoding="utf-8")
+    path.write_text(
+        legacy.replace("  - code: formal_notice\n", "  - code: formal_notice\n    charged: false\n"), encoding="utf-8"
+    )
     assert not {s.code: s for s in load_policy(path).stages}["formal_notice"].charged
 
 
@@ -202,13 +271,17 @@ def test_the_policy_and_the_channels_settings_are_refused_alike(tmp_path):
     from tasks.dispatch.config import DEFAULT_CHANNELS_CONFIG, load_channels_config
 
     channels = tmp_path / "channels.yaml"
-    channels.write_text(DEFAULT_CHANNELS_CONFIG.read_text(encoding="utf-8").replace("\nemail:\n", "\nemail:\n  max_attempt: 3\n", 1),
-                        encoding="utf-8")
+    channels.write_text(
+        DEFAULT_CHANNELS_CONFIG.read_text(encoding="utf-8").replace("\nemail:\n", "\nemail:\n  max_attempt: 3\n", 1),
+        encoding="utf-8",
+    )
     with pytest.raises(UserError) as err:
         load_channels_config(channels)
     assert str(err.value).startswith(f"channels settings {channels} are not valid:\n  email.max_attempt: Extra inputs")
-    for path, load, name in ((tmp_path / "p.yaml", load_policy, "policy"),
-                             (tmp_path / "c.yaml", load_channels_config, "channels settings")):
+    for path, load, name in (
+        (tmp_path / "p.yaml", load_policy, "policy"),
+        (tmp_path / "c.yaml", load_channels_config, "channels settings"),
+    ):
         path.write_text("- a list\n", encoding="utf-8")
         with pytest.raises(UserError, match=rf"^{name} {path} must be a mapping of keys \("):
             load(path)
@@ -233,7 +306,9 @@ def test_a_channels_file_of_before_the_stage_keys_is_read_or_told_where_the_atta
     text = Path(DEFAULT_CHANNELS_CONFIG).read_text(encoding="utf-8")
     assert "\nemail:\n" in text
     old = tmp_path / "old.yaml"
-    old.write_text(text.replace("\nemail:\n", "\nemail:\n  attach_letter_for_stages: [formal_notice]\n"), encoding="utf-8")
+    old.write_text(
+        text.replace("\nemail:\n", "\nemail:\n  attach_letter_for_stages: [formal_notice]\n"), encoding="utf-8"
+    )
     assert load_channels_config(old).email.from_email
     other = tmp_path / "other.yaml"
     other.write_text(text.replace("\nemail:\n", "\nemail:\n  attach_letter_for_stages: [call_1]\n"), encoding="utf-8")

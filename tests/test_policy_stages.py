@@ -22,7 +22,7 @@ litigation on 04-02: 800.00 × 62 days × 12.15 % / 365 = 16.510… → 16.51, +
 from __future__ import annotations
 
 import email
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from email import policy as email_policy
 from pathlib import Path
@@ -45,8 +45,11 @@ def renamed_policy(tmp_path: Path) -> str:
     text = DEFAULT_POLICY.read_text(encoding="utf-8")
     for old, new in (
         ("  - code: formal_notice\n", "  - code: demeure\n    template: formal_notice\n"),
-        ("  - code: call_1\n", "  - code: reminder_1\n    offset_days: 3\n    channels: [email]\n"
-                               "    description: A second courteous email.\n  - code: call_1\n"),
+        (
+            "  - code: call_1\n",
+            "  - code: reminder_1\n    offset_days: 3\n    channels: [email]\n"
+            "    description: A second courteous email.\n  - code: call_1\n",
+        ),
     ):
         assert text.count(old) == 1
         text = text.replace(old, new)
@@ -66,34 +69,73 @@ def source(tmp_path: Path) -> str:
 
 
 def charges(db: str, action_id: str) -> tuple:
-    return query(db, "select interest_amount, indemnity_amount, charges_total, requires_approval from dunning_actions "
-                     "where action_id = $a", {"a": action_id})[0]
+    return query(
+        db,
+        "select interest_amount, indemnity_amount, charges_total, requires_approval from dunning_actions "
+        "where action_id = $a",
+        {"a": action_id},
+    )[0]
 
 
 def test_the_renamed_policy_validates_and_keeps_the_stage_keys(tmp_path):
     pol = load_policy(renamed_policy(tmp_path))
-    assert [s.code for s in pol.stages] == ["preventive", "due", "reminder_1", "call_1", "reminder_2", "call_2",
-                                             "demeure", "amicable", "litigation"]
+    assert [s.code for s in pol.stages] == [
+        "preventive",
+        "due",
+        "reminder_1",
+        "call_1",
+        "reminder_2",
+        "call_2",
+        "demeure",
+        "amicable",
+        "litigation",
+    ]
     notice = pol.stage("demeure")
     assert pol.notice_stage is notice
-    assert (notice.charged, notice.formal, notice.attach_letter, notice.legal_notice, notice.requires_approval,
-            notice.reference_prefix, notice.wording, notice.channels) == (
-        True, True, True, True, True, "MD", "formal_notice", ("registered_letter", "email"))
+    assert (
+        notice.charged,
+        notice.formal,
+        notice.attach_letter,
+        notice.legal_notice,
+        notice.requires_approval,
+        notice.reference_prefix,
+        notice.wording,
+        notice.channels,
+    ) == (True, True, True, True, True, "MD", "formal_notice", ("registered_letter", "email"))
     extra = pol.stage("reminder_1")
-    assert (extra.charged, extra.formal, extra.legal_notice, extra.stopped_by_opt_out, extra.reference_prefix,
-            extra.wording) == (False, False, False, False, "RL", "reminder_1")
+    assert (
+        extra.charged,
+        extra.formal,
+        extra.legal_notice,
+        extra.stopped_by_opt_out,
+        extra.reference_prefix,
+        extra.wording,
+    ) == (False, False, False, False, "RL", "reminder_1")
     assert [s.code for s in pol.stages if s.charged] == ["demeure", "litigation"]
     assert [s.code for s in pol.stages if s.stopped_by_opt_out] == ["preventive"]
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ("    reference_prefix: CT\n", "    reference_prefix: CT\n    legal_notice: true\n",
-     "stages[7].legal_notice: only one stage can be the legal notice (stages[5] is)"),
-    ("    stopped_by_opt_out: true\n", "    stopped_by_opt_out: true\n    charged: true\n",
-     "an opt-out never stops a charged, formal or legal-notice stage"),
-    ("    reference_prefix: MD\n", "    reference_prefix: mise\n", "stages[5].reference_prefix"),
-    ("    reference_prefix: MD\n", "    reference_prefix: MD\n    registered: true\n", "stages[5].registered: Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "    reference_prefix: CT\n",
+            "    reference_prefix: CT\n    legal_notice: true\n",
+            "stages[7].legal_notice: only one stage can be the legal notice (stages[5] is)",
+        ),
+        (
+            "    stopped_by_opt_out: true\n",
+            "    stopped_by_opt_out: true\n    charged: true\n",
+            "an opt-out never stops a charged, formal or legal-notice stage",
+        ),
+        ("    reference_prefix: MD\n", "    reference_prefix: mise\n", "stages[5].reference_prefix"),
+        (
+            "    reference_prefix: MD\n",
+            "    reference_prefix: MD\n    registered: true\n",
+            "stages[5].registered: Extra inputs",
+        ),
+    ],
+)
 def test_stage_keys_are_validated(tmp_path, old, new, message):
     text = DEFAULT_POLICY.read_text(encoding="utf-8")
     assert text.count(old) == 1
@@ -109,10 +151,14 @@ def test_a_replay_with_a_renamed_and_an_extra_stage(tmp_path):
     db = str(tmp_path / "r.duckdb")
     run_days(source(tmp_path), db, days("2026-03-10", "2026-04-02"), policy=pol, mode="replay")
     assert [(a[0], a[4], a[7]) for a in actions(db, "C1")] == [
-        ("2026-03-10", "due", "simulated"), ("2026-03-13", "reminder_1", "simulated"),
-        ("2026-03-16", "call_1", "simulated"), ("2026-03-19", "reminder_2", "simulated"),
-        ("2026-03-23", "call_2", "simulated"), ("2026-03-26", "demeure", "simulated"),
-        ("2026-03-30", "amicable", "simulated"), ("2026-04-02", "litigation", "simulated"),
+        ("2026-03-10", "due", "simulated"),
+        ("2026-03-13", "reminder_1", "simulated"),
+        ("2026-03-16", "call_1", "simulated"),
+        ("2026-03-19", "reminder_2", "simulated"),
+        ("2026-03-23", "call_2", "simulated"),
+        ("2026-03-26", "demeure", "simulated"),
+        ("2026-03-30", "amicable", "simulated"),
+        ("2026-04-02", "litigation", "simulated"),
     ]
     assert deliveries(db, "C1|EUR|1|reminder_1") == [("C1|EUR|1|reminder_1|email", "email", "simulated", None, None)]
     # the renamed stage states the charges, needs approval, goes by registered letter and email
@@ -124,13 +170,16 @@ def test_a_replay_with_a_renamed_and_an_extra_stage(tmp_path):
     assert [a[4] for a in actions(db, "C2")][-1] == "demeure"
     u = unit(db, "2026-04-02", "C2")
     assert (u["current_stage"], u["no_action_reason"], u["wait_reason"], u["wait_detail"]) == (
-        "demeure", "formal_notice_not_sent", "formal_notice_not_sent",
-        "no formal notice was sent in episode C2|EUR|1: amicable waits for one")
+        "demeure",
+        "formal_notice_not_sent",
+        "formal_notice_not_sent",
+        "no formal notice was sent in episode C2|EUR|1: amicable waits for one",
+    )
 
 
 def _dispatch(db: str, day: str, out: Path, pol: str, **kw) -> dict:
     d = date.fromisoformat(day)
-    return dispatch(db, d, str(out), policy=pol, now=datetime(d.year, d.month, d.day, 9, 0, tzinfo=timezone.utc), **kw)
+    return dispatch(db, d, str(out), policy=pol, now=datetime(d.year, d.month, d.day, 9, 0, tzinfo=UTC), **kw)
 
 
 def test_a_live_run_with_a_renamed_and_an_extra_stage_renders_and_sends(tmp_path):
@@ -141,16 +190,20 @@ def test_a_live_run_with_a_renamed_and_an_extra_stage_renders_and_sends(tmp_path
     # the extra stage is taken and its email sent (the generic wording: email/<lang>/default.j2)
     _dispatch(db, "2026-03-13", out, pol)
     assert deliveries(db, "C1|EUR|1|reminder_1") == [("C1|EUR|1|reminder_1|email", "email", "sent", None, None)]
-    extra = email.message_from_bytes((out / "2026-03-13" / "email" / f"{file_stem('C1|EUR|1|reminder_1|email')}.eml")
-                                     .read_bytes(), policy=email_policy.default)
+    extra = email.message_from_bytes(
+        (out / "2026-03-13" / "email" / f"{file_stem('C1|EUR|1|reminder_1|email')}.eml").read_bytes(),
+        policy=email_policy.default,
+    )
     assert "I1" in extra.get_body(("plain",)).get_content() and not list(extra.iter_attachments())
     assert "mise en demeure" not in extra.get_body(("plain",)).get_content().lower()
 
     run_days(None, db, ["2026-03-16", "2026-03-19", "2026-03-23", "2026-03-26"], policy=pol)
     assert [(a[0], a[4], a[7]) for a in actions(db, "C1")][-1] == ("2026-03-26", "demeure", "pending_approval")
     assert charges(db, NOTICE) == (D("14.65"), D("40.00"), D("54.65"), True)
-    assert [d[1:3] for d in deliveries(db, NOTICE)] == [("email", "pending_approval"),
-                                                        ("registered_letter", "pending_approval")]
+    assert [d[1:3] for d in deliveries(db, NOTICE)] == [
+        ("email", "pending_approval"),
+        ("registered_letter", "pending_approval"),
+    ]
     # waiting for approval: no visit
     run_days(None, db, ["2026-03-30"], policy=pol)
     assert unit(db, "2026-03-30", "C1")["no_action_reason"] == "pending_approval"
@@ -165,8 +218,9 @@ def test_a_live_run_with_a_renamed_and_an_extra_stage_renders_and_sends(tmp_path
     assert "Mise en demeure de payer" in letter and "L441-10" in letter and "MD-" in letter
     # the figures of the send date: 800.00 × 59 days (01-31..03-30) × 12.15 % / 365 = 15.711… → 15.71
     assert "15,71" in letter and "40,00" in letter
-    msg = email.message_from_bytes((day / "email" / f"{file_stem(NOTICE + '|email')}.eml").read_bytes(),
-                                   policy=email_policy.default)
+    msg = email.message_from_bytes(
+        (day / "email" / f"{file_stem(NOTICE + '|email')}.eml").read_bytes(), policy=email_policy.default
+    )
     assert msg["Subject"].startswith("Mise en demeure de payer")
     assert [a.get_filename() for a in msg.iter_attachments()] == ["mise-en-demeure-de-payer-C1.pdf"]
 
@@ -175,7 +229,10 @@ def test_a_live_run_with_a_renamed_and_an_extra_stage_renders_and_sends(tmp_path
     assert [(a[0], a[4]) for a in actions(db, "C1")][-1] == ("2026-04-02", "amicable")
     u = unit(db, "2026-04-02", "C2")
     assert (u["current_stage"], u["no_action_reason"], u["wait_detail"]) == (
-        "demeure", "formal_notice_not_sent", "no formal notice was sent in episode C2|EUR|1: amicable waits for one")
+        "demeure",
+        "formal_notice_not_sent",
+        "no formal notice was sent in episode C2|EUR|1: amicable waits for one",
+    )
 
 
 def test_the_message_context_reads_the_stage_keys(tmp_path):

@@ -13,7 +13,7 @@ Concurrency 1, so which delivery meets the bad answer first is deterministic."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -24,9 +24,10 @@ from tests.fakes.sendgrid_server import FakeSendGrid
 from tests.fakes.twilio_server import FakeTwilio
 
 AS_OF = date(2026, 3, 16)  # a Monday
-NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris: SMS may go
-NGINX = (b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head>"
-         b"<body><h1>Welcome to nginx!</h1></body></html>")
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)  # 10:00 in Paris: SMS may go
+NGINX = (
+    b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>"
+)
 
 
 @pytest.fixture
@@ -61,8 +62,9 @@ def _db(tmp_path, channel: str):
 
 
 def _email_cfg(tmp_path, **kw):
-    return channels_config(tmp_path, email={"concurrency": 1, "max_attempts": 2, "backoff_base_seconds": 0.01,
-                                            "timeout_seconds": 2, **kw})
+    return channels_config(
+        tmp_path, email={"concurrency": 1, "max_attempts": 2, "backoff_base_seconds": 0.01, "timeout_seconds": 2, **kw}
+    )
 
 
 def _sms_cfg(tmp_path):
@@ -103,10 +105,13 @@ def test_sendgrid_redirect_is_not_followed_and_the_key_stays_home(tmp_path, send
     assert catcher.seen == []
 
 
-@pytest.mark.parametrize("answer, shape", [
-    ((200, {"Content-Type": "text/html"}, NGINX), "200 text/html without X-Message-Id"),
-    ((202, {"Content-Type": "application/json"}, b""), "202 application/json without X-Message-Id"),
-])
+@pytest.mark.parametrize(
+    "answer, shape",
+    [
+        ((200, {"Content-Type": "text/html"}, NGINX), "200 text/html without X-Message-Id"),
+        ((202, {"Content-Type": "application/json"}, b""), "202 application/json without X-Message-Id"),
+    ],
+)
 def test_sendgrid_answer_of_the_wrong_shape_is_in_doubt(tmp_path, sendgrid, answer, shape):
     db = _db(tmp_path, "email")
     cfg = _email_cfg(tmp_path)
@@ -116,7 +121,8 @@ def test_sendgrid_answer_of_the_wrong_shape_is_in_doubt(tmp_path, sendgrid, answ
     assert rows["D1"]["status"] == "in_doubt" and rows["D1"]["provider"] == "sendgrid"
     assert rows["D1"]["provider_message_id"] is None and rows["D1"]["sent_at"] is None
     assert rows["D1"]["last_error"].startswith(
-        f"in doubt: {sendgrid.url} answered {shape}, not SendGrid's 202 with an X-Message-Id (sandbox mode is off)")
+        f"in doubt: {sendgrid.url} answered {shape}, not SendGrid's 202 with an X-Message-Id (sandbox mode is off)"
+    )
     assert "relance resolve" in rows["D1"]["last_error"]
     assert rows["D2"]["status"] == "planned" and rows["D2"]["last_error"].startswith("not attempted: ")
     assert any("does not answer like SendGrid" in e for e in summary["errors"])
@@ -173,10 +179,16 @@ def test_sms_redirect_is_not_followed(tmp_path, twilio, catcher):
     assert {r["status"] for r in deliveries(db).values()} == {"failed"} and catcher.seen == []
 
 
-@pytest.mark.parametrize("answer, shape", [
-    ((200, {"Content-Type": "text/html"}, NGINX), "200 text/html"),
-    ((201, {"Content-Type": "application/json"}, b'{"status": "queued"}'), "201 application/json, JSON without a message sid"),
-])
+@pytest.mark.parametrize(
+    "answer, shape",
+    [
+        ((200, {"Content-Type": "text/html"}, NGINX), "200 text/html"),
+        (
+            (201, {"Content-Type": "application/json"}, b'{"status": "queued"}'),
+            "201 application/json, JSON without a message sid",
+        ),
+    ],
+)
 def test_sms_answer_of_the_wrong_shape_is_in_doubt(tmp_path, twilio, answer, shape):
     db = _db(tmp_path, "sms")
     cfg = _sms_cfg(tmp_path)

@@ -7,7 +7,7 @@ public holiday; Good Friday 04-03 is not)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 
 from tests.ladder_helpers import customer, invoice, query, run_days, send_action, steps, unit, write_source
@@ -18,8 +18,11 @@ NOTICE = "formal_notice"
 def _four_notices(tmp_path):
     """C1…C4 owe 800.00 due Fri 01-30: each climbs to the formal notice on Mon 03-23 (approved, and
     its registered letter sent that night)."""
-    src = write_source(tmp_path / "src", customers=[customer(c) for c in ("C1", "C2", "C3", "C4")],
-                       invoices=[invoice(f"I{n}", f"C{n}", "2026-01-30", "800.00") for n in range(1, 5)])
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer(c) for c in ("C1", "C2", "C3", "C4")],
+        invoices=[invoice(f"I{n}", f"C{n}", "2026-01-30", "800.00") for n in range(1, 5)],
+    )
     db = str(tmp_path / "r.duckdb")
     run_days(src, db, ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19", "2026-03-23"])
     for c in ("C1", "C2", "C3", "C4"):
@@ -54,22 +57,38 @@ def test_the_receipt_sets_the_deadline_and_the_next_step_waits_for_it(tmp_path):
     C4: refused on its first presentation, Thu 03-26: received that day → deadline Fri 04-03 →
     amicable on the next business day, Tue 04-07."""
     _, db = _four_notices(tmp_path)
-    r = _import(tmp_path, db,
-                "reference;tracking_number;deposit_date;receipt_date;return_reason;presentation_date\n"
-                f"C1|EUR|1|{NOTICE}|registered_letter;1A001;2026-03-24;2026-03-25;;\n"
-                f"C2|EUR|1|{NOTICE}|registered_letter;1A002;2026-03-24;2026-04-01;;\n"
-                f"C4|EUR|1|{NOTICE}|registered_letter;1A004;2026-03-24;returned;refusé;2026-03-26\n")
+    r = _import(
+        tmp_path,
+        db,
+        "reference;tracking_number;deposit_date;receipt_date;return_reason;presentation_date\n"
+        f"C1|EUR|1|{NOTICE}|registered_letter;1A001;2026-03-24;2026-03-25;;\n"
+        f"C2|EUR|1|{NOTICE}|registered_letter;1A002;2026-03-24;2026-04-01;;\n"
+        f"C4|EUR|1|{NOTICE}|registered_letter;1A004;2026-03-24;returned;refusé;2026-03-26\n",
+    )
     assert r["loaded"] == 3 and r["unknown"] == []
-    assert query(db, "select delivery_id, received_on, presented_on, outcome, return_reason, deadline_on "
-                     "from postal_tracking order by 1") == [
+    assert query(
+        db,
+        "select delivery_id, received_on, presented_on, outcome, return_reason, deadline_on "
+        "from postal_tracking order by 1",
+    ) == [
         (f"C1|EUR|1|{NOTICE}|registered_letter", date(2026, 3, 25), None, "received", None, date(2026, 4, 2)),
         (f"C2|EUR|1|{NOTICE}|registered_letter", date(2026, 4, 1), None, "received", None, date(2026, 4, 9)),
-        (f"C4|EUR|1|{NOTICE}|registered_letter", date(2026, 3, 26), date(2026, 3, 26), "returned", "refused",
-         date(2026, 4, 3)),
+        (
+            f"C4|EUR|1|{NOTICE}|registered_letter",
+            date(2026, 3, 26),
+            date(2026, 3, 26),
+            "returned",
+            "refused",
+            date(2026, 4, 3),
+        ),
     ]
 
-    run_days(None, db, ["2026-03-30", "2026-04-02", "2026-04-03", "2026-04-06", "2026-04-07", "2026-04-09", "2026-04-10"],
-             policy=_policy(tmp_path, 15))
+    run_days(
+        None,
+        db,
+        ["2026-03-30", "2026-04-02", "2026-04-03", "2026-04-06", "2026-04-07", "2026-04-09", "2026-04-10"],
+        policy=_policy(tmp_path, 15),
+    )
     assert steps(db, "C1")[-2:] == [("2026-04-03", "amicable"), ("2026-04-07", "litigation")]
     assert steps(db, "C2")[-2:] == [("2026-03-23", NOTICE), ("2026-04-10", "amicable")]
     assert steps(db, "C3")[-2:] == [("2026-04-07", "amicable"), ("2026-04-10", "litigation")]
@@ -78,18 +97,27 @@ def test_the_receipt_sets_the_deadline_and_the_next_step_waits_for_it(tmp_path):
     # unit_stage shows the receipt and the deadline, and why the unit waits
     u = unit(db, "2026-04-02", "C1")
     assert (u["notice_sent_on"], u["notice_received_on"], u["notice_deadline"]) == (
-        date(2026, 3, 24), date(2026, 3, 25), date(2026, 4, 2))
+        date(2026, 3, 24),
+        date(2026, 3, 25),
+        date(2026, 4, 2),
+    )
     assert (u["no_action_reason"], u["wait_reason"]) == ("notice_deadline", "notice_deadline")
-    assert u["wait_detail"] == ("the formal notice was received on 2026-03-25, its deadline runs to 2026-04-02: "
-                                "amicable from 2026-04-03")
+    assert u["wait_detail"] == (
+        "the formal notice was received on 2026-03-25, its deadline runs to 2026-04-02: amicable from 2026-04-03"
+    )
     u = unit(db, "2026-04-07", "C2")
-    assert (u["target_stage"], u["no_action_reason"], u["notice_deadline"]) == ("litigation", "notice_deadline",
-                                                                                 date(2026, 4, 9))
+    assert (u["target_stage"], u["no_action_reason"], u["notice_deadline"]) == (
+        "litigation",
+        "notice_deadline",
+        date(2026, 4, 9),
+    )
     u = unit(db, "2026-04-03", "C3")
     assert (u["notice_sent_on"], u["notice_received_on"], u["notice_deadline"]) == (date(2026, 3, 23), None, None)
-    assert u["wait_detail"] == ("no receipt known for the formal notice sent on 2026-03-23: amicable waits for it "
-                                "until 2026-04-07 (receipt_wait_days 15)")
-    assert unit(db, "2026-04-03", "C4")["no_action_reason"] == "notice_deadline"   # deadline day: still waiting
+    assert u["wait_detail"] == (
+        "no receipt known for the formal notice sent on 2026-03-23: amicable waits for it "
+        "until 2026-04-07 (receipt_wait_days 15)"
+    )
+    assert unit(db, "2026-04-03", "C4")["no_action_reason"] == "notice_deadline"  # deadline day: still waiting
     assert unit(db, "2026-04-06", "C4")["no_action_reason"] == "non_business_day"  # deadline passed; a holiday
 
 
@@ -98,8 +126,9 @@ def test_receipt_wait_days_bounds_the_wait_without_a_receipt(tmp_path):
     step waits until 03-29 (a Sunday) → amicable on Mon 03-30."""
     _, db = _four_notices(tmp_path)
     policy = _policy(tmp_path, 5)
-    _import(tmp_path, db, "reference,tracking_number,deposit_date\n"
-                          f"C1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24\n")
+    _import(
+        tmp_path, db, f"reference,tracking_number,deposit_date\nC1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24\n"
+    )
     run_days(None, db, ["2026-03-26", "2026-03-27", "2026-03-30"], policy=str(policy))
     assert unit(db, "2026-03-27", "C1")["no_action_reason"] == "notice_deadline"
     assert steps(db, "C1")[-1] == ("2026-03-30", "amicable")
@@ -111,8 +140,12 @@ def test_by_default_a_known_receipt_is_awaited_and_an_unknown_one_is_not(tmp_pat
     on 03-26 nor 04-02, amicable Fri 04-03; C2, no tracking: the contract's climb, amicable on Thu
     03-26 (+55 ≥ 45, three days after the notice), litigation Thu 04-02 (+62 ≥ 60, 800.00 ≥ 500.00)."""
     _, db = _four_notices(tmp_path)
-    _import(tmp_path, db, "reference,tracking_number,deposit_date,receipt_date\n"
-                          f"C1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24,2026-03-25\n")
+    _import(
+        tmp_path,
+        db,
+        "reference,tracking_number,deposit_date,receipt_date\n"
+        f"C1|EUR|1|{NOTICE}|registered_letter,1A001,2026-03-24,2026-03-25\n",
+    )
     run_days(None, db, ["2026-03-26", "2026-04-02", "2026-04-03"])
     assert unit(db, "2026-04-02", "C1")["no_action_reason"] == "notice_deadline"
     assert steps(db, "C1")[-1] == ("2026-04-03", "amicable")
@@ -133,18 +166,32 @@ def test_a_print_batch_reference_names_the_letter_through_the_manifest(tmp_path)
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for seq, c in enumerate(("C1", "C2", "C3"), start=1):
-            w.writerow({"sequence": seq, "delivery_id": f"{c}|EUR|1|{NOTICE}|registered_letter",
-                        "tracking_number": "1A003" if c == "C3" else ""})
-    r = _import(tmp_path, db,
-                "batch_reference,sequence,tracking_number,deposit_date,receipt_date\n"
-                "2026-03-23/registered_letter/print-batch-registered_letter.pdf,2,1A002,2026-03-24,2026-03-27\n"
-                "print-batch-registered_letter.pdf,,1A003,2026-03-24,2026-03-26\n"
-                "2026-03-23/registered_letter/print-batch-registered_letter.pdf,9,1A009,2026-03-24,2026-03-26\n")
+            w.writerow(
+                {
+                    "sequence": seq,
+                    "delivery_id": f"{c}|EUR|1|{NOTICE}|registered_letter",
+                    "tracking_number": "1A003" if c == "C3" else "",
+                }
+            )
+    r = _import(
+        tmp_path,
+        db,
+        "batch_reference,sequence,tracking_number,deposit_date,receipt_date\n"
+        "2026-03-23/registered_letter/print-batch-registered_letter.pdf,2,1A002,2026-03-24,2026-03-27\n"
+        "print-batch-registered_letter.pdf,,1A003,2026-03-24,2026-03-26\n"
+        "2026-03-23/registered_letter/print-batch-registered_letter.pdf,9,1A009,2026-03-24,2026-03-26\n",
+    )
     assert r["loaded"] == 2
     assert r["unknown"] == ["2026-03-23/registered_letter/print-batch-registered_letter.pdf"]
-    assert query(db, "select delivery_id, batch_reference, tracking_number, deadline_on from postal_tracking order by 1") == [
-        (f"C2|EUR|1|{NOTICE}|registered_letter", "2026-03-23/registered_letter/print-batch-registered_letter.pdf",
-         "1A002", date(2026, 4, 4)),
+    assert query(
+        db, "select delivery_id, batch_reference, tracking_number, deadline_on from postal_tracking order by 1"
+    ) == [
+        (
+            f"C2|EUR|1|{NOTICE}|registered_letter",
+            "2026-03-23/registered_letter/print-batch-registered_letter.pdf",
+            "1A002",
+            date(2026, 4, 4),
+        ),
         (f"C3|EUR|1|{NOTICE}|registered_letter", "print-batch-registered_letter.pdf", "1A003", date(2026, 4, 3)),
     ]
 
@@ -156,43 +203,77 @@ def test_metrics_count_returns_and_the_median_time_to_receipt(tmp_path):
     from tasks.measure import measure
 
     _, db = _four_notices(tmp_path)
-    _import(tmp_path, db,
-            "reference;tracking_number;deposit_date;receipt_date;return_reason;presentation_date\n"
-            f"C1|EUR|1|{NOTICE}|registered_letter;1A001;2026-03-24;2026-03-25;;\n"
-            f"C2|EUR|1|{NOTICE}|registered_letter;1A002;2026-03-24;2026-04-01;;\n"
-            f"C4|EUR|1|{NOTICE}|registered_letter;1A004;2026-03-24;returned;unclaimed;2026-03-26\n")
+    _import(
+        tmp_path,
+        db,
+        "reference;tracking_number;deposit_date;receipt_date;return_reason;presentation_date\n"
+        f"C1|EUR|1|{NOTICE}|registered_letter;1A001;2026-03-24;2026-03-25;;\n"
+        f"C2|EUR|1|{NOTICE}|registered_letter;1A002;2026-03-24;2026-04-01;;\n"
+        f"C4|EUR|1|{NOTICE}|registered_letter;1A004;2026-03-24;returned;unclaimed;2026-03-26\n",
+    )
     run_days(None, db, ["2026-04-10"])
     measure(db, date(2026, 4, 10))
-    got = dict(((m, v), value) for m, v, value in query(
-        db, "select metric, dimension_value, value from recovery_metrics where as_of = '2026-04-10' "
-            "and metric in ('letters_returned_30d', 'letters_returned_rate_30d', 'median_days_to_receipt_30d')"))
-    assert got == {("letters_returned_30d", "registered_letter"): Decimal("1.0000"),
-                   ("letters_returned_rate_30d", "registered_letter"): Decimal("33.3333"),
-                   ("median_days_to_receipt_30d", "registered_letter"): Decimal("4.5000")}
+    got = dict(
+        ((m, v), value)
+        for m, v, value in query(
+            db,
+            "select metric, dimension_value, value from recovery_metrics where as_of = '2026-04-10' "
+            "and metric in ('letters_returned_30d', 'letters_returned_rate_30d', 'median_days_to_receipt_30d')",
+        )
+    )
+    assert got == {
+        ("letters_returned_30d", "registered_letter"): Decimal("1.0000"),
+        ("letters_returned_rate_30d", "registered_letter"): Decimal("33.3333"),
+        ("median_days_to_receipt_30d", "registered_letter"): Decimal("4.5000"),
+    }
 
 
 def test_the_dossier_shows_a_refused_notice_as_received_on_its_presentation(tmp_path):
     """The formal notice's letter was refused when first presented on Thu 03-05: the litigation
     dossier's actions.csv gives 03-05 as its receipt, the deadline 03-13, and the reason."""
     import csv
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tasks.dispatch import dispatch
     from tasks.dispatch.ledger import unit_stem
     from tests.fakes.scenario import action, build, customer, invoice
 
     day = date(2026, 3, 16)
-    db = build(tmp_path, customers=[customer("C1")], invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "100.00")],
-               as_of=day,
-               actions=[action("N1", "C1", NOTICE, ["F1"], as_of=date(2026, 3, 2),
-                               deliveries=[("N1|registered_letter", "registered_letter", "sent")],
-                               charges={"per_invoice": {"F1": ("1.00", "40.00")}}),
-                        action("L1", "C1", "litigation", ["F1"], deliveries=[("L1|handoff", "handoff")],
-                               charges={"per_invoice": {"F1": ("2.00", "40.00")}})])
-    _import(tmp_path, db, "reference,tracking_number,deposit_date,receipt_date,return_reason\n"
-                          "N1|registered_letter,1A9,2026-03-03,2026-03-05,unclaimed\n")
-    dispatch(str(db), day, str(tmp_path / "outbox"), now=datetime(2026, 3, 16, 9, tzinfo=timezone.utc), auto_approve=True)
+    db = build(
+        tmp_path,
+        customers=[customer("C1")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "100.00")],
+        as_of=day,
+        actions=[
+            action(
+                "N1",
+                "C1",
+                NOTICE,
+                ["F1"],
+                as_of=date(2026, 3, 2),
+                deliveries=[("N1|registered_letter", "registered_letter", "sent")],
+                charges={"per_invoice": {"F1": ("1.00", "40.00")}},
+            ),
+            action(
+                "L1",
+                "C1",
+                "litigation",
+                ["F1"],
+                deliveries=[("L1|handoff", "handoff")],
+                charges={"per_invoice": {"F1": ("2.00", "40.00")}},
+            ),
+        ],
+    )
+    _import(
+        tmp_path,
+        db,
+        "reference,tracking_number,deposit_date,receipt_date,return_reason\n"
+        "N1|registered_letter,1A9,2026-03-03,2026-03-05,unclaimed\n",
+    )
+    dispatch(str(db), day, str(tmp_path / "outbox"), now=datetime(2026, 3, 16, 9, tzinfo=UTC), auto_approve=True)
     folder = tmp_path / "outbox" / "2026-03-16" / "handoff" / unit_stem("C1", "EUR")
     notice = [r for r in csv.DictReader(open(folder / "actions.csv", encoding="utf-8")) if r["action_id"] == "N1"]
-    assert [(r["tracking_number"], r["received_on"], r["deadline_on"], r["return_reason"], r["delivery_state"])
-            for r in notice] == [("1A9", "2026-03-05", "2026-03-13", "unclaimed", "undelivered")]
+    assert [
+        (r["tracking_number"], r["received_on"], r["deadline_on"], r["return_reason"], r["delivery_state"])
+        for r in notice
+    ] == [("1A9", "2026-03-05", "2026-03-13", "unclaimed", "undelivered")]

@@ -32,12 +32,25 @@ from tests.test_metrics import AS_OF, HOLDS, INVOICES, PAYMENTS, add_action, add
 
 EVIL = 'Alpha <script>alert("x")</script> & Fils'
 CUSTOMERS = [
-    {"customer_id": "A1", "name": EVIL, "email": "compta@alpha.example", "street": "1 rue A",
-     "postal_code": "75001", "city": "Paris", "segment": "b2b", "collector": "Claire"},
+    {
+        "customer_id": "A1",
+        "name": EVIL,
+        "email": "compta@alpha.example",
+        "street": "1 rue A",
+        "postal_code": "75001",
+        "city": "Paris",
+        "segment": "b2b",
+        "collector": "Claire",
+    },
     {"customer_id": "B1", "name": "Bruno Martin", "segment": "b2c"},
 ]
-BAD_INVOICE = {"invoice_id": "BAD1", "customer_id": "A1", "issue_date": "2026-06-01", "due_date": "2026-07-01",
-               "amount": "-5.00"}
+BAD_INVOICE = {
+    "invoice_id": "BAD1",
+    "customer_id": "A1",
+    "issue_date": "2026-06-01",
+    "due_date": "2026-07-01",
+    "amount": "-5.00",
+}
 
 
 def add_outcomes(con):
@@ -51,21 +64,70 @@ def add_outcomes(con):
     Cash by last step (EUR): PA1 400.00 06-10 after X1 (05-20, call_1, phone, Claire spoke of it
     on 06-01) → call_1 / phone / Claire; PB2 800.00 06-25, B1 has no real step before → none."""
     rows = [
-        ("O1", "A1", "EUR", "promise", date(2026, 6, 1), "300.00", date(2026, 6, 8), date(2026, 6, 11), None, None,
-         "X1", "Claire"),
-        ("O2", "B1", "EUR", "promise", date(2026, 6, 2), "100.00", date(2026, 6, 9), date(2026, 6, 12), None, None,
-         None, "Marc"),
+        (
+            "O1",
+            "A1",
+            "EUR",
+            "promise",
+            date(2026, 6, 1),
+            "300.00",
+            date(2026, 6, 8),
+            date(2026, 6, 11),
+            None,
+            None,
+            "X1",
+            "Claire",
+        ),
+        (
+            "O2",
+            "B1",
+            "EUR",
+            "promise",
+            date(2026, 6, 2),
+            "100.00",
+            date(2026, 6, 9),
+            date(2026, 6, 12),
+            None,
+            None,
+            None,
+            "Marc",
+        ),
         ("O3", "A1", "EUR", "dispute", date(2026, 6, 5), None, None, None, ["IA2"], "price", None, "Claire"),
-        ("O4", "A1", "GBP", "plan", date(2026, 6, 20), "250.00", date(2026, 7, 10), date(2026, 7, 13), None, None,
-         None, "Claire"),
+        (
+            "O4",
+            "A1",
+            "GBP",
+            "plan",
+            date(2026, 6, 20),
+            "250.00",
+            date(2026, 7, 10),
+            date(2026, 7, 13),
+            None,
+            None,
+            None,
+            "Claire",
+        ),
     ]
     for oid, cust, cur, kind, said, amount, promised, until, invoices, reason, action, by in rows:
         con.execute(
             """insert into outcomes (outcome_id, customer_id, currency, kind, said_on, amount, promised_date,
                                      hold_until, invoice_ids, reason, action_id, source, recorded_by, recorded_at)
                values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cli', ?, ?)""",
-            [oid, cust, cur, kind, said, Decimal(amount) if amount else None, promised, until, invoices, reason,
-             action, by, datetime(2026, 6, 30, 12)],
+            [
+                oid,
+                cust,
+                cur,
+                kind,
+                said,
+                Decimal(amount) if amount else None,
+                promised,
+                until,
+                invoices,
+                reason,
+                action,
+                by,
+                datetime(2026, 6, 30, 12),
+            ],
         )
     con.execute("insert into outcome_instalments values ('O4', 1, '2026-07-10', 250.00, '2026-07-13')")
 
@@ -76,23 +138,69 @@ def reported(tmp_path_factory):
     from tests.conftest import write_source
 
     root = tmp_path_factory.mktemp("report")
-    src = write_source(root / "src", customers=CUSTOMERS, invoices=INVOICES + [BAD_INVOICE], payments=PAYMENTS,
-                       holds=HOLDS)
+    src = write_source(
+        root / "src", customers=CUSTOMERS, invoices=INVOICES + [BAD_INVOICE], payments=PAYMENTS, holds=HOLDS
+    )
     db = root / "r.duckdb"
     for day in (AS_OF - timedelta(days=2), AS_OF - timedelta(days=1), AS_OF):
         prepare(db, src, day)
         if day == AS_OF:
             with warehouse.open_db(db) as con:
-                add_action(con, "X1", date(2026, 5, 20), "A1", "EUR", "call_1", 3, "1000.00", ["IA1"],
-                           deliveries=[("phone", "sent")])
-                add_action(con, "Y1", AS_OF, "A1", "EUR", "reminder_2", 4, "500.00", ["IA1"], status="sent",
-                           deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")])
-                add_action(con, "Y2", AS_OF, "A1", "GBP", "call_2", 5, "250.00", ["IG1"], status="sent",
-                           deliveries=[("phone", "in_doubt")])
-                add_action(con, "Y3", AS_OF, "B1", "EUR", "formal_notice", 6, "800.00", ["IB1"],
-                           status="pending_approval", deliveries=[("registered_letter", "pending_approval")])
-                con.execute("update deliveries set last_error = 'no postal address (street and city) for a letter' "
-                            "where status = 'undeliverable'")
+                add_action(
+                    con,
+                    "X1",
+                    date(2026, 5, 20),
+                    "A1",
+                    "EUR",
+                    "call_1",
+                    3,
+                    "1000.00",
+                    ["IA1"],
+                    deliveries=[("phone", "sent")],
+                )
+                add_action(
+                    con,
+                    "Y1",
+                    AS_OF,
+                    "A1",
+                    "EUR",
+                    "reminder_2",
+                    4,
+                    "500.00",
+                    ["IA1"],
+                    status="sent",
+                    deliveries=[("email", "sent"), ("sms", "failed"), ("letter", "undeliverable")],
+                )
+                add_action(
+                    con,
+                    "Y2",
+                    AS_OF,
+                    "A1",
+                    "GBP",
+                    "call_2",
+                    5,
+                    "250.00",
+                    ["IG1"],
+                    status="sent",
+                    deliveries=[("phone", "in_doubt")],
+                )
+                add_action(
+                    con,
+                    "Y3",
+                    AS_OF,
+                    "B1",
+                    "EUR",
+                    "formal_notice",
+                    6,
+                    "800.00",
+                    ["IB1"],
+                    status="pending_approval",
+                    deliveries=[("registered_letter", "pending_approval")],
+                )
+                con.execute(
+                    "update deliveries set last_error = 'no postal address (street and city) for a letter' "
+                    "where status = 'undeliverable'"
+                )
                 add_unit(con, AS_OF, "A1", "EUR", "reminder_2")
                 add_unit(con, AS_OF, "A1", "GBP", "call_2", held=True, hold_reason="promise")
                 add_outcomes(con)
@@ -115,10 +223,17 @@ def test_report_files_and_figures(reported):
     # money for the reader: 1 300,00 € (fr, narrow no-break spaces), €1,300.00 (en)
     assert "1\u202f300,00\xa0€" in fr and "€1,300.00" in en
     assert "146,3\xa0j" in fr and "146.3\xa0d" in en  # DSO 146.25 days
-    assert "52,4\xa0%" in fr and "52.4%" in en    # CEI 52.3810 %
+    assert "52,4\xa0%" in fr and "52.4%" in en  # CEI 52.3810 %
     # the sections a finance person reads
-    for text in ("Balance âgée", "L'échelle de relance aujourd'hui", "Relances du jour", "Efficacité des relances",
-                 "plus gros débiteur", "À traiter par une personne", "Tendance sur 3 dates"):
+    for text in (
+        "Balance âgée",
+        "L'échelle de relance aujourd'hui",
+        "Relances du jour",
+        "Efficacité des relances",
+        "plus gros débiteur",
+        "À traiter par une personne",
+        "Tendance sur 3 dates",
+    ):
         assert text in html.unescape(fr), text
     assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
     assert "amount -5.00 is negative" in en  # the rejected row, with its reason
@@ -162,8 +277,20 @@ def test_workbook_cells(reported):
     assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
-    assert header == ["Customer", "Name", "Currency", "Not yet due", "1–30 days", "31–60 days", "61–90 days",
-                      "91–180 days", "Over 180 days", "Unapplied", "Open", "Overdue"]
+    assert header == [
+        "Customer",
+        "Name",
+        "Currency",
+        "Not yet due",
+        "1–30 days",
+        "31–60 days",
+        "61–90 days",
+        "91–180 days",
+        "Over 180 days",
+        "Unapplied",
+        "Open",
+        "Overdue",
+    ]
     rows = {(r[0].value, r[2].value): r for r in aged.iter_rows(min_row=2)}
     a1 = rows[("A1", "EUR")]
     assert a1[1].value == EVIL  # the name as is: a spreadsheet cell is not markup
@@ -213,13 +340,37 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
         {"currency": "EUR", "customer_id": "C1", "name": formula, "bucket": "181+", "amount": Decimal("0.10")},
         {"currency": "EUR", "customer_id": "C1", "name": formula, "bucket": "181+", "amount": Decimal("0.20")},
         {"currency": "EUR", "customer_id": "C2", "name": odd, "bucket": "not_due", "amount": Decimal("-0.10")},
-        {"currency": "EUR", "customer_id": "C2", "name": odd, "bucket": "unapplied_credit",
-         "amount": Decimal("99999999999.99")},
+        {
+            "currency": "EUR",
+            "customer_id": "C2",
+            "name": odd,
+            "bucket": "unapplied_credit",
+            "amount": Decimal("99999999999.99"),
+        },
     ]
-    debtors = [{"customer_id": "C1", "name": dde, "segment": "b2b", "currency": "EUR", "open_amount": Decimal("1234.86"),
-                "overdue_amount": Decimal("1234.86"), "oldest_days_past_due": 200, "email": "=1+1"}]
-    data = ReportData(as_of=AS_OF, db="", language="en", buckets=buckets, currencies=["EUR"], has_metrics=True,
-                      metrics={("EUR", "cei_30d", "all", "all"): Decimal("52.3810")}, aged=aged, debtors=debtors)
+    debtors = [
+        {
+            "customer_id": "C1",
+            "name": dde,
+            "segment": "b2b",
+            "currency": "EUR",
+            "open_amount": Decimal("1234.86"),
+            "overdue_amount": Decimal("1234.86"),
+            "oldest_days_past_due": 200,
+            "email": "=1+1",
+        }
+    ]
+    data = ReportData(
+        as_of=AS_OF,
+        db="",
+        language="en",
+        buckets=buckets,
+        currencies=["EUR"],
+        has_metrics=True,
+        metrics={("EUR", "cei_30d", "all", "all"): Decimal("52.3810")},
+        aged=aged,
+        debtors=debtors,
+    )
     path = tmp_path / "t.xlsx"
     assert write_workbook(path, data, pol, Fmt("en")) == path
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
@@ -230,8 +381,9 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
     sheet = wb["Aged balance"]
-    assert [c.value for c in sheet[1]] == ["Customer", "Name", "Currency"] + [Fmt("en", pol).bucket(b) for b in buckets] + [
-        "Unapplied", "Open", "Overdue"]
+    assert [c.value for c in sheet[1]] == ["Customer", "Name", "Currency"] + [
+        Fmt("en", pol).bucket(b) for b in buckets
+    ] + ["Unapplied", "Open", "Overdue"]
     for c in sheet[1]:
         assert c.font.b and c.fill.fgColor.rgb == "FFDDE6F0" and c.alignment.vertical == "top" and c.alignment.wrap_text
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:L1"
@@ -239,6 +391,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     c1 = {c.column_letter: c for c in sheet[2]}
     assert c1["A"].value == "C1"
     assert c1["B"].value == formula and c1["B"].data_type == "s"  # text, not a formula
+
     # money: the double nearest to the decimal quantized to the cent (its shortest repr is the decimal)
     def cents(cell) -> Decimal:
         assert cell.data_type == "n" and cell.number_format == "#,##0.00"
@@ -249,6 +402,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert cents(c1["I"]) == Decimal("0.30")
     assert cents(c1["K"]) == cents(c1["L"]) == Decimal("1234.56") + Decimal("0.10") + Decimal("0.20")
     c2 = {c.column_letter: c for c in sheet[3]}
+
     # markup and spaces kept; a control character XML cannot hold travels as Excel's _xHHHH_ escape
     # (and a literal "_x0041_" has its underscore escaped): openpyxl leaves the escapes, Excel reads
     # them back as below
@@ -283,8 +437,13 @@ def test_workbook_failure_leaves_the_previous_file(tmp_path):
     pol = load_policy(None)
     path = tmp_path / "t.xlsx"
     path.write_bytes(b"previous")
-    data = ReportData(as_of=AS_OF, db="", language="en", buckets=[b.name for b in pol.aging_buckets],
-                      debtors=[{"name": "no customer_id"}])
+    data = ReportData(
+        as_of=AS_OF,
+        db="",
+        language="en",
+        buckets=[b.name for b in pol.aging_buckets],
+        debtors=[{"name": "no customer_id"}],
+    )
     with pytest.raises(KeyError):
         write_workbook(path, data, pol, Fmt("en"))
     assert path.read_bytes() == b"previous" and list(tmp_path.iterdir()) == [path]
@@ -320,10 +479,9 @@ def test_artifacts_only_inside_a_flow_run(reported):
 
 def test_artifacts_in_a_flow_run(reported, prefect_server):
     import asyncio
-
-    from prefect import flow, get_client
     from uuid import UUID
 
+    from prefect import flow, get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId, ArtifactFilterKey
 
     db, out = reported
@@ -354,8 +512,14 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
     assert "# relance — 2026-06-30" in arts["relance-summary"].data
     outcomes = arts["relance-outcomes"].data
     outcomes = json.loads(outcomes) if isinstance(outcomes, str) else outcomes
-    assert {"currency": "EUR", "metric": "Promises kept (by amount)", "detail": "", "item": "", "value": "75.0%",
-            "number": "75.0000"} in outcomes
+    assert {
+        "currency": "EUR",
+        "metric": "Promises kept (by amount)",
+        "detail": "",
+        "item": "",
+        "value": "75.0%",
+        "number": "75.0000",
+    } in outcomes
 
 
 # ------------------------------------------------------------------------------------ Chromium
@@ -403,10 +567,21 @@ def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, lis
     """Open the page in headless Chromium; returns (full-page PNG, console/page errors, URLs requested)."""
     profile = Path(tempfile.mkdtemp(prefix="relance-chromium-"))
     proc = subprocess.Popen(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-extensions", "--hide-scrollbars", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         port_file = profile / "DevToolsActivePort"
@@ -422,16 +597,22 @@ def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, lis
         try:
             for domain in ("Page", "Runtime", "Log", "Network"):
                 dt.call(f"{domain}.enable")
-            dt.call("Emulation.setDeviceMetricsOverride",
-                    {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+            dt.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
             dt.call("Page.navigate", {"url": html.resolve().as_uri()})
             dt.wait_for("Page.loadEventFired")
             size = dt.call("Page.getLayoutMetrics")["cssContentSize"]
             height = min(int(size["height"]), 12000)
-            shot = dt.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-            })
+            shot = dt.call(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                },
+            )
             errors, urls = [], []
             for e in dt.events:
                 m, p = e.get("method"), e.get("params", {})
@@ -528,13 +709,26 @@ def _internal_codes(db) -> set[str]:
     pol = load_policy(None)
     codes = {b.name for b in pol.aging_buckets} | {"unapplied_credit"} | {s.code for s in pol.stages}
     codes |= {"email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"}
-    codes |= {"planned", "pending_approval", "sent", "failed", "skipped", "undeliverable", "simulated", "sending",
-              "in_doubt", "approved", "rejected"}
+    codes |= {
+        "planned",
+        "pending_approval",
+        "sent",
+        "failed",
+        "skipped",
+        "undeliverable",
+        "simulated",
+        "sending",
+        "in_doubt",
+        "approved",
+        "rejected",
+    }
     codes |= {"dispute", "promise", "payment_plan", "legal", "other", "dunning_block", "b2b", "b2c"}
     codes |= {"customers", "invoices", "payments", "holds", "field_dropped", "live", "replay", "age_bucket"}
     codes |= set(SUMMARY_METRICS)
     with duckdb.connect(str(db), read_only=True) as con:
-        for metric, dim, val in con.execute("select distinct metric, dimension, dimension_value from recovery_metrics").fetchall():
+        for metric, dim, val in con.execute(
+            "select distinct metric, dimension, dimension_value from recovery_metrics"
+        ).fetchall():
             codes |= {metric, dim} | ({val} if dim != "collector" else set())  # a collector's name is no code
         codes -= {val for (val,) in con.execute("select distinct recorded_by from outcomes").fetchall()}
         codes |= {"on_track", "not_received", "already_paid", "paid_claimed", "no_answer", "wrong_number"}
@@ -592,14 +786,17 @@ def test_recovery_period_starts_with_the_data_and_credit_is_outside_the_total(re
     assert "relances datées du 20 mai 2026 au 31 mai 2026" in fr and "3 mars" not in fr
     assert "actions dated 20 May 2026 to 31 May 2026" in en
     # GBP had no action in the window: no period for it; one debtor, in the singular
-    gbp = fr[fr.index("Devise GBP"):fr.index("Devise USD")]
+    gbp = fr[fr.index("Devise GBP") : fr.index("Devise USD")]
     assert "Part du montant réclamé" not in gbp and "Pas encore de relance vieille de 30 jours" in gbp
     assert "1 débiteur bloqué (litige, promesse, blocage) garde son étape." in gbp
     assert "Le plus gros débiteur en retard" in gbp and "Les 1 plus gros" not in fr
     assert "30 juin — Non échu — 300,00\xa0€" in fr  # the chart's tooltips: money with its unit
-    aged = fr[fr.index("<h3>Balance âgée</h3>"):]
-    aged = aged[:aged.index("</table>")]
-    total, credit = aged.index('<tr class="total">'), aged.index("Avoirs et paiements non affectés (non déduits du total)")
+    aged = fr[fr.index("<h3>Balance âgée</h3>") :]
+    aged = aged[: aged.index("</table>")]
+    total, credit = (
+        aged.index('<tr class="total">'),
+        aged.index("Avoirs et paiements non affectés (non déduits du total)"),
+    )
     assert total < credit
     assert "200,00\xa0€" in aged[credit:]
 
@@ -610,11 +807,21 @@ def test_recovery_period_of_a_single_day_and_of_no_action(tmp_path):
 
     pol = load_policy(None)
     as_of = date(2026, 12, 4)
-    for first, expected in ((date(2026, 11, 4), "relances du 4 nov. 2026 réglée"), (None, None),
-                            (date(2026, 10, 1), "relances datées du 1 oct. 2026 au 4 nov. 2026")):
-        data = ReportData(as_of=as_of, db="", language="fr", buckets=[b.name for b in pol.aging_buckets],
-                          currencies=["EUR"], has_metrics=True, first_action={"EUR": first} if first else {},
-                          metrics={("EUR", "open_ar", "all", "all"): Decimal("10.00")})
+    for first, expected in (
+        (date(2026, 11, 4), "relances du 4 nov. 2026 réglée"),
+        (None, None),
+        (date(2026, 10, 1), "relances datées du 1 oct. 2026 au 4 nov. 2026"),
+    ):
+        data = ReportData(
+            as_of=as_of,
+            db="",
+            language="fr",
+            buckets=[b.name for b in pol.aging_buckets],
+            currencies=["EUR"],
+            has_metrics=True,
+            first_action={"EUR": first} if first else {},
+            metrics={("EUR", "open_ar", "all", "all"): Decimal("10.00")},
+        )
         page = html.unescape(render_html(data, pol, Fmt("fr", pol)))
         assert "7 août" not in page
         if expected:
@@ -631,15 +838,25 @@ def test_replayed_recovery_is_shown_apart_and_an_unknown_dimension_does_not_fail
     from tasks.report import Fmt, ReportData, render_html
 
     pol = load_policy(None)
-    m = {("EUR", "open_ar", "all", "all"): Decimal("10.00"), ("EUR", "recovery_rate_30d", "all", "all"): Decimal("50"),
-         ("EUR", "recovery_rate_30d", "stage", "call_1"): Decimal("50"),
-         ("EUR", "recovery_rate_30d", "mode", "live"): Decimal("50"),
-         ("EUR", "recovery_rate_30d", "mode", "replay"): Decimal("12.5"),
-         ("EUR", "recovery_rate_30d", "mode", "shadow_mode"): Decimal("1")}
-    data = ReportData(as_of=AS_OF, db="", language="fr", buckets=[b.name for b in pol.aging_buckets],
-                      currencies=["EUR"], has_metrics=True, metrics=m)
+    m = {
+        ("EUR", "open_ar", "all", "all"): Decimal("10.00"),
+        ("EUR", "recovery_rate_30d", "all", "all"): Decimal("50"),
+        ("EUR", "recovery_rate_30d", "stage", "call_1"): Decimal("50"),
+        ("EUR", "recovery_rate_30d", "mode", "live"): Decimal("50"),
+        ("EUR", "recovery_rate_30d", "mode", "replay"): Decimal("12.5"),
+        ("EUR", "recovery_rate_30d", "mode", "shadow_mode"): Decimal("1"),
+    }
+    data = ReportData(
+        as_of=AS_OF,
+        db="",
+        language="fr",
+        buckets=[b.name for b in pol.aging_buckets],
+        currencies=["EUR"],
+        has_metrics=True,
+        metrics=m,
+    )
     page = _visible_text(render_html(data, pol, Fmt("fr", pol)))
-    block = page[page.index("Réelles ou rejouées"):]
+    block = page[page.index("Réelles ou rejouées") :]
     assert "réel" in block and "rejoué" in block and "12,5\xa0%" in block
     assert _leaks(page, {"live", "replay", "shadow_mode"}) == ["shadow_mode"]
 
@@ -650,17 +867,30 @@ def test_outcomes_section_workbook_and_artifact(reported):
     db, out = reported
     fr = html.unescape(Path(out["fr"]["html"]).read_text(encoding="utf-8"))
     en = html.unescape(Path(out["en"]["html"]).read_text(encoding="utf-8"))
-    eur = en[en.index("Currency EUR"):en.index("Currency GBP")]
-    section = eur[eur.index("Promises, plans and disputes"):]
-    for text in ("Promises kept (by count)", "50.0%", "Promises kept (by amount)", "75.0%",
-                 "Promises broken (30 days)", "Open disputes", "price", "0–30 days",
-                 "Collected over 30 days, by the last step before the payment", "€400.00", "€800.00",
-                 "no step before", "nobody", "Call 1", "call"):
+    eur = en[en.index("Currency EUR") : en.index("Currency GBP")]
+    section = eur[eur.index("Promises, plans and disputes") :]
+    for text in (
+        "Promises kept (by count)",
+        "50.0%",
+        "Promises kept (by amount)",
+        "75.0%",
+        "Promises broken (30 days)",
+        "Open disputes",
+        "price",
+        "0–30 days",
+        "Collected over 30 days, by the last step before the payment",
+        "€400.00",
+        "€800.00",
+        "no step before",
+        "nobody",
+        "Call 1",
+        "call",
+    ):
         assert text in section, text
     # broken promises by collector: Claire kept hers, Marc broke his
     assert re.search(r"<td>Claire</td><td class=\"num\">100.0%</td><td class=\"num\">0</td>", section)
     assert re.search(r"<td>Marc</td><td class=\"num\">0.0%</td><td class=\"num\">1</td>", section)
-    gbp = en[en.index("Currency GBP"):en.index("Currency USD")]
+    gbp = en[en.index("Currency GBP") : en.index("Currency USD")]
     assert "Payment plans" in gbp and "on track" in gbp
     assert "Promesses, échéanciers et litiges" in fr and "Promesses tenues (en montant)" in fr and "75,0\xa0%" in fr
     assert "en cours, à jour" in fr and "prix" in fr
@@ -680,5 +910,11 @@ def test_outcomes_section_workbook_and_artifact(reported):
 
     content = artifact_content(str(db), AS_OF, out["en"])
     json.dumps(content["outcomes"])  # strings only: what a table artifact accepts
-    assert {"currency": "EUR", "metric": "Promises broken (30 days)", "detail": "By collector", "item": "Marc",
-            "value": "1", "number": "1.0000"} in content["outcomes"]
+    assert {
+        "currency": "EUR",
+        "metric": "Promises broken (30 days)",
+        "detail": "By collector",
+        "item": "Marc",
+        "value": "1",
+        "number": "1.0000",
+    } in content["outcomes"]

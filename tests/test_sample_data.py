@@ -19,8 +19,18 @@ SEED = 7
 ENTITIES = ("customers", "invoices", "payments", "holds")
 CONTRACT_COLUMNS = {
     "customers": [
-        "customer_id", "name", "email", "phone", "street", "postal_code", "city",
-        "country", "language", "segment", "dunning_block", "collector",
+        "customer_id",
+        "name",
+        "email",
+        "phone",
+        "street",
+        "postal_code",
+        "city",
+        "country",
+        "language",
+        "segment",
+        "dunning_block",
+        "collector",
     ],
     "invoices": ["invoice_id", "customer_id", "kind", "issue_date", "due_date", "amount", "currency"],
     "payments": ["payment_id", "customer_id", "invoice_id", "paid_date", "amount", "currency"],
@@ -71,7 +81,9 @@ def test_parquet_is_deterministic_too(tmp_path):
     generate(tmp_path / "a", customers=200, seed=5, as_of=AS_OF, fmt="parquet")
     generate(tmp_path / "b", customers=200, seed=5, as_of=AS_OF, fmt="parquet")
     for entity in ENTITIES:
-        assert (tmp_path / "a" / f"{entity}.parquet").read_bytes() == (tmp_path / "b" / f"{entity}.parquet").read_bytes()
+        assert (tmp_path / "a" / f"{entity}.parquet").read_bytes() == (
+            tmp_path / "b" / f"{entity}.parquet"
+        ).read_bytes()
 
 
 def test_headers_are_exactly_the_contract_columns(source):
@@ -344,8 +356,20 @@ def test_cli_writes_the_sample(tmp_path):
     from relance.cli import app
 
     result = CliRunner().invoke(
-        app, ["sample-data", "--out", str(tmp_path / "cli"), "--customers", "40", "--seed", "9",
-              "--as-of", "2026-03-31", "--format", "parquet"],
+        app,
+        [
+            "sample-data",
+            "--out",
+            str(tmp_path / "cli"),
+            "--customers",
+            "40",
+            "--seed",
+            "9",
+            "--as-of",
+            "2026-03-31",
+            "--format",
+            "parquet",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "40 customers" in result.output

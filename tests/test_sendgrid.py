@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
@@ -18,7 +18,7 @@ from tests.fakes.scenario import action, build, channels_config, customer, deliv
 from tests.fakes.sendgrid_server import FakeSendGrid
 
 AS_OF = date(2026, 3, 16)
-NOW = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -31,35 +31,66 @@ def sendgrid(monkeypatch):
 
 @pytest.fixture
 def cfg(tmp_path):
-    return channels_config(tmp_path, email={"max_attempts": 4, "backoff_base_seconds": 0.01, "max_backoff_seconds": 2,
-                                            "concurrency": 4, "timeout_seconds": 2})
+    return channels_config(
+        tmp_path,
+        email={
+            "max_attempts": 4,
+            "backoff_base_seconds": 0.01,
+            "max_backoff_seconds": 2,
+            "concurrency": 4,
+            "timeout_seconds": 2,
+        },
+    )
 
 
 def many(tmp_path, n: int, *, extra_customers=(), extra_actions=(), **kw):
     customers = [customer(f"C{i:03d}", f"Client {i}", language="en" if i % 3 == 0 else "fr") for i in range(n)]
     invoices = [invoice(f"F{i:03d}", f"C{i:03d}", "2026-01-05", "2026-02-04", f"{100 + i}.50") for i in range(n)]
-    actions = [action(f"A{i:03d}", f"C{i:03d}", "reminder_2", [f"F{i:03d}"], deliveries=[(f"D{i:03d}", "email")])
-               for i in range(n)]
-    return build(tmp_path, customers=customers + list(extra_customers), invoices=invoices, as_of=AS_OF,
-                 actions=actions + list(extra_actions), **kw)
+    actions = [
+        action(f"A{i:03d}", f"C{i:03d}", "reminder_2", [f"F{i:03d}"], deliveries=[(f"D{i:03d}", "email")])
+        for i in range(n)
+    ]
+    return build(
+        tmp_path,
+        customers=customers + list(extra_customers),
+        invoices=invoices,
+        as_of=AS_OF,
+        actions=actions + list(extra_actions),
+        **kw,
+    )
 
 
 def test_each_email_is_a_valid_v3_request(tmp_path, sendgrid, cfg):
     db = build(
         tmp_path,
-        customers=[customer("C1", "Boulangerie Martin SARL", email="compta@martin.example"),
-                   customer("C2", "Acme Ltd", language="en", email="ap@acme.example")],
-        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
-                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "99.00")],
-        as_of=AS_OF, with_charges_table=True,
+        customers=[
+            customer("C1", "Boulangerie Martin SARL", email="compta@martin.example"),
+            customer("C2", "Acme Ltd", language="en", email="ap@acme.example"),
+        ],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
+            invoice("F2", "C2", "2026-01-05", "2026-02-04", "99.00"),
+        ],
+        as_of=AS_OF,
+        with_charges_table=True,
         actions=[
-            action("A1", "C1", "formal_notice", ["F1"], deliveries=[("D1-reg", "registered_letter", "pending_approval"),
-                                                                    ("D1-mail", "email", "pending_approval")],
-                   charges={"per_invoice": {"F1": ("16.44", "40.00")}}),
+            action(
+                "A1",
+                "C1",
+                "formal_notice",
+                ["F1"],
+                deliveries=[
+                    ("D1-reg", "registered_letter", "pending_approval"),
+                    ("D1-mail", "email", "pending_approval"),
+                ],
+                charges={"per_invoice": {"F1": ("16.44", "40.00")}},
+            ),
             action("A2", "C2", "reminder_2", ["F2"], deliveries=[("D2-mail", "email")]),
         ],
     )
-    summary = dispatch(str(db), AS_OF, str(tmp_path / "out"), send=True, auto_approve=True, now=NOW, channels_config=cfg)
+    summary = dispatch(
+        str(db), AS_OF, str(tmp_path / "out"), send=True, auto_approve=True, now=NOW, channels_config=cfg
+    )
     assert summary["mode"] == "send" and summary["by_channel"]["email"] == {"sent": 2}
     assert sorted(sendgrid.delivery_ids()) == ["D1-mail", "D2-mail"]
     by_id = {a.body["custom_args"]["delivery_id"]: a for a in sendgrid.accepted}
@@ -77,7 +108,9 @@ def test_each_email_is_a_valid_v3_request(tmp_path, sendgrid, cfg):
     assert "attachments" not in by_id["D2-mail"].body and by_id["D2-mail"].body["categories"] == ["reminder_2"]
     rows = deliveries(db)
     assert rows["D1-mail"]["provider"] == "sendgrid" and rows["D1-mail"]["provider_message_id"] == notice.message_id
-    assert rows["D1-mail"]["artifact_path"].endswith(f"{ledger.file_stem('D1-mail')}.eml")  # the evidence copy of what went
+    assert rows["D1-mail"]["artifact_path"].endswith(
+        f"{ledger.file_stem('D1-mail')}.eml"
+    )  # the evidence copy of what went
     assert rows["D1-reg"]["provider"] == "print"
 
 
@@ -119,7 +152,10 @@ def test_other_4xx_fail_with_sendgrids_reason(tmp_path, sendgrid, cfg):
     assert rows["D000"]["status"] == "sent"
     assert rows["D001"]["status"] == "failed"
     assert rows["D001"]["last_error"].startswith("SendGrid 400")
-    assert "personalizations.0.to.0.email: The recipient c001@client.example is on the bounce list." in rows["D001"]["last_error"]
+    assert (
+        "personalizations.0.to.0.email: The recipient c001@client.example is on the bounce list."
+        in rows["D001"]["last_error"]
+    )
     assert summary["by_channel"]["email"] == {"sent": 1, "failed": 1}
 
 
@@ -133,9 +169,13 @@ def test_a_refused_key_sends_nothing_and_keeps_them_planned(tmp_path, sendgrid, 
 
 
 def test_invalid_address_never_reaches_sendgrid(tmp_path, sendgrid, cfg):
-    db = build(tmp_path, customers=[customer("C1", email="jean..dupont@client.example")],
-               invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")], as_of=AS_OF,
-               actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("D1", "email")])])
+    db = build(
+        tmp_path,
+        customers=[customer("C1", email="jean..dupont@client.example")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
+        as_of=AS_OF,
+        actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("D1", "email")])],
+    )
     dispatch(str(db), AS_OF, str(tmp_path / "out"), send=True, now=NOW, channels_config=cfg)
     assert sendgrid.requests == []
     row = deliveries(db)["D1"]

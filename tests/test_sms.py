@@ -3,7 +3,7 @@ quiet hours and public holidays (deferred, then sent by a later run), refusals a
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from tests.fakes.scenario import action, build, channels_config, customer, deliv
 from tests.fakes.twilio_server import FakeTwilio
 
 AS_OF = date(2026, 3, 16)  # a Monday
-DAY = datetime(2026, 3, 16, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris, 09:00 in London
+DAY = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)  # 10:00 in Paris, 09:00 in London
 
 
 @pytest.fixture
@@ -30,15 +30,21 @@ def twilio(monkeypatch):
 def db(tmp_path):
     return build(
         tmp_path,
-        customers=[customer("C1", "Boulangerie Martin SARL", phone="+33639980001"),
-                   customer("C2", "Acme Ltd", language="en", country="GB", phone="+447700900123"),
-                   customer("C3", "Numéro Fixe", phone="+3319900123")],
-        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
-                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "99.00"),
-                  invoice("F3", "C3", "2026-01-05", "2026-02-04", "10.00")],
+        customers=[
+            customer("C1", "Boulangerie Martin SARL", phone="+33639980001"),
+            customer("C2", "Acme Ltd", language="en", country="GB", phone="+447700900123"),
+            customer("C3", "Numéro Fixe", phone="+3319900123"),
+        ],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "1234.56"),
+            invoice("F2", "C2", "2026-01-05", "2026-02-04", "99.00"),
+            invoice("F3", "C3", "2026-01-05", "2026-02-04", "10.00"),
+        ],
         as_of=AS_OF,
-        actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S1", "sms")]),
-                 action("A2", "C2", "reminder_2", ["F2"], deliveries=[("S2", "sms")])],
+        actions=[
+            action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S1", "sms")]),
+            action("A2", "C2", "reminder_2", ["F2"], deliveries=[("S2", "sms")]),
+        ],
     )
 
 
@@ -62,7 +68,7 @@ def test_sms_goes_through_the_gateway(db, tmp_path, twilio, cfg):
 
 
 def test_never_at_night_nor_on_sundays_or_holidays(db, tmp_path, twilio, cfg):
-    night = datetime(2026, 3, 16, 5, 30, tzinfo=timezone.utc)  # 06:30 in Paris, 05:30 in London
+    night = datetime(2026, 3, 16, 5, 30, tzinfo=UTC)  # 06:30 in Paris, 05:30 in London
     summary = dispatch(str(db), AS_OF, str(tmp_path / "out"), send=True, now=night, channels_config=cfg)
     assert twilio.requests == [] and summary["by_channel"]["sms"] == {"deferred": 2}
     rows = deliveries(db)
@@ -70,21 +76,21 @@ def test_never_at_night_nor_on_sundays_or_holidays(db, tmp_path, twilio, cfg):
     assert "deferred: outside 08:00–20:00 in Europe/Paris (06:30)" in events(db, "S1")[-1]["detail"]
     # Easter Monday 2026 (6 April) is a public holiday in France, not a UK-wide one (country level,
     # as contract §3 reads the holidays package: England's bank holiday is a subdivision's)
-    easter_monday = datetime(2026, 4, 6, 9, 0, tzinfo=timezone.utc)
+    easter_monday = datetime(2026, 4, 6, 9, 0, tzinfo=UTC)
     dispatch(str(db), date(2026, 4, 6), str(tmp_path / "out"), send=True, now=easter_monday, channels_config=cfg)
     rows = deliveries(db)
     assert rows["S1"]["status"] == "planned" and "public holiday in FR" in events(db, "S1")[-1]["detail"]
     assert rows["S2"]["status"] == "sent"
-    sunday = datetime(2026, 4, 12, 9, 0, tzinfo=timezone.utc)
+    sunday = datetime(2026, 4, 12, 9, 0, tzinfo=UTC)
     dispatch(str(db), date(2026, 4, 12), str(tmp_path / "out"), send=True, now=sunday, channels_config=cfg)
     assert deliveries(db)["S1"]["status"] == "planned"
-    tuesday = datetime(2026, 4, 7, 15, 0, tzinfo=timezone.utc)  # the next run in the window sends it
+    tuesday = datetime(2026, 4, 7, 15, 0, tzinfo=UTC)  # the next run in the window sends it
     dispatch(str(db), date(2026, 4, 7), str(tmp_path / "out"), send=True, now=tuesday, channels_config=cfg)
     assert deliveries(db)["S1"]["status"] == "sent" and len(twilio.accepted) == 2
 
 
 def test_outbox_renders_sms_whatever_the_hour(db, tmp_path):
-    night = datetime(2026, 3, 16, 1, 0, tzinfo=timezone.utc)
+    night = datetime(2026, 3, 16, 1, 0, tzinfo=UTC)
     summary = dispatch(str(db), AS_OF, str(tmp_path / "out"), now=night)
     assert summary["by_channel"]["sms"] == {"sent": 2}
     text = (tmp_path / "out" / "2026-03-16" / "sms" / f"{file_stem('S1')}.txt").read_text(encoding="utf-8")
@@ -95,19 +101,27 @@ def test_gateway_refusals_and_retries(tmp_path, twilio, cfg):
     db = build(
         tmp_path,
         customers=[customer("C1", phone="+33639980001"), customer("C2", phone="+33639980002")],
-        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00"),
-                  invoice("F2", "C2", "2026-01-05", "2026-02-04", "10.00")],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00"),
+            invoice("F2", "C2", "2026-01-05", "2026-02-04", "10.00"),
+        ],
         as_of=AS_OF,
-        actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S1", "sms")]),
-                 action("A2", "C2", "reminder_2", ["F2"], deliveries=[("S2", "sms")])],
+        actions=[
+            action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S1", "sms")]),
+            action("A2", "C2", "reminder_2", ["F2"], deliveries=[("S2", "sms")]),
+        ],
     )
     twilio.fail_next(2, status=429)
     dispatch(str(db), AS_OF, str(tmp_path / "out"), send=True, now=DAY, channels_config=cfg)
     assert {r["status"] for r in deliveries(db).values()} == {"sent"} and len(twilio.accepted) == 2
     # a number the gateway refuses: failed with its code and message
-    db2 = build(tmp_path / "b", customers=[customer("C1", phone="+33639980001")],
-                invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")], as_of=AS_OF,
-                actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S9", "sms")])])
+    db2 = build(
+        tmp_path / "b",
+        customers=[customer("C1", phone="+33639980001")],
+        invoices=[invoice("F1", "C1", "2026-01-05", "2026-02-04", "10.00")],
+        as_of=AS_OF,
+        actions=[action("A1", "C1", "reminder_2", ["F1"], deliveries=[("S9", "sms")])],
+    )
     twilio.fail_next(5, status=503, retry_after=0.01)
     dispatch(str(db2), AS_OF, str(tmp_path / "out2"), send=True, now=DAY, channels_config=cfg)
     row = deliveries(db2)["S9"]

@@ -40,36 +40,106 @@ def dumps(value) -> str:
 
 DATA = {
     "customers": [
-        {"customer_id": "C1", "name": "Boulangerie Martin", "email": "compta@martin.fr", "phone": "+33612345678",
-         "street": "1 rue de la Paix", "postal_code": "75002", "city": "Paris", "country": "FR", "language": "fr",
-         "segment": "b2b", "dunning_block": False, "collector": "alice"},
+        {
+            "customer_id": "C1",
+            "name": "Boulangerie Martin",
+            "email": "compta@martin.fr",
+            "phone": "+33612345678",
+            "street": "1 rue de la Paix",
+            "postal_code": "75002",
+            "city": "Paris",
+            "country": "FR",
+            "language": "fr",
+            "segment": "b2b",
+            "dunning_block": False,
+            "collector": "alice",
+        },
         {"customer_id": "C2", "name": "Small Change Ltd", "email": None, "country": "GB", "language": "en"},
-        {"Customer_ID": "C3", "Name": "Grosse Industrie SA", "dunning_block": True,
-         "crm_ref": {"id": 7, "score": Raw("0.5")}, "tags": ["key", "public"]},
+        {
+            "Customer_ID": "C3",
+            "Name": "Grosse Industrie SA",
+            "dunning_block": True,
+            "crm_ref": {"id": 7, "score": Raw("0.5")},
+            "tags": ["key", "public"],
+        },
     ],
     "invoices": [
-        {"invoice_id": "INV-1", "customer_id": "C1", "kind": "invoice", "issue_date": "2024-01-10",
-         "due_date": "2024-02-09", "amount": Raw("100.10"), "currency": "EUR"},
-        {"invoice_id": "CN-1", "customer_id": "C1", "kind": "credit_note", "issue_date": "2024-02-20",
-         "due_date": "2024-02-20", "amount": Raw("50.05"), "currency": "EUR"},
-        {"invoice_id": "INV-2", "customer_id": "C1", "issue_date": "2024-03-01", "due_date": "2024-03-31",
-         "amount": Raw("80.00")},
-        {"invoice_id": "INV-3", "customer_id": "C2", "issue_date": "2024-02-01", "due_date": "2024-03-01",
-         "amount": Raw("0.10"), "currency": "EUR"},
-        {"invoice_id": "INV-4", "customer_id": "C2", "issue_date": "2024-02-01", "due_date": "2024-03-01",
-         "amount": Raw("0.20"), "currency": "EUR", "erp_extra": "kept, ignored"},
-        {"invoice_id": "INV-5", "customer_id": "C3", "issue_date": "2023-09-01", "due_date": "2023-10-01",
-         "amount": Raw("9999999999999999.99")},
-        {"invoice_id": "INV-6", "customer_id": "C3", "issue_date": "2024-03-01", "due_date": "2024-04-30",
-         "amount": 42},
+        {
+            "invoice_id": "INV-1",
+            "customer_id": "C1",
+            "kind": "invoice",
+            "issue_date": "2024-01-10",
+            "due_date": "2024-02-09",
+            "amount": Raw("100.10"),
+            "currency": "EUR",
+        },
+        {
+            "invoice_id": "CN-1",
+            "customer_id": "C1",
+            "kind": "credit_note",
+            "issue_date": "2024-02-20",
+            "due_date": "2024-02-20",
+            "amount": Raw("50.05"),
+            "currency": "EUR",
+        },
+        {
+            "invoice_id": "INV-2",
+            "customer_id": "C1",
+            "issue_date": "2024-03-01",
+            "due_date": "2024-03-31",
+            "amount": Raw("80.00"),
+        },
+        {
+            "invoice_id": "INV-3",
+            "customer_id": "C2",
+            "issue_date": "2024-02-01",
+            "due_date": "2024-03-01",
+            "amount": Raw("0.10"),
+            "currency": "EUR",
+        },
+        {
+            "invoice_id": "INV-4",
+            "customer_id": "C2",
+            "issue_date": "2024-02-01",
+            "due_date": "2024-03-01",
+            "amount": Raw("0.20"),
+            "currency": "EUR",
+            "erp_extra": "kept, ignored",
+        },
+        {
+            "invoice_id": "INV-5",
+            "customer_id": "C3",
+            "issue_date": "2023-09-01",
+            "due_date": "2023-10-01",
+            "amount": Raw("9999999999999999.99"),
+        },
+        {
+            "invoice_id": "INV-6",
+            "customer_id": "C3",
+            "issue_date": "2024-03-01",
+            "due_date": "2024-04-30",
+            "amount": 42,
+        },
     ],
     "payments": [
-        {"payment_id": "P-1", "customer_id": "C1", "invoice_id": "INV-1", "paid_date": "2024-02-15",
-         "amount": Raw("30.03"), "currency": "EUR"},
+        {
+            "payment_id": "P-1",
+            "customer_id": "C1",
+            "invoice_id": "INV-1",
+            "paid_date": "2024-02-15",
+            "amount": Raw("30.03"),
+            "currency": "EUR",
+        },
     ],
     "holds": [
-        {"hold_id": "H-1", "customer_id": "C1", "invoice_id": "INV-2", "kind": "dispute",
-         "start_date": "2024-03-01", "end_date": None},
+        {
+            "hold_id": "H-1",
+            "customer_id": "C1",
+            "invoice_id": "INV-2",
+            "kind": "dispute",
+            "start_date": "2024-03-01",
+            "end_date": None,
+        },
     ],
 }
 
@@ -138,7 +208,7 @@ class PagedApi:
             if pending:
                 return pending.pop(0)
         records = self.data[entity]
-        chunk = records[(page - 1) * self.page_size: page * self.page_size]
+        chunk = records[(page - 1) * self.page_size : page * self.page_size]
         if self.style == "list":
             body = dumps(chunk)
         else:
@@ -172,14 +242,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _trickle(self, api: PagedApi, status: int, extra: dict, body: bytes) -> None:
-        head = (f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra.items())
-                + f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 {status} OK\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+            + f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         data = head + body
         start = 0 if api.trickle_from == "headers" else len(head)
         try:
             self.wfile.write(data[:start])
             for i in range(start, len(data)):
-                self.wfile.write(data[i:i + 1])
+                self.wfile.write(data[i : i + 1])
                 time.sleep(api.trickle)
         except OSError:  # the client gave up
             self.close_connection = True
@@ -245,12 +318,20 @@ def test_list_pages_ending_with_an_empty_page(serve, tmp_path):
             ("C3", "181+", Decimal("9999999999999999.99"), 1),
             ("C3", "not_due", Decimal("42.00"), 1),
         ]
-        assert con.execute("select held, hold_kind from invoice_snapshot where invoice_id = 'INV-2'").fetchone() == (True, "dispute")
+        assert con.execute("select held, hold_kind from invoice_snapshot where invoice_id = 'INV-2'").fetchone() == (
+            True,
+            "dispute",
+        )
         # JSON true/false, null and keys in another case land as the staging expects
         assert dict(con.execute("select customer_id, dunning_block from stg_customers").fetchall()) == {
-            "C1": False, "C2": False, "C3": True,
+            "C1": False,
+            "C2": False,
+            "C3": True,
         }
-        assert con.execute("select email, language from stg_customers where customer_id = 'C2'").fetchone() == (None, "en")
+        assert con.execute("select email, language from stg_customers where customer_id = 'C2'").fetchone() == (
+            None,
+            "en",
+        )
     finally:
         con.close()
     # pages 1..5 of invoices (7 records by 2), the 5th empty; customers 1..3, the 3rd empty
@@ -271,7 +352,10 @@ def test_object_pages_with_next_links(serve, tmp_path):
     # the first page is ?page=1, then the next links (relative for invoices, absolute for customers)
     invoices = api.requests_for("invoices")
     assert [(s.page, s.query.get("cursor")) for s in invoices] == [
-        ("1", None), (None, ["p2"]), (None, ["p3"]), (None, ["p4"]),
+        ("1", None),
+        (None, ["p2"]),
+        (None, ["p3"]),
+        (None, ["p4"]),
     ]
     assert [s.query.get("cursor") for s in api.requests_for("customers")] == [None, ["p2"]]
     assert len(api.requests_for("payments")) == 1  # next: null on the first page: no empty page asked
@@ -286,7 +370,10 @@ def test_extra_keys_are_kept_and_values_written_as_text(serve, tmp_path):
     assert customers[0] == (
         "customer_id,name,email,phone,street,postal_code,city,country,language,segment,dunning_block,collector,crm_ref,tags"
     )
-    assert customers[1] == "C1,Boulangerie Martin,compta@martin.fr,+33612345678,1 rue de la Paix,75002,Paris,FR,fr,b2b,false,alice,,"
+    assert (
+        customers[1]
+        == "C1,Boulangerie Martin,compta@martin.fr,+33612345678,1 rue de la Paix,75002,Paris,FR,fr,b2b,false,alice,,"
+    )
     assert customers[3] == 'C3,Grosse Industrie SA,,,,,,,,,true,,"{""id"":7,""score"":""0.5""}","[""key"",""public""]"'
     invoices = (folder / "invoices.csv").read_text(encoding="utf-8").splitlines()
     assert invoices[1] == "INV-1,C1,invoice,2024-01-10,2024-02-09,100.10,EUR,"
@@ -298,8 +385,13 @@ def test_json_numbers_stay_exact_in_invoice_snapshot(serve, tmp_path):
     data = {
         "customers": [{"customer_id": "C1", "name": "Exact"}],
         "invoices": [
-            {"invoice_id": f"X-{i}", "customer_id": "C1", "issue_date": "2024-01-01", "due_date": "2024-01-31",
-             "amount": Raw(a)}
+            {
+                "invoice_id": f"X-{i}",
+                "customer_id": "C1",
+                "issue_date": "2024-01-01",
+                "due_date": "2024-01-31",
+                "amount": Raw(a),
+            }
             for i, a in enumerate(["100.10", "0.10", "0.20", "0.3", "1E+2", "1234567890123.45"])
         ],
     }
@@ -308,11 +400,17 @@ def test_json_numbers_stay_exact_in_invoice_snapshot(serve, tmp_path):
     try:
         opened = _open_amounts(con)
         assert opened == {
-            "X-0": Decimal("100.10"), "X-1": Decimal("0.10"), "X-2": Decimal("0.20"), "X-3": Decimal("0.30"),
-            "X-4": Decimal("100.00"), "X-5": Decimal("1234567890123.45"),
+            "X-0": Decimal("100.10"),
+            "X-1": Decimal("0.10"),
+            "X-2": Decimal("0.20"),
+            "X-3": Decimal("0.30"),
+            "X-4": Decimal("100.00"),
+            "X-5": Decimal("1234567890123.45"),
         }
         assert sum(opened.values()) == Decimal("1234567890324.15")
-        assert con.execute("select sum(amount) from aged_balance where as_of = ?", [AS_OF]).fetchone()[0] == Decimal("1234567890324.15")
+        assert con.execute("select sum(amount) from aged_balance where as_of = ?", [AS_OF]).fetchone()[0] == Decimal(
+            "1234567890324.15"
+        )
     finally:
         con.close()
 
@@ -320,7 +418,13 @@ def test_json_numbers_stay_exact_in_invoice_snapshot(serve, tmp_path):
 def test_a_bad_record_lands_in_rejected_rows_with_the_api_url(serve, tmp_path):
     data = dict(DATA)
     data["invoices"] = DATA["invoices"] + [
-        {"invoice_id": "BAD-1", "customer_id": "C1", "issue_date": "2024-03-01", "due_date": "2024-03-31", "amount": "12,50"},
+        {
+            "invoice_id": "BAD-1",
+            "customer_id": "C1",
+            "issue_date": "2024-03-01",
+            "due_date": "2024-03-31",
+            "amount": "12,50",
+        },
     ]
     api = PagedApi(style="list", data=data)
     base = serve(api)
@@ -469,7 +573,9 @@ def test_404_on_a_required_entity_names_it(serve, tmp_path):
 
 
 def test_malformed_json_is_a_clear_error(serve, tmp_path):
-    api = PagedApi(style="list", faults={("invoices", 2): [(200, {"Content-Type": "application/json"}, b'[{"invoice_id": "I1",')]})
+    api = PagedApi(
+        style="list", faults={("invoices", 2): [(200, {"Content-Type": "application/json"}, b'[{"invoice_id": "I1",')]}
+    )
     base = serve(api)
     with pytest.raises(SourceError) as excinfo:
         http_api.extract(base, tmp_path)
@@ -514,9 +620,27 @@ def test_dates_sent_as_midnight_datetimes_are_their_dates(serve, tmp_path):
     data = {
         "customers": [{"customer_id": "C1", "name": "Dates"}],
         "invoices": [
-            {"invoice_id": "Z", "customer_id": "C1", "issue_date": "2024-01-10T00:00:00Z", "due_date": "2024-02-09T00:00:00.000Z", "amount": "10.00"},
-            {"invoice_id": "P", "customer_id": "C1", "issue_date": "2024-01-10T00:00:00+01:00", "due_date": "2024-02-09 00:00", "amount": "20.00"},
-            {"invoice_id": "T", "customer_id": "C1", "issue_date": "2024-01-10T14:30:00Z", "due_date": "2024-02-09", "amount": "30.00"},
+            {
+                "invoice_id": "Z",
+                "customer_id": "C1",
+                "issue_date": "2024-01-10T00:00:00Z",
+                "due_date": "2024-02-09T00:00:00.000Z",
+                "amount": "10.00",
+            },
+            {
+                "invoice_id": "P",
+                "customer_id": "C1",
+                "issue_date": "2024-01-10T00:00:00+01:00",
+                "due_date": "2024-02-09 00:00",
+                "amount": "20.00",
+            },
+            {
+                "invoice_id": "T",
+                "customer_id": "C1",
+                "issue_date": "2024-01-10T14:30:00Z",
+                "due_date": "2024-02-09",
+                "amount": "30.00",
+            },
         ],
     }
     api = PagedApi(style="list", data=data, missing={"payments", "holds"})
@@ -540,8 +664,9 @@ def test_an_api_trickling_its_answer_fails_within_the_timeout(serve, tmp_path, m
     is cut at 1 s, retried once after 0.5 s, then the ingest fails with one line."""
     monkeypatch.setenv("RELANCE_HTTP_TIMEOUT_S", "1")
     monkeypatch.setenv("RELANCE_HTTP_RETRIES", "2")
-    api = PagedApi(always=(200, {"Content-Type": "application/json"}, b"[]" + b" " * 40), trickle=0.05,
-                   trickle_from=trickle_from)
+    api = PagedApi(
+        always=(200, {"Content-Type": "application/json"}, b"[]" + b" " * 40), trickle=0.05, trickle_from=trickle_from
+    )
     base = serve(api)
     started = time.monotonic()
     with pytest.raises(SourceError) as excinfo:
@@ -549,7 +674,8 @@ def test_an_api_trickling_its_answer_fails_within_the_timeout(serve, tmp_path, m
     elapsed = time.monotonic() - started
     assert str(excinfo.value) == (
         f"{base}/customers (page 1): the API did not answer successfully after 2 attempts (last: no complete "
-        "answer within 1 s (RELANCE_HTTP_TIMEOUT_S)); try again later or raise RELANCE_HTTP_RETRIES")
+        "answer within 1 s (RELANCE_HTTP_TIMEOUT_S)); try again later or raise RELANCE_HTTP_RETRIES"
+    )
     assert len(api.seen) == 2
     assert 2.4 <= elapsed < 4  # 1 s + 0.5 s back-off + 1 s, not 2 × ~2 s
 
@@ -581,22 +707,40 @@ def _customer(n: int) -> list:
     return [{"customer_id": f"C{n}", "name": f"Client {n}"}]
 
 
-@pytest.mark.parametrize("page, requests, message", [
-    # the cursor comes back (A, B, A) while another parameter changes
-    (lambda n: {"data": _customer(n), "next": f"customers?cursor={'AB'[(n - 1) % 2]}&ts={n}"}, 3,
-     "the next link {base}/customers asks again for a position already read (its cursor repeats); "
-     "the API's pagination loops"),
-    # the same URL, its parameters in another order
-    (lambda n: {"data": _customer(n), "next": "customers?b=2&cursor=X&a=1" if n == 1 else "customers?a=1&cursor=X&b=2"}, 2,
-     "the next link {base}/customers leads back to a page already read; the API's pagination loops"),
-    # empty pages that still link to a next one, a new cursor each time
-    (lambda n: {"data": [], "next": f"customers?cursor=c{n + 1}"}, 3,
-     "3 empty pages in a row still link to a next one ({base}/customers); the API's pagination seems endless"),
-    # a new cursor, the same records
-    (lambda n: {"data": _customer(1), "next": f"customers?cursor=c{n + 1}"}, 2,
-     "page 2 has the same records as page 1 although its next link {base}/customers moved on; "
-     "the API seems to ignore its own cursor"),
-])
+@pytest.mark.parametrize(
+    "page, requests, message",
+    [
+        # the cursor comes back (A, B, A) while another parameter changes
+        (
+            lambda n: {"data": _customer(n), "next": f"customers?cursor={'AB'[(n - 1) % 2]}&ts={n}"},
+            3,
+            "the next link {base}/customers asks again for a position already read (its cursor repeats); "
+            "the API's pagination loops",
+        ),
+        # the same URL, its parameters in another order
+        (
+            lambda n: {
+                "data": _customer(n),
+                "next": "customers?b=2&cursor=X&a=1" if n == 1 else "customers?a=1&cursor=X&b=2",
+            },
+            2,
+            "the next link {base}/customers leads back to a page already read; the API's pagination loops",
+        ),
+        # empty pages that still link to a next one, a new cursor each time
+        (
+            lambda n: {"data": [], "next": f"customers?cursor=c{n + 1}"},
+            3,
+            "3 empty pages in a row still link to a next one ({base}/customers); the API's pagination seems endless",
+        ),
+        # a new cursor, the same records
+        (
+            lambda n: {"data": _customer(1), "next": f"customers?cursor=c{n + 1}"},
+            2,
+            "page 2 has the same records as page 1 although its next link {base}/customers moved on; "
+            "the API seems to ignore its own cursor",
+        ),
+    ],
+)
 def test_a_next_link_that_never_ends_is_stopped_with_the_url(serve, tmp_path, page, requests, message):
     api = Looping(page)
     base = serve(api)

@@ -57,7 +57,20 @@ DDL = {
 
 CUSTOMERS = [
     # customer_id, name, email, phone, street, postal_code, city, country, language, segment, dunning_block, collector
-    ("C1", "Boulangerie Martin", "compta@martin.fr", "+33612345678", "1 rue de la Paix", "75002", "Paris", "FR", "fr", "b2b", False, "alice"),
+    (
+        "C1",
+        "Boulangerie Martin",
+        "compta@martin.fr",
+        "+33612345678",
+        "1 rue de la Paix",
+        "75002",
+        "Paris",
+        "FR",
+        "fr",
+        "b2b",
+        False,
+        "alice",
+    ),
     ("C2", "Small Change Ltd", None, None, "2 High Street", "SW1A 1AA", "London", "GB", "en", "b2b", False, None),
     ("C3", "Grosse Industrie SA", "ap@grosse.example", None, None, None, None, "FR", None, None, True, None),
 ]
@@ -146,7 +159,9 @@ def _run(tmp_path: Path, schema: str, source: str = PG_URL) -> tuple[dict, duckd
 
 def _open_amounts(con: duckdb.DuckDBPyConnection) -> dict[str, Decimal]:
     return dict(
-        con.execute("select invoice_id, open_amount from invoice_snapshot where as_of = ? order by invoice_id", [AS_OF]).fetchall()
+        con.execute(
+            "select invoice_id, open_amount from invoice_snapshot where as_of = ? order by invoice_id", [AS_OF]
+        ).fetchall()
     )
 
 
@@ -193,7 +208,10 @@ def test_full_run_from_postgres_gives_the_hand_computed_open_amounts(erp, tmp_pa
         # PostgreSQL booleans (t/f) and varchar(2) countries land as the staging expects.
         customers = dict(con.execute("select customer_id, dunning_block from stg_customers").fetchall())
         assert customers == {"C1": False, "C2": False, "C3": True}
-        assert con.execute("select country, language from stg_customers where customer_id = 'C2'").fetchone() == ("GB", "en")
+        assert con.execute("select country, language from stg_customers where customer_id = 'C2'").fetchone() == (
+            "GB",
+            "en",
+        )
     finally:
         con.close()
 
@@ -204,7 +222,10 @@ def test_numeric_amounts_stay_exact(erp, tmp_path):
     amounts = ["0.10", "0.20", "0.70", "1234567890123.45", "0.01", "33.33"]
     erp.insert(
         "invoices",
-        [(f"X-{i}", "C9", "invoice", date(2024, 1, 1), date(2024, 1, 31), Decimal(a), "EUR") for i, a in enumerate(amounts)],
+        [
+            (f"X-{i}", "C9", "invoice", date(2024, 1, 1), date(2024, 1, 31), Decimal(a), "EUR")
+            for i, a in enumerate(amounts)
+        ],
     )
     # three payments of 33.33 against a 100.00 invoice leave exactly 0.01
     erp.insert("invoices", [("X-100", "C9", "invoice", date(2024, 1, 1), date(2024, 1, 31), Decimal("100.00"), "EUR")])
@@ -230,10 +251,13 @@ def test_numeric_amounts_stay_exact(erp, tmp_path):
 
 def test_a_bad_row_in_a_table_lands_in_rejected_rows(erp, tmp_path):
     erp.fill()
-    erp.insert("invoices", [
-        ("BAD-NEG", "C1", "invoice", date(2024, 3, 1), date(2024, 3, 31), Decimal("-5.00"), "EUR"),
-        ("BAD-DUE", "C1", "invoice", date(2024, 3, 10), date(2024, 3, 1), Decimal("10.00"), "EUR"),
-    ])
+    erp.insert(
+        "invoices",
+        [
+            ("BAD-NEG", "C1", "invoice", date(2024, 3, 1), date(2024, 3, 31), Decimal("-5.00"), "EUR"),
+            ("BAD-DUE", "C1", "invoice", date(2024, 3, 10), date(2024, 3, 1), Decimal("10.00"), "EUR"),
+        ],
+    )
     erp.insert("payments", [("P-X", "C1", "NO-SUCH-INVOICE", date(2024, 3, 5), Decimal("5.00"), "EUR")])
     summary, con = _run(tmp_path, erp.name)
     try:
@@ -248,7 +272,11 @@ def test_a_bad_row_in_a_table_lands_in_rejected_rows(erp, tmp_path):
                     by_id[key] = (source, entity, reason, action)
         assert set(by_id) == {"BAD-NEG", "BAD-DUE", "P-X"}, rejected
         assert by_id["BAD-NEG"][0] == f"postgresql://postgres@127.0.0.1:5432/test {erp.name}.invoices"
-        assert by_id["BAD-NEG"][1:] == ("invoices", "amount -5.00 is negative: amounts must be greater than 0", "rejected")
+        assert by_id["BAD-NEG"][1:] == (
+            "invoices",
+            "amount -5.00 is negative: amounts must be greater than 0",
+            "rejected",
+        )
         assert "due_date 2024-03-01 is before issue_date 2024-03-10" in by_id["BAD-DUE"][2]
         assert by_id["P-X"][0] == f"postgresql://postgres@127.0.0.1:5432/test {erp.name}.payments"
         assert by_id["P-X"][1] == "payments" and "NO-SUCH-INVOICE" in by_id["P-X"][2]
@@ -337,12 +365,16 @@ def test_unreachable_server_is_a_clean_source_error(tmp_path):
     started = time.monotonic()
     with pytest.raises(SourceError) as excinfo:
         nightly_run(
-            as_of=AS_OF, source=f"postgres://postgres:{SECRET}@127.0.0.1:1/test", source_schema="public",
+            as_of=AS_OF,
+            source=f"postgres://postgres:{SECRET}@127.0.0.1:1/test",
+            source_schema="public",
             db=str(tmp_path / "r.duckdb"),
         )
     assert time.monotonic() - started < 15
     error = excinfo.value
-    assert str(error).startswith("cannot connect to PostgreSQL at postgres://postgres@127.0.0.1:1/test: connection refused")
+    assert str(error).startswith(
+        "cannot connect to PostgreSQL at postgres://postgres@127.0.0.1:1/test: connection refused"
+    )
     assert "\n" not in str(error)
     assert SECRET not in str(error)
     # raised `from None`: no chained psycopg traceback for the CLI to show
@@ -406,9 +438,7 @@ def test_the_four_tables_are_one_consistent_snapshot(erp, tmp_path):
         assert waiting is not None, "the extract never waited on the locked customers table"
         assert waiting[0].startswith("COPY (SELECT ")
         erp.conn.execute(f"update {erp.name}.holds set kind = 'legal'")  # autocommit: committed now
-        erp.conn.execute(
-            f"insert into {erp.name}.holds values ('H-LATE', 'C2', null, 'promise', '2024-03-01', null)"
-        )
+        erp.conn.execute(f"insert into {erp.name}.holds values ('H-LATE', 'C2', null, 'promise', '2024-03-01', null)")
     finally:
         locker.rollback()
         locker.close()
@@ -504,10 +534,12 @@ def test_a_timestamp_with_a_time_of_day_is_its_calendar_date(erp, tmp_path):
             )
 
     assert dates(PG_URL + "?options=-c%20TimeZone%3DEurope/Paris", tmp_path / "paris.duckdb") == (
-        (date(2024, 2, 1), date(2024, 3, 1)), date(2024, 2, 15)
+        (date(2024, 2, 1), date(2024, 3, 1)),
+        date(2024, 2, 15),
     )
     assert dates(PG_URL + "?options=-c%20TimeZone%3DUTC", tmp_path / "utc.duckdb") == (
-        (date(2024, 2, 1), date(2024, 2, 29)), date(2024, 2, 15)
+        (date(2024, 2, 1), date(2024, 2, 29)),
+        date(2024, 2, 15),
     )
 
 
@@ -522,7 +554,11 @@ def _cli(*args: str, schema_env: str | None, tmp_path: Path) -> subprocess.Compl
         env["RELANCE_SOURCE_SCHEMA"] = schema_env
     return subprocess.run(
         [sys.executable, "-m", "relance.cli", *args, "--source", PG_URL, "--db", str(tmp_path / "r.duckdb")],
-        capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -539,6 +575,15 @@ def test_cli_source_schema_defaults_to_the_setting(erp, tmp_path):
 
     proc = _cli("backfill", "--start", "2024-03-01", "--end", "2024-03-31", schema_env=nope, tmp_path=tmp_path)
     assert proc.returncode == 2 and f"schema '{nope}' does not exist" in proc.stderr, proc.stderr
-    proc = _cli("backfill", "--start", "2024-03-30", "--end", "2024-03-31", "--source-schema", erp.name,
-                schema_env=nope, tmp_path=tmp_path)
+    proc = _cli(
+        "backfill",
+        "--start",
+        "2024-03-30",
+        "--end",
+        "2024-03-31",
+        "--source-schema",
+        erp.name,
+        schema_env=nope,
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr

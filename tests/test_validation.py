@@ -17,7 +17,13 @@ from relance.core.errors import SourceError
 AS_OF = date(2026, 3, 31)
 GOOD_CUSTOMER = {"customer_id": "C1", "name": "Alpha SARL"}
 OTHER_CUSTOMER = {"customer_id": "C2", "name": "Beta GmbH", "country": "DE", "language": "en"}
-GOOD_INVOICE = {"invoice_id": "I1", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-01-31", "amount": "100.00"}
+GOOD_INVOICE = {
+    "invoice_id": "I1",
+    "customer_id": "C1",
+    "issue_date": "2026-01-01",
+    "due_date": "2026-01-31",
+    "amount": "100.00",
+}
 GBP_INVOICE = {**GOOD_INVOICE, "invoice_id": "IG", "currency": "GBP"}
 OTHER_INVOICE = {**GOOD_INVOICE, "invoice_id": "I2", "customer_id": "C2"}
 CREDIT_NOTE = {**GOOD_INVOICE, "invoice_id": "CN", "kind": "credit_note", "amount": "10.00"}
@@ -41,7 +47,10 @@ CUSTOMER_CASES = [
     ({"customer_id": "C9", "name": "X", "country": "France"}, "country 'France' is not an ISO 3166 two-letter code"),
     ({"customer_id": "C9", "name": "X", "segment": "b2g"}, "segment 'b2g' is not b2b or b2c"),
     ({"customer_id": "C9", "name": "X", "dunning_block": "maybe"}, "dunning_block 'maybe' is not true or false"),
-    ({"customer_id": "C1", "name": "Twin"}, "duplicate customer_id 'C1' (row 2, the first valid row with this id, is kept)"),
+    (
+        {"customer_id": "C1", "name": "Twin"},
+        "duplicate customer_id 'C1' (row 2, the first valid row with this id, is kept)",
+    ),
 ]
 
 
@@ -79,7 +88,9 @@ INVOICE_CASES = [
 @pytest.mark.parametrize("change,reason", INVOICE_CASES, ids=[c[1][:40] for c in INVOICE_CASES])
 def test_invoice_rules(source_writer, tmp_path, change, reason):
     bad = {**GOOD_INVOICE, "invoice_id": "I9", **change}
-    summary, rejects, _ = run_and_reject(source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE, bad])
+    summary, rejects, _ = run_and_reject(
+        source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE, bad]
+    )
     assert [(e, n, a) for e, n, _, a in rejects] == [("invoices", 3, "rejected")]
     assert reason in rejects[0][2], rejects[0][2]
     assert summary["ingest"]["rows_loaded"]["invoices"] == 1
@@ -87,7 +98,8 @@ def test_invoice_rules(source_writer, tmp_path, change, reason):
 
 def test_an_invoice_of_a_rejected_customer_is_rejected_too(source_writer, tmp_path):
     _, rejects, _ = run_and_reject(
-        source_writer, tmp_path,
+        source_writer,
+        tmp_path,
         customers=[GOOD_CUSTOMER, {"customer_id": "C2", "name": "X", "country": "XX"}],
         invoices=[GOOD_INVOICE, OTHER_INVOICE],
     )
@@ -96,10 +108,22 @@ def test_an_invoice_of_a_rejected_customer_is_rejected_too(source_writer, tmp_pa
 
 
 def test_several_problems_are_all_named(source_writer, tmp_path):
-    bad = {"invoice_id": "I9", "customer_id": "C1", "issue_date": "2026-13-01", "due_date": "", "amount": "x", "currency": "ZZZ"}
+    bad = {
+        "invoice_id": "I9",
+        "customer_id": "C1",
+        "issue_date": "2026-13-01",
+        "due_date": "",
+        "amount": "x",
+        "currency": "ZZZ",
+    }
     _, rejects, _ = run_and_reject(source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[bad])
     reason = rejects[0][2]
-    for part in ("issue_date 2026-13-01 is not a real calendar date", "due_date is missing", "amount 'x'", "currency 'ZZZ'"):
+    for part in (
+        "issue_date 2026-13-01 is not a real calendar date",
+        "due_date is missing",
+        "amount 'x'",
+        "currency 'ZZZ'",
+    ):
         assert part in reason
 
 
@@ -122,8 +146,11 @@ def test_payment_rules(source_writer, tmp_path, change, reason):
     good = {"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-02-01", "amount": "10.00"}
     bad = {**good, "payment_id": "P9", **change}
     _, rejects, _ = run_and_reject(
-        source_writer, tmp_path, customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
-        invoices=[GOOD_INVOICE, OTHER_INVOICE, GBP_INVOICE, CREDIT_NOTE], payments=[good, bad],
+        source_writer,
+        tmp_path,
+        customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
+        invoices=[GOOD_INVOICE, OTHER_INVOICE, GBP_INVOICE, CREDIT_NOTE],
+        payments=[good, bad],
     )
     assert [(e, n) for e, n, _, _ in rejects] == [("payments", 3)]
     assert reason in rejects[0][2], rejects[0][2]
@@ -146,8 +173,11 @@ def test_hold_rules(source_writer, tmp_path, change, reason):
     good = {"hold_id": "H1", "customer_id": "C1", "invoice_id": "I1", "kind": "dispute", "start_date": "2026-02-01"}
     bad = {**good, "hold_id": "H9", **change}
     _, rejects, _ = run_and_reject(
-        source_writer, tmp_path, customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
-        invoices=[GOOD_INVOICE, OTHER_INVOICE], holds=[good, bad],
+        source_writer,
+        tmp_path,
+        customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
+        invoices=[GOOD_INVOICE, OTHER_INVOICE],
+        holds=[good, bad],
     )
     assert [(e, n) for e, n, _, _ in rejects] == [("holds", 3)]
     assert reason in rejects[0][2], rejects[0][2]
@@ -155,16 +185,21 @@ def test_hold_rules(source_writer, tmp_path, change, reason):
 
 def test_malformed_contacts_are_dropped_not_the_customer(source_writer, tmp_path):
     _, rejects, db = run_and_reject(
-        source_writer, tmp_path,
-        customers=[{**GOOD_CUSTOMER, "email": "compta(at)alpha.fr", "phone": "06 12 34 56 78"},
-                   {**OTHER_CUSTOMER, "email": "ap@beta.example", "phone": "+49 30 123 4567"}],
+        source_writer,
+        tmp_path,
+        customers=[
+            {**GOOD_CUSTOMER, "email": "compta(at)alpha.fr", "phone": "06 12 34 56 78"},
+            {**OTHER_CUSTOMER, "email": "ap@beta.example", "phone": "+49 30 123 4567"},
+        ],
         invoices=[GOOD_INVOICE],
     )
     assert [(e, n, a) for e, n, _, a in rejects] == [("customers", 2, "field_dropped")]
     assert "email 'compta(at)alpha.fr' is not a valid address" in rejects[0][2]
     assert "phone" not in rejects[0][2]  # a French number in the national format of its country (FR by default)
     with duckdb.connect(str(db), read_only=True) as con:
-        got = con.execute("select customer_id, email, phone, country, language, segment, dunning_block from stg_customers order by 1").fetchall()
+        got = con.execute(
+            "select customer_id, email, phone, country, language, segment, dunning_block from stg_customers order by 1"
+        ).fetchall()
     assert got == [
         ("C1", None, "+33612345678", "FR", "fr", "b2b", False),  # defaults: FR, fr, b2b, not blocked
         ("C2", "ap@beta.example", "+49301234567", "DE", "en", "b2b", False),  # spaces removed from the phone
@@ -175,7 +210,9 @@ def test_defaults_for_kind_and_currency(source_writer, tmp_path):
     _, rejects, db = run_and_reject(source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE])
     assert rejects == []
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select kind, currency, amount from stg_invoices").fetchall() == [("invoice", "EUR", __import__("decimal").Decimal("100.00"))]
+        assert con.execute("select kind, currency, amount from stg_invoices").fetchall() == [
+            ("invoice", "EUR", __import__("decimal").Decimal("100.00"))
+        ]
 
 
 def test_a_malformed_line_is_rejected_with_its_line_number(tmp_path):
@@ -214,17 +251,22 @@ def test_bom_semicolons_blank_lines_and_header_case_are_accepted(tmp_path):
 
 
 def test_parquet_source(tmp_path, source_writer):
-    csv_src = source_writer(customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE, {**GOOD_INVOICE, "invoice_id": "I2", "amount": "0.10"}])
+    csv_src = source_writer(
+        customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE, {**GOOD_INVOICE, "invoice_id": "I2", "amount": "0.10"}]
+    )
     pq = tmp_path / "pq"
     pq.mkdir()
     with duckdb.connect() as con:
         for e in ("customers", "invoices"):
-            con.execute(f"copy (select * from read_csv('{csv_src / (e + '.csv')}', all_varchar=true)) to '{pq / (e + '.parquet')}' (format parquet)")
+            con.execute(
+                f"copy (select * from read_csv('{csv_src / (e + '.csv')}', all_varchar=true)) to '{pq / (e + '.parquet')}' (format parquet)"
+            )
     db = tmp_path / "r.duckdb"
     nightly_run(as_of=AS_OF, source=str(pq), db=str(db))
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select sum(open_amount) from invoice_snapshot").fetchone()[0] == __import__("decimal").Decimal("100.10")
-
+        assert con.execute("select sum(open_amount) from invoice_snapshot").fetchone()[0] == __import__(
+            "decimal"
+        ).Decimal("100.10")
 
 
 def test_parquet_timestamp_dates_are_their_calendar_dates(tmp_path):
@@ -233,7 +275,9 @@ def test_parquet_timestamp_dates_are_their_calendar_dates(tmp_path):
     pq = tmp_path / "pq"
     pq.mkdir()
     with duckdb.connect() as con:
-        con.execute(f"copy (select 'C1' as customer_id, 'Alpha' as name) to '{pq / 'customers.parquet'}' (format parquet)")
+        con.execute(
+            f"copy (select 'C1' as customer_id, 'Alpha' as name) to '{pq / 'customers.parquet'}' (format parquet)"
+        )
         con.execute(
             "copy (select * from (values "
             "('I1', 'C1', timestamp '2026-01-01 00:00:00', timestamp_ns '2026-01-31 23:59:59.999999', 100.00::decimal(18,2)), "
@@ -258,22 +302,34 @@ def test_parquet_timestamp_dates_are_their_calendar_dates(tmp_path):
     assert "paid_date '2026-02-01 12:00:00+00' is not a date written YYYY-MM-DD" in reasons["payments"]
     assert summary["ingest"]["rows_loaded"]["invoices"] == 1
 
+
 # -- whole files that cannot be read -------------------------------------------------------
+
 
 def _unreadable(tmp_path: Path, name: str, content: bytes) -> Path:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
     (src / "customers.csv").write_text("customer_id,name\nC1,Alpha\n")
-    (src / "invoices.csv").write_text("invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n")
+    (src / "invoices.csv").write_text(
+        "invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n"
+    )
     (src / name).write_bytes(content)
     return src
 
 
 FILE_CASES = [
-    ("invoices.csv", b"invoice_id,customer_id,issue_date,amount\nI1,C1,2026-01-01,10.00\n", "invoices.csv: required column due_date missing"),
+    (
+        "invoices.csv",
+        b"invoice_id,customer_id,issue_date,amount\nI1,C1,2026-01-01,10.00\n",
+        "invoices.csv: required column due_date missing",
+    ),
     ("invoices.csv", b"", "invoices.csv: the file is empty"),
     ("invoices.csv", b"\x00\x01\x02PK\x03\x04binary", "invoices.csv: this is not a CSV text file"),
-    ("customers.csv", "customer_id,name\nC1,Société\n".encode("latin-1"), "customers.csv: the file is not UTF-8 encoded"),
+    (
+        "customers.csv",
+        "customer_id,name\nC1,Société\n".encode("latin-1"),
+        "customers.csv: the file is not UTF-8 encoded",
+    ),
     ("customers.csv", "customer_id,name\nC1,A\n".encode("utf-16"), "customers.csv: the file is UTF-16 encoded"),
     ("invoices.parquet", b"not parquet", "has both invoices.csv and invoices.parquet"),
 ]
@@ -298,8 +354,21 @@ def test_missing_required_file(tmp_path):
 def test_cli_prints_one_clear_line_and_no_traceback(tmp_path):
     src = _unreadable(tmp_path, "customers.csv", "customer_id,name\nC1,Société\n".encode("latin-1"))
     proc = subprocess.run(
-        [sys.executable, "-m", "relance.cli", "run", "--as-of", "2026-03-31", "--source", str(src), "--db", str(tmp_path / "r.duckdb")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "relance.cli",
+            "run",
+            "--as-of",
+            "2026-03-31",
+            "--source",
+            str(src),
+            "--db",
+            str(tmp_path / "r.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -309,8 +378,21 @@ def test_cli_prints_one_clear_line_and_no_traceback(tmp_path):
 
 def test_cli_rejects_a_bad_date(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "relance.cli", "run", "--as-of", "2026-02-30", "--source", str(tmp_path), "--db", str(tmp_path / "r.duckdb")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "relance.cli",
+            "run",
+            "--as-of",
+            "2026-02-30",
+            "--source",
+            str(tmp_path),
+            "--db",
+            str(tmp_path / "r.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and "--as-of '2026-02-30' is not a date written YYYY-MM-DD" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -320,7 +402,9 @@ def test_a_malformed_line_is_reported_once_under_its_own_file(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "customers.csv").write_text("customer_id,name\nC1,Alpha\nC2,Beta,extra\n")
-    (src / "invoices.csv").write_text("invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n")
+    (src / "invoices.csv").write_text(
+        "invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n"
+    )
     (src / "payments.csv").write_text("payment_id,customer_id,paid_date,amount\nP1,C1,2026-02-01,1.00\n")
     db = tmp_path / "r.duckdb"
     summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db))
@@ -332,11 +416,16 @@ def test_a_malformed_line_is_reported_once_under_its_own_file(tmp_path):
 
 # -- file names that differ only by case ----------------------------------------------------
 
-@pytest.mark.parametrize("names,message", [
-    (("INVOICES.csv", "invoices.csv"), "has both INVOICES.csv and invoices.csv: keep only one"),
-    (("Invoices.parquet", "invoices.csv"), "has both invoices.csv and Invoices.parquet: keep only one"),
-    (("Customers.CSV", "customers.csv"), "has both Customers.CSV and customers.csv: keep only one"),
-], ids=["csv-csv", "csv-parquet", "upper-suffix"])
+
+@pytest.mark.parametrize(
+    "names,message",
+    [
+        (("INVOICES.csv", "invoices.csv"), "has both INVOICES.csv and invoices.csv: keep only one"),
+        (("Invoices.parquet", "invoices.csv"), "has both invoices.csv and Invoices.parquet: keep only one"),
+        (("Customers.CSV", "customers.csv"), "has both Customers.CSV and customers.csv: keep only one"),
+    ],
+    ids=["csv-csv", "csv-parquet", "upper-suffix"],
+)
 def test_two_files_differing_only_by_case_stop_the_run(tmp_path, names, message):
     src = _unreadable(tmp_path, "holds.csv", b"hold_id,customer_id,kind,start_date\n")
     for name in names:
@@ -345,8 +434,10 @@ def test_two_files_differing_only_by_case_stop_the_run(tmp_path, names, message)
     invoice_csv = b"invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\n"
     for name in names:
         if name.lower().endswith(".parquet"):
-            duckdb.sql("select 'I1' as invoice_id, 'C1' as customer_id, '2026-01-01' as issue_date, "
-                       "'2026-01-31' as due_date, '10.00' as amount").write_parquet(str(src / name))
+            duckdb.sql(
+                "select 'I1' as invoice_id, 'C1' as customer_id, '2026-01-01' as issue_date, "
+                "'2026-01-31' as due_date, '10.00' as amount"
+            ).write_parquet(str(src / name))
         elif name.lower().startswith("customers"):
             (src / name).write_bytes(b"customer_id,name\nC1,Alpha\n")
         else:
@@ -364,13 +455,17 @@ def test_a_file_named_in_another_case_is_found(tmp_path):
     (src / "INVOICES.csv").write_text(
         "invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-01-31,10.00\nI2,C9,2026-01-01,2026-01-31,5.00\n"
     )
-    duckdb.sql("select 'P1' as payment_id, 'C1' as customer_id, 'I1' as invoice_id, "
-               "'2026-02-01' as paid_date, '4.00' as amount").write_parquet(str(src / "Payments.Parquet"))
+    duckdb.sql(
+        "select 'P1' as payment_id, 'C1' as customer_id, 'I1' as invoice_id, "
+        "'2026-02-01' as paid_date, '4.00' as amount"
+    ).write_parquet(str(src / "Payments.Parquet"))
     db = tmp_path / "r.duckdb"
     summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db))
     assert summary["ingest"]["rows_loaded"] == {"customers": 1, "invoices": 1, "payments": 1, "holds": 0}
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("select open_amount from invoice_snapshot where invoice_id = 'I1'").fetchone()[0] == __import__("decimal").Decimal("6.00")
+        assert con.execute("select open_amount from invoice_snapshot where invoice_id = 'I1'").fetchone()[
+            0
+        ] == __import__("decimal").Decimal("6.00")
         assert con.execute("select source from rejected_rows").fetchall() == [(str(src / "INVOICES.csv"),)]
 
 
@@ -389,9 +484,11 @@ def test_a_rejected_row_keeps_the_row_as_read_and_an_older_warehouse_is_migrated
     nightly_run(as_of=AS_OF, source=str(src), db=str(db))
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("select entity, row_number, raw, reason from rejected_rows").fetchall()
-        objects = dict(con.execute(
-            "select table_name, table_type from information_schema.tables where table_name like '%invoices%'"
-        ).fetchall())
+        objects = dict(
+            con.execute(
+                "select table_name, table_type from information_schema.tables where table_name like '%invoices%'"
+            ).fetchall()
+        )
         valid = con.execute("select invoice_id from stg_invoices").fetchall()
     assert len(rows) == 1
     entity, row, raw, reason = rows[0]
@@ -406,17 +503,27 @@ def test_a_hold_ending_at_infinity_is_open_ended(source_writer, tmp_path):
     """PostgreSQL writes an open end date as 'infinity' (date and timestamp columns alike): the
     hold loads with no end and holds its invoice, instead of being rejected — which would let a
     disputed invoice be dunned."""
-    hold = {"hold_id": "H1", "customer_id": "C1", "invoice_id": "I1", "kind": "dispute",
-            "start_date": "2026-02-01", "end_date": "infinity"}
-    _, rejects, db = run_and_reject(source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE],
-                                    holds=[hold])
+    hold = {
+        "hold_id": "H1",
+        "customer_id": "C1",
+        "invoice_id": "I1",
+        "kind": "dispute",
+        "start_date": "2026-02-01",
+        "end_date": "infinity",
+    }
+    _, rejects, db = run_and_reject(
+        source_writer, tmp_path, customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE], holds=[hold]
+    )
     assert rejects == []
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select hold_id, end_date from stg_holds").fetchall() == [("H1", None)]
-        assert con.execute("select held, hold_kind from invoice_snapshot where invoice_id = 'I1'").fetchall() == [(True, "dispute")]
+        assert con.execute("select held, hold_kind from invoice_snapshot where invoice_id = 'I1'").fetchall() == [
+            (True, "dispute")
+        ]
 
 
 # -- issue 12 §4: no receivable vanishes, no nonsense is claimed ------------------------------
+
 
 def ingest_and_reject(source_writer, tmp_path, policy=None, **entities):
     """The ingest step alone (the rules are all in staging): (summary, rejected rows, db)."""
@@ -438,23 +545,34 @@ def test_a_language_without_templates_falls_back_and_the_customer_is_aged(source
     balance). Contract §1: they load in the policy's default language (fr), listed as field_dropped;
     a regional tag (en-GB) is its language; an empty language is the default."""
     _, rejects, db = run_and_reject(
-        source_writer, tmp_path,
-        customers=[{**GOOD_CUSTOMER, "language": "de"}, {**OTHER_CUSTOMER, "language": "es"},
-                   {"customer_id": "C3", "name": "Gamma Ltd", "language": "en-GB"},
-                   {"customer_id": "C4", "name": "Delta", "language": ""}],
+        source_writer,
+        tmp_path,
+        customers=[
+            {**GOOD_CUSTOMER, "language": "de"},
+            {**OTHER_CUSTOMER, "language": "es"},
+            {"customer_id": "C3", "name": "Gamma Ltd", "language": "en-GB"},
+            {"customer_id": "C4", "name": "Delta", "language": ""},
+        ],
         invoices=[GOOD_INVOICE, OTHER_INVOICE],
     )
-    assert [(e, n, a) for e, n, _, a in rejects] == [("customers", 2, "field_dropped"), ("customers", 3, "field_dropped")]
-    assert rejects[0][2] == ("language 'de' has no templates (fr, en): the customer is loaded with the policy's "
-                             "default language fr; set fr or en to choose")
+    assert [(e, n, a) for e, n, _, a in rejects] == [
+        ("customers", 2, "field_dropped"),
+        ("customers", 3, "field_dropped"),
+    ]
+    assert rejects[0][2] == (
+        "language 'de' has no templates (fr, en): the customer is loaded with the policy's "
+        "default language fr; set fr or en to choose"
+    )
     assert "language 'es' has no templates" in rejects[1][2]
     with duckdb.connect(str(db), read_only=True) as con:
         languages = con.execute("select customer_id, language from stg_customers order by 1").fetchall()
         aged = con.execute("select customer_id, bucket, amount from aged_balance order by 1").fetchall()
     assert languages == [("C1", "fr"), ("C2", "fr"), ("C3", "en"), ("C4", "fr")]
     # I1 and I2: 100.00 each, due 2026-01-31, 59 days late on 2026-03-31
-    assert aged == [("C1", "31-60", __import__("decimal").Decimal("100.00")),
-                    ("C2", "31-60", __import__("decimal").Decimal("100.00"))]
+    assert aged == [
+        ("C1", "31-60", __import__("decimal").Decimal("100.00")),
+        ("C2", "31-60", __import__("decimal").Decimal("100.00")),
+    ]
 
 
 def test_the_default_language_is_the_policys(source_writer, tmp_path):
@@ -463,15 +581,23 @@ def test_the_default_language_is_the_policys(source_writer, tmp_path):
     assert "default_language: fr\n" in text
     policy.write_text(text.replace("default_language: fr\n", "default_language: en\n"), encoding="utf-8")
     _, rejects, db = ingest_and_reject(
-        source_writer, tmp_path, policy=str(policy),
-        customers=[{**GOOD_CUSTOMER, "language": "es"}, {**OTHER_CUSTOMER, "language": "fr"},
-                   {"customer_id": "C3", "name": "Gamma"}],
+        source_writer,
+        tmp_path,
+        policy=str(policy),
+        customers=[
+            {**GOOD_CUSTOMER, "language": "es"},
+            {**OTHER_CUSTOMER, "language": "fr"},
+            {"customer_id": "C3", "name": "Gamma"},
+        ],
         invoices=[GOOD_INVOICE],
     )
     assert "loaded with the policy's default language en" in rejects[0][2]
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select customer_id, language from stg_customers order by 1").fetchall() == [
-            ("C1", "en"), ("C2", "fr"), ("C3", "en")]
+            ("C1", "en"),
+            ("C2", "fr"),
+            ("C3", "en"),
+        ]
 
 
 def test_a_date_far_from_the_run_date_rejects_its_row_only(source_writer, tmp_path):
@@ -482,11 +608,22 @@ def test_a_date_far_from_the_run_date_rejects_its_row_only(source_writer, tmp_pa
     pay = lambda i, d: {"payment_id": i, "customer_id": "C1", "paid_date": d, "amount": "1.00"}  # noqa: E731
     hold = lambda i, **kw: {"hold_id": i, "customer_id": "C1", "kind": "promise", "start_date": "2026-03-01", **kw}  # noqa: E731
     summary, rejects, db = ingest_and_reject(
-        source_writer, tmp_path, customers=[GOOD_CUSTOMER],
-        invoices=[inv("I1"), inv("I2", issue_date="0206-01-01"), inv("I3", due_date="2076-04-01"),
-                  inv("I4", issue_date="1976-03-31"), inv("I5", issue_date="1976-03-30")],
+        source_writer,
+        tmp_path,
+        customers=[GOOD_CUSTOMER],
+        invoices=[
+            inv("I1"),
+            inv("I2", issue_date="0206-01-01"),
+            inv("I3", due_date="2076-04-01"),
+            inv("I4", issue_date="1976-03-31"),
+            inv("I5", issue_date="1976-03-30"),
+        ],
         payments=[pay("P1", "1899-12-31"), pay("P2", "2026-02-01")],
-        holds=[hold("H1", start_date="1900-01-01"), hold("H2", end_date="2076-03-31"), hold("H3", end_date="9999-12-31")],
+        holds=[
+            hold("H1", start_date="1900-01-01"),
+            hold("H2", end_date="2076-03-31"),
+            hold("H3", end_date="9999-12-31"),
+        ],
     )
     reasons = {(e, n): r for e, n, r, a in rejects if a == "rejected"}
     assert reasons == {
@@ -502,13 +639,16 @@ def test_a_date_far_from_the_run_date_rejects_its_row_only(source_writer, tmp_pa
 
 def test_the_night_goes_on_after_a_typo_year(source_writer, tmp_path):
     summary, rejects, db = run_and_reject(
-        source_writer, tmp_path, customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
+        source_writer,
+        tmp_path,
+        customers=[GOOD_CUSTOMER, OTHER_CUSTOMER],
         invoices=[{**GOOD_INVOICE, "issue_date": "0206-01-01", "due_date": "0206-01-31"}, OTHER_INVOICE],
     )
     assert [(e, n) for e, n, _, _ in rejects] == [("invoices", 2)]
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select customer_id, amount from aged_balance").fetchall() == [
-            ("C2", __import__("decimal").Decimal("100.00"))]
+            ("C2", __import__("decimal").Decimal("100.00"))
+        ]
         assert con.execute("select customer_id from dunning_actions").fetchall() == [("C2",)]
 
 
@@ -520,18 +660,23 @@ def test_sums_of_the_largest_amounts_do_not_overflow(source_writer, tmp_path):
     src = source_writer(
         customers=[{**GOOD_CUSTOMER, "email": "a@client.example"}, {**OTHER_CUSTOMER, "email": "b@client.example"}],
         invoices=[{**GOOD_INVOICE, "amount": big}, {**GOOD_INVOICE, "invoice_id": "I3", "amount": big}, OTHER_INVOICE],
-        payments=[{"payment_id": "P1", "customer_id": "C2", "paid_date": "2026-02-01", "amount": big},
-                  {"payment_id": "P2", "customer_id": "C2", "paid_date": "2026-02-02", "amount": big}],
+        payments=[
+            {"payment_id": "P1", "customer_id": "C2", "paid_date": "2026-02-01", "amount": big},
+            {"payment_id": "P2", "customer_id": "C2", "paid_date": "2026-02-02", "amount": big},
+        ],
     )
     db = tmp_path / "r.duckdb"
-    summary = nightly_run(as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "out"),
-                          report_dir=str(tmp_path / "rep"))
+    summary = nightly_run(
+        as_of=AS_OF, source=str(src), db=str(db), outbox=str(tmp_path / "out"), report_dir=str(tmp_path / "rep")
+    )
     D = __import__("decimal").Decimal
     with duckdb.connect(str(db), read_only=True) as con:
         aged = con.execute("select customer_id, bucket, amount from aged_balance order by 1, 2").fetchall()
         unit = con.execute("select customer_id, dunnable_amount from unit_stage order by 1").fetchall()
         due = con.execute("select customer_id, amount_due from dunning_actions order by 1").fetchall()
-        open_ar = con.execute("select value from recovery_metrics where metric = 'open_ar' and dimension = 'all'").fetchall()
+        open_ar = con.execute(
+            "select value from recovery_metrics where metric = 'open_ar' and dimension = 'all'"
+        ).fetchall()
     # C1: 2 × 9e15 = 18e15, 59 days late; C2: 100.00 settled by 18e15 of payments on account
     assert aged == [("C1", "31-60", D("18000000000000000.00")), ("C2", "unapplied_credit", D("-17999999999999900.00"))]
     assert unit == [("C1", D("18000000000000000.00"))]  # C2 has nothing open: no unit
@@ -543,27 +688,45 @@ def test_sums_of_the_largest_amounts_do_not_overflow(source_writer, tmp_path):
 def test_a_warehouse_with_narrow_sums_is_widened(source_writer, tmp_path):
     db = tmp_path / "r.duckdb"
     with duckdb.connect(str(db)) as con:  # the columns as an earlier version created them
-        con.execute("create table aged_balance (as_of date not null, customer_id varchar not null, currency varchar not null,"
-                    " bucket varchar not null, amount decimal(18,2) not null, invoice_count integer not null)")
+        con.execute(
+            "create table aged_balance (as_of date not null, customer_id varchar not null, currency varchar not null,"
+            " bucket varchar not null, amount decimal(18,2) not null, invoice_count integer not null)"
+        )
     from tasks.ingest import ingest
 
     ingest(str(source_writer(customers=[GOOD_CUSTOMER], invoices=[GOOD_INVOICE])), str(db), AS_OF)
     with duckdb.connect(str(db), read_only=True) as con:
-        types = dict(con.execute("select column_name, data_type from information_schema.columns where table_name in "
-                                 "('aged_balance', 'unit_stage', 'dunning_actions') and column_name in "
-                                 "('amount', 'dunnable_amount', 'amount_due', 'charges_total')").fetchall())
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns where table_name in "
+                "('aged_balance', 'unit_stage', 'dunning_actions') and column_name in "
+                "('amount', 'dunnable_amount', 'amount_due', 'charges_total')"
+            ).fetchall()
+        )
     assert types == dict.fromkeys(("amount", "dunnable_amount", "amount_due", "charges_total"), "DECIMAL(38,2)")
 
 
 DUPLICATE_CASES = {
     # entity: (rows, the id, a change that makes the first row invalid, its own reason)
-    "customers": ({"customer_id": "C1", "name": "Alpha SARL"}, "customer_id", {"country": "XX"},
-                  "country 'XX' is not an ISO 3166 two-letter code"),
+    "customers": (
+        {"customer_id": "C1", "name": "Alpha SARL"},
+        "customer_id",
+        {"country": "XX"},
+        "country 'XX' is not an ISO 3166 two-letter code",
+    ),
     "invoices": (GOOD_INVOICE, "invoice_id", {"amount": "abc"}, "amount 'abc' is not a number"),
-    "payments": ({"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-02-01", "amount": "10.00"},
-                 "payment_id", {"invoice_id": "NOPE"}, "invoice_id 'NOPE' is not a known invoice"),
-    "holds": ({"hold_id": "H1", "customer_id": "C1", "invoice_id": "I1", "kind": "dispute", "start_date": "2026-02-01"},
-              "hold_id", {"kind": "vacation"}, "kind 'vacation' is not one of"),
+    "payments": (
+        {"payment_id": "P1", "customer_id": "C1", "invoice_id": "I1", "paid_date": "2026-02-01", "amount": "10.00"},
+        "payment_id",
+        {"invoice_id": "NOPE"},
+        "invoice_id 'NOPE' is not a known invoice",
+    ),
+    "holds": (
+        {"hold_id": "H1", "customer_id": "C1", "invoice_id": "I1", "kind": "dispute", "start_date": "2026-02-01"},
+        "hold_id",
+        {"kind": "vacation"},
+        "kind 'vacation' is not one of",
+    ),
 }
 
 
@@ -591,7 +754,9 @@ def test_a_duplicated_id_keeps_its_first_valid_row(source_writer, tmp_path, enti
 
 def test_a_duplicated_id_without_a_valid_row_is_rejected_for_its_own_problems(source_writer, tmp_path):
     _, rejects, _ = ingest_and_reject(
-        source_writer, tmp_path, customers=[GOOD_CUSTOMER],
+        source_writer,
+        tmp_path,
+        customers=[GOOD_CUSTOMER],
         invoices=[{**GOOD_INVOICE, "amount": "abc"}, {**GOOD_INVOICE, "amount": "-1.00"}],
     )
     assert [(n, r) for _, n, r, _ in rejects] == [
@@ -607,13 +772,13 @@ def test_row_numbers_are_the_rows_a_spreadsheet_shows(tmp_path):
     src.mkdir()
     (src / "customers.csv").write_text('customer_id,name,street\nC1,Alpha,"1 rue A\nBât. B"\n\nC2,,x\n')
     (src / "invoices.csv").write_text(
-        "invoice_id,customer_id,issue_date,due_date,amount\n"   # 1
-        "I1,C1,2026-01-01,2026-01-31,10.00\n"                   # 2
-        "I2,C1,2026-01-01,2026-01-31,10.00,oops\n"              # 3: an extra field
-        "I3,C1,2026-01-01,2026-01-31,abc\n"                     # 4
-        "\n"                                                    # 5
-        "I4,C1,2026-01-01\n"                                    # 6: fields missing
-        "I5,C1,2026-01-01,2026-01-31,-2\n"                      # 7
+        "invoice_id,customer_id,issue_date,due_date,amount\n"  # 1
+        "I1,C1,2026-01-01,2026-01-31,10.00\n"  # 2
+        "I2,C1,2026-01-01,2026-01-31,10.00,oops\n"  # 3: an extra field
+        "I3,C1,2026-01-01,2026-01-31,abc\n"  # 4
+        "\n"  # 5
+        "I4,C1,2026-01-01\n"  # 6: fields missing
+        "I5,C1,2026-01-01,2026-01-31,-2\n"  # 7
     )
     from tasks.ingest import ingest
 
@@ -622,7 +787,13 @@ def test_row_numbers_are_the_rows_a_spreadsheet_shows(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         rejects = con.execute("select entity, row_number, raw, reason from rejected_rows order by 1, 2").fetchall()
         street = con.execute("select street from stg_customers").fetchall()
-    assert [(e, n) for e, n, _, _ in rejects] == [("customers", 4), ("invoices", 3), ("invoices", 4), ("invoices", 6), ("invoices", 7)]
+    assert [(e, n) for e, n, _, _ in rejects] == [
+        ("customers", 4),
+        ("invoices", 3),
+        ("invoices", 4),
+        ("invoices", 6),
+        ("invoices", 7),
+    ]
     assert "name is missing" in rejects[0][3] and __import__("json").loads(rejects[0][2])["customer_id"] == "C2"
     assert rejects[1][2] == "I2,C1,2026-01-01,2026-01-31,10.00,oops" and "more fields than the header" in rejects[1][3]
     assert "amount 'abc'" in rejects[2][3] and __import__("json").loads(rejects[2][2])["invoice_id"] == "I3"
@@ -631,10 +802,17 @@ def test_row_numbers_are_the_rows_a_spreadsheet_shows(tmp_path):
     assert street == [("1 rue A\nBât. B",)]
 
 
-@pytest.mark.parametrize("header,message", [
-    ("invoice_id,customer_id,issue_date,due_date,amount,amount", "the header names column 'amount' twice"),
-    ("invoice_id,customer_id,issue_date,due_date,amount,Amount ", "the header names column 'amount' twice (as 'amount' and 'Amount ')"),
-], ids=["same", "case"])
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        ("invoice_id,customer_id,issue_date,due_date,amount,amount", "the header names column 'amount' twice"),
+        (
+            "invoice_id,customer_id,issue_date,due_date,amount,Amount ",
+            "the header names column 'amount' twice (as 'amount' and 'Amount ')",
+        ),
+    ],
+    ids=["same", "case"],
+)
 def test_a_column_named_twice_stops_the_file(tmp_path, header, message):
     src = _unreadable(tmp_path, "invoices.csv", (header + "\nI1,C1,2026-01-01,2026-01-31,10.00,20.00\n").encode())
     with pytest.raises(SourceError) as err:
@@ -658,25 +836,32 @@ def test_a_parquet_column_named_twice_stops_the_file(tmp_path):
 
 PHONE_CASES = [
     # (country, written, stored) — worked from the numbering plans
-    ("", "06 12 34 56 78", "+33612345678"),          # national French mobile, FR by default
+    ("", "06 12 34 56 78", "+33612345678"),  # national French mobile, FR by default
     ("FR", "06.12.34.56.78", "+33612345678"),
-    ("FR", "0033 6 12 34 56 78", "+33612345678"),    # international prefix 00
-    ("FR", "05 36 49 12 34", "+33536491234"),        # a landline loads too (calls use it)
-    ("BE", "0470 12 34 56", "+32470123456"),         # a Belgian mobile, national format
-    ("BE", "02 555 12 34", "+3225551234"),           # Brussels landline
-    ("GB", "+33 6 12 34 56 78", "+33612345678"),     # E.164 whatever the country
+    ("FR", "0033 6 12 34 56 78", "+33612345678"),  # international prefix 00
+    ("FR", "05 36 49 12 34", "+33536491234"),  # a landline loads too (calls use it)
+    ("BE", "0470 12 34 56", "+32470123456"),  # a Belgian mobile, national format
+    ("BE", "02 555 12 34", "+3225551234"),  # Brussels landline
+    ("GB", "+33 6 12 34 56 78", "+33612345678"),  # E.164 whatever the country
     ("DE", "+49 30 123 4567", "+49301234567"),
 ]
 
 
 def test_phones_are_normalised_to_e164_with_the_customers_country(source_writer, tmp_path):
-    customers = [{"customer_id": f"C{i}", "name": "X", "country": c, "phone": p} for i, (c, p, _) in enumerate(PHONE_CASES)]
+    customers = [
+        {"customer_id": f"C{i}", "name": "X", "country": c, "phone": p} for i, (c, p, _) in enumerate(PHONE_CASES)
+    ]
     customers.append({"customer_id": "CX", "name": "Y", "phone": "06 12 34"})
     customers.append({"customer_id": "CY", "name": "Z", "phone": "appeler le standard"})
     _, rejects, db = ingest_and_reject(source_writer, tmp_path, customers=customers, invoices=[])
-    assert [(n, a) for _, n, _, a in rejects] == [(len(PHONE_CASES) + 2, "field_dropped"), (len(PHONE_CASES) + 3, "field_dropped")]
-    assert rejects[0][2] == ("phone '06 12 34' is not a phone number in FR (write it in E.164 like +33612345678, or in "
-                             "the national format of the customer's country like 06 12 34 56 78): the customer is loaded without phone")
+    assert [(n, a) for _, n, _, a in rejects] == [
+        (len(PHONE_CASES) + 2, "field_dropped"),
+        (len(PHONE_CASES) + 3, "field_dropped"),
+    ]
+    assert rejects[0][2] == (
+        "phone '06 12 34' is not a phone number in FR (write it in E.164 like +33612345678, or in "
+        "the national format of the customer's country like 06 12 34 56 78): the customer is loaded without phone"
+    )
     with duckdb.connect(str(db), read_only=True) as con:
         phones = dict(con.execute("select customer_id, phone from stg_customers").fetchall())
     assert phones == {**{f"C{i}": e for i, (_, _, e) in enumerate(PHONE_CASES)}, "CX": None, "CY": None}
@@ -685,12 +870,26 @@ def test_phones_are_normalised_to_e164_with_the_customers_country(source_writer,
 def test_an_api_record_naming_a_column_twice_stops_the_entity(tmp_path):
     from tasks.sources import http_api
 
-    pages = iter([[{"invoice_id": "I1", "customer_id": "C1", "issue_date": "2026-01-01", "due_date": "2026-01-31",
-                    "amount": "10.00", "Amount": "20.00"}]])
+    pages = iter(
+        [
+            [
+                {
+                    "invoice_id": "I1",
+                    "customer_id": "C1",
+                    "issue_date": "2026-01-01",
+                    "due_date": "2026-01-31",
+                    "amount": "10.00",
+                    "Amount": "20.00",
+                }
+            ]
+        ]
+    )
     with pytest.raises(SourceError) as err:
         http_api._write_entity(tmp_path / "invoices.csv", "invoices", pages, "https://erp.example/api/invoices")
-    assert str(err.value) == ("https://erp.example/api/invoices: record 1 names column 'amount' twice "
-                              "(as 'amount' and 'Amount'); keep one key of each name")
+    assert str(err.value) == (
+        "https://erp.example/api/invoices: record 1 names column 'amount' twice "
+        "(as 'amount' and 'Amount'); keep one key of each name"
+    )
 
 
 def test_a_postgresql_table_naming_a_column_twice_stops_the_run(tmp_path):
@@ -704,42 +903,46 @@ def test_a_postgresql_table_naming_a_column_twice_stops_the_run(tmp_path):
         conn.execute(f"create schema {schema}")
         try:
             conn.execute(f"create table {schema}.customers (customer_id text, name text)")
-            conn.execute(f'create table {schema}.invoices (invoice_id text, customer_id text, issue_date date, '
-                         f'due_date date, amount numeric(18,2), "Amount" numeric(18,2))')
+            conn.execute(
+                f"create table {schema}.invoices (invoice_id text, customer_id text, issue_date date, "
+                f'due_date date, amount numeric(18,2), "Amount" numeric(18,2))'
+            )
             with pytest.raises(SourceError) as err:
                 nightly_run(as_of=AS_OF, source=url, source_schema=schema, db=str(tmp_path / "r.duckdb"))
         finally:
             conn.execute(f"drop schema if exists {schema} cascade")
-    assert str(err.value) == (f"{url} {schema}.invoices: the header names column 'amount' twice "
-                              "(as 'amount' and 'Amount'); keep one column of each name")
+    assert str(err.value) == (
+        f"{url} {schema}.invoices: the header names column 'amount' twice "
+        "(as 'amount' and 'Amount'); keep one column of each name"
+    )
 
 
 #: Hand-picked addresses and whether an email may go to them (relance.core.emails: what SendGrid accepts).
 EMAIL_CASES = [
     ("jean.dupont@compta.example", True),
     ("jean.dupont+ar@compta.example.co.uk", True),
-    ("x_y@xn--bcher-kva.example", True),          # an IDN domain in its ASCII form
+    ("x_y@xn--bcher-kva.example", True),  # an IDN domain in its ASCII form
     ("AP@Beta.Example", True),
     ("o'brien@pub.example", True),
     ("no-at-sign", False),
     ("compta(at)alpha.fr", False),
-    ("a@b", False),                               # no top-level domain
-    ("a@b.example.", False),                      # trailing dot
-    ("jean.@x.example", False),                   # local part ends with a dot
+    ("a@b", False),  # no top-level domain
+    ("a@b.example.", False),  # trailing dot
+    ("jean.@x.example", False),  # local part ends with a dot
     (".jean@x.example", False),
     ("jean..dupont@x.example", False),
     ("a@b..example", False),
     ("a@@b.example", False),
-    ("a b@c.example", False),                     # a space inside
-    (" a@b.example", False),                      # spaces around
+    ("a b@c.example", False),  # a space inside
+    (" a@b.example", False),  # spaces around
     ("a@b.example ", False),
-    ("Jean <a@b.example>", False),                # a display name
+    ("Jean <a@b.example>", False),  # a display name
     ("a@-b.example", False),
-    ("a@b.c0m1", False),                          # a top-level domain with digits
-    ("josé@x.example", False),                    # unicode: written in ASCII or not at all
+    ("a@b.c0m1", False),  # a top-level domain with digits
+    ("josé@x.example", False),  # unicode: written in ASCII or not at all
     ("jean@bücher.example", False),
-    ("x" * 65 + "@b.example", False),             # local part over 64
-    ("a@" + "b" * 64 + ".example", False),        # a label over 63
+    ("x" * 65 + "@b.example", False),  # local part over 64
+    ("a@" + "b" * 64 + ".example", False),  # a label over 63
     ("a" * 7 + "@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + ".fr", True),  # 254 characters
     ("a" * 8 + "@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + ".fr", False),  # 255
 ]
@@ -763,11 +966,13 @@ def test_staging_and_dispatch_share_one_email_rule(tmp_path):
 def test_staging_drops_the_addresses_dispatch_would_refuse(source_writer, tmp_path):
     cases = [(a, ok) for a, ok in EMAIL_CASES if a == a.strip()]  # (the CSV reader's spaces are its own)
     customers = [{"customer_id": f"C{i}", "name": f"Customer {i}", "email": a} for i, (a, _) in enumerate(cases)]
-    _, rejects, db = run_and_reject(source_writer, tmp_path, customers=customers,
-                                    invoices=[{**GOOD_INVOICE, "customer_id": "C0"}])
+    _, rejects, db = run_and_reject(
+        source_writer, tmp_path, customers=customers, invoices=[{**GOOD_INVOICE, "customer_id": "C0"}]
+    )
     with duckdb.connect(str(db), read_only=True) as con:
         loaded = dict(con.execute("select customer_id, email from stg_customers").fetchall())
     assert {f"C{i}": loaded[f"C{i}"] for i in range(len(cases))} == {
-        f"C{i}": (a if ok else None) for i, (a, ok) in enumerate(cases)}
+        f"C{i}": (a if ok else None) for i, (a, ok) in enumerate(cases)
+    }
     dropped = [r for r in rejects if r[3] == "field_dropped"]
     assert len(dropped) == sum(not ok for _, ok in cases)

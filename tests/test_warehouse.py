@@ -14,7 +14,9 @@ from tasks import warehouse
 def con(tmp_path):
     c = warehouse.connect(tmp_path / "w.duckdb")
     c.execute("create table stg_invoices (invoice_id varchar, issue_date date)")
-    c.execute("insert into stg_invoices values ('A', date '2026-03-01'), ('B', date '2026-03-10'), ('C', date '2026-03-20')")
+    c.execute(
+        "insert into stg_invoices values ('A', date '2026-03-01'), ('B', date '2026-03-10'), ('C', date '2026-03-20')"
+    )
     yield c
     c.close()
 
@@ -23,9 +25,12 @@ def test_a_temp_view_reads_the_date_it_was_last_built_for(con):
     # int_invoices_as_of is a temp view: nothing copied, and each build binds its own as_of
     warehouse.run_model(con, "intermediate/int_invoices_as_of", {"as_of": date(2026, 3, 10)})
     assert [r[0] for r in con.execute("select invoice_id from int_invoices_as_of order by 1").fetchall()] == ["A", "B"]
-    assert con.execute(
-        "select table_type from information_schema.tables where table_name = 'int_invoices_as_of'"
-    ).fetchone()[0] == "VIEW"
+    assert (
+        con.execute(
+            "select table_type from information_schema.tables where table_name = 'int_invoices_as_of'"
+        ).fetchone()[0]
+        == "VIEW"
+    )
     warehouse.run_model(con, "intermediate/int_invoices_as_of", {"as_of": date(2026, 3, 1)})
     assert [r[0] for r in con.execute("select invoice_id from int_invoices_as_of").fetchall()] == ["A"]
     # a value is bound, never spliced into the SQL text

@@ -115,9 +115,20 @@ def test_a_rerun_of_the_date_updates_values_and_drops_keys_it_no_longer_has(db, 
     con, schema = pg_schema
     write_back(str(db), AS_OF, PG, schema=schema)
     changed = source_writer(
-        "changed", customers=CUSTOMERS, invoices=INVOICES, holds=HOLDS,
-        payments=PAYMENTS + [{"payment_id": "PA2", "customer_id": "A1", "invoice_id": "IA2",
-                              "paid_date": "2026-06-30", "amount": "500.00"}],
+        "changed",
+        customers=CUSTOMERS,
+        invoices=INVOICES,
+        holds=HOLDS,
+        payments=PAYMENTS
+        + [
+            {
+                "payment_id": "PA2",
+                "customer_id": "A1",
+                "invoice_id": "IA2",
+                "paid_date": "2026-06-30",
+                "amount": "500.00",
+            }
+        ],
     )
     prepare(db, changed, AS_OF)
     measure(str(db), AS_OF)
@@ -128,12 +139,17 @@ def test_a_rerun_of_the_date_updates_values_and_drops_keys_it_no_longer_has(db, 
         f"""select value from "{schema}".recovery_metrics where as_of = '2026-06-30' and currency = 'EUR'
             and metric = 'open_ar' and dimension = 'all'"""
     ).fetchone()[0] == D("800.0000")
-    assert con.execute(
-        f"""select count(*) from "{schema}".recovery_metrics where as_of = '2026-06-30'
+    assert (
+        con.execute(
+            f"""select count(*) from "{schema}".recovery_metrics where as_of = '2026-06-30'
             and metric = 'overdue_held' and dimension = 'hold_kind'"""
-    ).fetchone()[0] == 0
+        ).fetchone()[0]
+        == 0
+    )
     # the other date is untouched
-    assert pg_rows(con, schema, "recovery_metrics", date(2026, 6, 29)) == duck_rows(db, "recovery_metrics", date(2026, 6, 29))
+    assert pg_rows(con, schema, "recovery_metrics", date(2026, 6, 29)) == duck_rows(
+        db, "recovery_metrics", date(2026, 6, 29)
+    )
 
 
 class _Relay:
@@ -210,12 +226,12 @@ def test_unreachable_target_is_a_clear_error_and_the_next_write_back_catches_up(
     assert len(duck_rows(db, "recovery_metrics")) > len(before)
     with duckdb.connect(str(db), read_only=True) as duck:
         ledger = duck.execute("select as_of, target_label from writeback_log order by as_of").fetchall()
-        assert not duck.execute(
-            "select count(*) from duckdb_tables() where sql ilike '%s3cret%'"
-        ).fetchone()[0]
+        assert not duck.execute("select count(*) from duckdb_tables() where sql ilike '%s3cret%'").fetchone()[0]
     assert [d for d, _ in ledger] == [date(2026, 6, 29), date(2026, 6, 30)]
     assert all("s3cret" not in label and label.endswith(f"#{schema}") for _, label in ledger)
-    assert not con.execute(f"""select count(*) from "{schema}".recovery_metrics where as_of = '2026-07-01'""").fetchone()[0]
+    assert not con.execute(
+        f"""select count(*) from "{schema}".recovery_metrics where as_of = '2026-07-01'"""
+    ).fetchone()[0]
 
     # the next night (PostgreSQL back): 07-02's write-back also writes the missed 07-01
     relay.start()
@@ -253,8 +269,11 @@ def test_debtor_profiles_and_the_credit_watch_are_written_back(db, pg_schema):
     watch_cols = "as_of, customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons"
     for _ in range(2):
         write_back(str(db), AS_OF, PG, schema=schema)
-        for table, cols in (("debtor_profile", profile_cols), ("credit_watch", watch_cols),
-                            ("cash_forecast", "as_of, currency, horizon_days, expected_amount, invoice_count")):
+        for table, cols in (
+            ("debtor_profile", profile_cols),
+            ("credit_watch", watch_cols),
+            ("cash_forecast", "as_of, currency, horizon_days, expected_amount, invoice_count"),
+        ):
             pg = sorted(con.execute(f'select {cols} from "{schema}".{table}').fetchall())
             with duckdb.connect(str(db), read_only=True) as duck:
                 local = sorted(duck.execute(f"select {cols} from {table}").fetchall())

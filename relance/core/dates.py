@@ -18,8 +18,10 @@ def check_range(day: date, name: str = "date") -> date:
     from relance.core.errors import UserError
 
     if not MIN_DATE <= day <= MAX_DATE:
-        raise UserError(f"{name} {day.isoformat()} is out of range: relance runs for dates from "
-                        f"{MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+        raise UserError(
+            f"{name} {day.isoformat()} is out of range: relance runs for dates from "
+            f"{MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}"
+        )
     return day
 
 

@@ -42,5 +42,6 @@ def register(con) -> None:
         con.remove_function("email_ok")
     except duckdb.Error:  # not registered on this connection yet
         pass
-    con.create_function("email_ok", email_ok, ["VARCHAR"], "BOOLEAN", type="arrow", null_handling="special",
-                        side_effects=False)
+    con.create_function(
+        "email_ok", email_ok, ["VARCHAR"], "BOOLEAN", type="arrow", null_handling="special", side_effects=False
+    )

@@ -3,7 +3,6 @@ the Python packages."""
 
 from pathlib import Path
 
-
 #: The checkout's root: sql/, templates/ and policies/ live beside the Python packages.
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"

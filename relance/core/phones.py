@@ -56,8 +56,10 @@ def normalise(raw: str | None, country: str | None = None) -> tuple[str | None, 
     text = raw.strip()
     region = (country or DEFAULT_COUNTRY).strip().upper()
     where = f"in {region}" if region in phonenumbers.SUPPORTED_REGIONS else "anywhere"
-    bad = (f"is not a phone number {where} (write it in E.164 like +33612345678, "
-           "or in the national format of the customer's country like 06 12 34 56 78)")
+    bad = (
+        f"is not a phone number {where} (write it in E.164 like +33612345678, "
+        "or in the national format of the customer's country like 06 12 34 56 78)"
+    )
     if not _ALLOWED.fullmatch(text):
         return None, bad
     try:
@@ -119,8 +121,9 @@ def register(con) -> None:
     out_type = pa.struct([("e164", pa.string()), ("problem", pa.string())])
 
     def phone_check(phone, country):  # pyarrow arrays (no annotations: DuckDB evaluates them)
-        checked = [normalise(p, c) if p is not None else (None, None)
-                   for p, c in zip(phone.to_pylist(), country.to_pylist())]
+        checked = [
+            normalise(p, c) if p is not None else (None, None) for p, c in zip(phone.to_pylist(), country.to_pylist())
+        ]
         return pa.array([{"e164": e, "problem": why} for e, why in checked], type=out_type)
 
     try:
@@ -128,7 +131,11 @@ def register(con) -> None:
     except duckdb.Error:  # not registered on this connection yet
         pass
     con.create_function(
-        "phone_check", phone_check, ["VARCHAR", "VARCHAR"],
+        "phone_check",
+        phone_check,
+        ["VARCHAR", "VARCHAR"],
         duckdb.struct_type({"e164": "VARCHAR", "problem": "VARCHAR"}),
-        type="arrow", null_handling="special", side_effects=False,
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
     )

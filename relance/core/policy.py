@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from relance.core.paths import DEFAULT_POLICY, SQL_DIR
 from relance.core.errors import PolicyError
+from relance.core.paths import DEFAULT_POLICY, SQL_DIR
 from relance.core.yaml_models import Strict, load_yaml_model
 
 Channel = Literal["email", "sms", "letter", "registered_letter", "phone", "visit", "handoff"]
@@ -41,8 +41,13 @@ _CODE = r"^[a-z][a-z0-9_]*$"
 #: stage keys); a key set in the file always wins. The default policy states all of them.
 CLASSIC_STAGE_KEYS: dict[str, dict[str, Any]] = {
     "preventive": {"stopped_by_opt_out": True},
-    "formal_notice": {"charged": True, "formal": True, "attach_letter": True, "legal_notice": True,
-                      "reference_prefix": "MD"},
+    "formal_notice": {
+        "charged": True,
+        "formal": True,
+        "attach_letter": True,
+        "legal_notice": True,
+        "reference_prefix": "MD",
+    },
     "litigation": {"charged": True, "reference_prefix": "CT"},
 }
 
@@ -92,7 +97,7 @@ class Stage(Strict):
         return data
 
     @model_validator(mode="after")
-    def _opt_out_only_for_courtesy(self) -> "Stage":
+    def _opt_out_only_for_courtesy(self) -> Stage:
         if self.stopped_by_opt_out and (self.charged or self.formal or self.legal_notice):
             raise ValueError("stopped_by_opt_out: an opt-out never stops a charged, formal or legal-notice stage")
         return self
@@ -287,15 +292,16 @@ class Policy(Strict):
     receipt_wait_days: int = Field(default=0, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Policy":
+    def _consistent(self) -> Policy:
         codes = [s.code for s in self.stages]
         for i, code in enumerate(codes):
             if code in codes[:i]:
                 raise ValueError(f"stages[{i}].code: duplicate stage code {code!r}")
         notices = [i for i, s in enumerate(self.stages) if s.legal_notice]
         if len(notices) > 1:
-            raise ValueError(f"stages[{notices[1]}].legal_notice: only one stage can be the legal notice "
-                             f"(stages[{notices[0]}] is)")
+            raise ValueError(
+                f"stages[{notices[1]}].legal_notice: only one stage can be the legal notice (stages[{notices[0]}] is)"
+            )
         for i in range(1, len(self.stages)):
             if self.stages[i].offset_days <= self.stages[i - 1].offset_days:
                 raise ValueError(
@@ -356,7 +362,7 @@ class Policy(Strict):
             if self.rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
                 raise PolicyError(
                     f"policy reference_rates: no rate for {y:04d}-H{h}, needed for late-payment charges "
-                    f"up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, rate: \"…\"}}`"
+                    f'up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, rate: "…"}}`'
                 )
             y, h = (y, 2) if h == 1 else (y + 1, 1)
 
@@ -369,5 +375,11 @@ def default_policy() -> Policy:
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; a PolicyError names the key and the problem."""
-    return load_yaml_model(Path(path) if path else DEFAULT_POLICY, Policy, name="policy", missing="policy file",
-                           keys_hint=" (stages, min_gap_days, …)", error=PolicyError)
+    return load_yaml_model(
+        Path(path) if path else DEFAULT_POLICY,
+        Policy,
+        name="policy",
+        missing="policy file",
+        keys_hint=" (stages, min_gap_days, …)",
+        error=PolicyError,
+    )

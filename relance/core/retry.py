@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import random
 import time
-from datetime import timezone
+from collections.abc import Callable
+from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 
 
 def retry_after_seconds(value: str | None, clock: Callable[[], float] = time.time) -> float | None:
@@ -41,7 +42,7 @@ def retry_after_seconds(value: str | None, clock: Callable[[], float] = time.tim
         if when is None:
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - clock()
     if not math.isfinite(seconds):
         return None
@@ -66,8 +67,7 @@ def header_value(headers: Any, name: str) -> str | None:
         return None
 
 
-def asked_wait(headers: Any, *, rate_limit_reset: bool = False,
-               clock: Callable[[], float] = time.time) -> float | None:
+def asked_wait(headers: Any, *, rate_limit_reset: bool = False, clock: Callable[[], float] = time.time) -> float | None:
     """The wait the answer's headers ask for (Retry-After, and X-RateLimit-Reset when the provider
     documents it as an epoch second), or None when they ask for none."""
     asked = retry_after_seconds(header_value(headers, "Retry-After"), clock)
@@ -82,9 +82,17 @@ def asked_wait(headers: Any, *, rate_limit_reset: bool = False,
     return asked
 
 
-def retry_wait(headers: Any, attempt: int, base: float, cap: float, *, asked_cap: float | None = None,
-               jitter: bool = True, rate_limit_reset: bool = False,
-               clock: Callable[[], float] = time.time) -> float:
+def retry_wait(
+    headers: Any,
+    attempt: int,
+    base: float,
+    cap: float,
+    *,
+    asked_cap: float | None = None,
+    jitter: bool = True,
+    rate_limit_reset: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> float:
     """Seconds to wait before the attempt after `attempt`: what the server asked for (at most
     asked_cap, default cap), else the back-off."""
     asked = asked_wait(headers, rate_limit_reset=rate_limit_reset, clock=clock)

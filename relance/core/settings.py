@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
     sendgrid_webhook_key_block: str = "sendgrid-webhook-public-key"
     events_journal: Path | None = None  # default: <home>/events
-    events_max_age_s: float = 300.0     # a signed request older (or further ahead) than this is refused
-    events_max_body: int = 1_048_576    # bytes; larger requests get 413
+    events_max_age_s: float = 300.0  # a signed request older (or further ahead) than this is refused
+    events_max_body: int = 1_048_576  # bytes; larger requests get 413
     events_public_url: str | None = None  # the URL the SMS gateway calls (behind a proxy), for its signature
     #: The SMS gateway (tasks/dispatch/sms.py): a Twilio-compatible API, its account and auth token
     #: (env RELANCE_SMS_AUTH_TOKEN, else the Prefect Secret block below), and an optional messaging

@@ -27,10 +27,35 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.S)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 #: Query parameters whose value is a secret (compared lower-case; also any key containing one of
 #: the words of _SECRET_WORDS).
-_SECRET_KEYS = frozenset({"password", "sslpassword", "passfile", "sslkey", "key", "apikey", "sig", "signature",
-                          "auth", "code", "pass", "pwd"})
-_SECRET_WORDS = ("password", "passwd", "token", "secret", "api_key", "api-key", "apikey", "credential",
-                 "private", "session", "signature")
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "sslpassword",
+        "passfile",
+        "sslkey",
+        "key",
+        "apikey",
+        "sig",
+        "signature",
+        "auth",
+        "code",
+        "pass",
+        "pwd",
+    }
+)
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "credential",
+    "private",
+    "session",
+    "signature",
+)
 #: Secrets shorter than this are not scrubbed out of free text (every "e" of a message would go).
 MIN_SCRUB_LENGTH = 3
 
@@ -59,10 +84,10 @@ def split_url(url: str) -> UrlParts | None:
         candidate = rest[:i]
         if re.search(r"[/?#]", candidate.split(":", 1)[0]):
             continue  # a user name never holds /?# — this @ is in a path or a query
-        userinfo, after = candidate, rest[i + 1:]
+        userinfo, after = candidate, rest[i + 1 :]
         break
     hosts = re.match(r"[^/?#]*", after).group(0)  # type: ignore[union-attr]
-    tail = after[len(hosts):]
+    tail = after[len(hosts) :]
     tail, _, fragment = tail.partition("#")
     path, _, query = tail.partition("?")
     user = password = None
@@ -140,8 +165,13 @@ def secrets(url: str) -> list[str]:
     for value in found:
         # also each piece between special characters: a driver that misread the URL quotes one
         # ("could not translate host name "Secr3t"")
-        for v in (value, unquote(value), quote(unquote(value), safe=""),
-                  *re.split(r"[@/?#:%]", value), *re.split(r"[@/?#:]", unquote(value))):
+        for v in (
+            value,
+            unquote(value),
+            quote(unquote(value), safe=""),
+            *re.split(r"[@/?#:%]", value),
+            *re.split(r"[@/?#:]", unquote(value)),
+        ):
             if len(v) >= MIN_SCRUB_LENGTH and v not in out:
                 out.append(v)
     return sorted(out, key=len, reverse=True)
@@ -177,7 +207,7 @@ def escape_userinfo(url: str) -> str:
     last_at = len(parts.user) + (len(parts.password) + 1 if parts.password is not None else 0)
     misread = (
         "/" in rest[:first_at]
-        or (last_at != first_at and not re.search(r"[/?#]", rest[first_at + 1:last_at]))
+        or (last_at != first_at and not re.search(r"[/?#]", rest[first_at + 1 : last_at]))
         or re.search(r"%(?![0-9A-Fa-f]{2})", rest[:last_at]) is not None
     )
     if not misread:
@@ -186,5 +216,10 @@ def escape_userinfo(url: str) -> str:
     userinfo = _escape(parts.user, sub_delims)
     if parts.password is not None:
         userinfo += ":" + _escape(parts.password, sub_delims + ":")
-    rest = parts.hosts + parts.path + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    rest = (
+        parts.hosts
+        + parts.path
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
     return f"{parts.scheme}://{userinfo}@{rest}"

@@ -32,8 +32,17 @@ def error_lines(err: ValidationError) -> list[str]:
     return lines
 
 
-def load_yaml_model(path: Path, model: type[M], *, name: str, missing: str, verb: str = "is",
-                    keys_hint: str = "", empty_ok: bool = False, error: type[UserError] = UserError) -> M:
+def load_yaml_model(
+    path: Path,
+    model: type[M],
+    *,
+    name: str,
+    missing: str,
+    verb: str = "is",
+    keys_hint: str = "",
+    empty_ok: bool = False,
+    error: type[UserError] = UserError,
+) -> M:
     """Read `path` (YAML, a mapping) into `model`. Messages: f"{missing} {path} does not exist",
     f"{name} {path} {verb} not readable YAML: …", f"{name} {path} must be a mapping of keys{keys_hint}",
     f"{name} {path} {verb} not valid:" and a line per problem. An empty file is {} when empty_ok."""

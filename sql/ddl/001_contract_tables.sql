@@ -100,4 +100,3 @@ create table if not exists recovery_metrics (
 );
 
 -- runs: the audit record of every run, see 004_audit.sql.
-

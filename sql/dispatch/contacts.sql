@@ -16,25 +16,25 @@ select
     p.street,
     p.postal_code,
     p.city,
-    exists (
+    exists(
         select 1 from deliveries o
         where o.action_id = p.action_id
           and o.delivery_id <> p.delivery_id
           and o.channel in ('letter', 'registered_letter')
           and o.status not in ('undeliverable', 'skipped', 'failed')
     ) as action_has_letter,
-    exists (
+    exists(
         select 1 from contact_flags f
         where f.customer_id = p.customer_id and f.channel = 'email' and f.flag = 'bad'
           and (f.address is null or f.address = lower(trim(p.email)))
     ) as email_bad,
-    exists (
+    exists(
         select 1 from contact_flags f
         where f.customer_id = p.customer_id and f.channel = 'email' and f.flag = 'opted_out'
     ) as email_opted_out,
     -- a collector recorded a wrong number (outcome wrong_number, tasks/outcomes.py) for the
     -- customer's current phone: calls and SMS fall back as if there were no phone
-    exists (
+    exists(
         select 1 from contact_flags f
         where f.customer_id = p.customer_id and f.channel = 'phone' and f.flag = 'bad'
           and (f.address is null or f.address = p.phone)

@@ -13,8 +13,8 @@ Scope: actions dated up to D whose deliveries are still pending_approval.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Sequence
 
 from relance.core.errors import UserError
 from tasks import warehouse
@@ -27,8 +27,9 @@ def pending_actions(con, as_of: date) -> dict[str, dict]:
     return {r["action_id"]: r for r in ledger.query(con, "pending_approval", {"as_of": as_of})}
 
 
-def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime,
-            run_id: str | None) -> int:
+def _decide(
+    con, action_ids: list[str], decision: str, by: str, reason: str | None, now: datetime, run_id: str | None
+) -> int:
     """decision 'approved' or 'rejected'; returns the number of deliveries moved. Caller holds the transaction."""
     if not action_ids:
         return 0
@@ -41,7 +42,9 @@ def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | No
         {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids, "run_id": run_id},
     )
     new_status = "planned" if decision == "approved" else "skipped"
-    detail = (f"approved by {by}" if decision == "approved" else f"rejected by {by}") + (f": {reason}" if reason else "")
+    detail = (f"approved by {by}" if decision == "approved" else f"rejected by {by}") + (
+        f": {reason}" if reason else ""
+    )
     moved = [
         r[0]
         for r in con.execute(
@@ -51,7 +54,12 @@ def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | No
             where action_id in (select unnest($ids::varchar[])) and status = 'pending_approval'
             returning delivery_id
             """,
-            {"new": new_status, "now": now, "ids": action_ids, **({"detail": detail} if decision == "rejected" else {})},
+            {
+                "new": new_status,
+                "now": now,
+                "ids": action_ids,
+                **({"detail": detail} if decision == "rejected" else {}),
+            },
         ).fetchall()
     ]
     if moved:
@@ -67,8 +75,18 @@ def _decide(con, action_ids: list[str], decision: str, by: str, reason: str | No
     return len(moved)
 
 
-def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], reject_ids: Sequence[str],
-           by: str, reason: str | None, now: datetime | None = None, run_id: str | None = None) -> dict:
+def decide(
+    con,
+    as_of: date,
+    *,
+    approve_all: bool,
+    action_ids: Sequence[str],
+    reject_ids: Sequence[str],
+    by: str,
+    reason: str | None,
+    now: datetime | None = None,
+    run_id: str | None = None,
+) -> dict:
     """The approval on an open connection (used by approve() and by dispatch's auto-approve).
     run_id: the run recording the decision (default: the audited run this runs in)."""
     from tasks.audit import current_run_id
@@ -82,12 +100,16 @@ def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], re
         raise UserError(f"approve: {', '.join(both)} both approved and rejected; nothing changed")
     unknown = [i for i in action_ids + reject_ids if i not in pending]
     if unknown:
-        states = dict(con.execute(
-            "select action_id, status from dunning_actions where action_id in (select unnest($ids::varchar[]))",
-            {"ids": unknown},
-        ).fetchall())
-        lines = [f"{i}: " + (f"is {states[i]}, not waiting for approval" if i in states else "no such action")
-                 for i in unknown]
+        states = dict(
+            con.execute(
+                "select action_id, status from dunning_actions where action_id in (select unnest($ids::varchar[]))",
+                {"ids": unknown},
+            ).fetchall()
+        )
+        lines = [
+            f"{i}: " + (f"is {states[i]}, not waiting for approval" if i in states else "no such action")
+            for i in unknown
+        ]
         raise UserError("approve: nothing changed —\n  " + "\n  ".join(lines))
     if reject_ids and not reason:
         raise UserError("approve: say why the actions are rejected (--reason)")
@@ -106,9 +128,16 @@ def decide(con, as_of: date, *, approve_all: bool, action_ids: Sequence[str], re
     }
 
 
-def approve(db: str, as_of: date, approve_all: bool = False, action_ids: Sequence[str] = (),
-            reject_ids: Sequence[str] = (), by: str = "", reason: str | None = None,
-            now: datetime | None = None) -> dict:
+def approve(
+    db: str,
+    as_of: date,
+    approve_all: bool = False,
+    action_ids: Sequence[str] = (),
+    reject_ids: Sequence[str] = (),
+    by: str = "",
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> dict:
     """`relance approve`: approve all, or the named actions, and/or reject the named ones (with a reason).
     One audited run (kind approve, actor `by`): the decision names it."""
     from tasks import audit
@@ -120,5 +149,17 @@ def approve(db: str, as_of: date, approve_all: bool = False, action_ids: Sequenc
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         with audit.audited(db, "approve", as_of, con=con, actor=by) as run:
-            return run.step("approve", decide(con, as_of, approve_all=approve_all, action_ids=action_ids,
-                                              reject_ids=reject_ids, by=by, reason=reason, now=now, run_id=run.run_id))
+            return run.step(
+                "approve",
+                decide(
+                    con,
+                    as_of,
+                    approve_all=approve_all,
+                    action_ids=action_ids,
+                    reject_ids=reject_ids,
+                    by=by,
+                    reason=reason,
+                    now=now,
+                    run_id=run.run_id,
+                ),
+            )

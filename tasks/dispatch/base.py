@@ -9,10 +9,11 @@ the results — for every channel alike.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from tasks.dispatch import ledger
 from tasks.dispatch.config import ChannelsConfig
@@ -54,10 +55,10 @@ class Run:
 
 def aware_utc(moment: datetime | None) -> datetime:
     if moment is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def fail_before_claim(run: Run, failures: Sequence[tuple[str, str]]) -> list[Result]:
@@ -65,8 +66,10 @@ def fail_before_claim(run: Run, failures: Sequence[tuple[str, str]]) -> list[Res
     if not failures:
         return []
     moved = ledger.transition(
-        run.con, [{"delivery_id": d, "status": "failed", "detail": why} for d, why in failures],
-        actor="dispatch", now=run.now_naive,
+        run.con,
+        [{"delivery_id": d, "status": "failed", "detail": why} for d, why in failures],
+        actor="dispatch",
+        now=run.now_naive,
     )
     moved_set = set(moved)
     return [Result(d, "failed", "-", error=why) for d, why in failures if d in moved_set]
@@ -77,7 +80,7 @@ def deliver(run: Run, channel: str, items: Sequence[Any], provider: Provider, ch
     results: list[Result] = []
     chunk_size = max(1, chunk_size)
     for start in range(0, len(items), chunk_size):
-        chunk = items[start:start + chunk_size]
+        chunk = items[start : start + chunk_size]
         claimed = set(ledger.claim(run.con, [i.delivery_id for i in chunk], provider.name, run.now_naive))
         todo = [i for i in chunk if i.delivery_id in claimed]
         if not todo:

@@ -66,8 +66,10 @@ class EmailCfg(_Http):
             data = dict(data)
             stages = data.pop("attach_letter_for_stages")
             if list(stages or []) != ["formal_notice"]:
-                raise ValueError("attach_letter_for_stages moved to the policy: set `attach_letter: true` "
-                                 "on those stages in the policy file (docs/policy.md) and remove it here")
+                raise ValueError(
+                    "attach_letter_for_stages moved to the policy: set `attach_letter: true` "
+                    "on those stages in the policy file (docs/policy.md) and remove it here"
+                )
         return data
 
 
@@ -147,8 +149,15 @@ def config_path(path: str | Path | None = None) -> Path:
 
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime: float) -> ChannelsConfig:
-    return load_yaml_model(path, ChannelsConfig, name="channels settings", missing="channels settings", verb="are",
-                           keys_hint=" (creditor, email, sms, …)", empty_ok=True)
+    return load_yaml_model(
+        path,
+        ChannelsConfig,
+        name="channels settings",
+        missing="channels settings",
+        verb="are",
+        keys_hint=" (creditor, email, sms, …)",
+        empty_ok=True,
+    )
 
 
 def load_channels_config(path: str | Path | None = None) -> ChannelsConfig:

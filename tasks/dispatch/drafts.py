@@ -24,12 +24,20 @@ def pending_letters(con, as_of: date) -> list[str]:
     """The letter deliveries of actions dated up to as_of that wait for approval."""
     from tasks.dispatch.approval import pending_actions
 
-    return [d for _, d in sorted((a["as_of"], d) for a in pending_actions(con, as_of).values()
-                                 for d, channel in zip(a["delivery_ids"], a["channels"]) if channel in DRAFT_CHANNELS)]
+    return [
+        d
+        for _, d in sorted(
+            (a["as_of"], d)
+            for a in pending_actions(con, as_of).values()
+            for d, channel in zip(a["delivery_ids"], a["channels"])
+            if channel in DRAFT_CHANNELS
+        )
+    ]
 
 
-def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None = None,
-                  policy: str | None = None) -> list[dict]:
+def render_drafts(
+    db: str, as_of: date, outbox: str, channels_config: str | None = None, policy: str | None = None
+) -> list[dict]:
     """Write a draft PDF of every letter waiting for approval; returns what was written. policy: the
     policy file whose stages say how each letter looks (default: policies/default.yaml)."""
     from relance.core.policy import load_policy
@@ -57,8 +65,15 @@ def render_drafts(db: str, as_of: date, outbox: str, channels_config: str | None
             path = folder / f"{ledger.file_stem(row['delivery_id'])}-{i}.pdf"
         used.add(path)
         jobs.append((f"D{i}", renderer.letter(ctx), str(path)))
-        written.append({"action_id": row["action_id"], "delivery_id": row["delivery_id"],
-                        "channel": row["channel"], "path": str(path)})
-    _, _, errors = render_many(letter_css(renderer), jobs, None, chunk_size=cfg.letters.chunk_size,
-                               processes=1, parallel_from=len(jobs) + 1)
+        written.append(
+            {
+                "action_id": row["action_id"],
+                "delivery_id": row["delivery_id"],
+                "channel": row["channel"],
+                "path": str(path),
+            }
+        )
+    _, _, errors = render_many(
+        letter_css(renderer), jobs, None, chunk_size=cfg.letters.chunk_size, processes=1, parallel_from=len(jobs) + 1
+    )
     return [w for w, (anchor, _, _) in zip(written, jobs) if anchor not in errors]

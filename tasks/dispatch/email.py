@@ -37,9 +37,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.header import Header
 from email.message import Message
 from email.mime.application import MIMEApplication
@@ -47,7 +48,6 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Callable
 
 from relance.core.emails import valid_email
 from relance.core.retry import header_value, retry_wait
@@ -55,6 +55,7 @@ from relance.core.urls import origin_label
 from tasks.dispatch.config import EmailCfg
 from tasks.dispatch.ledger import Result, naive_utc
 from tasks.dispatch.render import f_oneline
+
 
 @dataclass
 class OutgoingEmail:
@@ -95,7 +96,7 @@ def build_eml(msg: OutgoingEmail, cfg: EmailCfg, now: datetime) -> Message:
     if cfg.reply_to:
         m["Reply-To"] = cfg.reply_to
     m["Subject"] = Header(f_oneline(msg.subject), "utf-8")
-    m["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=timezone.utc))
+    m["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
     m["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '_', msg.delivery_id)}@{domain}>"
     m["X-Relance-Delivery-Id"] = Header(msg.delivery_id, "utf-8")
     m["X-Relance-Action-Id"] = Header(msg.action_id, "utf-8")
@@ -124,16 +125,35 @@ class OutboxEmail:
         out = []
         for msg in batch:
             path = write_eml(msg, self.cfg, self.now)
-            out.append(Result(msg.delivery_id, "sent", self.name, provider_message_id=f"outbox:{msg.delivery_id}",
-                              artifact_path=str(path), sent_at=self.now))
+            out.append(
+                Result(
+                    msg.delivery_id,
+                    "sent",
+                    self.name,
+                    provider_message_id=f"outbox:{msg.delivery_id}",
+                    artifact_path=str(path),
+                    sent_at=self.now,
+                )
+            )
         return out
 
 
 def sendgrid_body(msg: OutgoingEmail, cfg: EmailCfg) -> dict:
     """The v3 /mail/send request body, built with the official helpers."""
     from sendgrid.helpers.mail import (
-        Attachment, Category, CustomArg, Disposition, Email, FileContent, FileName, FileType,
-        Mail, MailSettings, ReplyTo, SandBoxMode, To,
+        Attachment,
+        Category,
+        CustomArg,
+        Disposition,
+        Email,
+        FileContent,
+        FileName,
+        FileType,
+        Mail,
+        MailSettings,
+        ReplyTo,
+        SandBoxMode,
+        To,
     )
 
     mail = Mail(
@@ -150,8 +170,10 @@ def sendgrid_body(msg: OutgoingEmail, cfg: EmailCfg) -> dict:
     if msg.attachment:
         name, data = msg.attachment
         mail.attachment = Attachment(
-            FileContent(base64.b64encode(data).decode("ascii")), FileName(name),
-            FileType("application/pdf"), Disposition("attachment"),
+            FileContent(base64.b64encode(data).decode("ascii")),
+            FileName(name),
+            FileType("application/pdf"),
+            Disposition("attachment"),
         )
     if cfg.sandbox:
         settings = MailSettings()
@@ -218,7 +240,9 @@ def _content_type(headers) -> str:
 def _certainly_not_sent(exc: BaseException) -> bool:
     """Errors raised before the request could reach SendGrid (nothing can have been accepted)."""
     reason = getattr(exc, "reason", exc)
-    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or isinstance(exc, (ConnectionRefusedError, socket.gaierror))
+    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or isinstance(
+        exc, (ConnectionRefusedError, socket.gaierror)
+    )
 
 
 class SendGridEmail:
@@ -226,8 +250,15 @@ class SendGridEmail:
 
     name = "sendgrid"
 
-    def __init__(self, api_key: str, host: str, cfg: EmailCfg, *, sleep: Callable[[float], None] = time.sleep,
-                 rate_limit: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        api_key: str,
+        host: str,
+        cfg: EmailCfg,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_limit: Callable[[int], None] | None = None,
+    ):
         self.api_key, self.host, self.cfg = api_key, host.rstrip("/"), cfg
         self.where = origin_label(self.host)  # for messages: the host, never a path or credentials
         self.sleep = sleep
@@ -240,15 +271,18 @@ class SendGridEmail:
         client = getattr(self._local, "client", None)
         if client is None:
             # its DEBUG lines print the request headers, i.e. the API key: never let them through
-            logging.getLogger("python_http_client").setLevel(max(logging.INFO, logging.getLogger("python_http_client").level))
+            logging.getLogger("python_http_client").setLevel(
+                max(logging.INFO, logging.getLogger("python_http_client").level)
+            )
             client = self._local.client = sendgrid_client(self.api_key, self.host)
         return client
 
     def send(self, batch: list[OutgoingEmail]) -> list[Result]:
         if self.rate_limit and batch:
             self.rate_limit(len(batch))
-        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, max(1, len(batch))),
-                                thread_name_prefix="sendgrid") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(self.cfg.concurrency, max(1, len(batch))), thread_name_prefix="sendgrid"
+        ) as pool:
             return list(pool.map(self._send_one, batch))
 
     def _send_one(self, msg: OutgoingEmail) -> Result:
@@ -270,32 +304,57 @@ class SendGridEmail:
                 status = int(getattr(e, "status_code", 0) or 0)
                 if status == 429 or status >= 500:
                     if attempt < self.cfg.max_attempts:
-                        self.sleep(retry_wait(getattr(e, "headers", None), attempt, self.cfg.backoff_base_seconds,
-                                              self.cfg.max_backoff_seconds, rate_limit_reset=True))
+                        self.sleep(
+                            retry_wait(
+                                getattr(e, "headers", None),
+                                attempt,
+                                self.cfg.backoff_base_seconds,
+                                self.cfg.max_backoff_seconds,
+                                rate_limit_reset=True,
+                            )
+                        )
                         continue
                     if status == 429:  # never accepted: the next run may try again
-                        return Result(msg.delivery_id, "planned", self.name,
-                                      error=f"rate-limited {attempt} times; left for the next run: {sendgrid_error(e)}")
-                    return Result(msg.delivery_id, "failed", self.name,
-                                  error=f"gave up after {attempt} attempts: {sendgrid_error(e)}")
+                        return Result(
+                            msg.delivery_id,
+                            "planned",
+                            self.name,
+                            error=f"rate-limited {attempt} times; left for the next run: {sendgrid_error(e)}",
+                        )
+                    return Result(
+                        msg.delivery_id,
+                        "failed",
+                        self.name,
+                        error=f"gave up after {attempt} attempts: {sendgrid_error(e)}",
+                    )
                 if status in (401, 403):
                     self.aborted = f"SendGrid refused the API key ({sendgrid_error(e)})"
                     return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
                 if 300 <= status < 400:  # not SendGrid: it never redirects; the key stays here
                     target = origin_label(header_value(getattr(e, "headers", None), "Location"))
-                    why = (f"{self.where} answered {status}, a redirect to {target}; redirects are never followed "
-                           f"with the API key (check RELANCE_SENDGRID_HOST)")
+                    why = (
+                        f"{self.where} answered {status}, a redirect to {target}; redirects are never followed "
+                        f"with the API key (check RELANCE_SENDGRID_HOST)"
+                    )
                     self.aborted = f"SendGrid host redirects: {why}"
                     return Result(msg.delivery_id, "failed", self.name, error=f"not sent: {why}")
                 return Result(msg.delivery_id, "failed", self.name, error=sendgrid_error(e))
-            except (socket.timeout, TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as e:
-                return Result(msg.delivery_id, "in_doubt", self.name,
-                              error=f"in doubt: no answer from SendGrid ({type(e).__name__}: {e}); check its activity "
-                                    f"feed for custom_args.delivery_id={msg.delivery_id}, then relance resolve")
+            except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as e:
+                return Result(
+                    msg.delivery_id,
+                    "in_doubt",
+                    self.name,
+                    error=f"in doubt: no answer from SendGrid ({type(e).__name__}: {e}); check its activity "
+                    f"feed for custom_args.delivery_id={msg.delivery_id}, then relance resolve",
+                )
             except urllib.error.URLError as e:
                 if isinstance(e.reason, (socket.timeout, TimeoutError)):
-                    return Result(msg.delivery_id, "in_doubt", self.name,
-                                  error=f"in doubt: SendGrid did not answer in time ({e.reason}); check its activity feed, then relance resolve")
+                    return Result(
+                        msg.delivery_id,
+                        "in_doubt",
+                        self.name,
+                        error=f"in doubt: SendGrid did not answer in time ({e.reason}); check its activity feed, then relance resolve",
+                    )
                 if _certainly_not_sent(e) and attempt < self.cfg.max_attempts:
                     self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
@@ -311,22 +370,36 @@ class SendGridEmail:
         headers = response.headers
         message_id = (header_value(headers, "X-Message-Id") or "").strip()
         if status == 202 and message_id:
-            return Result(msg.delivery_id, "sent", self.name, provider_message_id=message_id,
-                          artifact_path=str(msg.eml_path) if msg.eml_path else None,
-                          sent_at=naive_utc(datetime.now(timezone.utc)))
+            return Result(
+                msg.delivery_id,
+                "sent",
+                self.name,
+                provider_message_id=message_id,
+                artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                sent_at=naive_utc(datetime.now(UTC)),
+            )
         if status == 200 and self.cfg.sandbox and _empty_or_json(response.body):  # validated, not delivered
-            return Result(msg.delivery_id, "sent", "sendgrid-sandbox",
-                          provider_message_id=message_id or f"sandbox:{msg.delivery_id}",
-                          artifact_path=str(msg.eml_path) if msg.eml_path else None,
-                          sent_at=naive_utc(datetime.now(timezone.utc)))
+            return Result(
+                msg.delivery_id,
+                "sent",
+                "sendgrid-sandbox",
+                provider_message_id=message_id or f"sandbox:{msg.delivery_id}",
+                artifact_path=str(msg.eml_path) if msg.eml_path else None,
+                sent_at=naive_utc(datetime.now(UTC)),
+            )
         shape = f"{status} {_content_type(headers)}" + ("" if message_id else " without X-Message-Id")
-        self.aborted = (f"{self.where} does not answer like SendGrid ({shape}); nothing more sent "
-                        f"(check RELANCE_SENDGRID_HOST)")
-        return Result(msg.delivery_id, "in_doubt", self.name,
-                      error=f"in doubt: {self.where} answered {shape}, not SendGrid's 202 with an X-Message-Id"
-                            f"{'' if self.cfg.sandbox else ' (sandbox mode is off)'}; it may have taken the message: "
-                            f"check SendGrid's activity feed for custom_args.delivery_id={msg.delivery_id}, "
-                            f"then relance resolve")
+        self.aborted = (
+            f"{self.where} does not answer like SendGrid ({shape}); nothing more sent (check RELANCE_SENDGRID_HOST)"
+        )
+        return Result(
+            msg.delivery_id,
+            "in_doubt",
+            self.name,
+            error=f"in doubt: {self.where} answered {shape}, not SendGrid's 202 with an X-Message-Id"
+            f"{'' if self.cfg.sandbox else ' (sandbox mode is off)'}; it may have taken the message: "
+            f"check SendGrid's activity feed for custom_args.delivery_id={msg.delivery_id}, "
+            f"then relance resolve",
+        )
 
 
 def _empty_or_json(body) -> bool:
@@ -356,10 +429,17 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
     if not key:
         from relance.core.errors import UserError
 
-        raise UserError("--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block "
-                        f"'{settings.sendgrid_key_block}'")
-    return SendGridEmail(key, settings.sendgrid_host, run.cfg.email, sleep=sleep,
-                         rate_limit=prefect_rate_limit(run.cfg.email.prefect_rate_limit))
+        raise UserError(
+            "--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block "
+            f"'{settings.sendgrid_key_block}'"
+        )
+    return SendGridEmail(
+        key,
+        settings.sendgrid_host,
+        run.cfg.email,
+        sleep=sleep,
+        rate_limit=prefect_rate_limit(run.cfg.email.prefect_rate_limit),
+    )
 
 
 def _attaches_letter(row: dict) -> bool:
@@ -397,8 +477,12 @@ def _attachments(run, rows: list[dict]) -> dict[str, tuple[str, bytes]]:
     for row in wanted:
         letter_row = dict(row, channel="registered_letter")
         ctx = run.context(letter_row)
-        title = run.renderer.blocks(run.renderer.text, run.renderer.stage_template("registered_letter", ctx["lang"], ctx["wording"]),
-                                    ctx, ("title",))["title"]
+        title = run.renderer.blocks(
+            run.renderer.text,
+            run.renderer.stage_template("registered_letter", ctx["lang"], ctx["wording"]),
+            ctx,
+            ("title",),
+        )["title"]
         name = f"{slug(f_oneline(title).lower().replace(' ', '-'))}-{slug(row['customer_id'])}.pdf"
         path = existing.get(row["action_id"])
         if path and Path(path).is_file():
@@ -422,8 +506,9 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
         attachments = _attachments(run, rows)
     except Exception as e:  # the letter cannot be rendered: those emails fail, the others go
         attachments = {}
-        failures += [(r["delivery_id"], f"attachment not rendered: {type(e).__name__}: {e}")
-                     for r in rows if _attaches_letter(r)]
+        failures += [
+            (r["delivery_id"], f"attachment not rendered: {type(e).__name__}: {e}") for r in rows if _attaches_letter(r)
+        ]
     failed_ids = {d for d, _ in failures}
     items: list[OutgoingEmail] = []
     for row in rows:
@@ -438,12 +523,20 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
         except Exception as e:
             failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
             continue
-        items.append(OutgoingEmail(
-            delivery_id=row["delivery_id"], action_id=row["action_id"], stage=row["stage"],
-            to_email=row["email"], to_name=row.get("name") or "", subject=rendered.subject,
-            text=rendered.text, html=rendered.html, attachment=attachments.get(row["delivery_id"]),
-            eml_path=folder / f"{file_stem(row['delivery_id'])}.eml",
-        ))
+        items.append(
+            OutgoingEmail(
+                delivery_id=row["delivery_id"],
+                action_id=row["action_id"],
+                stage=row["stage"],
+                to_email=row["email"],
+                to_name=row.get("name") or "",
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                attachment=attachments.get(row["delivery_id"]),
+                eml_path=folder / f"{file_stem(row['delivery_id'])}.eml",
+            )
+        )
     clashes = check_artifacts(run.con, {m.delivery_id: str(m.eml_path) for m in items})
     if clashes:
         failures += clashes
@@ -458,5 +551,8 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
     else:
         chunk = len(items)
     results += deliver(run, "email", items, provider, chunk)
-    return {"counts": counts(results), "aborted": getattr(provider, "aborted", None),
-            "requests": getattr(provider, "requests", 0)}
+    return {
+        "counts": counts(results),
+        "aborted": getattr(provider, "aborted", None),
+        "requests": getattr(provider, "requests", 0),
+    }

@@ -32,17 +32,18 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 
-from relance.core.paths import SQL_DIR
 from relance.core.errors import UserError
-from tasks.audit import current_run_id
+from relance.core.paths import SQL_DIR
 from tasks import warehouse
+from tasks.audit import current_run_id
 
 #: Statuses a run may act on or leave behind (contract §4 plus `sending`, `in_doubt`).
 TERMINAL = ("sent", "failed", "skipped", "undeliverable", "simulated")
@@ -53,7 +54,7 @@ LOCAL_PROVIDERS = ("outbox", "print", "worklist", "dossier")
 
 #: Test and operations hooks, called with (channel, results) after the provider answered and
 #: before the results are recorded — the window a crash would hit.
-AFTER_PROVIDER_HOOKS: list[Callable[[str, list["Result"]], None]] = []
+AFTER_PROVIDER_HOOKS: list[Callable[[str, list[Result]], None]] = []
 
 
 @dataclass
@@ -71,14 +72,14 @@ class Result:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def naive_utc(moment: datetime | None) -> datetime:
     if moment is None:
         return utcnow()
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
@@ -229,7 +230,12 @@ def recover_in_doubt(con, now: datetime) -> dict[str, list[str]]:
 
 
 def in_doubt(con) -> list[str]:
-    return [r[0] for r in con.execute("select delivery_id from deliveries where status = 'in_doubt' order by delivery_id").fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "select delivery_id from deliveries where status = 'in_doubt' order by delivery_id"
+        ).fetchall()
+    ]
 
 
 def claim(con, ids: Sequence[str], provider: str, now: datetime) -> list[str]:
@@ -356,7 +362,8 @@ def resolve(
         ensure_tables(con)
         found = dict(
             con.execute(
-                "select delivery_id, status from deliveries where delivery_id in (select unnest($ids::varchar[]))", {"ids": ids}
+                "select delivery_id, status from deliveries where delivery_id in (select unnest($ids::varchar[]))",
+                {"ids": ids},
             ).fetchall()
         )
         unknown = [i for i in ids if i not in found]
@@ -393,8 +400,14 @@ def resolve(
                     select delivery_id, $now, status, $previous, channel, provider, $actor, $detail, $run_id
                     from deliveries where delivery_id = $id
                     """,
-                    {"now": now, "previous": previous, "actor": f"resolve:{by}", "detail": detail, "id": i,
-                     "run_id": run.run_id},
+                    {
+                        "now": now,
+                        "previous": previous,
+                        "actor": f"resolve:{by}",
+                        "detail": detail,
+                        "id": i,
+                        "run_id": run.run_id,
+                    },
                 )
     return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
 
@@ -455,20 +468,28 @@ def check_artifacts(con, wanted: dict[str, str]) -> list[tuple[str, str]]:
     for delivery_id, path in wanted.items():
         other = seen.get(path)
         if other is not None:
-            failures.append((delivery_id, f"file {Path(path).name} is already the file of delivery {other}; not written over"))
+            failures.append(
+                (delivery_id, f"file {Path(path).name} is already the file of delivery {other}; not written over")
+            )
         else:
             seen[path] = delivery_id
-    taken = con.execute(
-        """
+    taken = (
+        con.execute(
+            """
         select w.delivery_id, any_value(d.delivery_id)
         from (select unnest($ids::varchar[]) as delivery_id, unnest($paths::varchar[]) as path) w
         join deliveries d on d.artifact_path = w.path and d.delivery_id <> w.delivery_id
         group by w.delivery_id
         """,
-        {"ids": list(seen.values()), "paths": list(seen.keys())},
-    ).fetchall() if seen else []
+            {"ids": list(seen.values()), "paths": list(seen.keys())},
+        ).fetchall()
+        if seen
+        else []
+    )
     for delivery_id, other in taken:
-        failures.append((delivery_id, f"file {Path(wanted[delivery_id]).name} belongs to delivery {other}; not written over"))
+        failures.append(
+            (delivery_id, f"file {Path(wanted[delivery_id]).name} belongs to delivery {other}; not written over")
+        )
     return failures
 
 

@@ -33,7 +33,9 @@ PDF_CHANNELS = ("letter", "registered_letter", "handoff")
 
 
 def _has_address(row: dict) -> bool:
-    return bool((row.get("street") or "").strip() and (row.get("postal_code") or "").strip() and (row.get("city") or "").strip())
+    return bool(
+        (row.get("street") or "").strip() and (row.get("postal_code") or "").strip() and (row.get("city") or "").strip()
+    )
 
 
 def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, int]:
@@ -51,8 +53,13 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
             if ok and row.get("email_bad"):  # a hard bounce or a drop reported by SendGrid (tasks/events.py)
                 ok, what = False, f"email address {row['email']!r} bounced or was dropped by the provider"
             if ok and row.get("email_opted_out") and row["stage"] in opt_out_stages:
-                skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
-                                "detail": "the customer unsubscribed or reported spam: no preventive email"})
+                skipped.append(
+                    {
+                        "delivery_id": row["delivery_id"],
+                        "status": "skipped",
+                        "detail": "the customer unsubscribed or reported spam: no preventive email",
+                    }
+                )
                 continue
         elif channel in ("sms", "phone"):  # relance.core.phones: the rule ingest loads phones with
             what = phones.sms_problem(row["phone"]) if channel == "sms" else phones.call_problem(row["phone"])
@@ -61,21 +68,39 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
                 ok, what = False, f"phone number {row['phone']} was reported wrong by a collector"
         elif channel in ("letter", "registered_letter", "visit"):
             if not _has_address(row):
-                undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"})
+                undeliverable.append(
+                    {"delivery_id": row["delivery_id"], "status": "undeliverable", "detail": "no postal address"}
+                )
             continue
         else:
             continue
         if ok:
             continue
         if row["action_has_letter"]:
-            skipped.append({"delivery_id": row["delivery_id"], "status": "skipped",
-                            "detail": f"{what}; the action's letter already reaches the customer"})
+            skipped.append(
+                {
+                    "delivery_id": row["delivery_id"],
+                    "status": "skipped",
+                    "detail": f"{what}; the action's letter already reaches the customer",
+                }
+            )
         elif _has_address(row):
-            fallback.append({"delivery_id": row["delivery_id"], "status": "planned", "channel": "letter",
-                             "detail": f"{what}: falls back to letter (was {channel})"})
+            fallback.append(
+                {
+                    "delivery_id": row["delivery_id"],
+                    "status": "planned",
+                    "channel": "letter",
+                    "detail": f"{what}: falls back to letter (was {channel})",
+                }
+            )
         else:
-            undeliverable.append({"delivery_id": row["delivery_id"], "status": "undeliverable",
-                                  "detail": f"{what} and no postal address"})
+            undeliverable.append(
+                {
+                    "delivery_id": row["delivery_id"],
+                    "status": "undeliverable",
+                    "detail": f"{what} and no postal address",
+                }
+            )
     return {
         "fell_back_to_letter": len(ledger.transition(con, fallback, actor="dispatch", now=now)),
         "skipped_no_contact": len(ledger.transition(con, skipped, actor="dispatch", now=now)),
@@ -91,7 +116,9 @@ def check_templates(renderer: Renderer, channels: set[str], stages: set[str], po
         for stage in sorted(stages):
             for lang in LANGUAGES:
                 try:
-                    ctx = message_context(sample_row(stage, channel, lang, policy=pol), renderer.cfg, date(2026, 3, 16), renderer.i18n)
+                    ctx = message_context(
+                        sample_row(stage, channel, lang, policy=pol), renderer.cfg, date(2026, 3, 16), renderer.i18n
+                    )
                     ctx.update(anchor="L0", formal=channel == "registered_letter")
                     if channel == "email":
                         renderer.email(ctx)
@@ -112,8 +139,12 @@ def _batch_table(con, delivery_ids: list[str]) -> None:
     import pyarrow as pa
 
     con.execute("create or replace temp table dispatch_batch (delivery_id varchar, ord integer)")
-    con.register("dispatch_ids", pa.table({"delivery_id": pa.array(delivery_ids, pa.string()),
-                                           "ord": pa.array(range(len(delivery_ids)), pa.int32())}))
+    con.register(
+        "dispatch_ids",
+        pa.table(
+            {"delivery_id": pa.array(delivery_ids, pa.string()), "ord": pa.array(range(len(delivery_ids)), pa.int32())}
+        ),
+    )
     try:
         con.execute("insert into dispatch_batch select delivery_id, ord from dispatch_ids")
     finally:
@@ -143,25 +174,31 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
         except PolicyError as e:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
-        con.execute("update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)})
+        con.execute(
+            "update send_claims set charged = false where list_contains($ids, action_id)", {"ids": list(unpriced)}
+        )
     no_payments = not ledger.table_exists(con, "stg_payments")
     if no_payments:  # a warehouse never ingested: no payment cuts a period (dropped once the charges are built)
-        con.execute("create or replace temp table stg_payments "
-                    "(invoice_id varchar, paid_date date, amount decimal(18,2))")
+        con.execute(
+            "create or replace temp table stg_payments (invoice_id varchar, paid_date date, amount decimal(18,2))"
+        )
     charges = pol.late_payment_charges
     # send_claims as built and amended above (the unpriced ones no longer charged): not built again
-    warehouse.build(con, SEND_CHARGES, {
-        "as_of": as_of,
-        "margin_points": charges.margin_points,
-        "days_in_year": charges.days_in_year,
-        "indemnity": charges.indemnity_per_invoice,
-        "indemnity_currency": charges.indemnity_currency,
-    }, built=("dispatch/send_claims",))
+    warehouse.build(
+        con,
+        SEND_CHARGES,
+        {
+            "as_of": as_of,
+            "margin_points": charges.margin_points,
+            "days_in_year": charges.days_in_year,
+            "indemnity": charges.indemnity_per_invoice,
+            "indemnity_currency": charges.indemnity_currency,
+        },
+        built=("dispatch/send_claims",),
+    )
     if no_payments:
         con.execute("drop table temp.stg_payments")
     return unpriced
-
-
 
 
 def _send_date_snapshot(con, as_of: date) -> None:
@@ -169,10 +206,13 @@ def _send_date_snapshot(con, as_of: date) -> None:
     (open amount, held). From tonight's invoice_snapshot when the aging wrote one; otherwise (a
     night when every invoice is paid leaves no snapshot row at all, or a dispatch without aging)
     from the aging models themselves, run for as_of on the ingested source."""
-    claimed = ("select distinct unnest(a.invoice_ids) as invoice_id from dispatch_batch b "
-               "join deliveries d using (delivery_id) join dunning_actions a using (action_id)")
-    if warehouse.scalar(con, "select count(*) > 0 from invoice_snapshot where as_of = $as_of", {"as_of": as_of}) \
-            or not ledger.table_exists(con, "stg_invoices"):
+    claimed = (
+        "select distinct unnest(a.invoice_ids) as invoice_id from dispatch_batch b "
+        "join deliveries d using (delivery_id) join dunning_actions a using (action_id)"
+    )
+    if warehouse.scalar(
+        con, "select count(*) > 0 from invoice_snapshot where as_of = $as_of", {"as_of": as_of}
+    ) or not ledger.table_exists(con, "stg_invoices"):
         con.execute(
             "create or replace temp table dispatch_snapshot as "
             "select invoice_id, kind, issue_date, due_date, amount, open_amount, held from invoice_snapshot "
@@ -234,8 +274,9 @@ def figures_change(row: dict) -> str | None:
     if not changes and not row.get("recomputed"):
         return None
     decided = row["action_as_of"].isoformat() if row.get("action_as_of") else "?"
-    head = (f"figures as of {row['figures_as_of'].isoformat() if row.get('figures_as_of') else '?'} "
-            f"(decided on {decided})")
+    head = (
+        f"figures as of {row['figures_as_of'].isoformat() if row.get('figures_as_of') else '?'} (decided on {decided})"
+    )
     return head + (": " + "; ".join(changes) if changes else ": unchanged")
 
 
@@ -248,14 +289,16 @@ def record_figures(con, rows: list[dict], now: datetime) -> int:
 
     if not rows:
         return 0
-    table = pa.table({
-        "delivery_id": pa.array([r["delivery_id"] for r in rows], pa.string()),
-        "figures_as_of": pa.array([r.get("figures_as_of") for r in rows], pa.date32()),
-        "amount_due": pa.array([r.get("amount_due") for r in rows], pa.decimal128(38, 2)),
-        "charges_total": pa.array([r.get("charges_total") for r in rows], pa.decimal128(38, 2)),
-        "invoice_ids": pa.array([list(r.get("invoice_ids") or []) for r in rows], pa.list_(pa.string())),
-        "change": pa.array([figures_change(r) if r.get("recomputed") else None for r in rows], pa.string()),
-    })
+    table = pa.table(
+        {
+            "delivery_id": pa.array([r["delivery_id"] for r in rows], pa.string()),
+            "figures_as_of": pa.array([r.get("figures_as_of") for r in rows], pa.date32()),
+            "amount_due": pa.array([r.get("amount_due") for r in rows], pa.decimal128(38, 2)),
+            "charges_total": pa.array([r.get("charges_total") for r in rows], pa.decimal128(38, 2)),
+            "invoice_ids": pa.array([list(r.get("invoice_ids") or []) for r in rows], pa.list_(pa.string())),
+            "change": pa.array([figures_change(r) if r.get("recomputed") else None for r in rows], pa.string()),
+        }
+    )
     con.register("dispatch_figures", table)
     try:
         with warehouse.transaction(con):
@@ -318,28 +361,45 @@ def _charges_view(con) -> None:
     reference_rate, annual_rate) over action_charge_periods (the rates a formal notice states);
     each empty when its table does not exist (a ledger written without charges)."""
     if ledger.table_exists(con, "action_charge_periods"):
-        con.execute("create or replace temp view dispatch_charge_periods as "
-                    "select action_id, half_year, reference_rate, annual_rate from action_charge_periods")
+        con.execute(
+            "create or replace temp view dispatch_charge_periods as "
+            "select action_id, half_year, reference_rate, annual_rate from action_charge_periods"
+        )
     else:
-        con.execute("create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
-                    "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false")
+        con.execute(
+            "create or replace temp view dispatch_charge_periods as select null::varchar as action_id, "
+            "null::varchar as half_year, null::decimal(9,4) as reference_rate, null::decimal(9,4) as annual_rate where false"
+        )
     if ledger.table_exists(con, "action_charges"):
-        con.execute("create or replace temp view dispatch_charges as select action_id, invoice_id, "
-                    "interest_amount::decimal(38,2) as interest_amount, indemnity_amount::decimal(18,2) as indemnity_amount "
-                    "from action_charges")
+        con.execute(
+            "create or replace temp view dispatch_charges as select action_id, invoice_id, "
+            "interest_amount::decimal(38,2) as interest_amount, indemnity_amount::decimal(18,2) as indemnity_amount "
+            "from action_charges"
+        )
     else:
-        con.execute("create or replace temp view dispatch_charges as select null::varchar as action_id, "
-                    "null::varchar as invoice_id, null::decimal(38,2) as interest_amount, "
-                    "null::decimal(18,2) as indemnity_amount where false")
+        con.execute(
+            "create or replace temp view dispatch_charges as select null::varchar as action_id, "
+            "null::varchar as invoice_id, null::decimal(38,2) as interest_amount, "
+            "null::decimal(18,2) as indemnity_amount where false"
+        )
 
 
 # -- one batch -------------------------------------------------------------------------------------
 
 
 @step(name="dispatch_batch", task_run_name="{channel}-{batch_no}")
-def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: int, delivery_ids: list[str],
-                   send: bool = False, now: datetime | None = None, channels_config: str | None = None,
-                   policy: str | None = None) -> dict:
+def dispatch_batch(
+    db: str,
+    as_of: date,
+    outbox: str,
+    channel: str,
+    batch_no: int,
+    delivery_ids: list[str],
+    send: bool = False,
+    now: datetime | None = None,
+    channels_config: str | None = None,
+    policy: str | None = None,
+) -> dict:
     """Render and send one batch of one channel; returns its counts (plus print parts for letters)."""
     from tasks.dispatch import email, handoff, post, sms, worklists
 
@@ -349,7 +409,11 @@ def dispatch_batch(db: str, as_of: date, outbox: str, channel: str, batch_no: in
     renderer = get_renderer(cfg)
     with warehouse.open_db(db) as con:
         run = Run(con=con, as_of=as_of, outbox=Path(outbox), send=send, now=aware_utc(now), cfg=cfg, renderer=renderer)
-        rows = [r for r in _batch_rows(con, db, as_of, delivery_ids, policy) if r["status"] == "planned" and r["channel"] == channel]
+        rows = [
+            r
+            for r in _batch_rows(con, db, as_of, delivery_ids, policy)
+            if r["status"] == "planned" and r["channel"] == channel
+        ]
         if channel == "email":
             out = email.run_batch(run, rows)
         elif channel == "sms":
@@ -375,18 +439,25 @@ def _hold_back(con, rows: list[dict], now: datetime, prepared: dict, errors: lis
     is `skipped` (stale.sql does it when tonight's snapshot exists; this covers the latest one
     before it); an action whose charges cannot be priced (no reference rate) stays `planned`."""
     settled = [
-        {"delivery_id": r["delivery_id"], "status": "skipped",
-         "detail": f"settled or put on hold since {r['action_as_of'].isoformat()}: no invoice of the action is still "
-                   f"open and unheld on {r['figures_as_of'].isoformat() if r.get('figures_as_of') else '?'}"}
-        for r in rows if r.get("recomputed") and not r.get("invoices")
+        {
+            "delivery_id": r["delivery_id"],
+            "status": "skipped",
+            "detail": f"settled or put on hold since {r['action_as_of'].isoformat()}: no invoice of the action is still "
+            f"open and unheld on {r['figures_as_of'].isoformat() if r.get('figures_as_of') else '?'}",
+        }
+        for r in rows
+        if r.get("recomputed") and not r.get("invoices")
     ]
     prepared["skipped_settled"] = len(ledger.transition(con, settled, actor="dispatch", now=now))
     unpriced = [r for r in rows if r.get("unpriced") and r.get("invoices")]
     for r in unpriced:
         errors.append(f"{r['delivery_id']}: not sent tonight, its charges cannot be computed: {r['unpriced']}")
     if unpriced:
-        get_logger().error("dispatch: %d deliveries kept planned: no reference rate for their charges (%s)",
-                           len(unpriced), unpriced[0]["unpriced"])
+        get_logger().error(
+            "dispatch: %d deliveries kept planned: no reference rate for their charges (%s)",
+            len(unpriced),
+            unpriced[0]["unpriced"],
+        )
     return {r["delivery_id"] for r in settled} | {r["delivery_id"] for r in unpriced}
 
 
@@ -406,7 +477,7 @@ def _batches(picked: list[dict], batch_size: int) -> list[tuple[str, list[str]]]
             out += [(channel, ids) for _, ids in sorted(groups.items())]
         else:
             ids = [r["delivery_id"] for r in rows]
-            out += [(channel, ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)]
+            out += [(channel, ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
     return out
 
 
@@ -420,16 +491,28 @@ def _preflight(send: bool, channels: set[str]) -> None:
     if "email" in channels:
         s = get_settings()
         if not resolve_secret(s.sendgrid_api_key, s.sendgrid_key_block):
-            raise UserError(f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'")
+            raise UserError(
+                f"--send: no SendGrid API key; set SENDGRID_API_KEY or the Prefect Secret block '{s.sendgrid_key_block}'"
+            )
     if "sms" in channels:
         if not gateway_token():
-            raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN")
+            raise UserError(
+                "--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and RELANCE_SMS_AUTH_TOKEN"
+            )
 
 
 @step(name="dispatch")
-def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str | None = None,
-             batch_size: int = 500, auto_approve: bool = False, now: datetime | None = None,
-             channels_config: str | None = None) -> dict:
+def dispatch(
+    db: str,
+    as_of: date,
+    outbox: str,
+    send: bool = False,
+    policy: str | None = None,
+    batch_size: int = 500,
+    auto_approve: bool = False,
+    now: datetime | None = None,
+    channels_config: str | None = None,
+) -> dict:
     """Send (or render into the outbox) tonight's planned deliveries; see the module docstring."""
     from tasks.dispatch import approval, post
 
@@ -443,8 +526,11 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
     moment = aware_utc(now)
     stamp = ledger.naive_utc(moment)
     approval_stages = [s.code for s in pol.stages if s.requires_approval]
-    summary: dict[str, Any] = {"as_of": as_of.isoformat(), "mode": "send" if send else "outbox",
-                               "outbox": str(Path(outbox) / as_of.isoformat())}
+    summary: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "mode": "send" if send else "outbox",
+        "outbox": str(Path(outbox) / as_of.isoformat()),
+    }
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         if not ledger.table_exists(con, "deliveries") or not ledger.table_exists(con, "dunning_actions"):
@@ -455,10 +541,20 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
         if approval_stages:
             held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
-            prepared["held_for_approval"] = len(ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False))
+            prepared["held_for_approval"] = len(
+                ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
+            )
         if auto_approve:
-            decided = approval.decide(con, as_of, approve_all=True, action_ids=(), reject_ids=(),
-                                      by="auto-approve", reason="--auto-approve", now=stamp)
+            decided = approval.decide(
+                con,
+                as_of,
+                approve_all=True,
+                action_ids=(),
+                reject_ids=(),
+                by="auto-approve",
+                reason="--auto-approve",
+                now=stamp,
+            )
             summary["auto_approved"] = len(decided["approved"])
         stale = ledger.query(con, "stale", {"as_of": as_of})
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
@@ -485,7 +581,9 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
             post.warm_pool(cfg.letters.processes)  # the workers start while the first batch is prepared
         loaded = load_batch(keeper, [r["delivery_id"] for r in picked], as_of, pol)
         held_back = _hold_back(keeper, loaded, stamp, prepared, errors)
-        prepared["figures_changed"] = record_figures(keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp)
+        prepared["figures_changed"] = record_figures(
+            keeper, [r for r in loaded if r["delivery_id"] not in held_back], stamp
+        )
         _PRELOADED[key] = {r["delivery_id"]: r for r in loaded if r["delivery_id"] not in held_back}
         for n, (channel, ids) in enumerate(batches, start=1):
             if channel in aborted:
@@ -510,11 +608,17 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
                 try:
                     done = post.finalize(parts.parent, channel)
                 except Exception as e:  # never hide the error that stopped the run; the parts stay for the next one
-                    log.error("dispatch: print batch for %s not assembled (%s); the next run assembles it", parts.parent, e)
+                    log.error(
+                        "dispatch: print batch for %s not assembled (%s); the next run assembles it", parts.parent, e
+                    )
                     errors.append(f"{parts.parent}: print batch not assembled: {e}")
                     continue
                 if done:
-                    key = channel if parts.parent.parent.name == as_of.isoformat() else f"{channel}@{parts.parent.parent.name}"
+                    key = (
+                        channel
+                        if parts.parent.parent.name == as_of.isoformat()
+                        else f"{channel}@{parts.parent.parent.name}"
+                    )
                     printed[key] = done
 
     # the written recaps of tonight's commitments and the plans' instalment reminders (issue 14,
@@ -541,8 +645,13 @@ def dispatch(db: str, as_of: date, outbox: str, send: bool = False, policy: str 
         seconds=round(time.perf_counter() - started, 2),
     )
     if in_doubt:
-        log.warning("dispatch: %d deliveries in doubt (never re-sent automatically): %s%s — check the provider, "
-                    "then `relance resolve`", len(in_doubt), ", ".join(in_doubt[:10]), " …" if len(in_doubt) > 10 else "")
+        log.warning(
+            "dispatch: %d deliveries in doubt (never re-sent automatically): %s%s — check the provider, "
+            "then `relance resolve`",
+            len(in_doubt),
+            ", ".join(in_doubt[:10]),
+            " …" if len(in_doubt) > 10 else "",
+        )
     log.info("dispatch %s (%s): %s in %.1f s", as_of, summary["mode"], dict(totals), summary["seconds"])
     return summary
 

@@ -26,10 +26,10 @@ import io
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Iterable
 
 _POOL: ProcessPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -141,8 +141,9 @@ def pool(processes: int) -> ProcessPoolExecutor:
     size = pool_size(processes)
     if _POOL is None or _POOL_SIZE != size:
         shutdown_pool()
-        _POOL = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_start)
+        _POOL = ProcessPoolExecutor(
+            max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+        )
         _POOL_SIZE = size
         for _ in range(size):  # start every worker now (the executor spawns one per waiting task)
             _POOL.submit(_ready)
@@ -180,9 +181,16 @@ def plan_chunks(count: int, chunk_size: int, workers: int) -> list[tuple[int, in
     return out
 
 
-def render_many(css: str, jobs: list[tuple[str, str, str]], parts_dir: Path | None, *, chunk_size: int,
-                processes: int, parallel_from: int,
-                starts: dict[str, int] | None = None) -> tuple[dict[str, int], list[tuple[str, list[str]]], dict[str, str]]:
+def render_many(
+    css: str,
+    jobs: list[tuple[str, str, str]],
+    parts_dir: Path | None,
+    *,
+    chunk_size: int,
+    processes: int,
+    parallel_from: int,
+    starts: dict[str, int] | None = None,
+) -> tuple[dict[str, int], list[tuple[str, list[str]]], dict[str, str]]:
     """Render many sections in chunks (in worker processes for big batches).
 
     Returns pages per anchor, the chunk PDFs in order with the anchors each holds (for the print
@@ -272,8 +280,22 @@ def merge_pdfs(parts: list, target: Path) -> int:
 
 
 MANIFEST_COLUMNS = [
-    "sequence", "delivery_id", "action_id", "channel", "stage", "customer_id", "name", "street",
-    "postal_code", "city", "country", "pages", "first_page", "file", "registered", "tracking_number",
+    "sequence",
+    "delivery_id",
+    "action_id",
+    "channel",
+    "stage",
+    "customer_id",
+    "name",
+    "street",
+    "postal_code",
+    "city",
+    "country",
+    "pages",
+    "first_page",
+    "file",
+    "registered",
+    "tracking_number",
 ]
 
 
@@ -355,8 +377,9 @@ def finalize(channel_dir: Path, channel: str) -> dict:
     if dropped:
         from tasks.step import get_logger
 
-        get_logger().warning("print: %d letter(s) of %s already in an earlier print batch of this outbox: left out",
-                             dropped, channel_dir)
+        get_logger().warning(
+            "print: %d letter(s) of %s already in an earlier print batch of this outbox: left out", dropped, channel_dir
+        )
     if not confirmed:
         shutil.rmtree(parts_dir, ignore_errors=True)
         return {}
@@ -387,7 +410,14 @@ class LetterPrinter:
     """Writes each claimed letter's PDF; the print room prints the run's batch PDF."""
 
     def __init__(self, name: str, css: str, sections: dict[str, tuple[str, str, str]], parts_dir: Path, cfg, now):
-        self.name, self.css, self.sections, self.parts_dir, self.cfg, self.now = name, css, sections, parts_dir, cfg, now
+        self.name, self.css, self.sections, self.parts_dir, self.cfg, self.now = (
+            name,
+            css,
+            sections,
+            parts_dir,
+            cfg,
+            now,
+        )
         self.parts: list[tuple[str, list[str]]] = []
         self.pages: dict[str, int] = {}
         self.starts: dict[str, int] = {}  # anchor → its first page in its part
@@ -397,8 +427,13 @@ class LetterPrinter:
 
         jobs = [self.sections[item.delivery_id] for item in batch]
         pages, parts, errors = render_many(
-            self.css, jobs, self.parts_dir, chunk_size=self.cfg.chunk_size,
-            processes=self.cfg.processes, parallel_from=self.cfg.parallel_from, starts=self.starts,
+            self.css,
+            jobs,
+            self.parts_dir,
+            chunk_size=self.cfg.chunk_size,
+            processes=self.cfg.processes,
+            parallel_from=self.cfg.parallel_from,
+            starts=self.starts,
         )
         self.parts += parts
         out = []
@@ -408,8 +443,17 @@ class LetterPrinter:
                 out.append(Result(item.delivery_id, "failed", self.name, error=errors[anchor]))
             else:
                 self.pages[item.delivery_id] = pages[anchor]
-                out.append(Result(item.delivery_id, "sent", self.name, provider_message_id=f"{self.name}:{item.delivery_id}",
-                                  artifact_path=path, sent_at=self.now, extra={"pages": pages[anchor]}))
+                out.append(
+                    Result(
+                        item.delivery_id,
+                        "sent",
+                        self.name,
+                        provider_message_id=f"{self.name}:{item.delivery_id}",
+                        artifact_path=path,
+                        sent_at=self.now,
+                        extra={"pages": pages[anchor]},
+                    )
+                )
         return out
 
 
@@ -445,8 +489,14 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
         failures.append((delivery_id, why))
         del sections[delivery_id]
     results = fail_before_claim(run, failures)
-    printer = LetterPrinter("print" if run.send else "outbox", letter_css(run.renderer), sections,
-                            folder / ".parts", run.cfg.letters, run.now_naive)
+    printer = LetterPrinter(
+        "print" if run.send else "outbox",
+        letter_css(run.renderer),
+        sections,
+        folder / ".parts",
+        run.cfg.letters,
+        run.now_naive,
+    )
     items = [_Item(d) for d in sections]
     sent = deliver(run, channel, items, printer, chunk_size=len(items))
     results += sent
@@ -459,13 +509,23 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             if r is None:
                 continue
             row = by_id[r.delivery_id]
-            rows.append({
-                "delivery_id": r.delivery_id, "action_id": row["action_id"], "channel": channel, "stage": row["stage"],
-                "customer_id": row["customer_id"], "name": row.get("name"), "street": row.get("street"),
-                "postal_code": row.get("postal_code"), "city": row.get("city"), "country": row.get("country"),
-                "pages": printer.pages.get(r.delivery_id, 0), "part_page": printer.starts.get(anchor, 0),
-                "file": r.artifact_path,
-                "registered": "yes" if channel == "registered_letter" else "no",
-            })
+            rows.append(
+                {
+                    "delivery_id": r.delivery_id,
+                    "action_id": row["action_id"],
+                    "channel": channel,
+                    "stage": row["stage"],
+                    "customer_id": row["customer_id"],
+                    "name": row.get("name"),
+                    "street": row.get("street"),
+                    "postal_code": row.get("postal_code"),
+                    "city": row.get("city"),
+                    "country": row.get("country"),
+                    "pages": printer.pages.get(r.delivery_id, 0),
+                    "part_page": printer.starts.get(anchor, 0),
+                    "file": r.artifact_path,
+                    "registered": "yes" if channel == "registered_letter" else "no",
+                }
+            )
         confirm_part(part, rows)
     return {"counts": counts(results)}

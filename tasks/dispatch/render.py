@@ -174,7 +174,7 @@ def g_plural(ctx, forms: Any, n: int) -> str:
 
 
 def human_reference(action_id: str | None, prefix: str = "RL") -> str:
-    """"Notre référence" of a message: a short stable code a person can read out on the phone,
+    """ "Notre référence" of a message: a short stable code a person can read out on the phone,
     derived from the internal action id (never printed: it holds the customer id and episode):
     the stage's prefix (policy `stages[].reference_prefix`: MD for a formal notice — mise en
     demeure —, CT for litigation, RL for any other reminder), then the first 40 bits of
@@ -346,10 +346,10 @@ def _wording(ctx: dict) -> str:
     return ctx.get("wording") or ctx["stage"]
 
 
-_RENDERERS: dict[int, tuple[ChannelsConfig, "Renderer"]] = {}
+_RENDERERS: dict[int, tuple[ChannelsConfig, Renderer]] = {}
 
 
-def get_renderer(cfg: ChannelsConfig) -> "Renderer":
+def get_renderer(cfg: ChannelsConfig) -> Renderer:
     """One Renderer per settings object (templates compile once per process, not once per batch)."""
     hit = _RENDERERS.get(id(cfg))
     if hit is None or hit[0] is not cfg:
@@ -394,7 +394,11 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
     if amount_due is None:
         amount_due = sum((i["open_amount"] for i in invoices), Decimal("0.00"))
     charges = None
-    if row.get("charges_total") is not None or row.get("interest_amount") is not None or row.get("indemnity_amount") is not None:
+    if (
+        row.get("charges_total") is not None
+        or row.get("interest_amount") is not None
+        or row.get("indemnity_amount") is not None
+    ):
         currency = row.get("currency") or "EUR"
         interest = row.get("interest_amount") or Decimal("0.00")
         indemnity = row.get("indemnity_amount") or Decimal("0.00")
@@ -436,13 +440,15 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
     rates = []
     for r in row.get("rates") or []:
         year, half = str(r["half_year"]).split("-H")
-        rates.append({
-            "half_year": r["half_year"],
-            "period": labels["half_year"][half].format(year=year),
-            "reference_rate": r["reference_rate"],
-            "annual_rate": r["annual_rate"],
-            "margin": r["annual_rate"] - r["reference_rate"],
-        })
+        rates.append(
+            {
+                "half_year": r["half_year"],
+                "period": labels["half_year"][half].format(year=year),
+                "reference_rate": r["reference_rate"],
+                "annual_rate": r["annual_rate"],
+                "margin": r["annual_rate"] - r["reference_rate"],
+            }
+        )
     return {
         "lang": lang,
         "t": i18n[lang],
@@ -484,8 +490,9 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
     }
 
 
-def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL",
-               policy: Policy | None = None) -> dict:
+def sample_row(
+    stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL", policy: Policy | None = None
+) -> dict:
     """Sample values for previews and the template check: three invoices overdue (one not yet due
     for a stage before the due date, one due today for a stage on it), charges on a charged stage —
     the stage as the policy (default: policies/default.yaml) has it."""
@@ -493,12 +500,33 @@ def sample_row(stage: str, channel: str, language: str, *, name: str = "Boulange
     D = Decimal
     as_of = date(2026, 3, 16)
     invoices = [
-        {"invoice_id": "INV-2026-000123", "kind": "invoice", "issue_date": date(2026, 1, 5), "due_date": date(2026, 2, 4),
-         "amount": D("1234.56"), "open_amount": D("1234.56"), "days_past_due": 40},
-        {"invoice_id": "INV-2026-000187", "kind": "invoice", "issue_date": date(2026, 1, 20), "due_date": date(2026, 2, 19),
-         "amount": D("980.00"), "open_amount": D("480.00"), "days_past_due": 25},
-        {"invoice_id": "INV-2026-000201", "kind": "invoice", "issue_date": date(2026, 2, 2), "due_date": date(2026, 3, 4),
-         "amount": D("75.10"), "open_amount": D("75.10"), "days_past_due": 12},
+        {
+            "invoice_id": "INV-2026-000123",
+            "kind": "invoice",
+            "issue_date": date(2026, 1, 5),
+            "due_date": date(2026, 2, 4),
+            "amount": D("1234.56"),
+            "open_amount": D("1234.56"),
+            "days_past_due": 40,
+        },
+        {
+            "invoice_id": "INV-2026-000187",
+            "kind": "invoice",
+            "issue_date": date(2026, 1, 20),
+            "due_date": date(2026, 2, 19),
+            "amount": D("980.00"),
+            "open_amount": D("480.00"),
+            "days_past_due": 25,
+        },
+        {
+            "invoice_id": "INV-2026-000201",
+            "kind": "invoice",
+            "issue_date": date(2026, 2, 2),
+            "due_date": date(2026, 3, 4),
+            "amount": D("75.10"),
+            "open_amount": D("75.10"),
+            "days_past_due": 12,
+        },
     ]
     if keys is not None and keys.offset_days < 0:
         invoices = [dict(invoices[2], due_date=date(2026, 3, 21), days_past_due=-5)]

@@ -29,17 +29,17 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from relance.core import phones
-from relance.core.settings import Settings
 from relance.core.retry import retry_wait
+from relance.core.settings import Settings
 from relance.core.urls import origin_label
 from tasks.calendar import holiday_name
 from tasks.dispatch.config import WEEKDAYS, SmsCfg
@@ -55,9 +55,22 @@ _EXT = frozenset(GSM7_EXTENDED)
 
 #: Always applied: typographic spaces, quotes and dashes have plain equivalents.
 _NORMALISE = {
-    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\u2002": " ", "\u2003": " ",
-    "\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u2022": "-",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "\u2007": " ",
+    "\u2002": " ",
+    "\u2003": " ",
+    "\u2019": "'",
+    "\u2018": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2026": "...",
+    "\u2022": "-",
 }
 #: With sms.transliterate: letters GSM-7 lacks.
 _TRANSLIT = {"œ": "oe", "Œ": "OE", "æ": "ae", "ç": "c", "ß": "ss"}
@@ -138,7 +151,7 @@ def country_zones(country: str) -> tuple[ZoneInfo, ...]:
 def quiet_reason(now: datetime, country: str | None, cfg: SmsCfg) -> str | None:
     """Why an SMS may not go at `now` to someone in `country` (None: it may)."""
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     country = (country or "FR").upper()
     start, end = cfg.minutes("window_start"), cfg.minutes("window_end")
     for zone in country_zones(country):
@@ -199,9 +212,15 @@ class OutboxSms:
 
     def send(self, batch: list[OutgoingSms]) -> list[Result]:
         return [
-            Result(m.delivery_id, "sent", self.name, provider_message_id=f"outbox:{m.delivery_id}",
-                   artifact_path=str(write_txt(m, self.now)), sent_at=self.now,
-                   extra={"segments": m.segments.count})
+            Result(
+                m.delivery_id,
+                "sent",
+                self.name,
+                provider_message_id=f"outbox:{m.delivery_id}",
+                artifact_path=str(write_txt(m, self.now)),
+                sent_at=self.now,
+                extra={"segments": m.segments.count},
+            )
             for m in batch
         ]
 
@@ -211,8 +230,9 @@ class TwilioSms:
 
     name = "sms"
 
-    def __init__(self, settings: Settings, token: str, sender: str, cfg: SmsCfg, *,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, settings: Settings, token: str, sender: str, cfg: SmsCfg, *, sleep: Callable[[float], None] = time.sleep
+    ):
         self.settings, self.token, self.sender, self.cfg, self.sleep = settings, token, sender, cfg, sleep
         self.url = f"{settings.sms_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
         self._local = threading.local()
@@ -228,7 +248,9 @@ class TwilioSms:
         return s
 
     def send(self, batch: list[OutgoingSms]) -> list[Result]:
-        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, max(1, len(batch))), thread_name_prefix="sms") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(self.cfg.concurrency, max(1, len(batch))), thread_name_prefix="sms"
+        ) as pool:
             return list(pool.map(self._send_one, batch))
 
     def _send_one(self, msg: OutgoingSms) -> Result:
@@ -245,33 +267,46 @@ class TwilioSms:
         while True:
             attempt += 1
             try:
-                r = self._session().post(self.url, data=data, timeout=(5, self.cfg.timeout_seconds),
-                                         allow_redirects=False)
+                r = self._session().post(
+                    self.url, data=data, timeout=(5, self.cfg.timeout_seconds), allow_redirects=False
+                )
             except requests.ConnectionError as e:
                 # Refused before anything was written? Then certainly not sent; otherwise unknown.
                 text = str(e)
-                if ("Connection refused" in text or "Name or service not known" in text) and attempt < self.cfg.max_attempts:
+                if (
+                    "Connection refused" in text or "Name or service not known" in text
+                ) and attempt < self.cfg.max_attempts:
                     self.sleep(retry_wait(None, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
                     continue
                 if "Connection refused" in text or "Name or service not known" in text:
                     self.aborted = f"SMS gateway unreachable ({text[:200]})"
                     return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
-                return Result(msg.delivery_id, "in_doubt", self.name, error=f"in doubt: {type(e).__name__}: {text[:300]}")
+                return Result(
+                    msg.delivery_id, "in_doubt", self.name, error=f"in doubt: {type(e).__name__}: {text[:300]}"
+                )
             except requests.Timeout as e:
-                return Result(msg.delivery_id, "in_doubt", self.name,
-                              error=f"in doubt: the SMS gateway did not answer in time ({e}); check it, then relance resolve")
+                return Result(
+                    msg.delivery_id,
+                    "in_doubt",
+                    self.name,
+                    error=f"in doubt: the SMS gateway did not answer in time ({e}); check it, then relance resolve",
+                )
             if 200 <= r.status_code < 300:
                 return self._settle(msg, r)
             if 300 <= r.status_code < 400:  # a Twilio-compatible API never redirects; the credentials stay here
-                why = (f"{origin_label(self.url)} answered {r.status_code}, a redirect to "
-                       f"{origin_label(r.headers.get('Location'))}; redirects are never followed with the "
-                       f"credentials (check RELANCE_SMS_BASE_URL)")
+                why = (
+                    f"{origin_label(self.url)} answered {r.status_code}, a redirect to "
+                    f"{origin_label(r.headers.get('Location'))}; redirects are never followed with the "
+                    f"credentials (check RELANCE_SMS_BASE_URL)"
+                )
                 self.aborted = f"the SMS gateway redirects: {why}"
                 return Result(msg.delivery_id, "failed", self.name, error=f"not sent: {why}")
             error = _gateway_error(r)
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt < self.cfg.max_attempts:
-                    self.sleep(retry_wait(r.headers, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds))
+                    self.sleep(
+                        retry_wait(r.headers, attempt, self.cfg.backoff_base_seconds, self.cfg.max_backoff_seconds)
+                    )
                     continue
                 status = "planned" if r.status_code == 429 else "failed"
                 return Result(msg.delivery_id, status, self.name, error=f"gave up after {attempt} attempts: {error}")
@@ -279,7 +314,6 @@ class TwilioSms:
                 self.aborted = f"the SMS gateway refused our credentials ({error})"
                 return Result(msg.delivery_id, "planned", self.name, error=self.aborted)
             return Result(msg.delivery_id, "failed", self.name, error=error)
-
 
     def _settle(self, msg: OutgoingSms, r) -> Result:
         """A 2xx answer: `sent` only as a JSON message with its sid, else in doubt (never re-sent by itself)."""
@@ -289,16 +323,28 @@ class TwilioSms:
             data = None
         sid = data.get("sid") if isinstance(data, dict) else None
         if isinstance(sid, str) and sid.strip():
-            return Result(msg.delivery_id, "sent", self.name, provider_message_id=sid.strip(),
-                          artifact_path=str(msg.txt_path) if msg.txt_path else None,
-                          sent_at=naive_utc(datetime.now(timezone.utc)), extra={"segments": msg.segments.count})
+            return Result(
+                msg.delivery_id,
+                "sent",
+                self.name,
+                provider_message_id=sid.strip(),
+                artifact_path=str(msg.txt_path) if msg.txt_path else None,
+                sent_at=naive_utc(datetime.now(UTC)),
+                extra={"segments": msg.segments.count},
+            )
         content_type = (r.headers.get("Content-Type") or "no content type").split(";")[0].strip()
         shape = f"{r.status_code} {content_type}" + (", JSON without a message sid" if data is not None else "")
         where = origin_label(self.url)
-        self.aborted = f"{where} does not answer like the SMS API ({shape}); nothing more sent (check RELANCE_SMS_BASE_URL)"
-        return Result(msg.delivery_id, "in_doubt", self.name,
-                      error=f"in doubt: {where} answered {shape}, not a message with its sid; it may have taken "
-                            f"the message: check the gateway's message log, then relance resolve")
+        self.aborted = (
+            f"{where} does not answer like the SMS API ({shape}); nothing more sent (check RELANCE_SMS_BASE_URL)"
+        )
+        return Result(
+            msg.delivery_id,
+            "in_doubt",
+            self.name,
+            error=f"in doubt: {where} answered {shape}, not a message with its sid; it may have taken "
+            f"the message: check the gateway's message log, then relance resolve",
+        )
 
 
 def _gateway_error(r) -> str:
@@ -320,8 +366,10 @@ def provider_for(run, *, sleep: Callable[[float], None] = time.sleep):
 
     token = gateway_token()
     if not token:
-        raise UserError("--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and "
-                        "RELANCE_SMS_AUTH_TOKEN (and RELANCE_SMS_BASE_URL for a non-Twilio gateway)")
+        raise UserError(
+            "--send: the SMS gateway is not configured; set RELANCE_SMS_ACCOUNT_SID and "
+            "RELANCE_SMS_AUTH_TOKEN (and RELANCE_SMS_BASE_URL for a non-Twilio gateway)"
+        )
     return TwilioSms(get_settings(), token, run.cfg.sms.sender, run.cfg.sms, sleep=sleep)
 
 
@@ -347,15 +395,28 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
             continue
         parts = segment(body)
         if parts.count > cfg.max_segments:
-            failures.append((row["delivery_id"], f"too long: {parts.count} {parts.encoding} parts "
-                                                 f"({parts.units} units) > sms.max_segments {cfg.max_segments}"))
+            failures.append(
+                (
+                    row["delivery_id"],
+                    f"too long: {parts.count} {parts.encoding} parts "
+                    f"({parts.units} units) > sms.max_segments {cfg.max_segments}",
+                )
+            )
             continue
         no_sms = phones.sms_problem(row.get("phone"))  # a mobile only (relance.core.phones)
         if no_sms:
             failures.append((row["delivery_id"], no_sms))
             continue
-        items.append(OutgoingSms(row["delivery_id"], row["action_id"], row["phone"], body, parts,
-                                 folder / f"{ledger.file_stem(row['delivery_id'])}.txt"))
+        items.append(
+            OutgoingSms(
+                row["delivery_id"],
+                row["action_id"],
+                row["phone"],
+                body,
+                parts,
+                folder / f"{ledger.file_stem(row['delivery_id'])}.txt",
+            )
+        )
     clashes = ledger.check_artifacts(run.con, {m.delivery_id: str(m.txt_path) for m in items})
     if clashes:
         failures += clashes
@@ -372,5 +433,8 @@ def run_batch(run, rows: list[dict], *, sleep: Callable[[float], None] = time.sl
     out = counts(results)
     if deferred:
         out["deferred"] = len(deferred)
-    return {"counts": out, "aborted": getattr(provider, "aborted", None),
-            "segments": sum(m.segments.count for m in items)}
+    return {
+        "counts": out,
+        "aborted": getattr(provider, "aborted", None),
+        "segments": sum(m.segments.count for m in items),
+    }

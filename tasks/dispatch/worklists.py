@@ -27,9 +27,9 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Sequence
 
 from tasks.dispatch import ledger
 from tasks.dispatch.ledger import Result
@@ -84,16 +84,18 @@ def broken_promises(con, as_of, customer_ids: list[str]) -> dict[str, int]:
     built by _outcomes_by_customer)."""
     if not customer_ids or not ledger.table_exists(con, "outcomes"):
         return {}
-    return dict(con.execute(
-        """
+    return dict(
+        con.execute(
+            """
         select customer_id, count(*) from int_outcome_status
         where status = 'broken' and kind in ('promise', 'plan')
           and coalesce(broken_on, hold_until + 1) > cast($as_of as date) - 180
           and customer_id in (select unnest($ids::varchar[]))
         group by customer_id
         """,
-        {"as_of": as_of, "ids": customer_ids},
-    ).fetchall())
+            {"as_of": as_of, "ids": customer_ids},
+        ).fetchall()
+    )
 
 
 def _outcomes_by_customer(con, as_of, customer_ids: list[str]) -> dict[str, list[str]]:
@@ -148,7 +150,13 @@ class WorklistWriter:
     """Writes the collector's CSV and HTML; that is the sending of every entry on it."""
 
     def __init__(self, name: str, csv_path: Path, html_path: Path, render_html, now):
-        self.name, self.csv_path, self.html_path, self.render_html, self.now = name, csv_path, html_path, render_html, now
+        self.name, self.csv_path, self.html_path, self.render_html, self.now = (
+            name,
+            csv_path,
+            html_path,
+            render_html,
+            now,
+        )
         self.entries: dict[str, dict] = {}
 
     def send(self, batch) -> list[Result]:
@@ -160,20 +168,48 @@ class WorklistWriter:
                 w.writerow([csv_safe(v) for v in e["csv"]])
         self.html_path.write_text(self.render_html(entries), encoding="utf-8")
         return [
-            Result(e["delivery_id"], "sent", self.name, provider_message_id=f"{self.name}:{e['delivery_id']}",
-                   artifact_path=str(self.html_path), sent_at=self.now)
+            Result(
+                e["delivery_id"],
+                "sent",
+                self.name,
+                provider_message_id=f"{self.name}:{e['delivery_id']}",
+                artifact_path=str(self.html_path),
+                sent_at=self.now,
+            )
             for e in entries
         ]
 
 
 CSV_COLUMNS = [
-    "rank", "priority", "collector", "customer_id", "name", "phone", "email", "address", "country",
-    "stage", "currency", "total_due", "invoices", "history", "last_outcomes", "script", "delivery_id", "action_id",
-    "risk_class", "risk_score",  # the debtor's payment profile (docs/metrics.md "Debtor profile")
+    "rank",
+    "priority",
+    "collector",
+    "customer_id",
+    "name",
+    "phone",
+    "email",
+    "address",
+    "country",
+    "stage",
+    "currency",
+    "total_due",
+    "invoices",
+    "history",
+    "last_outcomes",
+    "script",
+    "delivery_id",
+    "action_id",
+    "risk_class",
+    "risk_score",  # the debtor's payment profile (docs/metrics.md "Debtor profile")
     "outcome",
     # filled in by the collector, read back by `relance outcomes import` (tasks/outcomes.py)
-    "outcome_amount", "outcome_date", "outcome_instalments", "outcome_invoices", "outcome_reason",
-    "outcome_note", "outcome_on",
+    "outcome_amount",
+    "outcome_date",
+    "outcome_instalments",
+    "outcome_invoices",
+    "outcome_reason",
+    "outcome_note",
+    "outcome_on",
 ]
 #: the empty outcome cells of a new worklist
 _OUTCOME_CELLS = [""] * (len(CSV_COLUMNS) - CSV_COLUMNS.index("outcome"))
@@ -201,29 +237,61 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
             continue
         unit_history = [h for h in history.get((row["customer_id"], row["currency"]), [])]
         invoices = ctx["invoices"]
-        address = ", ".join(x for x in (ctx["customer"]["street"], f"{ctx['customer']['postal_code']} {ctx['customer']['city']}".strip()) if x)
-        entries.append({
-            "delivery_id": row["delivery_id"], "action_id": row["action_id"], "customer": ctx["customer"],
-            "currency": ctx["currency"], "stage": row["stage"], "invoices": invoices, "total": ctx["total"],
-            "charges": ctx["charges"], "history": unit_history, "script": script,
-            # days late as of tonight already; each promise or plan broken lately lowers the chance
-            "priority": (priority(invoices, cfg.recovery_curve)
-                         * Decimal(str(cfg.broken_promise_factor)) ** broken.get(row["customer_id"], 0)
-                         ).quantize(Decimal("0.01")),
-            "address": address, "outcomes": said.get(row["customer_id"], []),
-            "risk": profiles.get((row["customer_id"], row["currency"]), (None, None)),
-        })
+        address = ", ".join(
+            x
+            for x in (ctx["customer"]["street"], f"{ctx['customer']['postal_code']} {ctx['customer']['city']}".strip())
+            if x
+        )
+        entries.append(
+            {
+                "delivery_id": row["delivery_id"],
+                "action_id": row["action_id"],
+                "customer": ctx["customer"],
+                "currency": ctx["currency"],
+                "stage": row["stage"],
+                "invoices": invoices,
+                "total": ctx["total"],
+                "charges": ctx["charges"],
+                "history": unit_history,
+                "script": script,
+                # days late as of tonight already; each promise or plan broken lately lowers the chance
+                "priority": (
+                    priority(invoices, cfg.recovery_curve)
+                    * Decimal(str(cfg.broken_promise_factor)) ** broken.get(row["customer_id"], 0)
+                ).quantize(Decimal("0.01")),
+                "address": address,
+                "outcomes": said.get(row["customer_id"], []),
+                "risk": profiles.get((row["customer_id"], row["currency"]), (None, None)),
+            }
+        )
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
     for rank, e in enumerate(entries, start=1):
         e["rank"] = rank
         e["csv"] = [
-            rank, f"{e['priority']:.2f}", collector, e["customer"]["id"], e["customer"]["name"], e["customer"]["phone"] or "",
-            e["customer"]["email"] or "", e["address"], e["customer"]["country"], e["stage"], e["currency"],
+            rank,
+            f"{e['priority']:.2f}",
+            collector,
+            e["customer"]["id"],
+            e["customer"]["name"],
+            e["customer"]["phone"] or "",
+            e["customer"]["email"] or "",
+            e["address"],
+            e["customer"]["country"],
+            e["stage"],
+            e["currency"],
             f"{Decimal(str(e['total'])):.2f}",
-            "; ".join(f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)" for i in e["invoices"]),
+            "; ".join(
+                f"{i['number']} due {i['due_date'].isoformat()} open {i['open_amount']:.2f} ({i['days_past_due']} d)"
+                for i in e["invoices"]
+            ),
             "; ".join(f"{h['as_of'].isoformat()} {h['stage']} [{h['channels']}]" for h in e["history"]),
-            "; ".join(e["outcomes"]), e["script"], e["delivery_id"], e["action_id"],
-            e["risk"][0] or "", "" if e["risk"][1] is None else e["risk"][1], *_OUTCOME_CELLS,
+            "; ".join(e["outcomes"]),
+            e["script"],
+            e["delivery_id"],
+            e["action_id"],
+            e["risk"][0] or "",
+            "" if e["risk"][1] is None else e["risk"][1],
+            *_OUTCOME_CELLS,
         ]
     results = fail_before_claim(run, failures)
     folder = run.channel_dir(channel)
@@ -233,21 +301,36 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     curve = ", ".join(f"{d} d → {p:.0%}" for d, p in cfg.recovery_curve)
 
     def render_html(items: list[dict]) -> str:
-        return run.renderer.page("worklists/worklist.html.j2", {
-            "lang": creditor_lang, "t": i18n, "currency": "EUR", "collector": collector,
-            "title": i18n["worklist"] if channel == "phone" else i18n["visit_list"],
-            "script_title": i18n["script"] if channel == "phone" else i18n["visit_script"],
-            "run_date": run.as_of, "creditor": run.cfg.creditor.model_dump(), "entries": items,
-            "curve_note": curve,
-        })
+        return run.renderer.page(
+            "worklists/worklist.html.j2",
+            {
+                "lang": creditor_lang,
+                "t": i18n,
+                "currency": "EUR",
+                "collector": collector,
+                "title": i18n["worklist"] if channel == "phone" else i18n["visit_list"],
+                "script_title": i18n["script"] if channel == "phone" else i18n["visit_script"],
+                "run_date": run.as_of,
+                "creditor": run.cfg.creditor.model_dump(),
+                "entries": items,
+                "curve_note": curve,
+            },
+        )
 
-    writer = WorklistWriter({"phone": "worklist", "visit": "worklist"}[channel] if run.send else "outbox",
-                            csv_path, html_path, render_html, run.now_naive)
+    writer = WorklistWriter(
+        {"phone": "worklist", "visit": "worklist"}[channel] if run.send else "outbox",
+        csv_path,
+        html_path,
+        render_html,
+        run.now_naive,
+    )
     writer.entries = {e["delivery_id"]: e for e in entries}
 
     class _Item:
         def __init__(self, d):
             self.delivery_id = d
 
-    results += deliver(run, channel, [_Item(e["delivery_id"]) for e in entries], writer, chunk_size=max(1, len(entries)))
+    results += deliver(
+        run, channel, [_Item(e["delivery_id"]) for e in entries], writer, chunk_size=max(1, len(entries))
+    )
     return {"counts": counts(results), "worklist": str(csv_path), "collector": collector}

@@ -23,8 +23,9 @@ def _e(text: Any) -> str:
     return str(escape(str(text)))
 
 
-def svg_sparkline(points: list[tuple[date, Decimal]], width: int = 220, height: int = 44,
-                  colour: str = "#2b6cb0") -> Markup:
+def svg_sparkline(
+    points: list[tuple[date, Decimal]], width: int = 220, height: int = 44, colour: str = "#2b6cb0"
+) -> Markup:
     """A line of the metric over the run dates (x spaced by date), its last point marked."""
     if not points:
         return Markup("")
@@ -33,10 +34,13 @@ def svg_sparkline(points: list[tuple[date, Decimal]], width: int = 220, height: 
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
     pad = 4
+
     def sx(x: int) -> float:
         return pad + (x - x0) / ((x1 - x0) or 1) * (width - 2 * pad)
+
     def sy(y: float) -> float:
         return height - pad - (y - y0) / ((y1 - y0) or 1) * (height - 2 * pad)
+
     coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
     lx, ly = sx(xs[-1]), sy(ys[-1])
     return Markup(
@@ -47,8 +51,14 @@ def svg_sparkline(points: list[tuple[date, Decimal]], width: int = 220, height: 
     )
 
 
-def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[tuple[str, str]],
-                        fmt: Fmt, width: int = 720, height: int = 260, currency: str | None = None) -> Markup:
+def svg_stacked_columns(
+    columns: list[tuple[str, list[Decimal]]],
+    series: list[tuple[str, str]],
+    fmt: Fmt,
+    width: int = 720,
+    height: int = 260,
+    currency: str | None = None,
+) -> Markup:
     """Stacked columns (one per date), one segment per bucket; series = [(label, colour)]."""
     if not columns:
         return Markup("")
@@ -67,7 +77,9 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
         v = highest * i / 4
         y = top + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e2e8f0"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v, currency))}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 3:.1f}" text-anchor="end" fill="#4a5568">{_e(fmt.compact(v, currency))}</text>'
+        )
     label_every = max(1, len(columns) // 12)
     for i, (label, vals) in enumerate(columns):
         x = left + slot * i + (slot - bar_w) / 2
@@ -79,7 +91,7 @@ def svg_stacked_columns(columns: list[tuple[str, list[Decimal]]], series: list[t
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
-                f'<title>{_e(label)} — {_e(name)} — {_e(fmt.money(v, currency) if currency else fmt.num(v, 2))}</title></rect>'
+                f"<title>{_e(label)} — {_e(name)} — {_e(fmt.money(v, currency) if currency else fmt.num(v, 2))}</title></rect>"
             )
         if i % label_every == 0 or i == len(columns) - 1:
             parts.append(
@@ -118,7 +130,9 @@ def svg_funnel(rows: list[tuple[str, int, str]], width: int = 720, row_h: int = 
         x = label_w + (bar_room - w) / 2
         shade = 0.35 + 0.65 * i / max(1, len(rows) - 1)
         colour = f"rgb({int(43 + 170 * shade)},{int(108 - 60 * shade)},{int(176 - 120 * shade)})"
-        parts.append(f'<text x="{label_w - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>'
+        )
         if w:
             parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" rx="3" fill="{colour}"/>')
         parts.append(f'<text x="{label_w + bar_room + 8}" y="{y + row_h / 2 + 4:.1f}" fill="#1a202c">{_e(text)}</text>')
@@ -126,8 +140,14 @@ def svg_funnel(rows: list[tuple[str, int, str]], width: int = 720, row_h: int = 
     return Markup("".join(parts))
 
 
-def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: list[tuple[str, str]],
-              fmt: Fmt, width: int = 720, row_h: int = 22, reference: list[tuple[str, float]] | None = None) -> Markup:
+def svg_hbars(
+    rows: list[tuple[str, list[tuple[Decimal | None, str]]]],
+    legend: list[tuple[str, str]],
+    fmt: Fmt,
+    width: int = 720,
+    row_h: int = 22,
+    reference: list[tuple[str, float]] | None = None,
+) -> Markup:
     """Horizontal bars of percentages (0–100): per row, one bar per series [(value, colour)]."""
     if not rows:
         return Markup("")
@@ -147,7 +167,9 @@ def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: 
         parts.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#4a5568">{tick}</text>')
     for i, (label, vals) in enumerate(rows):
         y = 4 + i * group_h
-        parts.append(f'<text x="{label_w - 8}" y="{y + group_h / 2:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + group_h / 2:.1f}" text-anchor="end" fill="#1a202c">{_e(label)}</text>'
+        )
         for j, (value, colour) in enumerate(vals):
             by = y + j * row_h
             if value is None:
@@ -155,10 +177,14 @@ def svg_hbars(rows: list[tuple[str, list[tuple[Decimal | None, str]]]], legend: 
                 continue
             w = room * min(max(float(value), 0.0), 100.0) / 100
             parts.append(f'<rect x="{label_w}" y="{by + 2}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}"/>')
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{by + row_h - 8}" fill="#1a202c">{_e(fmt.pct(value))}</text>')
+            parts.append(
+                f'<text x="{label_w + w + 4:.1f}" y="{by + row_h - 8}" fill="#1a202c">{_e(fmt.pct(value))}</text>'
+            )
     for label, pct in reference or []:
         x = label_w + room * pct / 100
-        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 26}" stroke="#1a202c" stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 26}" stroke="#1a202c" stroke-dasharray="4 3"/>'
+        )
         parts.append(f'<text x="{x + 3:.1f}" y="10" fill="#1a202c">{_e(label)}</text>')
     parts += _svg_legend(legend, label_w, height - 10)
     parts.append("</svg>")

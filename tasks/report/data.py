@@ -10,8 +10,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from relance.core.paths import SQL_DIR
 from relance.core.errors import UserError
+from relance.core.paths import SQL_DIR
 from relance.core.policy import Policy
 from tasks import warehouse
 from tasks.report.format import Fmt
@@ -43,13 +43,13 @@ class ReportData:
     currencies: list[str] = field(default_factory=list)
     has_metrics: bool = False
     has_ladder: bool = False
-    metrics: dict = field(default_factory=dict)    # (currency, metric, dimension, value) -> Decimal
-    history: dict = field(default_factory=dict)    # (currency, metric, dimension, value) -> [(date, Decimal)]
+    metrics: dict = field(default_factory=dict)  # (currency, metric, dimension, value) -> Decimal
+    history: dict = field(default_factory=dict)  # (currency, metric, dimension, value) -> [(date, Decimal)]
     aged: list[dict] = field(default_factory=list)  # aged_balance rows of as_of, by customer
     debtors: list[dict] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)  # units per stage
-    held_units: dict = field(default_factory=dict)    # currency -> count
-    will_step: dict = field(default_factory=dict)     # currency -> {stage: n}
+    held_units: dict = field(default_factory=dict)  # currency -> count
+    will_step: dict = field(default_factory=dict)  # currency -> {stage: n}
     planned: int = 0
     actions_today: list[dict] = field(default_factory=list)
     deliveries_today: list[dict] = field(default_factory=list)
@@ -93,9 +93,11 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
                 params,
             ).fetchall()
         ]
-        data.held_units = dict(con.execute(
-            "select currency, count(*) from unit_stage where as_of = $as_of and held group by currency", params
-        ).fetchall())
+        data.held_units = dict(
+            con.execute(
+                "select currency, count(*) from unit_stage where as_of = $as_of and held group by currency", params
+            ).fetchall()
+        )
         ranks = {s.code: i for i, s in enumerate(pol.stages, start=1)}
         for cur, current, target, held in con.execute(
             "select currency, current_stage, target_stage, held from unit_stage where as_of = $as_of and target_stage is not null",
@@ -107,9 +109,7 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
             if nxt is not None:
                 data.will_step.setdefault(cur, {}).setdefault(nxt.code, 0)
                 data.will_step[cur][nxt.code] += 1
-        data.has_ladder = warehouse.scalar(
-            con, "select count(*) from unit_stage where as_of = $as_of", params
-        ) > 0
+        data.has_ladder = warehouse.scalar(con, "select count(*) from unit_stage where as_of = $as_of", params) > 0
     if {"dunning_actions", "deliveries"} <= tables:
         data.actions_today = [
             dict(zip(("currency", "stage", "stage_rank", "actions", "amount"), r))
@@ -133,11 +133,13 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
                 params,
             ).fetchall()
         ]
-        data.first_action = dict(con.execute(
-            """select currency, min(as_of) from dunning_actions
+        data.first_action = dict(
+            con.execute(
+                """select currency, min(as_of) from dunning_actions
                where as_of > cast($as_of as date) - 120 and as_of <= cast($as_of as date) - 30 group by currency""",
-            params,
-        ).fetchall())
+                params,
+            ).fetchall()
+        )
         data.planned = warehouse.scalar(
             con,
             """select count(*) from deliveries join dunning_actions using (action_id)
@@ -148,7 +150,9 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
             data.attention = _query(con, "attention", params)
     if "rejected_rows" in tables:
         data.rejected = _query(con, "rejected_rows", params)
-    currencies = {k[0] for k in data.metrics} | {r["currency"] for r in data.aged} | {r["currency"] for r in data.debtors}
+    currencies = (
+        {k[0] for k in data.metrics} | {r["currency"] for r in data.aged} | {r["currency"] for r in data.debtors}
+    )
     open_by_cur = {c: data.metrics.get((c, "open_ar", "all", "all"), ZERO) for c in currencies}
     data.currencies = sorted(currencies, key=lambda c: (-open_by_cur[c], c))
     return data
@@ -205,13 +209,22 @@ def _open_read_only(db: str):
 #: The outcome metrics the report shows (issue 14 §4, docs/metrics.md "What debtors said" and "Cash
 #: collected by the last step before it"), in the order they are read: (metric, dimension).
 OUTCOME_METRICS = (
-    ("promise_kept_rate_30d", "all"), ("promise_kept_amount_rate_30d", "all"), ("promises_broken_30d", "all"),
-    ("promise_kept_rate_30d", "collector"), ("promises_broken_30d", "collector"),
-    ("disputes_open", "all"), ("disputes_open", "reason"), ("disputes_open", "age_bucket"),
+    ("promise_kept_rate_30d", "all"),
+    ("promise_kept_amount_rate_30d", "all"),
+    ("promises_broken_30d", "all"),
+    ("promise_kept_rate_30d", "collector"),
+    ("promises_broken_30d", "collector"),
+    ("disputes_open", "all"),
+    ("disputes_open", "reason"),
+    ("disputes_open", "age_bucket"),
     ("plans", "status"),
-    ("outcomes_30d", "kind"), ("outcomes_30d", "collector"), ("outcomes_30d", "stage"),
+    ("outcomes_30d", "kind"),
+    ("outcomes_30d", "collector"),
+    ("outcomes_30d", "stage"),
     ("outcomes_30d", "collector_stage"),
-    ("cash_attributed_30d", "stage"), ("cash_attributed_30d", "channel"), ("cash_attributed_30d", "collector"),
+    ("cash_attributed_30d", "stage"),
+    ("cash_attributed_30d", "channel"),
+    ("cash_attributed_30d", "collector"),
 )
 
 

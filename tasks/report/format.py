@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import yaml
 from babel.dates import format_date
 
 from relance.core import money
-from relance.core.paths import TEMPLATES_DIR
 from relance.core.errors import UserError
+from relance.core.paths import TEMPLATES_DIR
 from relance.core.policy import Policy, load_policy
 from tasks.step import get_logger
 
@@ -22,7 +22,7 @@ REPORT_TEMPLATES = TEMPLATES_DIR / "report"
 LANGUAGES = ("fr", "en")
 
 
-@lru_cache(maxsize=None)
+@cache
 def labels(language: str) -> dict:
     if language not in LANGUAGES:
         raise UserError(f"report language {language!r}: expected one of {', '.join(LANGUAGES)}")
@@ -135,8 +135,13 @@ class Fmt:
             parts.append(R["no_address"])
         if parts:
             return ", ".join(dict.fromkeys(parts))
-        for marker, key in (("rendering failed", "rendering"), ("not rendered", "rendering"), ("not prepared", "rendering"),
-                            ("too long", "too_long"), ("not written over", "file_taken")):
+        for marker, key in (
+            ("rendering failed", "rendering"),
+            ("not rendered", "rendering"),
+            ("not prepared", "rendering"),
+            ("too long", "too_long"),
+            ("not written over", "file_taken"),
+        ):
             if marker in low:
                 return R["detail"].format(reason=R[key], detail=text[:160])
         return R["detail"].format(reason=R["provider"], detail=text[:160])
@@ -214,8 +219,12 @@ class Fmt:
             return self.L["no_step"] if code == "none" else self.stage(code)
         if dimension == "channel":
             return self.L["no_channel"] if code == "none" else self.channel(code)
-        group = {"reason": "dispute_reasons", "age_bucket": "dispute_ages", "status": "plan_statuses",
-                 "kind": "outcome_kinds"}.get(dimension)
+        group = {
+            "reason": "dispute_reasons",
+            "age_bucket": "dispute_ages",
+            "status": "plan_statuses",
+            "kind": "outcome_kinds",
+        }.get(dimension)
         return self.term(group, code) if group else self.missing("dimension", dimension)
 
     def outcome_row(self, dimension: str, code: str) -> tuple[str, str]:
@@ -226,9 +235,20 @@ class Fmt:
             return "", ""
         if dimension == "collector_stage":
             collector, _, stage = code.rpartition(":")
-            return (f'{L["by_collector"]}, {L["by_stage"].lower()}',
-                    f'{self.outcome_value("collector", collector)} · {self.outcome_value("stage", stage)}')
-        titles = {"collector": "by_collector", "reason": "by_reason", "age_bucket": "by_age", "status": "by_status",
-                  "kind": "by_kind", "stage": "by_stage", "channel": "by_channel"}
-        return (L[titles[dimension]] if dimension in titles else self.missing("dimension", dimension),
-                self.outcome_value(dimension, code))
+            return (
+                f"{L['by_collector']}, {L['by_stage'].lower()}",
+                f"{self.outcome_value('collector', collector)} · {self.outcome_value('stage', stage)}",
+            )
+        titles = {
+            "collector": "by_collector",
+            "reason": "by_reason",
+            "age_bucket": "by_age",
+            "status": "by_status",
+            "kind": "by_kind",
+            "stage": "by_stage",
+            "channel": "by_channel",
+        }
+        return (
+            L[titles[dimension]] if dimension in titles else self.missing("dimension", dimension),
+            self.outcome_value(dimension, code),
+        )

@@ -57,8 +57,7 @@ def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | N
 
 
 # ------------------------------------------------------------------------------------ Prefect artifacts
-def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "en",
-                     policy: str | None = None) -> dict:
+def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "en", policy: str | None = None) -> dict:
     """The markdown summary and the top-debtor table of as_of, as plain strings (no Decimal, no date)."""
     pol = load_policy(policy)
     fmt = Fmt(language, pol)
@@ -66,17 +65,26 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
         data = gather(con, as_of, pol, db=db, language=language)
     lines = [f"# relance — {as_of.isoformat()}", ""]
     if data.freshness and data.freshness["stale"]:
-        lines += ["**STALE SOURCE: " + ("planned and sent anyway (--allow-stale)" if data.freshness["allow_stale"]
-                                        else "no contact planned, nothing sent") + "** — "
-                  + "; ".join(data.freshness["reasons"]), ""]
+        lines += [
+            "**STALE SOURCE: "
+            + (
+                "planned and sent anyway (--allow-stale)"
+                if data.freshness["allow_stale"]
+                else "no contact planned, nothing sent"
+            )
+            + "** — "
+            + "; ".join(data.freshness["reasons"]),
+            "",
+        ]
     if not data.currencies:
         lines.append("No data for this date.")
     for cur in data.currencies:
+
         def v(metric: str, dim: str = "all", val: str = "all"):
-            return data.metrics.get((cur, metric, dim, val))
+            return data.metrics.get((cur, metric, dim, val))  # noqa: B023 (used within the iteration)
 
         def money(x):
-            return f"{x:.2f} {cur}" if x is not None else "—"
+            return f"{x:.2f} {cur}" if x is not None else "—"  # noqa: B023 (used within the iteration)
 
         def pct(x):
             return f"{x:.1f} %" if x is not None else "—"
@@ -85,8 +93,10 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
             return f"{x:.1f} d" if x is not None else "—"
 
         lines += [
-            f"## {cur}", "",
-            "| metric | value |", "|---|---:|",
+            f"## {cur}",
+            "",
+            "| metric | value |",
+            "|---|---:|",
             f"| open receivables | {money(v('open_ar'))} |",
             f"| overdue | {money(v('overdue_ar'))} |",
             f"| collected, last 30 days | {money(v('collected_30d'))} |",
@@ -102,7 +112,8 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
         need[r["kind"]] = need.get(r["kind"], 0) + 1
     rejected = sum(r["rows"] for r in data.rejected if r["action"] == "rejected")
     lines += [
-        "## Needs a person", "",
+        "## Needs a person",
+        "",
         f"- formal notices awaiting approval: {need.get('pending_approval', 0)}",
         f"- undeliverable (last 7 days): {need.get('undeliverable', 0)}",
         f"- failed deliveries (last 7 days): {need.get('failed', 0)}",
@@ -115,16 +126,18 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
     table = []
     for cur in data.currencies:
         for r in [d for d in data.debtors if d["currency"] == cur and d["overdue_amount"] > 0][:TOP_DEBTORS]:
-            table.append({
-                "customer_id": str(r["customer_id"]),
-                "name": str(r.get("name") or ""),
-                "currency": cur,
-                "overdue": f"{r['overdue_amount']:.2f}",
-                "open": f"{r['open_amount']:.2f}",
-                "oldest_days_past_due": str(r["oldest_days_past_due"]),
-                "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
-                "next_step": next_step(r, pol, as_of, fmt),
-            })
+            table.append(
+                {
+                    "customer_id": str(r["customer_id"]),
+                    "name": str(r.get("name") or ""),
+                    "currency": cur,
+                    "overdue": f"{r['overdue_amount']:.2f}",
+                    "open": f"{r['open_amount']:.2f}",
+                    "oldest_days_past_due": str(r["oldest_days_past_due"]),
+                    "stage": fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
+                    "next_step": next_step(r, pol, as_of, fmt),
+                }
+            )
     return {"markdown": "\n".join(lines), "table": table, "outcomes": outcome_rows(data, fmt)}
 
 
@@ -135,10 +148,16 @@ def outcome_rows(data, fmt: Fmt) -> list[dict]:
     for cur in data.currencies:
         for metric, dimension, code, value in outcome_metrics(data, cur):
             detail, item = fmt.outcome_row(dimension, code)
-            out.append({
-                "currency": cur, "metric": fmt.metric_name(metric), "detail": detail, "item": item,
-                "value": fmt.metric_value(metric, value, cur), "number": str(value),
-            })
+            out.append(
+                {
+                    "currency": cur,
+                    "metric": fmt.metric_name(metric),
+                    "detail": detail,
+                    "item": item,
+                    "value": fmt.metric_value(metric, value, cur),
+                    "number": str(value),
+                }
+            )
     return out
 
 
@@ -159,18 +178,22 @@ def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | No
             markdown=content["markdown"], key="relance-summary", description=f"relance summary for {as_of.isoformat()}"
         ),
         "relance-top-debtors": create_table_artifact(
-            table=content["table"], key="relance-top-debtors",
+            table=content["table"],
+            key="relance-top-debtors",
             description=f"the largest overdue debtors on {as_of.isoformat()}, per currency",
         ),
     }
     if content["outcomes"]:
         ids["relance-outcomes"] = create_table_artifact(
-            table=content["outcomes"], key="relance-outcomes",
+            table=content["outcomes"],
+            key="relance-outcomes",
             description=f"promises, disputes, plans, outcomes and the cash by last step on {as_of.isoformat()}",
         )
     if report_paths.get("html"):
         ids["relance-report"] = create_link_artifact(
-            link=Path(report_paths["html"]).resolve().as_uri(), link_text=f"relance report {as_of.isoformat()}",
-            key="relance-report", description=f"the finance report for {as_of.isoformat()} (HTML)",
+            link=Path(report_paths["html"]).resolve().as_uri(),
+            link_text=f"relance report {as_of.isoformat()}",
+            key="relance-report",
+            description=f"the finance report for {as_of.isoformat()} (HTML)",
         )
     return {k: str(v) for k, v in ids.items()}

@@ -4,10 +4,10 @@ inline), the self-contained HTML (templates/report/report.html.j2, autoescaped) 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
 
 from babel.dates import format_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -80,16 +80,28 @@ def outcome_tables(data: ReportData, pol: Policy, fmt: Fmt, currency: str) -> di
     kept = dict(pick("promise_kept_rate_30d", "collector"))
     broken = dict(pick("promises_broken_30d", "collector"))
     collectors = sorted(set(kept) | set(broken), key=str.casefold)
-    table(f'{L["promises"]} · {L["by_collector"]}', [L["col_collector"], L["kept_rate"], L["broken"]],
-          [[fmt.outcome_value("collector", c), fmt.pct(kept.get(c)), fmt.num(broken.get(c, 0))] for c in collectors])
+    table(
+        f"{L['promises']} · {L['by_collector']}",
+        [L["col_collector"], L["kept_rate"], L["broken"]],
+        [[fmt.outcome_value("collector", c), fmt.pct(kept.get(c)), fmt.num(broken.get(c, 0))] for c in collectors],
+    )
     for dimension, title in (("reason", L["by_reason"]), ("age_bucket", L["by_age"])):
-        table(f'{L["disputes_open"]} · {title}', [title, L["count"]],
-              [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("disputes_open", dimension)])
-    table(L["plans"], [L["by_status"], L["count"]],
-          [[fmt.outcome_value("status", c), fmt.num(v)] for c, v in pick("plans", "status")])
+        table(
+            f"{L['disputes_open']} · {title}",
+            [title, L["count"]],
+            [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("disputes_open", dimension)],
+        )
+    table(
+        L["plans"],
+        [L["by_status"], L["count"]],
+        [[fmt.outcome_value("status", c), fmt.num(v)] for c, v in pick("plans", "status")],
+    )
     for dimension, title in (("kind", L["by_kind"]), ("collector", L["by_collector"])):
-        table(f'{L["outcomes_30d"]} · {title}', [title, L["outcomes_count"]],
-              [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("outcomes_30d", dimension)])
+        table(
+            f"{L['outcomes_30d']} · {title}",
+            [title, L["outcomes_count"]],
+            [[fmt.outcome_value(dimension, c), fmt.num(v)] for c, v in pick("outcomes_30d", dimension)],
+        )
     # outcomes per collector and stage: a collector per row, a stage per column
     grid = {}
     for code, v in pick("outcomes_30d", "collector_stage"):
@@ -97,13 +109,19 @@ def outcome_tables(data: ReportData, pol: Policy, fmt: Fmt, currency: str) -> di
         grid[(collector, stage)] = v
     stages = [c for c, _ in pick("outcomes_30d", "stage")]
     people = sorted({c for c, _ in grid}, key=lambda c: (c == "none", c.casefold()))
-    table(f'{L["outcomes_30d"]} · {L["by_collector"]}, {L["by_stage"].lower()}',
-          [L["col_collector_stage"]] + [fmt.outcome_value("stage", st) for st in stages],
-          [[fmt.outcome_value("collector", c)] + [fmt.num(grid[(c, st)]) if (c, st) in grid else "" for st in stages]
-           for c in people])
+    table(
+        f"{L['outcomes_30d']} · {L['by_collector']}, {L['by_stage'].lower()}",
+        [L["col_collector_stage"]] + [fmt.outcome_value("stage", st) for st in stages],
+        [
+            [fmt.outcome_value("collector", c)] + [fmt.num(grid[(c, st)]) if (c, st) in grid else "" for st in stages]
+            for c in people
+        ],
+    )
     cash = []
     for dimension, title in (("stage", L["by_stage"]), ("channel", L["by_channel"]), ("collector", L["by_collector"])):
-        body = [[fmt.outcome_value(dimension, c), fmt.money(v, currency)] for c, v in pick("cash_attributed_30d", dimension)]
+        body = [
+            [fmt.outcome_value(dimension, c), fmt.money(v, currency)] for c, v in pick("cash_attributed_30d", dimension)
+        ]
         if body:
             cash.append({"title": title, "head": [title, L["amount"]], "rows": body})
     only_cash = not cards and not tables
@@ -113,7 +131,10 @@ def outcome_tables(data: ReportData, pol: Policy, fmt: Fmt, currency: str) -> di
 def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
     L, as_of = fmt.L, data.as_of
     m = data.metrics
-    bucket_series = [(fmt.bucket(b), BUCKET_COLOURS[min(i, len(BUCKET_COLOURS) - 1)]) for i, b in enumerate(data.buckets)]
+    bucket_series = [
+        (fmt.bucket(b), BUCKET_COLOURS[min(i, len(BUCKET_COLOURS) - 1)]) for i, b in enumerate(data.buckets)
+    ]
+
     def recovery_note(first: date | None) -> str:
         """The period the recovery rates measure: the actions dated in (D-120, D-30], from the first
         one there is (a history that starts on 4 Nov is not labelled "from 7 Aug")."""
@@ -127,13 +148,22 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
 
     sections = []
     for cur in data.currencies:
+
         def metric(name: str, dim: str = "all", val: str = "all") -> Decimal | None:
-            return m.get((cur, name, dim, val))
+            return m.get((cur, name, dim, val))  # noqa: B023 (used within the iteration)
 
         # headline and trends
         cards = []
-        for name in ("open_ar", "overdue_ar", "collected_30d", "dso_90d", "cei_30d", "recovery_rate_30d",
-                     "overdue_held_share", "unapplied_credit"):
+        for name in (
+            "open_ar",
+            "overdue_ar",
+            "collected_30d",
+            "dso_90d",
+            "cei_30d",
+            "recovery_rate_30d",
+            "overdue_held_share",
+            "unapplied_credit",
+        ):
             value = metric(name)
             series = _series(data, cur, name)
             shown = fmt.metric_value(name, value, cur)
@@ -142,16 +172,22 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                 share = (value * 100 / metric("open_ar")).quantize(Decimal("0.1"))
                 detail = L["overdue_share"].format(pct=fmt.pct(share))
             if name == "dso_90d" and value is not None:
-                detail = L["dso_detail"].format(best=fmt.days(metric("best_possible_dso_90d")), add=fmt.days(metric("add_90d")))
+                detail = L["dso_detail"].format(
+                    best=fmt.days(metric("best_possible_dso_90d")), add=fmt.days(metric("add_90d"))
+                )
             trend = ""
             if name in TREND_METRICS and len(series) > 1:
                 first, last = series[0], series[-1]
                 trend = L["trend_from"].format(first=fmt.date(first[0], "d MMM"), last=fmt.date(last[0], "d MMM"))
-            cards.append({
-                "label": fmt.metric_name(name), "value": shown, "detail": detail,
-                "spark": svg_sparkline(series) if name in TREND_METRICS and len(series) > 1 else Markup(""),
-                "trend": trend,
-            })
+            cards.append(
+                {
+                    "label": fmt.metric_name(name),
+                    "value": shown,
+                    "detail": detail,
+                    "spark": svg_sparkline(series) if name in TREND_METRICS and len(series) > 1 else Markup(""),
+                    "trend": trend,
+                }
+            )
         run_dates = sorted({d for (c, *_), pts in data.history.items() if c == cur for d, _ in pts})
 
         # aged balance: today's table (from aged_balance) and the history (from the metrics)
@@ -166,18 +202,27 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         aged_table = []
         for b in data.buckets:
             amount, count, debtors = by_bucket.get(b, [ZERO, 0, set()])
-            aged_table.append({
-                "bucket": fmt.bucket(b),
-                "amount": fmt.money(amount, cur),
-                "share": fmt.pct(amount * 100 / positive_total) if positive_total else "",
-                "invoices": fmt.num(count),
-                "debtors": fmt.num(len(debtors)),
-            })
+            aged_table.append(
+                {
+                    "bucket": fmt.bucket(b),
+                    "amount": fmt.money(amount, cur),
+                    "share": fmt.pct(amount * 100 / positive_total) if positive_total else "",
+                    "invoices": fmt.num(count),
+                    "debtors": fmt.num(len(debtors)),
+                }
+            )
         aged_total = fmt.money(positive_total, cur)
         # the unapplied credit is not netted (contract §5): shown after the total, said to be outside it
         credit, _, credit_debtors = by_bucket.get("unapplied_credit", [ZERO, 0, set()])
-        aged_credit = {"bucket": L["unapplied_not_in_total"], "amount": fmt.money(credit, cur),
-                       "debtors": fmt.num(len(credit_debtors))} if credit else None
+        aged_credit = (
+            {
+                "bucket": L["unapplied_not_in_total"],
+                "amount": fmt.money(credit, cur),
+                "debtors": fmt.num(len(credit_debtors)),
+            }
+            if credit
+            else None
+        )
         columns = []
         for d in _sample(run_dates):
             vals = []
@@ -193,8 +238,11 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         order = {s.code: i for i, s in enumerate(pol.stages)}
         st = {r["stage"]: r for r in data.stages if r["currency"] == cur}
         funnel_rows = [
-            (fmt.stage(s.code), st[s.code]["units"] if s.code in st else 0,
-             f'{fmt.num(st[s.code]["units"]) if s.code in st else 0} · {fmt.money(st[s.code]["dunnable"] if s.code in st else ZERO, cur)}')
+            (
+                fmt.stage(s.code),
+                st[s.code]["units"] if s.code in st else 0,
+                f"{fmt.num(st[s.code]['units']) if s.code in st else 0} · {fmt.money(st[s.code]['dunnable'] if s.code in st else ZERO, cur)}",
+            )
             for s in pol.stages
         ]
         extra = [r for code, r in st.items() if code not in order]
@@ -204,7 +252,8 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
         # today's actions
         actions = [
             {"stage": fmt.stage(r["stage"]), "actions": fmt.num(r["actions"]), "amount": fmt.money(r["amount"], cur)}
-            for r in data.actions_today if r["currency"] == cur
+            for r in data.actions_today
+            if r["currency"] == cur
         ]
 
         # recovery after reminders
@@ -215,60 +264,108 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                 if rate is None:
                     continue
                 n = metric("recovery_actions_30d", dimension, v)
-                out.append({"label": label(v), "rate": fmt.pct(rate), "value": rate,
-                            "actions": fmt.num(n) if n is not None else ""})
+                out.append(
+                    {
+                        "label": label(v),
+                        "rate": fmt.pct(rate),
+                        "value": rate,
+                        "actions": fmt.num(n) if n is not None else "",
+                    }
+                )
             return out
 
         stage_codes = [s.code for s in pol.stages] + sorted(
-            {k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "stage"} - {s.code for s in pol.stages}
+            {k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "stage"}
+            - {s.code for s in pol.stages}
         )
         recovery = {
             "stage": rates("stage", stage_codes, fmt.stage),
-            "channel": rates("channel", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "channel"}), fmt.channel),
-            "segment": rates("segment", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "segment"}), fmt.segment),
+            "channel": rates(
+                "channel",
+                sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "channel"}),
+                fmt.channel,
+            ),
+            "segment": rates(
+                "segment",
+                sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "segment"}),
+                fmt.segment,
+            ),
             # real actions apart from replayed ones (a backfill's simulated steps), when measured so
-            "mode": rates("mode", sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "mode"}), fmt.dimension),
+            "mode": rates(
+                "mode",
+                sorted({k[3] for k in m if k[0] == cur and k[1] == "recovery_rate_30d" and k[2] == "mode"}),
+                fmt.dimension,
+            ),
             "all": fmt.pct(metric("recovery_rate_30d")),
         }
-        recovery_chart = svg_hbars(
-            [(r["label"], [(r["value"], "#2b6cb0")]) for r in recovery["stage"]], [], fmt
-        ) if recovery["stage"] else Markup("")
+        recovery_chart = (
+            svg_hbars([(r["label"], [(r["value"], "#2b6cb0")]) for r in recovery["stage"]], [], fmt)
+            if recovery["stage"]
+            else Markup("")
+        )
         age_rows = []
         for b in data.buckets:
             r30, r90 = metric("recovery_by_age_30d", "age_bucket", b), metric("recovery_by_age_90d", "age_bucket", b)
             if r30 is None and r90 is None:
                 continue
             age_rows.append((fmt.bucket(b), [(r30, "#90cdf4"), (r90, "#2b6cb0")]))
-        age_chart = svg_hbars(
-            age_rows, [(L["window_30"], "#90cdf4"), (L["window_90"], "#2b6cb0")], fmt,
-            reference=[(fmt.pct(90, 0), 90.0), (fmt.pct(10, 0), 10.0)],
-        ) if age_rows else Markup("")
+        age_chart = (
+            svg_hbars(
+                age_rows,
+                [(L["window_30"], "#90cdf4"), (L["window_90"], "#2b6cb0")],
+                fmt,
+                reference=[(fmt.pct(90, 0), 90.0), (fmt.pct(10, 0), 10.0)],
+            )
+            if age_rows
+            else Markup("")
+        )
 
         # the largest overdue debtors
         top = []
         for r in [d for d in data.debtors if d["currency"] == cur and d["overdue_amount"] > 0][:TOP_DEBTORS]:
-            top.append({
-                "customer_id": r["customer_id"], "name": r.get("name") or r["customer_id"],
-                "overdue": fmt.money(r["overdue_amount"], cur), "open": fmt.money(r["open_amount"], cur),
-                "oldest": fmt.num(r["oldest_days_past_due"]), "hold": fmt.hold(r.get("hold_kinds")),
-                "stage": fmt.stage(r.get("current_stage")) if r.get("current_stage") else "—",
-                "next": next_step(r, pol, as_of, fmt), "collector": r.get("collector") or "",
-            })
+            top.append(
+                {
+                    "customer_id": r["customer_id"],
+                    "name": r.get("name") or r["customer_id"],
+                    "overdue": fmt.money(r["overdue_amount"], cur),
+                    "open": fmt.money(r["open_amount"], cur),
+                    "oldest": fmt.num(r["oldest_days_past_due"]),
+                    "hold": fmt.hold(r.get("hold_kinds")),
+                    "stage": fmt.stage(r.get("current_stage")) if r.get("current_stage") else "—",
+                    "next": next_step(r, pol, as_of, fmt),
+                    "collector": r.get("collector") or "",
+                }
+            )
         will = data.will_step.get(cur, {})
-        sections.append({
-            "currency": cur, "cards": cards, "run_dates": len(run_dates),
-            "trend_title": L["trend"].format(n=len(run_dates)) if len(run_dates) > 1 else "",
-            "aged_table": aged_table, "aged_total": aged_total, "aged_credit": aged_credit, "aged_chart": aged_chart,
-            "funnel": funnel, "held_units": data.held_units.get(cur, 0),
-            "held_text": fmt.count("held_units", data.held_units.get(cur, 0)),
-            "will_step_text": fmt.count("will_step", sum(will.values())),
-            "recovery_note": recovery_note(data.first_action.get(cur)),
-            "actions": actions, "recovery": recovery, "recovery_chart": recovery_chart, "age_chart": age_chart,
-            "top": top, "top_title": fmt.count("top_debtors", len(top)) if top else L["top_debtors_none"],
-            "will_step": [{"stage": fmt.stage(k), "n": fmt.num(v)} for k, v in sorted(will.items(), key=lambda kv: order.get(kv[0], 99))],
-            "will_step_total": sum(will.values()),
-            "outcomes": outcome_tables(data, pol, fmt, cur),
-        })
+        sections.append(
+            {
+                "currency": cur,
+                "cards": cards,
+                "run_dates": len(run_dates),
+                "trend_title": L["trend"].format(n=len(run_dates)) if len(run_dates) > 1 else "",
+                "aged_table": aged_table,
+                "aged_total": aged_total,
+                "aged_credit": aged_credit,
+                "aged_chart": aged_chart,
+                "funnel": funnel,
+                "held_units": data.held_units.get(cur, 0),
+                "held_text": fmt.count("held_units", data.held_units.get(cur, 0)),
+                "will_step_text": fmt.count("will_step", sum(will.values())),
+                "recovery_note": recovery_note(data.first_action.get(cur)),
+                "actions": actions,
+                "recovery": recovery,
+                "recovery_chart": recovery_chart,
+                "age_chart": age_chart,
+                "top": top,
+                "top_title": fmt.count("top_debtors", len(top)) if top else L["top_debtors_none"],
+                "will_step": [
+                    {"stage": fmt.stage(k), "n": fmt.num(v)}
+                    for k, v in sorted(will.items(), key=lambda kv: order.get(kv[0], 99))
+                ],
+                "will_step_total": sum(will.values()),
+                "outcomes": outcome_tables(data, pol, fmt, cur),
+            }
+        )
 
     # deliveries of the day: channel × status
     statuses = sorted({r["status"] for r in data.deliveries_today})
@@ -276,39 +373,73 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
     grid = {(r["channel"], r["status"]): r["deliveries"] for r in data.deliveries_today}
     deliveries = {
         "statuses": [fmt.status(s) for s in statuses],
-        "rows": [{"channel": fmt.channel(c), "cells": [fmt.num(grid.get((c, s), 0)) if grid.get((c, s)) else "" for s in statuses]}
-                 for c in channels],
+        "rows": [
+            {
+                "channel": fmt.channel(c),
+                "cells": [fmt.num(grid.get((c, s), 0)) if grid.get((c, s)) else "" for s in statuses],
+            }
+            for c in channels
+        ],
     }
 
     attention = []
-    for kind, title in (("pending_approval", L["pending_approvals"]), ("undeliverable", L["undeliverable"]),
-                        ("failed", L["failed"]), ("in_doubt", L["in_doubt"]),
-                        ("missing_reference_rate", L["missing_reference_rate"])):
+    for kind, title in (
+        ("pending_approval", L["pending_approvals"]),
+        ("undeliverable", L["undeliverable"]),
+        ("failed", L["failed"]),
+        ("in_doubt", L["in_doubt"]),
+        ("missing_reference_rate", L["missing_reference_rate"]),
+    ):
         rows = [r for r in data.attention if r["kind"] == kind]
-        attention.append({
-            "kind": kind, "title": title, "count": len(rows),
-            "rows": [{
-                "date": fmt.date(r["as_of"]), "customer": r.get("name") or r["customer_id"], "customer_id": r["customer_id"],
-                "stage": fmt.stage(r["stage"]), "channel": fmt.channel(r["channel"]) if r["channel"] else "",
-                "amount": fmt.money(r["amount_due"], r["currency"]), "detail": fmt.reason(r["status"], r.get("detail")),
-            } for r in rows[:ATTENTION_ROWS]],
-            "more": fmt.count("more", len(rows) - ATTENTION_ROWS) if len(rows) > ATTENTION_ROWS else "",
-        })
+        attention.append(
+            {
+                "kind": kind,
+                "title": title,
+                "count": len(rows),
+                "rows": [
+                    {
+                        "date": fmt.date(r["as_of"]),
+                        "customer": r.get("name") or r["customer_id"],
+                        "customer_id": r["customer_id"],
+                        "stage": fmt.stage(r["stage"]),
+                        "channel": fmt.channel(r["channel"]) if r["channel"] else "",
+                        "amount": fmt.money(r["amount_due"], r["currency"]),
+                        "detail": fmt.reason(r["status"], r.get("detail")),
+                    }
+                    for r in rows[:ATTENTION_ROWS]
+                ],
+                "more": fmt.count("more", len(rows) - ATTENTION_ROWS) if len(rows) > ATTENTION_ROWS else "",
+            }
+        )
     rejected = {
         "total": sum(r["rows"] for r in data.rejected),
-        "rows": [{"entity": fmt.entity(r["entity"]), "action": r["action"], "reason": r["reason"], "rows": fmt.num(r["rows"]),
-                  "first_row": r["first_row"]} for r in data.rejected[:ATTENTION_ROWS]],
+        "rows": [
+            {
+                "entity": fmt.entity(r["entity"]),
+                "action": r["action"],
+                "reason": r["reason"],
+                "rows": fmt.num(r["rows"]),
+                "first_row": r["first_row"],
+            }
+            for r in data.rejected[:ATTENTION_ROWS]
+        ],
     }
     css = (REPORT_TEMPLATES / "report.css").read_text(encoding="utf-8")
     return {
-        "L": L, "lang": fmt.language, "as_of": as_of,
+        "L": L,
+        "lang": fmt.language,
+        "as_of": as_of,
         "title": L["title"].format(date=fmt.date(as_of, "long")),
         "generated": L["generated"].format(
-            when=format_datetime(datetime.now(timezone.utc), "medium", locale=fmt.locale), db=Path(data.db).name or "—"
+            when=format_datetime(datetime.now(UTC), "medium", locale=fmt.locale), db=Path(data.db).name or "—"
         ),
         "css": Markup(css),
-        "sections": sections, "deliveries": deliveries, "attention": attention, "rejected": rejected,
-        "has_metrics": data.has_metrics, "has_ladder": data.has_ladder,
+        "sections": sections,
+        "deliveries": deliveries,
+        "attention": attention,
+        "rejected": rejected,
+        "has_metrics": data.has_metrics,
+        "has_ladder": data.has_ladder,
         "planned": fmt.count("planned", data.planned) if data.planned else "",
         "no_data": not data.currencies,
         "freshness": data.freshness,

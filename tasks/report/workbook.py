@@ -140,15 +140,30 @@ def metric_cell(name: str, value: Decimal, currency: str, fmt: Fmt) -> tuple[Dec
     return Decimal(value), "General"
 
 
-SUMMARY_METRICS = ("open_ar", "overdue_ar", "current_ar", "unapplied_credit", "collected_30d", "dso_90d",
-                   "best_possible_dso_90d", "add_90d", "cei_30d", "recovery_rate_30d", "credit_settled_rate_30d",
-                   "overdue_held_share")
+SUMMARY_METRICS = (
+    "open_ar",
+    "overdue_ar",
+    "current_ar",
+    "unapplied_credit",
+    "collected_30d",
+    "dso_90d",
+    "best_possible_dso_90d",
+    "add_90d",
+    "cei_30d",
+    "recovery_rate_30d",
+    "credit_settled_rate_30d",
+    "overdue_held_share",
+)
 
 
 def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt, L: dict) -> None:
     # summary: each value in its unit (the number format of its row)
-    ws = _Sheet(book, formats, L["sheet_summary"], [(L["col_currency"], 10, None), (L["col_metric"], 52, None),
-                                                    (L["col_value"], 18, None)])
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_summary"],
+        [(L["col_currency"], 10, None), (L["col_metric"], 52, None), (L["col_value"], 18, None)],
+    )
     for cur in data.currencies:
         for name in SUMMARY_METRICS:
             value = data.metrics.get((cur, name, "all", "all"))
@@ -158,10 +173,18 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
 
     # aged balance by customer, a column per bucket
     buckets = data.buckets
-    ws = _Sheet(book, formats, L["sheet_aged"],
-                [(L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_currency"], 8, None)]
-                + [(fmt.bucket(b), 13, MONEY_FORMAT) for b in buckets]
-                + [(L["col_unapplied"], 13, MONEY_FORMAT), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT)])
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_aged"],
+        [(L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_currency"], 8, None)]
+        + [(fmt.bucket(b), 13, MONEY_FORMAT) for b in buckets]
+        + [
+            (L["col_unapplied"], 13, MONEY_FORMAT),
+            (L["col_open"], 15, MONEY_FORMAT),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+        ],
+    )
     # overdue = the buckets holding only overdue days (the first bucket holds the days not yet due)
     overdue_buckets = [b.name for b in pol.aging_buckets[1:]]
     pivot: dict[tuple[str, str], dict] = {}
@@ -184,30 +207,64 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
         ws.append([L["total"], "", cur] + t, bold=True)
 
     # debtors
-    ws = _Sheet(book, formats, L["sheet_debtors"], [
-        (L["col_customer_id"], 14, None), (L["col_name"], 36, None), (L["col_segment"], 10, None),
-        (L["col_currency"], 8, None), (L["col_open"], 15, MONEY_FORMAT), (L["col_overdue"], 15, MONEY_FORMAT),
-        (L["col_oldest"], 10, INT_FORMAT), (L["col_held"], 8, None), (L["col_hold"], 18, None),
-        (L["col_stage"], 18, None), (L["col_next"], 40, None), (L["col_collector"], 18, None),
-        (L["col_email"], 28, None), (L["col_phone"], 16, None), (L["col_city"], 18, None),
-    ])
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_debtors"],
+        [
+            (L["col_customer_id"], 14, None),
+            (L["col_name"], 36, None),
+            (L["col_segment"], 10, None),
+            (L["col_currency"], 8, None),
+            (L["col_open"], 15, MONEY_FORMAT),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+            (L["col_oldest"], 10, INT_FORMAT),
+            (L["col_held"], 8, None),
+            (L["col_hold"], 18, None),
+            (L["col_stage"], 18, None),
+            (L["col_next"], 40, None),
+            (L["col_collector"], 18, None),
+            (L["col_email"], 28, None),
+            (L["col_phone"], 16, None),
+            (L["col_city"], 18, None),
+        ],
+    )
     for r in data.debtors:
         held = bool(r.get("unit_held")) or bool(r.get("overdue_held"))
-        ws.append([
-            r["customer_id"], r.get("name") or "", fmt.segment(r.get("segment")) if r.get("segment") else "", r["currency"], r["open_amount"],
-            r["overdue_amount"], r["oldest_days_past_due"], L["word_yes"] if held else L["word_no"],
-            fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
-            fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
-            next_step(r, pol, data.as_of, fmt), r.get("collector") or "", r.get("email") or "",
-            r.get("phone") or "", r.get("city") or "",
-        ])
+        ws.append(
+            [
+                r["customer_id"],
+                r.get("name") or "",
+                fmt.segment(r.get("segment")) if r.get("segment") else "",
+                r["currency"],
+                r["open_amount"],
+                r["overdue_amount"],
+                r["oldest_days_past_due"],
+                L["word_yes"] if held else L["word_no"],
+                fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
+                fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
+                next_step(r, pol, data.as_of, fmt),
+                r.get("collector") or "",
+                r.get("email") or "",
+                r.get("phone") or "",
+                r.get("city") or "",
+            ]
+        )
 
     # what debtors said: promises, disputes, plans, outcomes and the cash by last step (one row per
     # figure; its value in its unit, as in the summary)
-    ws = _Sheet(book, formats, L["sheet_outcomes"], [
-        (L["col_currency"], 10, None), (L["col_metric"], 52, None), (L["col_section"], 26, None),
-        (L["col_dimension"], 30, None), (L["col_value"], 18, None),
-    ])
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_outcomes"],
+        [
+            (L["col_currency"], 10, None),
+            (L["col_metric"], 52, None),
+            (L["col_section"], 26, None),
+            (L["col_dimension"], 30, None),
+            (L["col_value"], 18, None),
+        ],
+    )
     for cur in data.currencies:
         for metric, dimension, code, value in outcome_metrics(data, cur):
             detail, item = fmt.outcome_row(dimension, code)

@@ -5,8 +5,18 @@ ENTITIES: tuple[str, ...] = ("customers", "invoices", "payments", "holds")
 #: The columns of each entity, in the contract's order (shared/spec/contract.md §1).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (
-        "customer_id", "name", "email", "phone", "street", "postal_code", "city",
-        "country", "language", "segment", "dunning_block", "collector",
+        "customer_id",
+        "name",
+        "email",
+        "phone",
+        "street",
+        "postal_code",
+        "city",
+        "country",
+        "language",
+        "segment",
+        "dunning_block",
+        "collector",
     ),
     "invoices": ("invoice_id", "customer_id", "kind", "issue_date", "due_date", "amount", "currency"),
     "payments": ("payment_id", "customer_id", "invoice_id", "paid_date", "amount", "currency"),

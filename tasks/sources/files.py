@@ -8,7 +8,6 @@ rejects its row with a reason instead of failing the load. A file that cannot be
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import duckdb
@@ -27,6 +26,7 @@ create or replace temp table raw_structural_rejects (
     source varchar, entity varchar, row_number bigint, raw varchar, reason varchar
 )
 """
+
 
 def find_files(folder: Path) -> dict[str, Path | None]:
     """The file of each entity in a folder; SourceError for a missing folder, a missing
@@ -49,7 +49,9 @@ def find_files(folder: Path) -> dict[str, Path | None]:
         candidates = sorted(by_entity[entity], key=lambda p: (p.suffix.lower() == ".parquet", p.name))
         if len(candidates) > 1:
             names = [c.name for c in candidates]
-            listed = f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+            listed = (
+                f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+            )
             raise SourceError(f"source folder {folder} has {listed}: keep only one")
         if not candidates and entity in REQUIRED_ENTITIES:
             raise SourceError(f"source folder {folder} has no {entity}.csv or {entity}.parquet")
@@ -76,9 +78,7 @@ def _column_map(shown: str, entity: str, names: list[str]) -> dict[str, str]:
         key = name.strip().lstrip("\ufeff").strip().lower().replace(" ", "_")
         if key in mapping:
             same = "" if mapping[key] == name else f" (as {mapping[key]!r} and {name!r})"
-            raise SourceError(
-                f"{shown}: the header names column {key!r} twice{same}; keep one column of each name"
-            )
+            raise SourceError(f"{shown}: the header names column {key!r} twice{same}; keep one column of each name")
         mapping[key] = name
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in mapping]
     if missing:
@@ -98,8 +98,12 @@ def _quote_ident(name: str) -> str:
 
 
 def land_file(
-    con: duckdb.DuckDBPyConnection, entity: str, path: Path | None, source_label: str | None = None,
-    *, generated: bool = False,
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    path: Path | None,
+    source_label: str | None = None,
+    *,
+    generated: bool = False,
 ) -> int:
     """Create raw_<entity> from one file (or empty when path is None); returns its row count.
 
@@ -114,7 +118,9 @@ def land_file(
     cols = COLUMNS[entity]
     if path is None:
         col_defs = ", ".join(f"{c} varchar" for c in cols)
-        con.execute(f"create or replace temp table {table} ({col_defs}, _source varchar, _row_number bigint, _land_row bigint)")
+        con.execute(
+            f"create or replace temp table {table} ({col_defs}, _source varchar, _row_number bigint, _land_row bigint)"
+        )
         con.execute(f"create or replace temp table land_{entity} ({col_defs})")
         return 0
     label = source_label or str(path)
@@ -135,7 +141,8 @@ def land_file(
             pass  # DuckDB read it: its names are the ones checked below
         mapping = _column_map(label, entity, names)
         select_cols = ", ".join(
-            f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}" if c in mapping
+            f"nullif(trim(cast({_quote_ident(mapping[c])} as varchar)), '') as {c}"
+            if c in mapping
             else f"cast(null as varchar) as {c}"
             for c in cols
         )
@@ -152,15 +159,12 @@ def land_file(
             return f"cast({value} as varchar) as {_quote_ident(n)}"
 
         src_cols = ", ".join(as_text(n) for n in names)
-        con.execute(
-            f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params
-        )
+        con.execute(f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params)
     else:
         _sniff_text(path, label)
         mapping = _land_csv(con, path, label, entity, generated)
         select_cols = ", ".join(
-            f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping
-            else f"cast(null as varchar) as {c}"
+            f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping else f"cast(null as varchar) as {c}"
             for c in cols
         )
     if path.suffix.lower() == ".parquet":
@@ -254,9 +258,15 @@ def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str
     def flush() -> None:
         nonlocal landed
         columns = list(zip(*batch)) if batch else [()] * len(header)
-        land = pa.table([pa.array(col, type=pa.string()) for col in columns], names=[f"c{i}" for i in range(len(header))])
-        index = pa.table({"i": pa.array(range(landed, landed + len(batch)), type=pa.int64()),
-                          "n": pa.array(numbers, type=pa.int64())})
+        land = pa.table(
+            [pa.array(col, type=pa.string()) for col in columns], names=[f"c{i}" for i in range(len(header))]
+        )
+        index = pa.table(
+            {
+                "i": pa.array(range(landed, landed + len(batch)), type=pa.int64()),
+                "n": pa.array(numbers, type=pa.int64()),
+            }
+        )
         con.register("_land_batch", land)
         con.register("_land_batch_numbers", index)
         try:
@@ -281,7 +291,8 @@ def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str
                 mapping = _column_map(label, entity, header)
                 con.execute(
                     "create or replace temp table _land ("
-                    + ", ".join(f"{_quote_ident(n)} varchar" for n in header) + ")"
+                    + ", ".join(f"{_quote_ident(n)} varchar" for n in header)
+                    + ")"
                 )
                 con.execute("create or replace temp table _land_numbers (i bigint, n bigint)")
                 empty_is_null = ", ".join(f"nullif(c{i}, '')" for i in range(len(header)))  # as DuckDB reads CSV
@@ -294,7 +305,13 @@ def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str
                 )
                 con.execute(
                     "insert into raw_structural_rejects values ($source, $entity, $row, $raw, $reason)",
-                    {"source": label, "entity": entity, "row": row, "raw": "".join(text).rstrip("\r\n"), "reason": reason},
+                    {
+                        "source": label,
+                        "entity": entity,
+                        "row": row,
+                        "raw": "".join(text).rstrip("\r\n"),
+                        "reason": reason,
+                    },
                 )
                 continue
             batch.append(record)

@@ -37,17 +37,18 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from relance.core.errors import SourceError
-from relance.core.settings import get_settings, resolve_secret
 from relance.core.retry import retry_wait
+from relance.core.settings import get_settings, resolve_secret
 from relance.core.urls import redact_url
 from tasks.sources import COLUMNS, DATE_COLUMNS, ENTITIES, REQUIRED_ENTITIES
 
@@ -60,10 +61,24 @@ RECORD_KEYS = ("data", "items", "results")
 #: empty pages in a row that still link to a next one before the pagination is called endless
 EMPTY_PAGES_MAX = 3
 #: query parameters that carry a position in the list (a repeated value = a page already read)
-CURSOR_PARAMS = frozenset({
-    "cursor", "next_cursor", "page", "page_token", "pagetoken", "next_page_token", "nextpagetoken",
-    "after", "starting_after", "offset", "skip", "marker", "continuation", "continuationtoken",
-})
+CURSOR_PARAMS = frozenset(
+    {
+        "cursor",
+        "next_cursor",
+        "page",
+        "page_token",
+        "pagetoken",
+        "next_page_token",
+        "nextpagetoken",
+        "after",
+        "starting_after",
+        "offset",
+        "skip",
+        "marker",
+        "continuation",
+        "continuationtoken",
+    }
+)
 USER_AGENT = "relance (accounts-receivable dunning)"
 
 
@@ -256,7 +271,9 @@ class _Client:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 last = _describe_network_error(e, self.timeout_s)
             except requests.RequestException as e:
-                raise SourceError(f"{where}: the request cannot be made ({type(e).__name__}); check the source URL") from None
+                raise SourceError(
+                    f"{where}: the request cannot be made ({type(e).__name__}); check the source URL"
+                ) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -265,8 +282,9 @@ class _Client:
                 response.close()
             if attempt == self.attempts:
                 break
-            time.sleep(retry_wait(asked, attempt, BACKOFF_BASE_S, BACKOFF_CAP_S, asked_cap=RETRY_AFTER_CAP_S,
-                                  jitter=False))
+            time.sleep(
+                retry_wait(asked, attempt, BACKOFF_BASE_S, BACKOFF_CAP_S, asked_cap=RETRY_AFTER_CAP_S, jitter=False)
+            )
         raise SourceError(
             f"{where}: the API did not answer successfully after {self.attempts} attempt"
             f"{'s' if self.attempts > 1 else ''} (last: {last}); try again later or raise RELANCE_HTTP_RETRIES"
@@ -287,8 +305,16 @@ def _describe_network_error(e: Exception, timeout_s: float) -> str:
     text = str(e).lower()
     if "refused" in text:
         return "connection refused"
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo failed",
-                               "temporary failure in name resolution", "no address associated")):
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "getaddrinfo failed",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    ):
         return "host name not found"
     if "ssl" in text or "certificate" in text:
         return "TLS/SSL error (check the certificate)"
@@ -350,8 +376,9 @@ def _page_key(url: str) -> tuple:
 def _cursor_key(url: str) -> tuple | None:
     """The position a URL asks for: its path and cursor-like parameters (None without any)."""
     parts = urlsplit(url)
-    cursor = tuple(sorted((k.lower(), v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                          if k.lower() in CURSOR_PARAMS))
+    cursor = tuple(
+        sorted((k.lower(), v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() in CURSOR_PARAMS)
+    )
     return (parts.path or "/", cursor) if cursor else None
 
 
@@ -380,20 +407,28 @@ def _iter_pages(client: _Client, entity_url: str, label: str, response: requests
                 return
             url = urljoin(response.url or url, link)
             if _page_key(url) in seen_pages:
-                raise SourceError(f"{where}: the next link {redact_url(url)} leads back to a page already read; "
-                                  "the API's pagination loops")
+                raise SourceError(
+                    f"{where}: the next link {redact_url(url)} leads back to a page already read; "
+                    "the API's pagination loops"
+                )
             cursor = _cursor_key(url)
             if cursor is not None and cursor in seen_cursors:
                 names = ", ".join(k for k, _ in cursor[1])
-                raise SourceError(f"{where}: the next link {redact_url(url)} asks again for a position already read "
-                                  f"(its {names} repeats); the API's pagination loops")
+                raise SourceError(
+                    f"{where}: the next link {redact_url(url)} asks again for a position already read "
+                    f"(its {names} repeats); the API's pagination loops"
+                )
             if records and records == previous_records:
-                raise SourceError(f"{where}: page {page} has the same records as page {page - 1} although its next "
-                                  f"link {redact_url(url)} moved on; the API seems to ignore its own cursor")
+                raise SourceError(
+                    f"{where}: page {page} has the same records as page {page - 1} although its next "
+                    f"link {redact_url(url)} moved on; the API seems to ignore its own cursor"
+                )
             empty_with_next = 0 if records else empty_with_next + 1
             if empty_with_next >= EMPTY_PAGES_MAX:
-                raise SourceError(f"{where}: {empty_with_next} empty pages in a row still link to a next one "
-                                  f"({redact_url(url)}); the API's pagination seems endless")
+                raise SourceError(
+                    f"{where}: {empty_with_next} empty pages in a row still link to a next one "
+                    f"({redact_url(url)}); the API's pagination seems endless"
+                )
             previous_records = records
             if cursor is not None:
                 seen_cursors.add(cursor)
@@ -421,8 +456,8 @@ def _check_status(response: requests.Response, where: str, page: int, has_token:
     if code in (401, 403):
         hint = (
             "check RELANCE_SOURCE_TOKEN or the Prefect Secret block 'relance-source-token'"
-            if has_token else
-            "no token is configured: set RELANCE_SOURCE_TOKEN or the Prefect Secret block 'relance-source-token'"
+            if has_token
+            else "no token is configured: set RELANCE_SOURCE_TOKEN or the Prefect Secret block 'relance-source-token'"
         )
         raise SourceError(f"{where}: the API refused the token (HTTP {code}); {hint}")
     if code == 404 and page > 1:
@@ -441,7 +476,9 @@ def _settings():
         fields = ", ".join(
             "RELANCE_" + str(err.get("loc", ("?",))[0]).upper() for err in getattr(e, "errors", lambda: [])()
         )
-        raise SourceError(f"invalid setting{': ' + fields if fields else ''} (check the RELANCE_* environment variables)") from None
+        raise SourceError(
+            f"invalid setting{': ' + fields if fields else ''} (check the RELANCE_* environment variables)"
+        ) from None
 
 
 def _token(settings) -> str | None:

@@ -156,9 +156,7 @@ def extract(url: str, schema: str, workdir: Path) -> tuple[Path, dict[str, str]]
     return folder, labels
 
 
-def _check_columns(
-    cur: psycopg.Cursor, schema: str, table: str, entity: str, label: str
-) -> list[tuple[str, str]]:
+def _check_columns(cur: psycopg.Cursor, schema: str, table: str, entity: str, label: str) -> list[tuple[str, str]]:
     """The table's (column, base type) in order; fails with the table's name (not a temp
     file's) when a required column is missing."""
     described = cur.execute(

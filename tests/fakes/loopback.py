@@ -61,7 +61,7 @@ class Catcher(LoopbackFake):
         with self.lock:
             return [h["authorization"] for _, _, h in self.seen if "authorization" in h]
 
-    def start(self) -> "Catcher":
+    def start(self) -> Catcher:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -16,14 +16,32 @@ import duckdb
 
 from tests.conftest import write_source
 
-STAGE_RANK = {"preventive": 1, "due": 2, "call_1": 3, "reminder_2": 4, "call_2": 5, "formal_notice": 6,
-              "amicable": 7, "litigation": 8}
+STAGE_RANK = {
+    "preventive": 1,
+    "due": 2,
+    "call_1": 3,
+    "reminder_2": 4,
+    "call_2": 5,
+    "formal_notice": 6,
+    "amicable": 7,
+    "litigation": 8,
+}
 
 
 def customer(cid: str, name: str | None = None, **kw) -> dict:
-    row = {"customer_id": cid, "name": name or f"Client {cid}", "email": f"{cid.lower()}@client.example",
-           "phone": "+33639980001", "street": "12 rue des Lilas", "postal_code": "69003", "city": "Lyon",
-           "country": "FR", "language": "fr", "segment": "b2b", "collector": "Julie"}
+    row = {
+        "customer_id": cid,
+        "name": name or f"Client {cid}",
+        "email": f"{cid.lower()}@client.example",
+        "phone": "+33639980001",
+        "street": "12 rue des Lilas",
+        "postal_code": "69003",
+        "city": "Lyon",
+        "country": "FR",
+        "language": "fr",
+        "segment": "b2b",
+        "collector": "Julie",
+    }
     row.update(kw)
     return row
 
@@ -34,11 +52,30 @@ def invoice(iid: str, cid: str, issue: str, due: str, amount: str, **kw) -> dict
     return row
 
 
-def action(action_id: str, customer_id: str, stage: str, invoice_ids: list[str], *, deliveries: list[tuple],
-           as_of: date | None = None, currency: str = "EUR", charges: dict | None = None, status: str | None = None) -> dict:
+def action(
+    action_id: str,
+    customer_id: str,
+    stage: str,
+    invoice_ids: list[str],
+    *,
+    deliveries: list[tuple],
+    as_of: date | None = None,
+    currency: str = "EUR",
+    charges: dict | None = None,
+    status: str | None = None,
+) -> dict:
     """deliveries: (delivery_id, channel[, status])."""
-    return {"action_id": action_id, "customer_id": customer_id, "stage": stage, "invoice_ids": invoice_ids,
-            "deliveries": deliveries, "as_of": as_of, "currency": currency, "charges": charges, "status": status}
+    return {
+        "action_id": action_id,
+        "customer_id": customer_id,
+        "stage": stage,
+        "invoice_ids": invoice_ids,
+        "deliveries": deliveries,
+        "as_of": as_of,
+        "currency": currency,
+        "charges": charges,
+        "status": status,
+    }
 
 
 def ingest_and_age(folder: Path, db: Path, as_of: date) -> None:
@@ -49,8 +86,17 @@ def ingest_and_age(folder: Path, db: Path, as_of: date) -> None:
     age(str(db), as_of)
 
 
-def build(tmp_path: Path, *, customers: list[dict], invoices: list[dict], as_of: date, actions: list[dict],
-          payments: list[dict] | None = None, with_charges_table: bool = False, name: str = "r") -> Path:
+def build(
+    tmp_path: Path,
+    *,
+    customers: list[dict],
+    invoices: list[dict],
+    as_of: date,
+    actions: list[dict],
+    payments: list[dict] | None = None,
+    with_charges_table: bool = False,
+    name: str = "r",
+) -> Path:
     src = write_source(tmp_path / f"{name}-src", customers=customers, invoices=invoices, payments=payments or [])
     db = tmp_path / f"{name}.duckdb"
     dates = sorted({a["as_of"] or as_of for a in actions} | {as_of})
@@ -77,20 +123,38 @@ def add_actions(db: Path, actions: list[dict], as_of: date, *, with_charges_tabl
             interest = indemnity = total = None
             if ch is not None:
                 per = ch.get("per_invoice") or {}
-                interest = sum((Decimal(v[0]) for v in per.values()), Decimal("0.00")) if per else Decimal(ch.get("interest", "0"))
-                indemnity = sum((Decimal(v[1]) for v in per.values()), Decimal("0.00")) if per else Decimal(ch.get("indemnity", "0"))
+                interest = (
+                    sum((Decimal(v[0]) for v in per.values()), Decimal("0.00"))
+                    if per
+                    else Decimal(ch.get("interest", "0"))
+                )
+                indemnity = (
+                    sum((Decimal(v[1]) for v in per.values()), Decimal("0.00"))
+                    if per
+                    else Decimal(ch.get("indemnity", "0"))
+                )
                 total = interest + (indemnity if a["currency"] == "EUR" else Decimal("0.00"))
                 if with_charges_table:
                     for inv, (i_amt, ind_amt) in per.items():
                         due, open_amount = con.execute(
-                            "select due_date, open_amount from invoice_snapshot where as_of = ? and invoice_id = ?", [d, inv]
+                            "select due_date, open_amount from invoice_snapshot where as_of = ? and invoice_id = ?",
+                            [d, inv],
                         ).fetchone()
                         con.execute(
                             """insert into action_charges (action_id, invoice_id, customer_id, currency, due_date, open_amount,
                                days_late, interest_amount, indemnity_amount, indemnity_currency)
                                values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'EUR')""",
-                            [a["action_id"], inv, a["customer_id"], a["currency"], due, open_amount, (d - due).days,
-                             Decimal(i_amt), Decimal(ind_amt)],
+                            [
+                                a["action_id"],
+                                inv,
+                                a["customer_id"],
+                                a["currency"],
+                                due,
+                                open_amount,
+                                (d - due).days,
+                                Decimal(i_amt),
+                                Decimal(ind_amt),
+                            ],
                         )
             statuses = {x[2] if len(x) > 2 else "planned" for x in a["deliveries"]}
             action_status = a["status"] or ("pending_approval" if statuses == {"pending_approval"} else "planned")
@@ -98,9 +162,24 @@ def add_actions(db: Path, actions: list[dict], as_of: date, *, with_charges_tabl
                 """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
                    driving_invoice_id, amount_due, invoice_ids, status, mode, interest_amount, indemnity_amount,
                    charges_total, indemnity_currency, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'live', ?, ?, ?, ?, ?)""",
-                [a["action_id"], d, a["customer_id"], a["currency"], f"E-{a['customer_id']}", a["stage"],
-                 STAGE_RANK.get(a["stage"], 9), a["invoice_ids"][0] if a["invoice_ids"] else None, amount,
-                 a["invoice_ids"], action_status, interest, indemnity, total, "EUR" if ch is not None else None, now],
+                [
+                    a["action_id"],
+                    d,
+                    a["customer_id"],
+                    a["currency"],
+                    f"E-{a['customer_id']}",
+                    a["stage"],
+                    STAGE_RANK.get(a["stage"], 9),
+                    a["invoice_ids"][0] if a["invoice_ids"] else None,
+                    amount,
+                    a["invoice_ids"],
+                    action_status,
+                    interest,
+                    indemnity,
+                    total,
+                    "EUR" if ch is not None else None,
+                    now,
+                ],
             )
             for dl in a["deliveries"]:
                 delivery_id, channel = dl[0], dl[1]
@@ -120,7 +199,9 @@ def deliveries(db: Path) -> dict[str, dict]:
 
 def events(db: Path, delivery_id: str) -> list[dict]:
     with duckdb.connect(str(db), read_only=True) as con:
-        cur = con.execute("select * from delivery_events where delivery_id = ? order by event_at, status", [delivery_id])
+        cur = con.execute(
+            "select * from delivery_events where delivery_id = ? order by event_at, status", [delivery_id]
+        )
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 

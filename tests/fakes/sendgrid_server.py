@@ -45,7 +45,9 @@ def validate(body) -> list[tuple[str | None, str]]:
         return [(None, "Bad Request")]
     pers = body.get("personalizations")
     if not isinstance(pers, list) or not pers:
-        problems.append(("personalizations", "The personalizations field is required and must have at least one personalization."))
+        problems.append(
+            ("personalizations", "The personalizations field is required and must have at least one personalization.")
+        )
         pers = []
     if len(pers) > 1000:
         problems.append(("personalizations", "You may not have more than 1000 personalizations per API request."))
@@ -53,27 +55,54 @@ def validate(body) -> list[tuple[str | None, str]]:
     for i, p in enumerate(pers):
         to = p.get("to") if isinstance(p, dict) else None
         if not isinstance(to, list) or not to:
-            problems.append((f"personalizations.{i}.to", "The to array is required for all personalization objects, and must have at least one email object with a valid email address."))
+            problems.append(
+                (
+                    f"personalizations.{i}.to",
+                    "The to array is required for all personalization objects, and must have at least one email object with a valid email address.",
+                )
+            )
             continue
         for j, t in enumerate(to):
             if not isinstance(t, dict) or not EMAIL.match(str(t.get("email", ""))):
                 problems.append((f"personalizations.{i}.to.{j}.email", "Does not contain a valid address."))
         if not (subject_top or p.get("subject")):
-            problems.append(("subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."))
+            problems.append(
+                (
+                    "subject",
+                    "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.",
+                )
+            )
     sender = body.get("from")
     if not isinstance(sender, dict) or not EMAIL.match(str(sender.get("email", ""))):
-        problems.append(("from.email", "The from object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter."))
+        problems.append(
+            (
+                "from.email",
+                "The from object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter.",
+            )
+        )
     content = body.get("content")
     if not body.get("template_id"):
         if not isinstance(content, list) or not content:
-            problems.append(("content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block."))
+            problems.append(
+                (
+                    "content",
+                    "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block.",
+                )
+            )
         else:
             types = [c.get("type") for c in content]
             for k, c in enumerate(content):
                 if not c.get("value"):
-                    problems.append((f"content.{k}.value", "The content value must be a string at least one character in length."))
+                    problems.append(
+                        (f"content.{k}.value", "The content value must be a string at least one character in length.")
+                    )
             if "text/plain" in types and "text/html" in types and types.index("text/plain") > types.index("text/html"):
-                problems.append(("content", "If present, text/plain must be first, followed by text/html, followed by any other content."))
+                problems.append(
+                    (
+                        "content",
+                        "If present, text/plain must be first, followed by text/html, followed by any other content.",
+                    )
+                )
     custom = body.get("custom_args", {})
     if not isinstance(custom, dict) or any(not isinstance(v, str) for v in custom.values()):
         problems.append(("custom_args", "Custom args must be string values."))
@@ -114,13 +143,14 @@ class FakeSendGrid(LoopbackFake):
     delay: float = 0.0
     canned: tuple[int, dict, bytes] | None = None  # (status, headers, body) answered to every request
 
-
     def __post_init__(self):
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------
-    def fail_next(self, n: int, status: int = 429, reset_in: float | None = 1.0, retry_after: float | None = None) -> None:
+    def fail_next(
+        self, n: int, status: int = 429, reset_in: float | None = 1.0, retry_after: float | None = None
+    ) -> None:
         headers = {}
         if status == 429 and reset_in is not None:
             headers["X-RateLimit-Limit"] = "600"
@@ -146,9 +176,8 @@ class FakeSendGrid(LoopbackFake):
     def delivery_ids(self) -> list[str]:
         return [a.body.get("custom_args", {}).get("delivery_id") for a in self.accepted]
 
-
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "FakeSendGrid":
+    def start(self) -> FakeSendGrid:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -195,7 +224,9 @@ class FakeSendGrid(LoopbackFake):
                 status, headers = fake._decide(self.headers.get("Authorization"), body)
                 if status in (401,):
                     fake._log(status, delivery_id)
-                    return self._reply(401, _errors((None, "The provided authorization grant is invalid, expired, or revoked")))
+                    return self._reply(
+                        401, _errors((None, "The provided authorization grant is invalid, expired, or revoked"))
+                    )
                 if status and status != 202:
                     fake._log(status, delivery_id)
                     if status == 400:
@@ -220,7 +251,6 @@ class FakeSendGrid(LoopbackFake):
 
         return self._serve(Handler)
 
-
     # -- internals --------------------------------------------------------------------------------
 
     def _decide(self, auth: str | None, body) -> tuple[int, dict]:
@@ -233,7 +263,11 @@ class FakeSendGrid(LoopbackFake):
                 fraction, status, rng = self._fail_fraction
                 if rng.random() < fraction:
                     return status, {}
-        to = [t.get("email") for p in (body.get("personalizations") or []) for t in (p.get("to") or [])] if isinstance(body, dict) else []
+        to = (
+            [t.get("email") for p in (body.get("personalizations") or []) for t in (p.get("to") or [])]
+            if isinstance(body, dict)
+            else []
+        )
         refused = [e for e in to if e in self._refuse]
         if refused:
             return 400, _errors(("personalizations.0.to.0.email", f"The recipient {refused[0]} is on the bounce list."))

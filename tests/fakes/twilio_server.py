@@ -41,7 +41,6 @@ class FakeTwilio(LoopbackFake):
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
-
     def fail_next(self, n: int, status: int = 429, retry_after: float | None = 0.05) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         with self.lock:
@@ -56,7 +55,7 @@ class FakeTwilio(LoopbackFake):
     def bodies(self) -> list[str]:
         return [m["body"] for m in self.accepted]
 
-    def start(self) -> "FakeTwilio":
+    def start(self) -> FakeTwilio:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,12 +76,23 @@ class FakeTwilio(LoopbackFake):
 
             def _error(self, status: int, code: int, message: str, headers: dict | None = None):
                 fake._log(status, None)
-                self._reply(status, {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                                     "status": status}, headers)
+                self._reply(
+                    status,
+                    {
+                        "code": code,
+                        "message": message,
+                        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                        "status": status,
+                    },
+                    headers,
+                )
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8"), keep_blank_values=True).items()}
+                form = {
+                    k: v[0]
+                    for k, v in parse_qs(self.rfile.read(length).decode("utf-8"), keep_blank_values=True).items()
+                }
                 if fake.canned is not None:
                     status, headers, data = fake.canned
                     fake._log(status, form.get("To"))
@@ -122,18 +132,25 @@ class FakeTwilio(LoopbackFake):
                 units = sum(2 if c in _GSM_EXT else 1 for c in body) if gsm else len(body.encode("utf-16-le")) // 2
                 single, per = (160, 153) if gsm else (70, 67)
                 segments = 1 if units <= single else -(-units // per)
-                message = {"sid": sid, "account_sid": fake.account_sid, "to": to, "from": form.get("From"),
-                           "messaging_service_sid": form.get("MessagingServiceSid"), "body": body, "status": "queued",
-                           "num_segments": str(segments), "direction": "outbound-api", "api_version": "2010-04-01",
-                           "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())}
+                message = {
+                    "sid": sid,
+                    "account_sid": fake.account_sid,
+                    "to": to,
+                    "from": form.get("From"),
+                    "messaging_service_sid": form.get("MessagingServiceSid"),
+                    "body": body,
+                    "status": "queued",
+                    "num_segments": str(segments),
+                    "direction": "outbound-api",
+                    "api_version": "2010-04-01",
+                    "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+                }
                 with fake.lock:
                     fake.accepted.append(message)
                 fake._log(201, to)
                 self._reply(201, message)
 
         return self._serve(Handler)
-
-
 
 
 _GSM = set(
