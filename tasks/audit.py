@@ -386,36 +386,27 @@ def fail_running(con, run_ids: Sequence[str], error: BaseException) -> None:
 # -- reading it back ---------------------------------------------------------------------------
 
 
+def previous_run(con, before_as_of: date, kinds: Sequence[str] = SOURCE_KINDS) -> tuple[date, dict] | None:
+    """(as_of, source fingerprint) of the latest completed run that read the source (nightly or
+    backfill), dated before `before_as_of` (latest as_of, then latest end); None when there is none."""
+    row = con.execute(
+        """
+        select as_of, source_fingerprint from runs
+        where outcome = 'completed' and as_of < $before and list_contains($kinds, kind)
+          and source_fingerprint is not null
+        order by as_of desc, ended_at desc
+        limit 1
+        """,
+        {"before": before_as_of, "kinds": list(kinds)},
+    ).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
 def previous_fingerprint(con, before_as_of: date, kinds: Sequence[str] = SOURCE_KINDS) -> dict | None:
-    """The source fingerprint of the latest completed run that read the source (nightly or backfill),
-    dated before `before_as_of` (latest as_of, then latest end); None when there is none.
+    """The source fingerprint of previous_run.
 
     The shape: {"customers": {"rows": n}, "invoices": {"rows": n, "max_issue_date": "YYYY-MM-DD",
     "max_due_date": …}, "payments": {"rows": n, "max_paid_date": …}, "holds": {"rows": n,
     "max_start_date": …, "max_end_date": …}} (dates ISO strings, null when the entity is empty)."""
-    row = con.execute(
-        """
-        select source_fingerprint from runs
-        where outcome = 'completed' and as_of < $before and list_contains($kinds, kind)
-          and source_fingerprint is not null
-        order by as_of desc, ended_at desc
-        limit 1
-        """,
-        {"before": before_as_of, "kinds": list(kinds)},
-    ).fetchone()
-    return json.loads(row[0]) if row else None
-
-
-def previous_as_of(con, before_as_of: date, kinds: Sequence[str] = SOURCE_KINDS) -> date | None:
-    """The as_of of the run whose fingerprint previous_fingerprint gives (None when there is none)."""
-    row = con.execute(
-        """
-        select as_of from runs
-        where outcome = 'completed' and as_of < $before and list_contains($kinds, kind)
-          and source_fingerprint is not null
-        order by as_of desc, ended_at desc
-        limit 1
-        """,
-        {"before": before_as_of, "kinds": list(kinds)},
-    ).fetchone()
-    return row[0] if row else None
+    run = previous_run(con, before_as_of, kinds)
+    return run[1] if run else None

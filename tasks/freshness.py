@@ -143,7 +143,7 @@ def check_freshness(
     """Judge the source just loaded (the stg_* tables) against as_of and the previous run's
     fingerprint; record the verdict in `source_freshness`; returns it (plus `allowed`: the run goes
     on though the source looks stale, on --allow-stale)."""
-    from tasks.audit import previous_as_of, previous_fingerprint, source_fingerprint
+    from tasks.audit import previous_run, source_fingerprint
     from tasks.ingest import source_kind
 
     log = get_logger()
@@ -151,8 +151,9 @@ def check_freshness(
     kind = source_kind(source)
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
+        previous = previous_run(con, as_of)
         result = assess(
-            as_of, source_fingerprint(con), previous_fingerprint(con, as_of), pol, kind, previous_as_of(con, as_of)
+            as_of, source_fingerprint(con), previous[1] if previous else None, pol, kind, previous and previous[0]
         )
         allowed = result["stale"] and allow_stale
         if allowed:

@@ -311,14 +311,5 @@ class _LetterWriter:
                     Result(item.delivery_id, "failed", self.name, error=f"PDF not rendered: {type(e).__name__}: {e}")
                 )
                 continue
-            out.append(
-                Result(
-                    item.delivery_id,
-                    "sent",
-                    self.name,
-                    provider_message_id=f"{self.name}:{item.delivery_id}",
-                    artifact_path=str(path),
-                    sent_at=self.run.now_naive,
-                )
-            )
+            out.append(Result.file_written(item.delivery_id, self.name, path, self.run.now_naive))
         return out

@@ -37,6 +37,13 @@ def currency_codes() -> frozenset[str]:
 _CODE = r"^[a-z][a-z0-9_]*$"
 
 
+def cents_not_negative(v: Decimal) -> Decimal:
+    """An amount of the policy (a stage's minimum, a tolerance): never negative, kept to the cent."""
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v.quantize(Decimal("0.01"))
+
+
 #: What the contract's stage codes do when a policy does not say (policies written before the
 #: stage keys); a key set in the file always wins. The default policy states all of them.
 CLASSIC_STAGE_KEYS: dict[str, dict[str, Any]] = {
@@ -104,10 +111,8 @@ class Stage(Strict):
 
     @field_validator("min_amount")
     @classmethod
-    def _non_negative(cls, v: Decimal) -> Decimal:
-        if v < 0:
-            raise ValueError("must not be negative")
-        return v.quantize(Decimal("0.01"))
+    def _min_amount_in_cents(cls, v: Decimal) -> Decimal:
+        return cents_not_negative(v)
 
     @field_validator("channels")
     @classmethod
@@ -174,10 +179,8 @@ class Tolerance(Strict):
 
     @field_validator("default")
     @classmethod
-    def _default(cls, v: Decimal) -> Decimal:
-        if v < 0:
-            raise ValueError("must not be negative")
-        return v.quantize(Decimal("0.01"))
+    def _default_in_cents(cls, v: Decimal) -> Decimal:
+        return cents_not_negative(v)
 
     @field_validator("by_currency")
     @classmethod

@@ -81,16 +81,7 @@ class DossierWriter:
             if d["anchor"] in errors:
                 out.append(Result(item.delivery_id, "failed", self.name, error=errors[d["anchor"]]))
             else:
-                out.append(
-                    Result(
-                        item.delivery_id,
-                        "sent",
-                        self.name,
-                        provider_message_id=f"{self.name}:{item.delivery_id}",
-                        artifact_path=str(d["folder"]),
-                        sent_at=self.now,
-                    )
-                )
+                out.append(Result.file_written(item.delivery_id, self.name, d["folder"], self.now))
         return out
 
 

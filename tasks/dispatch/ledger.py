@@ -70,6 +70,20 @@ class Result:
     sent_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def file_written(cls, delivery_id: str, provider: str, path: Any, now: datetime, **extra: Any) -> Result:
+        """A delivery whose document is written to the outbox (a letter, a dossier, a recap PDF): sent,
+        with the file as its artifact and `<provider>:<delivery_id>` as its message id."""
+        return cls(
+            delivery_id,
+            "sent",
+            provider,
+            provider_message_id=f"{provider}:{delivery_id}",
+            artifact_path=str(path),
+            sent_at=now,
+            extra=extra,
+        )
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)

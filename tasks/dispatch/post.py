@@ -443,17 +443,7 @@ class LetterPrinter:
                 out.append(Result(item.delivery_id, "failed", self.name, error=errors[anchor]))
             else:
                 self.pages[item.delivery_id] = pages[anchor]
-                out.append(
-                    Result(
-                        item.delivery_id,
-                        "sent",
-                        self.name,
-                        provider_message_id=f"{self.name}:{item.delivery_id}",
-                        artifact_path=path,
-                        sent_at=self.now,
-                        extra={"pages": pages[anchor]},
-                    )
-                )
+                out.append(Result.file_written(item.delivery_id, self.name, path, self.now, pages=pages[anchor]))
         return out
 
 
