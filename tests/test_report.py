@@ -274,7 +274,7 @@ def test_workbook_cells(reported):
 
     _, out = reported
     wb = load_workbook(out["en"]["xlsx"])
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
     assert header == [
@@ -376,7 +376,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
 
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
     wb.close()
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
