@@ -313,7 +313,15 @@ def test_workbook_cells(reported):
     assert open_ar.value == 1300 and open_ar.number_format == '"€"#,##0.00'
     assert summary[("GBP", "Open receivables")].number_format == '"£"#,##0.00'
     fr = load_workbook(out["fr"]["xlsx"])
-    assert fr.sheetnames == ["Synthèse", "Balance âgée", "Débiteurs", "Échanges"]
+    assert fr.sheetnames == [
+        "Synthèse",
+        "Balance âgée",
+        "Débiteurs",
+        "Échanges",
+        "Profils",
+        "Changements de classe",
+        "Prévision",
+    ]
     synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
     assert synthese[("EUR", "Efficacité de recouvrement (CEI 30 j)")].number_format == "0.0 %"
     assert synthese[("EUR", "DSO (90 jours)")].number_format == '#,##0.0"\u00a0j"'
