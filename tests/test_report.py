@@ -233,6 +233,9 @@ def test_report_files_and_figures(reported):
         "plus gros débiteur",
         "À traiter par une personne",
         "Tendance sur 3 dates",
+        "Profils de paiement des débiteurs",
+        "Encaissements attendus",
+        "7 prochains jours",
     ):
         assert text in html.unescape(fr), text
     assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
