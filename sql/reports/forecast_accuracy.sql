@@ -14,10 +14,12 @@ forecasts as (
       and as_of > cast($as_of as date) - 180
 ),
 
+-- the cash of each day first: a few hundred rows to join, whatever the number of payments
 payments as (
-    select currency, paid_date, amount
+    select currency, paid_date, sum(amount) as amount
     from stg_payments
-    where paid_date <= cast($as_of as date)
+    where paid_date > cast($as_of as date) - 180 and paid_date <= cast($as_of as date)
+    group by currency, paid_date
 )
 
 select
