@@ -303,3 +303,74 @@ def test_unit_stage_shows_the_latest_profile_measured(measured):
     assert (slow["risk_score"], slow["risk_class"], slow["profile_as_of"]) == (21, "D", AS_OF)
     assert (mid["risk_score"], mid["risk_class"]) == (69, "B")
     assert (good_usd["risk_score"], good_usd["risk_class"]) == (None, "new")
+
+
+def test_report_shows_classes_movers_and_credit_watch(measured, tmp_path):
+    """A month later (04-30, the source as known then) MID has paid M4 on 04-05, 35 days late:
+    paid M1 (5 days), M2 (0), M3 (20), M4 (35) in the 12 months: avg (2000×5 + 1000×20 + 1000×35) /
+    6000 = 10.83; late 3/4 = 75.00 %; over 30 days 1/4 = 25.00 %; overdue 0 (M5 due 04-30);
+    last 3 months (20000 + 35000) / 2000 = 27.50, the 9 before 2.50, trend +25.00 → 10 points (cap)
+    score 100 − 10.83 − 15 − 5 − 0 − 10 = 59.17 → 59 → C: MID moved B → C, the only mover.
+    On 04-30, EUR: A GOOD (500.00), C MID (3000.00), D SLOW (2000.00, all overdue), new NEWCO
+    (300.00); USD: new GOOD (100.00). Credit watch: SLOW (D, 105 days), GOOD USD (150 days);
+    NEWCO's N3 is 51 days overdue: not watched."""
+    import shutil
+    from pathlib import Path
+
+    from openpyxl import load_workbook
+
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.report import report
+    from tasks.report.data import gather
+
+    db0, _ = measured
+    db = str(tmp_path / "r.duckdb")
+    shutil.copy(db0, db)
+    day = date(2026, 4, 30)
+    src = str(Path(db0).parent / "src")
+    ingest(src, db, day)
+    age(db, day)
+    measure(db, day)
+    with warehouse.open_db(db, read_only=True) as con:
+        previous = con.execute("select max(as_of) from debtor_profile where as_of < '2026-04-30'").fetchone()[0]
+        data = gather(con, day, load_policy(None), db=db, language="en")
+    assert {
+        (r["currency"], r["risk_class"]): (r["units"], r["open_amount"], r["watched_units"]) for r in data.risk_classes
+    } == {
+        ("EUR", "A"): (1, D("500.00"), 0),
+        ("EUR", "C"): (1, D("3000.00"), 0),
+        ("EUR", "D"): (1, D("2000.00"), 1),
+        ("EUR", "new"): (1, D("300.00"), 0),
+        ("USD", "new"): (1, D("100.00"), 1),
+    }
+    assert [
+        (
+            r["customer_id"],
+            r["currency"],
+            r["previous_as_of"],
+            r["previous_class"],
+            r["risk_class"],
+            r["previous_score"],
+            r["score"],
+        )
+        for r in data.movers
+    ] == [("MID", "EUR", previous, "B", "C", 69, 59)]
+    out = report(db, day, str(tmp_path / "out"), language="en")
+    page = Path(out["html"]).read_text(encoding="utf-8")
+    profiles = page[page.index('<section class="profiles">') : page.index('<section class="ladder">')]
+    assert "1 debtor on credit watch (hold new orders)" in profiles
+    assert "Client MID" in profiles and "B → C" in profiles and "69 → 59" in profiles
+    assert "New (too little history)" in profiles
+    book = load_workbook(out["xlsx"])
+    movers = [tuple(c.value for c in r) for r in book["Class changes"].iter_rows(min_row=2)]
+    assert movers == [("MID", "Client MID", "EUR", previous.isoformat(), "B", "C", 69, 59, 3000.0, 0.0)]
+    classes = [tuple(c.value for c in r) for r in book["Profiles"].iter_rows(min_row=2)]
+    assert ("EUR", "D", 1, 2000.0, 2000.0, 1) in classes and (
+        "USD",
+        "New (too little history)",
+        1,
+        100.0,
+        100.0,
+        1,
+    ) in classes

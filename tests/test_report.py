@@ -233,6 +233,9 @@ def test_report_files_and_figures(reported):
         "plus gros débiteur",
         "À traiter par une personne",
         "Tendance sur 3 dates",
+        "Profils de paiement des débiteurs",
+        "Encaissements attendus",
+        "7 prochains jours",
     ):
         assert text in html.unescape(fr), text
     assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
@@ -274,7 +277,7 @@ def test_workbook_cells(reported):
 
     _, out = reported
     wb = load_workbook(out["en"]["xlsx"])
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
     assert header == [
@@ -313,7 +316,15 @@ def test_workbook_cells(reported):
     assert open_ar.value == 1300 and open_ar.number_format == '"€"#,##0.00'
     assert summary[("GBP", "Open receivables")].number_format == '"£"#,##0.00'
     fr = load_workbook(out["fr"]["xlsx"])
-    assert fr.sheetnames == ["Synthèse", "Balance âgée", "Débiteurs", "Échanges"]
+    assert fr.sheetnames == [
+        "Synthèse",
+        "Balance âgée",
+        "Débiteurs",
+        "Échanges",
+        "Profils",
+        "Changements de classe",
+        "Prévision",
+    ]
     synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
     assert synthese[("EUR", "Efficacité de recouvrement (CEI 30 j)")].number_format == "0.0 %"
     assert synthese[("EUR", "DSO (90 jours)")].number_format == '#,##0.0"\u00a0j"'
@@ -376,7 +387,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
 
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes"]
+    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
     wb.close()
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from relance.core.errors import UserError
@@ -57,6 +57,10 @@ class ReportData:
     rejected: list[dict] = field(default_factory=list)
     first_action: dict = field(default_factory=dict)  # currency -> its first action dated in (D-120, D-30]
     freshness: dict | None = None  # the freshness guard's last verdict for as_of (tasks/freshness.py)
+    risk_classes: list[dict] = field(default_factory=list)  # debtor_profile of as_of per currency and class
+    movers: list[dict] = field(default_factory=list)  # units whose class changed since the previous date
+    forecast: list[dict] = field(default_factory=list)  # cash_forecast of as_of
+    accuracy: list[dict] = field(default_factory=list)  # earlier forecasts whose window has passed
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -150,12 +154,56 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
             data.attention = _query(con, "attention", params)
     if "rejected_rows" in tables:
         data.rejected = _query(con, "rejected_rows", params)
+    if {"debtor_profile", "credit_watch"} <= tables:
+        data.risk_classes = _query(con, "risk_classes", params)
+        if "stg_customers" in tables:
+            data.movers = _query(con, "class_movers", params)
+    if "cash_forecast" in tables:
+        data.forecast = [
+            dict(zip(("currency", "horizon_days", "expected_amount", "invoice_count"), r))
+            for r in con.execute(
+                """select currency, horizon_days, expected_amount, invoice_count from cash_forecast
+                   where as_of = $as_of order by currency, horizon_days""",
+                params,
+            ).fetchall()
+        ]
+        if "stg_payments" in tables:
+            data.accuracy = _query(con, "forecast_accuracy", params)
     currencies = (
-        {k[0] for k in data.metrics} | {r["currency"] for r in data.aged} | {r["currency"] for r in data.debtors}
+        {k[0] for k in data.metrics}
+        | {r["currency"] for r in data.aged}
+        | {r["currency"] for r in data.debtors}
+        | {r["currency"] for r in data.risk_classes}
     )
     open_by_cur = {c: data.metrics.get((c, "open_ar", "all", "all"), ZERO) for c in currencies}
     data.currencies = sorted(currencies, key=lambda c: (-open_by_cur[c], c))
     return data
+
+
+# ------------------------------------------------------------------------------------ profiles, forecast
+#: The risk classes in the order the report lists them (docs/metrics.md "Debtor profile").
+RISK_CLASSES = ("A", "B", "C", "D", "new")
+
+
+def forecast_accuracy(data: ReportData, currency: str) -> list[dict]:
+    """For each horizon, the latest earlier forecast of `currency` whose window has passed by as_of:
+    {horizon_days, forecast_date, expected_amount, collected_amount, difference (collected −
+    expected), ratio (collected / expected in percent, 2 decimals half-up; None when nothing was
+    expected)} (docs/metrics.md "Expected collections")."""
+    latest: dict[int, dict] = {}
+    for r in data.accuracy:
+        if r["currency"] == currency and (
+            r["horizon_days"] not in latest or r["forecast_date"] > latest[r["horizon_days"]]["forecast_date"]
+        ):
+            latest[r["horizon_days"]] = r
+    return [accuracy_row(latest[h]) for h in sorted(latest)]
+
+
+def accuracy_row(r: dict) -> dict:
+    """One passed forecast with its difference and ratio (Decimal, exact)."""
+    expected, collected = r["expected_amount"], r["collected_amount"]
+    ratio = (collected * 100 / expected).quantize(Decimal("0.01"), ROUND_HALF_UP) if expected else None
+    return {**r, "difference": collected - expected, "ratio": ratio}
 
 
 # ------------------------------------------------------------------------------------ next step

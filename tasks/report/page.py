@@ -15,12 +15,13 @@ from markupsafe import Markup
 
 from relance.core.policy import Policy
 from tasks.report.charts import BUCKET_COLOURS, svg_funnel, svg_hbars, svg_sparkline, svg_stacked_columns
-from tasks.report.data import ReportData, next_step, outcome_metrics
+from tasks.report.data import RISK_CLASSES, ReportData, forecast_accuracy, next_step, outcome_metrics
 from tasks.report.format import REPORT_TEMPLATES, Fmt
 
 TOP_DEBTORS = 20
 TREND_METRICS = ("dso_90d", "cei_30d", "overdue_ar", "collected_30d")
 ATTENTION_ROWS = 25  # rows listed per kind; the count says how many more
+MOVERS = 20  # units whose class changed, listed per currency; the count says how many more
 ZERO = Decimal("0")
 
 
@@ -126,6 +127,82 @@ def outcome_tables(data: ReportData, pol: Policy, fmt: Fmt, currency: str) -> di
             cash.append({"title": title, "head": [title, L["amount"]], "rows": body})
     only_cash = not cards and not tables
     return {"cards": cards, "tables": tables, "cash": cash, "empty": False, "only_cash": only_cash}
+
+
+def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
+    """The section "Debtor profiles" of a currency: units and open amount per risk class, the
+    credit watch count, and the units whose class changed since the previous measured date (worst
+    first, as sql/reports/class_movers.sql orders them)."""
+    L = fmt.L
+    rows = {r["risk_class"]: r for r in data.risk_classes if r["currency"] == currency}
+    if not rows:
+        return {"empty": True, "classes": [], "watch_text": "", "movers": [], "movers_title": "", "more": ""}
+    total_open = sum((r["open_amount"] for r in rows.values()), ZERO)
+    total_units = sum(r["units"] for r in rows.values())
+    classes = []
+    for code in list(RISK_CLASSES) + sorted(set(rows) - set(RISK_CLASSES)):
+        r = rows.get(code)
+        units, open_amount = (r["units"], r["open_amount"]) if r else (0, ZERO)
+        classes.append(
+            {
+                "risk_class": fmt.term("risk_classes", code),
+                "units": fmt.num(units),
+                "units_share": fmt.pct(Decimal(units) * 100 / total_units) if total_units else "",
+                "open": fmt.money(open_amount, currency),
+                "open_share": fmt.pct(open_amount * 100 / total_open) if total_open else "",
+                "overdue": fmt.money(r["overdue_amount"] if r else ZERO, currency),
+            }
+        )
+    watched = sum(r["watched_units"] for r in rows.values())
+    movers = [r for r in data.movers if r["currency"] == currency]
+    previous = movers[0]["previous_as_of"] if movers else None
+    return {
+        "empty": False,
+        "classes": classes,
+        "total_units": fmt.num(total_units),
+        "total_open": fmt.money(total_open, currency),
+        "watched": watched,
+        "watch_text": fmt.count("credit_watch_units", watched),
+        "movers": [
+            {
+                "customer_id": r["customer_id"],
+                "name": r.get("name") or r["customer_id"],
+                "before": fmt.term("risk_classes", r["previous_class"]),
+                "now": fmt.term("risk_classes", r["risk_class"]),
+                "score": f"{fmt.num(r['previous_score']) if r['previous_score'] is not None else '—'} → "
+                f"{fmt.num(r['score']) if r['score'] is not None else '—'}",
+                "open": fmt.money(r["open_amount"], currency),
+                "overdue": fmt.money(r["overdue_amount"], currency),
+            }
+            for r in movers[:MOVERS]
+        ],
+        "movers_title": L["movers_since"].format(date=fmt.date(previous)) if previous else L["movers"],
+        "more": fmt.count("more", len(movers) - MOVERS) if len(movers) > MOVERS else "",
+    }
+
+
+def forecast_table(data: ReportData, fmt: Fmt, currency: str) -> dict:
+    """The section "Expected collections" of a currency: per horizon, what is expected from as_of,
+    and beside it the latest earlier forecast of that horizon whose window has passed, with the
+    cash collected in its window."""
+    L = fmt.L
+    now = {r["horizon_days"]: r for r in data.forecast if r["currency"] == currency}
+    past = {r["horizon_days"]: r for r in forecast_accuracy(data, currency)}
+    rows = []
+    for h in sorted(set(now) | set(past)):
+        n, p = now.get(h), past.get(h)
+        rows.append(
+            {
+                "horizon": L["horizon"].format(n=fmt.num(h)),
+                "expected": fmt.money(n["expected_amount"], currency) if n else "—",
+                "invoices": fmt.num(n["invoice_count"]) if n else "",
+                "made_on": fmt.date(p["forecast_date"]) if p else "—",
+                "was_expected": fmt.money(p["expected_amount"], currency) if p else "",
+                "collected": fmt.money(p["collected_amount"], currency) if p else "",
+                "ratio": fmt.pct(p["ratio"]) if p and p["ratio"] is not None else "",
+            }
+        )
+    return {"rows": rows, "has_past": bool(past)}
 
 
 def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
@@ -364,6 +441,8 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                 ],
                 "will_step_total": sum(will.values()),
                 "outcomes": outcome_tables(data, pol, fmt, cur),
+                "profiles": profile_tables(data, fmt, cur),
+                "forecast": forecast_table(data, fmt, cur),
             }
         )
 

@@ -11,7 +11,7 @@ import xlsxwriter
 
 from relance.core import money
 from relance.core.policy import Policy
-from tasks.report.data import ReportData, next_step, outcome_metrics
+from tasks.report.data import RISK_CLASSES, ReportData, accuracy_row, next_step, outcome_metrics
 from tasks.report.format import Fmt, metric_unit
 
 ZERO = Decimal("0")
@@ -270,3 +270,112 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             detail, item = fmt.outcome_row(dimension, code)
             number, pattern = metric_cell(metric, value, cur, fmt)
             ws.append([cur, fmt.metric_name(metric), detail, item, number], num_formats={4: pattern})
+
+    _fill_profiles(book, formats, data, fmt, L)
+
+
+def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> None:
+    """The sheets of issue 16: the units and amounts per risk class (with the credit watch count),
+    the units whose class changed since the previous measured date (worst first), and the
+    collections forecast of as_of beside the earlier forecasts whose window has passed."""
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_profiles"],
+        [
+            (L["col_currency"], 10, None),
+            (L["col_risk_class"], 30, None),
+            (L["col_units"], 12, INT_FORMAT),
+            (L["col_open"], 15, MONEY_FORMAT),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+            (L["col_watched"], 14, INT_FORMAT),
+        ],
+    )
+    order = {c: i for i, c in enumerate(RISK_CLASSES)}
+    for r in sorted(data.risk_classes, key=lambda r: (r["currency"], order.get(r["risk_class"], 99), r["risk_class"])):
+        ws.append(
+            [
+                r["currency"],
+                fmt.term("risk_classes", r["risk_class"]),
+                r["units"],
+                r["open_amount"],
+                r["overdue_amount"],
+                r["watched_units"],
+            ]
+        )
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_movers"],
+        [
+            (L["col_customer_id"], 14, None),
+            (L["col_name"], 36, None),
+            (L["col_currency"], 8, None),
+            (L["col_previous_date"], 12, None),
+            (L["col_previous_class"], 16, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_previous_score"], 10, INT_FORMAT),
+            (L["col_score"], 10, INT_FORMAT),
+            (L["col_open"], 15, MONEY_FORMAT),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+        ],
+    )
+    for r in data.movers:
+        ws.append(
+            [
+                r["customer_id"],
+                r.get("name") or "",
+                r["currency"],
+                r["previous_as_of"],
+                fmt.term("risk_classes", r["previous_class"]),
+                fmt.term("risk_classes", r["risk_class"]),
+                r["previous_score"],
+                r["score"],
+                r["open_amount"],
+                r["overdue_amount"],
+            ]
+        )
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_forecast"],
+        [
+            (L["col_currency"], 10, None),
+            (L["col_kind"], 18, None),
+            (L["col_forecast_date"], 14, None),
+            (L["col_horizon"], 10, INT_FORMAT),
+            (L["col_expected"], 15, MONEY_FORMAT),
+            (L["col_invoices"], 10, INT_FORMAT),
+            (L["col_collected"], 15, MONEY_FORMAT),
+            (L["col_difference"], 15, MONEY_FORMAT),
+            (L["col_ratio"], 12, "0.00 %" if fmt.language == "fr" else "0.00%"),
+        ],
+    )
+    for r in data.forecast:
+        ws.append(
+            [
+                r["currency"],
+                L["forecast_kind_now"],
+                data.as_of,
+                r["horizon_days"],
+                r["expected_amount"],
+                r["invoice_count"],
+                None,
+                None,
+                None,
+            ]
+        )
+    for r in map(accuracy_row, data.accuracy):
+        ws.append(
+            [
+                r["currency"],
+                L["forecast_kind_past"],
+                r["forecast_date"],
+                r["horizon_days"],
+                r["expected_amount"],
+                None,
+                r["collected_amount"],
+                r["difference"],
+                r["ratio"] / 100 if r["ratio"] is not None else None,
+            ]
+        )
