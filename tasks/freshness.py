@@ -185,9 +185,11 @@ def check_freshness(
             "freshness: the source looks stale (%s); --allow-stale: the run goes on", "; ".join(result["reasons"])
         )
     elif result["reasons"]:
-        log.warning("freshness: first run on this database, not blocked: %s", "; ".join(result["reasons"]))
+        # information, not a warning: a first night is never blocked (the report and source_freshness
+        # keep the figures); a warning on stderr would read as a problem with the run
+        log.info("freshness: first run on this database, not blocked: %s", "; ".join(result["reasons"]))
     elif result["lagging"]:
-        log.warning(
+        log.info(
             "freshness: the source lags but did not stop since the previous run, not blocked: %s",
             "; ".join(result["lagging"]),
         )

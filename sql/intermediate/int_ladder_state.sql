@@ -36,8 +36,9 @@ notices_sent as (
 ),
 
 notice_letters as (
-    -- the registered letters of formal notices really sent (never a replay's simulated one),
-    -- with their postal tracking: the step after the notice waits for its deadline, or for the
+    -- the registered letters of formal notices sent (for a replay, its simulated ones too, as
+    -- notices_sent counts them: a replay equals the nightly runs it stands for), with their postal
+    -- tracking: the step after the notice waits for its deadline, or for the
     -- receipt until receipt_wait_days after the letter left (docs/policy.md). A letter refused or
     -- left unclaimed counts as received on its first presentation (received_on, set at import).
     select
@@ -50,7 +51,7 @@ notice_letters as (
     left join postal_tracking using (delivery_id)
     where actions.stage = $notice_stage
       and deliveries.channel = 'registered_letter'
-      and deliveries.status = 'sent'
+      and (deliveries.status = 'sent' or ($mode = 'replay' and deliveries.status = 'simulated'))
     group by actions.episode_id
 ),
 

@@ -70,7 +70,7 @@ paid as (
     select
         invoices.customer_id,
         invoices.currency,
-        cast(invoices.amount * 100 as hugeint) as cents,
+        cast(cast(invoices.amount as decimal(38, 2)) * 100 as hugeint) as cents,
         greatest(0, datediff('day', invoices.due_date, settled.paid_date)) as days_late,
         settled.paid_date > d.quarter_ago as last_3_months
     from settled
@@ -105,8 +105,8 @@ exposure as (
     select
         customer_id,
         currency,
-        sum(cast(open_amount * 100 as hugeint)) as open_cents,
-        coalesce(sum(cast(open_amount * 100 as hugeint)) filter (where days_past_due > 0), 0) as overdue_cents,
+        sum(cast(cast(open_amount as decimal(38, 2)) * 100 as hugeint)) as open_cents,
+        coalesce(sum(cast(cast(open_amount as decimal(38, 2)) * 100 as hugeint)) filter (where days_past_due > 0), 0) as overdue_cents,
         max(days_past_due) filter (where days_past_due > 0) as max_days_past_due
     from open_at
     group by customer_id, currency
