@@ -200,6 +200,11 @@ def test_ladder_properties(history, rerun_index):
         backfill_run(WINDOW[0], WINDOW[-1], src, replayed)
         assert _actions(replayed) == _actions(db)
         assert _deliveries(replayed) == _deliveries(db)
-        assert table_rows(replayed, "unit_stage") == table_rows(db, "unit_stage")
+        # the debtor profile columns come from the measure step, which run_days (age + ladder) does
+        # not run, while a backfill measures every day: compare the ladder's columns
+        ladder_columns = "* exclude (risk_score, risk_class, profile_as_of)"
+        assert sorted(query(replayed, f"select {ladder_columns} from unit_stage"), key=repr) == sorted(
+            query(db, f"select {ladder_columns} from unit_stage"), key=repr
+        )
         assert table_rows(replayed, "dunning_episodes") == table_rows(db, "dunning_episodes")
         assert query(replayed, "select distinct status from dunning_actions where status <> 'simulated'") == []
