@@ -282,6 +282,52 @@ def test_worklists_show_the_debtors_payment_profile(tmp_path):
     assert "Payment profile D (21/100)" in html or "Profil de paiement D (21/100)" in html
 
 
+def test_worklist_order_weighs_the_debtors_risk_class(tmp_path):
+    """priority = Σ open × chance(days past due) × weight(class) (worklists.risk_weights: A 0.8, B 1.0,
+    C 1.25, D 1.5, new 1.0), profiles of 03-15. On 03-16, F1–F3 due 02-04 are 40 days late:
+    chance 1 − 0.1 × 40/90 = 0.955556; F4 due 2025-12-16 is 90 days late: 0.9.
+      C1 A  1000.00 × 0.955556 = 955.56 × 0.8  = 764.448 → 764.45
+      C2 D   800.00 × 0.955556 = 764.44 × 1.5  = 1146.66
+      C3 C   900.00 × 0.955556 = 860.00 × 1.25 = 1075.00
+      C4 new 1100.00 × 0.9     = 990.00 × 1.0  = 990.00
+    By amount and age alone the order would be C4, C1, C3, C2; with the class: C2, C3, C4, C1."""
+    from tasks import warehouse
+
+    db = build(
+        tmp_path,
+        customers=[customer(c, collector="Julie") for c in ("C1", "C2", "C3", "C4")],
+        invoices=[
+            invoice("F1", "C1", "2026-01-05", "2026-02-04", "1000.00"),
+            invoice("F2", "C2", "2026-01-05", "2026-02-04", "800.00"),
+            invoice("F3", "C3", "2026-01-05", "2026-02-04", "900.00"),
+            invoice("F4", "C4", "2025-11-16", "2025-12-16", "1100.00"),
+        ],
+        as_of=AS_OF,
+        actions=[action(f"A{i}", f"C{i}", "call_1", [f"F{i}"], deliveries=[(f"D{i}", "phone")]) for i in range(1, 5)],
+    )
+    with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)
+        for cust, score, cls in (("C1", 90, "A"), ("C2", 21, "D"), ("C3", 50, "C"), ("C4", None, "new")):
+            con.execute(
+                "insert into debtor_profile (as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, "
+                "paid_amount, open_amount, overdue_amount, overdue_share, score, risk_class) "
+                "values ('2026-03-15', ?, 'EUR', 3, 0, 0, 1000, 1000, 1000, 100, ?, ?)",
+                [cust, score, cls],
+            )
+    dispatch(str(db), AS_OF, str(tmp_path / "outbox"), now=NOW)
+    day = tmp_path / "outbox" / "2026-03-16" / "phone"
+    rows = list(csv.DictReader(open(day / f"worklist-{file_stem('Julie')}.csv", encoding="utf-8")))
+    assert [(r["rank"], r["customer_id"], r["risk_class"], r["risk_score"], r["priority"]) for r in rows] == [
+        ("1", "C2", "D", "21", "1146.66"),
+        ("2", "C3", "C", "50", "1075.00"),
+        ("3", "C4", "new", "", "990.00"),
+        ("4", "C1", "A", "90", "764.45"),
+    ]
+    html = (day / f"worklist-{file_stem('Julie')}.html").read_text(encoding="utf-8")
+    assert html.index("Client C2") < html.index("Client C3") < html.index("Client C4") < html.index("Client C1")
+    assert "A 0.8, B 1, C 1.25, D 1.5, new 1" in html
+
+
 def test_worklist_cells_cannot_become_formulas(tmp_path):
     customers = [customer("C1", '=HYPERLINK("http://evil.example","clic")', collector="@Julie")]
     db = build(

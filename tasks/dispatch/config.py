@@ -113,11 +113,28 @@ class FormalNoticeCfg(Strict):
     deadline_days: int = Field(default=8, ge=1)
 
 
+class RiskWeights(Strict):
+    """What a unit's risk class (docs/metrics.md "Debtor profile") multiplies its worklist priority
+    by: a debtor that pays late is called before an equal debt of one that pays on time. `new`
+    also serves a unit without a profile yet."""
+
+    A: float = Field(default=0.8, ge=0, le=10)
+    B: float = Field(default=1.0, ge=0, le=10)
+    C: float = Field(default=1.25, ge=0, le=10)
+    D: float = Field(default=1.5, ge=0, le=10)
+    new: float = Field(default=1.0, ge=0, le=10)
+
+    def of(self, risk_class: str | None) -> float:
+        return getattr(self, risk_class) if risk_class in ("A", "B", "C", "D") else self.new
+
+
 class WorklistsCfg(Strict):
     recovery_curve: tuple[tuple[int, float], ...] = ((0, 1.0), (90, 0.9), (365, 0.1))
     unassigned: str = "unassigned"
     #: each promise or plan the debtor broke in the last 180 days multiplies its chance by this
     broken_promise_factor: float = Field(default=0.5, ge=0, le=1)
+    #: the unit's risk class multiplies its priority by this (tasks/dispatch/worklists.py)
+    risk_weights: RiskWeights = RiskWeights()
 
     @field_validator("recovery_curve")
     @classmethod

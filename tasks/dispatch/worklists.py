@@ -7,8 +7,16 @@ templates/channels.yaml — by default (0 d, 100 %), (90 d, 90 %), (365 d, 10 %)
 afterwards — the articles' "90 % recoverable within 3 months after the due date, 10 % after a
 year". A big, recent debt comes first; an old one weighs less because less of it will come back.
 Each promise or payment plan the debtor broke in the last 180 days (`relance outcomes`) multiplies
-the chance by `worklists.broken_promise_factor` (0.5 by default).
-Ties: larger total first, then customer id.
+the chance by `worklists.broken_promise_factor` (0.5 by default). The debtor's payment-behaviour
+class (`debtor_profile`, the latest date measured before the run date: docs/metrics.md "Debtor
+profile") then weighs the result by `worklists.risk_weights` — by default A 0.8, B 1.0, C 1.25,
+D 1.5, and 1.0 for `new` or a unit not profiled yet — so that a debtor that usually pays late
+comes before an equal debt, of the same age, of one that pays on time:
+
+    priority = Σ open amount × chance(days past due) × broken_promise_factor ^ broken × weight(class)
+
+(Σ … rounded to the cent first, the product to the cent). Ties: larger total first, then
+customer id.
 
 Each entry carries the customer's contacts, the invoices, the unit's history of actions (with
 each delivery's channel and status) and a call or visit script from
@@ -17,9 +25,8 @@ go to the worklist named by `worklists.unassigned`. The last 3 outcomes recorded
 (promises, plans, disputes and their status) are shown, and the CSV has empty `outcome…` columns for
 the collector to fill in and `relance outcomes import` to read back.
 
-Each entry also shows the unit's payment-behaviour class and score (`debtor_profile`, the latest
-date measured before the run date: docs/metrics.md "Debtor profile"), so that a collector knows
-whether the debtor usually pays late; the order stays the expected recoverable amount.
+Each entry also shows the unit's payment-behaviour class and score, so that a collector knows
+whether the debtor usually pays late (CSV columns `risk_class`, `risk_score`; the HTML heading).
 """
 
 from __future__ import annotations
@@ -235,6 +242,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
         except Exception as e:
             failures.append((row["delivery_id"], f"rendering failed: {type(e).__name__}: {e}"))
             continue
+        risk = profiles.get((row["customer_id"], row["currency"]), (None, None))
         unit_history = [h for h in history.get((row["customer_id"], row["currency"]), [])]
         invoices = ctx["invoices"]
         address = ", ".join(
@@ -254,14 +262,16 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
                 "charges": ctx["charges"],
                 "history": unit_history,
                 "script": script,
-                # days late as of tonight already; each promise or plan broken lately lowers the chance
+                # days late as of tonight already; each promise or plan broken lately lowers the chance;
+                # the debtor's risk class weighs the result
                 "priority": (
                     priority(invoices, cfg.recovery_curve)
                     * Decimal(str(cfg.broken_promise_factor)) ** broken.get(row["customer_id"], 0)
+                    * Decimal(str(cfg.risk_weights.of(risk[0])))
                 ).quantize(Decimal("0.01")),
                 "address": address,
                 "outcomes": said.get(row["customer_id"], []),
-                "risk": profiles.get((row["customer_id"], row["currency"]), (None, None)),
+                "risk": risk,
             }
         )
     entries.sort(key=lambda e: (-e["priority"], -Decimal(str(e["total"])), str(e["customer"]["id"])))
@@ -299,6 +309,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     html_path = csv_path.with_suffix(".html")
     i18n = run.renderer.labels(creditor_lang)
     curve = ", ".join(f"{d} d → {p:.0%}" for d, p in cfg.recovery_curve)
+    weights = ", ".join(f"{k} {cfg.risk_weights.of(k):g}" for k in ("A", "B", "C", "D", "new"))
 
     def render_html(items: list[dict]) -> str:
         return run.renderer.page(
@@ -314,6 +325,7 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
                 "creditor": run.cfg.creditor.model_dump(),
                 "entries": items,
                 "curve_note": curve,
+                "weights_note": weights,
             },
         )
 
