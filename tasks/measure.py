@@ -96,7 +96,8 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         write_snapshot_dates(cur, snapshot_dates)
         built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
-        warehouse.build(cur, METRICS, params, built)
+        # the metrics build int_outcome_status of as_of, which the profile reads too: not built twice
+        built = {**built, **warehouse.build(cur, METRICS, params, built)}
         # one row per payment: each payment's cash is attributed once (its YAML's key)
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())

@@ -222,6 +222,62 @@ def test_scores_and_classes_by_hand(measured):
     assert summary["risk_classes"] == {"A": 1, "B": 1, "D": 1, "new": 2}
 
 
+def test_broken_promises_and_disputes_lower_the_score(measured, tmp_path):
+    """What debtors said, in the 12 months up to as_of, from int_outcome_status of as_of (default
+    policy: a promise holds to its date + 3 days and is broken the day after if nothing covers it):
+    − min(10 × broken_promises, 30) − min(5 × disputes, 15), disputes resolved
+    credit_note_expected (the debtor was right) not counted.
+
+    GOOD (EUR), 100 without outcomes, pays nothing after 02-28:
+      promise 03-02 of 500.00 by 03-06 → held to 03-09, broken on 03-10;
+      promise 03-16 of 500.00 by 03-20 → held to 03-23, broken on 03-24   → 2 broken
+      dispute 03-05 of G4, resolved credit_note_expected on 03-12          → not counted
+      score 100 − min(20, 30) − 0 = 80 → A (still: 80 ≥ 80)
+    MID (EUR), 69.416 without outcomes (B):
+      dispute 03-10 of M4, resolved rejected on 03-20; dispute 03-25 of M5, open → 2 disputes
+      promise 03-25 of 1000.00 by 04-03: pending on 03-31 (held to 04-06) → not broken (yet)
+      score 69.416 − 0 − min(10, 15) = 59.416 → 59 → C
+    A month later (04-30) MID's promise was kept (PM4 1000.00 on 04-05 ≤ 04-06): still 0 broken,
+    2 disputes: 59.17 (tests below: test_report_shows_classes_movers_and_credit_watch) − 10 =
+    49.17 → 49, C. SLOW, NEWCO and GOOD (USD) have no outcome: unchanged (21 D, new, new)."""
+    import shutil
+    from pathlib import Path
+
+    from tasks import outcomes
+
+    db0, _ = measured
+    db = str(tmp_path / "r.duckdb")
+    shutil.copy(db0, db)
+
+    def said(on, **fields):
+        record = outcomes.resolve if "resolution" in fields else outcomes.add
+        record(db, {"on": on, "by": "julie", **fields}, today=date.fromisoformat(on))
+
+    said("2026-03-02", customer="GOOD", currency="EUR", kind="promise", amount="500.00", date="2026-03-06")
+    said("2026-03-05", customer="GOOD", currency="EUR", kind="dispute", invoices="G4", reason="price")
+    said("2026-03-10", customer="MID", kind="dispute", invoices="M4", reason="quality")
+    said("2026-03-12", customer="GOOD", resolution="credit_note_expected")
+    said("2026-03-16", customer="GOOD", currency="EUR", kind="promise", amount="500.00", date="2026-03-20")
+    said("2026-03-20", customer="MID", resolution="rejected")
+    said("2026-03-25", customer="MID", kind="dispute", invoices="M5", reason="price")
+    said("2026-03-25", customer="MID", kind="promise", amount="1000.00", date="2026-04-03")
+    measure(db, AS_OF)  # re-measuring the date replaces its rows
+    profile = """select customer_id, currency, broken_promises, disputes, score, risk_class from debtor_profile
+                 where as_of = $d order by customer_id, currency"""
+    assert query(db, profile, {"d": AS_OF}) == [
+        ("GOOD", "EUR", 2, 0, 80, "A"),
+        ("GOOD", "USD", 0, 0, None, "new"),
+        ("MID", "EUR", 0, 2, 59, "C"),
+        ("NEWCO", "EUR", 0, 0, None, "new"),
+        ("SLOW", "EUR", 0, 0, 21, "D"),
+    ]
+    day = date(2026, 4, 30)
+    ingest(str(Path(db0).parent / "src"), db, day)
+    age(db, day)
+    measure(db, day)
+    assert query(db, profile, {"d": day})[2] == ("MID", "EUR", 0, 2, 49, "C")
+
+
 def test_credit_watch_class_d_or_long_overdue(measured):
     db, summary = measured
     assert query(

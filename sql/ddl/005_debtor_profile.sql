@@ -24,6 +24,11 @@ create table if not exists debtor_profile (
     risk_class            varchar not null         -- A, B, C, D or new
 );
 
+-- what debtors said (issue 16 §1, "once outcomes exist"): promises and plans broken, disputes not
+-- upheld, in the 12 months up to as_of; both lower the score
+alter table debtor_profile add column if not exists broken_promises integer;
+alter table debtor_profile add column if not exists disputes integer;
+
 create table if not exists credit_watch (
     as_of              date not null,
     customer_id        varchar not null,

@@ -5,8 +5,9 @@
 --        (docs/metrics.md "Debtor profile"; thresholds in the policy, `debtor_profile`)
 -- materialized: incremental_as_of
 --
--- Reads the point-in-time source of as_of (int_invoices_as_of, int_payments_as_of) and the open
--- amounts at as_of of the metrics' allocation (int_metrics_open_at). Exact arithmetic: amounts in
+-- Reads the point-in-time source of as_of (int_invoices_as_of, int_payments_as_of), the open
+-- amounts at as_of of the metrics' allocation (int_metrics_open_at) and the outcomes said by as_of
+-- with their status at as_of (int_outcome_status: broken promises and plans, disputes). Exact arithmetic: amounts in
 -- integer cents, every quotient rounded half-up with integer division, never a binary float.
 with
 
@@ -33,6 +34,12 @@ open_at as (
     select customer_id, currency, open_amount, days_past_due
     from int_metrics_open_at
     where at_date = cast($as_of as date)
+),
+
+outcome_status as (
+    select customer_id, currency, kind, said_on, hold_until, broken_on, status, resolution
+    from int_outcome_status
+    where kind in ('promise', 'plan', 'dispute')
 ),
 
 -- ---------------------------------------------------------------- when each invoice was paid
@@ -112,6 +119,26 @@ exposure as (
     group by customer_id, currency
 ),
 
+what_was_said as (
+    -- the 12 months up to as_of: promises and plans broken (a promise on the day after its date +
+    -- grace, a plan on the day after the missed instalment's grace: only once broken by as_of), and
+    -- disputes said, but for those resolved `credit_note_expected` by as_of (the debtor was right)
+    select
+        outcome_status.customer_id,
+        outcome_status.currency,
+        count(*) filter (
+            where outcome_status.kind in ('promise', 'plan') and outcome_status.status = 'broken'
+            and coalesce(outcome_status.broken_on, outcome_status.hold_until + 1) > d.year_ago
+        ) as broken_promises,
+        count(*) filter (
+            where outcome_status.kind = 'dispute' and outcome_status.said_on > d.year_ago
+            and coalesce(outcome_status.resolution, '') <> 'credit_note_expected'
+        ) as disputes
+    from outcome_status
+    cross join d
+    group by outcome_status.customer_id, outcome_status.currency
+),
+
 measured as (
     -- quotients n / q to 2 decimals, half-up: (200 n + q) // 2q hundredths
     select
@@ -136,10 +163,13 @@ measured as (
         case when exposure.open_cents > 0 then
             cast((20000 * exposure.overdue_cents + exposure.open_cents) // (2 * exposure.open_cents) as decimal(38,0)) * 0.01
         else 0 end as overdue_share,
-        exposure.max_days_past_due
+        exposure.max_days_past_due,
+        coalesce(what_was_said.broken_promises, 0) as broken_promises,
+        coalesce(what_was_said.disputes, 0) as disputes
     from units
     left join behaviour using (customer_id, currency)
     left join exposure using (customer_id, currency)
+    left join what_was_said using (customer_id, currency)
 ),
 
 scored as (
@@ -148,13 +178,16 @@ scored as (
         avg_days_late_3m - avg_days_late_prev_9m as trend_days,
         -- penalty points: days late (1 a day, up to 40), share paid late (up to 20), share paid
         -- more than 30 days late (up to 20), share of the open amount overdue (up to 10),
-        -- worsening trend (half a point a day, up to 10)
+        -- worsening trend (half a point a day, up to 10), broken promises and plans (10 points
+        -- each, up to 30), disputes not upheld (5 points each, up to 15)
         100
         - least(avg_days_late, 40)
         - share_paid_late * 0.20
         - share_paid_late_30 * 0.20
         - overdue_share * 0.10
-        - least(greatest(coalesce(avg_days_late_3m - avg_days_late_prev_9m, 0), 0) * 0.5, 10) as raw_score
+        - least(greatest(coalesce(avg_days_late_3m - avg_days_late_prev_9m, 0), 0) * 0.5, 10)
+        - least(10 * broken_promises, 30)
+        - least(5 * disputes, 15) as raw_score
     from measured
 )
 
@@ -176,6 +209,8 @@ select
     cast(overdue_amount as decimal(38,2)) as overdue_amount,
     cast(overdue_share as decimal(9,2)) as overdue_share,
     max_days_past_due,
+    broken_promises,
+    disputes,
     case when paid_invoices >= $min_paid_invoices
          then cast(round(greatest(raw_score, 0), 0) as integer) end as score,
     case
