@@ -291,6 +291,56 @@ def test_credit_watch_class_d_or_long_overdue(measured):
     assert summary["credit_watch"] == 2
 
 
+def test_credit_watch_and_cash_forecast_artifacts(measured):
+    """The nightly run's Prefect artifacts `relance-credit-watch` and `relance-cash-forecast`, as plain
+    strings (a table artifact rejects Decimal and date): the credit watch above (largest overdue
+    first per currency) and the forecast of test_expected_payment_dates_and_collections, each
+    horizon's last day = 03-31 + 7, 30, 60, 90 days = 04-07, 04-30, 05-30, 06-29."""
+    import json
+
+    from tasks.report import artifact_content
+
+    db, _ = measured
+    content = artifact_content(db, AS_OF, {})
+    json.dumps(content)  # no Decimal, no date
+    assert content["credit_watch"] == [
+        {
+            "customer_id": "SLOW",
+            "name": "Client SLOW",
+            "currency": "EUR",
+            "risk_class": "D",
+            "score": "21",
+            "reason": "risk class D; overdue more than 60 days",
+            "overdue": "1500.00",
+            "oldest_days_past_due": "75",
+        },
+        {
+            "customer_id": "GOOD",
+            "name": "Client GOOD",
+            "currency": "USD",
+            "risk_class": "new",
+            "score": "",
+            "reason": "overdue more than 60 days",
+            "overdue": "100.00",
+            "oldest_days_past_due": "120",
+        },
+    ]
+    assert [
+        (r["currency"], r["within_days"], r["until"], r["expected"], r["invoices"]) for r in content["cash_forecast"]
+    ] == [
+        ("EUR", "7", "2026-04-07", "2800.00", "3"),
+        ("EUR", "30", "2026-04-30", "3300.00", "4"),
+        ("EUR", "60", "2026-05-30", "6800.00", "6"),
+        ("EUR", "90", "2026-06-29", "6800.00", "6"),
+        ("USD", "7", "2026-04-07", "100.00", "1"),
+        ("USD", "30", "2026-04-30", "100.00", "1"),
+        ("USD", "60", "2026-05-30", "100.00", "1"),
+        ("USD", "90", "2026-06-29", "100.00", "1"),
+    ]
+    # a date with no profile measured: no credit-watch table (rather than an empty one that says "none")
+    assert artifact_content(db, date(2026, 3, 30), {})["credit_watch"] is None
+
+
 def test_class_thresholds_must_decrease(tmp_path):
     """class_a_min_score > class_b_min_score > class_c_min_score, or the policy is refused, naming the keys."""
     from relance.core.errors import PolicyError

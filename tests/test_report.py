@@ -502,7 +502,14 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
         return publish_artifacts(str(db), AS_OF, out["en"])
 
     ids = publish()
-    assert set(ids) == {"relance-summary", "relance-top-debtors", "relance-outcomes", "relance-report"}
+    assert set(ids) == {
+        "relance-summary",
+        "relance-top-debtors",
+        "relance-outcomes",
+        "relance-credit-watch",
+        "relance-cash-forecast",
+        "relance-report",
+    }
 
     async def read():
         # the artifacts of this publication (other tests publish under the same stable keys)
@@ -521,6 +528,13 @@ def test_artifacts_in_a_flow_run(reported, prefect_server):
     table = json.loads(table) if isinstance(table, str) else table
     assert table[0]["name"] == EVIL and table[0]["currency"] == "EUR"
     assert "# relance — 2026-06-30" in arts["relance-summary"].data
+    # the credit watch and the forecast as stored by Prefect (their figures: tests/test_debtor_profile.py
+    # test_credit_watch_and_cash_forecast_artifacts)
+    content = artifact_content(str(db), AS_OF, out["en"])
+    for key, part in (("relance-credit-watch", "credit_watch"), ("relance-cash-forecast", "cash_forecast")):
+        stored = arts[key].data
+        assert (json.loads(stored) if isinstance(stored, str) else stored) == content[part]
+    assert content["cash_forecast"][0]["currency"] == "EUR" and content["cash_forecast"][0]["within_days"] == "7"
     outcomes = arts["relance-outcomes"].data
     outcomes = json.loads(outcomes) if isinstance(outcomes, str) else outcomes
     assert {

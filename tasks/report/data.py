@@ -59,6 +59,7 @@ class ReportData:
     freshness: dict | None = None  # the freshness guard's last verdict for as_of (tasks/freshness.py)
     risk_classes: list[dict] = field(default_factory=list)  # debtor_profile of as_of per currency and class
     movers: list[dict] = field(default_factory=list)  # units whose class changed since the previous date
+    watched: list[dict] = field(default_factory=list)  # credit_watch of as_of, with the customers' names
     forecast: list[dict] = field(default_factory=list)  # cash_forecast of as_of
     accuracy: list[dict] = field(default_factory=list)  # earlier forecasts whose window has passed
 
@@ -158,6 +159,7 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
         data.risk_classes = _query(con, "risk_classes", params)
         if "stg_customers" in tables:
             data.movers = _query(con, "class_movers", params)
+            data.watched = _query(con, "watched_units", params)
     if "cash_forecast" in tables:
         data.forecast = [
             dict(zip(("currency", "horizon_days", "expected_amount", "invoice_count"), r))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from relance.core.policy import load_policy
@@ -138,7 +138,51 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
                     "next_step": next_step(r, pol, as_of, fmt),
                 }
             )
-    return {"markdown": "\n".join(lines), "table": table, "outcomes": outcome_rows(data, fmt)}
+    return {
+        "markdown": "\n".join(lines),
+        "table": table,
+        "outcomes": outcome_rows(data, fmt),
+        # the debtor profile of as_of was measured: the credit watch is a table, empty or not
+        "credit_watch": credit_watch_rows(data, pol) if data.risk_classes else None,
+        "cash_forecast": cash_forecast_rows(data),
+    }
+
+
+def credit_watch_rows(data, pol) -> list[dict]:
+    """The units on the credit watch of as_of (docs/metrics.md "Credit watch"), largest overdue
+    first per currency, as plain strings: a table artifact rejects Decimal and date."""
+    reasons = {
+        "class": "risk class {risk_class}",
+        "overdue": f"overdue more than {pol.credit_watch.max_days_past_due} days",
+    }
+    return [
+        {
+            "customer_id": str(r["customer_id"]),
+            "name": str(r.get("name") or ""),
+            "currency": str(r["currency"]),
+            "risk_class": str(r["risk_class"]),
+            "score": "" if r["score"] is None else str(r["score"]),
+            "reason": "; ".join(reasons[code].format(**r) for code in r["reasons"].split(",") if code in reasons),
+            "overdue": f"{r['overdue_amount']:.2f}",
+            "oldest_days_past_due": "" if r["max_days_past_due"] is None else str(r["max_days_past_due"]),
+        }
+        for r in data.watched
+    ]
+
+
+def cash_forecast_rows(data) -> list[dict]:
+    """The cash expected within 7, 30, 60 and 90 days of as_of per currency (cash_forecast,
+    docs/metrics.md "Expected collections"), cumulative, as plain strings."""
+    return [
+        {
+            "currency": str(r["currency"]),
+            "within_days": str(r["horizon_days"]),
+            "until": (data.as_of + timedelta(days=int(r["horizon_days"]))).isoformat(),
+            "expected": f"{r['expected_amount']:.2f}",
+            "invoices": str(r["invoice_count"]),
+        }
+        for r in data.forecast
+    ]
 
 
 def outcome_rows(data, fmt: Fmt) -> list[dict]:
@@ -164,8 +208,10 @@ def outcome_rows(data, fmt: Fmt) -> list[dict]:
 def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | None = None) -> dict:
     """Inside a Prefect flow run: a markdown summary (`relance-summary`), a table of the top
     overdue debtors (`relance-top-debtors`), a table of the outcome metrics (`relance-outcomes`:
-    promises, disputes, plans, outcomes, cash by last step; when there are any) and a link to the
-    HTML report (`relance-report`).
+    promises, disputes, plans, outcomes, cash by last step; when there are any), the credit watch
+    (`relance-credit-watch`: units, class, reason, overdue; when the profile of as_of was measured),
+    the expected collections (`relance-cash-forecast`: 7/30/60/90 days per currency; when there
+    is a forecast) and a link to the HTML report (`relance-report`).
     The keys are stable, so the Artifacts page shows their history run after run. Outside a flow
     run it does nothing and returns {}."""
     if not in_flow_run():
@@ -188,6 +234,18 @@ def publish_artifacts(db: str, as_of: date, report_paths: dict, policy: str | No
             table=content["outcomes"],
             key="relance-outcomes",
             description=f"promises, disputes, plans, outcomes and the cash by last step on {as_of.isoformat()}",
+        )
+    if content["credit_watch"] is not None:
+        ids["relance-credit-watch"] = create_table_artifact(
+            table=content["credit_watch"],
+            key="relance-credit-watch",
+            description=f"the debtors to hold new orders for on {as_of.isoformat()} (class, reason, overdue)",
+        )
+    if content["cash_forecast"]:
+        ids["relance-cash-forecast"] = create_table_artifact(
+            table=content["cash_forecast"],
+            key="relance-cash-forecast",
+            description=f"the cash expected within 7, 30, 60 and 90 days of {as_of.isoformat()}, per currency",
         )
     if report_paths.get("html"):
         ids["relance-report"] = create_link_artifact(

@@ -1,0 +1,26 @@
+-- report: watched_units
+-- grain: one row per unit on the credit watch of as_of (credit_watch), with the customer's name:
+--        largest overdue amount first within each currency
+-- used by: tasks/report/main.py (the Prefect artifact `relance-credit-watch`)
+with
+
+watched as (
+    select * from credit_watch where as_of = $as_of
+),
+
+customers as (
+    select customer_id, name from stg_customers
+)
+
+select
+    watched.customer_id,
+    customers.name,
+    watched.currency,
+    watched.risk_class,
+    watched.score,
+    watched.reasons,
+    watched.overdue_amount,
+    watched.max_days_past_due
+from watched
+left join customers on watched.customer_id = customers.customer_id
+order by watched.currency, watched.overdue_amount desc, watched.customer_id
