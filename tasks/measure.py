@@ -78,6 +78,7 @@ def profile_params(pol: Policy) -> dict:
         **pol.debtor_profile.params(),
         "watch_classes": list(pol.credit_watch.classes),
         "watch_max_days_past_due": pol.credit_watch.max_days_past_due,
+        "watch_broken_plans": pol.credit_watch.broken_plans,
     }
 
 

@@ -237,9 +237,12 @@ def test_broken_promises_and_disputes_lower_the_score(measured, tmp_path):
       dispute 03-10 of M4, resolved rejected on 03-20; dispute 03-25 of M5, open → 2 disputes
       promise 03-25 of 1000.00 by 04-03: pending on 03-31 (held to 04-06) → not broken (yet)
       score 69.416 − 0 − min(10, 15) = 59.416 → 59 → C
+    NEWCO (EUR, new): plan 03-11 for N3, 100.00 on 03-15 and 200.00 on 03-25, nothing paid: the
+      first instalment's grace ends 03-18, broken on 03-19 → 1 broken, no score (new) to lower;
+      on the credit watch with reason `plan` (its latest plan is broken, within 12 months)
     A month later (04-30) MID's promise was kept (PM4 1000.00 on 04-05 ≤ 04-06): still 0 broken,
     2 disputes: 59.17 (tests below: test_report_shows_classes_movers_and_credit_watch) − 10 =
-    49.17 → 49, C. SLOW, NEWCO and GOOD (USD) have no outcome: unchanged (21 D, new, new)."""
+    49.17 → 49, C. SLOW and GOOD (USD) have no outcome: unchanged (21 D, new)."""
     import shutil
     from pathlib import Path
 
@@ -256,6 +259,7 @@ def test_broken_promises_and_disputes_lower_the_score(measured, tmp_path):
     said("2026-03-02", customer="GOOD", currency="EUR", kind="promise", amount="500.00", date="2026-03-06")
     said("2026-03-05", customer="GOOD", currency="EUR", kind="dispute", invoices="G4", reason="price")
     said("2026-03-10", customer="MID", kind="dispute", invoices="M4", reason="quality")
+    said("2026-03-11", customer="NEWCO", kind="plan", invoices="N3", instalments="2026-03-15:100.00,2026-03-25:200.00")
     said("2026-03-12", customer="GOOD", resolution="credit_note_expected")
     said("2026-03-16", customer="GOOD", currency="EUR", kind="promise", amount="500.00", date="2026-03-20")
     said("2026-03-20", customer="MID", resolution="rejected")
@@ -268,9 +272,12 @@ def test_broken_promises_and_disputes_lower_the_score(measured, tmp_path):
         ("GOOD", "EUR", 2, 0, 80, "A"),
         ("GOOD", "USD", 0, 0, None, "new"),
         ("MID", "EUR", 0, 2, 59, "C"),
-        ("NEWCO", "EUR", 0, 0, None, "new"),
+        ("NEWCO", "EUR", 1, 0, None, "new"),
         ("SLOW", "EUR", 0, 0, 21, "D"),
     ]
+    assert query(
+        db, "select customer_id, currency, reasons from credit_watch where as_of = $d order by 1, 2", {"d": AS_OF}
+    ) == [("GOOD", "USD", "overdue"), ("NEWCO", "EUR", "plan"), ("SLOW", "EUR", "class,overdue")]
     day = date(2026, 4, 30)
     ingest(str(Path(db0).parent / "src"), db, day)
     age(db, day)

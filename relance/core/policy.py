@@ -225,10 +225,12 @@ class DebtorProfile(Strict):
 
 class CreditWatch(Strict):
     """Units the ERP should hold new orders for (docs/metrics.md "Credit watch"): a risk class
-    listed here, or an invoice overdue more than max_days_past_due days."""
+    listed here, an invoice overdue more than max_days_past_due days, or (broken_plans) a latest
+    payment plan broken in the last 12 months."""
 
     classes: tuple[Literal["A", "B", "C", "D"], ...] = ("D",)
     max_days_past_due: int = Field(default=60, ge=1, le=MAX_DAYS)
+    broken_plans: bool = True
 
 
 #: The dispute reason codes of the default policy (issue 14): a collector picks one.

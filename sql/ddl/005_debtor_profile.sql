@@ -37,7 +37,7 @@ create table if not exists credit_watch (
     score              integer,
     overdue_amount     decimal(38,2) not null,
     max_days_past_due  integer,
-    reasons            varchar not null    -- 'class' and/or 'overdue', comma-separated
+    reasons            varchar not null    -- 'class', 'overdue', 'plan' (a broken payment plan), comma-separated
 );
 
 -- unit_stage shows the latest profile measured before its date

@@ -154,6 +154,7 @@ def credit_watch_rows(data, pol) -> list[dict]:
     reasons = {
         "class": "risk class {risk_class}",
         "overdue": f"overdue more than {pol.credit_watch.max_days_past_due} days",
+        "plan": "payment plan broken",
     }
     return [
         {
