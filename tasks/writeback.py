@@ -92,6 +92,8 @@ TABLES = {
             "overdue_amount",
             "overdue_share",
             "max_days_past_due",
+            "broken_promises",
+            "disputes",
             "score",
             "risk_class",
         ),
@@ -113,6 +115,8 @@ TABLES = {
             overdue_amount        numeric(38,2) not null,
             overdue_share         numeric(9,2) not null,
             max_days_past_due     integer,
+            broken_promises       integer,
+            disputes              integer,
             score                 integer,
             risk_class            text not null,
             written_at            timestamptz not null default now(),
@@ -120,7 +124,8 @@ TABLES = {
         """,
         """select as_of, customer_id, currency, paid_invoices, paid_late, paid_late_30, paid_amount, avg_days_late,
                   share_paid_late, share_paid_late_30, avg_days_late_3m, avg_days_late_prev_9m, trend_days,
-                  open_amount, overdue_amount, overdue_share, max_days_past_due, score, risk_class
+                  open_amount, overdue_amount, overdue_share, max_days_past_due, broken_promises, disputes,
+                  score, risk_class
            from debtor_profile where as_of = $as_of""",
     ),
     "credit_watch": (
@@ -157,6 +162,10 @@ TABLES = {
            from cash_forecast where as_of = $as_of""",
     ),
 }
+
+#: Columns added to a table after its first release: added to a target created before them
+#: (`alter table … add column if not exists`), null for the dates measured before them.
+ADDED_COLUMNS = {"debtor_profile": ("broken_promises integer", "disputes integer")}
 
 #: Tables a warehouse measured before they existed may lack: written as empty for those dates.
 OPTIONAL_TABLES = ("debtor_profile", "credit_watch", "cash_forecast")
@@ -225,6 +234,13 @@ def _ensure_target(pg, schema: str) -> None:
                     sql.Identifier(schema), sql.Identifier(table), sql.SQL(ddl)
                 )
             )
+        for table, columns in ADDED_COLUMNS.items():
+            for column in columns:
+                pg.execute(
+                    sql.SQL("alter table {}.{} add column if not exists {}").format(
+                        sql.Identifier(schema), sql.Identifier(table), sql.SQL(column)
+                    )
+                )
 
 
 def _has_table(con, table: str) -> bool:
@@ -350,4 +366,5 @@ def write_back(db: str, as_of: date, target: str, schema: str = DEFAULT_SCHEMA, 
     into `schema` (default `relance`) of the PostgreSQL database `target`."""
     _check(target, schema)
     with warehouse.open_db(db) as con:
+        warehouse.ensure_schema(con)  # a warehouse of an earlier release gains the columns added since
         return write_back_on(con, as_of, target, schema, since)

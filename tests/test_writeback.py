@@ -261,11 +261,35 @@ def test_backfill_rewrites_a_span_with_since(db, pg_schema):
     assert again["dates"] == ["2026-06-29", "2026-06-30"]
 
 
+def test_a_target_created_before_the_outcome_columns_gains_them(db, pg_schema):
+    """A target whose debtor_profile was created by an earlier release (no broken_promises, no
+    disputes) gains both columns at the next write-back, filled from DuckDB."""
+    from tasks.writeback import TABLES
+
+    con, schema = pg_schema
+    ddl = "\n".join(
+        line
+        for line in TABLES["debtor_profile"][2].splitlines()
+        if "broken_promises" not in line and "disputes" not in line
+    )
+    con.execute(f'create schema if not exists "{schema}"')
+    con.execute(f'create table "{schema}".debtor_profile ({ddl})')
+    write_back(str(db), AS_OF, PG, schema=schema)
+    cols = "customer_id, currency, broken_promises, disputes"
+    pg = sorted(con.execute(f'select {cols} from "{schema}".debtor_profile').fetchall())
+    with duckdb.connect(str(db), read_only=True) as duck:
+        assert pg == sorted(duck.execute(f"select {cols} from debtor_profile").fetchall())
+    assert pg and all(r[2:] == (0, 0) for r in pg)  # no outcome recorded in these data
+
+
 def test_debtor_profiles_and_the_credit_watch_are_written_back(db, pg_schema):
     """The profiles, the credit watch and the expected collections of each date land beside the metrics, one row per unit and
     date, exact decimals, and a re-run leaves exactly the DuckDB rows."""
     con, schema = pg_schema
-    profile_cols = "as_of, customer_id, currency, paid_invoices, avg_days_late, overdue_amount, score, risk_class"
+    profile_cols = (
+        "as_of, customer_id, currency, paid_invoices, avg_days_late, overdue_amount, broken_promises, disputes, "
+        "score, risk_class"
+    )
     watch_cols = "as_of, customer_id, currency, risk_class, score, overdue_amount, max_days_past_due, reasons"
     for _ in range(2):
         write_back(str(db), AS_OF, PG, schema=schema)
