@@ -29,6 +29,7 @@ def pending_letters(con, as_of: date) -> list[str]:
         for _, d in sorted(
             (a["as_of"], d)
             for a in pending_actions(con, as_of).values()
+            if a["stage"] != "late_charges_statement"  # its PDF is rendered by tasks/late_charges.py
             for d, channel in zip(a["delivery_ids"], a["channels"])
             if channel in DRAFT_CHANNELS
         )

@@ -1,0 +1,191 @@
+"""Statements of late-payment charges on invoices paid late (issue 16 §3, L441-10), by hand.
+
+The default policy (policies/default.yaml) with `late_charges_statement.enabled: true`: monthly,
+min_total 40.00, email + letter, approval required; charges in b2b, margin 10 points over the
+reference rate (2025-H1 3.15 % → 13.15 %, 2025-H2 2.15 % → 12.15 %), 365-day year, 40.00 EUR per
+invoice. A payment lowers the base from its own day (sql/macros/charges.sql): the day an invoice
+is settled carries no interest.
+
+PAR (b2b), P1 2500.00 due 2025-06-10, 700.00 paid 06-20, 1800.00 paid 07-15 (settled 07-15, 35 days late):
+  06-11..06-19   9 days × 2500.00 × 13.15 = 295 875
+  06-20..06-30  11 days × 1800.00 × 13.15 = 260 370
+  07-01..07-14  14 days × 1800.00 × 12.15 = 306 180
+  862 425 / 36 500 = 23.6281… → 23.63; + 40.00 indemnity = 63.63 on the statement of July 2025,
+  made on Fri 2025-08-01 (first business day of August).
+PAR P2 1000.00 due 2025-07-31, paid 08-05 (5 days late): 08-01..08-04 4 days × 1000 × 12.15 = 48 600
+  / 36 500 = 1.3315… → 1.33; + 40.00 = 41.33 on the statement of August, made on Mon 2025-09-01.
+KID (b2c), K1 1000.00 due 2025-06-10 paid 07-15: no charges (b2c).
+ONT (b2b), T1 1000.00 due 2025-07-10 paid on 07-10: on time, nothing.
+USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 1000 × 12.15 = 109 350
+  / 36 500 = 2.9958… → 3.00 USD; the 40.00 EUR indemnity is not in the USD total: 3.00 < 40.00,
+  no statement (min_total).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from relance.core.paths import DEFAULT_POLICY
+from tests.ladder_helpers import customer, invoice, payment, query, run_days, write_source
+
+
+def _policy(tmp_path, **changes) -> str:
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
+    text = text.replace("late_charges_statement:\n  enabled: false", "late_charges_statement:\n  enabled: true")
+    for key, value in changes.items():
+        text = text.replace(f"  {key}: ", f"  {key}: {value}  # was: ", 1)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _source(tmp_path):
+    return write_source(
+        tmp_path / "src",
+        customers=[
+            customer("PAR"),
+            customer("KID", segment="b2c"),
+            customer("ONT"),
+            customer("USD"),
+        ],
+        invoices=[
+            invoice("P1", "PAR", "2025-06-10", "2500.00"),
+            invoice("P2", "PAR", "2025-07-31", "1000.00"),
+            invoice("K1", "KID", "2025-06-10", "1000.00"),
+            invoice("T1", "ONT", "2025-07-10", "1000.00"),
+            invoice("U1", "USD", "2025-07-01", "1000.00", currency="USD"),
+        ],
+        payments=[
+            payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1"),
+            payment("Y2", "PAR", "2025-07-15", "1800.00", invoice_id="P1"),
+            payment("Y3", "PAR", "2025-08-05", "1000.00", invoice_id="P2"),
+            payment("YK", "KID", "2025-07-15", "1000.00", invoice_id="K1"),
+            payment("YT", "ONT", "2025-07-10", "1000.00", invoice_id="T1"),
+            payment("YU", "USD", "2025-07-11", "1000.00", invoice_id="U1", currency="USD"),
+        ],
+    )
+
+
+def _statements(db):
+    return query(
+        db,
+        """select statement_id, period, status, invoice_ids, interest_amount, indemnity_amount, charges_total
+           from late_charge_statements order by statement_id""",
+    )
+
+
+@pytest.fixture
+def charged(tmp_path):
+    """Ingested and aged up to 2025-09-01; the statement step run on 2025-08-01."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    run_days(_source(tmp_path), db, ["2025-07-31", "2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    return db, pol_path, out
+
+
+def test_invoice_paid_late_interest_day_by_day_and_indemnity(charged):
+    db, _, out = charged
+    assert out["statements"] == 1 and out["period"] == "2025-07" and out["below_min_total"] == 1  # USD
+    assert _statements(db) == [
+        ("LC|PAR|EUR|2025-07", "2025-07", "pending_approval", ["P1"], D("23.63"), D("40.00"), D("63.63"))
+    ]
+    assert query(
+        db,
+        """select invoice_id, due_date, paid_on, days_late, interest_from, interest_amount, indemnity_amount,
+                  indemnity_currency, statement_id, charged_on from late_charges""",
+    ) == [
+        (
+            "P1",
+            date(2025, 6, 10),
+            date(2025, 7, 15),
+            35,
+            date(2025, 6, 11),
+            D("23.63"),
+            D("40.00"),
+            "EUR",
+            "LC|PAR|EUR|2025-07",
+            date(2025, 8, 1),
+        )
+    ]
+    periods = query(
+        db,
+        "select period_start, period_end, days, annual_rate, open_amount from late_charge_periods order by period_start",
+    )
+    assert periods == [
+        (date(2025, 6, 11), date(2025, 6, 19), 9, D("13.1500"), D("2500.00")),
+        (date(2025, 6, 20), date(2025, 6, 30), 11, D("13.1500"), D("1800.00")),
+        (date(2025, 7, 1), date(2025, 7, 14), 14, D("12.1500"), D("1800.00")),
+    ]
+
+
+def test_b2c_on_time_and_below_min_total_give_no_statement(charged):
+    db, _, _ = charged
+    # K1 (b2c), T1 (on time): never claimed; U1: 3.00 USD < 40.00, no statement and not charged
+    assert [r[0] for r in query(db, "select invoice_id from late_charges")] == ["P1"]
+    assert not query(db, "select 1 from deliveries where action_id like 'LC|USD|%' or action_id like 'LC|KID|%'")
+
+
+def test_never_charged_twice_on_a_rerun_or_the_next_period(charged):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db, pol_path, _ = charged
+    pol = load_policy(pol_path)
+    before = _statements(db)
+    with warehouse.open_db(db) as con:
+        again = make_statements(con, date(2025, 8, 1), pol)
+        later_in_month = make_statements(con, date(2025, 8, 20), pol)
+    assert again["statements"] == 0 and later_in_month["statements"] == 0
+    assert _statements(db) == before
+    # the next period (Mon 2025-09-01): only P2, paid in August; P1 is not charged again
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+        rerun = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statements"] == 1 and rerun["statements"] == 0
+    assert _statements(db)[1] == (
+        "LC|PAR|EUR|2025-08",
+        "2025-08",
+        "pending_approval",
+        ["P2"],
+        D("1.33"),
+        D("40.00"),
+        D("41.33"),
+    )
+    assert query(db, "select invoice_id, count(*) from late_charges group by all order by 1") == [("P1", 1), ("P2", 1)]
+
+
+def test_before_the_statement_day_nothing(tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements, statement_day
+
+    pol = load_policy(_policy(tmp_path))
+    # 2025-11-01 is a Saturday and All Saints' Day; the first business day of November is Mon 11-03
+    assert statement_day(pol, date(2025, 11, 20)) == date(2025, 11, 3)
+    # made on the first run on or after it: none on Sat 11-01 and Sun 11-02
+    with warehouse.open_db(str(tmp_path / "r.duckdb")) as con:
+        out = make_statements(con, date(2025, 11, 2), pol)
+    assert out == {
+        "enabled": True,
+        "period": "2025-10",
+        "statement_day": "2025-11-03",
+        "statements": 0,
+        "note": "before the statement day",
+    }
+
+
+def test_disabled_by_default(tmp_path):
+    from relance.core.policy import load_policy
+
+    assert load_policy(None).late_charges_statement.enabled is False
