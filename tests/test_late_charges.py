@@ -189,3 +189,136 @@ def test_disabled_by_default(tmp_path):
     from relance.core.policy import load_policy
 
     assert load_policy(None).late_charges_statement.enabled is False
+
+
+def _pdf_text(path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+def test_statement_waits_for_approval_then_goes_out_with_its_pdf(charged, tmp_path):
+    from email import message_from_bytes
+    from email.policy import default as email_policy
+
+    from tasks.dispatch import approve, dispatch
+    from tasks.dispatch.approval import pending_actions
+    from tasks import warehouse
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    outbox = tmp_path / "outbox"
+    with warehouse.open_db(db) as con:
+        pending = pending_actions(con, date(2025, 8, 1))
+    assert pending[sid]["stage"] == "late_charges_statement"
+    assert pending[sid]["charges_total"] == D("63.63")
+    assert pending[sid]["delivery_ids"] == [f"{sid}|email", f"{sid}|letter"]
+
+    dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)  # nobody approved: nothing goes out
+    assert query(db, "select status from deliveries where action_id = $s order by delivery_id", {"s": sid}) == [
+        ("pending_approval",),
+        ("pending_approval",),
+    ]
+
+    approve(db, date(2025, 8, 1), action_ids=[sid], by="daf")
+    assert query(db, "select status, decided_by from late_charge_statements where statement_id = $s", {"s": sid}) == [
+        ("approved", "daf")
+    ]
+    out = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)
+    assert out["late_charges"]["sent"] == {"sent": 2}
+    rows = dict(
+        query(db, "select channel, artifact_path from deliveries where action_id = $s and status = 'sent'", {"s": sid})
+    )
+    text = _pdf_text(rows["letter"])
+    assert "Relevé des pénalités de retard" in text
+    for shown in (
+        "P1",
+        "10/06/2025",
+        "15/07/2025",
+        "35",
+        "23,63",
+        "40,00",
+        "63,63",
+        "13,15",
+        "12,15",
+        "2025-H1",
+        "2025-H2",
+    ):
+        assert shown in text, shown
+    eml = message_from_bytes(open(rows["email"], "rb").read(), policy=email_policy)
+    assert "Relevé des pénalités de retard" in eml["Subject"]
+    attached = [p for p in eml.walk() if p.get_content_type() == "application/pdf"]
+    assert len(attached) == 1
+    again = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)  # sent once, never twice
+    assert "late_charges" not in again
+
+
+def test_a_sent_formal_notice_already_claimed_the_indemnity_and_its_days(tmp_path):
+    """A formal notice for P1 dated 2025-07-05, sent with the figures of that day (interest to 07-05
+    and the 40.00): the statement charges only 07-06..07-14, 9 days × 1800.00 × 12.15 = 196 830
+    / 36 500 = 5.3926… → 5.39, no indemnity (min_total lowered to 5.00 so that it is made)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, min_total='"5.00"')
+    run_days(_source(tmp_path), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        con.execute(
+            """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
+                   amount_due, invoice_ids, status, mode, created_at)
+               values ('PAR|EUR|1|formal_notice', '2025-07-05', 'PAR', 'EUR', 'PAR|EUR|1', 'formal_notice', 5,
+                       1800.00, ['P1'], 'approved', 'live', now())"""
+        )
+        con.execute(
+            """insert into action_charges values ('PAR|EUR|1|formal_notice', 'P1', 'PAR', 'EUR', '2025-06-10',
+                   1800.00, 25, 17.95, 40.00, 'EUR')"""
+        )
+        con.execute(
+            """insert into deliveries (delivery_id, action_id, channel, status, attempts, created_at, updated_at,
+                                       figures_as_of)
+               values ('PAR|EUR|1|formal_notice|registered_letter', 'PAR|EUR|1|formal_notice', 'registered_letter',
+                       'sent', 1, now(), now(), '2025-07-05')"""
+        )
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert out["statements"] == 1
+    assert query(
+        db, "select invoice_id, days_late, interest_from, interest_amount, indemnity_amount from late_charges"
+    ) == [("P1", 35, date(2025, 7, 6), D("5.39"), D("0.00"))]
+    assert _statements(db)[0][4:] == (D("5.39"), D("0.00"), D("5.39"))
+
+
+def test_a_backfill_replay_simulates_the_statement_and_a_live_run_replaces_it(tmp_path):
+    from flows.backfill import replay
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.ingest import ingest
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    ingest(_source(tmp_path), db, date(2025, 8, 2))
+    out = replay(db, date(2025, 7, 31), date(2025, 8, 2), pol_path)
+    assert out["late_charge_statements"] == 1  # made on 08-01 only
+    sid = "LC|PAR|EUR|2025-07"
+    assert query(db, "select statement_id, mode, status, charges_total from late_charge_statements") == [
+        (sid, "replay", "simulated", D("63.63"))
+    ]
+    assert query(db, "select delivery_id, status from deliveries where action_id = $s order by 1", {"s": sid}) == [
+        (f"{sid}|email", "simulated"),
+        (f"{sid}|letter", "simulated"),
+    ]
+    # the replay again: nothing new; then the live run of the date makes the real statement, once
+    replay(db, date(2025, 8, 1), date(2025, 8, 1), pol_path)
+    with warehouse.open_db(db) as con:
+        live = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert live["statements"] == 1
+    assert query(db, "select statement_id, mode, status from late_charge_statements") == [
+        (sid, "live", "pending_approval")
+    ]
+    assert query(db, "select invoice_id, statement_id from late_charges") == [("P1", sid)]
+    assert query(db, "select status from deliveries where action_id = $s", {"s": sid}) == [
+        ("pending_approval",),
+        ("pending_approval",),
+    ]
