@@ -201,9 +201,9 @@ def test_statement_waits_for_approval_then_goes_out_with_its_pdf(charged, tmp_pa
     from email import message_from_bytes
     from email.policy import default as email_policy
 
+    from tasks import warehouse
     from tasks.dispatch import approve, dispatch
     from tasks.dispatch.approval import pending_actions
-    from tasks import warehouse
 
     db, pol_path, _ = charged
     sid = "LC|PAR|EUR|2025-07"
