@@ -322,3 +322,40 @@ def test_a_backfill_replay_simulates_the_statement_and_a_live_run_replaces_it(tm
         ("pending_approval",),
         ("pending_approval",),
     ]
+
+
+def test_the_nightly_run_makes_the_statement_after_the_ladder(tmp_path):
+    from tests.ladder_helpers import run_nightly
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    (summary,) = run_nightly(_source(tmp_path), db, "2025-08-01", policy=pol_path)
+    assert summary["late_charges"]["statements"] == 1
+    assert summary["dispatch"]["pending_approval"] >= 1  # the statement waits with the notices
+    assert query(db, "select status from late_charge_statements") == [("pending_approval",)]
+    # off by default: the same night with the default policy makes none
+    (plain,) = run_nightly(_source(tmp_path), str(tmp_path / "plain.duckdb"), "2025-08-01")
+    assert plain["late_charges"] is None
+
+
+def test_the_english_statement_and_escaped_names(charged, tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import get_renderer
+    from tasks.late_charges import _context, render_email, render_pdf
+
+    db, pol_path, _ = charged
+    cfg = load_channels_config()
+    renderer = get_renderer(cfg)
+    with warehouse.open_db(db) as con:
+        con.execute("update stg_customers set language = 'en', name = 'Smith <& Sons>' where customer_id = 'PAR'")
+        ctx = _context(con, "LC|PAR|EUR|2025-07", cfg, renderer, date(2025, 8, 1), load_policy(pol_path))
+    subject, text, html = render_email(renderer, ctx)
+    assert subject.startswith("Statement of late-payment charges — 2025-07")
+    assert "Smith &lt;&amp; Sons&gt;" in html and "Smith <& Sons>" not in html
+    assert "ECB reference rate plus 10 points" in text and "€40.00 per invoice" in text
+    pdf = render_pdf(renderer, ctx, tmp_path / "s.pdf")
+    shown = _pdf_text(pdf)
+    for part in ("Statement of late-payment charges", "P1", "35", "23.63", "63.63", "13.15%", "12.15%"):
+        assert part in shown, part
