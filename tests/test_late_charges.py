@@ -333,6 +333,18 @@ def test_the_nightly_run_makes_the_statement_after_the_ladder(tmp_path):
     assert summary["late_charges"]["statements"] == 1
     assert summary["dispatch"]["pending_approval"] >= 1  # the statement waits with the notices
     assert query(db, "select status from late_charge_statements") == [("pending_approval",)]
+    # the report's line of the month's statements, and the workbook's summary row
+    import html
+    import re
+
+    from openpyxl import load_workbook
+
+    page = re.sub(r"\s", " ", html.unescape(open(summary["report"]["html"], encoding="utf-8").read()))
+    assert "Relevés des pénalités de retard du mois : 1, 63,63 € (dont 1 en attente d'approbation)" in page
+    sheet = load_workbook(summary["report"]["xlsx"]).worksheets[0]
+    assert ["EUR", "Pénalités de retard relevées ce mois (relevés)", 63.63] in [
+        [c.value for c in row] for row in sheet.iter_rows()
+    ]
     # off by default: the same night with the default policy makes none
     (plain,) = run_nightly(_source(tmp_path), str(tmp_path / "plain.duckdb"), "2025-08-01")
     assert plain["late_charges"] is None
