@@ -371,3 +371,22 @@ def test_the_english_statement_and_escaped_names(charged, tmp_path):
     shown = _pdf_text(pdf)
     for part in ("Statement of late-payment charges", "P1", "35", "23.63", "63.63", "13.15%", "12.15%"):
         assert part in shown, part
+
+
+@pytest.mark.postgres
+def test_the_statements_are_written_back_with_the_metrics(charged):
+    import uuid
+
+    from tasks.writeback import write_back
+    from tests.test_writeback import PG, _pg
+
+    db, _, _ = charged
+    con, schema = _pg(), f"relance_test_{uuid.uuid4().hex[:10]}"
+    try:
+        for _ in range(2):  # a re-run leaves one row per statement
+            write_back(db, date(2025, 8, 1), PG, schema=schema)
+            assert con.execute(
+                f'select as_of, statement_id, period, invoice_count, interest_amount, indemnity_amount, charges_total from "{schema}".late_charge_statements'
+            ).fetchall() == [(date(2025, 8, 1), "LC|PAR|EUR|2025-07", "2025-07", 1, D("23.63"), D("40.00"), D("63.63"))]
+    finally:
+        con.execute(f'drop schema if exists "{schema}" cascade')
