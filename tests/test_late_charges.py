@@ -16,6 +16,8 @@ PAR P2 1000.00 due 2025-07-31, paid 08-05 (5 days late): 08-01..08-04 4 days × 
   / 36 500 = 1.3315… → 1.33; + 40.00 = 41.33 on the statement of August, made on Mon 2025-09-01.
 KID (b2c), K1 1000.00 due 2025-06-10 paid 07-15: no charges (b2c).
 ONT (b2b), T1 1000.00 due 2025-07-10 paid on 07-10: on time, nothing.
+POOL (b2b), Q1 500.00 due 2025-07-01, settled by a payment on account on 07-20: the allocation gives
+  no settlement date (credit pool), not charged.
 USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 1000 × 12.15 = 109 350
   / 36 500 = 2.9958… → 3.00 USD; the 40.00 EUR indemnity is not in the USD total: 3.00 < 40.00,
   no statement (min_total).
@@ -50,6 +52,7 @@ def _source(tmp_path):
             customer("KID", segment="b2c"),
             customer("ONT"),
             customer("USD"),
+            customer("POOL"),
         ],
         invoices=[
             invoice("P1", "PAR", "2025-06-10", "2500.00"),
@@ -57,6 +60,7 @@ def _source(tmp_path):
             invoice("K1", "KID", "2025-06-10", "1000.00"),
             invoice("T1", "ONT", "2025-07-10", "1000.00"),
             invoice("U1", "USD", "2025-07-01", "1000.00", currency="USD"),
+            invoice("Q1", "POOL", "2025-07-01", "500.00"),
         ],
         payments=[
             payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1"),
@@ -65,6 +69,7 @@ def _source(tmp_path):
             payment("YK", "KID", "2025-07-15", "1000.00", invoice_id="K1"),
             payment("YT", "ONT", "2025-07-10", "1000.00", invoice_id="T1"),
             payment("YU", "USD", "2025-07-11", "1000.00", invoice_id="U1", currency="USD"),
+            payment("YQ", "POOL", "2025-07-20", "500.00"),  # on account: settles Q1 through the credit pool
         ],
     )
 
@@ -129,7 +134,7 @@ def test_invoice_paid_late_interest_day_by_day_and_indemnity(charged):
 
 def test_b2c_on_time_and_below_min_total_give_no_statement(charged):
     db, _, _ = charged
-    # K1 (b2c), T1 (on time): never claimed; U1: 3.00 USD < 40.00, no statement and not charged
+    # K1 (b2c), T1 (on time), Q1 (credit pool): never claimed; U1: 3.00 USD < 40.00, no statement, not charged
     assert [r[0] for r in query(db, "select invoice_id from late_charges")] == ["P1"]
     assert not query(db, "select 1 from deliveries where action_id like 'LC|USD|%' or action_id like 'LC|KID|%'")
 
@@ -390,3 +395,63 @@ def test_the_statements_are_written_back_with_the_metrics(charged):
             ).fetchall() == [(date(2025, 8, 1), "LC|PAR|EUR|2025-07", "2025-07", 1, D("23.63"), D("40.00"), D("63.63"))]
     finally:
         con.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def test_sent_through_sendgrid_once_with_the_pdf_attached(charged, tmp_path, monkeypatch):
+    import base64
+
+    from tasks.dispatch import approve, dispatch
+    from tests.fakes.scenario import channels_config
+    from tests.fakes.sendgrid_server import FakeSendGrid
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    cfg = channels_config(tmp_path, email={"backoff_base_seconds": 0.01})
+    approve(db, date(2025, 8, 1), approve_all=True, by="daf")
+    with FakeSendGrid() as fake:
+        monkeypatch.setenv("RELANCE_SENDGRID_HOST", fake.url)
+        monkeypatch.setenv("SENDGRID_API_KEY", fake.api_key)
+        for _ in range(2):  # the second dispatch sends nothing again
+            dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), send=True, policy=pol_path, channels_config=cfg)
+        assert [d for d in fake.delivery_ids() if d.startswith("LC|")] == [f"{sid}|email"]
+        body = next(a.body for a in fake.accepted if a.body["custom_args"]["delivery_id"] == f"{sid}|email")
+    (attached,) = body["attachments"]
+    assert attached["filename"].endswith(".pdf") and base64.b64decode(attached["content"]).startswith(b"%PDF")
+    assert query(db, "select channel, status, provider from deliveries where action_id = $s order by 1", {"s": sid}) == [
+        ("email", "sent", "sendgrid"),
+        ("letter", "sent", "print"),
+    ]
+
+
+def test_a_rejected_statement_is_not_sent_and_its_invoices_are_not_charged_again(charged, tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.dispatch import approve, dispatch
+    from tasks.late_charges import make_statements
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    approve(db, date(2025, 8, 1), reject_ids=[sid], by="daf", reason="geste commercial")
+    assert query(db, "select status, decision_reason from late_charge_statements") == [("rejected", "geste commercial")]
+    assert query(db, "select status from deliveries where action_id = $s", {"s": sid}) == [("skipped",), ("skipped",)]
+    assert "late_charges" not in dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    with warehouse.open_db(db) as con:
+        assert make_statements(con, date(2025, 8, 4), load_policy(pol_path))["statements"] == 0
+
+
+def test_quarterly_statement(tmp_path):
+    """period: quarterly; Wed 2025-10-01 makes the statement of 2025-Q3: P1 (paid 07-15) 23.63 + 40.00
+    and P2 (paid 08-05) 1.33 + 40.00 → interest 24.96, indemnity 80.00, total 104.96."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, period="quarterly")
+    run_days(_source(tmp_path), db, ["2025-10-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 10, 1), load_policy(pol_path))
+    assert out["period"] == "2025-Q3" and out["statements"] == 1
+    assert _statements(db) == [
+        ("LC|PAR|EUR|2025-Q3", "2025-Q3", "pending_approval", ["P1", "P2"], D("24.96"), D("80.00"), D("104.96"))
+    ]
