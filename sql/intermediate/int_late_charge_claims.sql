@@ -30,6 +30,13 @@ customers as (
     from stg_customers
 ),
 
+paid_in_period as (
+    -- the only invoices the period's payments can have settled
+    select distinct invoice_id
+    from payments
+    where paid_date between cast($period_start as date) and cast($period_end as date)
+),
+
 cumulated as (
     select
         payments.invoice_id,
@@ -42,6 +49,7 @@ cumulated as (
         ) as paid_so_far
     from payments
     join invoices using (invoice_id)
+    where payments.invoice_id in (select invoice_id from paid_in_period)
 ),
 
 settled as (
@@ -55,6 +63,7 @@ settled as (
 paid_total as (
     select invoice_id, sum(amount) as paid
     from payments
+    where invoice_id in (select invoice_id from paid_in_period)
     group by invoice_id
 ),
 
