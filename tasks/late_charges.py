@@ -311,6 +311,7 @@ def _context(con, statement_id: str, cfg, renderer, as_of: date, pol: Policy) ->
         "today": as_of,
         "creditor": cfg.creditor.model_dump(),
         "letter": False,
+        "draft": False,
         "anchor": "S0",
         "customer": {
             "id": s["customer_id"],
@@ -350,6 +351,30 @@ def render_pdf(renderer, ctx: dict, path: Path) -> Path:
     return path
 
 
+def render_drafts(con, as_of: date, folder: Path, cfg, renderer, pol: Policy) -> list[dict]:
+    """A draft PDF (marked "draft, not sent") of each live statement dated up to as_of waiting for
+    approval, into `folder` (outbox/<as_of>/drafts, beside the formal notices' drafts): what the
+    approver reads. Nothing is claimed or recorded."""
+    from tasks.dispatch.ledger import file_stem
+
+    if not ledger.table_exists(con, "late_charge_statements"):
+        return []
+    pending = con.execute(
+        """select s.statement_id, min(d.delivery_id) from late_charge_statements s
+           join deliveries d on d.action_id = s.statement_id
+           where d.status = 'pending_approval' and s.mode = 'live' and s.as_of <= $as_of
+           group by s.statement_id order by s.statement_id""",
+        {"as_of": as_of},
+    ).fetchall()
+    written = []
+    for statement_id, delivery_id in pending:
+        folder.mkdir(parents=True, exist_ok=True)
+        ctx = dict(_context(con, statement_id, cfg, renderer, as_of, pol), draft=True)
+        path = render_pdf(renderer, ctx, folder / f"{file_stem(statement_id)}.pdf")
+        written.append({"action_id": statement_id, "delivery_id": delivery_id, "channel": "letter", "path": str(path)})
+    return written
+
+
 def render_email(renderer, ctx: dict) -> tuple[str, str, str]:
     """(subject, text, html) of the statement's email."""
     from tasks.dispatch.render import f_oneline
@@ -366,7 +391,8 @@ def render_email(renderer, ctx: dict) -> tuple[str, str, str]:
 def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, renderer, pol: Policy) -> dict:
     """Render and send the planned deliveries of the live statements dated up to as_of (approved,
     or not needing approval): the email with the PDF attached, the letter's PDF for the print room."""
-    from tasks.dispatch.base import Run, counts, deliver, fail_before_claim
+    from relance.core.errors import UserError
+    from tasks.dispatch.base import Run, counts, deliver
     from tasks.dispatch.email import OutgoingEmail, provider_for, write_eml
     from tasks.dispatch.ledger import Result, file_stem
 
@@ -409,9 +435,14 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
                     )
                 else:
                     letters.append(_Letter(delivery_id, ctx))
-            except Exception as e:  # noqa: BLE001 (one statement failing never stops the others)
-                failures.append((delivery_id, f"rendering failed: {type(e).__name__}: {e}"))
-        results = fail_before_claim(run, failures)
+            except Exception as e:  # noqa: BLE001 (every failure listed, then nothing is sent)
+                failures.append((delivery_id, f"{type(e).__name__}: {e}"))
+        if failures:  # a template typo: nothing claimed, everything stays planned for the next run
+            raise UserError(
+                "statements of late-payment charges do not render, none was sent:\n  "
+                + "\n  ".join(f"{d}: {why}" for d, why in failures)
+            )
+        results = []
         if emails:
             if send:  # the evidence copy of what is handed to SendGrid
                 for msg in emails:

@@ -417,7 +417,9 @@ def test_sent_through_sendgrid_once_with_the_pdf_attached(charged, tmp_path, mon
         body = next(a.body for a in fake.accepted if a.body["custom_args"]["delivery_id"] == f"{sid}|email")
     (attached,) = body["attachments"]
     assert attached["filename"].endswith(".pdf") and base64.b64decode(attached["content"]).startswith(b"%PDF")
-    assert query(db, "select channel, status, provider from deliveries where action_id = $s order by 1", {"s": sid}) == [
+    assert query(
+        db, "select channel, status, provider from deliveries where action_id = $s order by 1", {"s": sid}
+    ) == [
         ("email", "sent", "sendgrid"),
         ("letter", "sent", "print"),
     ]
@@ -455,3 +457,30 @@ def test_quarterly_statement(tmp_path):
     assert _statements(db) == [
         ("LC|PAR|EUR|2025-Q3", "2025-Q3", "pending_approval", ["P1", "P2"], D("24.96"), D("80.00"), D("104.96"))
     ]
+
+
+def test_the_approver_reads_a_draft_of_the_statement(charged, tmp_path):
+    from tasks.dispatch.drafts import render_drafts
+
+    db, pol_path, _ = charged
+    (draft,) = render_drafts(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert draft["action_id"] == "LC|PAR|EUR|2025-07" and "/2025-08-01/drafts/" in draft["path"]
+    text = _pdf_text(draft["path"])
+    assert "PROJET" in text and "63,63" in text
+    assert query(db, "select count(*) from deliveries where status = 'sent'") == [(0,)]  # nothing sent
+
+
+def test_a_template_that_does_not_render_sends_nothing_and_keeps_the_statement_planned(charged, tmp_path, monkeypatch):
+    from tasks import late_charges
+    from tasks.dispatch import approve, dispatch
+
+    db, pol_path, _ = charged
+    approve(db, date(2025, 8, 1), approve_all=True, by="daf")
+
+    def broken(renderer, ctx):
+        raise ValueError("unknown variable")
+
+    monkeypatch.setattr(late_charges, "render_email", broken)
+    out = dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert any("late charges: statements of late-payment charges do not render" in e for e in out["errors"])
+    assert query(db, "select status from deliveries where action_id like 'LC|%'") == [("planned",), ("planned",)]
