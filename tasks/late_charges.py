@@ -95,7 +95,8 @@ def make_statements(
     ledger.ensure_tables(con)
     write_policy_tables(con, pol)  # ladder_rates: the reference rate of each half-year
     warehouse.build(con, "intermediate/int_late_charge_claims", params)
-    span = con.execute("select min(due_date) + 1, max(paid_on) from int_late_charge_claims").fetchone()
+    # the late days charged run from the day after the (stated-through) due date to the day before the payment
+    span = con.execute("select min(due_date) + 1, max(paid_on) - 1 from int_late_charge_claims").fetchone()
     if span[0] is not None:
         try:
             pol.require_rates(span[0], span[1])

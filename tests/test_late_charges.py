@@ -484,3 +484,19 @@ def test_a_template_that_does_not_render_sends_nothing_and_keeps_the_statement_p
     out = dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
     assert any("late charges: statements of late-payment charges do not render" in e for e in out["errors"])
     assert query(db, "select status from deliveries where action_id like 'LC|%'") == [("planned",), ("planned",)]
+
+
+def test_a_missing_reference_rate_makes_no_statement_and_says_which(tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    text = open(pol_path, encoding="utf-8").read().replace('  - {half_year: 2025-H2, rate: "2.15"}\n', "")
+    open(pol_path, "w", encoding="utf-8").write(text)
+    run_days(_source(tmp_path), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert out["statements"] == 0 and "no rate for 2025-H2" in out["error"]
+    assert query(db, "select count(*) from late_charges") == [(0,)]
