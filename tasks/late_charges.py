@@ -158,11 +158,8 @@ def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str
     params = {"ids": ids, "now": now, "as_of": as_of, "mode": mode}
     with warehouse.transaction(con):
         if mode == "live":  # a backfill's simulated statement of the same id gives way to the real one
+            # (delivery_events, append-only, keep its journal)
             replaced = "select statement_id from late_charge_statements where mode = 'replay' and list_contains($ids, statement_id)"
-            con.execute(
-                f"delete from delivery_events where delivery_id in (select delivery_id from deliveries where action_id in ({replaced}))",
-                {"ids": ids},
-            )
             con.execute(f"delete from deliveries where action_id in ({replaced})", {"ids": ids})
             con.execute(
                 f"delete from late_charge_periods where invoice_id in (select invoice_id from late_charges where statement_id in ({replaced}))",
