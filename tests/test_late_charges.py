@@ -371,6 +371,7 @@ def test_the_english_statement_and_escaped_names(charged, tmp_path):
     subject, text, html = render_email(renderer, ctx)
     assert subject.startswith("Statement of late-payment charges — 2025-07")
     assert "Smith &lt;&amp; Sons&gt;" in html and "Smith <& Sons>" not in html
+    assert '<td style="padding: 2px 8px;">P1</td>' in html and "€63.63" in html
     assert "ECB reference rate plus 10 points" in text and "€40.00 per invoice" in text
     pdf = render_pdf(renderer, ctx, tmp_path / "s.pdf")
     shown = _pdf_text(pdf)
