@@ -26,6 +26,7 @@ from tasks.age import age_on
 from tasks.alerts import alert
 from tasks.escalate import Ladder
 from tasks.ingest import ingest
+from tasks.late_charges import make_statements
 from tasks.locking import exclusive_db
 from tasks.measure import measure_on
 from tasks.report import report
@@ -96,7 +97,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
     days = [start + timedelta(n) for n in range((end - start).days + 1)]
     actions: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
-    opened = closed = 0
+    opened = closed = statements = 0
     aging = laddering = measuring = 0.0
     started = time.perf_counter()
     progress = _Progress(len(days), "backfill")
@@ -115,6 +116,10 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
                 aged.append(day)
                 t1 = time.perf_counter()
                 s = ladder.run(day, mode="replay", run_id=run.run_id if run else None)
+                if pol.late_charges_statement.enabled:  # the statements of charges, simulated
+                    made = make_statements(con, day, pol, mode="replay", run_id=run.run_id if run else None)
+                    statements += made.get("statements", 0)
+                    s = {**s, "late_charge_statements": made.get("statements", 0)}
                 t2 = time.perf_counter()
                 # the point-in-time views at those days are their invoice_snapshot: measure reads
                 # them there and allocates again only the dates before the replay's start
@@ -142,6 +147,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
         "deliveries_by_status": dict(deliveries),
         "episodes_opened": opened,
         "episodes_closed": closed,
+        "late_charge_statements": statements,
         "seconds": round(time.perf_counter() - started, 2),
         "seconds_aging": round(aging, 2),
         "seconds_ladder": round(laddering, 2),

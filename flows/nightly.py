@@ -1,7 +1,8 @@
 """nightly_dunning: the night's dunning run for one date, as finance would describe it.
 
-ingest the receivables → check that they are current (the freshness guard) → age them → escalate (the ladder) → (in the Prefect UI: ask for the
-approval of the formal notices) → dispatch the messages → measure recovery → report to finance
+ingest the receivables → check that they are current (the freshness guard) → age them → escalate (the ladder) → (when the
+policy enables them: make the statements of late-payment charges on invoices paid late) → (in the Prefect UI: ask for the
+approval of the formal notices and statements) → dispatch the messages → measure recovery → report to finance
 (→ write the metrics back to PostgreSQL, when asked).
 The CLI's `relance run` calls `nightly_run` directly; the Prefect flow `nightly_dunning` is the
 same function, in which each step becomes a task run; it holds the database's concurrency slot
@@ -34,6 +35,7 @@ from tasks.escalate import escalate
 from tasks.events import apply_events
 from tasks.freshness import SourceStale, check_freshness, stale_message
 from tasks.ingest import ingest
+from tasks.late_charges import late_charges
 from tasks.locking import exclusive_db
 from tasks.measure import measure
 from tasks.report import publish_artifacts, report
@@ -63,7 +65,7 @@ def nightly_run(
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
-    load_policy(policy)  # a policy that does not validate stops the run before anything is written
+    pol = load_policy(policy)  # a policy that does not validate stops the run before anything is written
     outbox = outbox or str(Path(db).parent / "outbox")
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
@@ -79,8 +81,15 @@ def nightly_run(
             if held:
                 skipped = {"skipped": "stale source"}
                 laddered, approval, dispatched = {**skipped, "actions": 0}, None, {**skipped, "totals": {}}
+                statements = None
             else:
                 laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
+                # the statements of late-payment charges on invoices paid late (opt-in, tasks/late_charges.py)
+                statements = (
+                    run.step("late_charges", late_charges(db, as_of, policy, mode="live", run_id=run.run_id))
+                    if pol.late_charges_statement.enabled
+                    else None
+                )
                 approval = run.step(
                     "approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy)
                 )
@@ -104,6 +113,7 @@ def nightly_run(
         "freshness": fresh,
         "age": aged,
         "escalate": laddered,
+        "late_charges": statements,
         "approval": approval,
         "dispatch": dispatched,
         "measure": measured,

@@ -1,7 +1,8 @@
 """write_back: recovery_metrics and aged_balance upserted into a PostgreSQL database for BI tools,
 with the debtors' payment profiles (debtor_profile), the credit watch (credit_watch: the units
-the ERP can hold new orders for, docs/metrics.md "Credit watch") and the expected collections
-(cash_forecast).
+the ERP can hold new orders for, docs/metrics.md "Credit watch"), the expected collections
+(cash_forecast) and the statements of late-payment charges made on the date
+(late_charge_statements, tasks/late_charges.py).
 
 `relance run … --metrics-target postgresql://user@host/db` copies the run date's rows into the
 schema `relance` of that database (created if missing), tables `recovery_metrics` and
@@ -161,6 +162,37 @@ TABLES = {
         """select as_of, currency, horizon_days, expected_amount, invoice_count
            from cash_forecast where as_of = $as_of""",
     ),
+    # the statements of late-payment charges made on the date (live ones; tasks/late_charges.py)
+    "late_charge_statements": (
+        ("as_of", "statement_id"),
+        (
+            "customer_id",
+            "currency",
+            "period",
+            "invoice_count",
+            "interest_amount",
+            "indemnity_amount",
+            "indemnity_currency",
+            "charges_total",
+        ),
+        """
+            as_of              date not null,
+            statement_id       text not null,
+            customer_id        text not null,
+            currency           text not null,
+            period             text not null,
+            invoice_count      integer not null,
+            interest_amount    numeric(38,2) not null,
+            indemnity_amount   numeric(38,2) not null,
+            indemnity_currency text not null,
+            charges_total      numeric(38,2) not null,
+            written_at         timestamptz not null default now(),
+            primary key (as_of, statement_id)
+        """,
+        """select as_of, statement_id, customer_id, currency, period, cast(len(invoice_ids) as integer),
+                  interest_amount, indemnity_amount, indemnity_currency, charges_total
+           from late_charge_statements where as_of = $as_of and mode = 'live'""",
+    ),
 }
 
 #: Columns added to a table after its first release: added to a target created before them
@@ -168,7 +200,7 @@ TABLES = {
 ADDED_COLUMNS = {"debtor_profile": ("broken_promises integer", "disputes integer")}
 
 #: Tables a warehouse measured before they existed may lack: written as empty for those dates.
-OPTIONAL_TABLES = ("debtor_profile", "credit_watch", "cash_forecast")
+OPTIONAL_TABLES = ("debtor_profile", "credit_watch", "cash_forecast", "late_charge_statements")
 
 
 class WriteBackError(UserError):

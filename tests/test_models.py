@@ -505,6 +505,10 @@ def test_every_model_passes_its_yaml_tests(night):
         measure_on(con, as_of, pol)
         # measure builds its models on a cursor of its own: the cash attribution (which has a YAML) here too
         warehouse.build(con, "intermediate/int_metrics_cash_attribution", {"as_of": as_of})
+        # the statements of late-payment charges (tasks/late_charges.py, off by default): their models too
+        from tasks.late_charges import _params
+
+        warehouse.build(con, "marts/late_charge_statements_due", _params(pol, as_of, "live"))
         assert warehouse.check_models(con, None, {"as_of": as_of}, policy=pol) == []
         # C3's credit (CN1 30.00 + P2 50.00) covers I4 20.00: no open invoice, no unit
         assert con.execute(

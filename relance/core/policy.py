@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -151,6 +151,49 @@ class Charges(Strict):
         return v
 
 
+class LateChargesStatement(Strict):
+    """The periodic statement of late-payment charges on invoices paid late (docs/policy.md
+    "Statements of late-payment charges"): off unless enabled."""
+
+    enabled: bool = False
+    #: monthly: on the first business day of each month, for the invoices paid in the previous
+    #: month; quarterly: on the first business day of each quarter, for the previous quarter
+    period: Literal["monthly", "quarterly"] = "monthly"
+    #: no statement when a debtor's charges of the period (in its currency) stay below this
+    min_total: Decimal = Field(default=Decimal("40.00"), ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+    channels: tuple[Literal["email", "letter"], ...] = Field(default=("email", "letter"), min_length=1)
+    #: statements wait for `relance approve` (or the Prefect pause), like formal notices
+    requires_approval: bool = True
+
+    @field_validator("min_total")
+    @classmethod
+    def _min_total_in_cents(cls, v: Decimal) -> Decimal:
+        return cents_not_negative(v)
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice")
+        return v
+
+    def period_of(self, as_of: date) -> tuple[date, date, str]:
+        """(first day, last day, label) of the period just before the one as_of falls in: the
+        period a statement made on as_of covers (label 2025-07 or 2025-Q3)."""
+        months = 1 if self.period == "monthly" else 3
+        start_month = (as_of.month - 1) // months * months + 1
+        current = date(as_of.year, start_month, 1)
+        end = current - timedelta(days=1)
+        first = date(end.year, (end.month - 1) // months * months + 1, 1)
+        label = f"{first.year:04d}-{first.month:02d}" if months == 1 else f"{first.year:04d}-Q{(first.month + 2) // 3}"
+        return first, end, label
+
+    def period_start_of(self, as_of: date) -> date:
+        """The first day of the period as_of falls in (its statement is made on its first business day)."""
+        months = 1 if self.period == "monthly" else 3
+        return date(as_of.year, (as_of.month - 1) // months * months + 1, 1)
+
+
 class ReferenceRate(Strict):
     half_year: str
     rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
@@ -283,6 +326,8 @@ class Policy(Strict):
     business_days_only: bool = True
     aging_buckets: tuple[Bucket, ...] = Field(min_length=2)
     late_payment_charges: Charges = Charges()
+    #: the periodic statement of the charges owed on invoices paid late (off by default)
+    late_charges_statement: LateChargesStatement = LateChargesStatement()
     reference_rates: tuple[ReferenceRate, ...] = ()
     debtor_profile: DebtorProfile = DebtorProfile()
     credit_watch: CreditWatch = CreditWatch()

@@ -1,4 +1,5 @@
-"""Approval of the actions of stages with `requires_approval` (the formal notice by default).
+"""Approval of the actions of stages with `requires_approval` (the formal notice by default), and of
+the statements of late-payment charges (late_charge_statements, tasks/late_charges.py) alike.
 
 The ladder plans their deliveries as `pending_approval`; nothing is sent until a person decides:
 * approve → the action's status becomes `approved` (decided_by, decided_at, decision_reason,
@@ -38,6 +39,14 @@ def _decide(
         update dunning_actions set status = $status, decided_by = $by, decided_at = $now, decision_reason = $reason,
                                    decided_run_id = $run_id
         where action_id in (select unnest($ids::varchar[]))
+        """,
+        {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids, "run_id": run_id},
+    )
+    con.execute(  # a statement of late-payment charges is decided the same way (tasks/late_charges.py)
+        """
+        update late_charge_statements set status = $status, decided_by = $by, decided_at = $now,
+                                          decision_reason = $reason, decided_run_id = $run_id
+        where statement_id in (select unnest($ids::varchar[]))
         """,
         {"status": decision, "by": by, "now": now, "reason": reason, "ids": action_ids, "run_id": run_id},
     )

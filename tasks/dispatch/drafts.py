@@ -7,6 +7,8 @@ can read what they approve, each of its letters (letter, registered_letter) is r
 dispatch will render it — same templates, same context query, same PDF layout — with a "draft,
 not sent" mark, into outbox/<as_of>/drafts/<ledger.file_stem(delivery id)>.pdf. Nothing is claimed or recorded:
 the ledger does not change, and the letter that is sent after approval is rendered again then.
+The statements of late-payment charges waiting for approval are drafted there too
+(tasks/late_charges.render_drafts, one PDF per statement).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def pending_letters(con, as_of: date) -> list[str]:
         for _, d in sorted(
             (a["as_of"], d)
             for a in pending_actions(con, as_of).values()
+            if a["stage"] != "late_charges_statement"  # drafted by tasks/late_charges.render_drafts
             for d, channel in zip(a["delivery_ids"], a["channels"])
             if channel in DRAFT_CHANNELS
         )
@@ -41,6 +44,7 @@ def render_drafts(
     """Write a draft PDF of every letter waiting for approval; returns what was written. policy: the
     policy file whose stages say how each letter looks (default: policies/default.yaml)."""
     from relance.core.policy import load_policy
+    from tasks import late_charges
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.main import load_batch
     from tasks.dispatch.post import letter_css, render_many
@@ -48,13 +52,16 @@ def render_drafts(
 
     cfg = load_channels_config(channels_config)
     renderer = get_renderer(cfg)
+    pol = load_policy(policy)
+    folder = Path(outbox) / as_of.isoformat() / "drafts"
     with warehouse.open_db(db) as con:
         ledger.ensure_tables(con)
         ids = pending_letters(con, as_of)
-        rows = load_batch(con, ids, as_of, load_policy(policy)) if ids else []
+        rows = load_batch(con, ids, as_of, pol) if ids else []
+        # the statements of late-payment charges waiting for approval (tasks/late_charges.py)
+        statements = late_charges.render_drafts(con, as_of, folder, cfg, renderer, pol)
     if not rows:
-        return []
-    folder = Path(outbox) / as_of.isoformat() / "drafts"
+        return statements
     folder.mkdir(parents=True, exist_ok=True)
     jobs, written, used = [], [], set()
     for i, row in enumerate(rows):
@@ -76,4 +83,4 @@ def render_drafts(
     _, _, errors = render_many(
         letter_css(renderer), jobs, None, chunk_size=cfg.letters.chunk_size, processes=1, parallel_from=len(jobs) + 1
     )
-    return [w for w, (anchor, _, _) in zip(written, jobs) if anchor not in errors]
+    return [w for w, (anchor, _, _) in zip(written, jobs) if anchor not in errors] + statements

@@ -99,6 +99,8 @@ def naive_utc(moment: datetime | None) -> datetime:
 
 def ensure_tables(con) -> None:
     con.execute((SQL_DIR / "ddl" / "003_dispatch.sql").read_text(encoding="utf-8"))
+    # the statements of late-payment charges, approved and sent through this ledger (tasks/late_charges.py)
+    con.execute((SQL_DIR / "ddl" / "006_late_charges.sql").read_text(encoding="utf-8"))
     if table_exists(con, "deliveries"):  # provider events' columns and contact_flags, read by contacts.sql
         con.execute((SQL_DIR / "ddl" / "004_events.sql").read_text(encoding="utf-8"))
 

@@ -629,6 +629,16 @@ def dispatch(
         summary["recaps"] = recaps.send(db, as_of, Path(outbox), send, moment, cfg, renderer, pol)
     except UserError as e:
         errors.append(f"recaps: {e}")
+    # the statements of late-payment charges approved (or not needing approval): through the same
+    # ledger, once each (tasks/late_charges.py)
+    try:
+        from tasks import late_charges
+
+        statements = late_charges.send(db, as_of, Path(outbox), send, moment, cfg, renderer, pol)
+        if statements:
+            summary["late_charges"] = statements
+    except UserError as e:
+        errors.append(f"late charges: {e}")
     totals: dict[str, int] = defaultdict(int)
     for counts in by_channel.values():
         for status, count in counts.items():

@@ -62,6 +62,8 @@ class ReportData:
     watched: list[dict] = field(default_factory=list)  # credit_watch of as_of, with the customers' names
     forecast: list[dict] = field(default_factory=list)  # cash_forecast of as_of
     accuracy: list[dict] = field(default_factory=list)  # earlier forecasts whose window has passed
+    #: the live statements of late-payment charges made in as_of's month, per currency (tasks/late_charges.py)
+    late_charges: dict = field(default_factory=dict)  # currency -> {statements, total, pending}
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -153,6 +155,18 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
         )
         if "stg_customers" in tables:
             data.attention = _query(con, "attention", params)
+    if "late_charge_statements" in tables:
+        data.late_charges = {
+            cur: {"statements": n, "total": total, "pending": pending}
+            for cur, n, total, pending in con.execute(
+                """select currency, count(*), sum(charges_total), count(*) filter (where status = 'pending_approval')
+                   from late_charge_statements
+                   where mode = 'live' and status <> 'rejected'
+                     and as_of between date_trunc('month', cast($as_of as date)) and $as_of
+                   group by currency""",
+                params,
+            ).fetchall()
+        }
     if "rejected_rows" in tables:
         data.rejected = _query(con, "rejected_rows", params)
     if {"debtor_profile", "credit_watch"} <= tables:

@@ -205,6 +205,17 @@ def forecast_table(data: ReportData, fmt: Fmt, currency: str) -> dict:
     return {"rows": rows, "has_past": bool(past)}
 
 
+def late_charges_text(data: ReportData, fmt: Fmt, currency: str) -> str | None:
+    """The line of the month's statements of late-payment charges (None when there is none)."""
+    row = data.late_charges.get(currency)
+    if not row:
+        return None
+    pending = fmt.L["late_charges_pending"].format(n=fmt.num(row["pending"])) if row["pending"] else ""
+    return fmt.L["late_charges_month"].format(
+        n=fmt.num(row["statements"]), total=fmt.money(row["total"], currency), pending=pending
+    )
+
+
 def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
     L, as_of = fmt.L, data.as_of
     m = data.metrics
@@ -430,6 +441,7 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
                 "will_step_text": fmt.count("will_step", sum(will.values())),
                 "recovery_note": recovery_note(data.first_action.get(cur)),
                 "actions": actions,
+                "late_charges_text": late_charges_text(data, fmt, cur),
                 "recovery": recovery,
                 "recovery_chart": recovery_chart,
                 "age_chart": age_chart,

@@ -170,6 +170,9 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             if value is not None:
                 number, pattern = metric_cell(name, value, cur, fmt)
                 ws.append([cur, fmt.metric_name(name), number], num_formats={2: pattern})
+        statements = data.late_charges.get(cur)
+        if statements:  # the month's statements of late-payment charges (tasks/late_charges.py)
+            ws.append([cur, L["late_charges_total"], statements["total"]], num_formats={2: MONEY_FORMAT})
 
     # aged balance by customer, a column per bucket
     buckets = data.buckets

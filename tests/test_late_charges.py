@@ -1,0 +1,503 @@
+"""Statements of late-payment charges on invoices paid late (issue 16 §3, L441-10), by hand.
+
+The default policy (policies/default.yaml) with `late_charges_statement.enabled: true`: monthly,
+min_total 40.00, email + letter, approval required; charges in b2b, margin 10 points over the
+reference rate (2025-H1 3.15 % → 13.15 %, 2025-H2 2.15 % → 12.15 %), 365-day year, 40.00 EUR per
+invoice. A payment lowers the base from its own day (sql/macros/charges.sql): the day an invoice
+is settled carries no interest.
+
+PAR (b2b), P1 2500.00 due 2025-06-10, 700.00 paid 06-20, 1800.00 paid 07-15 (settled 07-15, 35 days late):
+  06-11..06-19   9 days × 2500.00 × 13.15 = 295 875
+  06-20..06-30  11 days × 1800.00 × 13.15 = 260 370
+  07-01..07-14  14 days × 1800.00 × 12.15 = 306 180
+  862 425 / 36 500 = 23.6281… → 23.63; + 40.00 indemnity = 63.63 on the statement of July 2025,
+  made on Fri 2025-08-01 (first business day of August).
+PAR P2 1000.00 due 2025-07-31, paid 08-05 (5 days late): 08-01..08-04 4 days × 1000 × 12.15 = 48 600
+  / 36 500 = 1.3315… → 1.33; + 40.00 = 41.33 on the statement of August, made on Mon 2025-09-01.
+KID (b2c), K1 1000.00 due 2025-06-10 paid 07-15: no charges (b2c).
+ONT (b2b), T1 1000.00 due 2025-07-10 paid on 07-10: on time, nothing.
+POOL (b2b), Q1 500.00 due 2025-07-01, settled by a payment on account on 07-20: the allocation gives
+  no settlement date (credit pool), not charged.
+USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 1000 × 12.15 = 109 350
+  / 36 500 = 2.9958… → 3.00 USD; the 40.00 EUR indemnity is not in the USD total: 3.00 < 40.00,
+  no statement (min_total).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from relance.core.paths import DEFAULT_POLICY
+from tests.ladder_helpers import customer, invoice, payment, query, run_days, write_source
+
+
+def _policy(tmp_path, **changes) -> str:
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
+    text = text.replace("late_charges_statement:\n  enabled: false", "late_charges_statement:\n  enabled: true")
+    for key, value in changes.items():
+        text = text.replace(f"  {key}: ", f"  {key}: {value}  # was: ", 1)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _source(tmp_path):
+    return write_source(
+        tmp_path / "src",
+        customers=[
+            customer("PAR"),
+            customer("KID", segment="b2c"),
+            customer("ONT"),
+            customer("USD"),
+            customer("POOL"),
+        ],
+        invoices=[
+            invoice("P1", "PAR", "2025-06-10", "2500.00"),
+            invoice("P2", "PAR", "2025-07-31", "1000.00"),
+            invoice("K1", "KID", "2025-06-10", "1000.00"),
+            invoice("T1", "ONT", "2025-07-10", "1000.00"),
+            invoice("U1", "USD", "2025-07-01", "1000.00", currency="USD"),
+            invoice("Q1", "POOL", "2025-07-01", "500.00"),
+        ],
+        payments=[
+            payment("Y1", "PAR", "2025-06-20", "700.00", invoice_id="P1"),
+            payment("Y2", "PAR", "2025-07-15", "1800.00", invoice_id="P1"),
+            payment("Y3", "PAR", "2025-08-05", "1000.00", invoice_id="P2"),
+            payment("YK", "KID", "2025-07-15", "1000.00", invoice_id="K1"),
+            payment("YT", "ONT", "2025-07-10", "1000.00", invoice_id="T1"),
+            payment("YU", "USD", "2025-07-11", "1000.00", invoice_id="U1", currency="USD"),
+            payment("YQ", "POOL", "2025-07-20", "500.00"),  # on account: settles Q1 through the credit pool
+        ],
+    )
+
+
+def _statements(db):
+    return query(
+        db,
+        """select statement_id, period, status, invoice_ids, interest_amount, indemnity_amount, charges_total
+           from late_charge_statements order by statement_id""",
+    )
+
+
+@pytest.fixture
+def charged(tmp_path):
+    """Ingested and aged up to 2025-09-01; the statement step run on 2025-08-01."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    run_days(_source(tmp_path), db, ["2025-07-31", "2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    return db, pol_path, out
+
+
+def test_invoice_paid_late_interest_day_by_day_and_indemnity(charged):
+    db, _, out = charged
+    assert out["statements"] == 1 and out["period"] == "2025-07" and out["below_min_total"] == 1  # USD
+    assert _statements(db) == [
+        ("LC|PAR|EUR|2025-07", "2025-07", "pending_approval", ["P1"], D("23.63"), D("40.00"), D("63.63"))
+    ]
+    assert query(
+        db,
+        """select invoice_id, due_date, paid_on, days_late, interest_from, interest_amount, indemnity_amount,
+                  indemnity_currency, statement_id, charged_on from late_charges""",
+    ) == [
+        (
+            "P1",
+            date(2025, 6, 10),
+            date(2025, 7, 15),
+            35,
+            date(2025, 6, 11),
+            D("23.63"),
+            D("40.00"),
+            "EUR",
+            "LC|PAR|EUR|2025-07",
+            date(2025, 8, 1),
+        )
+    ]
+    periods = query(
+        db,
+        "select period_start, period_end, days, annual_rate, open_amount from late_charge_periods order by period_start",
+    )
+    assert periods == [
+        (date(2025, 6, 11), date(2025, 6, 19), 9, D("13.1500"), D("2500.00")),
+        (date(2025, 6, 20), date(2025, 6, 30), 11, D("13.1500"), D("1800.00")),
+        (date(2025, 7, 1), date(2025, 7, 14), 14, D("12.1500"), D("1800.00")),
+    ]
+
+
+def test_b2c_on_time_and_below_min_total_give_no_statement(charged):
+    db, _, _ = charged
+    # K1 (b2c), T1 (on time), Q1 (credit pool): never claimed; U1: 3.00 USD < 40.00, no statement, not charged
+    assert [r[0] for r in query(db, "select invoice_id from late_charges")] == ["P1"]
+    assert not query(db, "select 1 from deliveries where action_id like 'LC|USD|%' or action_id like 'LC|KID|%'")
+
+
+def test_never_charged_twice_on_a_rerun_or_the_next_period(charged):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db, pol_path, _ = charged
+    pol = load_policy(pol_path)
+    before = _statements(db)
+    with warehouse.open_db(db) as con:
+        again = make_statements(con, date(2025, 8, 1), pol)
+        later_in_month = make_statements(con, date(2025, 8, 20), pol)
+    assert again["statements"] == 0 and later_in_month["statements"] == 0
+    assert _statements(db) == before
+    # the next period (Mon 2025-09-01): only P2, paid in August; P1 is not charged again
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+        rerun = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statements"] == 1 and rerun["statements"] == 0
+    assert _statements(db)[1] == (
+        "LC|PAR|EUR|2025-08",
+        "2025-08",
+        "pending_approval",
+        ["P2"],
+        D("1.33"),
+        D("40.00"),
+        D("41.33"),
+    )
+    assert query(db, "select invoice_id, count(*) from late_charges group by all order by 1") == [("P1", 1), ("P2", 1)]
+
+
+def test_before_the_statement_day_nothing(tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements, statement_day
+
+    pol = load_policy(_policy(tmp_path))
+    # 2025-11-01 is a Saturday and All Saints' Day; the first business day of November is Mon 11-03
+    assert statement_day(pol, date(2025, 11, 20)) == date(2025, 11, 3)
+    # made on the first run on or after it: none on Sat 11-01 and Sun 11-02
+    with warehouse.open_db(str(tmp_path / "r.duckdb")) as con:
+        out = make_statements(con, date(2025, 11, 2), pol)
+    assert out == {
+        "enabled": True,
+        "period": "2025-10",
+        "statement_day": "2025-11-03",
+        "statements": 0,
+        "note": "before the statement day",
+    }
+
+
+def test_disabled_by_default(tmp_path):
+    from relance.core.policy import load_policy
+
+    assert load_policy(None).late_charges_statement.enabled is False
+
+
+def _pdf_text(path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+def test_statement_waits_for_approval_then_goes_out_with_its_pdf(charged, tmp_path):
+    from email import message_from_bytes
+    from email.policy import default as email_policy
+
+    from tasks import warehouse
+    from tasks.dispatch import approve, dispatch
+    from tasks.dispatch.approval import pending_actions
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    outbox = tmp_path / "outbox"
+    with warehouse.open_db(db) as con:
+        pending = pending_actions(con, date(2025, 8, 1))
+    assert pending[sid]["stage"] == "late_charges_statement"
+    assert pending[sid]["charges_total"] == D("63.63")
+    assert pending[sid]["delivery_ids"] == [f"{sid}|email", f"{sid}|letter"]
+
+    dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)  # nobody approved: nothing goes out
+    assert query(db, "select status from deliveries where action_id = $s order by delivery_id", {"s": sid}) == [
+        ("pending_approval",),
+        ("pending_approval",),
+    ]
+
+    approve(db, date(2025, 8, 1), action_ids=[sid], by="daf")
+    assert query(db, "select status, decided_by from late_charge_statements where statement_id = $s", {"s": sid}) == [
+        ("approved", "daf")
+    ]
+    out = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)
+    assert out["late_charges"]["sent"] == {"sent": 2}
+    rows = dict(
+        query(db, "select channel, artifact_path from deliveries where action_id = $s and status = 'sent'", {"s": sid})
+    )
+    text = _pdf_text(rows["letter"])
+    assert "Relevé des pénalités de retard" in text
+    for shown in (
+        "P1",
+        "10/06/2025",
+        "15/07/2025",
+        "35",
+        "23,63",
+        "40,00",
+        "63,63",
+        "13,15",
+        "12,15",
+        "2025-H1",
+        "2025-H2",
+    ):
+        assert shown in text, shown
+    eml = message_from_bytes(open(rows["email"], "rb").read(), policy=email_policy)
+    assert "Relevé des pénalités de retard" in eml["Subject"]
+    attached = [p for p in eml.walk() if p.get_content_type() == "application/pdf"]
+    assert len(attached) == 1
+    again = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)  # sent once, never twice
+    assert "late_charges" not in again
+
+
+def test_a_sent_formal_notice_already_claimed_the_indemnity_and_its_days(tmp_path):
+    """A formal notice for P1 dated 2025-07-05, sent with the figures of that day (interest to 07-05
+    and the 40.00): the statement charges only 07-06..07-14, 9 days × 1800.00 × 12.15 = 196 830
+    / 36 500 = 5.3926… → 5.39, no indemnity (min_total lowered to 5.00 so that it is made)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, min_total='"5.00"')
+    run_days(_source(tmp_path), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        con.execute(
+            """insert into dunning_actions (action_id, as_of, customer_id, currency, episode_id, stage, stage_rank,
+                   amount_due, invoice_ids, status, mode, created_at)
+               values ('PAR|EUR|1|formal_notice', '2025-07-05', 'PAR', 'EUR', 'PAR|EUR|1', 'formal_notice', 5,
+                       1800.00, ['P1'], 'approved', 'live', now())"""
+        )
+        con.execute(
+            """insert into action_charges values ('PAR|EUR|1|formal_notice', 'P1', 'PAR', 'EUR', '2025-06-10',
+                   1800.00, 25, 17.95, 40.00, 'EUR')"""
+        )
+        con.execute(
+            """insert into deliveries (delivery_id, action_id, channel, status, attempts, created_at, updated_at,
+                                       figures_as_of)
+               values ('PAR|EUR|1|formal_notice|registered_letter', 'PAR|EUR|1|formal_notice', 'registered_letter',
+                       'sent', 1, now(), now(), '2025-07-05')"""
+        )
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert out["statements"] == 1
+    assert query(
+        db, "select invoice_id, days_late, interest_from, interest_amount, indemnity_amount from late_charges"
+    ) == [("P1", 35, date(2025, 7, 6), D("5.39"), D("0.00"))]
+    assert _statements(db)[0][4:] == (D("5.39"), D("0.00"), D("5.39"))
+
+
+def test_a_backfill_replay_simulates_the_statement_and_a_live_run_replaces_it(tmp_path):
+    from flows.backfill import replay
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.ingest import ingest
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    ingest(_source(tmp_path), db, date(2025, 8, 2))
+    out = replay(db, date(2025, 7, 31), date(2025, 8, 2), pol_path)
+    assert out["late_charge_statements"] == 1  # made on 08-01 only
+    sid = "LC|PAR|EUR|2025-07"
+    assert query(db, "select statement_id, mode, status, charges_total from late_charge_statements") == [
+        (sid, "replay", "simulated", D("63.63"))
+    ]
+    assert query(db, "select delivery_id, status from deliveries where action_id = $s order by 1", {"s": sid}) == [
+        (f"{sid}|email", "simulated"),
+        (f"{sid}|letter", "simulated"),
+    ]
+    # the replay again: nothing new; then the live run of the date makes the real statement, once
+    replay(db, date(2025, 8, 1), date(2025, 8, 1), pol_path)
+    with warehouse.open_db(db) as con:
+        live = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert live["statements"] == 1
+    assert query(db, "select statement_id, mode, status from late_charge_statements") == [
+        (sid, "live", "pending_approval")
+    ]
+    assert query(db, "select invoice_id, statement_id from late_charges") == [("P1", sid)]
+    assert query(db, "select status from deliveries where action_id = $s", {"s": sid}) == [
+        ("pending_approval",),
+        ("pending_approval",),
+    ]
+
+
+def test_the_nightly_run_makes_the_statement_after_the_ladder(tmp_path):
+    from tests.ladder_helpers import run_nightly
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    (summary,) = run_nightly(_source(tmp_path), db, "2025-08-01", policy=pol_path)
+    assert summary["late_charges"]["statements"] == 1
+    assert summary["dispatch"]["pending_approval"] >= 1  # the statement waits with the notices
+    assert query(db, "select status from late_charge_statements") == [("pending_approval",)]
+    # the report's line of the month's statements, and the workbook's summary row
+    import html
+    import re
+
+    from openpyxl import load_workbook
+
+    page = re.sub(r"\s", " ", html.unescape(open(summary["report"]["html"], encoding="utf-8").read()))
+    assert "Relevés des pénalités de retard du mois : 1, 63,63 € (dont 1 en attente d'approbation)" in page
+    sheet = load_workbook(summary["report"]["xlsx"]).worksheets[0]
+    assert ["EUR", "Pénalités de retard relevées ce mois (relevés)", 63.63] in [
+        [c.value for c in row] for row in sheet.iter_rows()
+    ]
+    # off by default: the same night with the default policy makes none
+    (plain,) = run_nightly(_source(tmp_path), str(tmp_path / "plain.duckdb"), "2025-08-01")
+    assert plain["late_charges"] is None
+
+
+def test_the_english_statement_and_escaped_names(charged, tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import get_renderer
+    from tasks.late_charges import _context, render_email, render_pdf
+
+    db, pol_path, _ = charged
+    cfg = load_channels_config()
+    renderer = get_renderer(cfg)
+    with warehouse.open_db(db) as con:
+        con.execute("update stg_customers set language = 'en', name = 'Smith <& Sons>' where customer_id = 'PAR'")
+        ctx = _context(con, "LC|PAR|EUR|2025-07", cfg, renderer, date(2025, 8, 1), load_policy(pol_path))
+    subject, text, html = render_email(renderer, ctx)
+    assert subject.startswith("Statement of late-payment charges — 2025-07")
+    assert "Smith &lt;&amp; Sons&gt;" in html and "Smith <& Sons>" not in html
+    assert '<td style="padding: 2px 8px;">P1</td>' in html and "€63.63" in html
+    assert "ECB reference rate plus 10 points" in text and "€40.00 per invoice" in text
+    pdf = render_pdf(renderer, ctx, tmp_path / "s.pdf")
+    shown = _pdf_text(pdf)
+    for part in ("Statement of late-payment charges", "P1", "35", "23.63", "63.63", "13.15%", "12.15%"):
+        assert part in shown, part
+
+
+@pytest.mark.postgres
+def test_the_statements_are_written_back_with_the_metrics(charged):
+    import uuid
+
+    from tasks.writeback import write_back
+    from tests.test_writeback import PG, _pg
+
+    db, _, _ = charged
+    con, schema = _pg(), f"relance_test_{uuid.uuid4().hex[:10]}"
+    try:
+        for _ in range(2):  # a re-run leaves one row per statement
+            write_back(db, date(2025, 8, 1), PG, schema=schema)
+            assert con.execute(
+                f'select as_of, statement_id, period, invoice_count, interest_amount, indemnity_amount, charges_total from "{schema}".late_charge_statements'
+            ).fetchall() == [(date(2025, 8, 1), "LC|PAR|EUR|2025-07", "2025-07", 1, D("23.63"), D("40.00"), D("63.63"))]
+    finally:
+        con.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def test_sent_through_sendgrid_once_with_the_pdf_attached(charged, tmp_path, monkeypatch):
+    import base64
+
+    from tasks.dispatch import approve, dispatch
+    from tests.fakes.scenario import channels_config
+    from tests.fakes.sendgrid_server import FakeSendGrid
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    cfg = channels_config(tmp_path, email={"backoff_base_seconds": 0.01})
+    approve(db, date(2025, 8, 1), approve_all=True, by="daf")
+    with FakeSendGrid() as fake:
+        monkeypatch.setenv("RELANCE_SENDGRID_HOST", fake.url)
+        monkeypatch.setenv("SENDGRID_API_KEY", fake.api_key)
+        for _ in range(2):  # the second dispatch sends nothing again
+            dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), send=True, policy=pol_path, channels_config=cfg)
+        assert [d for d in fake.delivery_ids() if d.startswith("LC|")] == [f"{sid}|email"]
+        body = next(a.body for a in fake.accepted if a.body["custom_args"]["delivery_id"] == f"{sid}|email")
+    (attached,) = body["attachments"]
+    assert attached["filename"].endswith(".pdf") and base64.b64decode(attached["content"]).startswith(b"%PDF")
+    assert query(
+        db, "select channel, status, provider from deliveries where action_id = $s order by 1", {"s": sid}
+    ) == [
+        ("email", "sent", "sendgrid"),
+        ("letter", "sent", "print"),
+    ]
+
+
+def test_a_rejected_statement_is_not_sent_and_its_invoices_are_not_charged_again(charged, tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.dispatch import approve, dispatch
+    from tasks.late_charges import make_statements
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+    approve(db, date(2025, 8, 1), reject_ids=[sid], by="daf", reason="geste commercial")
+    assert query(db, "select status, decision_reason from late_charge_statements") == [("rejected", "geste commercial")]
+    assert query(db, "select status from deliveries where action_id = $s", {"s": sid}) == [("skipped",), ("skipped",)]
+    assert "late_charges" not in dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    with warehouse.open_db(db) as con:
+        assert make_statements(con, date(2025, 8, 4), load_policy(pol_path))["statements"] == 0
+
+
+def test_quarterly_statement(tmp_path):
+    """period: quarterly; Wed 2025-10-01 makes the statement of 2025-Q3: P1 (paid 07-15) 23.63 + 40.00
+    and P2 (paid 08-05) 1.33 + 40.00 → interest 24.96, indemnity 80.00, total 104.96."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, period="quarterly")
+    run_days(_source(tmp_path), db, ["2025-10-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 10, 1), load_policy(pol_path))
+    assert out["period"] == "2025-Q3" and out["statements"] == 1
+    assert _statements(db) == [
+        ("LC|PAR|EUR|2025-Q3", "2025-Q3", "pending_approval", ["P1", "P2"], D("24.96"), D("80.00"), D("104.96"))
+    ]
+
+
+def test_the_approver_reads_a_draft_of_the_statement(charged, tmp_path):
+    from tasks.dispatch.drafts import render_drafts
+
+    db, pol_path, _ = charged
+    (draft,) = render_drafts(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert draft["action_id"] == "LC|PAR|EUR|2025-07" and "/2025-08-01/drafts/" in draft["path"]
+    text = _pdf_text(draft["path"])
+    assert "PROJET" in text and "63,63" in text
+    assert query(db, "select count(*) from deliveries where status = 'sent'") == [(0,)]  # nothing sent
+
+
+def test_a_template_that_does_not_render_sends_nothing_and_keeps_the_statement_planned(charged, tmp_path, monkeypatch):
+    from tasks import late_charges
+    from tasks.dispatch import approve, dispatch
+
+    db, pol_path, _ = charged
+    approve(db, date(2025, 8, 1), approve_all=True, by="daf")
+
+    def broken(renderer, ctx):
+        raise ValueError("unknown variable")
+
+    monkeypatch.setattr(late_charges, "render_email", broken)
+    out = dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert any("late charges: statements of late-payment charges do not render" in e for e in out["errors"])
+    assert query(db, "select status from deliveries where action_id like 'LC|%'") == [("planned",), ("planned",)]
+
+
+def test_a_missing_reference_rate_makes_no_statement_and_says_which(tmp_path):
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    text = open(pol_path, encoding="utf-8").read().replace('  - {half_year: 2025-H2, rate: "2.15"}\n', "")
+    open(pol_path, "w", encoding="utf-8").write(text)
+    run_days(_source(tmp_path), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert out["statements"] == 0 and "no rate for 2025-H2" in out["error"]
+    assert query(db, "select count(*) from late_charges") == [(0,)]
