@@ -277,7 +277,17 @@ def test_workbook_cells(reported):
 
     _, out = reported
     wb = load_workbook(out["en"]["xlsx"])
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Aged balance",
+        "Debtors",
+        "Outcomes",
+        "Profiles",
+        "Debtor profiles",
+        "Class changes",
+        "Credit watch",
+        "Forecast",
+    ]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
     assert header == [
@@ -322,7 +332,9 @@ def test_workbook_cells(reported):
         "Débiteurs",
         "Échanges",
         "Profils",
+        "Profils par débiteur",
         "Changements de classe",
+        "Surveillance crédit",
         "Prévision",
     ]
     synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
@@ -387,7 +399,17 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
 
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Aged balance",
+        "Debtors",
+        "Outcomes",
+        "Profiles",
+        "Debtor profiles",
+        "Class changes",
+        "Credit watch",
+        "Forecast",
+    ]
     wb.close()
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected

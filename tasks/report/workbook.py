@@ -17,7 +17,7 @@ from tasks.report.format import Fmt, metric_unit
 ZERO = Decimal("0")
 
 
-MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT = "#,##0.00", "#,##0", "0.00"
+MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT, DAYS_FORMAT = "#,##0.00", "#,##0", "0.00", "0.00"
 _CENT = Decimal("0.01")
 _WORKBOOK_OPTIONS = {
     # a row goes to the sheet's file once the next one starts: at 1M invoices no memory on top of
@@ -276,8 +276,11 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
 
 def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> None:
     """The sheets of issue 16: the units and amounts per risk class (with the credit watch count),
-    the units whose class changed since the previous measured date (worst first), and the
-    collections forecast of as_of beside the earlier forecasts whose window has passed."""
+    every unit's profile (class, score, broken promises, disputes …; worst first), the units whose
+    class changed since the previous measured date (worst first), the credit watch (every unit,
+    the reasons in words) and the collections forecast of as_of beside the earlier forecasts whose
+    window has passed."""
+    share_format = "0.00 %" if fmt.language == "fr" else "0.00%"
     ws = _Sheet(
         book,
         formats,
@@ -301,6 +304,50 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
                 r["open_amount"],
                 r["overdue_amount"],
                 r["watched_units"],
+            ]
+        )
+    # every unit's profile (worst first): its class and score and what it says, as measure wrote it
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_unit_profiles"],
+        [
+            (L["col_customer_id"], 14, None),
+            (L["col_name"], 36, None),
+            (L["col_currency"], 8, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_score"], 8, INT_FORMAT),
+            (L["col_paid_invoices"], 12, INT_FORMAT),
+            (L["col_avg_days_late"], 12, DAYS_FORMAT),
+            (L["col_share_paid_late"], 12, share_format),
+            (L["col_trend_days"], 12, DAYS_FORMAT),
+            (L["col_broken_promises"], 12, INT_FORMAT),
+            (L["col_disputes"], 12, INT_FORMAT),
+            (L["col_open"], 15, MONEY_FORMAT),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+            (L["col_oldest"], 10, INT_FORMAT),
+            (L["col_watched"], 12, None),
+        ],
+    )
+    for r in data.unit_profiles:
+        share = r["share_paid_late"]
+        ws.append(
+            [
+                r["customer_id"],
+                r.get("name") or "",
+                r["currency"],
+                fmt.term("risk_classes", r["risk_class"]),
+                r["score"],
+                r["paid_invoices"],
+                r["avg_days_late"],
+                share / 100 if share is not None else None,
+                r["trend_days"],
+                r["broken_promises"],
+                r["disputes"],
+                r["open_amount"],
+                r["overdue_amount"],
+                r["max_days_past_due"],
+                L["word_yes"] if r["watched"] else L["word_no"],
             ]
         )
     ws = _Sheet(
@@ -333,6 +380,39 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
                 r["score"],
                 r["open_amount"],
                 r["overdue_amount"],
+            ]
+        )
+    # the whole credit watch (the page lists the first WATCHED per currency), largest overdue first
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_watch"],
+        [
+            (L["col_customer_id"], 14, None),
+            (L["col_name"], 36, None),
+            (L["col_currency"], 8, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_score"], 8, INT_FORMAT),
+            (L["col_reasons"], 44, None),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+            (L["col_oldest"], 10, INT_FORMAT),
+            (L["col_broken_promises"], 12, INT_FORMAT),
+            (L["col_disputes"], 12, INT_FORMAT),
+        ],
+    )
+    for r in data.watched:
+        ws.append(
+            [
+                r["customer_id"],
+                r.get("name") or "",
+                r["currency"],
+                fmt.term("risk_classes", r["risk_class"]),
+                r["score"],
+                fmt.watch_reasons(r["reasons"], r["risk_class"]),
+                r["overdue_amount"],
+                r["max_days_past_due"],
+                r.get("broken_promises"),
+                r.get("disputes"),
             ]
         )
     ws = _Sheet(
