@@ -262,6 +262,22 @@ def _pdf_svg_count(html_path: str) -> int:
     )
 
 
+def _pdf_text(html_path: str) -> str:
+    """The text WeasyPrint lays out in the PDF, its text boxes (a wrapped line is one each) joined by a space."""
+    from weasyprint import HTML
+
+    def walk(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from walk(child)
+
+    doc = HTML(filename=html_path).render()
+    text = " ".join(
+        b.text for page in doc.pages for b in walk(page._page_box) if isinstance(getattr(b, "text", None), str)
+    )
+    return re.sub(r"\s+", " ", text)
+
+
 def test_report_escapes_names_and_needs_no_network(reported):
     _, out = reported
     page = Path(out["en"]["html"]).read_text(encoding="utf-8")
@@ -1071,6 +1087,13 @@ def test_credit_watch_list_in_the_report_and_the_workbook(watch_history):
     assert "Sous surveillance crédit, par montant échu" in fr
     assert "classe de risque D; échu depuis plus de 60 jours" in fr and "échéancier rompu" in fr
     assert "Promesses non tenues" in fr and "2\u202f000,00\xa0€" in fr
+    # the reasons' and the classes' codes never reach a French reader
+    codes = {"class", "overdue", "plan", "new", "class,overdue"}
+    assert _leaks(_visible_text(fr), codes) == [] and _leaks(_workbook_text(out["fr"]["xlsx"]), codes) == []
+    # the PDF lays the list out too (the same page, WeasyPrint)
+    pdf_text = _pdf_text(out["en"]["html"])
+    assert "On credit watch, by overdue amount" in pdf_text
+    assert "risk class D; overdue more than 60 days" in pdf_text and "payment plan broken" in pdf_text
 
     book = load_workbook(out["en"]["xlsx"])
     ws = book["Credit watch"]
