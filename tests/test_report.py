@@ -299,7 +299,6 @@ def test_workbook_cells(reported):
         "Debtors",
         "Outcomes",
         "Profiles",
-        "Debtor profiles",
         "Class changes",
         "Credit watch",
         "Forecast",
@@ -348,7 +347,6 @@ def test_workbook_cells(reported):
         "Débiteurs",
         "Échanges",
         "Profils",
-        "Profils par débiteur",
         "Changements de classe",
         "Surveillance crédit",
         "Prévision",
@@ -421,7 +419,6 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
         "Debtors",
         "Outcomes",
         "Profiles",
-        "Debtor profiles",
         "Class changes",
         "Credit watch",
         "Forecast",
@@ -1044,6 +1041,7 @@ def watch_history(measured, tmp_path_factory):  # noqa: F811 (the fixture import
     from tasks import outcomes
     from tasks.age import age
     from tasks.ingest import ingest
+    from tests.ladder_helpers import run_days
 
     db0, _ = measured
     root = tmp_path_factory.mktemp("watch")
@@ -1059,6 +1057,7 @@ def watch_history(measured, tmp_path_factory):  # noqa: F811 (the fixture import
     ingest(str(P(db0).parent / "src"), db, PROFILE_DAY)
     age(db, PROFILE_DAY)
     measure(db, PROFILE_DAY)
+    run_days(None, db, [PROFILE_DAY])  # the ladder of 04-30: the debtor list (unit_stage, actions)
     out = {lang: report(db, PROFILE_DAY, str(root / f"out-{lang}"), language=lang) for lang in ("en", "fr")}
     return db, out
 
@@ -1119,41 +1118,28 @@ def test_credit_watch_list_in_the_report_and_the_workbook(watch_history):
     assert fr_book["Surveillance crédit"]["F2"].value == "classe de risque D; échu depuis plus de 60 jours"
 
 
-def test_debtor_profiles_sheet_per_unit(watch_history):
-    """Issue 16 §1, the workbook: every unit's profile of 04-30 (watch_history), worst first per
-    currency (D, C, B, A, new; then the lower score, then the larger overdue): class, score, paid
-    invoices, average days late, share paid late (a fraction shown in %), trend, broken promises,
-    disputes, open, overdue, oldest days past due, on the credit watch or not."""
+def test_debtor_list_shows_each_units_profile(watch_history):
+    """Issue 16 §1, the workbook: the sheet "Debtors" gives each unit its class, score, broken
+    promises and disputes of 04-30 (watch_history), beside its balance; largest overdue first."""
     from openpyxl import load_workbook
 
     _, out = watch_history
-    ws = load_workbook(out["en"]["xlsx"])["Debtor profiles"]
-    assert [c.value for c in ws[1]] == [
-        "Customer",
-        "Name",
-        "Currency",
-        "Class",
-        "Score",
-        "Invoices paid (12 months)",
-        "Average days late",
-        "Paid late",
-        "Days-late trend",
-        "Broken promises (12 months)",
-        "Disputes (12 months)",
-        "Open",
-        "Overdue",
-        "Oldest (days)",
-        "Credit watch",
-    ]
+    ws = load_workbook(out["en"]["xlsx"])["Debtors"]
+    header = [c.value for c in ws[1]]
+    assert header[10:15] == ["Next step", "Class", "Score", "Broken promises (12 months)", "Disputes (12 months)"]
     new = "New (too little history)"
-    assert [tuple(c.value for c in r) for r in ws.iter_rows(min_row=2)] == [
-        ("SLOW", "Client SLOW", "EUR", "D", 14, 3, 34.0, 1.0, 7.5, 0, 1, 2000.0, 2000.0, 105, "yes"),
-        ("MID", "Client MID", "EUR", "C", 59, 4, 10.83, 0.75, 25.0, 0, 0, 3000.0, 0.0, None, "no"),
-        ("GOOD", "Client GOOD", "EUR", "A", 100, 3, 0.0, 0.0, 0.0, 0, 0, 500.0, 0.0, None, "no"),
-        ("NEWCO", "Client NEWCO", "EUR", new, None, 2, 2.5, 0.5, None, 1, 0, 300.0, 300.0, 51, "yes"),
-        ("GOOD", "Client GOOD", "USD", new, None, 0, None, None, None, 0, 0, 100.0, 100.0, 150, "yes"),
+    # customer, currency, open, overdue, oldest days past due | class, score, broken promises, disputes
+    assert [
+        tuple(r[i] for i in (0, 3, 4, 5, 6, 11, 12, 13, 14)) for r in ws.iter_rows(min_row=2, values_only=True)
+    ] == [
+        ("SLOW", "EUR", 2000.0, 2000.0, 105, "D", 14, 0, 1),
+        ("NEWCO", "EUR", 300.0, 300.0, 51, new, None, 1, 0),
+        ("GOOD", "USD", 100.0, 100.0, 150, new, None, 0, 0),
+        ("MID", "EUR", 3000.0, 0.0, 0, "C", 59, 0, 0),
+        ("GOOD", "EUR", 500.0, 0.0, 0, "A", 100, 0, 0),
     ]
-    assert ws["H2"].number_format == "0.00%" and ws["L2"].number_format == "#,##0.00"
+    fr = load_workbook(out["fr"]["xlsx"])["Débiteurs"]
+    assert [c.value for c in fr[1]][11:15] == ["Classe", "Note", "Promesses non tenues (12 mois)", "Litiges (12 mois)"]
 
 
 def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):

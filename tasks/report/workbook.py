@@ -17,7 +17,7 @@ from tasks.report.format import Fmt, metric_unit
 ZERO = Decimal("0")
 
 
-MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT, DAYS_FORMAT = "#,##0.00", "#,##0", "0.00", "0.00"
+MONEY_FORMAT, INT_FORMAT, RATIO_FORMAT = "#,##0.00", "#,##0", "0.00"
 _CENT = Decimal("0.01")
 _WORKBOOK_OPTIONS = {
     # a row goes to the sheet's file once the next one starts: at 1M invoices no memory on top of
@@ -99,8 +99,9 @@ class _Sheet:
 
 
 def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
-    """Excel (xlsxwriter): a summary, the aged balance by customer (a column per bucket) and the
-    debtor list. Money cells are numbers with a 2-decimal number format. Written to a .tmp file,
+    """Excel (xlsxwriter): a summary, the aged balance by customer (a column per bucket), the
+    debtor list (with each unit's class, score, broken promises and disputes), what debtors said,
+    the profiles per class, the class changes, the credit watch and the forecast. Money cells are numbers with a 2-decimal number format. Written to a .tmp file,
     then moved over `path`."""
     L = fmt.L
     tmp = path.with_suffix(".xlsx.tmp")
@@ -223,14 +224,21 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             (L["col_hold"], 18, None),
             (L["col_stage"], 18, None),
             (L["col_next"], 40, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_score"], 8, INT_FORMAT),
+            (L["col_broken_promises"], 12, INT_FORMAT),
+            (L["col_disputes"], 12, INT_FORMAT),
             (L["col_collector"], 18, None),
             (L["col_email"], 28, None),
             (L["col_phone"], 16, None),
             (L["col_city"], 18, None),
         ],
     )
+    # the unit's profile of as_of (docs/metrics.md "Debtor profile"); empty before measure ran
+    no_profile = {"risk_class": None, "score": None, "broken_promises": None, "disputes": None}
     for r in data.debtors:
         held = bool(r.get("unit_held")) or bool(r.get("overdue_held"))
+        profile = data.unit_profiles.get((r["customer_id"], r["currency"]), no_profile)
         ws.append(
             [
                 r["customer_id"],
@@ -244,6 +252,10 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
                 fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
                 fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
                 next_step(r, pol, data.as_of, fmt),
+                fmt.term("risk_classes", profile["risk_class"]) if profile["risk_class"] else "",
+                profile["score"],
+                profile["broken_promises"],
+                profile["disputes"],
                 r.get("collector") or "",
                 r.get("email") or "",
                 r.get("phone") or "",
@@ -276,11 +288,10 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
 
 def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> None:
     """The sheets of issue 16: the units and amounts per risk class (with the credit watch count),
-    every unit's profile (class, score, broken promises, disputes …; worst first), the units whose
-    class changed since the previous measured date (worst first), the credit watch (every unit,
-    the reasons in words) and the collections forecast of as_of beside the earlier forecasts whose
-    window has passed."""
-    share_format = "0.00 %" if fmt.language == "fr" else "0.00%"
+    the units whose class changed since the previous measured date (worst first), the credit watch
+    (every unit, the reasons in words) and the collections forecast of as_of beside the earlier
+    forecasts whose window has passed. Each unit's class, score, broken promises and disputes are
+    columns of the sheet "Debtors"."""
     ws = _Sheet(
         book,
         formats,
@@ -304,50 +315,6 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
                 r["open_amount"],
                 r["overdue_amount"],
                 r["watched_units"],
-            ]
-        )
-    # every unit's profile (worst first): its class and score and what it says, as measure wrote it
-    ws = _Sheet(
-        book,
-        formats,
-        L["sheet_unit_profiles"],
-        [
-            (L["col_customer_id"], 14, None),
-            (L["col_name"], 36, None),
-            (L["col_currency"], 8, None),
-            (L["col_risk_class"], 16, None),
-            (L["col_score"], 8, INT_FORMAT),
-            (L["col_paid_invoices"], 12, INT_FORMAT),
-            (L["col_avg_days_late"], 12, DAYS_FORMAT),
-            (L["col_share_paid_late"], 12, share_format),
-            (L["col_trend_days"], 12, DAYS_FORMAT),
-            (L["col_broken_promises"], 12, INT_FORMAT),
-            (L["col_disputes"], 12, INT_FORMAT),
-            (L["col_open"], 15, MONEY_FORMAT),
-            (L["col_overdue"], 15, MONEY_FORMAT),
-            (L["col_oldest"], 10, INT_FORMAT),
-            (L["col_watched"], 12, None),
-        ],
-    )
-    for r in data.unit_profiles:
-        share = r["share_paid_late"]
-        ws.append(
-            [
-                r["customer_id"],
-                r.get("name") or "",
-                r["currency"],
-                fmt.term("risk_classes", r["risk_class"]),
-                r["score"],
-                r["paid_invoices"],
-                r["avg_days_late"],
-                share / 100 if share is not None else None,
-                r["trend_days"],
-                r["broken_promises"],
-                r["disputes"],
-                r["open_amount"],
-                r["overdue_amount"],
-                r["max_days_past_due"],
-                L["word_yes"] if r["watched"] else L["word_no"],
             ]
         )
     ws = _Sheet(
