@@ -464,9 +464,11 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     debtors_sheet = wb["Debtors"]
     row = {c.column_letter: c for c in debtors_sheet[2]}
     assert row["B"].value == dde and row["B"].data_type == "s"
-    assert row["M"].value == "=1+1" and row["M"].data_type == "s"
+    assert row["Q"].value == "=1+1" and row["Q"].data_type == "s"
     assert row["G"].value == 200 and row["G"].number_format == "#,##0"
-    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:O1"
+    # no profile measured: class, score, broken promises and disputes (L to O) stay empty
+    assert [row[k].value for k in "LMNO"] == [None, None, None, None]
+    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:S1"
     summary = wb["Summary"]
     assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", 0.52381]
     assert summary["C2"].number_format == "0.0%"
