@@ -262,6 +262,22 @@ def _pdf_svg_count(html_path: str) -> int:
     )
 
 
+def _pdf_text(html_path: str) -> str:
+    """The text WeasyPrint lays out in the PDF, its text boxes (a wrapped line is one each) joined by a space."""
+    from weasyprint import HTML
+
+    def walk(box):
+        yield box
+        for child in getattr(box, "children", None) or []:
+            yield from walk(child)
+
+    doc = HTML(filename=html_path).render()
+    text = " ".join(
+        b.text for page in doc.pages for b in walk(page._page_box) if isinstance(getattr(b, "text", None), str)
+    )
+    return re.sub(r"\s+", " ", text)
+
+
 def test_report_escapes_names_and_needs_no_network(reported):
     _, out = reported
     page = Path(out["en"]["html"]).read_text(encoding="utf-8")
@@ -277,7 +293,16 @@ def test_workbook_cells(reported):
 
     _, out = reported
     wb = load_workbook(out["en"]["xlsx"])
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Aged balance",
+        "Debtors",
+        "Outcomes",
+        "Profiles",
+        "Class changes",
+        "Credit watch",
+        "Forecast",
+    ]
     aged = wb["Aged balance"]
     header = [c.value for c in aged[1]]
     assert header == [
@@ -323,6 +348,7 @@ def test_workbook_cells(reported):
         "Échanges",
         "Profils",
         "Changements de classe",
+        "Surveillance crédit",
         "Prévision",
     ]
     synthese = {(r[0].value, r[1].value): r[2] for r in fr["Synthèse"].iter_rows(min_row=2)}
@@ -387,7 +413,16 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert not path.with_suffix(".xlsx.tmp").exists()  # written to a .tmp, then moved
 
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["Summary", "Aged balance", "Debtors", "Outcomes", "Profiles", "Class changes", "Forecast"]
+    assert wb.sheetnames == [
+        "Summary",
+        "Aged balance",
+        "Debtors",
+        "Outcomes",
+        "Profiles",
+        "Class changes",
+        "Credit watch",
+        "Forecast",
+    ]
     wb.close()
     wb = load_workbook(path)  # not read-only: panes, filters, widths and fonts too
     assert wb.active.title == "Summary" and wb["Summary"].sheet_view.tabSelected
@@ -429,9 +464,11 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     debtors_sheet = wb["Debtors"]
     row = {c.column_letter: c for c in debtors_sheet[2]}
     assert row["B"].value == dde and row["B"].data_type == "s"
-    assert row["M"].value == "=1+1" and row["M"].data_type == "s"
+    assert row["Q"].value == "=1+1" and row["Q"].data_type == "s"
     assert row["G"].value == 200 and row["G"].number_format == "#,##0"
-    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:O1"
+    # no profile measured: class, score, broken promises and disputes (L to O) stay empty
+    assert [row[k].value for k in "LMNO"] == [None, None, None, None]
+    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:S1"
     summary = wb["Summary"]
     assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", 0.52381]
     assert summary["C2"].number_format == "0.0%"
@@ -590,6 +627,14 @@ class _DevTools:
 
 def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, list[str], list[str]]:
     """Open the page in headless Chromium; returns (full-page PNG, console/page errors, URLs requested)."""
+    page = render_page(chromium, html, width)
+    return page["png"], page["errors"], page["urls"]
+
+
+def render_page(chromium: str, html: Path, width: int = 1280, probe: str | None = None) -> dict:
+    """Open the page in headless Chromium: {png: the full-page PNG, errors: console/page errors,
+    urls: the URLs requested, probe: the value of the JavaScript expression `probe` evaluated in
+    the laid-out page (None without one)}."""
     profile = Path(tempfile.mkdtemp(prefix="relance-chromium-"))
     proc = subprocess.Popen(
         [
@@ -638,6 +683,12 @@ def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, lis
                     "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
                 },
             )
+            probed = None
+            if probe is not None:
+                found = dt.call("Runtime.evaluate", {"expression": probe, "returnByValue": True})
+                if "exceptionDetails" in found:
+                    raise RuntimeError(f"probe: {found['exceptionDetails']}")
+                probed = found["result"].get("value")
             errors, urls = [], []
             for e in dt.events:
                 m, p = e.get("method"), e.get("params", {})
@@ -649,7 +700,7 @@ def render_png(chromium: str, html: Path, width: int = 1280) -> tuple[bytes, lis
                     errors.append(p["entry"].get("text", ""))
                 elif m == "Network.requestWillBeSent":
                     urls.append(p["request"]["url"])
-            return base64.b64decode(shot["data"]), errors, urls
+            return {"png": base64.b64decode(shot["data"]), "errors": errors, "urls": urls, "probe": probed}
         finally:
             dt.close()
     finally:
@@ -943,3 +994,276 @@ def test_outcomes_section_workbook_and_artifact(reported):
         "value": "1",
         "number": "1.0000",
     } in content["outcomes"]
+
+
+# ------------------------------------------------------------------------------------ profiles, credit watch, forecast
+from tests.test_debtor_profile import measured  # noqa: E402, F401 (the fixture: the profile history of 03-31)
+
+PROFILE_DAY = date(2026, 4, 30)
+
+
+@pytest.fixture(scope="module")
+def watch_history(measured, tmp_path_factory):  # noqa: F811 (the fixture imported above)
+    """The history of tests/test_debtor_profile.py (GOOD, SLOW, MID, NEWCO; measured on 03-31) with
+    two things the debtors said, re-measured on 03-31, then measured on 04-30 (the source as known
+    then), and the report of 04-30 in en and fr.
+
+    Said (default policy: a plan's instalment holds 3 days of grace):
+      SLOW EUR dispute of S4 on 03-20, reason price, open                → disputes 1 (−5 points)
+      NEWCO EUR plan on 03-11 for N3: 100.00 on 03-15, 200.00 on 03-25, nothing paid: the first
+        instalment's grace ends 03-18, broken on 03-19                  → broken_promises 1, and
+        its latest plan is broken within the 12 months: credit watch, reason `plan`
+
+    On 04-30 (test_debtor_profile's test_report_shows_classes_movers_and_credit_watch for the rest):
+      SLOW EUR: paid S1 (10 days late), S2 (40), S3 (40) in the 12 months → 34.00 days, 100.00 %
+        late, 66.67 % over 30 days; 3 months (01-30, 04-30]: S3 40.00, the 9 before 32.50, trend
+        +7.50 → 3.75; open S4 1500.00 + S5 500.00 (due 04-15) = 2000.00, all overdue → 100 % → 10;
+        score 100 − 34 − 20 − 13.334 − 10 − 3.75 − 5 (1 dispute) = 13.916 → 14, D; S4 due 01-15 is
+        105 days past due → watched: class, overdue
+      MID EUR: 59, C (B on 03-31, 69): the only mover; 4 paid, 10.83 days, 75.00 % late, trend
+        +25.00; open M5 3000.00 due 04-30, nothing overdue
+      GOOD EUR: 100, A, open G4 500.00 due 04-30; GOOD USD: new, U1 100.00 150 days past due →
+        watched: overdue
+      NEWCO EUR: new (2 paid: N1 5 days late, N2 on time → 2.50 days, 50.00 % late; both in the
+        last 3 months, none in the 9 before → no trend), N3 300.00 51 days past due (≤ 60): watched
+        for its plan only
+    Credit watch, largest overdue first per currency: EUR SLOW 2000.00, NEWCO 300.00; USD GOOD 100.00.
+
+    Forecast of 04-30, EUR (expected date = due + the debtor's days late, D + 1 when past):
+      G4 500.00 due 04-30 + 0 → by 05-01; S4 1500.00 01-15 + 34 → past → 05-01; N3 300.00 (new:
+      the currency's average, at most 34 days after 03-10) → past → 05-01;
+      S5 500.00 04-15 + 34 → 05-19; M5 3000.00 04-30 + 11 (10.83) → 05-11
+      7 days (≤ 05-07) 500 + 1500 + 300 = 2300.00 (3); 30, 60, 90 days 5800.00 (5); USD 100.00.
+    Accuracy: the forecast of 03-31 (test_credit_watch_and_cash_forecast_artifacts: EUR 7 days
+      2800.00, 30 days 3300.00; USD 100.00), windows (03-31, 04-07] and (03-31, 04-30] passed;
+      collected EUR PM4 1000.00 on 04-05 in both → 1000 / 2800 = 35.71 %, 1000 / 3300 = 30.30 %;
+      USD nothing → 0.00 %. The 60- and 90-day windows of 03-31 have not passed: no comparison."""
+    from pathlib import Path as P
+
+    from tasks import outcomes
+    from tasks.age import age
+    from tasks.ingest import ingest
+    from tests.ladder_helpers import run_days
+
+    db0, _ = measured
+    root = tmp_path_factory.mktemp("watch")
+    db = str(root / "r.duckdb")
+    shutil.copy(db0, db)
+
+    def said(on, **fields):
+        outcomes.add(db, {"on": on, "by": "julie", **fields}, today=date.fromisoformat(on))
+
+    said("2026-03-11", customer="NEWCO", kind="plan", invoices="N3", instalments="2026-03-15:100.00,2026-03-25:200.00")
+    said("2026-03-20", customer="SLOW", currency="EUR", kind="dispute", invoices="S4", reason="price")
+    measure(db, date(2026, 3, 31))
+    ingest(str(P(db0).parent / "src"), db, PROFILE_DAY)
+    age(db, PROFILE_DAY)
+    measure(db, PROFILE_DAY)
+    run_days(None, db, [PROFILE_DAY])  # the ladder of 04-30: the debtor list (unit_stage, actions)
+    out = {lang: report(db, PROFILE_DAY, str(root / f"out-{lang}"), language=lang) for lang in ("en", "fr")}
+    return db, out
+
+
+def test_credit_watch_list_in_the_report_and_the_workbook(watch_history):
+    """Issue 16 §5 in the report: the units on the credit watch of 04-30 (watch_history), largest
+    overdue first per currency, with their class, score, reasons in words, overdue amount, oldest
+    days past due, broken promises and disputes; every unit in the workbook's sheet "Credit watch"."""
+    from openpyxl import load_workbook
+
+    _, out = watch_history
+    en = html.unescape(Path(out["en"]["html"]).read_text(encoding="utf-8"))
+    eur = en[en.index("Currency EUR") : en.index("Currency USD")]
+    watch = eur[eur.index('<div class="watch">') : eur.index("</section>", eur.index('<div class="watch">'))]
+    assert "On credit watch, by overdue amount" in watch and "2 debtors on credit watch" in eur
+    rows = re.findall(r"<tr><td>(.*?)</tr>", watch, re.S)
+    cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "|", r)).replace("| |", "|").strip("| ").split("|") for r in rows]
+    assert [[c.strip() for c in row if c.strip()] for row in cells] == [
+        ["Client SLOW", "SLOW", "D", "14", "risk class D; overdue more than 60 days", "€2,000.00", "105", "0", "1"],
+        ["Client NEWCO", "NEWCO", "New (too little history)", "—", "payment plan broken", "€300.00", "51", "1", "0"],
+    ]
+    assert "… and" not in watch  # all listed: no "… and K more"
+    usd = en[en.index("Currency USD") :]
+    assert "Client GOOD" in usd[usd.index('<div class="watch">') :] and "overdue more than 60 days" in usd
+    fr = html.unescape(Path(out["fr"]["html"]).read_text(encoding="utf-8"))
+    assert "Sous surveillance crédit, par montant échu" in fr
+    assert "classe de risque D; échu depuis plus de 60 jours" in fr and "échéancier rompu" in fr
+    assert "Promesses non tenues" in fr and "2\u202f000,00\xa0€" in fr
+    # the reasons' and the classes' codes never reach a French reader
+    codes = {"class", "overdue", "plan", "new", "class,overdue"}
+    assert _leaks(_visible_text(fr), codes) == [] and _leaks(_workbook_text(out["fr"]["xlsx"]), codes) == []
+    # the PDF lays the list out too (the same page, WeasyPrint)
+    pdf_text = _pdf_text(out["en"]["html"])
+    assert "On credit watch, by overdue amount" in pdf_text
+    assert "risk class D; overdue more than 60 days" in pdf_text and "payment plan broken" in pdf_text
+
+    book = load_workbook(out["en"]["xlsx"])
+    ws = book["Credit watch"]
+    assert [c.value for c in ws[1]] == [
+        "Customer",
+        "Name",
+        "Currency",
+        "Class",
+        "Score",
+        "Reasons",
+        "Overdue",
+        "Oldest (days)",
+        "Broken promises (12 months)",
+        "Disputes (12 months)",
+    ]
+    assert [tuple(c.value for c in r) for r in ws.iter_rows(min_row=2)] == [
+        ("SLOW", "Client SLOW", "EUR", "D", 14, "risk class D; overdue more than 60 days", 2000.0, 105, 0, 1),
+        ("NEWCO", "Client NEWCO", "EUR", "New (too little history)", None, "payment plan broken", 300.0, 51, 1, 0),
+        ("GOOD", "Client GOOD", "USD", "New (too little history)", None, "overdue more than 60 days", 100.0, 150, 0, 0),
+    ]
+    assert ws["G2"].number_format == "#,##0.00"
+    fr_book = load_workbook(out["fr"]["xlsx"])
+    assert fr_book["Surveillance crédit"]["F2"].value == "classe de risque D; échu depuis plus de 60 jours"
+
+
+def test_debtor_list_shows_each_units_profile(watch_history):
+    """Issue 16 §1, the workbook: the sheet "Debtors" gives each unit its class, score, broken
+    promises and disputes of 04-30 (watch_history), beside its balance; largest overdue first."""
+    from openpyxl import load_workbook
+
+    _, out = watch_history
+    ws = load_workbook(out["en"]["xlsx"])["Debtors"]
+    header = [c.value for c in ws[1]]
+    assert header[10:15] == ["Next step", "Class", "Score", "Broken promises (12 months)", "Disputes (12 months)"]
+    new = "New (too little history)"
+    # customer, currency, open, overdue, oldest days past due | class, score, broken promises, disputes
+    assert [
+        tuple(r[i] for i in (0, 3, 4, 5, 6, 11, 12, 13, 14)) for r in ws.iter_rows(min_row=2, values_only=True)
+    ] == [
+        ("SLOW", "EUR", 2000.0, 2000.0, 105, "D", 14, 0, 1),
+        ("NEWCO", "EUR", 300.0, 300.0, 51, new, None, 1, 0),
+        ("GOOD", "USD", 100.0, 100.0, 150, new, None, 0, 0),
+        ("MID", "EUR", 3000.0, 0.0, 0, "C", 59, 0, 0),
+        ("GOOD", "EUR", 500.0, 0.0, 0, "A", 100, 0, 0),
+    ]
+    fr = load_workbook(out["fr"]["xlsx"])["Débiteurs"]
+    assert [c.value for c in fr[1]][11:15] == ["Classe", "Note", "Promesses non tenues (12 mois)", "Litiges (12 mois)"]
+
+
+def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
+    """The page lists the first WATCHED (25) units per currency, largest overdue first as
+    watched_units.sql gives them, and says how many more; the workbook has them all. 27 units
+    owing 2700.00, 2600.00 … 100.00: the page shows 2700.00 to 300.00, "and 2 more"."""
+    from openpyxl import load_workbook
+
+    from relance.core.policy import load_policy
+    from tasks.report import WATCHED, Fmt, ReportData, render_html, write_workbook
+
+    assert WATCHED == 25
+    pol = load_policy(None)
+    watched = [
+        {
+            "customer_id": f"C{n:02d}",
+            "name": f"Client {n:02d}",
+            "currency": "EUR",
+            "risk_class": "D",
+            "score": 10,
+            "reasons": "class",
+            "overdue_amount": Decimal(n * 100) + Decimal("0.00"),
+            "max_days_past_due": 61,
+            "broken_promises": 0,
+            "disputes": 0,
+        }
+        for n in range(27, 0, -1)
+    ]
+    data = ReportData(
+        as_of=PROFILE_DAY,
+        db="",
+        language="en",
+        buckets=[b.name for b in pol.aging_buckets],
+        currencies=["EUR"],
+        risk_classes=[
+            {
+                "currency": "EUR",
+                "risk_class": "D",
+                "units": 27,
+                "open_amount": Decimal("37800.00"),
+                "overdue_amount": Decimal("37800.00"),
+                "watched_units": 27,
+            }
+        ],
+        watched=watched,
+    )
+    for lang, more in (
+        ("en", "… and 2 more: the full list is in the workbook (sheet “Credit watch”)"),
+        ("fr", "… et 2 autres : la liste complète est dans le classeur (feuille « Surveillance crédit »)"),
+    ):
+        data.language = lang
+        page = html.unescape(render_html(data, pol, Fmt(lang, pol)))
+        watch = page[page.index('<div class="watch">') :]
+        watch = watch[: watch.index("</div>")]
+        listed = re.findall(r"<span class=\"small\">(C\d\d)</span>", watch)
+        assert listed == [f"C{n:02d}" for n in range(27, 2, -1)]  # 25: C27 … C03
+        assert more in watch
+    path = write_workbook(tmp_path / "watch.xlsx", data, pol, Fmt("en", pol))
+    rows = list(load_workbook(path)["Credit watch"].iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 27 and rows[0][6] == 2700.0 and rows[-1][6] == 100.0
+
+
+#: What the probe reads of the laid-out page: per section of each kind (one per currency), whether it
+#: is drawn (displayed, not hidden, with a size), its right edge, and its text as rendered (innerText:
+#: a table's cells separated by tabs, its rows by new lines).
+_PROBE = """(() => {
+  const seen = (e) => {
+    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+    return {drawn: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0 && r.height > 0,
+            right: r.right, text: e.innerText};
+  };
+  const all = (css) => Array.from(document.querySelectorAll(css)).map(seen);
+  return {forecast: all('section.forecast'), profiles: all('section.profiles'),
+          watch: all('section.profiles div.watch'), width: document.documentElement.scrollWidth};
+})()"""
+
+
+def test_profiles_forecast_and_credit_watch_visible_in_chromium(watch_history):
+    """Issue 16 "Done when": the report of 04-30 (watch_history) opened in headless Chromium shows,
+    as laid out for a 1280-pixel screen, the profiles (classes, the mover MID B → C), the forecast
+    of 04-30 beside the forecast of 03-31 and what came in (35.7 %, 30.3 %), and the credit-watch
+    list (SLOW, NEWCO; GOOD in USD) — each drawn, none wider than the page."""
+    chromium = _chromium()
+    if chromium is None:
+        message = "Chromium is not installed (Debian: apt-get install -y chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    _, out = watch_history
+    page = render_page(chromium, Path(out["en"]["html"]), probe=_PROBE)
+    assert page["errors"] == [] and [u for u in page["urls"] if not u.startswith(("file:", "data:", "about:"))] == []
+    seen = page["probe"]
+    assert page["png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert seen["width"] <= 1280  # nothing wider than the screen
+    for kind in ("forecast", "profiles", "watch"):
+        assert len(seen[kind]) == 2, kind  # EUR and USD
+        for box in seen[kind]:
+            assert box["drawn"] and box["right"] <= 1280, (kind, box)
+    eur_forecast, usd_forecast = (b["text"] for b in seen["forecast"])
+    # horizon, expected now, invoices, forecast of, expected then, collected, collected / expected
+    for row in (
+        "next 7 days\t€2,300.00\t3\t31 Mar 2026\t€2,800.00\t€1,000.00\t35.7%",
+        "next 30 days\t€5,800.00\t5\t31 Mar 2026\t€3,300.00\t€1,000.00\t30.3%",
+        "next 60 days\t€5,800.00\t5\t—",
+        "next 90 days\t€5,800.00\t5\t—",
+    ):
+        assert row in eur_forecast, (row, eur_forecast)
+    assert "next 7 days\tUS$100.00\t1\t31 Mar 2026\tUS$100.00\tUS$0.00\t0.0%" in usd_forecast, usd_forecast
+    eur_profiles = seen["profiles"][0]["text"]
+    for row in (
+        "2 debtors on credit watch (hold new orders)",
+        "A\t1\t25.0%\t€500.00\t8.6%\t€0.00",  # 500 / 5800
+        "C\t1\t25.0%\t€3,000.00\t51.7%\t€0.00",
+        "D\t1\t25.0%\t€2,000.00\t34.5%\t€2,000.00",
+        "New (too little history)\t1\t25.0%\t€300.00\t5.2%\t€300.00",
+        "Class changes since 31 Mar 2026",
+        "Client MID MID\tB → C\t69 → 59\t€3,000.00",
+    ):
+        assert row in eur_profiles, (row, eur_profiles)
+    eur_watch, usd_watch = (b["text"] for b in seen["watch"])
+    assert "On credit watch, by overdue amount" in eur_watch
+    slow = "Client SLOW SLOW\tD\t14\trisk class D; overdue more than 60 days\t€2,000.00\t105\t0\t1"
+    newco = "Client NEWCO NEWCO\tNew (too little history)\t—\tpayment plan broken\t€300.00\t51\t1\t0"
+    assert slow in eur_watch and newco in eur_watch and eur_watch.index(slow) < eur_watch.index(newco), eur_watch
+    assert "Client GOOD GOOD\tNew (too little history)\t—\toverdue more than 60 days\tUS$100.00\t150\t0\t0" in usd_watch

@@ -30,7 +30,15 @@ from tasks.report.format import (
     metric_unit,
 )
 from tasks.report.main import artifact_content, publish_artifacts, report, report_paths
-from tasks.report.page import ATTENTION_ROWS, TOP_DEBTORS, TREND_METRICS, build_context, render_html, write_pdf
+from tasks.report.page import (
+    ATTENTION_ROWS,
+    TOP_DEBTORS,
+    TREND_METRICS,
+    WATCHED,
+    build_context,
+    render_html,
+    write_pdf,
+)
 from tasks.report.workbook import SUMMARY_METRICS, metric_cell, write_workbook
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "SUMMARY_METRICS",
     "TOP_DEBTORS",
     "TREND_METRICS",
+    "WATCHED",
     "Fmt",
     "ReportData",
     "artifact_content",

@@ -60,6 +60,7 @@ class ReportData:
     risk_classes: list[dict] = field(default_factory=list)  # debtor_profile of as_of per currency and class
     movers: list[dict] = field(default_factory=list)  # units whose class changed since the previous date
     watched: list[dict] = field(default_factory=list)  # credit_watch of as_of, with the customers' names
+    unit_profiles: dict = field(default_factory=dict)  # (customer_id, currency) -> debtor_profile of as_of
     forecast: list[dict] = field(default_factory=list)  # cash_forecast of as_of
     accuracy: list[dict] = field(default_factory=list)  # earlier forecasts whose window has passed
     #: the live statements of late-payment charges made in as_of's month, per currency (tasks/late_charges.py)
@@ -174,6 +175,7 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
         if "stg_customers" in tables:
             data.movers = _query(con, "class_movers", params)
             data.watched = _query(con, "watched_units", params)
+        data.unit_profiles = {(r["customer_id"], r["currency"]): r for r in _query(con, "unit_profiles", params)}
     if "cash_forecast" in tables:
         data.forecast = [
             dict(zip(("currency", "horizon_days", "expected_amount", "invoice_count"), r))

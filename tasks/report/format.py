@@ -203,6 +203,28 @@ class Fmt:
         text = self.L.get(f"{key}_one") if one else None
         return (text or self.L[key]).format(n=self.num(n))
 
+    def watch_reasons(self, codes: str | None, risk_class: str | None) -> str:
+        """Why a unit is on the credit watch, in words: credit_watch.reasons (`class`, `overdue`,
+        `plan`, comma-separated) by labels.yaml `watch_reasons`, the class by its label and the
+        overdue threshold from the policy (docs/metrics.md "Credit watch")."""
+        words = self.L["watch_reasons"]
+        pol = self.pol or load_policy(None)
+        out = []
+        for code in (codes or "").split(","):
+            code = code.strip()
+            if not code:
+                continue
+            text = words.get(code)
+            if not isinstance(text, str):
+                out.append(self.missing("watch_reasons", code))
+                continue
+            out.append(
+                text.format(
+                    risk_class=self.term("risk_classes", risk_class), days=self.num(pol.credit_watch.max_days_past_due)
+                )
+            )
+        return "; ".join(out)
+
     def entity(self, code: str | None) -> str:
         return self.term("entities", code)
 

@@ -143,19 +143,15 @@ def artifact_content(db: str, as_of: date, report_paths: dict, language: str = "
         "table": table,
         "outcomes": outcome_rows(data, fmt),
         # the debtor profile of as_of was measured: the credit watch is a table, empty or not
-        "credit_watch": credit_watch_rows(data, pol) if data.risk_classes else None,
+        "credit_watch": credit_watch_rows(data, fmt) if data.risk_classes else None,
         "cash_forecast": cash_forecast_rows(data),
     }
 
 
-def credit_watch_rows(data, pol) -> list[dict]:
+def credit_watch_rows(data, fmt: Fmt) -> list[dict]:
     """The units on the credit watch of as_of (docs/metrics.md "Credit watch"), largest overdue
-    first per currency, as plain strings: a table artifact rejects Decimal and date."""
-    reasons = {
-        "class": "risk class {risk_class}",
-        "overdue": f"overdue more than {pol.credit_watch.max_days_past_due} days",
-        "plan": "payment plan broken",
-    }
+    first per currency, as plain strings: a table artifact rejects Decimal and date. The reasons in
+    words are those of the report (labels.yaml `watch_reasons`, in fmt's language)."""
     return [
         {
             "customer_id": str(r["customer_id"]),
@@ -163,7 +159,7 @@ def credit_watch_rows(data, pol) -> list[dict]:
             "currency": str(r["currency"]),
             "risk_class": str(r["risk_class"]),
             "score": "" if r["score"] is None else str(r["score"]),
-            "reason": "; ".join(reasons[code].format(**r) for code in r["reasons"].split(",") if code in reasons),
+            "reason": fmt.watch_reasons(r["reasons"], r["risk_class"]),
             "overdue": f"{r['overdue_amount']:.2f}",
             "oldest_days_past_due": "" if r["max_days_past_due"] is None else str(r["max_days_past_due"]),
         }

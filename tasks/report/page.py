@@ -22,6 +22,7 @@ TOP_DEBTORS = 20
 TREND_METRICS = ("dso_90d", "cei_30d", "overdue_ar", "collected_30d")
 ATTENTION_ROWS = 25  # rows listed per kind; the count says how many more
 MOVERS = 20  # units whose class changed, listed per currency; the count says how many more
+WATCHED = 25  # units on the credit watch listed per currency (largest overdue first); the count says how many more
 ZERO = Decimal("0")
 
 
@@ -136,7 +137,16 @@ def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
     L = fmt.L
     rows = {r["risk_class"]: r for r in data.risk_classes if r["currency"] == currency}
     if not rows:
-        return {"empty": True, "classes": [], "watch_text": "", "movers": [], "movers_title": "", "more": ""}
+        return {
+            "empty": True,
+            "classes": [],
+            "watch_text": "",
+            "movers": [],
+            "movers_title": "",
+            "more": "",
+            "watch": [],
+            "watch_more": "",
+        }
     total_open = sum((r["open_amount"] for r in rows.values()), ZERO)
     total_units = sum(r["units"] for r in rows.values())
     classes = []
@@ -156,6 +166,8 @@ def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
     watched = sum(r["watched_units"] for r in rows.values())
     movers = [r for r in data.movers if r["currency"] == currency]
     previous = movers[0]["previous_as_of"] if movers else None
+    # the credit watch, largest overdue first (sql/reports/watched_units.sql orders them)
+    watch = [r for r in data.watched if r["currency"] == currency]
     return {
         "empty": False,
         "classes": classes,
@@ -178,6 +190,21 @@ def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
         ],
         "movers_title": L["movers_since"].format(date=fmt.date(previous)) if previous else L["movers"],
         "more": fmt.count("more", len(movers) - MOVERS) if len(movers) > MOVERS else "",
+        "watch": [
+            {
+                "customer_id": r["customer_id"],
+                "name": r.get("name") or r["customer_id"],
+                "risk_class": fmt.term("risk_classes", r["risk_class"]),
+                "score": fmt.num(r["score"]),
+                "reasons": fmt.watch_reasons(r["reasons"], r["risk_class"]),
+                "overdue": fmt.money(r["overdue_amount"], currency),
+                "oldest": fmt.num(r["max_days_past_due"]),
+                "broken_promises": fmt.num(r.get("broken_promises")),
+                "disputes": fmt.num(r.get("disputes")),
+            }
+            for r in watch[:WATCHED]
+        ],
+        "watch_more": fmt.count("watch_more", len(watch) - WATCHED) if len(watch) > WATCHED else "",
     }
 
 

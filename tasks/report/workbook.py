@@ -99,8 +99,9 @@ class _Sheet:
 
 
 def write_workbook(path: Path, data: ReportData, pol: Policy, fmt: Fmt) -> Path:
-    """Excel (xlsxwriter): a summary, the aged balance by customer (a column per bucket) and the
-    debtor list. Money cells are numbers with a 2-decimal number format. Written to a .tmp file,
+    """Excel (xlsxwriter): a summary, the aged balance by customer (a column per bucket), the
+    debtor list (with each unit's class, score, broken promises and disputes), what debtors said,
+    the profiles per class, the class changes, the credit watch and the forecast. Money cells are numbers with a 2-decimal number format. Written to a .tmp file,
     then moved over `path`."""
     L = fmt.L
     tmp = path.with_suffix(".xlsx.tmp")
@@ -226,14 +227,21 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             (L["col_hold"], 18, None),
             (L["col_stage"], 18, None),
             (L["col_next"], 40, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_score"], 8, INT_FORMAT),
+            (L["col_broken_promises"], 12, INT_FORMAT),
+            (L["col_disputes"], 12, INT_FORMAT),
             (L["col_collector"], 18, None),
             (L["col_email"], 28, None),
             (L["col_phone"], 16, None),
             (L["col_city"], 18, None),
         ],
     )
+    # the unit's profile of as_of (docs/metrics.md "Debtor profile"); empty before measure ran
+    no_profile = {"risk_class": None, "score": None, "broken_promises": None, "disputes": None}
     for r in data.debtors:
         held = bool(r.get("unit_held")) or bool(r.get("overdue_held"))
+        profile = data.unit_profiles.get((r["customer_id"], r["currency"]), no_profile)
         ws.append(
             [
                 r["customer_id"],
@@ -247,6 +255,10 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
                 fmt.hold(r.get("hold_reason") if r.get("unit_held") else r.get("hold_kinds")) if held else "",
                 fmt.stage(r["current_stage"]) if r.get("current_stage") else "",
                 next_step(r, pol, data.as_of, fmt),
+                fmt.term("risk_classes", profile["risk_class"]) if profile["risk_class"] else "",
+                profile["score"],
+                profile["broken_promises"],
+                profile["disputes"],
                 r.get("collector") or "",
                 r.get("email") or "",
                 r.get("phone") or "",
@@ -279,8 +291,10 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
 
 def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> None:
     """The sheets of issue 16: the units and amounts per risk class (with the credit watch count),
-    the units whose class changed since the previous measured date (worst first), and the
-    collections forecast of as_of beside the earlier forecasts whose window has passed."""
+    the units whose class changed since the previous measured date (worst first), the credit watch
+    (every unit, the reasons in words) and the collections forecast of as_of beside the earlier
+    forecasts whose window has passed. Each unit's class, score, broken promises and disputes are
+    columns of the sheet "Debtors"."""
     ws = _Sheet(
         book,
         formats,
@@ -336,6 +350,39 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
                 r["score"],
                 r["open_amount"],
                 r["overdue_amount"],
+            ]
+        )
+    # the whole credit watch (the page lists the first WATCHED per currency), largest overdue first
+    ws = _Sheet(
+        book,
+        formats,
+        L["sheet_watch"],
+        [
+            (L["col_customer_id"], 14, None),
+            (L["col_name"], 36, None),
+            (L["col_currency"], 8, None),
+            (L["col_risk_class"], 16, None),
+            (L["col_score"], 8, INT_FORMAT),
+            (L["col_reasons"], 44, None),
+            (L["col_overdue"], 15, MONEY_FORMAT),
+            (L["col_oldest"], 10, INT_FORMAT),
+            (L["col_broken_promises"], 12, INT_FORMAT),
+            (L["col_disputes"], 12, INT_FORMAT),
+        ],
+    )
+    for r in data.watched:
+        ws.append(
+            [
+                r["customer_id"],
+                r.get("name") or "",
+                r["currency"],
+                fmt.term("risk_classes", r["risk_class"]),
+                r["score"],
+                fmt.watch_reasons(r["reasons"], r["risk_class"]),
+                r["overdue_amount"],
+                r["max_days_past_due"],
+                r.get("broken_promises"),
+                r.get("disputes"),
             ]
         )
     ws = _Sheet(
