@@ -66,6 +66,7 @@ def _params(pol: Policy, as_of: date, mode: str) -> dict[str, Any]:
         "period": label,
         "period_start": start,
         "period_end": end,
+        "window_start": cfg.window_start_of(as_of),
         "charge_segments": list(charges.applies_to_segments),
         "margin_points": charges.margin_points,
         "days_in_year": charges.days_in_year,
@@ -94,7 +95,14 @@ def make_statements(
     warehouse.ensure_schema(con)
     ledger.ensure_tables(con)
     write_policy_tables(con, pol)  # ladder_rates: the reference rate of each half-year
-    warehouse.build(con, "intermediate/int_late_charge_claims", params)
+    built = warehouse.build(con, "intermediate/int_late_charge_claims", params)
+    withheld = _withheld(con)
+    if withheld:  # said each night while in the window: finance may charge them by hand
+        get_logger().warning(
+            "late charges: not charged (disputed or under a legal hold): %s",
+            ", ".join(f"{r['invoice_id']} ({r['reason']})" for r in withheld),
+        )
+    out["not_charged"] = withheld
     # the late days charged run from the day after the (stated-through) due date to the day before the payment
     span = con.execute("select min(due_date) + 1, max(paid_on) - 1 from int_late_charge_claims").fetchone()
     if span[0] is not None:
@@ -103,14 +111,25 @@ def make_statements(
         except PolicyError as e:  # said, and nothing charged tonight: the next run makes them
             get_logger().error("late charges: no statement tonight: %s", e)
             return {**out, "statements": 0, "error": str(e)}
-    warehouse.build(con, TARGET, params, built=("intermediate/int_late_charge_claims",))
-    for model in ("intermediate/int_late_charge_invoices", TARGET):
+    warehouse.build(con, TARGET, params, built=built)
+    for model in ("intermediate/int_late_charge_candidates", "intermediate/int_late_charge_invoices", TARGET):
         bad = warehouse.check_model(con, model, params, keys_only=True)
         if bad:
             raise warehouse.ModelCheckFailed("; ".join(str(v) for v in bad))
     below = warehouse.scalar(con, "select count(*) from late_charge_statements_due where not reaches_min_total")
     made = _record(con, as_of, pol, mode, ledger.naive_utc(now), run_id)
     return {**out, "statements": len(made), "statement_ids": made, "below_min_total": below}
+
+
+def _withheld(con) -> list[dict[str, Any]]:
+    """The invoices settled late in the window that a dispute or a legal hold keeps off the
+    statements (int_late_charge_candidates.withheld_reason): not charged, listed in the summary."""
+    rows = con.execute(
+        """select invoice_id, customer_id, currency, paid_on, withheld_reason from int_late_charge_candidates
+           where withheld_reason is not null order by customer_id, currency, invoice_id"""
+    ).fetchall()
+    keys = ("invoice_id", "customer_id", "currency", "paid_on", "reason")
+    return [dict(zip(keys, (*r[:3], r[3].isoformat(), r[4]))) for r in rows]
 
 
 def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str | None) -> list[str]:

@@ -25,6 +25,7 @@ USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 100
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from decimal import Decimal as D
 
@@ -501,3 +502,146 @@ def test_a_missing_reference_rate_makes_no_statement_and_says_which(tmp_path):
         out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
     assert out["statements"] == 0 and "no rate for 2025-H2" in out["error"]
     assert query(db, "select count(*) from late_charges") == [(0,)]
+
+
+# -- gaps closed after the first version: disputes and legal holds, late-arriving payments, the
+# -- statement's status after sending ------------------------------------------------------------
+
+
+def _outcome(con, outcome_id, customer_id, kind, said_on, invoice_ids=None, resolves_id=None, resolution=None):
+    con.execute(
+        """insert into outcomes (outcome_id, customer_id, currency, kind, said_on, invoice_ids, reason, resolves_id,
+                                 resolution, source, recorded_by, recorded_at)
+           values ($id, $c, 'EUR', $kind, $said, $inv, $reason, $res_id, $res, 'cli', 'test', now())""",
+        {
+            "id": outcome_id,
+            "c": customer_id,
+            "kind": kind,
+            "said": said_on,
+            "inv": invoice_ids,
+            "reason": "quality" if kind == "dispute" else None,
+            "res_id": resolves_id,
+            "res": resolution,
+        },
+    )
+
+
+def test_disputed_and_legal_invoices_are_not_charged_until_a_dispute_is_rejected(tmp_path):
+    """Every invoice 1000.00 due 2025-06-10 and paid in full on 2025-07-15 (b2b, one customer each):
+    without a dispute each would owe 06-11..06-30 20 days × 1000 × 13.15 = 263 000 and 07-01..07-14
+    14 days × 1000 × 12.15 = 170 100 → 433 100 / 36 500 = 11.8657… → 11.87 + 40.00 = 51.87.
+      D1: a source hold `dispute` on D1, 06-15..06-30 (ended before the payment): disputed, never charged;
+      L1: a source hold `legal` on its whole customer, 2025-01-01..06-30: legal, never charged;
+      S1: a source hold `dispute` on S1 from 07-01, seen by the run of 07-10, then deleted from the
+          source: the invoice_snapshot of 07-10 still says so: disputed;
+      O1: a recorded dispute said 06-20, open on 08-01: withheld (dispute_open); resolved `rejected`
+          on 08-10: charged on the next statement (Mon 09-01, August's), 51.87, though paid in July;
+      O2: a recorded dispute said 06-20, resolved `credit_note_expected` on 07-20: disputed, never charged.
+    """
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+    from tests.ladder_helpers import hold
+
+    names = {"D1": "DIS", "L1": "LEG", "S1": "SNP", "O1": "OUT", "O2": "UPH"}
+    customers = [customer(c) for c in names.values()]
+    invoices = [invoice(i, c, "2025-06-10", "1000.00") for i, c in names.items()]
+    payments = [payment(f"Y{i}", c, "2025-07-15", "1000.00", invoice_id=i) for i, c in names.items()]
+    holds = [
+        hold("HD", "DIS", "2025-06-15", "2025-06-30", invoice_id="D1"),
+        hold("HL", "LEG", "2025-01-01", "2025-06-30", kind="legal"),
+    ]
+    src_a = write_source(
+        tmp_path / "a", customers, invoices, payments, [*holds, hold("HS", "SNP", "2025-07-01", invoice_id="S1")]
+    )
+    src_b = write_source(tmp_path / "b", customers, invoices, payments, holds)  # HS deleted from the source
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    pol = load_policy(pol_path)
+    run_days(src_a, db, ["2025-07-10"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        assert con.execute("select hold_kind from invoice_snapshot where invoice_id = 'S1'").fetchall() == [
+            ("dispute",)
+        ]
+        _outcome(con, "DO1", "OUT", "dispute", "2025-06-20", ["O1"])
+        _outcome(con, "DO2", "UPH", "dispute", "2025-06-20", ["O2"])
+        _outcome(con, "RO2", "UPH", "resolution", "2025-07-20", resolves_id="DO2", resolution="credit_note_expected")
+    run_days(src_b, db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), pol)
+    assert out["statements"] == 0
+    assert [(r["invoice_id"], r["paid_on"], r["reason"]) for r in out["not_charged"]] == [
+        ("D1", "2025-07-15", "disputed"),
+        ("L1", "2025-07-15", "legal"),
+        ("O1", "2025-07-15", "dispute_open"),
+        ("S1", "2025-07-15", "disputed"),
+        ("O2", "2025-07-15", "disputed"),
+    ]
+    assert query(db, "select count(*) from late_charges") == [(0,)]
+
+    with warehouse.open_db(db) as con:
+        _outcome(con, "RO1", "OUT", "resolution", "2025-08-10", resolves_id="DO1", resolution="rejected")
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statements"] == 1
+    assert [r["invoice_id"] for r in out["not_charged"]] == ["D1", "L1", "S1", "O2"]
+    assert _statements(db) == [
+        ("LC|OUT|EUR|2025-08", "2025-08", "pending_approval", ["O1"], D("11.87"), D("40.00"), D("51.87"))
+    ]
+    assert query(db, "select invoice_id, paid_on, days_late from late_charges") == [("O1", date(2025, 7, 15), 35)]
+
+
+def test_a_payment_loaded_after_its_period_statement_is_charged_on_the_next_one(tmp_path):
+    """L1 1000.00 due 2025-07-01 (PAR) is paid on 2025-07-21, but the payment reaches the source only
+    after the July statement (Fri 08-01, P1 alone: 63.63). The August statement (Mon 09-01) picks it
+    up with P2 (lookback_months 12: settled 2024-09-01..2025-08-31, not charged yet):
+      L1: 07-02..07-20 19 days × 1000.00 × 12.15 = 230 850 / 36 500 = 6.3246… → 6.32 + 40.00
+      P2: 1.33 + 40.00 (module docstring)
+      → interest 7.65, indemnity 80.00, total 87.65; P1 is not charged again.
+    With lookback_months 0, L1 is lost (the statement of August holds P2 alone: 41.33)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    for lookback, expected in (
+        (12, (["L1", "P2"], D("7.65"), D("80.00"), D("87.65"))),
+        (0, (["P2"], D("1.33"), D("40.00"), D("41.33"))),
+    ):
+        folder = tmp_path / str(lookback)
+        folder.mkdir()
+        db = str(folder / "r.duckdb")
+        pol_path = _policy(folder, lookback_months=lookback)
+        pol = load_policy(pol_path)
+        assert pol.late_charges_statement.lookback_months == lookback
+        src = _source(folder)
+        rows = {
+            e: list(csv.DictReader(open(f"{src}/{e}.csv", encoding="utf-8")))
+            for e in ("customers", "invoices", "payments", "holds")
+        }
+        rows["invoices"].append(invoice("L1", "PAR", "2025-07-01", "1000.00"))
+        run_days(write_source(folder / "a", **rows), db, ["2025-08-01"], policy=pol_path)
+        with warehouse.open_db(db) as con:
+            assert make_statements(con, date(2025, 8, 1), pol)["statement_ids"] == ["LC|PAR|EUR|2025-07"]
+        rows["payments"].append(payment("YL", "PAR", "2025-07-21", "1000.00", invoice_id="L1"))  # loaded late
+        run_days(write_source(folder / "b", **rows), db, ["2025-09-01"], policy=pol_path)
+        with warehouse.open_db(db) as con:
+            out = make_statements(con, date(2025, 9, 1), pol)
+            again = make_statements(con, date(2025, 9, 1), pol)
+        assert out["statements"] == 1 and again["statements"] == 0
+        assert _statements(db)[1] == ("LC|PAR|EUR|2025-08", "2025-08", "pending_approval", *expected), lookback
+        charged = [r[0] for r in query(db, "select invoice_id from late_charges order by 1")]
+        assert charged == (["L1", "P1", "P2"] if lookback else ["P1", "P2"])
+
+
+def test_the_lookback_window_of_a_statement():
+    from relance.core.policy import LateChargesStatement
+
+    monthly = LateChargesStatement(enabled=True)
+    assert monthly.lookback_months == 12
+    assert monthly.window_start_of(date(2025, 8, 1)) == date(2024, 8, 1)  # July 2025's statement
+    assert monthly.window_start_of(date(2025, 3, 3)) == date(2024, 3, 1)  # February 2025's
+    assert LateChargesStatement(lookback_months=0).window_start_of(date(2025, 8, 1)) == date(2025, 7, 1)
+    quarterly = LateChargesStatement(period="quarterly", lookback_months=1)
+    assert quarterly.window_start_of(date(2025, 10, 1)) == date(2025, 7, 1)  # never after the period's start
+    assert LateChargesStatement(period="quarterly").window_start_of(date(2025, 10, 1)) == date(2024, 10, 1)
