@@ -405,6 +405,57 @@ def render_email(renderer, ctx: dict) -> tuple[str, str, str]:
     return subject, text.strip() + "\n", html
 
 
+#: a statement's status from its deliveries once it may be sent (approved, or planned without approval)
+SENDABLE = ("planned", "approved", "sent", "partly_sent", "failed")
+
+
+def refresh_statuses(con) -> int:
+    """Say where each live statement is, from its deliveries (the ledger's truth; skipped ones — an
+    email replaced by the letter — do not count): `sent` when every delivery is sent; `partly_sent`
+    when one is sent and another is not (failed, undeliverable, still to go or in doubt); `failed`
+    when none is sent and none is left to send (failed, undeliverable); otherwise it keeps
+    `approved` / `planned` (nothing sent yet, something still to go). Only statements that may be
+    sent move (pending_approval, rejected and simulated ones keep theirs); a later resolution of a
+    delivery (an in-doubt email found sent) moves its statement again. Returns how many moved."""
+    moved = con.execute(
+        """
+        with counted as (
+            select
+                action_id as statement_id,
+                count(*) as n,
+                count(*) filter (where status = 'sent') as n_sent,
+                count(*) filter (where status in ('failed', 'undeliverable')) as n_failed
+            from deliveries
+            where action_id in (select statement_id from late_charge_statements where mode = 'live')
+              and status <> 'skipped'
+            group by action_id
+        ),
+
+        judged as (
+            select
+                statement_id,
+                case
+                    when n_sent = n then 'sent'
+                    when n_sent > 0 then 'partly_sent'
+                    when n_failed = n then 'failed'
+                end as status
+            from counted
+        )
+
+        update late_charge_statements as s set status = judged.status
+        from judged
+        where s.statement_id = judged.statement_id
+          and judged.status is not null
+          and s.status <> judged.status
+          and s.mode = 'live'
+          and list_contains($sendable, s.status)
+        returning s.statement_id
+        """,
+        {"sendable": list(SENDABLE)},
+    ).fetchall()
+    return len(moved)
+
+
 def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, renderer, pol: Policy) -> dict:
     """Render and send the planned deliveries of the live statements dated up to as_of (approved,
     or not needing approval): the email with the PDF attached, the letter's PDF for the print room."""
@@ -416,6 +467,7 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
     with warehouse.open_db(db) as con:
         if not ledger.table_exists(con, "late_charge_statements"):
             return {}
+        refresh_statuses(con)  # what changed since the last dispatch (a delivery resolved by a person)
         todo = con.execute(
             """select d.delivery_id, d.action_id, d.channel from deliveries d
                join late_charge_statements s on s.statement_id = d.action_id
@@ -467,6 +519,7 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
             results += deliver(run, "email", emails, provider_for(run), len(emails))
         if letters:
             results += deliver(run, "letter", letters, _LetterWriter(run, renderer, Result), len(letters))
+        refresh_statuses(con)
     return {"sent": counts(results)}
 
 

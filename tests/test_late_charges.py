@@ -26,6 +26,7 @@ USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 100
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 from decimal import Decimal as D
 
@@ -232,6 +233,8 @@ def test_statement_waits_for_approval_then_goes_out_with_its_pdf(charged, tmp_pa
     ]
     out = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)
     assert out["late_charges"]["sent"] == {"sent": 2}
+    # its email and its letter sent: the statement says so
+    assert query(db, "select status from late_charge_statements where statement_id = $s", {"s": sid}) == [("sent",)]
     rows = dict(
         query(db, "select channel, artifact_path from deliveries where action_id = $s and status = 'sent'", {"s": sid})
     )
@@ -645,3 +648,63 @@ def test_the_lookback_window_of_a_statement():
     quarterly = LateChargesStatement(period="quarterly", lookback_months=1)
     assert quarterly.window_start_of(date(2025, 10, 1)) == date(2025, 7, 1)  # never after the period's start
     assert LateChargesStatement(period="quarterly").window_start_of(date(2025, 10, 1)) == date(2024, 10, 1)
+
+
+def test_the_statement_says_where_it_is_after_sending(charged, tmp_path):
+    """LC|PAR|EUR|2025-07 has an email and a letter. Approved, nothing sent yet: `approved`. Its
+    letter undeliverable and its email sent: `partly_sent`. Both failed or undeliverable: `failed`.
+    The email skipped (the letter reaches the debtor) and the letter sent: `sent`. A statement
+    waiting for approval or rejected keeps its status whatever its deliveries."""
+    from tasks import warehouse
+    from tasks.dispatch import approve, dispatch
+    from tasks.late_charges import refresh_statuses
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+
+    def status():
+        return query(db, "select status from late_charge_statements where statement_id = $s", {"s": sid})[0][0]
+
+    def deliveries(email, letter):
+        with warehouse.open_db(db) as con:
+            for channel, value in (("email", email), ("letter", letter)):
+                con.execute(
+                    "update deliveries set status = $v where delivery_id = $d", {"v": value, "d": f"{sid}|{channel}"}
+                )
+            return refresh_statuses(con)
+
+    assert deliveries("failed", "failed") == 0 and status() == "pending_approval"  # not approved: unchanged
+    deliveries("pending_approval", "pending_approval")
+    approve(db, date(2025, 8, 1), action_ids=[sid], by="daf")
+    assert status() == "approved"
+    assert deliveries("planned", "planned") == 0 and status() == "approved"
+    deliveries("planned", "undeliverable")  # the letter has no address: the dispatch sends the email alone
+    out = dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert out["late_charges"]["sent"] == {"sent": 1}
+    assert status() == "partly_sent"
+    assert deliveries("sent", "in_doubt") == 0 and status() == "partly_sent"
+    assert deliveries("failed", "undeliverable") == 1 and status() == "failed"
+    assert deliveries("skipped", "sent") == 1 and status() == "sent"
+    assert deliveries("sent", "sent") == 0 and status() == "sent"
+    # the report's line of the month's statements says where they are
+    from relance.core.policy import load_policy
+    from tasks.report.data import gather
+    from tasks.report.format import Fmt
+    from tasks.report.page import late_charges_text
+
+    pol = load_policy(pol_path)
+    for language, line in (
+        ("fr", "Relevés des pénalités de retard du mois : 1, 63,63 € (dont 1 envoyé(s))"),
+        ("en", "Statements of late-payment charges this month: 1, €63.63 (1 sent)"),
+    ):
+        with warehouse.open_db(db) as con:
+            data = gather(con, date(2025, 8, 20), pol, db, language=language)
+        assert re.sub(r"\s", " ", late_charges_text(data, Fmt(language, pol), "EUR")) == line
+    assert deliveries("failed", "undeliverable") == 1
+    with warehouse.open_db(db) as con:
+        data = gather(con, date(2025, 8, 20), pol, db, language="fr")
+    assert data.late_charges["EUR"]["failed"] == 1
+    assert late_charges_text(data, Fmt("fr", pol), "EUR").endswith("(dont 1 non remis)")
+    with warehouse.open_db(db) as con:
+        con.execute("update late_charge_statements set status = 'rejected' where statement_id = $s", {"s": sid})
+    assert deliveries("failed", "failed") == 0 and status() == "rejected"
