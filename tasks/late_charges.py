@@ -6,8 +6,13 @@ payment date and the fixed 40 € recovery indemnity, even once paid. Opt-in by 
 
 * on the first business day of each month (quarter), the first run on or after it makes, per
   debtor (customer × currency), a statement of the invoices of a charged segment
-  (`late_payment_charges.applies_to_segments`) whose payments reached their amount in the previous
-  month (quarter), after their due date (sql/intermediate/int_late_charge_claims.sql);
+  (`late_payment_charges.applies_to_segments`) whose payments reached their amount after their
+  due date, in the previous month (quarter) or the `lookback_months` before it, and that no
+  statement charged yet — a payment loaded late is charged on the next statement
+  (sql/intermediate/int_late_charge_candidates.sql);
+* never wrong towards a debtor: an invoice under a dispute or a legal hold on a day from its due
+  date on is withheld (`not_charged` in the summary, with its reason); a recorded dispute
+  resolved `rejected` releases it to the next statement;
 * interest day by day on what was owed each day, from the day after the due date to the day
   before the payment that settled it — the ladder's own rules (sql/macros/charges.sql:
   half-years at the reference rate + margin, partial payments lowering the base) —, plus the
@@ -24,6 +29,8 @@ until `relance approve` (or the flow's pause) approves it like a formal notice, 
 the next dispatch renders the PDF ("Relevé des pénalités de retard", WeasyPrint, templates/
 late_charges) and sends it (email with the PDF attached, letter for the print room) through the
 ledger's claim/record (`send`, called by dispatch). A backfill replay makes them `simulated`.
+After each dispatch a statement's status says where it is: sent, partly_sent or failed
+(`refresh_statuses`).
 """
 
 from __future__ import annotations
