@@ -708,3 +708,37 @@ def test_the_statement_says_where_it_is_after_sending(charged, tmp_path):
     with warehouse.open_db(db) as con:
         con.execute("update late_charge_statements set status = 'rejected' where statement_id = $s", {"s": sid})
     assert deliveries("failed", "failed") == 0 and status() == "rejected"
+
+
+def test_charges_below_min_total_wait_for_the_next_statements_while_in_the_window(tmp_path):
+    """min_total 4.00. USD: U1 1000.00 due 07-01 paid 07-11: 3.00 USD (module docstring) < 4.00: no
+    July statement, nothing charged. U2 1000.00 USD due 08-01 paid 08-12: 08-02..08-11 10 days ×
+    1000 × 12.15 = 121 500 / 36 500 = 3.3287… → 3.33. On 09-01 the August statement takes both:
+    3.00 + 3.33 = 6.33 ≥ 4.00 (the 2 × 40.00 EUR indemnities stated beside, not added)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, min_total='"4.00"')
+    pol = load_policy(pol_path)
+    src = _source(tmp_path)
+    rows = {
+        e: list(csv.DictReader(open(f"{src}/{e}.csv", encoding="utf-8")))
+        for e in ("customers", "invoices", "payments", "holds")
+    }
+    rows["invoices"].append(invoice("U2", "USD", "2025-08-01", "1000.00", currency="USD"))
+    rows["payments"].append(payment("YU2", "USD", "2025-08-12", "1000.00", invoice_id="U2", currency="USD"))
+    run_days(write_source(tmp_path / "b", **rows), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), pol)
+    assert out["statement_ids"] == ["LC|PAR|EUR|2025-07"] and out["below_min_total"] == 1
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statement_ids"] == ["LC|PAR|EUR|2025-08", "LC|USD|USD|2025-08"]
+    assert query(
+        db,
+        """select invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total
+           from late_charge_statements where statement_id = 'LC|USD|USD|2025-08'""",
+    ) == [(["U1", "U2"], D("6.33"), D("80.00"), "EUR", D("6.33"))]
