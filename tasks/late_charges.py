@@ -357,6 +357,8 @@ def _context(con, statement_id: str, cfg, renderer, as_of: date, pol: Policy) ->
             "total": s["total"],
             "extra": None if same or not s["indemnity"] else s["indemnity"],
             "margin": s["margin"],
+            # invoices settled before the period (a payment loaded late, a dispute rejected since)
+            "earlier": any(inv["paid_on"] < s["period_start"] for inv in invoices),
         },
         "invoices": invoices,
         "rates": [{"half_year": h, "reference_rate": r, "annual_rate": a, "margin": s["margin"]} for h, r, a in rates],

@@ -635,6 +635,22 @@ def test_a_payment_loaded_after_its_period_statement_is_charged_on_the_next_one(
         assert _statements(db)[1] == ("LC|PAR|EUR|2025-08", "2025-08", "pending_approval", *expected), lookback
         charged = [r[0] for r in query(db, "select invoice_id from late_charges order by 1")]
         assert charged == (["L1", "P1", "P2"] if lookback else ["P1", "P2"])
+    # the statement says it holds an invoice paid before its period, and L1's real paid date
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import get_renderer
+    from tasks.late_charges import _context, render_email, render_pdf
+
+    cfg = load_channels_config()
+    renderer = get_renderer(cfg)
+    with warehouse.open_db(str(tmp_path / "12" / "r.duckdb")) as con:
+        ctx = _context(
+            con, "LC|PAR|EUR|2025-08", cfg, renderer, date(2025, 9, 1), load_policy(_policy(tmp_path / "12"))
+        )
+    assert ctx["statement"]["earlier"] is True
+    _, text, html = render_email(renderer, ctx)
+    shown = re.sub(r"\s+", " ", _pdf_text(render_pdf(renderer, ctx, tmp_path / "s.pdf")))
+    for part in (text, html, shown):
+        assert "factures réglées avant cette période" in part and "21/07/2025" in part
 
 
 def test_the_lookback_window_of_a_statement():
