@@ -699,6 +699,12 @@ def test_the_statement_says_where_it_is_after_sending(charged, tmp_path):
     assert out["late_charges"]["sent"] == {"sent": 1}
     assert status() == "partly_sent"
     assert deliveries("sent", "in_doubt") == 0 and status() == "partly_sent"
+    # a person finds the in-doubt letter written: the statement is sent at once
+    from tasks.dispatch.ledger import resolve
+
+    resolve(db, [f"{sid}|letter"], sent=True, by="ops")
+    assert status() == "sent"
+    deliveries("sent", "in_doubt")
     assert deliveries("failed", "undeliverable") == 1 and status() == "failed"
     assert deliveries("skipped", "sent") == 1 and status() == "sent"
     assert deliveries("sent", "sent") == 0 and status() == "sent"
