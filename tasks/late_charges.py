@@ -6,8 +6,13 @@ payment date and the fixed 40 € recovery indemnity, even once paid. Opt-in by 
 
 * on the first business day of each month (quarter), the first run on or after it makes, per
   debtor (customer × currency), a statement of the invoices of a charged segment
-  (`late_payment_charges.applies_to_segments`) whose payments reached their amount in the previous
-  month (quarter), after their due date (sql/intermediate/int_late_charge_claims.sql);
+  (`late_payment_charges.applies_to_segments`) whose payments reached their amount after their
+  due date, in the previous month (quarter) or the `lookback_months` before it, and that no
+  statement charged yet — a payment loaded late is charged on the next statement
+  (sql/intermediate/int_late_charge_candidates.sql);
+* never wrong towards a debtor: an invoice under a dispute or a legal hold on a day from its due
+  date on is withheld (`not_charged` in the summary, with its reason); a recorded dispute
+  resolved `rejected` releases it to the next statement;
 * interest day by day on what was owed each day, from the day after the due date to the day
   before the payment that settled it — the ladder's own rules (sql/macros/charges.sql:
   half-years at the reference rate + margin, partial payments lowering the base) —, plus the
@@ -24,6 +29,8 @@ until `relance approve` (or the flow's pause) approves it like a formal notice, 
 the next dispatch renders the PDF ("Relevé des pénalités de retard", WeasyPrint, templates/
 late_charges) and sends it (email with the PDF attached, letter for the print room) through the
 ledger's claim/record (`send`, called by dispatch). A backfill replay makes them `simulated`.
+After each dispatch a statement's status says where it is: sent, partly_sent or failed
+(`refresh_statuses`).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ def _params(pol: Policy, as_of: date, mode: str) -> dict[str, Any]:
         "period": label,
         "period_start": start,
         "period_end": end,
+        "window_start": cfg.window_start_of(as_of),
         "charge_segments": list(charges.applies_to_segments),
         "margin_points": charges.margin_points,
         "days_in_year": charges.days_in_year,
@@ -94,7 +102,14 @@ def make_statements(
     warehouse.ensure_schema(con)
     ledger.ensure_tables(con)
     write_policy_tables(con, pol)  # ladder_rates: the reference rate of each half-year
-    warehouse.build(con, "intermediate/int_late_charge_claims", params)
+    built = warehouse.build(con, "intermediate/int_late_charge_claims", params)
+    withheld = _withheld(con)
+    if withheld:  # said each night while in the window: finance may charge them by hand
+        get_logger().warning(
+            "late charges: not charged (disputed or under a legal hold): %s",
+            ", ".join(f"{r['invoice_id']} ({r['reason']})" for r in withheld),
+        )
+    out["not_charged"] = withheld
     # the late days charged run from the day after the (stated-through) due date to the day before the payment
     span = con.execute("select min(due_date) + 1, max(paid_on) - 1 from int_late_charge_claims").fetchone()
     if span[0] is not None:
@@ -103,14 +118,25 @@ def make_statements(
         except PolicyError as e:  # said, and nothing charged tonight: the next run makes them
             get_logger().error("late charges: no statement tonight: %s", e)
             return {**out, "statements": 0, "error": str(e)}
-    warehouse.build(con, TARGET, params, built=("intermediate/int_late_charge_claims",))
-    for model in ("intermediate/int_late_charge_invoices", TARGET):
+    warehouse.build(con, TARGET, params, built=built)
+    for model in ("intermediate/int_late_charge_candidates", "intermediate/int_late_charge_invoices", TARGET):
         bad = warehouse.check_model(con, model, params, keys_only=True)
         if bad:
             raise warehouse.ModelCheckFailed("; ".join(str(v) for v in bad))
     below = warehouse.scalar(con, "select count(*) from late_charge_statements_due where not reaches_min_total")
     made = _record(con, as_of, pol, mode, ledger.naive_utc(now), run_id)
     return {**out, "statements": len(made), "statement_ids": made, "below_min_total": below}
+
+
+def _withheld(con) -> list[dict[str, Any]]:
+    """The invoices settled late in the window that a dispute or a legal hold keeps off the
+    statements (int_late_charge_candidates.withheld_reason): not charged, listed in the summary."""
+    rows = con.execute(
+        """select invoice_id, customer_id, currency, paid_on, withheld_reason from int_late_charge_candidates
+           where withheld_reason is not null order by customer_id, currency, invoice_id"""
+    ).fetchall()
+    keys = ("invoice_id", "customer_id", "currency", "paid_on", "reason")
+    return [dict(zip(keys, (*r[:3], r[3].isoformat(), r[4]))) for r in rows]
 
 
 def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str | None) -> list[str]:
@@ -331,6 +357,8 @@ def _context(con, statement_id: str, cfg, renderer, as_of: date, pol: Policy) ->
             "total": s["total"],
             "extra": None if same or not s["indemnity"] else s["indemnity"],
             "margin": s["margin"],
+            # invoices settled before the period (a payment loaded late, a dispute rejected since)
+            "earlier": any(inv["paid_on"] < s["period_start"] for inv in invoices),
         },
         "invoices": invoices,
         "rates": [{"half_year": h, "reference_rate": r, "annual_rate": a, "margin": s["margin"]} for h, r, a in rates],
@@ -386,6 +414,57 @@ def render_email(renderer, ctx: dict) -> tuple[str, str, str]:
     return subject, text.strip() + "\n", html
 
 
+#: a statement's status from its deliveries once it may be sent (approved, or planned without approval)
+SENDABLE = ("planned", "approved", "sent", "partly_sent", "failed")
+
+
+def refresh_statuses(con) -> int:
+    """Say where each live statement is, from its deliveries (the ledger's truth; skipped ones — an
+    email replaced by the letter — do not count): `sent` when every delivery is sent; `partly_sent`
+    when one is sent and another is not (failed, undeliverable, still to go or in doubt); `failed`
+    when none is sent and none is left to send (failed, undeliverable); otherwise it keeps
+    `approved` / `planned` (nothing sent yet, something still to go). Only statements that may be
+    sent move (pending_approval, rejected and simulated ones keep theirs); a later resolution of a
+    delivery (an in-doubt email found sent) moves its statement again. Returns how many moved."""
+    moved = con.execute(
+        """
+        with counted as (
+            select
+                action_id as statement_id,
+                count(*) as n,
+                count(*) filter (where status = 'sent') as n_sent,
+                count(*) filter (where status in ('failed', 'undeliverable')) as n_failed
+            from deliveries
+            where action_id in (select statement_id from late_charge_statements where mode = 'live')
+              and status <> 'skipped'
+            group by action_id
+        ),
+
+        judged as (
+            select
+                statement_id,
+                case
+                    when n_sent = n then 'sent'
+                    when n_sent > 0 then 'partly_sent'
+                    when n_failed = n then 'failed'
+                end as status
+            from counted
+        )
+
+        update late_charge_statements as s set status = judged.status
+        from judged
+        where s.statement_id = judged.statement_id
+          and judged.status is not null
+          and s.status <> judged.status
+          and s.mode = 'live'
+          and list_contains($sendable, s.status)
+        returning s.statement_id
+        """,
+        {"sendable": list(SENDABLE)},
+    ).fetchall()
+    return len(moved)
+
+
 def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, renderer, pol: Policy) -> dict:
     """Render and send the planned deliveries of the live statements dated up to as_of (approved,
     or not needing approval): the email with the PDF attached, the letter's PDF for the print room."""
@@ -397,6 +476,7 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
     with warehouse.open_db(db) as con:
         if not ledger.table_exists(con, "late_charge_statements"):
             return {}
+        refresh_statuses(con)  # what changed since the last dispatch (a delivery resolved by a person)
         todo = con.execute(
             """select d.delivery_id, d.action_id, d.channel from deliveries d
                join late_charge_statements s on s.statement_id = d.action_id
@@ -448,6 +528,7 @@ def send(db: str, as_of: date, outbox: Path, send: bool, now: datetime, cfg, ren
             results += deliver(run, "email", emails, provider_for(run), len(emails))
         if letters:
             results += deliver(run, "letter", letters, _LetterWriter(run, renderer, Result), len(letters))
+        refresh_statuses(con)
     return {"sent": counts(results)}
 
 

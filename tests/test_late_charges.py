@@ -25,6 +25,8 @@ USD (b2b, USD), U1 1000.00 due 2025-07-01 paid 07-11: 07-02..07-10 9 days × 100
 
 from __future__ import annotations
 
+import csv
+import re
 from datetime import date
 from decimal import Decimal as D
 
@@ -231,6 +233,8 @@ def test_statement_waits_for_approval_then_goes_out_with_its_pdf(charged, tmp_pa
     ]
     out = dispatch(db, date(2025, 8, 1), str(outbox), policy=pol_path)
     assert out["late_charges"]["sent"] == {"sent": 2}
+    # its email and its letter sent: the statement says so
+    assert query(db, "select status from late_charge_statements where statement_id = $s", {"s": sid}) == [("sent",)]
     rows = dict(
         query(db, "select channel, artifact_path from deliveries where action_id = $s and status = 'sent'", {"s": sid})
     )
@@ -501,3 +505,262 @@ def test_a_missing_reference_rate_makes_no_statement_and_says_which(tmp_path):
         out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
     assert out["statements"] == 0 and "no rate for 2025-H2" in out["error"]
     assert query(db, "select count(*) from late_charges") == [(0,)]
+
+
+# -- gaps closed after the first version: disputes and legal holds, late-arriving payments, the
+# -- statement's status after sending ------------------------------------------------------------
+
+
+def _outcome(con, outcome_id, customer_id, kind, said_on, invoice_ids=None, resolves_id=None, resolution=None):
+    con.execute(
+        """insert into outcomes (outcome_id, customer_id, currency, kind, said_on, invoice_ids, reason, resolves_id,
+                                 resolution, source, recorded_by, recorded_at)
+           values ($id, $c, 'EUR', $kind, $said, $inv, $reason, $res_id, $res, 'cli', 'test', now())""",
+        {
+            "id": outcome_id,
+            "c": customer_id,
+            "kind": kind,
+            "said": said_on,
+            "inv": invoice_ids,
+            "reason": "quality" if kind == "dispute" else None,
+            "res_id": resolves_id,
+            "res": resolution,
+        },
+    )
+
+
+def test_disputed_and_legal_invoices_are_not_charged_until_a_dispute_is_rejected(tmp_path):
+    """Every invoice 1000.00 due 2025-06-10 and paid in full on 2025-07-15 (b2b, one customer each):
+    without a dispute each would owe 06-11..06-30 20 days × 1000 × 13.15 = 263 000 and 07-01..07-14
+    14 days × 1000 × 12.15 = 170 100 → 433 100 / 36 500 = 11.8657… → 11.87 + 40.00 = 51.87.
+      D1: a source hold `dispute` on D1, 06-15..06-30 (ended before the payment): disputed, never charged;
+      L1: a source hold `legal` on its whole customer, 2025-01-01..06-30: legal, never charged;
+      S1: a source hold `dispute` on S1 from 07-01, seen by the run of 07-10, then deleted from the
+          source: the invoice_snapshot of 07-10 still says so: disputed;
+      O1: a recorded dispute said 06-20, open on 08-01: withheld (dispute_open); resolved `rejected`
+          on 08-10: charged on the next statement (Mon 09-01, August's), 51.87, though paid in July;
+      O2: a recorded dispute said 06-20, resolved `credit_note_expected` on 07-20: disputed, never charged.
+    """
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+    from tests.ladder_helpers import hold
+
+    names = {"D1": "DIS", "L1": "LEG", "S1": "SNP", "O1": "OUT", "O2": "UPH"}
+    customers = [customer(c) for c in names.values()]
+    invoices = [invoice(i, c, "2025-06-10", "1000.00") for i, c in names.items()]
+    payments = [payment(f"Y{i}", c, "2025-07-15", "1000.00", invoice_id=i) for i, c in names.items()]
+    holds = [
+        hold("HD", "DIS", "2025-06-15", "2025-06-30", invoice_id="D1"),
+        hold("HL", "LEG", "2025-01-01", "2025-06-30", kind="legal"),
+    ]
+    src_a = write_source(
+        tmp_path / "a", customers, invoices, payments, [*holds, hold("HS", "SNP", "2025-07-01", invoice_id="S1")]
+    )
+    src_b = write_source(tmp_path / "b", customers, invoices, payments, holds)  # HS deleted from the source
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    pol = load_policy(pol_path)
+    run_days(src_a, db, ["2025-07-10"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        assert con.execute("select hold_kind from invoice_snapshot where invoice_id = 'S1'").fetchall() == [
+            ("dispute",)
+        ]
+        _outcome(con, "DO1", "OUT", "dispute", "2025-06-20", ["O1"])
+        _outcome(con, "DO2", "UPH", "dispute", "2025-06-20", ["O2"])
+        _outcome(con, "RO2", "UPH", "resolution", "2025-07-20", resolves_id="DO2", resolution="credit_note_expected")
+    run_days(src_b, db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), pol)
+    assert out["statements"] == 0
+    assert [(r["invoice_id"], r["paid_on"], r["reason"]) for r in out["not_charged"]] == [
+        ("D1", "2025-07-15", "disputed"),
+        ("L1", "2025-07-15", "legal"),
+        ("O1", "2025-07-15", "dispute_open"),
+        ("S1", "2025-07-15", "disputed"),
+        ("O2", "2025-07-15", "disputed"),
+    ]
+    assert query(db, "select count(*) from late_charges") == [(0,)]
+
+    with warehouse.open_db(db) as con:
+        _outcome(con, "RO1", "OUT", "resolution", "2025-08-10", resolves_id="DO1", resolution="rejected")
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statements"] == 1
+    assert [r["invoice_id"] for r in out["not_charged"]] == ["D1", "L1", "S1", "O2"]
+    assert _statements(db) == [
+        ("LC|OUT|EUR|2025-08", "2025-08", "pending_approval", ["O1"], D("11.87"), D("40.00"), D("51.87"))
+    ]
+    assert query(db, "select invoice_id, paid_on, days_late from late_charges") == [("O1", date(2025, 7, 15), 35)]
+
+
+def test_a_payment_loaded_after_its_period_statement_is_charged_on_the_next_one(tmp_path):
+    """L1 1000.00 due 2025-07-01 (PAR) is paid on 2025-07-21, but the payment reaches the source only
+    after the July statement (Fri 08-01, P1 alone: 63.63). The August statement (Mon 09-01) picks it
+    up with P2 (lookback_months 12: settled 2024-09-01..2025-08-31, not charged yet):
+      L1: 07-02..07-20 19 days × 1000.00 × 12.15 = 230 850 / 36 500 = 6.3246… → 6.32 + 40.00
+      P2: 1.33 + 40.00 (module docstring)
+      → interest 7.65, indemnity 80.00, total 87.65; P1 is not charged again.
+    With lookback_months 0, L1 is lost (the statement of August holds P2 alone: 41.33)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    for lookback, expected in (
+        (12, (["L1", "P2"], D("7.65"), D("80.00"), D("87.65"))),
+        (0, (["P2"], D("1.33"), D("40.00"), D("41.33"))),
+    ):
+        folder = tmp_path / str(lookback)
+        folder.mkdir()
+        db = str(folder / "r.duckdb")
+        pol_path = _policy(folder, lookback_months=lookback)
+        pol = load_policy(pol_path)
+        assert pol.late_charges_statement.lookback_months == lookback
+        src = _source(folder)
+        rows = {
+            e: list(csv.DictReader(open(f"{src}/{e}.csv", encoding="utf-8")))
+            for e in ("customers", "invoices", "payments", "holds")
+        }
+        rows["invoices"].append(invoice("L1", "PAR", "2025-07-01", "1000.00"))
+        run_days(write_source(folder / "a", **rows), db, ["2025-08-01"], policy=pol_path)
+        with warehouse.open_db(db) as con:
+            assert make_statements(con, date(2025, 8, 1), pol)["statement_ids"] == ["LC|PAR|EUR|2025-07"]
+        rows["payments"].append(payment("YL", "PAR", "2025-07-21", "1000.00", invoice_id="L1"))  # loaded late
+        run_days(write_source(folder / "b", **rows), db, ["2025-09-01"], policy=pol_path)
+        with warehouse.open_db(db) as con:
+            out = make_statements(con, date(2025, 9, 1), pol)
+            again = make_statements(con, date(2025, 9, 1), pol)
+        assert out["statements"] == 1 and again["statements"] == 0
+        assert _statements(db)[1] == ("LC|PAR|EUR|2025-08", "2025-08", "pending_approval", *expected), lookback
+        charged = [r[0] for r in query(db, "select invoice_id from late_charges order by 1")]
+        assert charged == (["L1", "P1", "P2"] if lookback else ["P1", "P2"])
+    # the statement says it holds an invoice paid before its period, and L1's real paid date
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import get_renderer
+    from tasks.late_charges import _context, render_email, render_pdf
+
+    cfg = load_channels_config()
+    renderer = get_renderer(cfg)
+    with warehouse.open_db(str(tmp_path / "12" / "r.duckdb")) as con:
+        ctx = _context(
+            con, "LC|PAR|EUR|2025-08", cfg, renderer, date(2025, 9, 1), load_policy(_policy(tmp_path / "12"))
+        )
+    assert ctx["statement"]["earlier"] is True
+    _, text, html = render_email(renderer, ctx)
+    shown = re.sub(r"\s+", " ", _pdf_text(render_pdf(renderer, ctx, tmp_path / "s.pdf")))
+    for part in (text, html, shown):
+        assert "factures réglées avant cette période" in part and "21/07/2025" in part
+
+
+def test_the_lookback_window_of_a_statement():
+    from relance.core.policy import LateChargesStatement
+
+    monthly = LateChargesStatement(enabled=True)
+    assert monthly.lookback_months == 12
+    assert monthly.window_start_of(date(2025, 8, 1)) == date(2024, 8, 1)  # July 2025's statement
+    assert monthly.window_start_of(date(2025, 3, 3)) == date(2024, 3, 1)  # February 2025's
+    assert LateChargesStatement(lookback_months=0).window_start_of(date(2025, 8, 1)) == date(2025, 7, 1)
+    quarterly = LateChargesStatement(period="quarterly", lookback_months=1)
+    assert quarterly.window_start_of(date(2025, 10, 1)) == date(2025, 7, 1)  # never after the period's start
+    assert LateChargesStatement(period="quarterly").window_start_of(date(2025, 10, 1)) == date(2024, 10, 1)
+
+
+def test_the_statement_says_where_it_is_after_sending(charged, tmp_path):
+    """LC|PAR|EUR|2025-07 has an email and a letter. Approved, nothing sent yet: `approved`. Its
+    letter undeliverable and its email sent: `partly_sent`. Both failed or undeliverable: `failed`.
+    The email skipped (the letter reaches the debtor) and the letter sent: `sent`. A statement
+    waiting for approval or rejected keeps its status whatever its deliveries."""
+    from tasks import warehouse
+    from tasks.dispatch import approve, dispatch
+    from tasks.late_charges import refresh_statuses
+
+    db, pol_path, _ = charged
+    sid = "LC|PAR|EUR|2025-07"
+
+    def status():
+        return query(db, "select status from late_charge_statements where statement_id = $s", {"s": sid})[0][0]
+
+    def deliveries(email, letter):
+        with warehouse.open_db(db) as con:
+            for channel, value in (("email", email), ("letter", letter)):
+                con.execute(
+                    "update deliveries set status = $v where delivery_id = $d", {"v": value, "d": f"{sid}|{channel}"}
+                )
+            return refresh_statuses(con)
+
+    assert deliveries("failed", "failed") == 0 and status() == "pending_approval"  # not approved: unchanged
+    deliveries("pending_approval", "pending_approval")
+    approve(db, date(2025, 8, 1), action_ids=[sid], by="daf")
+    assert status() == "approved"
+    assert deliveries("planned", "planned") == 0 and status() == "approved"
+    deliveries("planned", "undeliverable")  # the letter has no address: the dispatch sends the email alone
+    out = dispatch(db, date(2025, 8, 1), str(tmp_path / "out"), policy=pol_path)
+    assert out["late_charges"]["sent"] == {"sent": 1}
+    assert status() == "partly_sent"
+    assert deliveries("sent", "in_doubt") == 0 and status() == "partly_sent"
+    # a person finds the in-doubt letter written: the statement is sent at once
+    from tasks.dispatch.ledger import resolve
+
+    resolve(db, [f"{sid}|letter"], sent=True, by="ops")
+    assert status() == "sent"
+    deliveries("sent", "in_doubt")
+    assert deliveries("failed", "undeliverable") == 1 and status() == "failed"
+    assert deliveries("skipped", "sent") == 1 and status() == "sent"
+    assert deliveries("sent", "sent") == 0 and status() == "sent"
+    # the report's line of the month's statements says where they are
+    from relance.core.policy import load_policy
+    from tasks.report.data import gather
+    from tasks.report.format import Fmt
+    from tasks.report.page import late_charges_text
+
+    pol = load_policy(pol_path)
+    for language, line in (
+        ("fr", "Relevés des pénalités de retard du mois : 1, 63,63 € (dont 1 envoyé(s))"),
+        ("en", "Statements of late-payment charges this month: 1, €63.63 (1 sent)"),
+    ):
+        with warehouse.open_db(db) as con:
+            data = gather(con, date(2025, 8, 20), pol, db, language=language)
+        assert re.sub(r"\s", " ", late_charges_text(data, Fmt(language, pol), "EUR")) == line
+    assert deliveries("failed", "undeliverable") == 1
+    with warehouse.open_db(db) as con:
+        data = gather(con, date(2025, 8, 20), pol, db, language="fr")
+    assert data.late_charges["EUR"]["failed"] == 1
+    assert late_charges_text(data, Fmt("fr", pol), "EUR").endswith("(dont 1 non remis)")
+    with warehouse.open_db(db) as con:
+        con.execute("update late_charge_statements set status = 'rejected' where statement_id = $s", {"s": sid})
+    assert deliveries("failed", "failed") == 0 and status() == "rejected"
+
+
+def test_charges_below_min_total_wait_for_the_next_statements_while_in_the_window(tmp_path):
+    """min_total 4.00. USD: U1 1000.00 due 07-01 paid 07-11: 3.00 USD (module docstring) < 4.00: no
+    July statement, nothing charged. U2 1000.00 USD due 08-01 paid 08-12: 08-02..08-11 10 days ×
+    1000 × 12.15 = 121 500 / 36 500 = 3.3287… → 3.33. On 09-01 the August statement takes both:
+    3.00 + 3.33 = 6.33 ≥ 4.00 (the 2 × 40.00 EUR indemnities stated beside, not added)."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path, min_total='"4.00"')
+    pol = load_policy(pol_path)
+    src = _source(tmp_path)
+    rows = {
+        e: list(csv.DictReader(open(f"{src}/{e}.csv", encoding="utf-8")))
+        for e in ("customers", "invoices", "payments", "holds")
+    }
+    rows["invoices"].append(invoice("U2", "USD", "2025-08-01", "1000.00", currency="USD"))
+    rows["payments"].append(payment("YU2", "USD", "2025-08-12", "1000.00", invoice_id="U2", currency="USD"))
+    run_days(write_source(tmp_path / "b", **rows), db, ["2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), pol)
+    assert out["statement_ids"] == ["LC|PAR|EUR|2025-07"] and out["below_min_total"] == 1
+    run_days(None, db, ["2025-09-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 9, 1), pol)
+    assert out["statement_ids"] == ["LC|PAR|EUR|2025-08", "LC|USD|USD|2025-08"]
+    assert query(
+        db,
+        """select invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total
+           from late_charge_statements where statement_id = 'LC|USD|USD|2025-08'""",
+    ) == [(["U1", "U2"], D("6.33"), D("80.00"), "EUR", D("6.33"))]

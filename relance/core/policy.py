@@ -164,6 +164,10 @@ class LateChargesStatement(Strict):
     channels: tuple[Literal["email", "letter"], ...] = Field(default=("email", "letter"), min_length=1)
     #: statements wait for `relance approve` (or the Prefect pause), like formal notices
     requires_approval: bool = True
+    #: a statement also picks up the invoices settled late in the N months ending with its period
+    #: that no statement has charged yet (a payment loaded late, a dispute rejected since, charges
+    #: below min_total before); 0: only the period's own invoices
+    lookback_months: int = Field(default=12, ge=0, le=120)
 
     @field_validator("min_total")
     @classmethod
@@ -187,6 +191,15 @@ class LateChargesStatement(Strict):
         first = date(end.year, (end.month - 1) // months * months + 1, 1)
         label = f"{first.year:04d}-{first.month:02d}" if months == 1 else f"{first.year:04d}-Q{(first.month + 2) // 3}"
         return first, end, label
+
+    def window_start_of(self, as_of: date) -> date:
+        """The first settlement date a statement made on as_of picks up: the day after its period's
+        end, lookback_months earlier (2025-07 statement, 12 months: 2024-08-01), never after the
+        period's first day."""
+        first, end, _ = self.period_of(as_of)
+        after = end + timedelta(days=1)
+        months = after.year * 12 + after.month - 1 - self.lookback_months
+        return min(first, date(months // 12, months % 12 + 1, 1))
 
     def period_start_of(self, as_of: date) -> date:
         """The first day of the period as_of falls in (its statement is made on its first business day)."""

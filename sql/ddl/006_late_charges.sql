@@ -17,7 +17,8 @@ create table if not exists late_charge_statements (
     period_start       date not null,
     period_end         date not null,
     mode               varchar not null,        -- 'live' or 'replay' (backfill: simulated)
-    status             varchar not null,        -- pending_approval, planned, approved, rejected, simulated
+    status             varchar not null,        -- pending_approval, planned, approved, rejected, simulated;
+                                                -- once sending: sent, partly_sent, failed (tasks/late_charges.py refresh_statuses)
     requires_approval  boolean not null,
     invoice_ids        varchar[] not null,
     interest_amount    decimal(38,2) not null,

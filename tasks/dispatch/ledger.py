@@ -425,6 +425,10 @@ def resolve(
                         "run_id": run.run_id,
                     },
                 )
+            if table_exists(con, "late_charge_statements"):  # a statement's status follows its deliveries
+                from tasks.late_charges import refresh_statuses
+
+                refresh_statuses(con)
     return {"resolved": ids, "status": "sent" if sent else "planned", "by": by}
 
 

@@ -64,7 +64,10 @@ class ReportData:
     forecast: list[dict] = field(default_factory=list)  # cash_forecast of as_of
     accuracy: list[dict] = field(default_factory=list)  # earlier forecasts whose window has passed
     #: the live statements of late-payment charges made in as_of's month, per currency (tasks/late_charges.py)
-    late_charges: dict = field(default_factory=dict)  # currency -> {statements, total, pending}
+    #: (statuses: tasks/late_charges.py refresh_statuses)
+    late_charges: dict = field(
+        default_factory=dict
+    )  # currency -> {statements, total, pending, sent, partly_sent, failed}
 
 
 def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") -> ReportData:
@@ -158,9 +161,18 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
             data.attention = _query(con, "attention", params)
     if "late_charge_statements" in tables:
         data.late_charges = {
-            cur: {"statements": n, "total": total, "pending": pending}
-            for cur, n, total, pending in con.execute(
-                """select currency, count(*), sum(charges_total), count(*) filter (where status = 'pending_approval')
+            cur: {
+                "statements": n,
+                "total": total,
+                "pending": pending,
+                "sent": sent,
+                "partly_sent": partly,
+                "failed": failed,
+            }
+            for cur, n, total, pending, sent, partly, failed in con.execute(
+                """select currency, count(*), sum(charges_total), count(*) filter (where status = 'pending_approval'),
+                          count(*) filter (where status = 'sent'), count(*) filter (where status = 'partly_sent'),
+                          count(*) filter (where status = 'failed')
                    from late_charge_statements
                    where mode = 'live' and status <> 'rejected'
                      and as_of between date_trunc('month', cast($as_of as date)) and $as_of

@@ -237,9 +237,14 @@ def late_charges_text(data: ReportData, fmt: Fmt, currency: str) -> str | None:
     row = data.late_charges.get(currency)
     if not row:
         return None
-    pending = fmt.L["late_charges_pending"].format(n=fmt.num(row["pending"])) if row["pending"] else ""
+    parts = [
+        fmt.L[f"late_charges_{key}"].format(n=fmt.num(row[key]))
+        for key in ("pending", "sent", "partly_sent", "failed")
+        if row.get(key)
+    ]
+    detail = fmt.L["late_charges_detail"].format(parts=", ".join(parts)) if parts else ""
     return fmt.L["late_charges_month"].format(
-        n=fmt.num(row["statements"]), total=fmt.money(row["total"], currency), pending=pending
+        n=fmt.num(row["statements"]), total=fmt.money(row["total"], currency), pending=detail
     )
 
 

@@ -174,6 +174,10 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
         statements = data.late_charges.get(cur)
         if statements:  # the month's statements of late-payment charges (tasks/late_charges.py)
             ws.append([cur, L["late_charges_total"], statements["total"]], num_formats={2: MONEY_FORMAT})
+            # where they are: sent, partly sent, not delivered (tasks/late_charges.py refresh_statuses)
+            for key in ("sent", "partly_sent", "failed"):
+                if statements.get(key):
+                    ws.append([cur, L[f"late_charges_count_{key}"], statements[key]])
 
     # aged balance by customer, a column per bucket
     buckets = data.buckets
