@@ -29,6 +29,17 @@ def prepare(a: dict) -> dict:
     start = end - timedelta(days=a["backfill_days"] - 1)
     t = time.perf_counter()
     s = backfill_run(start, end, a["source"], a["db"], report_dir=a["work"] + "/reports-prep")
+    # A live night reads only real steps (contract §3, "Live state and replays"): the replayed
+    # history stands for nights that really ran, so its steps become real ones (actions planned,
+    # messages sent) — otherwise the timed night would be every debtor's first step.
+    import duckdb
+
+    con = duckdb.connect(a["db"])
+    con.execute("update dunning_actions set status = 'planned', mode = 'live' where status = 'simulated'")
+    con.execute(
+        "update deliveries set status = 'sent', sent_at = cast(created_at as timestamp) where status = 'simulated'"
+    )
+    con.close()
     return {"seconds": round(time.perf_counter() - t, 2), "actions": s["replay"]["actions"]}
 
 
