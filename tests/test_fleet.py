@@ -221,7 +221,19 @@ def test_reshard_4_to_3_keeps_counts_and_the_next_run_equals_one_database(single
         ):
             counts[t] = counts.get(t, 0) + con.execute(f"select count(*) from {t}").fetchone()[0]
         con.close()
+    # an event of no known delivery, applied from the shared journal by two shards: kept once
+    for k in (0, 1):
+        con = duckdb.connect(str(shard_db(root, k)))
+        con.execute(
+            "insert into unmatched_events (event_key, source, received_at, delivery_id, raw) "
+            "values ('E1', 'sendgrid', timestamp '2026-11-30 08:00:00', 'nowhere|email', '{}')"
+        )
+        con.close()
     res = reshard(root, 3)
+    assert res["tables"]["unmatched_events"] == 1
+    con = duckdb.connect(str(shard_db(root, 0)), read_only=True)
+    assert con.execute("select event_key from unmatched_events").fetchall() == [("E1",)]
+    con.close()
     assert res["from"] == 4 and res["to"] == 3 and read_fleet_config(root)["shards"] == 3
     for t, n in counts.items():
         assert res["tables"][t] == n, t
