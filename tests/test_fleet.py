@@ -285,12 +285,37 @@ def test_a_failed_shard_fails_the_command_in_one_line_and_a_rerun_completes_only
         ],
     )
     root = tmp_path / "root"
-    # shard 1's database path is a folder: its run fails with a one-line UserError
-    bad = shard_db(root, 1)
-    bad.mkdir(parents=True)
     runner = CliRunner()
     from relance.cli import app
 
+    # the history first, from the CLI: each shard replays the two days, every date is merged
+    res = runner.invoke(
+        app,
+        [
+            "fleet",
+            "backfill",
+            "--start",
+            (D - timedelta(days=2)).isoformat(),
+            "--end",
+            (D - timedelta(days=1)).isoformat(),
+            "--source",
+            str(src),
+            "--root",
+            str(root),
+            "--shards",
+            "2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "shards:   0 (" in res.output and ", 1 (" in res.output
+    con = duckdb.connect(str(root / "fleet.duckdb"), read_only=True)
+    assert con.execute("select count(distinct as_of) from recovery_metrics").fetchone()[0] == 2
+    assert con.execute("select count(*) from stg_customers").fetchone()[0] == 6
+    con.close()
+    # then the night of D with shard 1's database path a folder: its run fails with a one-line UserError
+    bad = shard_db(root, 1)
+    bad.rename(tmp_path / "shard-1.duckdb")
+    bad.mkdir()
     args = ["fleet", "run", "--as-of", D.isoformat(), "--source", str(src), "--root", str(root), "--shards", "2"]
     res = runner.invoke(app, args)
     assert res.exit_code != 0
@@ -298,10 +323,14 @@ def test_a_failed_shard_fails_the_command_in_one_line_and_a_rerun_completes_only
     assert "\n" not in message and "shard 1 failed" in message and str(root / "shard-1" / "logs") in message
     assert shard_complete(root, 0, D) and not shard_complete(root, 1, D)
     bad.rmdir()
+    (tmp_path / "shard-1.duckdb").rename(bad)
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "shards:   1 (" in res.output and "already complete: 0" in res.output
     assert shard_complete(root, 1, D) and (root / "fleet.duckdb").exists()
+    con = duckdb.connect(str(root / "fleet.duckdb"), read_only=True)
+    assert con.execute("select count(distinct as_of) from recovery_metrics").fetchone()[0] == 3
+    con.close()
     # another N on the same root is refused, one line naming reshard
     res = runner.invoke(app, args[:-1] + ["3"])
     assert res.exit_code != 0 and "relance fleet reshard" in str(res.exception)
