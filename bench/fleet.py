@@ -11,7 +11,9 @@ nothing (or, with --backfill-days B, a backfill of B days first, both sides):
 * the fleet: `relance fleet run --shards N --jobs J` — split, the shards (local processes, J at a
   time), merge and report, each timed (the summary's split / shard / merge seconds);
 * one shard alone at 1/N of the data (the largest shard's time: what each of N machines would do);
-* the overhead of the fleet against the single run: (split + merge) / single, the target < 15 %;
+* the overhead of the fleet against the single run: (split + merge) / single, the target < 15 % (the
+  report is rendered by both sides; the fleet's wall time with N machines ≈ split + largest shard +
+  merge + report);
 * the check: the fleet's actions, aged balance and recovery_metrics equal the single database's.
 
 Never part of the tests; the coordinator runs it at scale. Prints one JSON line and writes --out.
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["split_s"] = summary["split"]["seconds"]
     result["shard_s"] = summary["shard_seconds"]
     result["largest_shard_s"] = max(summary["shard_seconds"].values())
+    result["merge_s"] = summary["merge_seconds"]  # the merge alone (the report is rendered by both sides)
     result["merge_report_s"] = summary["merge_report_seconds"]
-    result["overhead_pct"] = round(100 * (result["split_s"] + result["merge_report_s"]) / result["single_s"], 1)
+    result["overhead_pct"] = round(100 * (result["split_s"] + result["merge_s"]) / result["single_s"], 1)
     result["equal"] = _equal(single, root / "fleet.duckdb", args.as_of)
     result = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
     args.out.write_text(
