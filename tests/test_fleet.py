@@ -334,3 +334,52 @@ def test_a_failed_shard_fails_the_command_in_one_line_and_a_rerun_completes_only
     # another N on the same root is refused, one line naming reshard
     res = runner.invoke(app, args[:-1] + ["3"])
     assert res.exit_code != 0 and "relance fleet reshard" in str(res.exception)
+
+
+def test_each_shard_rejects_the_rows_one_database_rejects_under_their_original_rows(tmp_path):
+    """A Parquet invoices file and a CSV customers file with bad rows: the shards' rejected_rows,
+    together, are one database's — same file, same row number, same reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.ingest import ingest
+
+    src = write_source(tmp_path / "src", customers=[{"customer_id": f"C{i}", "name": f"N{i}"} for i in range(4)])
+    (src / "invoices.csv").unlink()
+    with (src / "customers.csv").open("a", encoding="utf-8") as f:
+        f.write("C9,N9,x,y,z,1,2,3,4,5,6,7,8\n")  # row 6: more fields than the header (structural)
+        f.write(",no id\n")  # row 7: no customer_id
+    rows = [  # Parquet rows: row 1 is the header, so the k-th row is row k + 1
+        ("I0", "C0", "invoice", "2026-10-01", "2026-10-31", "10.00", "EUR"),
+        ("I1", "C1", "invoice", "2026-10-01", "2026-10-31", "1O.00", "EUR"),  # row 3: letter O
+        ("I2", "C2", "invoice", "2026-10-01", "2026-09-30", "10.00", "EUR"),  # row 4: due before issue
+        ("I3", "C7", "invoice", "2026-10-01", "2026-10-31", "10.00", "EUR"),  # row 5: unknown customer
+        ("I4", "C3", "invoice", "2026-10-01", "2026-10-31", "10.00", "EUR"),
+    ]
+    names = ["invoice_id", "customer_id", "kind", "issue_date", "due_date", "amount", "currency"]
+    pq.write_table(pa.table([pa.array(list(c)) for c in zip(*rows)], names=names), src / "invoices.parquet")
+
+    def rejected(db: Path) -> list[tuple]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute("select source, entity, row_number, reason from rejected_rows order by all").fetchall()
+        finally:
+            con.close()
+
+    ingest(str(src), str(tmp_path / "one.duckdb"), D)
+    one = rejected(tmp_path / "one.duckdb")
+    assert [(r[1], r[2]) for r in one] == [
+        ("customers", 6),
+        ("customers", 7),
+        ("invoices", 3),
+        ("invoices", 4),
+        ("invoices", 5),
+    ]
+    root = tmp_path / "root"
+    split_source(str(src), root, 3)
+    many = []
+    for k in range(3):
+        ingest(str(shard_source(root, k)), str(shard_db(root, k)), D)
+        many += rejected(shard_db(root, k))
+    assert sorted(many) == one
+    assert any(r[2] in (6, 7) for r in rejected(shard_db(root, 0)))  # no customer, unreadable: shard 0
