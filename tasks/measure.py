@@ -36,6 +36,8 @@ from tasks.step import get_logger, step
 #: the runner builds what they read from the SQL (tasks/warehouse.py).
 TERMS = "intermediate/int_metrics_open_at"
 METRICS = "marts/recovery_metrics"
+#: The additive terms recovery_metrics sums and divides (a fleet's shards export them, tasks/fleet).
+METRIC_PARTS = "marts/recovery_metric_parts"
 CASH_ATTRIBUTION = "intermediate/int_metrics_cash_attribution"
 
 #: The payment-behaviour profile of each unit (docs/metrics.md "Debtor profile"), the credit watch
@@ -98,7 +100,7 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
         # the metrics build int_outcome_status of as_of, which the profile reads too: not built twice
-        built = {**built, **warehouse.build(cur, METRICS, params, built)}
+        built = {**built, **warehouse.build(cur, [METRIC_PARTS, METRICS], params, built)}
         # one row per payment: each payment's cash is attributed once (its YAML's key)
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())
@@ -148,7 +150,7 @@ def measure(db: str, as_of: date, policy: str | None = None) -> dict:
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         summary = measure_on(con, as_of, pol)
-        checked = warehouse.require_keys(con, [METRICS, *PROFILE], {"as_of": as_of})
+        checked = warehouse.require_keys(con, [METRIC_PARTS, METRICS, *PROFILE], {"as_of": as_of})
     log.info(
         "measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",
         as_of,

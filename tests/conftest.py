@@ -56,6 +56,7 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
 #: other worker has nothing left to do. A plain `pytest` keeps the usual order.
 SLOWEST_FILES = (
     "test_deployments.py",
+    "test_fleet.py",
     "test_faults.py",
     "test_backfill.py",
     "test_source_postgres.py",
