@@ -55,11 +55,14 @@ def nightly_run(
     language: str = "fr",
     approval_timeout_hours: float = 6.0,
     allow_stale: bool = False,
+    defer_approval: bool = False,
 ) -> dict:
     """Run the nightly job for as_of (default: the scheduled date in Europe/Paris).
 
     approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices.
-    allow_stale: go on (plan and send) even though the source looks stale — for this run only."""
+    allow_stale: go on (plan and send) even though the source looks stale — for this run only.
+    defer_approval: do not pause for approval here: the notices stay pending_approval for the caller
+    (the fleet run asks once for every shard, flows/fleet.py)."""
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
@@ -82,7 +85,10 @@ def nightly_run(
             else:
                 laddered = run.step("escalate", escalate(db, as_of, policy, mode="live", run_id=run.run_id))
                 approval = run.step(
-                    "approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy)
+                    "approval",
+                    {"asked": False, "deferred": True}
+                    if defer_approval
+                    else ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy),
                 )
                 dispatched = run.step(
                     "dispatch", dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
