@@ -135,8 +135,8 @@ def nightly_run(
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
-    as_of = flow_run.parameters.get("as_of")
-    return f"nightly-{as_of or default_as_of()}"
+    as_of, shard = flow_run.parameters.get("as_of"), flow_run.parameters.get("shard")
+    return f"nightly-{as_of or default_as_of()}" + (f"-shard-{shard}" if shard is not None else "")
 
 
 nightly_dunning = flow(
