@@ -1,0 +1,382 @@
+"""The fleet on Prefect (issue 17): a real Prefect server of its own, the deployments of prefect.yaml,
+a process work pool with two real workers. The `fleet` deployment's run starts one
+`nightly_dunning/shard` run per shard as its subflows, the workers run them, and the merged
+ROOT/fleet.duckdb equals one database run on the same source and date. A worker killed in the
+middle of a shard's emails: the fleet waits, as Prefect does not know the run died, until the run
+is marked crashed; then it fails; run again, it completes, and no email reaches SendGrid twice
+(counted at the SendGrid-compatible server on loopback)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+from tests.fakes.scenario import channels_config
+from tests.fakes.sendgrid_server import FakeSendGrid
+from tests.test_deployments import _free_port, prefect
+from tests.test_faults import email_source
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+AS_OF = date(2026, 3, 16)  # a Monday, no public holiday in France
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class Workers:
+    """Process workers of the pool `relance`, each in a process group of its own (the flow runs it
+    starts are its children, in its group: killing the group is a machine that died)."""
+
+    def __init__(self, env: dict, home: Path) -> None:
+        self.env, self.home, self.procs = env, home, {}
+
+    def start(self, name: str) -> None:
+        log = open(self.home / f"worker-{name}.log", "w")
+        self.procs[name] = subprocess.Popen(
+            [str(BIN / "prefect"), "worker", "start", "--pool", "relance", "--type", "process", "--name", name],
+            env=self.env,
+            cwd=str(self.home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def owner_of(self, pid: int) -> str | None:
+        """The worker whose process group holds pid."""
+        if pid <= 0:
+            return None
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        return next((n for n, p in self.procs.items() if p.pid == group), None)
+
+    def log(self) -> str:
+        return "".join(p.read_text() for p in self.home.glob("worker-*.log"))
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def fleet_pool(tmp_path_factory):
+    """Server, deployments (shard and fleet, from prefect.yaml), the pool and two workers; the
+    workers send email to a SendGrid-compatible fake on loopback (only the fault test sends)."""
+    home = tmp_path_factory.mktemp("prefect-fleet")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    fake = FakeSendGrid(api_key="SG.test-fleet.relance").start()
+    cfg = channels_config(
+        home,
+        email={"concurrency": 2, "timeout_seconds": 5, "max_attempts": 3, "backoff_base_seconds": 0.01},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "RELANCE_REPO": str(REPO),
+        "RELANCE_SENDGRID_HOST": fake.url,
+        "SENDGRID_API_KEY": fake.api_key,
+        "RELANCE_CHANNELS_CONFIG": str(cfg),
+    }
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(home),
+    )
+    workers = Workers(env, home)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{api}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None:
+                pytest.fail(f"the Prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("the Prefect server did not become healthy in 120 s")
+        prefect(env, "work-pool", "create", "relance", "--type", "process")
+        names = ["nightly_dunning/shard", "nightly_fleet/fleet"]
+        prefect(env, "deploy", *[a for n in names for a in ("--name", n)], "--prefect-file", str(REPO / "prefect.yaml"))
+        workers.start("worker-a")
+        workers.start("worker-b")
+        yield api, env, workers, fake
+    finally:
+        workers.stop()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        fake.stop()
+
+
+def _get(api, path):
+    r = requests.get(f"{api}{path}", timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def _post(api, path, body):
+    r = requests.post(f"{api}{path}", json=body, timeout=10)
+    r.raise_for_status()
+    return r.json() if r.content else None
+
+
+def _wait_final(api, run_id, seconds=150) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = _get(api, f"/flow_runs/{run_id}")
+        if run["state"]["type"] in FINAL:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} not final after {seconds} s: {run['state']}")
+
+
+def _children(api, run_id) -> list[dict]:
+    return _post(api, "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}})
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+COMPARE = {
+    "actions": "select action_id, as_of, customer_id, currency, stage, amount_due, invoice_ids, status, "
+    "interest_amount, indemnity_amount, charges_total from dunning_actions order by action_id",
+    "deliveries": "select delivery_id, action_id, channel, status from deliveries order by delivery_id",
+    "aged_balance": f"select * from aged_balance where as_of = '{AS_OF}' order by all",
+    "recovery_metrics": f"select * from recovery_metrics where as_of = '{AS_OF}' order by all",
+    "invoice_snapshot": f"select * from invoice_snapshot where as_of = '{AS_OF}' order by all",
+}
+
+
+def test_the_fleet_deployment_runs_its_shards_as_subflows_on_the_workers_and_merges_to_one_database(
+    fleet_pool, tmp_path
+):
+    api, env, workers, _ = fleet_pool
+    src = tmp_path / "src"
+    subprocess.run(
+        [str(BIN / "relance"), "sample-data", "--out", str(src), "--customers", "200", "--as-of", str(AS_OF)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    root = tmp_path / "fleet"
+    dep = _get(api, "/deployments/name/nightly_fleet/fleet")
+    shard_dep = _get(api, "/deployments/name/nightly_dunning/shard")
+    assert dep["work_pool_name"] == shard_dep["work_pool_name"] == "relance"
+    assert [s["active"] for s in dep["schedules"]] == [False]  # present, off until a site moves to the fleet
+    assert shard_dep["schedules"] == []
+    run = _post(
+        api,
+        f"/deployments/{dep['id']}/create_flow_run",
+        {
+            "parameters": {
+                "as_of": str(AS_OF),
+                "source": str(src),
+                "shards": 2,
+                "root": str(root),
+                "auto_approve": True,
+            }
+        },
+    )
+    # meanwhile, the same night in one database (the code of `relance run`, in this process)
+    from flows.nightly import nightly_run
+
+    single = tmp_path / "single" / "relance.duckdb"
+    nightly_run(as_of=AS_OF, source=str(src), db=str(single), auto_approve=True)
+
+    done = _wait_final(api, run["id"])
+    assert done["state"]["type"] == "COMPLETED", (done["state"], workers.log()[-3000:])
+    assert done["name"] == f"fleet-{AS_OF}"
+    children = _children(api, run["id"])
+    assert sorted(c["name"] for c in children) == [f"nightly-{AS_OF}-shard-0", f"nightly-{AS_OF}-shard-1"]
+    for c in children:
+        assert c["deployment_id"] == shard_dep["id"] and c["state"]["type"] == "COMPLETED"
+        # a subflow: its parent task run is a task run of the fleet run (the UI's tree)
+        assert _get(api, f"/task_runs/{c['parent_task_run_id']}")["flow_run_id"] == run["id"]
+        assert c["parameters"]["db"] == str(root / f"shard-{c['parameters']['shard']}" / "relance.duckdb")
+        # run by a worker of the pool (its log names the flow run it submitted)
+        assert c["work_pool_name"] == "relance" and c["id"] in workers.log()
+    assert run["id"] in workers.log()  # the fleet run itself too
+
+    merged = root / "fleet.duckdb"
+    for name, sql in COMPARE.items():
+        got, want = _rows(merged, sql), _rows(single, sql)
+        assert want, name  # the sample night has actions, deliveries, balances and metrics
+        assert got == want, name  # exact: decimals compared as Decimal
+    # the two shards really split the customers: each holds some, none holds one twice
+    per_shard = [
+        {r[0] for r in _rows(root / f"shard-{k}" / "relance.duckdb", "select distinct customer_id from aged_balance")}
+        for k in range(2)
+    ]
+    assert per_shard[0] and per_shard[1] and not per_shard[0] & per_shard[1]
+
+    # run again for the same date: every shard is complete, none runs again
+    again = _post(api, f"/deployments/{dep['id']}/create_flow_run", {"parameters": done["parameters"]})
+    assert _wait_final(api, again["id"])["state"]["type"] == "COMPLETED"
+    assert _children(api, again["id"]) == []
+
+
+def _fleet_in_subprocess(env: dict, **params) -> subprocess.Popen:
+    """The fleet flow run in a process of its own (not on a worker: the fault kills a worker),
+    its shards deployment runs on the pool."""
+    code = "import json, sys; from flows.fleet import nightly_fleet; nightly_fleet(**json.loads(sys.argv[1]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(params)],
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _pid(run: dict) -> int:
+    """The process of a flow run started by a process worker (`infrastructure_pid`, maybe host:pid)."""
+    return int(str(run.get("infrastructure_pid") or "0").rsplit(":", 1)[-1])
+
+
+def _fleet_run_id(api, after: str) -> dict:
+    runs = _post(
+        api,
+        "/flow_runs/filter",
+        {
+            "flow_runs": {"name": {"any_": [f"fleet-{AS_OF}"]}, "start_time": {"after_": after}},
+            "sort": "START_TIME_DESC",
+        },
+    )
+    return runs[0] if runs else None
+
+
+def test_a_worker_killed_mid_shard_fails_the_fleet_and_the_rerun_completes_it_never_sending_twice(fleet_pool, tmp_path):
+    api, env, workers, fake = fleet_pool
+    n = 24
+    src = email_source(tmp_path / "src", n)  # n customers, one preventive email each tonight
+    root = tmp_path / "fleet"
+    params = {
+        "as_of": str(AS_OF),
+        "source": str(src),
+        "shards": 2,
+        "root": str(root),
+        "send": True,
+        "auto_approve": True,
+    }
+    fake.accepted.clear()
+    fake.delay = 0.4  # slow answers: a shard is still sending when its worker dies
+    t0 = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 5))
+    fleet = _fleet_in_subprocess(env, **params)
+    try:
+        # wait for a shard run that is sending, on a worker: kill that worker's whole process group
+        deadline = time.monotonic() + 120
+        owner = None
+        while time.monotonic() < deadline and owner is None:
+            assert fleet.poll() is None, fleet.stdout.read()[-3000:]
+            if len(fake.accepted) >= 2:
+                run = _fleet_run_id(api, t0)
+                for c in _children(api, run["id"]) if run else []:
+                    if c["state"]["type"] == "RUNNING" and (owner := workers.owner_of(_pid(c))):
+                        break
+            time.sleep(0.1)
+        assert owner, "no shard was caught sending"
+        # the shard runs that worker started (one or both) die with it
+        fleet_run = _fleet_run_id(api, t0)
+        dying = [c for c in _children(api, fleet_run["id"]) if workers.owner_of(_pid(c)) == owner]
+        workers.kill(owner)
+        fake.delay = 0
+        time.sleep(1.0)  # requests in flight at the kill complete at the server
+        # Prefect does not know the shards' process died: their runs stay Running, the fleet waits
+        time.sleep(4)
+        assert {_get(api, f"/flow_runs/{c['id']}")["state"]["type"] for c in dying} == {"RUNNING"}
+        assert fleet.poll() is None and _get(api, f"/flow_runs/{fleet_run['id']}")["state"]["type"] == "RUNNING"
+        # what an operator (or a heartbeat automation) does: the runs are marked Crashed …
+        for c in dying:
+            _post(
+                api,
+                f"/flow_runs/{c['id']}/set_state",
+                {"state": {"type": "CRASHED", "message": "worker lost"}, "force": True},
+            )
+        # … and the fleet run fails once no shard runs any more, naming the shards
+        out, _ = fleet.communicate(timeout=120)
+        assert fleet.returncode != 0
+        state = _get(api, f"/flow_runs/{fleet_run['id']}")["state"]
+        assert state["type"] == "FAILED", state
+        for c in dying:
+            assert f"shard {c['parameters']['shard']} crashed" in state["message"], state
+        dead = {c["parameters"]["shard"] for c in dying}
+        complete_before = {
+            c["parameters"]["shard"] for c in _children(api, fleet_run["id"]) if c["state"]["type"] == "COMPLETED"
+        }
+        assert complete_before == {0, 1} - dead  # the other shard's work stays
+        # the dead runs' slots on their DuckDB files are released (their leases would expire in 5 minutes)
+        from tasks.locking import limit_name
+
+        for c in dying:
+            prefect(env, "gcl", "update", limit_name(c["parameters"]["db"]), "--active-slots", "0")
+        workers.start("worker-c")
+
+        # run the fleet again: only what is not complete runs, and the night completes
+        t1 = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 1))
+        rerun = _fleet_in_subprocess(env, **params)
+        out, _ = rerun.communicate(timeout=150)
+        assert rerun.returncode == 0, out[-3000:]
+        second = _fleet_run_id(api, t1)
+        assert second["state"]["type"] == "COMPLETED"
+        assert {c["parameters"]["shard"] for c in _children(api, second["id"])} == dead  # only those
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()
+
+    # at the SendGrid-compatible server: no delivery id twice; what the shards call sent arrived
+    counts = collections.Counter(fake.delivery_ids())
+    assert counts and max(counts.values()) == 1, [d for d, c in counts.items() if c > 1]
+    rows = {
+        d: s
+        for k in range(2)
+        for d, s in _rows(
+            root / f"shard-{k}" / "relance.duckdb", "select delivery_id, status from deliveries where channel = 'email'"
+        )
+    }
+    assert len(rows) == n
+    sent = {d for d, s in rows.items() if s == "sent"}
+    in_doubt = {d for d, s in rows.items() if s == "in_doubt"}  # in flight at the kill: reported, never re-sent
+    assert sent | in_doubt == set(rows), collections.Counter(rows.values())
+    assert sent <= set(counts) <= sent | in_doubt
+    merged = _rows(root / "fleet.duckdb", "select delivery_id, status from deliveries where channel = 'email'")
+    assert dict(merged) == rows
