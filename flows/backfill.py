@@ -25,6 +25,7 @@ from tasks import audit, warehouse
 from tasks.age import age_on
 from tasks.alerts import alert
 from tasks.escalate import Ladder
+from tasks.fleet.export import export_shard
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
 from tasks.measure import measure_on
@@ -163,9 +164,15 @@ def backfill_run(
     metrics_target: str | None = None,
     report_dir: str | None = None,
     language: str = "fr",
+    fleet_root: str | None = None,
+    shard: int | None = None,
 ) -> dict:
     """Replay the ladder for every date from start to end (inclusive), in order, with each
-    date's recovery metrics; then the report of the last date (and the write-back, if asked)."""
+    date's recovery metrics; then the report of the last date (and the write-back, if asked).
+
+    fleet_root, shard: the backfill is shard `shard` of the fleet at fleet_root (tasks/fleet): no
+    report of its own; once done, each replayed date's marts are exported to fleet_root/exports
+    (the actions, deliveries and staging with the last date), each date's _done marker last."""
     log = get_logger()
     started = time.perf_counter()
     start, end = parse_date(start, "start"), parse_date(end, "end")
@@ -174,6 +181,8 @@ def backfill_run(
     if end < start:
         raise UserError(f"backfill end {end} is before start {start}")
     load_policy(policy)  # a policy that does not validate stops before anything is written
+    if fleet_root is not None and shard is None:
+        raise UserError("a fleet shard's backfill needs its shard number (--shard K) with --fleet-root")
 
     # Staging does not depend on the date: load the source once. Its rejected rows are recorded
     # under the last date of the range (the day the source is read as of).
@@ -191,7 +200,11 @@ def backfill_run(
             last_day = replayed.pop("last_day")
             last.started_at = last_day["started_at"]
             last.steps.update(last_day["steps"])
-            reported = report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
+            reported = (
+                report(db, end, report_dir or str(Path(db).parent / "reports"), language, policy)
+                if fleet_root is None  # a shard's figures are reported by its fleet (merged database)
+                else None
+            )
             written = last.step(
                 "write_back", write_back(db, end, metrics_target, since=start) if metrics_target else None
             )
@@ -204,6 +217,11 @@ def backfill_run(
             raise
         with warehouse.open_db(db) as con:
             audit.finish(con, last)
+        exported = (
+            [export_shard(db, fleet_root, shard, day, state=day == end) for day in days]
+            if fleet_root is not None
+            else None
+        )
 
     summary = {
         "start": start.isoformat(),
@@ -213,6 +231,9 @@ def backfill_run(
         "replay": replayed,
         "report": reported,
         "write_back": written,
+        "export": {"dates": len(exported), "seconds": round(sum(e["seconds"] for e in exported), 2)}
+        if exported
+        else None,
         "run_ids": [r.run_id for r in runs],
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 from prefect import flow
 
 from relance.core.dates import default_as_of, parse_date
+from relance.core.errors import UserError
 from relance.core.policy import load_policy
 from relance.core.settings import DEFAULT_DB
 from tasks.age import age
@@ -32,6 +33,7 @@ from tasks.audit import audited
 from tasks.dispatch import dispatch
 from tasks.escalate import escalate
 from tasks.events import apply_events
+from tasks.fleet.export import export_shard
 from tasks.freshness import SourceStale, check_freshness, stale_message
 from tasks.ingest import ingest
 from tasks.locking import exclusive_db
@@ -56,18 +58,25 @@ def nightly_run(
     approval_timeout_hours: float = 6.0,
     allow_stale: bool = False,
     defer_approval: bool = False,
+    fleet_root: str | None = None,
+    shard: int | None = None,
 ) -> dict:
     """Run the nightly job for as_of (default: the scheduled date in Europe/Paris).
 
     approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices.
     allow_stale: go on (plan and send) even though the source looks stale — for this run only.
     defer_approval: do not pause for approval here: the notices stay pending_approval for the caller
-    (the fleet run asks once for every shard, flows/fleet.py)."""
+    (the fleet run asks once for every shard, flows/fleet.py).
+    fleet_root, shard: the run is shard `shard` of the fleet at fleet_root (tasks/fleet): it writes
+    no report of its own (the fleet reports from its merged database) and, once the run succeeded,
+    exports its marts of as_of to fleet_root/exports (tasks/fleet/export.py), the _done marker last."""
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
     load_policy(policy)  # a policy that does not validate stops the run before anything is written
     outbox = outbox or str(Path(db).parent / "outbox")
+    if fleet_root is not None and shard is None:
+        raise UserError("a fleet shard's run needs its shard number (--shard K) with --fleet-root")
 
     with exclusive_db(db):  # in a flow run: one run per DuckDB file (a Prefect concurrency limit)
         with audited(db, "nightly", as_of, policy=policy, source=source) as run:  # the `runs` row
@@ -94,12 +103,17 @@ def nightly_run(
                     "dispatch", dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
                 )
             measured = run.step("measure", measure(db, as_of, policy))
-            reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
-            publish_artifacts(db, as_of, reported, policy)
+            reported = None
+            if fleet_root is None:  # a shard's figures are reported by its fleet (merged database)
+                reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)
+                publish_artifacts(db, as_of, reported, policy)
             if held:  # after the report: its red banner says why nothing was planned
-                raise SourceStale(stale_message(fresh) + f" (report: {reported.get('html')})")
+                where = f" (report: {reported.get('html')})" if reported else f" (fleet shard {shard})"
+                raise SourceStale(stale_message(fresh) + where)
             # last: a PostgreSQL outage fails the run only after every local output exists
             written = run.step("write_back", write_back(db, as_of, metrics_target) if metrics_target else None)
+        # a fleet shard: its marts of as_of for the fleet's merge, once the run is recorded as done
+        exported = export_shard(db, fleet_root, shard, as_of) if fleet_root is not None else None
 
     summary = {
         "as_of": as_of.isoformat(),
@@ -115,6 +129,7 @@ def nightly_run(
         "measure": measured,
         "report": reported,
         "write_back": written,
+        "export": exported,
         "run_id": run.run_id,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -36,6 +36,8 @@ from tasks.step import get_logger, step
 #: the runner builds what they read from the SQL (tasks/warehouse.py).
 TERMS = "intermediate/int_metrics_open_at"
 METRICS = "marts/recovery_metrics"
+#: The additive terms recovery_metrics sums and divides (a fleet's shards export them, tasks/fleet).
+METRIC_PARTS = "marts/recovery_metric_parts"
 CASH_ATTRIBUTION = "intermediate/int_metrics_cash_attribution"
 
 #: The payment-behaviour profile of each unit (docs/metrics.md "Debtor profile"), the credit watch
@@ -96,7 +98,7 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         write_snapshot_dates(cur, snapshot_dates)
         built = warehouse.build(cur, TERMS, params)
         _check_snapshot(cur, as_of)
-        warehouse.build(cur, METRICS, params, built)
+        warehouse.build(cur, [METRIC_PARTS, METRICS], params, built)
         # one row per payment: each payment's cash is attributed once (its YAML's key)
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())

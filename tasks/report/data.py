@@ -93,6 +93,7 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
                 select currency, current_stage, count(*), sum(dunnable_amount)
                 from unit_stage where as_of = $as_of and current_stage is not null
                 group by currency, current_stage
+                order by currency, current_stage
                 """,
                 params,
             ).fetchall()

@@ -131,12 +131,15 @@ def land_file(
             described = con.execute(f"describe select * from {scan}", params).fetchall()
         except duckdb.Error as e:
             raise SourceError(f"{label}: not a readable Parquet file: {_first_line(e)}") from None
-        names = [r[0] for r in described]
+        # a fleet shard's source (tasks/fleet/split.py) carries each row's original file and row
+        # number: rejected_rows name the line of the source the fleet split, not of the shard's file
+        carried = {"_relance_source", "_relance_row"} <= {r[0] for r in described}
+        names = [r[0] for r in described if not (carried and r[0] in ("_relance_source", "_relance_row"))]
         types = {r[0]: r[1] for r in described}
         import pyarrow.parquet as pq
 
         try:  # the file's own names: DuckDB renames a repeated one (amount, AMOUNT_1)
-            _column_map(label, entity, pq.read_schema(path).names)
+            _column_map(label, entity, [n for n in pq.read_schema(path).names if n in names])
         except (OSError, pa.ArrowException):
             pass  # DuckDB read it: its names are the ones checked below
         mapping = _column_map(label, entity, names)
@@ -160,21 +163,32 @@ def land_file(
 
         src_cols = ", ".join(as_text(n) for n in names)
         con.execute(f"create or replace temp table _land as select {src_cols} from read_parquet($path)", params)
+        if carried:
+            con.execute(
+                "create or replace temp table _land_numbers as select row_number() over () - 1 as i, "
+                "_relance_row as n, _relance_source as s from read_parquet($path)",
+                params,
+            )
     else:
+        carried = False
         _sniff_text(path, label)
         mapping = _land_csv(con, path, label, entity, generated)
         select_cols = ", ".join(
             f"nullif(trim({_quote_ident(mapping[c])}), '') as {c}" if c in mapping else f"cast(null as varchar) as {c}"
             for c in cols
         )
-    if path.suffix.lower() == ".parquet":
+    source_col = "$label"
+    if path.suffix.lower() == ".parquet" and carried:
+        row_number, join = "_land_numbers.n", "join _land_numbers on _land_numbers.i = _land.rowid"
+        source_col = "coalesce(_land_numbers.s, $label)"
+    elif path.suffix.lower() == ".parquet":
         # rowid is the position in the file (insertion order is preserved); row 1 is the header.
         row_number, join = "_land.rowid + 2", ""
     else:  # the row a spreadsheet shows (see _read_csv)
         row_number, join = "_land_numbers.n", "join _land_numbers on _land_numbers.i = _land.rowid"
     con.execute(
         f"create or replace temp table {table} as "
-        f"select {select_cols}, $label as _source, {row_number} as _row_number, _land.rowid as _land_row "
+        f"select {select_cols}, {source_col} as _source, {row_number} as _row_number, _land.rowid as _land_row "
         f"from _land {join} order by _land.rowid",
         {"label": label},
     )
@@ -183,6 +197,9 @@ def land_file(
     con.execute(f"alter table _land rename to land_{entity}")  # same rows, same rowids
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
+
+#: In a fleet shard's source folder: the lines of the split source that could not be read as rows.
+STRUCTURAL_REJECTS_FILE = "_structural_rejects.parquet"
 
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -330,4 +347,10 @@ def land_folder(
     """Land every entity of a folder; returns rows landed per entity."""
     files = find_files(folder)
     con.execute(STRUCTURAL_REJECTS_DDL)
+    carried = folder / STRUCTURAL_REJECTS_FILE
+    if carried.is_file():  # a fleet shard's: the split source's unreadable lines (shard 0 holds them)
+        con.execute(
+            "insert into raw_structural_rejects select source, entity, row_number, raw, reason from read_parquet($p)",
+            {"p": str(carried)},
+        )
     return {e: land_file(con, e, p, (labels or {}).get(e), generated=generated) for e, p in files.items()}
