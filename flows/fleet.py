@@ -30,7 +30,7 @@ from relance.core.policy import load_policy
 from tasks.alerts import alert
 from tasks.fleet.export import export_shard, shard_complete
 from tasks.fleet.merge import merge_date
-from tasks.fleet.shards import shard_dir
+from tasks.fleet.shards import configured_shards, shard_db, shard_dir, shard_source
 from tasks.fleet.split import split_source
 from tasks.locking import exclusive_db
 from tasks.report import report
@@ -47,12 +47,10 @@ class ShardsFailed(UserError):
 
 
 def _shard_paths(root: str, k: int) -> dict[str, str]:
-    d = shard_dir(root, k)
     return {
-        "source": str(d / "source"),
-        "db": str(d / "relance.duckdb"),
-        "outbox": str(d / "outbox"),
-        "report_dir": str(d / "reports"),
+        "source": str(shard_source(root, k)),
+        "db": str(shard_db(root, k)),
+        "outbox": str(shard_dir(root, k) / "outbox"),
     }
 
 
@@ -243,12 +241,6 @@ def approve_across_shards(
     }
 
 
-def _check_shards(shards: int) -> int:
-    if not isinstance(shards, int) or shards < 1:
-        raise UserError(f"fleet: shards must be a whole number of at least 1 (got {shards!r})")
-    return shards
-
-
 def nightly_fleet_run(
     as_of: date | str | None = None,
     source: str = ".relance/sample",
@@ -268,15 +260,15 @@ def nightly_fleet_run(
     log = get_logger()
     started = time.perf_counter()
     as_of = parse_date(as_of, "as_of") or default_as_of()
-    shards = _check_shards(shards)
     load_policy(policy)  # a policy that does not validate stops the fleet before anything is written
-    root = str(root)
+    root = str(Path(root).resolve())  # the shards' workers get it as it is: one path for all
+    shards = configured_shards(root, shards)  # fleet.json's N; another N needs `relance fleet reshard`
     todo = [k for k in range(shards) if not shard_complete(root, k, as_of)]
     split_summary = split(source, root, shards, source_schema) if todo else {"skipped": "every shard complete"}
     params = {
         k: {
             "as_of": as_of.isoformat(),
-            **{n: v for n, v in _shard_paths(root, k).items()},
+            **_shard_paths(root, k),
             "policy": policy,
             "send": send,
             "auto_approve": auto_approve,
@@ -337,9 +329,9 @@ def backfill_fleet_run(
         raise UserError("backfill needs a start and an end date (YYYY-MM-DD)")
     if end < start:
         raise UserError(f"backfill end {end} is before start {start}")
-    shards = _check_shards(shards)
     load_policy(policy)
-    root = str(root)
+    root = str(Path(root).resolve())
+    shards = configured_shards(root, shards)
     days = [start + timedelta(n) for n in range((end - start).days + 1)]
     todo = [k for k in range(shards) if not all(shard_complete(root, k, d) for d in days)]
     split_summary = split(source, root, shards, source_schema) if todo else {"skipped": "every shard complete"}
@@ -347,7 +339,8 @@ def backfill_fleet_run(
         k: {
             "start": start.isoformat(),
             "end": end.isoformat(),
-            **{n: v for n, v in _shard_paths(root, k).items() if n != "outbox"},
+            "source": _shard_paths(root, k)["source"],
+            "db": _shard_paths(root, k)["db"],
             "policy": policy,
             "language": language,
             "fleet_root": root,

@@ -36,8 +36,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 class Workers:
-    """Process workers of the pool `relance`, each in a process group of its own (the flow runs it
-    starts are its children, in its group: killing the group is a machine that died)."""
+    """Process workers of the pool `relance`, each in a process group of its own. Prefect 3.8.8's
+    process worker starts each flow run in a session of its own (a child process, its own group):
+    a machine that dies is the worker's group and the groups of the runs it started."""
 
     def __init__(self, env: dict, home: Path) -> None:
         self.env, self.home, self.procs = env, home, {}
@@ -59,14 +60,16 @@ class Workers:
         proc.wait(10)
 
     def owner_of(self, pid: int) -> str | None:
-        """The worker whose process group holds pid."""
-        if pid <= 0:
-            return None
-        try:
-            group = os.getpgid(pid)
-        except ProcessLookupError:
-            return None
-        return next((n for n, p in self.procs.items() if p.pid == group), None)
+        """The worker that started process pid (its parent, or its parent's parent, …)."""
+        pids = {p.pid: n for n, p in self.procs.items()}
+        while pid > 1:
+            if pid in pids:
+                return pids[pid]
+            try:
+                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                return None
+        return None
 
     def log(self) -> str:
         return "".join(p.read_text() for p in self.home.glob("worker-*.log"))
@@ -319,6 +322,10 @@ def test_a_worker_killed_mid_shard_fails_the_fleet_and_the_rerun_completes_it_ne
         fleet_run = _fleet_run_id(api, t0)
         dying = [c for c in _children(api, fleet_run["id"]) if workers.owner_of(_pid(c)) == owner]
         workers.kill(owner)
+        # the worker alone is gone, its runs go on (their own sessions); the machine dies with them
+        for c in dying:
+            os.kill(_pid(c), 0)  # alive
+            os.killpg(os.getpgid(_pid(c)), signal.SIGKILL)
         fake.delay = 0
         time.sleep(1.0)  # requests in flight at the kill complete at the server
         # Prefect does not know the shards' process died: their runs stay Running, the fleet waits
