@@ -250,11 +250,7 @@ def test_the_fleet_deployment_runs_its_shards_as_subflows_on_the_workers_and_mer
         for k in range(2)
     ]
     assert per_shard[0] and per_shard[1] and not per_shard[0] & per_shard[1]
-
-    # run again for the same date: every shard is complete, none runs again
-    again = _post(api, f"/deployments/{dep['id']}/create_flow_run", {"parameters": done["parameters"]})
-    assert _wait_final(api, again["id"])["state"]["type"] == "COMPLETED"
-    assert _children(api, again["id"]) == []
+    # running the fleet again runs only the shards not complete: the fault test below
 
 
 def _fleet_in_subprocess(env: dict, **params) -> subprocess.Popen:
