@@ -108,6 +108,7 @@ def fleet_pool(tmp_path_factory):
         "RELANCE_SENDGRID_HOST": fake.url,
         "SENDGRID_API_KEY": fake.api_key,
         "RELANCE_CHANNELS_CONFIG": str(cfg),
+        "RELANCE_APPROVAL_POLL_S": "1",
     }
     log = open(home / "server.log", "w")
     server = subprocess.Popen(
@@ -251,6 +252,95 @@ def test_the_fleet_deployment_runs_its_shards_as_subflows_on_the_workers_and_mer
     ]
     assert per_shard[0] and per_shard[1] and not per_shard[0] & per_shard[1]
     # running the fleet again runs only the shards not complete: the fault test below
+
+
+NOTICE_DAY = date(2026, 3, 23)
+
+
+def test_one_pause_of_the_fleet_covers_every_shards_formal_notices_and_routes_the_decisions(fleet_pool, tmp_path):
+    """Three debtors whose formal notice (requires_approval) comes on Mon 03-23: C3 in shard 0, C1 and
+    C4 in shard 1 (md5 of the id, 2 shards). The shards' runs do not pause (defer_approval); the fleet
+    run pauses once, listing the three; resumed with "approve all but C4's, rejected with a reason",
+    each shard records its share and sends it; the merged database equals one database where the
+    same decision was taken with `relance approve` and the dispatch that follows."""
+    from tasks.dispatch import dispatch
+    from tasks.dispatch.approval import approve
+    from tasks.fleet.shards import shard_db, shard_of, shard_source
+    from tasks.fleet.split import split_source
+    from tests.ladder_helpers import customer, invoice, run_days, write_source
+
+    api, env, workers, _ = fleet_pool
+    assert [shard_of(c, 2) for c in ("C1", "C3", "C4")] == [1, 0, 1]
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("C1"), customer("C3"), customer("C4")],
+        invoices=[
+            invoice("I1", "C1", "2026-01-30", "800.00"),
+            invoice("I3", "C3", "2026-01-30", "450.00"),
+            invoice("I4", "C4", "2026-01-30", "300.00"),
+        ],
+    )
+    before = ["2026-03-10", "2026-03-13", "2026-03-16", "2026-03-19"]  # the nights before, in each shard
+    root = tmp_path / "fleet"
+    split_source(str(src), root, 2)
+    for k in range(2):
+        run_days(str(shard_source(root, k)), str(shard_db(root, k)), before)
+    single = tmp_path / "single" / "relance.duckdb"
+    run_days(str(src), str(single), before)
+
+    dep = _get(api, "/deployments/name/nightly_fleet/fleet")
+    params = {"as_of": str(NOTICE_DAY), "source": str(src), "shards": 2, "root": str(root)}
+    run = _post(api, f"/deployments/{dep['id']}/create_flow_run", {"parameters": params})
+    from flows.nightly import nightly_run
+
+    nightly_run(as_of=NOTICE_DAY, source=str(src), db=str(single))  # outside a flow run: nothing pauses
+
+    deadline = time.monotonic() + 150
+    while (state := _get(api, f"/flow_runs/{run['id']}")["state"])["type"] != "PAUSED":
+        assert state["type"] not in FINAL and time.monotonic() < deadline, (state, workers.log()[-3000:])
+        time.sleep(1)
+    children = _children(api, run["id"])
+    assert len(children) == 2 and {c["state"]["type"] for c in children} == {"COMPLETED"}  # no shard paused
+    notices = [f"C{i}|EUR|1|formal_notice" for i in (1, 3, 4)]
+    art = _post(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["relance-approvals"]}}})
+    art = [a for a in art if a["flow_run_id"] == run["id"]]
+    assert len(art) == 1 and all(f"`{a}`" in art[0]["data"] for a in notices), art
+    assert "shard 0: 1, shard 1: 2" in art[0]["data"]
+    r = requests.post(
+        f"{api}/flow_runs/{run['id']}/resume",
+        json={"run_input": {"approve_all": True, "reject": [notices[2]], "reason": "disputed by phone", "by": "julie"}},
+        timeout=10,
+    )
+    assert r.ok and r.json()["status"] == "ACCEPT", r.text
+    approve(
+        str(single),
+        NOTICE_DAY,
+        approve_all=True,
+        reject_ids=[notices[2]],
+        by="julie (prefect-ui)",
+        reason="disputed by phone",
+    )
+    dispatch(str(single), NOTICE_DAY, str(single.parent / "outbox"))
+
+    done = _wait_final(api, run["id"])
+    assert done["state"]["type"] == "COMPLETED", (done["state"], workers.log()[-3000:])
+    assert len(_children(api, run["id"])) == 2  # the decisions ran in the fleet run, no shard ran again
+    decisions = "select action_id, status, decided_by, decision_reason from dunning_actions where stage = 'formal_notice' order by 1"
+    by = ("julie (prefect-ui)", "disputed by phone")  # the reason is recorded on both, as `relance approve` does
+    assert _rows(shard_db(root, 0), decisions) == [(notices[1], "approved", *by)]
+    assert _rows(shard_db(root, 1), decisions) == [(notices[0], "approved", *by), (notices[2], "rejected", *by)]
+    assert sorted(_rows(shard_db(root, 0), decisions) + _rows(shard_db(root, 1), decisions)) == _rows(single, decisions)
+    merged = root / "fleet.duckdb"
+    for name, sql in COMPARE.items():
+        sql = sql.replace(str(AS_OF), str(NOTICE_DAY))
+        assert _rows(merged, sql) == _rows(single, sql), name
+    letters = _rows(
+        merged,
+        "select delivery_id, status from deliveries where action_id in ('C1|EUR|1|formal_notice', 'C4|EUR|1|formal_notice') order by 1",
+    )
+    assert {s for d, s in letters if d.startswith("C1")} == {"sent"} and {
+        s for d, s in letters if d.startswith("C4")
+    } == {"skipped"}
 
 
 def _fleet_in_subprocess(env: dict, **params) -> subprocess.Popen:
