@@ -133,7 +133,7 @@ def fleet_pool(tmp_path_factory):
         else:
             pytest.fail("the Prefect server did not become healthy in 120 s")
         prefect(env, "work-pool", "create", "relance", "--type", "process")
-        names = ["nightly_dunning/shard", "nightly_fleet/fleet"]
+        names = ["nightly_dunning/shard", "nightly_fleet/fleet", "backfill/shard", "backfill_fleet/fleet-backfill"]
         prefect(env, "deploy", *[a for n in names for a in ("--name", n)], "--prefect-file", str(REPO / "prefect.yaml"))
         workers.start("worker-a")
         workers.start("worker-b")
@@ -341,6 +341,42 @@ def test_one_pause_of_the_fleet_covers_every_shards_formal_notices_and_routes_th
     assert {s for d, s in letters if d.startswith("C1")} == {"sent"} and {
         s for d, s in letters if d.startswith("C4")
     } == {"skipped"}
+
+
+def test_the_fleet_backfill_replays_every_shard_in_parallel_and_merges_each_date(fleet_pool, tmp_path):
+    """fleet-backfill over 03-09..03-13 on 2 shards: two backfill/shard subflows, every date merged;
+    each date's metrics and balances, and the replayed actions and deliveries, equal one backfill."""
+    from flows.backfill import backfill_run
+    from tests.ladder_helpers import customer, invoice, write_source
+
+    api, env, workers, _ = fleet_pool
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer(f"C{i}") for i in range(1, 7)],
+        invoices=[invoice(f"I{i}", f"C{i}", f"2026-03-{i + 1:02d}", f"{100 * i}.00") for i in range(1, 7)],
+    )
+    root = tmp_path / "fleet"
+    dep = _get(api, "/deployments/name/backfill_fleet/fleet-backfill")
+    params = {"start": "2026-03-09", "end": "2026-03-13", "source": str(src), "shards": 2, "root": str(root)}
+    run = _post(api, f"/deployments/{dep['id']}/create_flow_run", {"parameters": params})
+    single = tmp_path / "single" / "relance.duckdb"
+    backfill_run("2026-03-09", "2026-03-13", str(src), db=str(single))
+
+    done = _wait_final(api, run["id"])
+    assert done["state"]["type"] == "COMPLETED", (done["state"], workers.log()[-3000:])
+    assert done["name"] == "fleet-backfill-2026-03-09-2026-03-13"
+    shard_dep = _get(api, "/deployments/name/backfill/shard")
+    children = _children(api, run["id"])
+    assert sorted(c["parameters"]["shard"] for c in children) == [0, 1]
+    assert all(c["deployment_id"] == shard_dep["id"] and c["state"]["type"] == "COMPLETED" for c in children)
+    merged = root / "fleet.duckdb"
+    dated = "select * from {t} where as_of between '2026-03-09' and '2026-03-13' order by all"
+    for t in ("aged_balance", "recovery_metrics", "invoice_snapshot"):
+        got, want = _rows(merged, dated.format(t=t)), _rows(single, dated.format(t=t))
+        assert want and got == want, t
+        assert {r[0] for r in got} == {date(2026, 3, d) for d in range(9, 14)}, t  # every date merged
+    for name in ("actions", "deliveries"):
+        assert _rows(merged, COMPARE[name]) == _rows(single, COMPARE[name]), name
 
 
 def _fleet_in_subprocess(env: dict, **params) -> subprocess.Popen:
