@@ -39,7 +39,7 @@ from tasks.writeback import write_back
 
 SHARD_DEPLOYMENT = "nightly_dunning/shard"
 BACKFILL_SHARD_DEPLOYMENT = "backfill/shard"
-POLL_SECONDS = 2.0
+POLL_SECONDS = 1.0
 
 
 class ShardsFailed(UserError):
