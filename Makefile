@@ -60,8 +60,10 @@ serve: install
 stop:
 	bash scripts/stop.sh
 
+# RELANCE_BENCH_FLEET=1 also runs the fleet bench (bench/fleet.py: N shards vs one database, long).
 bench: install
 	$(BIN)/python -m bench.run
+	@if [ -n "$$RELANCE_BENCH_FLEET" ]; then $(BIN)/python -m bench.fleet; fi
 
 # Dispatch alone: a big synthetic night rendered into an outbox, emails to a loopback SendGrid fake.
 bench-dispatch: install

@@ -148,7 +148,7 @@ def measure(db: str, as_of: date, policy: str | None = None) -> dict:
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
         summary = measure_on(con, as_of, pol)
-        checked = warehouse.require_keys(con, [METRICS, *PROFILE], {"as_of": as_of})
+        checked = warehouse.require_keys(con, [METRIC_PARTS, METRICS, *PROFILE], {"as_of": as_of})
     log.info(
         "measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",
         as_of,

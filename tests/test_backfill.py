@@ -203,6 +203,8 @@ def test_backfill_flow_is_the_same_function_with_the_cli_names():
         "metrics_target",
         "report_dir",
         "language",
+        "fleet_root",
+        "shard",
     ]
 
 

@@ -416,8 +416,10 @@ def test_the_graph_comes_from_the_sql():
     )
     assert "staging/stg_invoices" not in plan
     # the metrics read the date-stamped allocation directly: no model of the nightly chain
-    metrics = warehouse.plan("marts/recovery_metrics")
+    metrics = warehouse.plan("marts/recovery_metric_parts")
     assert "intermediate/int_open_invoices" not in metrics and "intermediate/int_metrics_open_invoices" in metrics
+    # recovery_metrics sums the stored parts (one database's, or every shard's on a fleet): nothing else
+    assert warehouse.plan("marts/recovery_metrics") == ["marts/recovery_metrics"]
     # what a step already built is not built again
     built = warehouse.plan("intermediate/int_ladder_decisions")
     assert warehouse.plan("marts/unit_stage", built=built) == ["marts/unit_stage"]

@@ -80,10 +80,12 @@ def _finish(root: Path, as_of: date, shards: int, language: str, policy: str | N
     from tasks.report import report
     from tasks.writeback import write_back
 
+    t = time.perf_counter()
     db = merge_date(root, as_of, shards)
+    merged = time.perf_counter() - t
     reported = report(str(db), as_of, str(root / "reports"), language, policy)
     written = write_back(str(db), as_of, metrics_target) if metrics_target else None
-    return reported, written
+    return reported, written, round(merged, 2)
 
 
 def fleet_run(
@@ -116,7 +118,7 @@ def fleet_run(
         commands[k] = cmd
     timings = run_shards(commands, root, f"run-{as_of.isoformat()}", jobs)
     t = time.perf_counter()
-    reported, written = _finish(root, as_of, n, language, policy, metrics_target)
+    reported, written, merge_seconds = _finish(root, as_of, n, language, policy, metrics_target)
     return {
         "as_of": as_of.isoformat(),
         "root": str(root),
@@ -128,6 +130,7 @@ def fleet_run(
         "db": str(fleet_db(root)),
         "report": reported,
         "write_back": written,
+        "merge_seconds": merge_seconds,
         "merge_report_seconds": round(time.perf_counter() - t, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -163,7 +166,9 @@ def fleet_backfill(
     t = time.perf_counter()
     for d in days[:-1]:
         merge_date(root, d, n)
-    reported, written = _finish(root, end, n, language, policy, metrics_target)
+    merged_before = time.perf_counter() - t
+    reported, written, merge_seconds = _finish(root, end, n, language, policy, metrics_target)
+    merge_seconds = round(merged_before + merge_seconds, 2)
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -176,6 +181,7 @@ def fleet_backfill(
         "db": str(fleet_db(root)),
         "report": reported,
         "write_back": written,
+        "merge_seconds": merge_seconds,
         "merge_report_seconds": round(time.perf_counter() - t, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -8,6 +8,8 @@ databases is classified by what names its customer —
 * an `action_id` (deliveries, charge periods), a `delivery_id` (delivery events, postal tracking,
   unmatched provider events) or an `outcome_id` (instalments): the customer of that action, delivery
   or outcome (unmatched events naming no known delivery: shard 0);
+* unmatched provider events (every shard applies the whole journal: an event of another shard's
+  delivery waits in each shard's unmatched_events): once each, none a shard matched;
 * the database's own history, the same on every shard (runs, source_freshness, seeds): copied from
   shard 0 to every new shard; rejected_rows (no customer): all to the new shard 0;
 * the per-shard aggregates (recovery_metrics, recovery_metric_parts, cash_forecast): not moved — a
@@ -145,6 +147,18 @@ def reshard(root: str | Path, to: int) -> dict:
             with warehouse.open_db(path) as new:
                 warehouse.ensure_schema(new)  # the contract's tables with their keys
             con.execute(f"attach '{_sql_path(path)}' as new{j}")
+        if "unmatched_events" in layout:
+            # every shard applies the whole events journal: an event of another shard's delivery
+            # waits in each shard's unmatched_events. Kept once, and not when a shard matched it.
+            matched = (
+                f"where event_key not in (select event_key from ({old_unions['delivery_events']}) where event_key is not null)"
+                if "delivery_events" in layout and "event_key" in layout["delivery_events"]
+                else ""
+            )
+            old_unions["unmatched_events"] = (
+                f"select * from ({old_unions['unmatched_events']}) {matched} "
+                "qualify row_number() over (partition by event_key order by received_at) = 1"
+            )
         for table, cols in sorted(layout.items()):
             how = _classify(table, cols)
             if how == "aggregate":

@@ -139,7 +139,8 @@ def land_file(
         import pyarrow.parquet as pq
 
         try:  # the file's own names: DuckDB renames a repeated one (amount, AMOUNT_1)
-            _column_map(label, entity, [n for n in pq.read_schema(path).names if n in names])
+            own = pq.read_schema(path).names
+            _column_map(label, entity, [n for n in own if not (carried and n in ("_relance_source", "_relance_row"))])
         except (OSError, pa.ArrowException):
             pass  # DuckDB read it: its names are the ones checked below
         mapping = _column_map(label, entity, names)
