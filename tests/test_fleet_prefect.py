@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -516,3 +517,30 @@ def test_a_worker_killed_mid_shard_fails_the_fleet_and_the_rerun_completes_it_ne
     assert sent <= set(counts) <= sent | in_doubt
     merged = _rows(root / "fleet.duckdb", "select delivery_id, status from deliveries where channel = 'email'")
     assert dict(merged) == rows
+
+
+def test_the_fleet_routes_each_decision_to_the_shard_holding_the_action_or_decides_nothing():
+    """flows.fleet._route, no server: ids go to their shard; approve_all reaches every shard with
+    notices; an unknown id, an id both approved and rejected, or a rejection without a reason is one
+    line and nothing is decided anywhere."""
+    from flows.fleet import _route
+    from relance.core.errors import UserError
+    from tasks.approve import ApprovalInput
+
+    by_shard = {0: [{"action_id": "C3|f"}], 1: [{"action_id": "C1|f"}, {"action_id": "C4|f"}], 2: []}
+    routed = _route(ApprovalInput(approve_all=True, reject=["C4|f"], reason="disputed"), by_shard)
+    assert routed == {
+        0: {"approve_all": True, "action_ids": [], "reject_ids": []},
+        1: {"approve_all": True, "action_ids": [], "reject_ids": ["C4|f"]},
+    }
+    assert _route(ApprovalInput(approve=["C1|f"]), by_shard) == {
+        1: {"approve_all": False, "action_ids": ["C1|f"], "reject_ids": []}
+    }
+    for answer, said in (
+        (ApprovalInput(approve=["C9|f"]), "not waiting for approval in any shard: C9|f"),
+        (ApprovalInput(approve=["C1|f"], reject=["C1|f"], reason="x"), "C1|f both approved and rejected"),
+        (ApprovalInput(reject=["C3|f"]), "say why the actions are rejected"),
+        (ApprovalInput(), "approves and rejects nothing"),
+    ):
+        with pytest.raises(UserError, match=re.escape(said)):
+            _route(answer, by_shard)
