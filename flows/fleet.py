@@ -11,7 +11,8 @@ A shard that fails fails the fleet run once every other shard has ended; their w
 shard writes `root/exports/_done/as_of=D/shard=k.json` last), so running the fleet again for the
 date runs only the shards that are not complete, and the ledger of each shard never sends twice.
 `backfill_fleet` is the same over a range of dates with the `backfill/shard` deployment, merged per date.
-The layout under `root` and the shard key: /work/wt/FLEET_API.md, tasks/fleet/.
+The layout under `root` and the shard key: tasks/fleet/; running it on a work pool: README
+("Running the fleet on a work pool").
 """
 
 from __future__ import annotations

@@ -413,7 +413,7 @@ def test_the_fleet_backfill_replays_every_shard_in_parallel_and_merges_each_date
     assert done["name"] == "fleet-backfill-2026-03-09-2026-03-13"
     shard_dep = _get(api, "/deployments/name/backfill/shard")
     children = _children(api, run["id"])
-    assert sorted(c["parameters"]["shard"] for c in children) == [0, 1]
+    assert sorted(c["name"] for c in children) == [f"backfill-{BACKFILL[0]}-{BACKFILL[1]}-shard-{k}" for k in (0, 1)]
     assert all(c["deployment_id"] == shard_dep["id"] and c["state"]["type"] == "COMPLETED" for c in children)
     merged = root / "fleet.duckdb"
     dated = "select * from {t} where as_of between '2026-03-09' and '2026-03-13' order by all"
