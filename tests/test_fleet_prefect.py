@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 AS_OF = date(2026, 3, 16)  # a Monday, no public holiday in France
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(300)
 
 
 class Workers:
@@ -170,7 +170,7 @@ def _post(api, path, body):
     return r.json() if r.content else None
 
 
-def _wait_final(api, run_id, seconds=150) -> dict:
+def _wait_final(api, run_id, seconds=200) -> dict:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         run = _get(api, f"/flow_runs/{run_id}")
