@@ -57,6 +57,7 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
 SLOWEST_FILES = (
     "test_fleet_prefect.py",
     "test_deployments.py",
+    "test_fleet.py",
     "test_faults.py",
     "test_backfill.py",
     "test_source_postgres.py",

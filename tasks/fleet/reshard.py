@@ -89,6 +89,8 @@ def reshard(root: str | Path, to: int) -> dict:
     n = read_fleet_config(root)["shards"]
     if isinstance(to, bool) or not isinstance(to, int) or to < 1:
         raise FleetError(f"--to must be a whole number of shards, at least 1, not {to!r}")
+    if to == n:
+        raise FleetError(f"the fleet at {root} already has {n} shards: nothing to move")
     olds = [shard_db(root, k) for k in range(n)]
     missing = [str(p) for p in olds if not p.is_file()]
     if missing:
