@@ -251,7 +251,8 @@ def _run_name() -> str:
     from prefect.runtime import flow_run
 
     p = flow_run.parameters
-    return f"backfill-{p.get('start')}-{p.get('end')}"
+    shard = f"-shard-{p['shard']}" if p.get("shard") is not None else ""
+    return f"backfill-{p.get('start')}-{p.get('end')}{shard}"
 
 
 backfill = flow(

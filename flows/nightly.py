@@ -59,6 +59,7 @@ def nightly_run(
     language: str = "fr",
     approval_timeout_hours: float = 6.0,
     allow_stale: bool = False,
+    defer_approval: bool = False,
     fleet_root: str | None = None,
     shard: int | None = None,
 ) -> dict:
@@ -66,6 +67,8 @@ def nightly_run(
 
     approval_timeout_hours: in a flow run, how long to wait for the approval of formal notices.
     allow_stale: go on (plan and send) even though the source looks stale — for this run only.
+    defer_approval: do not pause for approval here: the notices stay pending_approval for the caller
+    (the fleet run asks once for every shard, flows/fleet.py).
     fleet_root, shard: the run is shard `shard` of the fleet at fleet_root (tasks/fleet): it writes
     no report of its own (the fleet reports from its merged database) and, once the run succeeded,
     exports its marts of as_of to fleet_root/exports (tasks/fleet/export.py), the _done marker last."""
@@ -100,7 +103,10 @@ def nightly_run(
                     else None
                 )
                 approval = run.step(
-                    "approval", ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy)
+                    "approval",
+                    {"asked": False, "deferred": True}
+                    if defer_approval
+                    else ask_for_approval(db, as_of, outbox, auto_approve, approval_timeout_hours, policy=policy),
                 )
                 dispatched = run.step(
                     "dispatch", dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
@@ -154,8 +160,8 @@ def nightly_run(
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
-    as_of = flow_run.parameters.get("as_of")
-    return f"nightly-{as_of or default_as_of()}"
+    as_of, shard = flow_run.parameters.get("as_of"), flow_run.parameters.get("shard")
+    return f"nightly-{as_of or default_as_of()}" + (f"-shard-{shard}" if shard is not None else "")
 
 
 nightly_dunning = flow(

@@ -55,6 +55,7 @@ def write_source(folder: Path, **entities: list[dict]) -> Path:
 #: at a time) they are handed out first, so that no long file starts last on a worker while the
 #: other worker has nothing left to do. A plain `pytest` keeps the usual order.
 SLOWEST_FILES = (
+    "test_fleet_prefect.py",
     "test_deployments.py",
     "test_fleet.py",
     "test_faults.py",
