@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +162,17 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     actions whose late days fall in a half-year without a reference rate: those are not rendered
     tonight."""
     from relance.core.errors import PolicyError
-    from tasks.escalate import write_policy_tables
 
-    write_policy_tables(con, pol)
     unpriced: dict[str, str] = {}
-    for action_id, earliest in con.execute(
-        "select action_id, min(due_date) from send_claims where charged group by action_id order by action_id"
+    for action_id, kind, earliest in con.execute(
+        "select action_id, any_value(charge_kind), min(interest_from) from send_claims where charged "
+        "group by action_id order by action_id"
     ).fetchall():
         try:
-            pol.require_rates(earliest + timedelta(days=1), as_of)
+            if kind == "legal_rate":
+                pol.require_legal_rates(min(earliest, as_of), as_of)
+            else:
+                pol.require_rates(earliest, as_of)
         except PolicyError as e:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
@@ -182,18 +184,12 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
         con.execute(
             "create or replace temp table stg_payments (invoice_id varchar, paid_date date, amount decimal(18,2))"
         )
-    charges = pol.late_payment_charges
-    # send_claims as built and amended above (the unpriced ones no longer charged): not built again
+    # send_claims as built and amended above (the unpriced ones no longer charged): not built again;
+    # each claim carries its ladder's charge rule (ladder_defs)
     warehouse.build(
         con,
         SEND_CHARGES,
-        {
-            "as_of": as_of,
-            "margin_points": charges.margin_points,
-            "days_in_year": charges.days_in_year,
-            "indemnity": charges.indemnity_per_invoice,
-            "indemnity_currency": charges.indemnity_currency,
-        },
+        {"as_of": as_of, "days_in_year": pol.late_payment_charges.days_in_year},
         built=("dispatch/send_claims",),
     )
     if no_payments:
@@ -242,14 +238,17 @@ def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict
     _batch_table(con, delivery_ids)
     _charges_view(con)
     _send_date_snapshot(con, as_of)
-    warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
     pol = pol if pol is not None else load_policy(None)
+    from tasks.escalate import write_policy_tables
+
+    write_policy_tables(con, pol)  # each action's ladder: its charge rule (ladder_defs), its stages
+    warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
     unpriced = _send_date_charges(con, as_of, pol)
     rows = ledger.query(con, "context", {"as_of": as_of})
     for row in rows:
         row["unpriced"] = unpriced.get(row["action_id"])
         # what the stage does (formal layout, attached letter, reference prefix, wording files)
-        row["stage_keys"] = pol.stage(row["stage"])
+        row["stage_keys"] = pol.stage(row["stage"], row.get("ladder"))
     return rows
 
 
