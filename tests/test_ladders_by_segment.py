@@ -476,3 +476,40 @@ def test_policy_ladder_errors_are_one_line_naming_the_key(tmp_path, extra, expec
     header, *problems = str(e.value).splitlines()
     assert header == f"policy {path} is not valid:"
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+# --- wording -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("channel", ["registered_letter", "email"])
+def test_consumer_and_public_formal_notices_render_their_own_wording(lang, channel):
+    """The sample notice (three invoices, 1789.66 in principal, 2026-H1): the consumer's states the
+    legal interest rate of the half-year (2.62 %), no L441-10, no 40 € and no indemnity line; the
+    public buyer's cites the Code de la commande publique, ECB + 8 points (10.15 %) and the 40 €
+    (3 × 40.00 = 120.00)."""
+    from datetime import date as day
+
+    from tasks.dispatch.config import load_channels_config
+    from tasks.dispatch.render import Renderer, message_context, sample_row
+
+    cfg = load_channels_config()
+    r = Renderer(cfg)
+
+    def render(ladder: str) -> str:
+        ctx = message_context(sample_row("formal_notice", channel, lang, ladder=ladder), cfg, day(2026, 3, 16), r.i18n)
+        ctx.update(anchor="L0", formal=channel == "registered_letter")
+        if channel == "email":
+            mail = r.email(ctx)
+            return mail.text + mail.html
+        return r.letter(ctx)
+
+    consumer, public = render("b2c"), render("public")
+    assert "1344-1" in consumer and "L441-10" not in consumer
+    assert "40 €" not in consumer and "€40" not in consumer
+    assert ("2,62" if lang == "fr" else "2.62") in consumer
+    assert ("taux de l'intérêt légal" if lang == "fr" else "legal interest rate") in consumer.replace("&#39;", "'")
+    assert ("Indemnité forfaitaire" if lang == "fr" else "Fixed recovery indemnity") not in consumer
+    assert "L2192-13" in public and "L441-10" not in public
+    assert ("10,15" if lang == "fr" else "10.15") in public
+    assert ("120,00" if lang == "fr" else "120.00") in public

@@ -108,16 +108,23 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
     }
 
 
-def check_templates(renderer: Renderer, channels: set[str], stages: set[str], pol: Policy | None = None) -> None:
+def check_templates(renderer: Renderer, channels: set[str], stages: set, pol: Policy | None = None) -> None:
     """Render every template tonight needs with sample values: a typo stops the run before any send.
-    pol: the run's policy, whose stages say which wording and sample figures each stage has."""
+    pol: the run's policy, whose stages say which wording and sample figures each stage has.
+    stages: codes, or (code, ladder) pairs — a ladder may give a stage its own wording."""
     problems = []
+    pairs = sorted(
+        {(s, None) if isinstance(s, str) else (s[0], s[1]) for s in stages}, key=lambda p: (p[0], p[1] or "")
+    )
     for channel in sorted(channels):
-        for stage in sorted(stages):
+        for stage, ladder in pairs:
             for lang in LANGUAGES:
                 try:
                     ctx = message_context(
-                        sample_row(stage, channel, lang, policy=pol), renderer.cfg, date(2026, 3, 16), renderer.i18n
+                        sample_row(stage, channel, lang, policy=pol, ladder=ladder),
+                        renderer.cfg,
+                        date(2026, 3, 16),
+                        renderer.i18n,
                     )
                     ctx.update(anchor="L0", formal=channel == "registered_letter")
                     if channel == "email":
@@ -129,7 +136,8 @@ def check_templates(renderer: Renderer, channels: set[str], stages: set[str], po
                     elif channel in ("phone", "visit"):
                         renderer.script(ctx)
                 except Exception as e:  # noqa: BLE001
-                    problems.append(f"{KIND.get(channel, channel)}/{lang}/{stage}: {type(e).__name__}: {e}")
+                    where = stage if ladder in (None, "standard") else f"{stage} (ladder {ladder})"
+                    problems.append(f"{KIND.get(channel, channel)}/{lang}/{where}: {type(e).__name__}: {e}")
     if problems:
         raise UserError("templates do not render, nothing was sent:\n  " + "\n  ".join(problems))
 
@@ -249,6 +257,7 @@ def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict
         row["unpriced"] = unpriced.get(row["action_id"])
         # what the stage does (formal layout, attached letter, reference prefix, wording files)
         row["stage_keys"] = pol.stage(row["stage"], row.get("ladder"))
+        row["charge_kind"] = pol.charge_rule(row.get("ladder") or "standard")[0]
     return rows
 
 
@@ -524,7 +533,10 @@ def dispatch(
     renderer = get_renderer(cfg)
     moment = aware_utc(now)
     stamp = ledger.naive_utc(moment)
-    approval_stages = [s.code for s in pol.stages if s.requires_approval]
+    # (ladder|stage) of the stages that require approval, in every ladder
+    approval_stages = [
+        f"{name}|{s.code}" for name in pol.ladder_names for _, s in pol.ladder_stages(name) if s.requires_approval
+    ]
     summary: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "mode": "send" if send else "outbox",
@@ -538,7 +550,7 @@ def dispatch(
             raise UserError(f"{db} has no customers (stg_customers): run the nightly job's ingest first")
         recovered = ledger.recover_in_doubt(con, stamp)
         prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
-        if approval_stages:
+        if approval_stages or any(lad.letters_require_approval for lad in pol.ladders):
             held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
             prepared["held_for_approval"] = len(
                 ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
@@ -563,7 +575,7 @@ def dispatch(
         in_doubt = ledger.in_doubt(con)
         pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
     channels = {r["channel"] for r in picked}
-    check_templates(renderer, channels, {r["stage"] for r in picked}, pol)
+    check_templates(renderer, channels, {(r["stage"], r.get("ladder")) for r in picked}, pol)
     _preflight(send, channels)
 
     by_channel: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
