@@ -513,3 +513,57 @@ def test_consumer_and_public_formal_notices_render_their_own_wording(lang, chann
     assert "L2192-13" in public and "L441-10" not in public
     assert ("10,15" if lang == "fr" else "10.15") in public
     assert ("120,00" if lang == "fr" else "120.00") in public
+
+
+# --- sample data: every default ladder used -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_90_day_replay_on_sample_data_uses_every_default_ladder(tmp_path):
+    """`relance sample-data` (300 customers: public buyers, consumers, key accounts and bad payers)
+    then `relance backfill` over the 90 days up to its as_of: the actions, counted by ladder, use
+    each of the five default ladders at least once, each through its own rule."""
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+
+    src, db = tmp_path / "src", tmp_path / "r.duckdb"
+    runner = CliRunner()
+    made = runner.invoke(
+        app, ["sample-data", "--out", str(src), "--customers", "300", "--seed", "7", "--as-of", "2026-03-31"]
+    )
+    assert made.exit_code == 0, made.output
+    done = runner.invoke(
+        app,
+        [
+            "backfill",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-03-31",
+            "--source",
+            str(src),
+            "--db",
+            str(db),
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    by_ladder = dict(query(str(db), "select ladder, count(*) from dunning_actions group by ladder"))
+    assert set(by_ladder) == {"standard", "b2b_class_d", "key_accounts", "b2c", "public"}, by_ladder
+    rules = dict(query(str(db), "select ladder, any_value(ladder_rule) from dunning_actions group by ladder"))
+    assert rules == {
+        "standard": "default",
+        "b2b_class_d": "risk_class_d",
+        "key_accounts": "key_accounts",
+        "b2c": "consumers",
+        "public": "public_buyers",
+    }
+    # no visit for a public buyer, no L441-10 indemnity for a consumer
+    assert query(str(db), "select count(*) from dunning_actions where ladder = 'public' and stage = 'amicable'") == [
+        (0,)
+    ]
+    assert query(
+        str(db), "select count(*) from dunning_actions where ladder = 'b2c' and coalesce(indemnity_amount, 0) <> 0"
+    ) == [(0,)]
