@@ -349,7 +349,7 @@ class Ladder:
             """,
             {"d": as_of},
         ).fetchone()
-        by_stage, by_status, charges = [], [], []
+        by_stage, by_status, charges, by_ladder = [], [], [], []
         if acting:  # the action models are those of this date only when some unit acted
             # what this run wrote: its actions are dated as_of (an id found dated otherwise was not written)
             con.execute(
@@ -362,6 +362,9 @@ class Ladder:
             )
             by_stage = con.execute(
                 "select stage, count(*) from ladder_written group by stage, stage_rank order by stage_rank"
+            ).fetchall()
+            by_ladder = con.execute(
+                "select ladder, count(*) from ladder_written group by ladder order by ladder"
             ).fetchall()
             by_status = con.execute(
                 """
@@ -417,6 +420,7 @@ class Ladder:
             "open_episodes": units[4],
             "actions": sum(n for _, n in by_stage),
             "actions_by_stage": dict(by_stage),
+            "actions_by_ladder": dict(by_ladder),
             "deliveries_by_status": dict(by_status),
             "charges": {
                 cur: {"actions": n, "interest": str(interest or Decimal("0.00")), "indemnity": f"{indemnity} {ind_cur}"}
