@@ -567,3 +567,36 @@ def test_a_90_day_replay_on_sample_data_uses_every_default_ladder(tmp_path):
     assert query(
         str(db), "select count(*) from dunning_actions where ladder = 'b2c' and coalesce(indemnity_amount, 0) <> 0"
     ) == [(0,)]
+
+
+def test_tags_are_optional_and_never_reject_a_customer(tmp_path):
+    """customers.csv without a tags column: every customer loads, with no tags. With one: trimmed,
+    lower-cased, empty labels dropped; a PostgreSQL text[] exported as {a,b} reads the same."""
+    from tasks.ingest import ingest
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "customers.csv").write_text("customer_id,name,segment\nC1,Un,b2b\nC2,Deux,public\n", encoding="utf-8")
+    (old / "invoices.csv").write_text(
+        "invoice_id,customer_id,issue_date,due_date,amount\nI1,C1,2026-01-01,2026-02-01,10.00\n", encoding="utf-8"
+    )
+    ingest(str(old), str(tmp_path / "old.duckdb"), date(2026, 3, 2))
+    assert query(str(tmp_path / "old.duckdb"), "select customer_id, segment, tags from stg_customers order by 1") == [
+        ("C1", "b2b", None),
+        ("C2", "public", None),
+    ]
+    new = write_source(
+        tmp_path / "new",
+        customers=[
+            customer("C1", tags=" Key_Account ,, VIP "),
+            customer("C2", tags="{key_account,vip}"),
+            customer("C3"),
+        ],
+        invoices=[invoice("I1", "C1", "2026-02-01")],
+    )
+    ingest(new, str(tmp_path / "new.duckdb"), date(2026, 3, 2))
+    assert query(str(tmp_path / "new.duckdb"), "select customer_id, tags from stg_customers order by 1") == [
+        ("C1", "key_account,vip"),
+        ("C2", "key_account,vip"),
+        ("C3", None),
+    ]

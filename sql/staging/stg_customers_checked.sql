@@ -79,10 +79,11 @@ select
     segment_code as segment,
     coalesce(dunning_block_flag, false) as dunning_block,
     collector,
-    -- optional labels the ladder rules read (comma-separated, e.g. key_account): lower-case, trimmed,
+    -- optional labels the ladder rules read (comma-separated, e.g. key_account; a PostgreSQL text[]
+    -- {key_account,vip} too): lower-case, trimmed,
     -- empty ones dropped; absent or empty: no tags. Never a reason to reject the customer.
     nullif(array_to_string(list_filter(
-        list_transform(string_split(coalesce(tags, ''), ','), lambda t: lower(trim(t))), lambda t: t <> ''
+        list_transform(string_split(coalesce(tags, ''), ','), lambda t: trim(lower(t), ' {}"')), lambda t: t <> ''
     ), ','), '') as tags,
     reject_reason,
     nullif(concat_ws('; ',
