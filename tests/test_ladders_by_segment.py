@@ -600,3 +600,34 @@ def test_tags_are_optional_and_never_reject_a_customer(tmp_path):
         ("C2", "key_account,vip"),
         ("C3", None),
     ]
+
+
+def test_a_key_account_letter_replacing_an_email_at_dispatch_waits_for_approval(tmp_path):
+    """K2 (key_account) had an email on 03-03: its due email is planned. Its address is gone from the
+    source when the dispatch runs: the email falls back to a letter, which waits for approval
+    (letters_require_approval) instead of leaving that night. B2 (no tag), the same: its letter leaves."""
+    from datetime import UTC, datetime
+
+    from tasks.dispatch import dispatch
+
+    invoices = [invoice(f"{c}-I", c, "2026-03-02", "500.00") for c in ("K2", "B2")]
+    db = str(tmp_path / "r.duckdb")
+    run_days(
+        write_source(tmp_path / "a", customers=[customer("K2", tags="key_account"), customer("B2")], invoices=invoices),
+        db,
+        ["2026-03-03"],
+    )
+    run_days(
+        write_source(
+            tmp_path / "b",
+            customers=[customer("K2", tags="key_account", email=""), customer("B2", email="")],
+            invoices=invoices,
+        ),
+        db,
+        ["2026-03-03"],
+    )
+    dispatch(db, date(2026, 3, 3), str(tmp_path / "out"), now=datetime(2026, 3, 3, 9, 0, tzinfo=UTC))
+    assert query(
+        db,
+        "select action_id, channel, status from deliveries where action_id like '%|due' order by action_id",
+    ) == [("B2|EUR|1|due", "letter", "sent"), ("K2|EUR|1|due", "letter", "pending_approval")]

@@ -537,6 +537,8 @@ def dispatch(
     approval_stages = [
         f"{name}|{s.code}" for name in pol.ladder_names for _, s in pol.ladder_stages(name) if s.requires_approval
     ]
+    # the ladders whose every letter waits for approval (letters_require_approval)
+    letter_ladders = [lad.name for lad in pol.ladders if lad.letters_require_approval]
     summary: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "mode": "send" if send else "outbox",
@@ -550,8 +552,9 @@ def dispatch(
             raise UserError(f"{db} has no customers (stg_customers): run the nightly job's ingest first")
         recovered = ledger.recover_in_doubt(con, stamp)
         prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
-        if approval_stages or any(lad.letters_require_approval for lad in pol.ladders):
-            held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
+        guard = {"approval_stages": approval_stages, "letter_ladders": letter_ladders, "as_of": as_of}
+        if approval_stages or letter_ladders:
+            held = ledger.query(con, "needs_approval", guard)
             prepared["held_for_approval"] = len(
                 ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
             )
@@ -571,6 +574,11 @@ def dispatch(
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
         warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})  # a view: read afresh by each query
         prepared.update(check_contacts(con, stamp, pol))
+        if letter_ladders:  # a letter that just replaced an email or a call waits for approval too
+            held = ledger.query(con, "needs_approval", guard)
+            prepared["held_for_approval"] = prepared.get("held_for_approval", 0) + len(
+                ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
+            )
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
         pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
