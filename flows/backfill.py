@@ -97,6 +97,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
     pol = load_policy(policy)
     days = [start + timedelta(n) for n in range((end - start).days + 1)]
     actions: Counter[str] = Counter()
+    ladders: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     opened = closed = statements = 0
     aging = laddering = measuring = 0.0
@@ -135,6 +136,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
                 measuring += time.perf_counter() - t2
                 aging, laddering = aging + t1 - t0, laddering + t2 - t1
                 actions.update(s["actions_by_stage"])
+                ladders.update(s.get("actions_by_ladder", {}))
                 deliveries.update(s["deliveries_by_status"])
                 opened += s["episodes_opened"]
                 closed += s["episodes_closed"]
@@ -145,6 +147,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
         "days": len(days),
         "actions": sum(actions.values()),
         "actions_by_stage": dict(actions),
+        "actions_by_ladder": dict(ladders),
         "deliveries_by_status": dict(deliveries),
         "episodes_opened": opened,
         "episodes_closed": closed,

@@ -290,11 +290,14 @@ def preview_cmd(
     fmt: str | None = typer.Option(None, "--format", help="email only: html (default), text or eml."),
     out: Path | None = typer.Option(None, "--out", help="Write to this file (needed for PDF letters)."),
     policy: str | None = PolicyOpt,
+    ladder: str | None = typer.Option(
+        None, "--ladder", help="The stage as this ladder of the policy has it (e.g. b2c), default standard."
+    ),
 ) -> None:
     """Render one message with sample values, to check a wording change."""
     from relance.preview import preview
 
-    result = preview(stage, channel, language, fmt=fmt, policy=policy)
+    result = preview(stage, channel, language, fmt=fmt, policy=policy, ladder=ladder)
     if out:
         out.write_bytes(result if isinstance(result, bytes) else result.encode("utf-8"))
         typer.echo(f"written to {out}")

@@ -22,9 +22,11 @@ def preview(
     fmt: str | None = None,
     channels_config: str | None = None,
     policy: str | None = None,
+    ladder: str | None = None,
 ) -> str | bytes:
     """policy: the policy file whose stage says the sample's figures, layout and wording (default:
-    policies/default.yaml)."""
+    policies/default.yaml); ladder: the stage as that ladder of the policy has it (its wording and
+    charge rule; default: the standard ladder)."""
     from relance.core.policy import load_policy
     from tasks.dispatch.config import load_channels_config
     from tasks.dispatch.render import KIND, LANGUAGES, Renderer, message_context, sample_row
@@ -35,7 +37,10 @@ def preview(
         raise UserError(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
     cfg = load_channels_config(channels_config)
     renderer = Renderer(cfg)
-    row = sample_row(stage, channel, language, policy=load_policy(policy))
+    pol = load_policy(policy)
+    if ladder is not None and ladder not in pol.ladder_names:
+        raise UserError(f"--ladder {ladder!r}: the policy's ladders are {', '.join(pol.ladder_names)}")
+    row = sample_row(stage, channel, language, policy=pol, ladder=ladder)
     ctx = message_context(row, cfg, row["action_as_of"], renderer.i18n)
     if channel == "email":
         rendered = renderer.email(ctx)

@@ -12,7 +12,10 @@ What the data looks like (choices written down here, as the contract asks):
   codes, invented streets). Language `fr` for France and most of Belgium, `en` otherwise.
   About 10 % have no email, 20 % no phone, 3 % no postal address, and about 0.5 % none of the
   three (their letters are "undeliverable"). 2 % carry `dunning_block`; most companies have a
-  `collector`.
+  `collector`. About 5 % of the French companies are public buyers (segment `public`, named
+  "Mairie de <city>"), and about 4 % of the remaining companies are key accounts (`tags`
+  `key_account`): drawn from a generator of their own (seed, 16) after everything else, so the
+  rest of the data is the same as before the ladders (issue 16).
 * **No real contact can be reached**: every email is at a reserved domain (`*.example`,
   `example.com/.net/.org`, RFC 2606), and French and British phone numbers are taken from the
   ranges ARCEP and Ofcom reserve for fiction. German and Belgian numbers are random, in the
@@ -582,6 +585,22 @@ def _customers(rng, n: int) -> dict:
     )
 
 
+def _segments_and_tags(rng, cust: dict) -> None:
+    """Public buyers (about 5 % of the French companies, "Mairie de <city>") and key accounts (about
+    4 % of the other companies, tag `key_account`), from a generator of their own: the main draws
+    stay as they were. Invoices and payments follow the b2b laws for both."""
+    n = len(cust["b2b"])
+    public = cust["b2b"] & (cust["country"] == "FR") & (rng.random(n) < 0.05)
+    key = cust["b2b"] & ~public & (rng.random(n) < 0.04)
+    segment = np.where(cust["b2b"], "b2b", "b2c").astype(object)
+    segment[public] = "public"
+    for i in np.flatnonzero(public & (cust["city"] != None)):  # noqa: E711 (numpy object array)
+        cust["name"][i] = f"Mairie de {cust['city'][i]}"
+    tags = np.full(n, None, dtype=object)
+    tags[key] = "key_account"
+    cust["segment"], cust["tags"] = segment, tags
+
+
 # --------------------------------------------------------------------------------------------
 # Invoices
 # --------------------------------------------------------------------------------------------
@@ -900,9 +919,10 @@ def _tables(cust: dict, inv: dict, pay: dict, holds: dict, n: int) -> dict[str, 
             "city": s(cust["city"]),
             "country": s(cust["country"]),
             "language": s(cust["language"]),
-            "segment": s(np.where(cust["b2b"], "b2b", "b2c").astype(object)),
+            "segment": s(cust["segment"]),
             "dunning_block": s(np.where(cust["blocked"], "true", "false").astype(object)),
             "collector": s(cust["collector"]),
+            "tags": s(cust["tags"]),
         }
     )
 
@@ -1002,6 +1022,7 @@ def generate(out: Path, *, customers: int, seed: int, as_of: date, fmt: str = "c
     window = (as_of - window_start(as_of)).days
 
     cust = _customers(rng, customers)
+    _segments_and_tags(np.random.default_rng([seed, 16]), cust)
     inv = _invoices(rng, cust, customers, as_of_d, window)
     pay, settled = _payments(rng, cust, inv, customers, as_of_d)
     holds = _holds(rng, inv, settled, customers, as_of_d)

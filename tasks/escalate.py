@@ -84,26 +84,33 @@ def _half_year_end(start: date) -> date:
 
 
 def write_policy_tables(con, pol: Policy) -> None:
-    """The policy as small temp tables: ladder_stages, ladder_stage_channels, ladder_rates."""
+    """The policy as small temp tables: ladder_stages and ladder_stage_channels (per ladder and
+    global stage rank), ladder_defs (each ladder's charge rule and first offset), ladder_rules,
+    ladder_tolerance, ladder_rates (reference rates) and ladder_legal_rates (legal interest)."""
     con.execute(
         """
         create or replace temp table ladder_stages (
-            stage_rank integer, stage varchar, offset_days integer, min_amount decimal(18,2),
+            ladder varchar,               -- standard (the `stages:` catalogue) or ladders[].name
+            stage_rank integer,           -- the catalogue's rank, the same in every ladder
+            stage varchar, offset_days integer, min_amount decimal(18,2),
             requires_approval boolean,
             before_due_date boolean,      -- passed over when the driving invoice is already overdue
             claims_overdue_only boolean,  -- after the due date: claims only overdue invoices
             charged boolean,              -- states late-payment charges (stages[].charged)
-            after_formal_notice boolean   -- above the legal notice (stages[].legal_notice): taken only
+            after_formal_notice boolean,  -- above the legal notice (stages[].legal_notice): taken only
                                           -- once it was sent in the episode
+            legal_notice boolean          -- the legal notice itself
         )
         """
     )
     notice = pol.notice_stage
     notice_rank = pol.stages.index(notice) + 1 if notice is not None else None
+    ladders = {name: pol.ladder_stages(name) for name in pol.ladder_names}
     con.executemany(
-        "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into ladder_stages values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
+                name,
                 rank,
                 s.code,
                 s.offset_days,
@@ -113,21 +120,82 @@ def write_policy_tables(con, pol: Policy) -> None:
                 s.offset_days > 0,
                 s.charged,
                 notice_rank is not None and rank > notice_rank,
+                s.legal_notice,
             )
-            for rank, s in enumerate(pol.stages, start=1)
+            for name, stages in ladders.items()
+            for rank, s in stages
         ],
     )
+    con.execute(
+        """
+        create or replace temp table ladder_defs (
+            ladder varchar primary key,
+            first_offset integer,            -- its first stage's offset: invoices are dunnable from it
+            charge_kind varchar,             -- commercial, legal_rate, none
+            margin_points decimal(9,4),      -- commercial: points over the reference rate
+            indemnity decimal(18,2),         -- commercial: fixed indemnity per overdue invoice
+            indemnity_currency varchar,
+            charge_segments varchar[],       -- the segments its charges apply to (null: all)
+            letters_require_approval boolean -- an action sending a letter waits for approval
+        )
+        """
+    )
+    lpc = pol.late_payment_charges
+    rows = []
+    for name, stages in ladders.items():
+        kind, margin, indemnity, segments = pol.charge_rule(name)
+        lad = pol.ladder(name)
+        rows.append(
+            (
+                name,
+                stages[0][1].offset_days,
+                kind,
+                margin,
+                indemnity,
+                lpc.indemnity_currency,
+                list(segments) if segments is not None else None,
+                bool(lad is not None and lad.letters_require_approval),
+            )
+        )
+    con.executemany("insert into ladder_defs values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        """
+        create or replace temp table ladder_rules (
+            position integer, rule varchar, ladder varchar, segments varchar[], risk_classes varchar[],
+            customers varchar[], tag varchar, min_amount decimal(18,2)
+        )
+        """
+    )
+    if pol.ladder_rules:
+        con.executemany(
+            "insert into ladder_rules values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    r.name,
+                    r.ladder,
+                    list(r.when.segment) if r.when.segment is not None else None,
+                    list(r.when.risk_class) if r.when.risk_class is not None else None,
+                    list(r.when.customers) if r.when.customers is not None else None,
+                    r.when.tag,
+                    r.when.min_amount,
+                )
+                for i, r in enumerate(pol.ladder_rules, start=1)
+            ],
+        )
     con.execute("create or replace temp table ladder_tolerance (currency varchar primary key, amount decimal(18,2))")
     if pol.tolerance.by_currency:
         con.executemany("insert into ladder_tolerance values (?, ?)", pol.tolerance.rows())
     con.execute(
-        "create or replace temp table ladder_stage_channels (stage_rank integer, stage varchar, position integer, channel varchar)"
+        "create or replace temp table ladder_stage_channels "
+        "(ladder varchar, stage_rank integer, stage varchar, position integer, channel varchar)"
     )
     con.executemany(
-        "insert into ladder_stage_channels values (?, ?, ?, ?)",
+        "insert into ladder_stage_channels values (?, ?, ?, ?, ?)",
         [
-            (rank, s.code, pos, ch)
-            for rank, s in enumerate(pol.stages, start=1)
+            (name, rank, s.code, pos, ch)
+            for name, stages in ladders.items()
+            for rank, s in stages
             for pos, ch in enumerate(s.channels, start=1)
         ],
     )
@@ -139,6 +207,17 @@ def write_policy_tables(con, pol: Policy) -> None:
             "insert into ladder_rates values (?, ?, ?, ?)",
             [(r.half_year, r.start, _half_year_end(r.start), r.rate) for r in pol.reference_rates],
         )
+    con.execute(
+        "create or replace temp table ladder_legal_rates (half_year varchar, valid_from date, valid_to date, legal_rate decimal(9,4))"
+    )
+    # the debtor profile's class of each unit, when a ladder rule reads it (Ladder.risk_classes)
+    con.execute("create or replace temp table ladder_risk (customer_id varchar, currency varchar, risk_class varchar)")
+    legal = pol.legal_interest_rates.rows()
+    if legal:
+        con.executemany(
+            "insert into ladder_legal_rates values (?, ?, ?, ?)",
+            [(h, start, _half_year_end(start), rate) for h, start, rate in legal],
+        )
 
 
 class Ladder:
@@ -148,7 +227,53 @@ class Ladder:
     def __init__(self, con, pol: Policy, start: date, end: date) -> None:
         self.con, self.pol = con, pol
         write_policy_tables(con, pol)
+        self.profile_seconds = 0.0
         self._calendar(start, end)
+
+    def risk_classes(self, as_of: date) -> float:
+        """When a ladder rule reads the risk class: the debtor profile of as_of (temp table ladder_risk),
+        point in time — from the source as known at as_of (int_invoices_as_of, int_payments_as_of)
+        and the open amounts of as_of's invoice_snapshot (the aging ran first). A date measured
+        already is read; otherwise the debtor_profile mart is built for as_of (the same model measure
+        builds after the ladder, with the same figures), so that a backfill, which measures after the
+        ladder, has the profile of each date too. Returns the seconds spent."""
+        con = self.con
+        con.execute("delete from ladder_risk")
+        if not self.pol.needs_risk_class:
+            return 0.0
+        started = time.perf_counter()
+        measured = warehouse.scalar(con, "select count(*) > 0 from debtor_profile where as_of = $d", {"d": as_of})
+        if not measured:
+            from tasks.age import write_policy_buckets
+            from tasks.measure import profile_params
+
+            cur = con.cursor()  # its own temp schema: the ladder's int_* temp tables stay as they are
+            try:
+                write_policy_buckets(cur, self.pol)
+                cur.execute(
+                    """
+                    create or replace temp table int_metrics_open_at as
+                    select as_of as at_date, customer_id, currency, invoice_id, issue_date, due_date, open_amount,
+                           cast(days_past_due as bigint) as days_past_due, bucket
+                    from invoice_snapshot where as_of = $d
+                    """,
+                    {"d": as_of},
+                )
+                warehouse.build(
+                    cur,
+                    "marts/debtor_profile",
+                    {"as_of": as_of, **profile_params(self.pol)},
+                    built=("intermediate/int_metrics_open_at",),
+                )
+            finally:
+                cur.close()
+        con.execute(
+            "insert into ladder_risk select customer_id, currency, risk_class from debtor_profile where as_of = $d",
+            {"d": as_of},
+        )
+        seconds = time.perf_counter() - started
+        self.profile_seconds += seconds
+        return seconds
 
     def _calendar(self, start: date, end: date) -> None:
         countries = [
@@ -167,17 +292,12 @@ class Ladder:
         return {
             "as_of": as_of,
             "mode": mode,
-            "first_offset": pol.stages[0].offset_days,
             "min_gap_days": pol.min_gap_days,
             "receipt_wait_days": pol.receipt_wait_days,
             "default_tolerance": pol.tolerance.default,
             # the legal notice's code (stages[].legal_notice); None when the ladder has none
             "notice_stage": pol.notice_stage.code if pol.notice_stage is not None else None,
             "business_days_only": pol.business_days_only,
-            "charge_segments": list(charges.applies_to_segments),
-            "margin_points": charges.margin_points,
-            "indemnity": charges.indemnity_per_invoice,
-            "indemnity_currency": charges.indemnity_currency,
             "days_in_year": charges.days_in_year,
             "now": datetime.now(UTC).replace(tzinfo=None),
             "run_id": run_id,
@@ -201,6 +321,7 @@ class Ladder:
         started = time.perf_counter()
         params = self.params(as_of, mode, run_id)
         con = self.con
+        profile_seconds = self.risk_classes(as_of)
         built = warehouse.build(con, DECISIONS, params)
         acting = warehouse.scalar(con, "select count(*) from int_ladder_decisions where acts") > 0
         if acting:
@@ -212,7 +333,9 @@ class Ladder:
             for sql in writes:
                 con.execute(sql, warehouse.bind_params(sql, params))
         warehouse.build(con, UNIT_STAGE, params, built)
-        return self.summary(as_of, mode, acting, time.perf_counter() - started)
+        summary = self.summary(as_of, mode, acting, time.perf_counter() - started)
+        summary["seconds_risk_profile"] = round(profile_seconds, 3)
+        return summary
 
     def summary(self, as_of: date, mode: str, acting: bool, seconds: float) -> dict:
         con = self.con
@@ -226,7 +349,7 @@ class Ladder:
             """,
             {"d": as_of},
         ).fetchone()
-        by_stage, by_status, charges = [], [], []
+        by_stage, by_status, charges, by_ladder = [], [], [], []
         if acting:  # the action models are those of this date only when some unit acted
             # what this run wrote: its actions are dated as_of (an id found dated otherwise was not written)
             con.execute(
@@ -239,6 +362,9 @@ class Ladder:
             )
             by_stage = con.execute(
                 "select stage, count(*) from ladder_written group by stage, stage_rank order by stage_rank"
+            ).fetchall()
+            by_ladder = con.execute(
+                "select ladder, count(*) from ladder_written group by ladder order by ladder"
             ).fetchall()
             by_status = con.execute(
                 """
@@ -294,6 +420,7 @@ class Ladder:
             "open_episodes": units[4],
             "actions": sum(n for _, n in by_stage),
             "actions_by_stage": dict(by_stage),
+            "actions_by_ladder": dict(by_ladder),
             "deliveries_by_status": dict(by_status),
             "charges": {
                 cur: {"actions": n, "interest": str(interest or Decimal("0.00")), "indemnity": f"{indemnity} {ind_cur}"}

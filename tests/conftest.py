@@ -60,6 +60,7 @@ SLOWEST_FILES = (
     "test_fleet.py",
     "test_faults.py",
     "test_backfill.py",
+    "test_ladders_by_segment.py",
     "test_source_postgres.py",
     "test_ladder_properties.py",
     "test_approval_flow.py",

@@ -245,6 +245,9 @@ def test_ladder_decisions_one_step_a_run(con):
             unit("C11", 50, "400.00", "400.00", 7),
         ],
     )
+    # every unit climbs the standard ladder here (the rules' choice: tests/test_ladders_by_segment.py)
+    con.execute("alter table int_ladder_units add column ladder varchar default 'standard'")
+    con.execute("alter table int_ladder_units add column ladder_rule varchar default 'default'")
     given(
         con,
         "int_ladder_state",
@@ -261,6 +264,7 @@ def test_ladder_decisions_one_step_a_run(con):
             state("C11", 6, "formal_notice", "2026-02-20", notice_sent=True),
         ],
     )
+    con.execute("alter table int_ladder_state add column notice_on date")
     params = {
         "as_of": date(2026, 3, 12),
         "mode": "live",
@@ -356,6 +360,7 @@ def test_ladder_units_target_from_due_date_offsets_and_minimum_amounts(con):
         CUSTOMERS,
         [(f"C{n}", "FR", "b2b", n == 8, "a@example.com", None, "1 rue", "Paris") for n in range(1, 10)],
     )
+    con.execute("alter table stg_customers add column tags varchar")  # optional: no tags
     given(
         con,
         "int_active_holds",

@@ -53,6 +53,10 @@ def renamed_policy(tmp_path: Path) -> str:
     ):
         assert text.count(old) == 1
         text = text.replace(old, new)
+    # the ladders (issue 16) name the catalogue's codes: renamed there too
+    text = text.replace("{code: formal_notice,", "{code: demeure,").replace(
+        "      - formal_notice\n", "      - demeure\n"
+    )
     assert "formal_notice" not in text.replace("template: formal_notice", "")  # the code is gone
     path = tmp_path / "renamed.yaml"
     path.write_text(text, encoding="utf-8")

@@ -31,6 +31,7 @@ CONTRACT_COLUMNS = {
         "segment",
         "dunning_block",
         "collector",
+        "tags",
     ],
     "invoices": ["invoice_id", "customer_id", "kind", "issue_date", "due_date", "amount", "currency"],
     "payments": ["payment_id", "customer_id", "invoice_id", "paid_date", "amount", "currency"],
@@ -122,7 +123,10 @@ def test_customers_look_like_the_intended_portfolio(source):
     assert all(r["language"] == "en" for r in rows if r["country"] in ("DE", "GB"))
     assert all(r["language"] == "fr" for r in rows if r["country"] == "FR")
     segments = Counter(r["segment"] for r in rows)
-    assert set(segments) == {"b2b", "b2c"} and segments["b2b"] > segments["b2c"]
+    assert set(segments) == {"b2b", "b2c", "public"} and segments["b2b"] > segments["b2c"] > segments["public"]
+    # key accounts (tag key_account) among the companies, for the key-account ladder (issue 16)
+    keys = [r for r in rows if r["tags"] == "key_account"]
+    assert keys and all(r["segment"] == "b2b" for r in keys)
     assert all(r["name"].strip() for r in rows)
 
     no_email = [r for r in rows if not r["email"]]

@@ -368,13 +368,14 @@ def test_extra_keys_are_kept_and_values_written_as_text(serve, tmp_path):
     assert labels == {e: f"{base}/{e}" for e in ("customers", "invoices", "payments", "holds")}
     customers = (folder / "customers.csv").read_text(encoding="utf-8").splitlines()
     assert customers[0] == (
-        "customer_id,name,email,phone,street,postal_code,city,country,language,segment,dunning_block,collector,crm_ref,tags"
+        "customer_id,name,email,phone,street,postal_code,city,country,language,segment,dunning_block,collector,tags,crm_ref"
     )
     assert (
         customers[1]
         == "C1,Boulangerie Martin,compta@martin.fr,+33612345678,1 rue de la Paix,75002,Paris,FR,fr,b2b,false,alice,,"
     )
-    assert customers[3] == 'C3,Grosse Industrie SA,,,,,,,,,true,,"{""id"":7,""score"":""0.5""}","[""key"",""public""]"'
+    # tags is a contract column (issue 16): a JSON list of labels becomes the comma-separated text
+    assert customers[3] == 'C3,Grosse Industrie SA,,,,,,,,,true,,"key,public","{""id"":7,""score"":""0.5""}"'
     invoices = (folder / "invoices.csv").read_text(encoding="utf-8").splitlines()
     assert invoices[1] == "INV-1,C1,invoice,2024-01-10,2024-02-09,100.10,EUR,"
     assert invoices[6] == "INV-5,C3,,2023-09-01,2023-10-01,9999999999999999.99,,"

@@ -45,7 +45,7 @@ CUSTOMER_CASES = [
     ({"customer_id": "", "name": "No id"}, "customer_id is missing"),
     ({"customer_id": "C9", "name": ""}, "name is missing"),
     ({"customer_id": "C9", "name": "X", "country": "France"}, "country 'France' is not an ISO 3166 two-letter code"),
-    ({"customer_id": "C9", "name": "X", "segment": "b2g"}, "segment 'b2g' is not b2b or b2c"),
+    ({"customer_id": "C9", "name": "X", "segment": "b2g"}, "segment 'b2g' is not b2b, b2c or public"),
     ({"customer_id": "C9", "name": "X", "dunning_block": "maybe"}, "dunning_block 'maybe' is not true or false"),
     (
         {"customer_id": "C1", "name": "Twin"},

@@ -127,8 +127,17 @@ class Bucket(Strict):
     max_days: int | None = Field(default=None, ge=-MAX_DAYS, le=MAX_DAYS)
 
 
+Segment = Literal["b2b", "b2c", "public"]
+SEGMENTS: tuple[str, ...] = Segment.__args__  # type: ignore[attr-defined]
+RiskClass = Literal["A", "B", "C", "D", "new"]
+#: the ladder `stages:` describes: the catalogue of stages and the ladder of units no rule chooses
+STANDARD = "standard"
+#: the rule name recorded when no ladder rule matches
+DEFAULT_RULE = "default"
+
+
 class Charges(Strict):
-    applies_to_segments: tuple[Literal["b2b", "b2c"], ...] = ("b2b",)
+    applies_to_segments: tuple[Segment, ...] = ("b2b",)
     #: percentage points over the reference rate
     margin_points: Decimal = Field(default=Decimal("10.00"), ge=0, le=MAX_POINTS, allow_inf_nan=False)
     indemnity_per_invoice: Decimal = Field(default=Decimal("40.00"), ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
@@ -332,6 +341,130 @@ class Freshness(Strict):
     country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
 
 
+class LegalRate(Strict):
+    """The taux de l'intérêt légal of one half-year (arrêté published each semester), in percent:
+    `individuals` when the creditor is a natural person not acting for professional needs
+    ("particuliers"), `other` in all other cases ("autres cas")."""
+
+    half_year: str
+    individuals: Decimal = Field(ge=0, le=MAX_POINTS, allow_inf_nan=False)
+    other: Decimal = Field(ge=0, le=MAX_POINTS, allow_inf_nan=False)
+
+    @field_validator("half_year")
+    @classmethod
+    def _half_year(cls, v: str) -> str:
+        if not _HALF_YEAR.match(str(v)):
+            raise ValueError(f"{v!r} is not a half-year like 2026-H1")
+        return str(v)
+
+    @property
+    def start(self) -> date:
+        y, h = _HALF_YEAR.match(self.half_year).groups()  # type: ignore[union-attr]
+        return date(int(y), 1 if h == "1" else 7, 1)
+
+
+class LegalInterest(Strict):
+    """The legal interest rate table (Code civil 1344-1, Code monétaire et financier L313-2): which
+    column applies (the creditor's category: `other` for a business creditor) and the rates."""
+
+    creditor: Literal["individuals", "other"] = "other"
+    rates: tuple[LegalRate, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> LegalInterest:
+        halves = [r.half_year for r in self.rates]
+        for i, h in enumerate(halves):
+            if h in halves[:i]:
+                raise ValueError(f"rates[{i}].half_year: {h} is listed twice")
+        return self
+
+    def rows(self) -> list[tuple[str, date, Decimal]]:
+        return [
+            (r.half_year, r.start, r.individuals if self.creditor == "individuals" else r.other) for r in self.rates
+        ]
+
+
+class ChargeRule(Strict):
+    """What a ladder's charged stages state (docs/policy.md "Ladders"): `commercial` — interest at the
+    reference rate + margin_points from the day after each due date, and the fixed indemnity per
+    invoice (L441-10 for b2b; Code de la commande publique L2192-13 for public buyers at + 8 points);
+    `legal_rate` — interest at the legal rate only from the day after the formal notice (Code civil
+    1344-1), no indemnity; `none` — no charges."""
+
+    kind: Literal["commercial", "legal_rate", "none"]
+    margin_points: Decimal = Field(default=Decimal("10.00"), ge=0, le=MAX_POINTS, allow_inf_nan=False)
+    indemnity_per_invoice: Decimal = Field(default=Decimal("40.00"), ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _no_indemnity_at_legal_rate(self) -> ChargeRule:
+        if (
+            self.kind != "commercial"
+            and "indemnity_per_invoice" in self.model_fields_set
+            and self.indemnity_per_invoice
+        ):
+            raise ValueError(f"indemnity_per_invoice: only a commercial rule has an indemnity (kind is {self.kind})")
+        return self
+
+
+class LadderStep(Strict):
+    """One stage of a named ladder: a stage code of the catalogue (`stages:`) and what this ladder
+    changes of it."""
+
+    code: str = Field(pattern=_CODE)
+    offset_days: int | None = Field(default=None, ge=-MAX_DAYS, le=MAX_DAYS)
+    min_amount: Decimal | None = Field(default=None, le=MAX_AMOUNT, allow_inf_nan=False)
+    channels: tuple[Channel, ...] | None = Field(default=None, min_length=1)
+    requires_approval: bool | None = None
+    template: str | None = Field(default=None, pattern=_CODE)
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_code(cls, data: Any) -> Any:
+        return {"code": data} if isinstance(data, str) else data
+
+    @field_validator("min_amount")
+    @classmethod
+    def _cents(cls, v: Decimal | None) -> Decimal | None:
+        return None if v is None else cents_not_negative(v)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice")
+        return v
+
+
+class LadderDef(Strict):
+    """A named ladder: catalogue stages in catalogue order, with overrides, and its charge rule
+    (absent: late_payment_charges, as the standard ladder)."""
+
+    name: str = Field(pattern=_CODE)
+    description: str = ""
+    stages: tuple[LadderStep, ...] = Field(min_length=1)
+    charges: ChargeRule | None = None
+    #: every action that sends a letter (a letter channel, or a fallback to one) waits for approval
+    letters_require_approval: bool = False
+
+
+class RuleWhen(Strict):
+    """The conditions of a ladder rule, all of which must hold (an absent one always holds)."""
+
+    segment: tuple[Segment, ...] | None = Field(default=None, min_length=1)
+    risk_class: tuple[RiskClass, ...] | None = Field(default=None, min_length=1)
+    customers: tuple[str, ...] | None = Field(default=None, min_length=1)
+    tag: str | None = Field(default=None, pattern=_CODE)
+    #: the unit's dunnable amount is at least this much
+    min_amount: Decimal | None = Field(default=None, ge=0, le=MAX_AMOUNT, allow_inf_nan=False)
+
+
+class LadderRule(Strict):
+    name: str = Field(pattern=_CODE)
+    ladder: str = Field(pattern=_CODE)
+    when: RuleWhen = RuleWhen()
+
+
 class Policy(Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
     tolerance: Tolerance = Tolerance()
@@ -353,6 +486,12 @@ class Policy(Strict):
     #: How long the step after a formal notice waits for the registered letter's receipt when none
     #: is known, in days after the letter was sent (docs/policy.md "Registered letters").
     receipt_wait_days: int = Field(default=0, ge=0, le=MAX_DAYS)
+    #: named ladders beside the standard one (`stages:`), docs/policy.md "Ladders"
+    ladders: tuple[LadderDef, ...] = ()
+    #: which ladder each unit climbs: the first rule that matches; none → the standard ladder
+    ladder_rules: tuple[LadderRule, ...] = ()
+    #: the legal interest rate table (legal_rate charges)
+    legal_interest_rates: LegalInterest = LegalInterest()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -388,15 +527,125 @@ class Policy(Strict):
         for i, h in enumerate(halves):
             if h in halves[:i]:
                 raise ValueError(f"reference_rates[{i}].half_year: {h} is listed twice")
+        self._check_ladders()
         return self
 
+    def _check_ladders(self) -> None:
+        codes = [s.code for s in self.stages]
+        notice = self.notice_stage
+        notice_rank = codes.index(notice.code) if notice is not None else None
+        names = [STANDARD]
+        for i, lad in enumerate(self.ladders):
+            where = f"ladders[{i}]"
+            if lad.name in names:
+                what = "is the ladder of `stages:`" if lad.name == STANDARD else "is listed twice"
+                raise ValueError(f"{where}.name: {lad.name!r} {what}")
+            names.append(lad.name)
+            ranks = []
+            for j, step in enumerate(lad.stages):
+                if step.code not in codes:
+                    raise ValueError(
+                        f"{where}.stages[{j}].code: unknown stage {step.code!r} (stages: has {', '.join(codes)})"
+                    )
+                rank = codes.index(step.code)
+                if ranks and rank <= ranks[-1]:
+                    raise ValueError(
+                        f"{where}.stages[{j}].code: {step.code!r} must come after {codes[ranks[-1]]!r}, "
+                        "in the order of stages: (listed once each)"
+                    )
+                ranks.append(rank)
+            resolved = self.ladder_stages(lad.name)
+            for j in range(1, len(resolved)):
+                if resolved[j][1].offset_days <= resolved[j - 1][1].offset_days:
+                    raise ValueError(
+                        f"{where}.stages[{j}].offset_days: {resolved[j][1].offset_days} must be greater than "
+                        f"the previous stage's {resolved[j - 1][1].offset_days} (offsets must increase)"
+                    )
+            if notice_rank is not None and ranks[-1] > notice_rank and notice_rank not in ranks:
+                raise ValueError(
+                    f"{where}.stages: {codes[ranks[-1]]!r} comes after the legal notice {notice.code!r}, "  # type: ignore[union-attr]
+                    f"which the ladder must then include"
+                )
+        rule_names: list[str] = []
+        for i, rule in enumerate(self.ladder_rules):
+            if rule.ladder not in names:
+                raise ValueError(
+                    f"ladder_rules[{i}].ladder: unknown ladder {rule.ladder!r} (ladders: {', '.join(names)})"
+                )
+            if rule.name in rule_names or rule.name == DEFAULT_RULE:
+                raise ValueError(f"ladder_rules[{i}].name: {rule.name!r} is taken (names are unique, not 'default')")
+            rule_names.append(rule.name)
+        uses_legal = any(lad.charges is not None and lad.charges.kind == "legal_rate" for lad in self.ladders)
+        if uses_legal and not self.legal_interest_rates.rates:
+            raise ValueError("legal_interest_rates.rates: a ladder charges at the legal rate, the table is empty")
+
     # -- helpers used by the pipeline ------------------------------------------------------
-    def stage(self, code: str | None) -> Stage | None:
-        """The stage of that code (None for a code the policy does not have, e.g. an old action's)."""
+    def stage(self, code: str | None, ladder: str | None = None) -> Stage | None:
+        """The stage of that code (None for a code the policy does not have, e.g. an old action's),
+        as `ladder` has it (its overrides of offset, minimum, channels, approval, template); the
+        catalogue's (standard) stage for None, the standard ladder, an unknown ladder or a stage
+        the ladder does not list."""
         for s in self.stages:
             if s.code == code:
-                return s
+                lad = self.ladder(ladder)
+                step = next((st for st in lad.stages if st.code == code), None) if lad is not None else None
+                if step is None:
+                    return s
+                update = {
+                    k: v
+                    for k, v in step.model_dump(exclude={"code"}).items()
+                    if v is not None and k in step.model_fields_set
+                }
+                return s.model_copy(update=update)
         return None
+
+    def ladder(self, name: str | None) -> LadderDef | None:
+        """The named ladder (None for the standard one or a name the policy does not have)."""
+        return next((lad for lad in self.ladders if lad.name == name), None)
+
+    @property
+    def ladder_names(self) -> list[str]:
+        return [STANDARD] + [lad.name for lad in self.ladders]
+
+    def ladder_stages(self, name: str = STANDARD) -> list[tuple[int, Stage]]:
+        """(global rank, stage as the ladder has it) of a ladder, in order. Ranks are the catalogue's
+        (`stages:` order, from 1) whatever the ladder, so they compare across ladders."""
+        lad = self.ladder(name)
+        ranks = {s.code: i for i, s in enumerate(self.stages, start=1)}
+        if lad is None:
+            return list(enumerate(self.stages, start=1))
+        return [(ranks[st.code], self.stage(st.code, name)) for st in lad.stages]  # type: ignore[misc]
+
+    def charge_rule(self, name: str = STANDARD) -> tuple[str, Decimal, Decimal, tuple[str, ...] | None]:
+        """(kind, margin_points, indemnity, segments) of a ladder's charges: its `charges:`, else
+        late_payment_charges (commercial, for the segments of applies_to_segments; None: all)."""
+        lad = self.ladder(name)
+        if lad is not None and lad.charges is not None:
+            c = lad.charges
+            indemnity = c.indemnity_per_invoice if c.kind == "commercial" else Decimal("0.00")
+            return c.kind, c.margin_points if c.kind == "commercial" else Decimal("0.00"), indemnity, None
+        lpc = self.late_payment_charges
+        return "commercial", lpc.margin_points, lpc.indemnity_per_invoice, lpc.applies_to_segments
+
+    def legal_rate_for(self, day: date) -> Decimal | None:
+        half = f"{day.year:04d}-H{1 if day.month <= 6 else 2}"
+        return next((rate for h, _, rate in self.legal_interest_rates.rows() if h == half), None)
+
+    def require_legal_rates(self, start: date, end: date) -> None:
+        """Refuse when a half-year between start and end (inclusive) has no legal interest rate."""
+        y, h = start.year, 1 if start.month <= 6 else 2
+        while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
+            if self.legal_rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
+                raise PolicyError(
+                    f"policy legal_interest_rates: no rate for {y:04d}-H{h}, needed for legal-rate interest "
+                    f'up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, individuals: "…", other: "…"}}`'
+                )
+            y, h = (y, 2) if h == 1 else (y + 1, 1)
+
+    @property
+    def needs_risk_class(self) -> bool:
+        """A ladder rule reads the debtor profile's class."""
+        return any(r.when.risk_class is not None for r in self.ladder_rules)
 
     @property
     def notice_stage(self) -> Stage | None:

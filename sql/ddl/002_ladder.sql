@@ -30,11 +30,18 @@ alter table unit_stage add column if not exists wait_detail varchar;        -- t
 alter table unit_stage add column if not exists notice_sent_on date;       -- deposited (tracking), else the notice's date
 alter table unit_stage add column if not exists notice_received_on date;   -- received, or refused / unclaimed: first presented
 alter table unit_stage add column if not exists notice_deadline date;      -- notice_received_on + formal_notice.deadline_days
+-- the ladder per segment and risk (docs/policy.md "Ladders")
+alter table unit_stage add column if not exists ladder varchar;             -- standard or ladders[].name
+alter table unit_stage add column if not exists ladder_rule varchar;        -- ladder_rules[].name, or default
+alter table unit_stage add column if not exists ladder_risk_class varchar;  -- the class the rules read (as_of's profile)
 
 -- dunning_actions: what the ladder needs to read back, and the charges' currency.
 alter table dunning_actions add column if not exists requires_approval boolean;
 alter table dunning_actions add column if not exists days_past_due integer;       -- of the driving invoice, on as_of
 alter table dunning_actions add column if not exists indemnity_currency varchar;  -- currency of indemnity_amount
+alter table dunning_actions add column if not exists ladder varchar;              -- the ladder climbed (null: before ladders, standard)
+alter table dunning_actions add column if not exists ladder_rule varchar;         -- the ladder rule that chose it, or default
+alter table dunning_actions add column if not exists interest_from date;          -- legal-rate charges: first day of interest (after the notice)
 
 -- deliveries: the channel the stage asked for when the delivery fell back to a letter.
 alter table deliveries add column if not exists fallback_from varchar;  -- e.g. 'email' or 'email,sms'

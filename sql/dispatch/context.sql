@@ -96,6 +96,7 @@ select
     a.recomputed,
     st.figures_as_of,
     a.stage,
+    coalesce(a.ladder, 'standard') as ladder,
     a.episode_id,
     a.customer_id,
     a.currency,

@@ -4,6 +4,7 @@ select
     p.delivery_id,
     p.channel,
     p.stage,
+    p.ladder,
     p.customer_id,
     p.currency,
     p.collector,

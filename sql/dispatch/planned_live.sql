@@ -8,6 +8,7 @@ select
     d.action_id,
     d.channel,
     a.stage,
+    coalesce(a.ladder, 'standard') as ladder,
     a.customer_id,
     a.currency,
     c.email,

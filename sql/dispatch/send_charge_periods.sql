@@ -5,4 +5,4 @@
 -- materialized: temp
 -- macros: charges
 -- depends: send_claims
-select * from ladder_charge_periods('send_claims', $as_of, $margin_points, $days_in_year)
+select * from ladder_charge_periods('send_claims', $as_of, $days_in_year)

@@ -5,4 +5,4 @@
 -- materialized: temp
 -- macros: charges
 -- depends: send_claims, send_charge_periods
-select * from ladder_charges('send_claims', 'send_charge_periods', $days_in_year, $indemnity, $indemnity_currency)
+select * from ladder_charges('send_claims', 'send_charge_periods', $days_in_year)

@@ -23,9 +23,20 @@ actions as (
         a.currency,
         a.invoice_ids,
         -- the ladder stated charges on this action (a charged stage and segment)
-        a.interest_amount is not null or a.indemnity_amount is not null as charged_action
+        a.interest_amount is not null or a.indemnity_amount is not null as charged_action,
+        -- its ladder's charge rule (actions from before ladders: the standard ladder's)
+        ladders.charge_kind,
+        ladders.margin_points,
+        ladders.indemnity,
+        ladders.indemnity_currency,
+        -- legal-rate interest: from the day after the formal notice; the notice itself, sent on
+        -- $as_of, has none accrued yet
+        case when coalesce(notice.legal_notice, false) then cast($as_of as date) + 1 else a.interest_from end
+            as legal_interest_from
     from dunning_actions a
     join batch using (action_id)
+    join ladder_defs as ladders on ladders.ladder = coalesce(a.ladder, 'standard')
+    left join (select distinct stage, legal_notice from ladder_stages) as notice on notice.stage = a.stage
 ),
 
 claimed as (
@@ -59,6 +70,13 @@ select
     -- read by the ladder's charge models: only the actions sent after the day they were decided
     claimed.charged_action
         and claimed.decided_on <> cast($as_of as date)
-        and datediff('day', snapshot.due_date, cast($as_of as date)) > 0 as charged
+        and datediff('day', snapshot.due_date, cast($as_of as date)) > 0 as charged,
+    claimed.charge_kind,
+    claimed.margin_points,
+    claimed.indemnity,
+    claimed.indemnity_currency,
+    case when claimed.charge_kind = 'legal_rate'
+        then greatest(coalesce(claimed.legal_interest_from, cast($as_of as date) + 1), snapshot.due_date + 1)
+        else snapshot.due_date + 1 end as interest_from
 from claimed
 join snapshot on snapshot.invoice_id = claimed.invoice_id

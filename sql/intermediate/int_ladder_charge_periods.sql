@@ -6,4 +6,4 @@
 -- materialized: temp
 -- macros: charges
 -- depends: int_ladder_claims
-select * from ladder_charge_periods('int_ladder_claims', $as_of, $margin_points, $days_in_year)
+select * from ladder_charge_periods('int_ladder_claims', $as_of, $days_in_year)

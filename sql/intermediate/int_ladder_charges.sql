@@ -4,4 +4,4 @@
 -- materialized: temp
 -- macros: charges
 -- depends: int_ladder_claims, int_ladder_charge_periods
-select * from ladder_charges('int_ladder_claims', 'int_ladder_charge_periods', $days_in_year, $indemnity, $indemnity_currency)
+select * from ladder_charges('int_ladder_claims', 'int_ladder_charge_periods', $days_in_year)

@@ -36,17 +36,23 @@ acted_today as (
     group by customer_id, currency
 ),
 
+ladders as (
+    select * from ladder_defs
+),
+
 next_stages as (
-    -- for each last stage (0: none yet), the next stage above it, and the next one when the
+    -- for each ladder and last stage (0: none yet; ranks are the catalogue's, so a stage taken
+    -- in another ladder counts), the next stage of the ladder above it, and the next one when the
     -- driving invoice is already overdue: the stages before the due date (preventive) are
-    -- then passed over
+    -- then passed over. A unit whose ladder changes goes on from the rank it reached.
     select
+        stages.ladder,
         taken.stage_rank as last_rank,
         min(stages.stage_rank) as next_rank,
         min(stages.stage_rank) filter (where not stages.before_due_date) as next_rank_when_overdue
-    from (select 0 as stage_rank union all select stage_rank from stages) as taken
+    from (select 0 as stage_rank union select stage_rank from stages) as taken
     join stages on stages.stage_rank > taken.stage_rank
-    group by taken.stage_rank
+    group by stages.ladder, taken.stage_rank
 ),
 
 situated as (
@@ -62,6 +68,8 @@ situated as (
         state.notice_sent_on,
         state.notice_received_on,
         state.notice_deadline,
+        -- the formal notice's date: its registered letter's deposit, else the notice's own date
+        coalesce(state.notice_sent_on, state.notice_on) as notice_on,
         not $business_days_only
             or coalesce(calendar.is_business_day, isodow(cast($as_of as date)) < 6) as business_day,
         acted_today.action_id as action_today
@@ -79,7 +87,7 @@ episodes as (
         not situated.held and situated.open_episode_id is null and situated.target_rank is not null as opens,
         not situated.held and situated.open_episode_id is not null and situated.dunnable_amount = 0 as closes
     from situated
-    left join next_stages on next_stages.last_rank = situated.last_rank
+    left join next_stages on next_stages.ladder = situated.ladder and next_stages.last_rank = situated.last_rank
 ),
 
 continued as (
@@ -119,34 +127,53 @@ gated as (
         -- the next step states late-payment charges: its overdue invoices' late days need a
         -- reference rate for every half-year from the day after the driving invoice's due date
         coalesce(next_stage.charged, false)
-            and list_contains($charge_segments, continued.segment)
-            and coalesce(continued.driving_days_past_due, 0) > 0 as needs_rates
+            and ladders.charge_kind <> 'none'
+            and (ladders.charge_segments is null or list_contains(ladders.charge_segments, continued.segment))
+            and coalesce(continued.driving_days_past_due, 0) > 0 as needs_rates,
+        ladders.charge_kind,
+        -- legal-rate interest runs from the day after the formal notice (for the notice itself:
+        -- from the day after as_of, nothing accrued)
+        case
+            when ladders.charge_kind = 'legal_rate' and not coalesce(next_stage.legal_notice, false)
+                and continued.notice_on is not null
+                then continued.notice_on + 1
+            when ladders.charge_kind = 'legal_rate' then cast($as_of as date) + 1
+        end as legal_interest_from
     from continued
-    left join stages as next_stage on next_stage.stage_rank = continued.next_rank
+    left join stages as next_stage on next_stage.ladder = continued.ladder and next_stage.stage_rank = continued.next_rank
+    left join ladders on ladders.ladder = continued.ladder
 ),
 
 half_years_needed as (
     select
         gated.customer_id,
         gated.currency,
+        gated.charge_kind,
         cast(unnest(generate_series(
-            cast(make_date(year(gated.driving_due_date + 1),
-                           case when month(gated.driving_due_date + 1) <= 6 then 1 else 7 end, 1) as timestamp),
+            cast(make_date(year(first_day), case when month(first_day) <= 6 then 1 else 7 end, 1) as timestamp),
             cast(cast($as_of as date) as timestamp),
             interval 6 month
         )) as date) as half_year_start
-    from gated
+    from (
+        select
+            *,
+            -- the first day of interest: the day after the due date, or (legal rate) after the notice
+            least(coalesce(legal_interest_from, driving_due_date + 1), cast($as_of as date)) as first_day
+        from gated
+    ) as gated
     where gated.needs_rates
 ),
 
 missing_rates as (
-    -- the first half-year the next step's charges need and the policy has no rate for
+    -- the first half-year the next step's charges need and the policy has no rate for (the
+    -- reference rates, or the legal interest rates for a legal-rate ladder)
     select
         customer_id,
         currency,
         min(half_year_start) as half_year_start
     from half_years_needed
-    where half_year_start not in (select valid_from from rates)
+    where (charge_kind = 'commercial' and half_year_start not in (select valid_from from rates))
+       or (charge_kind = 'legal_rate' and half_year_start not in (select valid_from from ladder_legal_rates))
     group by customer_id, currency
 ),
 
@@ -215,6 +242,9 @@ select
             'no receipt known for the formal notice sent on ' || strftime(notice_sent_on, '%Y-%m-%d') || ': '
             || next_stage || ' waits for it until ' || strftime(notice_sent_on + cast($receipt_wait_days as integer), '%Y-%m-%d')
             || ' (receipt_wait_days ' || cast($receipt_wait_days as varchar) || ')'
+        when no_action_reason = 'missing_reference_rate' and charge_kind = 'legal_rate' then
+            'no legal interest rate for ' || missing_rate || ' in the policy (legal_interest_rates.rates: add - {half_year: '
+            || missing_rate || ', individuals: "…", other: "…"}), needed for the charges of ' || next_stage
         when no_action_reason = 'missing_reference_rate' then
             'no reference rate for ' || missing_rate || ' in the policy (reference_rates: add - {half_year: '
             || missing_rate || ', rate: "…"}), needed for the charges of ' || next_stage

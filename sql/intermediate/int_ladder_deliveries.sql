@@ -12,20 +12,22 @@ stages as (
     select * from ladder_stages
 ),
 
+ladders as (
+    select * from ladder_defs
+),
+
 actions as (
     select
         steps.next_action_id as action_id,
         steps.customer_id,
         steps.currency,
+        steps.ladder,
         stages.stage,
-        -- what a message of this action is, unless a missing contact decides otherwise
-        case
-            when $mode = 'replay' then 'simulated'
-            when stages.requires_approval then 'pending_approval'
-            else 'planned'
-        end as status
+        stages.requires_approval,
+        ladders.letters_require_approval
     from steps
-    join stages on stages.stage_rank = steps.next_rank
+    join stages on stages.ladder = steps.ladder and stages.stage_rank = steps.next_rank
+    join ladders on ladders.ladder = steps.ladder
 ),
 
 units as (
@@ -39,7 +41,8 @@ channels as (
 requested as (
     select
         actions.action_id,
-        actions.status as action_status,
+        actions.requires_approval,
+        actions.letters_require_approval,
         channels.position,
         channels.channel as requested_channel,
         case channels.channel
@@ -52,7 +55,7 @@ requested as (
             over (partition by actions.action_id) as stage_sends_letter,
         units.has_address
     from actions
-    join channels on channels.stage = actions.stage
+    join channels on channels.ladder = actions.ladder and channels.stage = actions.stage
     join units using (customer_id, currency)
 ),
 
@@ -64,6 +67,22 @@ resolved as (
     from requested
 ),
 
+approvals as (
+    -- what a message of this action is, unless a missing contact decides otherwise: it waits for
+    -- approval when the stage requires it, or its ladder wants every letter approved and it sends one
+    select
+        *,
+        case
+            when $mode = 'replay' then 'simulated'
+            when requires_approval
+                or (letters_require_approval
+                    and bool_or(channel in ('letter', 'registered_letter')) over (partition by action_id))
+                then 'pending_approval'
+            else 'planned'
+        end as action_status
+    from resolved
+),
+
 merged as (
     -- two channels falling back (email and sms) make a single letter
     select
@@ -73,7 +92,7 @@ merged as (
         bool_and(skipped) as skipped,
         any_value(has_address) as has_address,
         string_agg(requested_channel, ',' order by position) filter (where requested_channel <> channel) as fallback_from
-    from resolved
+    from approvals
     group by action_id, channel
 )
 

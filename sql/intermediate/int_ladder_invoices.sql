@@ -1,6 +1,7 @@
 -- model: int_ladder_invoices
 -- grain: one row per invoice open at as_of (from invoice_snapshot), with what the ladder reads:
---        whether an invoice-level hold names it, whether it is dunnable and whether it is overdue
+--        whether an invoice-level hold names it and whether it is overdue (whether it is dunnable
+--        depends on the unit's ladder: int_ladder_units)
 -- materialized: temp
 with
 
@@ -25,6 +26,5 @@ flagged as (
 
 select
     *,
-    not invoice_held and days_past_due >= $first_offset as dunnable,
     not invoice_held and days_past_due > 0 as unheld_overdue
 from flagged

@@ -22,11 +22,19 @@ claims as (
 ),
 
 awaiting as (
-    -- an action waits for approval when its stage requires it and it has something to send
-    -- (a formal notice that is undeliverable on every channel has nothing to approve)
-    select action_id, bool_or(status in ('pending_approval', 'simulated')) as has_message
+    -- an action waits for approval when its stage requires it, or its ladder wants every letter
+    -- approved and it sends one, and it has something to send (a formal notice that is
+    -- undeliverable on every channel has nothing to approve)
+    select
+        action_id,
+        bool_or(status in ('pending_approval', 'simulated')) as has_message,
+        bool_or(channel in ('letter', 'registered_letter')) as sends_letter
     from int_ladder_deliveries
     group by action_id
+),
+
+ladders as (
+    select * from ladder_defs
 ),
 
 charges as (
@@ -53,11 +61,13 @@ select
     claims.invoice_ids,
     case
         when $mode = 'replay' then 'simulated'
-        when stages.requires_approval and awaiting.has_message then 'pending_approval'
+        when (stages.requires_approval or (ladders.letters_require_approval and awaiting.sends_letter))
+            and awaiting.has_message then 'pending_approval'
         else 'planned'
     end as status,
     $mode as mode,
-    stages.requires_approval and coalesce(awaiting.has_message, false) as requires_approval,
+    (stages.requires_approval or (ladders.letters_require_approval and coalesce(awaiting.sends_letter, false)))
+        and coalesce(awaiting.has_message, false) as requires_approval,
     charges.interest_amount,
     charges.indemnity_amount,
     charges.indemnity_currency,
@@ -67,9 +77,15 @@ select
         + case when charges.indemnity_currency = steps.currency then charges.indemnity_amount else 0 end
         as decimal(38,2)
     ) as charges_total,
-    cast($now as timestamp) as created_at
+    cast($now as timestamp) as created_at,
+    -- the ladder the unit climbed and the rule that chose it (ladder_rules; standard/default)
+    steps.ladder,
+    steps.ladder_rule,
+    -- legal-rate charges: the first day of interest (the day after the formal notice)
+    steps.legal_interest_from as interest_from
 from steps
-join stages on stages.stage_rank = steps.next_rank
+join stages on stages.ladder = steps.ladder and stages.stage_rank = steps.next_rank
+join ladders on ladders.ladder = steps.ladder
 join claims on claims.action_id = steps.next_action_id
 left join charges on charges.action_id = steps.next_action_id
 left join awaiting on awaiting.action_id = steps.next_action_id

@@ -15,7 +15,8 @@ episodes as (
 ),
 
 stages as (
-    select stage, stage_rank from ladder_stages
+    -- ranks are the catalogue's, the same in every ladder
+    select distinct stage, stage_rank from ladder_stages
 ),
 
 actions as (
@@ -27,12 +28,15 @@ actions as (
 notices_sent as (
     -- episodes where a formal notice really went out: one of its messages was sent (a replay's
     -- simulated messages count for the replay). Rejected at approval, undeliverable on every
-    -- channel, failed or not yet dispatched: not sent.
-    select distinct actions.episode_id
+    -- channel, failed or not yet dispatched: not sent. notice_on: the notice's date (its action's).
+    select
+        actions.episode_id,
+        min(actions.as_of) as notice_on
     from actions
     join deliveries using (action_id)
     where actions.stage = $notice_stage
       and (deliveries.status = 'sent' or ($mode = 'replay' and deliveries.status = 'simulated'))
+    group by actions.episode_id
 ),
 
 notice_letters as (
@@ -105,6 +109,7 @@ select
     last_steps.last_action_on,
     coalesce(last_steps.last_awaiting_approval, false) as last_awaiting_approval,
     notices_sent.episode_id is not null as formal_notice_sent,
+    notices_sent.notice_on,
     notice_letters.notice_sent_on,
     notice_letters.notice_received_on,
     notice_letters.notice_deadline

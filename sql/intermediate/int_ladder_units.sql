@@ -1,12 +1,26 @@
 -- model: int_ladder_units
 -- grain: one row per unit (customer_id, currency) with open invoices at as_of or an episode open
---        when as_of starts: whether it is held, its driving invoice, dunnable amount and target
---        stage, its overdue amount and the policy's tolerance for its currency
+--        when as_of starts: the ladder it climbs and the rule that chose it (ladder_rules, first
+--        match; none: standard/default), whether it is held, its driving invoice, dunnable amount
+--        and target stage in its ladder, its overdue amount and the policy's tolerance for its currency
 -- materialized: temp
 with
 
-invoices as (
+all_invoices as (
     select * from int_ladder_invoices
+),
+
+rules as (
+    select * from ladder_rules
+),
+
+ladders as (
+    select * from ladder_defs
+),
+
+risk as (
+    -- the debtor profile of as_of (temp table ladder_risk: filled when a rule reads the risk class)
+    select customer_id, currency, risk_class from ladder_risk
 ),
 
 state as (
@@ -46,6 +60,65 @@ tolerances as (
     select * from ladder_tolerance
 ),
 
+unit_facts as (
+    -- what the ladder rules read: segment, tags, risk class, open amount (open unheld invoices)
+    select
+        all_units.customer_id,
+        all_units.currency,
+        customers.segment,
+        string_split(coalesce(customers.tags, ''), ',') as tags,
+        -- no profile row: too little history (new), when the profile was built for the rules
+        coalesce(risk.risk_class, case when (select count(*) from risk) > 0 then 'new' end) as risk_class,
+        coalesce(open_amounts.open_amount, 0) as open_amount
+    from (
+        select customer_id, currency from all_invoices
+        union
+        select customer_id, currency from state where open_episode_id is not null
+    ) as all_units
+    left join customers using (customer_id)
+    left join risk using (customer_id, currency)
+    left join (
+        select customer_id, currency, sum(open_amount) filter (where not invoice_held) as open_amount
+        from all_invoices
+        group by customer_id, currency
+    ) as open_amounts using (customer_id, currency)
+),
+
+matches as (
+    -- the first rule each unit meets (every condition a rule lists must hold)
+    select unit_facts.customer_id, unit_facts.currency, rules.rule, rules.ladder
+    from unit_facts
+    join rules
+        on (rules.segments is null or list_contains(rules.segments, unit_facts.segment))
+       and (rules.risk_classes is null or list_contains(rules.risk_classes, unit_facts.risk_class))
+       and (rules.customers is null or list_contains(rules.customers, unit_facts.customer_id))
+       and (rules.tag is null or list_contains(unit_facts.tags, rules.tag))
+       and (rules.min_amount is null or unit_facts.open_amount >= rules.min_amount)
+    qualify row_number() over (partition by unit_facts.customer_id, unit_facts.currency order by rules.position) = 1
+),
+
+chosen as (
+    select
+        unit_facts.customer_id,
+        unit_facts.currency,
+        unit_facts.risk_class,
+        coalesce(matches.ladder, 'standard') as ladder,
+        coalesce(matches.rule, 'default') as ladder_rule
+    from unit_facts
+    left join matches using (customer_id, currency)
+),
+
+invoices as (
+    -- dunnable: unheld and reached by the first stage of the unit's ladder
+    select
+        all_invoices.*,
+        chosen.ladder,
+        not all_invoices.invoice_held and all_invoices.days_past_due >= ladders.first_offset as ladder_dunnable
+    from all_invoices
+    join chosen using (customer_id, currency)
+    join ladders using (ladder)
+),
+
 unit_invoices as (
     select
         customer_id,
@@ -56,7 +129,7 @@ unit_invoices as (
         arg_min(invoice_id, (due_date, invoice_id)) filter (where not invoice_held) as driving_invoice_id,
         max(days_past_due) filter (where not invoice_held) as driving_days_past_due,
         min(due_date) filter (where not invoice_held) as driving_due_date,
-        coalesce(sum(open_amount) filter (where dunnable), 0) as dunnable_amount,
+        coalesce(sum(open_amount) filter (where ladder_dunnable), 0) as dunnable_amount,
         coalesce(sum(open_amount) filter (where unheld_overdue), 0) as overdue_amount
     from invoices
     group by customer_id, currency
@@ -115,8 +188,10 @@ targets as (
     -- dunnable amount meets
     select unit_invoices.customer_id, unit_invoices.currency, max(stages.stage_rank) as target_rank
     from unit_invoices
+    join chosen using (customer_id, currency)
     join stages
-        on stages.offset_days <= unit_invoices.driving_days_past_due
+        on stages.ladder = chosen.ladder
+       and stages.offset_days <= unit_invoices.driving_days_past_due
        and stages.min_amount <= unit_invoices.dunnable_amount
     group by unit_invoices.customer_id, unit_invoices.currency
 )
@@ -124,6 +199,9 @@ targets as (
 select
     units.customer_id,
     units.currency,
+    chosen.ladder,
+    chosen.ladder_rule,
+    chosen.risk_class as ladder_risk_class,
     coalesce(unit_invoices.open_invoices, 0) as open_invoices,
     coalesce(unit_invoices.held_invoices, 0) as held_invoices,
     unit_invoices.driving_invoice_id,
@@ -146,6 +224,7 @@ select
     customers.phone is not null as has_phone,
     customers.street is not null and customers.city is not null as has_address
 from units
+join chosen using (customer_id, currency)
 left join unit_invoices using (customer_id, currency)
 left join targets using (customer_id, currency)
 left join customers using (customer_id)

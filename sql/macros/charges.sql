@@ -4,14 +4,20 @@
 -- same rules on the send date's claims (send_charge_periods, send_charges on send_claims).
 -- Loaded by the runner on the connection of a model whose header says `-- macros: charges`.
 
--- One row per (charged claim, period of its late days at one base and one rate): the late days run
--- from the day after its due date to as_of, cut at 1 January and 1 July (each part at that
--- half-year's reference rate, temp table ladder_rates, plus the margin) and at the date of each
--- payment naming the invoice (interest runs on what is owed each day: a partial payment lowers the
--- base from its date). The base of a period is the claim's open amount at as_of plus the direct
--- payments (stg_payments) dated after the period's start, up to as_of; credits of the unit's pool
--- (credit notes, payments on account) count from the first late day.
-create or replace temp macro ladder_charge_periods(claims_rel, arg_as_of, arg_margin_points, arg_days_in_year) as table
+-- The claims carry their charge rule (the ladder's: ladder_defs): charge_kind (commercial: the
+-- reference rate, temp table ladder_rates, plus margin_points; legal_rate: the legal interest rate,
+-- temp table ladder_legal_rates), interest_from (the first day of interest: the day after the due
+-- date, or for legal_rate the day after the formal notice), indemnity and indemnity_currency.
+--
+-- One row per (charged claim, period of its interest days at one base and one rate): the days run
+-- from interest_from to as_of, cut at 1 January and 1 July (each part at that half-year's rate) and
+-- at the date of each payment naming the invoice (interest runs on what is owed each day: a
+-- partial payment lowers the base from its date). The base of a period is the claim's open amount
+-- at as_of plus the direct payments (stg_payments) dated after the period's start, up to as_of;
+-- credits of the unit's pool (credit notes, payments on account) count from the first late day.
+-- A claim whose interest has not started by as_of (a legal-rate formal notice: interest runs from
+-- the notice) has one period of 0 days at the rate of as_of's half-year: the rate it states.
+create or replace temp macro ladder_charge_periods(claims_rel, arg_as_of, arg_days_in_year) as table
 with
 
 claims as (
@@ -19,32 +25,35 @@ claims as (
 ),
 
 rates as (
-    select * from ladder_rates
+    select 'commercial' as charge_kind, half_year, valid_from, valid_to, reference_rate from ladder_rates
+    union all
+    select 'legal_rate' as charge_kind, half_year, valid_from, valid_to, legal_rate from ladder_legal_rates
 ),
 
 payments as (
-    -- payments naming a charged invoice, received after its due date and on or before as_of
-    select stg_payments.invoice_id, stg_payments.paid_date, stg_payments.amount
+    -- payments naming a charged invoice, received from its first day of interest to as_of
+    select claimed.action_id, stg_payments.invoice_id, stg_payments.paid_date, stg_payments.amount
     from stg_payments
-    join (select distinct invoice_id, due_date from claims) as claimed using (invoice_id)
-    where stg_payments.paid_date > claimed.due_date
+    join (select distinct action_id, invoice_id, interest_from from claims) as claimed using (invoice_id)
+    where stg_payments.paid_date >= claimed.interest_from
       and stg_payments.paid_date <= cast(arg_as_of as date)
 ),
 
 cuts as (
-    -- the days a period starts: the first late day, each half-year start and each payment date
-    select action_id, invoice_id, due_date + 1 as period_start
+    -- the days a period starts: the first day of interest, each half-year start and each payment date
+    select action_id, invoice_id, interest_from as period_start
     from claims
     union
     select claims.action_id, claims.invoice_id, rates.valid_from
     from claims
     join rates
-        on rates.valid_from > claims.due_date + 1
+        on rates.charge_kind = claims.charge_kind
+       and rates.valid_from > claims.interest_from
        and rates.valid_from <= cast(arg_as_of as date)
     union
     select claims.action_id, claims.invoice_id, payments.paid_date
     from claims
-    join payments using (invoice_id)
+    join payments using (action_id, invoice_id)
 ),
 
 bounded as (
@@ -68,7 +77,8 @@ based as (
     from bounded
     join claims using (action_id, invoice_id)
     left join payments
-        on payments.invoice_id = bounded.invoice_id
+        on payments.action_id = bounded.action_id
+       and payments.invoice_id = bounded.invoice_id
        and payments.paid_date > bounded.period_start
     group by bounded.action_id, bounded.invoice_id, bounded.period_start, bounded.period_end, claims.open_amount
 ),
@@ -83,17 +93,20 @@ periods as (
         -- ladder and dispatch check the rates the late days need first)
         least(based.period_end, rates.valid_to) as period_end,
         rates.reference_rate,
-        cast(rates.reference_rate + arg_margin_points as decimal(9,4)) as annual_rate,
+        cast(rates.reference_rate + claims.margin_points as decimal(9,4)) as annual_rate,
         based.open_amount
     from based
+    join claims using (action_id, invoice_id)
     join rates
-        on based.period_start between rates.valid_from and rates.valid_to
+        on rates.charge_kind = claims.charge_kind
+       -- interest not started by as_of: the rate of as_of's half-year, for 0 days
+       and least(based.period_start, cast(arg_as_of as date)) between rates.valid_from and rates.valid_to
 ),
 
 measured as (
     select
         *,
-        datediff('day', period_start, period_end) + 1 as days
+        greatest(datediff('day', period_start, period_end) + 1, 0) as days
     from periods
 ),
 
@@ -123,7 +136,7 @@ from numerators;
 
 -- One row per (charged claim): the interest of all its late days (`periods_rel`, from
 -- ladder_charge_periods) rounded half-up to the cent, and the fixed recovery indemnity.
-create or replace temp macro ladder_charges(claims_rel, periods_rel, arg_days_in_year, arg_indemnity, arg_indemnity_currency) as table
+create or replace temp macro ladder_charges(claims_rel, periods_rel, arg_days_in_year) as table
 with
 
 claims as (
@@ -154,7 +167,7 @@ select
         * cast(0.01 as decimal(3,2))
         as decimal(38,2)
     ) as interest_amount,
-    cast(arg_indemnity as decimal(18,2)) as indemnity_amount,
-    arg_indemnity_currency as indemnity_currency
+    cast(claims.indemnity as decimal(18,2)) as indemnity_amount,
+    claims.indemnity_currency
 from claims
 left join interest using (action_id, invoice_id);

@@ -9,7 +9,8 @@ decisions as (
 ),
 
 stages as (
-    select stage, stage_rank from ladder_stages
+    -- ranks are the catalogue's, the same in every ladder
+    select distinct stage, stage_rank from ladder_stages
 ),
 
 today as (
@@ -70,7 +71,13 @@ select
     decisions.notice_deadline,
     profiles.score as risk_score,
     profiles.risk_class,
-    profiles.profile_as_of
+    profiles.profile_as_of,
+    -- the ladder the unit climbs on as_of, the rule that chose it (ladder_rules; standard and
+    -- default when none matched) and the risk class the rules read (the profile of as_of; null
+    -- when no rule reads it)
+    decisions.ladder,
+    decisions.ladder_rule,
+    decisions.ladder_risk_class
 from decisions
 left join stages as target on target.stage_rank = decisions.target_rank
 left join episode_today using (episode_id)

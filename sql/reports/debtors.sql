@@ -46,6 +46,7 @@ select
     customers.city,
     units.current_stage,
     units.target_stage,
+    units.ladder,
     units.held as unit_held,
     units.hold_reason,
     units.dunnable_amount,

@@ -34,8 +34,8 @@ checked_row as (
             text_problem('name', name, 500),
             case when country_code not in (select country from countries)
                 then 'country ''' || left(country, 40) || ''' is not an ISO 3166 two-letter code (e.g. FR, BE, DE, GB)' end,
-            case when segment_code not in ('b2b', 'b2c')
-                then 'segment ''' || left(segment, 40) || ''' is not b2b or b2c' end,
+            case when segment_code not in ('b2b', 'b2c', 'public')
+                then 'segment ''' || left(segment, 40) || ''' is not b2b, b2c or public' end,
             case when dunning_block_flag is null
                 then 'dunning_block ''' || left(dunning_block, 40) || ''' is not true or false' end,
             text_problem('street', street, 500),
@@ -79,6 +79,12 @@ select
     segment_code as segment,
     coalesce(dunning_block_flag, false) as dunning_block,
     collector,
+    -- optional labels the ladder rules read (comma-separated, e.g. key_account; a PostgreSQL text[]
+    -- {key_account,vip} too): lower-case, trimmed,
+    -- empty ones dropped; absent or empty: no tags. Never a reason to reject the customer.
+    nullif(array_to_string(list_filter(
+        list_transform(string_split(coalesce(tags, ''), ','), lambda t: trim(lower(t), ' {}"')), lambda t: t <> ''
+    ), ','), '') as tags,
     reject_reason,
     nullif(concat_ws('; ',
         case when email_dropped then 'email ''' || left(email, 80) || ''' is not a valid address: the customer is loaded without email' end,

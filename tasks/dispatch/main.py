@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +108,23 @@ def check_contacts(con, now: datetime, pol: Policy | None = None) -> dict[str, i
     }
 
 
-def check_templates(renderer: Renderer, channels: set[str], stages: set[str], pol: Policy | None = None) -> None:
+def check_templates(renderer: Renderer, channels: set[str], stages: set, pol: Policy | None = None) -> None:
     """Render every template tonight needs with sample values: a typo stops the run before any send.
-    pol: the run's policy, whose stages say which wording and sample figures each stage has."""
+    pol: the run's policy, whose stages say which wording and sample figures each stage has.
+    stages: codes, or (code, ladder) pairs — a ladder may give a stage its own wording."""
     problems = []
+    pairs = sorted(
+        {(s, None) if isinstance(s, str) else (s[0], s[1]) for s in stages}, key=lambda p: (p[0], p[1] or "")
+    )
     for channel in sorted(channels):
-        for stage in sorted(stages):
+        for stage, ladder in pairs:
             for lang in LANGUAGES:
                 try:
                     ctx = message_context(
-                        sample_row(stage, channel, lang, policy=pol), renderer.cfg, date(2026, 3, 16), renderer.i18n
+                        sample_row(stage, channel, lang, policy=pol, ladder=ladder),
+                        renderer.cfg,
+                        date(2026, 3, 16),
+                        renderer.i18n,
                     )
                     ctx.update(anchor="L0", formal=channel == "registered_letter")
                     if channel == "email":
@@ -129,7 +136,8 @@ def check_templates(renderer: Renderer, channels: set[str], stages: set[str], po
                     elif channel in ("phone", "visit"):
                         renderer.script(ctx)
                 except Exception as e:  # noqa: BLE001
-                    problems.append(f"{KIND.get(channel, channel)}/{lang}/{stage}: {type(e).__name__}: {e}")
+                    where = stage if ladder in (None, "standard") else f"{stage} (ladder {ladder})"
+                    problems.append(f"{KIND.get(channel, channel)}/{lang}/{where}: {type(e).__name__}: {e}")
     if problems:
         raise UserError("templates do not render, nothing was sent:\n  " + "\n  ".join(problems))
 
@@ -162,15 +170,17 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
     actions whose late days fall in a half-year without a reference rate: those are not rendered
     tonight."""
     from relance.core.errors import PolicyError
-    from tasks.escalate import write_policy_tables
 
-    write_policy_tables(con, pol)
     unpriced: dict[str, str] = {}
-    for action_id, earliest in con.execute(
-        "select action_id, min(due_date) from send_claims where charged group by action_id order by action_id"
+    for action_id, kind, earliest in con.execute(
+        "select action_id, any_value(charge_kind), min(interest_from) from send_claims where charged "
+        "group by action_id order by action_id"
     ).fetchall():
         try:
-            pol.require_rates(earliest + timedelta(days=1), as_of)
+            if kind == "legal_rate":
+                pol.require_legal_rates(min(earliest, as_of), as_of)
+            else:
+                pol.require_rates(earliest, as_of)
         except PolicyError as e:
             unpriced[action_id] = str(e)
     if unpriced:  # held back from tonight's send (their charges would miss the days of that half-year)
@@ -182,18 +192,12 @@ def _send_date_charges(con, as_of: date, pol) -> dict[str, str]:
         con.execute(
             "create or replace temp table stg_payments (invoice_id varchar, paid_date date, amount decimal(18,2))"
         )
-    charges = pol.late_payment_charges
-    # send_claims as built and amended above (the unpriced ones no longer charged): not built again
+    # send_claims as built and amended above (the unpriced ones no longer charged): not built again;
+    # each claim carries its ladder's charge rule (ladder_defs)
     warehouse.build(
         con,
         SEND_CHARGES,
-        {
-            "as_of": as_of,
-            "margin_points": charges.margin_points,
-            "days_in_year": charges.days_in_year,
-            "indemnity": charges.indemnity_per_invoice,
-            "indemnity_currency": charges.indemnity_currency,
-        },
+        {"as_of": as_of, "days_in_year": pol.late_payment_charges.days_in_year},
         built=("dispatch/send_claims",),
     )
     if no_payments:
@@ -242,14 +246,18 @@ def load_batch(con, delivery_ids: list[str], as_of: date, pol=None) -> list[dict
     _batch_table(con, delivery_ids)
     _charges_view(con)
     _send_date_snapshot(con, as_of)
-    warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
     pol = pol if pol is not None else load_policy(None)
+    from tasks.escalate import write_policy_tables
+
+    write_policy_tables(con, pol)  # each action's ladder: its charge rule (ladder_defs), its stages
+    warehouse.run_model(con, "dispatch/send_claims", {"as_of": as_of})
     unpriced = _send_date_charges(con, as_of, pol)
     rows = ledger.query(con, "context", {"as_of": as_of})
     for row in rows:
         row["unpriced"] = unpriced.get(row["action_id"])
         # what the stage does (formal layout, attached letter, reference prefix, wording files)
-        row["stage_keys"] = pol.stage(row["stage"])
+        row["stage_keys"] = pol.stage(row["stage"], row.get("ladder"))
+        row["charge_kind"] = pol.charge_rule(row.get("ladder") or "standard")[0]
     return rows
 
 
@@ -525,7 +533,12 @@ def dispatch(
     renderer = get_renderer(cfg)
     moment = aware_utc(now)
     stamp = ledger.naive_utc(moment)
-    approval_stages = [s.code for s in pol.stages if s.requires_approval]
+    # (ladder|stage) of the stages that require approval, in every ladder
+    approval_stages = [
+        f"{name}|{s.code}" for name in pol.ladder_names for _, s in pol.ladder_stages(name) if s.requires_approval
+    ]
+    # the ladders whose every letter waits for approval (letters_require_approval)
+    letter_ladders = [lad.name for lad in pol.ladders if lad.letters_require_approval]
     summary: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "mode": "send" if send else "outbox",
@@ -539,8 +552,9 @@ def dispatch(
             raise UserError(f"{db} has no customers (stg_customers): run the nightly job's ingest first")
         recovered = ledger.recover_in_doubt(con, stamp)
         prepared: dict[str, int] = {"rewritten_after_stop": len(recovered["local_reset"])}
-        if approval_stages:
-            held = ledger.query(con, "needs_approval", {"approval_stages": approval_stages, "as_of": as_of})
+        guard = {"approval_stages": approval_stages, "letter_ladders": letter_ladders, "as_of": as_of}
+        if approval_stages or letter_ladders:
+            held = ledger.query(con, "needs_approval", guard)
             prepared["held_for_approval"] = len(
                 ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
             )
@@ -560,11 +574,16 @@ def dispatch(
         prepared["skipped_stale"] = len(ledger.transition(con, stale, actor="dispatch", now=stamp))
         warehouse.run_model(con, "dispatch/planned_live", {"as_of": as_of})  # a view: read afresh by each query
         prepared.update(check_contacts(con, stamp, pol))
+        if letter_ladders:  # a letter that just replaced an email or a call waits for approval too
+            held = ledger.query(con, "needs_approval", guard)
+            prepared["held_for_approval"] = prepared.get("held_for_approval", 0) + len(
+                ledger.transition(con, held, actor="dispatch", now=stamp, set_error=False)
+            )
         picked = ledger.query(con, "pick")
         in_doubt = ledger.in_doubt(con)
         pending = sum(a["deliveries"] for a in approval.pending_actions(con, as_of).values())
     channels = {r["channel"] for r in picked}
-    check_templates(renderer, channels, {r["stage"] for r in picked}, pol)
+    check_templates(renderer, channels, {(r["stage"], r.get("ladder")) for r in picked}, pol)
     _preflight(send, channels)
 
     by_channel: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

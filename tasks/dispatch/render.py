@@ -433,6 +433,7 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         "language": lang,
         "collector": row.get("collector"),
     }
+    charge_kind = row.get("charge_kind") or "commercial"
     deadline_days = cfg.formal_notice.deadline_days
     payment_url = f"{cred.payment_url}?ref={row.get('customer_id')}" if cred.payment_url else None
     labels = i18n[lang]
@@ -462,6 +463,11 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
         "place": cfg.letters.place or cred.city,
         "customer": customer,
         "b2b": customer["segment"] == "b2b",
+        # the ladder's charge rule (docs/policy.md "Ladders"): commercial (reference rate + margin,
+        # the fixed indemnity), legal_rate (the legal interest rate, no indemnity)
+        "charge_kind": charge_kind,
+        # the fixed recovery indemnity is stated (b2b L441-10, public buyers D2192-35)
+        "with_indemnity": charge_kind == "commercial" and customer["segment"] in ("b2b", "public"),
         "creditor": cred.model_dump(),
         "signatory_title": cred.signatory_title.get(lang, ""),
         "invoices": invoices,
@@ -491,12 +497,25 @@ def message_context(row: dict, cfg: ChannelsConfig, run_as_of: date, i18n: dict)
 
 
 def sample_row(
-    stage: str, channel: str, language: str, *, name: str = "Boulangerie Martin SARL", policy: Policy | None = None
+    stage: str,
+    channel: str,
+    language: str,
+    *,
+    name: str = "Boulangerie Martin SARL",
+    policy: Policy | None = None,
+    ladder: str | None = None,
 ) -> dict:
     """Sample values for previews and the template check: three invoices overdue (one not yet due
     for a stage before the due date, one due today for a stage on it), charges on a charged stage —
-    the stage as the policy (default: policies/default.yaml) has it."""
-    keys = (policy or default_policy()).stage(stage)
+    the stage as the policy (default: policies/default.yaml) has it in `ladder` (None: standard),
+    with that ladder's charge rule and the segment of the first rule choosing it (else b2b)."""
+    pol = policy or default_policy()
+    keys = pol.stage(stage, ladder)
+    kind, margin, indemnity_each, _ = pol.charge_rule(ladder or "standard")
+    segment = next(
+        (r.when.segment[0] for r in pol.ladder_rules if r.ladder == ladder and r.when.segment),
+        "b2b",
+    )
     D = Decimal
     as_of = date(2026, 3, 16)
     invoices = [
@@ -532,15 +551,20 @@ def sample_row(
         invoices = [dict(invoices[2], due_date=date(2026, 3, 21), days_past_due=-5)]
     elif keys is not None and keys.offset_days == 0:
         invoices = [dict(invoices[2], due_date=as_of, days_past_due=0)]
-    charged = keys is not None and keys.charged
+    charged = keys is not None and keys.charged and kind != "none"
+    # commercial: ECB 2.15 % + the margin from the due date; legal rate (a consumer's formal
+    # notice): 2.62 % (2026-H1, other cases), nothing accrued before the notice
+    rate = D("2.62") if kind == "legal_rate" else D("2.15")
+    annual = rate + margin
     if charged:
         for inv in invoices:
-            inv["interest"] = (inv["open_amount"] * D("0.1215") * inv["days_past_due"] / 365).quantize(D("0.01"))
-            inv["indemnity"] = D("40.00")
+            days = 0 if kind == "legal_rate" else inv["days_past_due"]
+            inv["interest"] = (inv["open_amount"] * annual / 100 * days / 365).quantize(D("0.01"))
+            inv["indemnity"] = indemnity_each
     amount_due = sum((i["open_amount"] for i in invoices), D("0.00"))
     interest = sum((i.get("interest", D(0)) for i in invoices), D("0.00")) if charged else None
-    indemnity = D("40.00") * len(invoices) if charged else None
-    rates = [{"half_year": "2026-H1", "reference_rate": D("2.15"), "annual_rate": D("12.15")}] if charged else []
+    indemnity = indemnity_each * len(invoices) if charged else None
+    rates = [{"half_year": "2026-H1", "reference_rate": rate, "annual_rate": annual}] if charged else []
     return {
         "rates": rates,
         "delivery_id": "preview-delivery",
@@ -551,6 +575,8 @@ def sample_row(
         "action_as_of": as_of,
         "stage": stage,
         "stage_keys": keys,
+        "ladder": ladder or "standard",
+        "charge_kind": kind,
         "episode_id": "preview-episode",
         "customer_id": "C001",
         "currency": "EUR",
@@ -567,7 +593,7 @@ def sample_row(
         "city": "Lyon",
         "country": "FR",
         "language": language,
-        "segment": "b2b",
+        "segment": segment,
         "collector": "Julie Bernard",
         "invoices": invoices,
     }

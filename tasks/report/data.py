@@ -111,13 +111,14 @@ def gather(con, as_of: date, pol: Policy, db: str = "", language: str = "fr") ->
             ).fetchall()
         )
         ranks = {s.code: i for i, s in enumerate(pol.stages, start=1)}
-        for cur, current, target, held in con.execute(
-            "select currency, current_stage, target_stage, held from unit_stage where as_of = $as_of and target_stage is not null",
+        for cur, current, target, held, ladder in con.execute(
+            "select currency, current_stage, target_stage, held, ladder from unit_stage "
+            "where as_of = $as_of and target_stage is not null",
             params,
         ).fetchall():
             if held or ranks.get(target, 0) <= ranks.get(current, 0):
                 continue
-            nxt = _next_stage(pol, current, overdue=True)
+            nxt = _next_stage(pol, current, overdue=True, ladder=ladder)
             if nxt is not None:
                 data.will_step.setdefault(cur, {}).setdefault(nxt.code, 0)
                 data.will_step[cur][nxt.code] += 1
@@ -238,10 +239,14 @@ def accuracy_row(r: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ next step
-def _next_stage(pol: Policy, current: str | None, overdue: bool):
+def _next_stage(pol: Policy, current: str | None, overdue: bool, ladder: str | None = None):
+    """The next stage of the unit's ladder (None: standard) above its current one (ranks are the
+    catalogue's, whichever ladder the current stage was taken in)."""
     codes = [s.code for s in pol.stages]
-    start = codes.index(current) + 1 if current in codes else 0
-    for stage in pol.stages[start:]:
+    done = codes.index(current) + 1 if current in codes else 0
+    for rank, stage in pol.ladder_stages(ladder if ladder in pol.ladder_names else "standard"):
+        if rank <= done:
+            continue
         if overdue and stage.offset_days < 0 and current is None:
             continue  # preventive is passed over when the driving invoice is already overdue
         return stage
@@ -258,7 +263,7 @@ def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
     if row.get("last_action_status") == "pending_approval":
         return L["next_pending"].format(stage=fmt.stage(row.get("last_stage")))
     overdue = (row.get("driving_days_past_due") or 0) > 0
-    nxt = _next_stage(pol, row.get("current_stage"), overdue)
+    nxt = _next_stage(pol, row.get("current_stage"), overdue, row.get("ladder"))
     if nxt is None:
         return L["next_end"]
     dunnable = row.get("dunnable_amount") or ZERO
@@ -270,7 +275,8 @@ def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
     if row.get("last_action_date"):
         earliest = max(earliest, row["last_action_date"] + timedelta(days=pol.min_gap_days))
     notice = pol.notice_stage
-    if notice is not None and nxt.offset_days > notice.offset_days:  # after the legal notice: its deadline
+    ranks = [s.code for s in pol.stages]
+    if notice is not None and ranks.index(nxt.code) > ranks.index(notice.code):  # after the legal notice: its deadline
         if row.get("notice_deadline"):
             earliest = max(earliest, row["notice_deadline"] + timedelta(days=1))
         elif row.get("notice_sent_on"):  # no receipt known yet

@@ -17,6 +17,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "segment",
         "dunning_block",
         "collector",
+        "tags",
     ),
     "invoices": ("invoice_id", "customer_id", "kind", "issue_date", "due_date", "amount", "currency"),
     "payments": ("payment_id", "customer_id", "invoice_id", "paid_date", "amount", "currency"),

@@ -540,7 +540,10 @@ def _write_entity(path: Path, entity: str, pages: Iterator[list], label: str = "
                             f"(as {keys[col]!r} and {str(key)!r}); keep one key of each name"
                         )
                     keys[col] = str(key)
-                    row[col] = _date_text(_text(value)) if col in DATE_COLUMNS else _text(value)
+                    if col == "tags" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                        row[col] = ",".join(value)  # a JSON list of labels: the comma-separated column
+                    else:
+                        row[col] = _date_text(_text(value)) if col in DATE_COLUMNS else _text(value)
                     columns.setdefault(col, None)
                 out.write(json.dumps(row, ensure_ascii=False))
                 out.write("\n")
