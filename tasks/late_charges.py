@@ -74,11 +74,7 @@ def _params(pol: Policy, as_of: date, mode: str) -> dict[str, Any]:
         "period_start": start,
         "period_end": end,
         "window_start": cfg.window_start_of(as_of),
-        "charge_segments": list(charges.applies_to_segments),
-        "margin_points": charges.margin_points,
         "days_in_year": charges.days_in_year,
-        "indemnity": charges.indemnity_per_invoice,
-        "indemnity_currency": charges.indemnity_currency,
         "min_total": cfg.min_total,
     }
 
@@ -201,7 +197,7 @@ def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str
                  reference_margin, created_at)
             select statement_id, $as_of, customer_id, currency, $period, $period_start, $period_end, $mode, $status,
                    $requires_approval, invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total,
-                   $margin, $now
+                   reference_margin, $now
             from late_charge_statements_due
             where list_contains($ids, statement_id)
             """,
@@ -209,7 +205,6 @@ def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str
                 **params,
                 "status": status,
                 "requires_approval": cfg.requires_approval and mode == "live",
-                "margin": pol.late_payment_charges.margin_points,
                 **{k: v for k, v in _params(pol, as_of, mode).items() if k.startswith("period")},
             },
         )

@@ -764,3 +764,40 @@ def test_charges_below_min_total_wait_for_the_next_statements_while_in_the_windo
         """select invoice_ids, interest_amount, indemnity_amount, indemnity_currency, charges_total
            from late_charge_statements where statement_id = 'LC|USD|USD|2025-08'""",
     ) == [(["U1", "U2"], D("6.33"), D("80.00"), "EUR", D("6.33"))]
+
+
+def test_a_public_buyers_statement_follows_its_ladder_ecb_plus_8_and_a_consumer_gets_none(tmp_path):
+    """The statement's charges are those of the unit's ladder (ladder_rules): a public buyer (ladder
+    `public`: ECB + 8 points, 40.00) paid as P1 above —
+      06-11..06-19   9 days × 2500.00 × 11.15 = 250 875
+      06-20..06-30  11 days × 1800.00 × 11.15 = 220 770
+      07-01..07-14  14 days × 1800.00 × 10.15 = 255 780
+      727 425 / 36 500 = 19.9294… → 19.93; + 40.00 = 59.93, the margin stated: 8;
+    a consumer (ladder `b2c`: legal-rate interest runs only from a formal notice) owes nothing on an
+    invoice simply paid late."""
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.late_charges import make_statements
+
+    src = write_source(
+        tmp_path / "src",
+        customers=[customer("PUB", segment="public"), customer("KID", segment="b2c")],
+        invoices=[invoice("G1", "PUB", "2025-06-10", "2500.00"), invoice("K1", "KID", "2025-06-10", "2500.00")],
+        payments=[
+            payment("Y1", "PUB", "2025-06-20", "700.00", invoice_id="G1"),
+            payment("Y2", "PUB", "2025-07-15", "1800.00", invoice_id="G1"),
+            payment("Y3", "KID", "2025-06-20", "700.00", invoice_id="K1"),
+            payment("Y4", "KID", "2025-07-15", "1800.00", invoice_id="K1"),
+        ],
+    )
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    run_days(src, db, ["2025-07-31", "2025-08-01"], policy=pol_path)
+    with warehouse.open_db(db) as con:
+        out = make_statements(con, date(2025, 8, 1), load_policy(pol_path))
+    assert out["statements"] == 1
+    assert _statements(db) == [
+        ("LC|PUB|EUR|2025-07", "2025-07", "pending_approval", ["G1"], D("19.93"), D("40.00"), D("59.93"))
+    ]
+    assert query(db, "select reference_margin from late_charge_statements") == [(D("8.00"),)]
+    assert query(db, "select count(*) from late_charges where customer_id = 'KID'") == [(0,)]

@@ -7,7 +7,7 @@
 --        notice or litigation action (action_charges); and why it is withheld, if it is
 --        (withheld_reason: legal, disputed, dispute_open; null: charged by this statement)
 -- materialized: temp
--- depends: int_invoices_as_of, int_payments_as_of
+-- depends: int_invoices_as_of, int_payments_as_of, int_late_charge_rules
 --
 -- Only the payments naming an invoice settle it here: a payment on account or a credit note
 -- settles invoices through the unit's credit pool, whose allocation (sql/macros/allocation.sql)
@@ -38,9 +38,10 @@ payments as (
     where invoice_id is not null
 ),
 
-customers as (
-    select customer_id, segment
-    from stg_customers
+charge_rules as (
+    -- the charge rule of each unit's ladder: only a commercial rule for its segment charges
+    select * from int_late_charge_rules
+    where charges_paid_late
 ),
 
 source_holds as (
@@ -142,15 +143,19 @@ candidates as (
         invoices.*,
         settled.paid_on,
         paid_total.paid,
-        stated.stated_through
+        stated.stated_through,
+        charge_rules.ladder,
+        charge_rules.charge_kind,
+        charge_rules.margin_points,
+        charge_rules.indemnity,
+        charge_rules.indemnity_currency
     from invoices
     join settled using (invoice_id)
     join paid_total using (invoice_id)
-    join customers using (customer_id)
+    join charge_rules using (customer_id, currency)
     left join stated using (invoice_id)
     where settled.paid_on > invoices.due_date
       and settled.paid_on between cast($window_start as date) and cast($period_end as date)
-      and list_contains($charge_segments, customers.segment)
       and invoices.invoice_id not in (select invoice_id from already_charged)
       -- a notice whose figures reached the payment date left nothing to state
       and (stated.stated_through is null or stated.stated_through < settled.paid_on)

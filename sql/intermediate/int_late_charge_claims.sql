@@ -29,5 +29,11 @@ select
     cast(amount - paid as decimal(18,2)) as open_amount,
     datediff('day', due_date, paid_on) as days_past_due,
     stated_through is null as owes_indemnity,
-    true as charged
+    true as charged,
+    -- the unit's charge rule (int_late_charge_rules): interest from the day after the due date
+    charge_kind,
+    margin_points,
+    indemnity,
+    indemnity_currency,
+    greatest(due_date, coalesce(stated_through, due_date)) + 1 as interest_from
 from candidates

@@ -13,7 +13,7 @@ claims as (
 
 charges as (
     select *
-    from ladder_charges('int_late_charge_claims', 'int_late_charge_periods', $days_in_year, $indemnity, $indemnity_currency)
+    from ladder_charges('int_late_charge_claims', 'int_late_charge_periods', $days_in_year)
 )
 
 select
@@ -27,6 +27,7 @@ select
     claims.due_date + 1 as interest_from,
     charges.interest_amount,
     cast(case when claims.owes_indemnity then charges.indemnity_amount else 0 end as decimal(18,2)) as indemnity_amount,
-    charges.indemnity_currency
+    charges.indemnity_currency,
+    claims.margin_points
 from claims
 join charges using (invoice_id)

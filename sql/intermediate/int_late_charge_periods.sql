@@ -10,7 +10,7 @@
 with
 
 periods as (
-    select * from ladder_charge_periods('int_late_charge_claims', $as_of, $margin_points, $days_in_year)
+    select * from ladder_charge_periods('int_late_charge_claims', $as_of, $days_in_year)
 )
 
 select *

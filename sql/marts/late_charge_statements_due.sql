@@ -18,7 +18,9 @@ units as (
         list(invoice_id order by due_date, invoice_id) as invoice_ids,
         cast(sum(interest_amount) as decimal(38,2)) as interest_amount,
         cast(sum(indemnity_amount) as decimal(38,2)) as indemnity_amount,
-        any_value(indemnity_currency) as indemnity_currency
+        any_value(indemnity_currency) as indemnity_currency,
+        -- the unit's charge rule (its ladder's): the margin over the reference rate the statement states
+        any_value(margin_points) as reference_margin
     from invoices
     group by customer_id, currency
 ),
