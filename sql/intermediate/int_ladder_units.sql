@@ -4,14 +4,11 @@
 --        match; none: standard/default), whether it is held, its driving invoice, dunnable amount
 --        and target stage in its ladder, its overdue amount and the policy's tolerance for its currency
 -- materialized: temp
+-- macros: ladder_rules
 with
 
 all_invoices as (
     select * from int_ladder_invoices
-),
-
-rules as (
-    select * from ladder_rules
 ),
 
 ladders as (
@@ -60,7 +57,8 @@ tolerances as (
     select * from ladder_tolerance
 ),
 
-unit_facts as (
+-- unit_facts is read by chosen_ladders (sql/macros/ladder_rules.sql) through query_table
+unit_facts as (  -- noqa: ST03
     -- what the ladder rules read: segment, tags, risk class, open amount (open unheld invoices)
     select
         all_units.customer_id,
@@ -84,28 +82,10 @@ unit_facts as (
     ) as open_amounts using (customer_id, currency)
 ),
 
-matches as (
-    -- the first rule each unit meets (every condition a rule lists must hold)
-    select unit_facts.customer_id, unit_facts.currency, rules.rule, rules.ladder
-    from unit_facts
-    join rules
-        on (rules.segments is null or list_contains(rules.segments, unit_facts.segment))
-       and (rules.risk_classes is null or list_contains(rules.risk_classes, unit_facts.risk_class))
-       and (rules.customers is null or list_contains(rules.customers, unit_facts.customer_id))
-       and (rules.tag is null or list_contains(unit_facts.tags, rules.tag))
-       and (rules.min_amount is null or unit_facts.open_amount >= rules.min_amount)
-    qualify row_number() over (partition by unit_facts.customer_id, unit_facts.currency order by rules.position) = 1
-),
-
 chosen as (
-    select
-        unit_facts.customer_id,
-        unit_facts.currency,
-        unit_facts.risk_class,
-        coalesce(matches.ladder, 'standard') as ladder,
-        coalesce(matches.rule, 'default') as ladder_rule
-    from unit_facts
-    left join matches using (customer_id, currency)
+    -- the first rule each unit meets (sql/macros/ladder_rules.sql); none: standard/default
+    select customer_id, currency, risk_class, ladder, ladder_rule
+    from chosen_ladders('unit_facts')
 ),
 
 invoices as (

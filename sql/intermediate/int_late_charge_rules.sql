@@ -8,6 +8,7 @@
 --        of a consumer runs from a formal notice, never on an invoice simply paid late
 --        (docs/policy.md "Statements of late-payment charges")
 -- materialized: temp
+-- macros: ladder_rules
 -- depends: int_invoices_as_of
 with
 
@@ -20,10 +21,6 @@ invoices as (
 customers as (
     select customer_id, segment, tags
     from stg_customers
-),
-
-rules as (
-    select * from ladder_rules
 ),
 
 ladders as (
@@ -45,7 +42,8 @@ open_amounts as (
     group by customer_id, currency
 ),
 
-unit_facts as (
+-- unit_facts is read by chosen_ladders (sql/macros/ladder_rules.sql) through query_table
+unit_facts as (  -- noqa: ST03
     select
         units.customer_id,
         units.currency,
@@ -59,28 +57,10 @@ unit_facts as (
     left join open_amounts using (customer_id, currency)
 ),
 
-matches as (
-    -- the first rule each unit meets (every condition a rule lists must hold), as int_ladder_units
-    select unit_facts.customer_id, unit_facts.currency, rules.rule, rules.ladder
-    from unit_facts
-    join rules
-        on (rules.segments is null or list_contains(rules.segments, unit_facts.segment))
-       and (rules.risk_classes is null or list_contains(rules.risk_classes, unit_facts.risk_class))
-       and (rules.customers is null or list_contains(rules.customers, unit_facts.customer_id))
-       and (rules.tag is null or list_contains(unit_facts.tags, rules.tag))
-       and (rules.min_amount is null or unit_facts.open_amount >= rules.min_amount)
-    qualify row_number() over (partition by unit_facts.customer_id, unit_facts.currency order by rules.position) = 1
-),
-
 chosen as (
-    select
-        unit_facts.customer_id,
-        unit_facts.currency,
-        unit_facts.segment,
-        coalesce(matches.ladder, 'standard') as ladder,
-        coalesce(matches.rule, 'default') as ladder_rule
-    from unit_facts
-    left join matches using (customer_id, currency)
+    -- the first rule each unit meets, as for dunning (sql/macros/ladder_rules.sql)
+    select customer_id, currency, segment, ladder, ladder_rule
+    from chosen_ladders('unit_facts')
 )
 
 select
