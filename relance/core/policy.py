@@ -37,6 +37,13 @@ def currency_codes() -> frozenset[str]:
 _CODE = r"^[a-z][a-z0-9_]*$"
 
 
+def distinct_channels(v: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of channels (a stage's, a statement's): each at most once."""
+    if len(set(v)) != len(v):
+        raise ValueError("a channel is listed twice")
+    return v
+
+
 def cents_not_negative(v: Decimal) -> Decimal:
     """An amount of the policy (a stage's minimum, a tolerance): never negative, kept to the cent."""
     if v < 0:
@@ -117,9 +124,7 @@ class Stage(Strict):
     @field_validator("channels")
     @classmethod
     def _unique_channels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(v)) != len(v):
-            raise ValueError("a channel is listed twice")
-        return v
+        return distinct_channels(v)
 
 
 class Bucket(Strict):
@@ -186,9 +191,7 @@ class LateChargesStatement(Strict):
     @field_validator("channels")
     @classmethod
     def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(v)) != len(v):
-            raise ValueError("a channel is listed twice")
-        return v
+        return distinct_channels(v)
 
     def period_of(self, as_of: date) -> tuple[date, date, str]:
         """(first day, last day, label) of the period just before the one as_of falls in: the
@@ -431,9 +434,7 @@ class LadderStep(Strict):
     @field_validator("channels")
     @classmethod
     def _unique_channels(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError("a channel is listed twice")
-        return v
+        return None if v is None else distinct_channels(v)
 
 
 class LadderDef(Strict):
