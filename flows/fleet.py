@@ -146,10 +146,12 @@ def _route(answer: Any, by_shard: dict[int, list[dict]]) -> dict[int, dict]:
 def approve_across_shards(
     root: str, shards: list[int], as_of: date, send: bool, policy: str | None, timeout_hours: float
 ) -> dict:
-    """One pause of the fleet run for every shard's formal notices waiting for approval; the
-    decisions go to each shard's database (with the code of `relance approve`), then that shard
-    dispatches what was approved and exports its marts again — one shard at a time, each holding
-    its database's slot (one writer per DuckDB file)."""
+    """One pause of the fleet run for every shard's formal notices waiting for approval — and its
+    statements of late-payment charges (sql/dispatch/pending_approval.sql lists both, `decide`
+    records both: the same as one database's approval); the decisions go to each shard's database
+    (with the code of `relance approve`), then that shard dispatches what was approved and exports
+    its marts again (its statements with their new statuses too) — one shard at a time, each
+    holding its database's slot (one writer per DuckDB file)."""
     from prefect.artifacts import create_markdown_artifact
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run

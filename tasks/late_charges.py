@@ -189,6 +189,16 @@ def _record(con, as_of: date, pol: Policy, mode: str, now: datetime, run_id: str
             )
             con.execute(f"delete from late_charges where statement_id in ({replaced})", {"ids": ids})
             con.execute(f"delete from late_charge_statements where statement_id in ({replaced})", {"ids": ids})
+            # an invoice a replay charged on an EARLIER period's simulated statement (a backfill
+            # before the month start, then the live run of the next period) is charged live now:
+            # its simulated charge gives way too (late_charges is keyed by invoice_id)
+            simulated = """select c.invoice_id from late_charges c join late_charge_statements s using (statement_id)
+                           where s.mode = 'replay' and c.invoice_id in (
+                               select i.invoice_id from int_late_charge_invoices i
+                               join late_charge_statements_due d using (customer_id, currency)
+                               where list_contains($ids, d.statement_id))"""
+            con.execute(f"delete from late_charge_periods where invoice_id in ({simulated})", {"ids": ids})
+            con.execute(f"delete from late_charges where invoice_id in ({simulated})", {"ids": ids})
         con.execute(
             """
             insert into late_charge_statements

@@ -383,3 +383,102 @@ def test_each_shard_rejects_the_rows_one_database_rejects_under_their_original_r
         many += rejected(shard_db(root, k))
     assert sorted(many) == one
     assert any(r[2] in (6, 7) for r in rejected(shard_db(root, 0)))  # no customer, unreadable: shard 0
+
+
+# ------------------------------------------------------------------------------- late-charge statements
+
+
+def test_late_charge_statements_reach_the_fleet_its_approval_and_move_with_their_customer(tmp_path):
+    """Statements of late-payment charges (issue 16) on a fleet of 2 vs one database: the policy with
+    `late_charges_statement.enabled`, a one-day backfill of 2026-11-30 (its replay simulates October's
+    statements: their statement day, Mon 2026-11-02, is past), then the live night of Tue 2026-12-01,
+    the first business day of December: November's statements, pending approval. The fleet's
+    statements, charges, charge periods, report line and write-back rows are the single database's;
+    the fleet's one approval lists every shard's pending statements; reshard 2 → 3 moves each
+    statement, its charges, its periods (keyed by invoice_id alone) and its deliveries to the shard
+    of its customer."""
+    from flows.fleet import _pending_by_shard
+    from relance.core.paths import DEFAULT_POLICY
+    from tasks.approve import pending_notices
+    from tasks.writeback import TABLES
+
+    policy = tmp_path / "policy.yaml"
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
+    policy.write_text(
+        text.replace("late_charges_statement:\n  enabled: false", "late_charges_statement:\n  enabled: true"),
+        encoding="utf-8",
+    )
+    src = tmp_path / "sample"
+    generate(src, customers=40, seed=7, as_of=D)
+    night = D + timedelta(days=1)
+    one = tmp_path / "one" / "relance.duckdb"
+    backfill_run(D, D, str(src), db=str(one), policy=str(policy))
+    nightly_run(night, str(src), db=str(one), policy=str(policy))
+    root = tmp_path / "root"
+    split_source(str(src), root, 2)
+    for k in range(2):
+        backfill_run(D, D, str(shard_source(root, k)), db=str(shard_db(root, k)), policy=str(policy),
+                     fleet_root=str(root), shard=k)  # fmt: skip
+    merge_date(root, D, 2)
+    for k in range(2):
+        nightly_run(night, str(shard_source(root, k)), db=str(shard_db(root, k)), policy=str(policy),
+                    fleet_root=str(root), shard=k)  # fmt: skip
+    fleet = merge_date(root, night, 2)
+
+    queries = {
+        "statements": """select statement_id, as_of, customer_id, currency, period, mode, status, invoice_ids,
+                                interest_amount, indemnity_amount, charges_total from late_charge_statements order by all""",
+        "charges": "select * exclude (statement_id), statement_id from late_charges order by invoice_id",
+        "periods": "select * from late_charge_periods order by invoice_id, period_start",
+        "deliveries": "select delivery_id, status from deliveries where starts_with(action_id, 'LC|') order by all",
+        "write_back": f"select * from ({TABLES['late_charge_statements'][3]}) order by all",
+    }
+
+    def rows(db: Path) -> dict[str, list]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return {n: con.execute(q, {"as_of": night} if "$as_of" in q else {}).fetchall() for n, q in queries.items()}
+        finally:
+            con.close()
+
+    single, many = rows(one), rows(fleet)
+    for name in queries:
+        assert many[name] == single[name], name
+    live = [r for r in single["statements"] if r[5] == "live"]
+    # November's live statements, waiting for approval; October's simulated by the replay
+    assert live and {(r[4], r[6]) for r in live} == {("2026-11", "pending_approval")}
+    assert {(r[4], r[6]) for r in single["statements"] if r[5] == "replay"} == {("2026-10", "simulated")}
+    assert single["periods"] and len(single["write_back"]) == len(live)
+    report = _report_figures(fleet, night)
+    assert report["late_charges"] and report["late_charges"] == _report_figures(one, night)["late_charges"]
+    assert report == _report_figures(one, night)
+
+    # the fleet's one approval (flows/fleet.py) lists what `relance approve` lists on one database
+    by_shard = _pending_by_shard(str(root), [0, 1], night)
+    pending = sorted(n["action_id"] for notices in by_shard.values() for n in notices)
+    assert pending == sorted(n["action_id"] for n in pending_notices(str(one), night))
+    waiting = {d.rsplit("|", 1)[0] for d, status in single["deliveries"] if status == "pending_approval"}
+    assert waiting and waiting == {i for i in pending if i.startswith("LC|")}  # a statement with a delivery to approve
+
+    # reshard 2 → 3: each statement's rows on its customer's new shard, none lost
+    res = reshard(root, 3)
+    assert res["tables"]["late_charge_statements"] == len(single["statements"])
+    assert res["tables"]["late_charge_periods"] == len(single["periods"])
+    seen = {"statements": 0, "periods": 0}
+    for k in range(3):
+        con = duckdb.connect(str(shard_db(root, k)), read_only=True)
+        for t in ("late_charge_statements", "late_charges"):
+            ids = con.execute(f"select distinct customer_id from {t}").fetchall()
+            assert all(shard_of(i, 3) == k for (i,) in ids), (t, k)
+        # every period's invoice, every statement delivery, beside its charge / its statement
+        assert not con.execute(
+            "select invoice_id from late_charge_periods except select invoice_id from late_charges"
+        ).fetchall()
+        assert not con.execute(
+            "select action_id from deliveries where starts_with(action_id, 'LC|') "
+            "except select statement_id from late_charge_statements"
+        ).fetchall()
+        seen["statements"] += con.execute("select count(*) from late_charge_statements").fetchone()[0]
+        seen["periods"] += con.execute("select count(*) from late_charge_periods").fetchone()[0]
+        con.close()
+    assert seen == {"statements": len(single["statements"]), "periods": len(single["periods"])}

@@ -333,6 +333,43 @@ def test_a_backfill_replay_simulates_the_statement_and_a_live_run_replaces_it(tm
     ]
 
 
+def test_a_live_statement_charges_an_invoice_a_replay_simulated_on_an_earlier_period(tmp_path):
+    """A backfill replays 2025-08-01 (July's statement of P1, simulated: 63.63); the first live run
+    is 2025-09-01 (August's statement). A live run ignores what a replay simulated, so P1 (settled
+    07-15, within the 12-month window) is charged again, live, with P2: 63.63 + 41.33 = 104.96 (the
+    module docstring). The replay's charge of P1 gives way (late_charges is keyed by invoice_id:
+    this was a duplicate-key crash); its simulated statement stays, as simulated."""
+    from flows.backfill import replay
+    from relance.core.policy import load_policy
+    from tasks import warehouse
+    from tasks.ingest import ingest
+    from tasks.late_charges import make_statements
+
+    db = str(tmp_path / "r.duckdb")
+    pol_path = _policy(tmp_path)
+    ingest(_source(tmp_path), db, date(2025, 9, 1))
+    replay(db, date(2025, 8, 1), date(2025, 8, 1), pol_path)
+    assert query(db, "select invoice_id, statement_id from late_charges") == [("P1", "LC|PAR|EUR|2025-07")]
+    with warehouse.open_db(db) as con:
+        live = make_statements(con, date(2025, 9, 1), load_policy(pol_path))
+    assert live["statements"] == 1
+    assert query(
+        db, "select statement_id, mode, status, invoice_ids, charges_total from late_charge_statements order by 1"
+    ) == [
+        ("LC|PAR|EUR|2025-07", "replay", "simulated", ["P1"], D("63.63")),
+        ("LC|PAR|EUR|2025-08", "live", "pending_approval", ["P1", "P2"], D("104.96")),
+    ]
+    assert query(db, "select invoice_id, statement_id from late_charges order by 1") == [
+        ("P1", "LC|PAR|EUR|2025-08"),
+        ("P2", "LC|PAR|EUR|2025-08"),
+    ]
+    # P1's periods once each (06-11..06-19 on 2500.00, 06-20..06-30 on 1800.00, 07-01..07-14 at 12.15 %), P2's one
+    assert query(db, "select invoice_id, count(*) from late_charge_periods group by 1 order by 1") == [
+        ("P1", 3),
+        ("P2", 1),
+    ]
+
+
 def test_the_nightly_run_makes_the_statement_after_the_ladder(tmp_path):
     from tests.ladder_helpers import run_nightly
 

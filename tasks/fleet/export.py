@@ -8,8 +8,11 @@ terms of recovery_metrics (recovery_metric_parts: sums and counts, never ratios 
 the sums), debtor_profile, credit_watch and expected_payments (the report's profiles and forecast),
 source_freshness (the shard's verdict on its source).
 State (the tables as they stand after the run of D): dunning_actions and deliveries (a delivery's
-status moves after its date: events, a later dispatch), and the staging the report names customers
-and payments from (stg_customers, stg_payments). A backfill exports the state once, with its last date.
+status moves after its date: events, a later dispatch), the statements of late-payment charges
+(late_charge_statements, late_charges, late_charge_periods: a statement made on the first business
+day of a month is the month's report line until its end, and its status moves with its deliveries'),
+and the staging the report names customers and payments from (stg_customers, stg_payments). A
+backfill exports the state once, with its last date.
 
 Each file is written beside its place and renamed into it: a reader sees a whole file or none.
 """
@@ -38,7 +41,15 @@ DATED = (
     "source_freshness",
 )
 #: The tables exported whole, as they stand after the run of D.
-STATE = ("dunning_actions", "deliveries", "stg_customers", "stg_payments")
+STATE = (
+    "dunning_actions",
+    "deliveries",
+    "late_charge_statements",
+    "late_charges",
+    "late_charge_periods",
+    "stg_customers",
+    "stg_payments",
+)
 
 DONE = "_done"
 

@@ -9,8 +9,12 @@
   the very model of a single database (sql/marts/recovery_metrics.sql sums by key, then divides and
   rounds) — the same figures to the last decimal. cash_forecast is built from expected_payments
   by its model too.
-* dunning_actions, deliveries and the staging the report reads (stg_customers, stg_payments) are the
-  union of the shards' state exported with D (a backfill's intermediate dates have none: kept).
+* dunning_actions, deliveries, the statements of late-payment charges (late_charge_statements,
+  late_charges, late_charge_periods: the report's statements line of the month, the write-back's
+  statements of D) and the staging the report reads (stg_customers, stg_payments) are the union of
+  the shards' state exported with D (a backfill's intermediate dates have none: kept). A shard
+  exported before a table existed (an older fleet) leaves that table as it was until every shard
+  exports it.
 
 Every shard must be complete for D (its _done marker), else FleetError naming the missing ones.
 """

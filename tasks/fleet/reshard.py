@@ -6,8 +6,11 @@ databases is classified by what names its customer —
 * a `customer_id` column (actions, episodes, charges, outcomes, profiles, contact flags, the dated
   marts, staging): the row goes to relance_shard(customer_id, M); a row with no customer, to shard 0;
 * an `action_id` (deliveries, charge periods), a `delivery_id` (delivery events, postal tracking,
-  unmatched provider events) or an `outcome_id` (instalments): the customer of that action, delivery
-  or outcome (unmatched events naming no known delivery: shard 0);
+  unmatched provider events), an `outcome_id` (instalments) or an `invoice_id` (the late-charge
+  periods): the customer of that action, delivery, outcome or invoice (unmatched events naming no
+  known delivery: shard 0). A delivery's `action_id` names a dunning action, an outcome (its recaps
+  and reminders, tasks/recaps.py) or a statement of late-payment charges (late_charge_statements);
+  an invoice's customer is the one its late charge names (late_charges);
 * unmatched provider events (every shard applies the whole journal: an event of another shard's
   delivery waits in each shard's unmatched_events): once each, none a shard matched;
 * the database's own history, the same on every shard (runs, source_freshness, seeds): copied from
@@ -74,7 +77,7 @@ def _classify(table: str, columns: list[str]) -> str:
         return "copied"
     if table in TO_ZERO:
         return "zero"
-    for key in ("customer_id", "action_id", "delivery_id", "outcome_id"):
+    for key in ("customer_id", "action_id", "delivery_id", "outcome_id", "invoice_id"):
         if key in columns:
             return key
     return "zero"
@@ -119,12 +122,27 @@ def reshard(root: str | Path, to: int) -> dict:
             )
             for t in layout
         }
-        # who each action, delivery and outcome belongs to, over every old shard
+
+        # who each action, delivery, outcome and invoice belongs to, over every old shard
+        def owners(sources: dict[str, str]) -> str:
+            """id → customer_id over the tables of `sources` ({table: its id column}) that exist."""
+            parts = [
+                f"select {col} as id, customer_id from ({old_unions[t]})" for t, col in sources.items() if t in layout
+            ]
+            if not parts:
+                return "select null::varchar as id, null::varchar as customer_id where false"
+            return f"select id, any_value(customer_id) as customer_id from ({' union all '.join(parts)}) group by id"
+
+        # a delivery's action_id: a ladder action, an outcome (recaps, reminders) or a late-charge statement
         con.execute(
-            "create temp table _owner_action as select action_id as id, any_value(customer_id) as customer_id "
-            f"from ({old_unions['dunning_actions']}) group by action_id"
-            if "dunning_actions" in layout
-            else "create temp table _owner_action (id varchar, customer_id varchar)"
+            "create temp table _owner_action as "
+            + owners(
+                {"dunning_actions": "action_id", "outcomes": "outcome_id", "late_charge_statements": "statement_id"}
+            )
+        )
+        con.execute(
+            "create temp table _owner_invoice as "
+            + owners({"late_charges": "invoice_id"})  # the tables keyed by invoice_id alone: its periods
         )
         con.execute(
             "create temp table _owner_delivery as select d.delivery_id as id, any_value(a.customer_id) as customer_id "
@@ -181,7 +199,11 @@ def reshard(root: str | Path, to: int) -> dict:
                 elif how == "customer_id":
                     select = f"select * from ({union}) where coalesce(relance_shard(customer_id, {to}), 0) = {j}"
                 else:
-                    owner = {"action_id": "_owner_action", "delivery_id": "_owner_delivery"}.get(how, "_owner_outcome")
+                    owner = {
+                        "action_id": "_owner_action",
+                        "delivery_id": "_owner_delivery",
+                        "invoice_id": "_owner_invoice",
+                    }.get(how, "_owner_outcome")
                     select = (
                         f"select t.* from ({union}) as t left join {owner} as o on o.id = t.{how} "
                         f"where coalesce(relance_shard(o.customer_id, {to}), 0) = {j}"
