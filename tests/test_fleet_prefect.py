@@ -151,9 +151,16 @@ def fleet_pool(tmp_path_factory):
 
 def _request(method: str, url: str, body=None) -> requests.Response:
     """One API call; a 503 (the server's SQLite busy under load: "retry") is retried, as Prefect's
-    own client does."""
+    own client does, and so is a read — never a write — that timed out (the server starved of CPU
+    while the suite's other worker runs)."""
     for attempt in range(8):
-        r = requests.request(method, url, json=body, timeout=10)
+        try:
+            r = requests.request(method, url, json=body, timeout=30)
+        except (requests.Timeout, requests.ConnectionError):
+            if attempt == 7 or not (method == "GET" or url.endswith("/filter")):
+                raise  # a write is not repeated blindly
+            time.sleep(1 + attempt)
+            continue
         if r.status_code != 503:
             break
         time.sleep(0.25 * (attempt + 1))
