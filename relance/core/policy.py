@@ -219,9 +219,10 @@ class LateChargesStatement(Strict):
         return date(as_of.year, (as_of.month - 1) // months * months + 1, 1)
 
 
-class ReferenceRate(Strict):
+class HalfYearRow(Strict):
+    """A row of a dated rate table, one half-year each (reference rates, legal interest rates)."""
+
     half_year: str
-    rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
 
     @field_validator("half_year")
     @classmethod
@@ -234,6 +235,18 @@ class ReferenceRate(Strict):
     def start(self) -> date:
         y, h = _HALF_YEAR.match(self.half_year).groups()  # type: ignore[union-attr]
         return date(int(y), 1 if h == "1" else 7, 1)
+
+
+def half_years(start: date, end: date):
+    """The half-years from start's to end's, inclusive, as (year, 1 or 2)."""
+    y, h = start.year, 1 if start.month <= 6 else 2
+    while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
+        yield y, h
+        y, h = (y, 2) if h == 1 else (y + 1, 1)
+
+
+class ReferenceRate(HalfYearRow):
+    rate: Decimal = Field(ge=-MAX_POINTS, le=MAX_POINTS, allow_inf_nan=False)
 
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -344,26 +357,13 @@ class Freshness(Strict):
     country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
 
 
-class LegalRate(Strict):
+class LegalRate(HalfYearRow):
     """The taux de l'intérêt légal of one half-year (arrêté published each semester), in percent:
     `individuals` when the creditor is a natural person not acting for professional needs
     ("particuliers"), `other` in all other cases ("autres cas")."""
 
-    half_year: str
     individuals: Decimal = Field(ge=0, le=MAX_POINTS, allow_inf_nan=False)
     other: Decimal = Field(ge=0, le=MAX_POINTS, allow_inf_nan=False)
-
-    @field_validator("half_year")
-    @classmethod
-    def _half_year(cls, v: str) -> str:
-        if not _HALF_YEAR.match(str(v)):
-            raise ValueError(f"{v!r} is not a half-year like 2026-H1")
-        return str(v)
-
-    @property
-    def start(self) -> date:
-        y, h = _HALF_YEAR.match(self.half_year).groups()  # type: ignore[union-attr]
-        return date(int(y), 1 if h == "1" else 7, 1)
 
 
 class LegalInterest(Strict):
@@ -634,14 +634,12 @@ class Policy(Strict):
 
     def require_legal_rates(self, start: date, end: date) -> None:
         """Refuse when a half-year between start and end (inclusive) has no legal interest rate."""
-        y, h = start.year, 1 if start.month <= 6 else 2
-        while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
+        for y, h in half_years(start, end):
             if self.legal_rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
                 raise PolicyError(
                     f"policy legal_interest_rates: no rate for {y:04d}-H{h}, needed for legal-rate interest "
                     f'up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, individuals: "…", other: "…"}}`'
                 )
-            y, h = (y, 2) if h == 1 else (y + 1, 1)
 
     @property
     def needs_risk_class(self) -> bool:
@@ -670,14 +668,12 @@ class Policy(Strict):
 
     def require_rates(self, start: date, end: date) -> None:
         """Refuse to run when a half-year between start and end (inclusive) has no reference rate."""
-        y, h = start.year, 1 if start.month <= 6 else 2
-        while (y, h) <= (end.year, 1 if end.month <= 6 else 2):
+        for y, h in half_years(start, end):
             if self.rate_for(date(y, 1 if h == 1 else 7, 1)) is None:
                 raise PolicyError(
                     f"policy reference_rates: no rate for {y:04d}-H{h}, needed for late-payment charges "
                     f'up to {end.isoformat()}; add `- {{half_year: {y:04d}-H{h}, rate: "…"}}`'
                 )
-            y, h = (y, 2) if h == 1 else (y + 1, 1)
 
 
 @functools.cache
