@@ -62,11 +62,12 @@ def nightly(a: dict) -> dict:
         return r
 
     t0 = time.perf_counter()
+    run_id = "bench-" + os.urandom(6).hex()  # the audited run's id, as nightly_run passes it
     timed("ingest", ingest, a["source"], db, as_of)
     aged = timed("age", age, db, as_of)
-    esc = timed("ladder", escalate, db, as_of, None, mode="live")
+    esc = timed("ladder", escalate, db, as_of, None, mode="live", run_id=run_id)
     disp = timed("dispatch", dispatch, db, as_of, work + "/outbox", send=False)
-    timed("metrics", measure, db, as_of)
+    timed("metrics", measure, db, as_of, run_id=run_id)
     t = time.perf_counter()
     rep = report(db, as_of, work + "/reports", "fr", None)
     publish_artifacts(db, as_of, rep, None)

@@ -125,7 +125,7 @@ def replay(db: str, start: date, end: date, policy: str | None = None, run_ids: 
                 t2 = time.perf_counter()
                 # the point-in-time views at those days are their invoice_snapshot: measure reads
                 # them there and allocates again only the dates before the replay's start
-                m = measure_on(con, day, pol, snapshot_dates=aged)
+                m = measure_on(con, day, pol, snapshot_dates=aged, run_id=run.run_id if run else None)
                 if run:
                     run.step("replay", s)
                     run.step("measure", m)

@@ -111,7 +111,7 @@ def nightly_run(
                 dispatched = run.step(
                     "dispatch", dispatch(db, as_of, outbox, send=send, policy=policy, auto_approve=auto_approve)
                 )
-            measured = run.step("measure", measure(db, as_of, policy))
+            measured = run.step("measure", measure(db, as_of, policy, run_id=run.run_id))
             reported = None
             if fleet_root is None:  # a shard's figures are reported by its fleet (merged database)
                 reported = report(db, as_of, report_dir or str(Path(db).parent / "reports"), language, policy)

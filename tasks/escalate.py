@@ -230,22 +230,24 @@ class Ladder:
         self.profile_seconds = 0.0
         self._calendar(start, end)
 
-    def risk_classes(self, as_of: date) -> float:
+    def risk_classes(self, as_of: date, run_id: str | None = None) -> float:
         """When a ladder rule reads the risk class: the debtor profile of as_of (temp table ladder_risk),
         point in time — from the source as known at as_of (int_invoices_as_of, int_payments_as_of)
-        and the open amounts of as_of's invoice_snapshot (the aging ran first). A date measured
-        already is read; otherwise the debtor_profile mart is built for as_of (the same model measure
-        builds after the ladder, with the same figures), so that a backfill, which measures after the
-        ladder, has the profile of each date too. Returns the seconds spent."""
+        and the open amounts of as_of's invoice_snapshot (the aging ran first). The debtor_profile
+        mart is built for as_of (the same model measure builds after the ladder, with the same
+        figures) and its rows carry `run_id` (built_by_run): measure, later in the same run, reads
+        them instead of building them again, and a backfill has the profile of each date too. A
+        profile this run already built is read (a retried step); outside an audited run (no run_id)
+        a date measured already is read. Returns the seconds spent."""
         con = self.con
         con.execute("delete from ladder_risk")
         if not self.pol.needs_risk_class:
             return 0.0
         started = time.perf_counter()
-        measured = warehouse.scalar(con, "select count(*) > 0 from debtor_profile where as_of = $d", {"d": as_of})
-        if not measured:
+        from tasks.measure import profile_built, profile_params
+
+        if not profile_built(con, as_of, run_id):
             from tasks.age import write_policy_buckets
-            from tasks.measure import profile_params
 
             cur = con.cursor()  # its own temp schema: the ladder's int_* temp tables stay as they are
             try:
@@ -262,7 +264,7 @@ class Ladder:
                 warehouse.build(
                     cur,
                     "marts/debtor_profile",
-                    {"as_of": as_of, **profile_params(self.pol)},
+                    {"as_of": as_of, **profile_params(self.pol), "built_by_run": run_id},
                     built=("intermediate/int_metrics_open_at",),
                 )
             finally:
@@ -321,7 +323,7 @@ class Ladder:
         started = time.perf_counter()
         params = self.params(as_of, mode, run_id)
         con = self.con
-        profile_seconds = self.risk_classes(as_of)
+        profile_seconds = self.risk_classes(as_of, run_id)
         built = warehouse.build(con, DECISIONS, params)
         acting = warehouse.scalar(con, "select count(*) from int_ladder_decisions where acts") > 0
         if acting:

@@ -84,13 +84,29 @@ def profile_params(pol: Policy) -> dict:
     }
 
 
-def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | None = None) -> dict:
+def profile_built(con, as_of: date, run_id: str | None) -> bool:
+    """Whether debtor_profile holds as_of as built by the audited run `run_id` (its rows' built_by_run;
+    outside an audited run: any rows of as_of)."""
+    if run_id is None:
+        return warehouse.scalar(con, "select count(*) > 0 from debtor_profile where as_of = $d", {"d": as_of})
+    return warehouse.scalar(
+        con,
+        "select count(*) > 0 from debtor_profile where as_of = $d and built_by_run = $r",
+        {"d": as_of, "r": run_id},
+    )
+
+
+def measure_on(
+    con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | None = None, run_id: str | None = None
+) -> dict:
     """Write recovery_metrics for as_of (replacing that date's rows) on an open connection.
 
     snapshot_dates: dates whose invoice_snapshot and aged_balance the caller wrote, with `pol`, from
     the staging as it is now (same ingest), and committed (measure reads them on a cursor of its
     own); the open amounts at those dates are read there instead of being allocated again.
-    None (the default): every date is allocated again."""
+    None (the default): every date is allocated again. run_id: the audited run measuring; the debtor
+    profile of as_of its ladder step built already (tasks/escalate.py, when a ladder rule reads the
+    risk class) is read, not built again."""
     started = time.perf_counter()
     cur = con.cursor()  # its own temp schema: the caller's int_* temp tables stay as they are
     try:
@@ -103,7 +119,10 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         built = {**built, **warehouse.build(cur, [METRIC_PARTS, METRICS], params, built)}
         # one row per payment: each payment's cash is attributed once (its YAML's key)
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
-        profile_seconds = sum(warehouse.build(cur, PROFILE, {**params, **profile_params(pol)}, built).values())
+        from_ladder = run_id is not None and profile_built(cur, as_of, run_id)
+        targets = [m for m in PROFILE if m != "marts/debtor_profile"] if from_ladder else PROFILE
+        profile_params_ = {**params, **profile_params(pol), "built_by_run": run_id}
+        profile_seconds = sum(warehouse.build(cur, targets, profile_params_, built).values())
         classes = dict(
             cur.execute(
                 "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}
@@ -138,18 +157,21 @@ def measure_on(con, as_of: date, pol: Policy, snapshot_dates: Iterable[date] | N
         "risk_classes": classes,  # units per class (A–D, new)
         "credit_watch": watched,
         "profile_seconds": round(profile_seconds, 3),
+        # units whose profile measure built: 0 when the ladder step of this run built it (read here)
+        "profiles_built": 0 if from_ladder else sum(classes.values()),
         "seconds": round(time.perf_counter() - started, 3),
     }
 
 
 @step(name="measure")
-def measure(db: str, as_of: date, policy: str | None = None) -> dict:
-    """Write recovery_metrics for as_of (a re-run replaces that date's rows, other dates stay)."""
+def measure(db: str, as_of: date, policy: str | None = None, run_id: str | None = None) -> dict:
+    """Write recovery_metrics for as_of (a re-run replaces that date's rows, other dates stay).
+    run_id: the audited run (the debtor profile its ladder step built is read, not built again)."""
     log = get_logger()
     pol = load_policy(policy)
     with warehouse.open_db(db) as con:
         warehouse.ensure_schema(con)
-        summary = measure_on(con, as_of, pol)
+        summary = measure_on(con, as_of, pol, run_id=run_id)
         checked = warehouse.require_keys(con, [METRIC_PARTS, METRICS, *PROFILE], {"as_of": as_of})
     log.info(
         "measure: keys and not_null of recovery_metrics and the profiles checked for %s in %.1f ms",

@@ -117,9 +117,9 @@ def test_replay_measures_each_day_from_the_snapshots_it_aged(tmp_path, monkeypat
     seen = []
     real = bf.measure_on
 
-    def spy(con, day, pol, snapshot_dates=None):
+    def spy(con, day, pol, snapshot_dates=None, run_id=None):
         seen.append((day, list(snapshot_dates)))
-        return real(con, day, pol, snapshot_dates=snapshot_dates)
+        return real(con, day, pol, snapshot_dates=snapshot_dates, run_id=run_id)
 
     monkeypatch.setattr(bf, "measure_on", spy)
     backfill_run("2026-03-09", "2026-03-12", src, db)

@@ -487,3 +487,46 @@ def test_report_shows_classes_movers_and_credit_watch(measured, tmp_path):
         100.0,
         1,
     ) in classes
+
+
+def test_a_nightly_builds_the_profile_once_and_a_rerun_on_a_corrected_source_builds_it_again(measured, tmp_path):
+    """The default policy's ladder rules read the risk class, so the nightly's ladder step builds the
+    profile of as_of; measure, later in the same run, reads it (its rows carry the run's id) instead
+    of building it again — same figures as measure alone (the fixture: SLOW 21 D, MID 69 B). A second
+    run of the date after the source was corrected (SLOW pays S4's 1500.00 on 03-30) builds it again:
+    SLOW owes nothing overdue any more (S4 now counts as paid 74 days late)."""
+    import csv
+    import json
+    import shutil
+    from pathlib import Path
+
+    from flows.nightly import nightly_run
+    from tests.ladder_helpers import COLUMNS
+
+    db0, _ = measured
+    src = tmp_path / "src"
+    shutil.copytree(Path(db0).parent / "src", src)
+    db = str(tmp_path / "r.duckdb")
+    profile = """select customer_id, currency, score, risk_class, overdue_amount from debtor_profile
+                 where as_of = $d order by customer_id, currency"""
+
+    def run() -> tuple[str, int]:
+        nightly_run(as_of=AS_OF, source=str(src), db=db, allow_stale=True)
+        run_id, counts = query(
+            db, "select run_id, step_counts from runs where kind = 'nightly' order by started_at desc limit 1"
+        )[0]
+        built = query(db, "select distinct built_by_run from debtor_profile where as_of = $d", {"d": AS_OF})
+        assert built == [(run_id,)]
+        return run_id, json.loads(counts)["measure"]["profiles_built"]
+
+    first, built_by_measure = run()
+    assert built_by_measure == 0
+    assert query(db, profile, {"d": AS_OF}) == query(db0, profile, {"d": AS_OF})
+    with (src / "payments.csv").open("a", newline="", encoding="utf-8") as f:
+        csv.DictWriter(f, fieldnames=COLUMNS["payments"]).writerow(
+            payment("PS4b", "SLOW", "2026-03-30", "1500.00", invoice_id="S4")
+        )
+    second, built_by_measure = run()
+    assert second != first and built_by_measure == 0
+    slow = [r for r in query(db, profile, {"d": AS_OF}) if r[0] == "SLOW"]
+    assert slow[0][4] == D("0.00")

@@ -172,7 +172,7 @@ QUERIES = {
     "unit_stage": "select * from unit_stage where as_of = $d order by customer_id, currency",
     "rejected_rows": "select as_of, source, entity, row_number, raw, reason, action from rejected_rows where as_of = $d order by all",
     "recovery_metrics": "select * from recovery_metrics order by as_of, currency, metric, dimension, dimension_value",
-    "debtor_profile": "select * from debtor_profile where as_of = $d order by customer_id, currency",
+    "debtor_profile": "select * exclude (built_by_run) from debtor_profile where as_of = $d order by customer_id, currency",
     "expected_payments": "select * from expected_payments where as_of = $d order by invoice_id",
     "cash_forecast": "select * from cash_forecast order by all",
 }

@@ -1118,6 +1118,18 @@ def test_credit_watch_list_in_the_report_and_the_workbook(watch_history):
     assert ws["G2"].number_format == "#,##0.00"
     fr_book = load_workbook(out["fr"]["xlsx"])
     assert fr_book["Surveillance crédit"]["F2"].value == "classe de risque D; échu depuis plus de 60 jours"
+    # the whole list as a CSV beside the report, in codes and plain numbers (for the ERP's import)
+    csv_path = Path(out["en"]["credit_watch_csv"])
+    assert (
+        csv_path.name == "relance-report-2026-04-30-credit-watch.csv"
+        and csv_path.parent == Path(out["en"]["html"]).parent
+    )
+    assert csv_path.read_text(encoding="utf-8").splitlines() == [
+        "customer_id,name,currency,risk_class,score,reasons,overdue_amount,max_days_past_due,broken_promises,disputes",
+        'SLOW,Client SLOW,EUR,D,14,"class,overdue",2000.00,105,0,1',
+        "NEWCO,Client NEWCO,EUR,new,,plan,300.00,51,1,0",
+        "GOOD,Client GOOD,USD,new,,overdue,100.00,150,0,0",
+    ]
 
 
 def test_debtor_list_shows_each_units_profile(watch_history):
@@ -1202,6 +1214,65 @@ def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
     path = write_workbook(tmp_path / "watch.xlsx", data, pol, Fmt("en", pol))
     rows = list(load_workbook(path)["Credit watch"].iter_rows(min_row=2, values_only=True))
     assert len(rows) == 27 and rows[0][6] == 2700.0 and rows[-1][6] == 100.0
+
+
+def test_a_long_credit_watch_is_capped_in_the_workbook_and_whole_in_the_csv(tmp_path, monkeypatch):
+    """Past WORKBOOK_WATCHED units in a currency (26 here, 1000 shipped), the sheet "Credit watch"
+    holds the first ones, largest overdue first, and a line naming the CSV; the page sends the reader
+    to the CSV too. The same 27 units as above: the sheet ends at 200.00, 1 more in the CSV."""
+    from openpyxl import load_workbook
+
+    import tasks.report.page as page
+    import tasks.report.workbook as workbook
+    from relance.core.policy import load_policy
+    from tasks.report import Fmt, ReportData, render_html, write_workbook
+
+    monkeypatch.setattr(workbook, "WORKBOOK_WATCHED", 26)
+    monkeypatch.setattr(page, "WORKBOOK_WATCHED", 26)
+    pol = load_policy(None)
+    watched = [
+        {
+            "customer_id": f"C{n:02d}",
+            "name": f"Client {n:02d}",
+            "currency": "EUR",
+            "risk_class": "D",
+            "score": 10,
+            "reasons": "class",
+            "overdue_amount": Decimal(n * 100) + Decimal("0.00"),
+            "max_days_past_due": 61,
+            "broken_promises": 0,
+            "disputes": 0,
+        }
+        for n in range(27, 0, -1)
+    ]
+    data = ReportData(
+        as_of=PROFILE_DAY,
+        db="",
+        language="en",
+        buckets=[b.name for b in pol.aging_buckets],
+        currencies=["EUR"],
+        risk_classes=[
+            {
+                "currency": "EUR",
+                "risk_class": "D",
+                "units": 27,
+                "open_amount": Decimal("37800.00"),
+                "overdue_amount": Decimal("37800.00"),
+                "watched_units": 27,
+            }
+        ],
+        watched=watched,
+    )
+    rows = list(
+        load_workbook(write_workbook(tmp_path / "w.xlsx", data, pol, Fmt("en", pol)))["Credit watch"].iter_rows(
+            min_row=2, values_only=True
+        )
+    )
+    csv_name = "relance-report-2026-04-30-credit-watch.csv"
+    assert len(rows) == 27 and rows[0][0] == "C27" and rows[25][0] == "C02" and rows[25][6] == 200.0
+    assert rows[26][:3] == (None, f"… and 1 more: the full list is in the file {csv_name}", "EUR")
+    page_html = html.unescape(render_html(data, pol, Fmt("en", pol)))
+    assert f"… and 2 more: the full list is in the file {csv_name}" in page_html
 
 
 #: What the probe reads of the laid-out page: per section of each kind (one per currency), whether it

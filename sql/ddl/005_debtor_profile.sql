@@ -28,6 +28,9 @@ create table if not exists debtor_profile (
 -- upheld, in the 12 months up to as_of; both lower the score
 alter table debtor_profile add column if not exists broken_promises integer;
 alter table debtor_profile add column if not exists disputes integer;
+-- the audited run that built the rows of a date (tasks/audit.py): the ladder step builds the profile
+-- when a ladder rule reads the risk class, and measure, later in the same run, reads it
+alter table debtor_profile add column if not exists built_by_run varchar;
 
 create table if not exists credit_watch (
     as_of              date not null,

@@ -219,5 +219,6 @@ select
         when round(greatest(raw_score, 0), 0) >= $class_b_min_score then 'B'
         when round(greatest(raw_score, 0), 0) >= $class_c_min_score then 'C'
         else 'D'
-    end as risk_class
+    end as risk_class,
+    cast($built_by_run as varchar) as built_by_run
 from scored

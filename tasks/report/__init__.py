@@ -14,11 +14,12 @@ nothing from the network.
     data.py      the figures: ReportData, gather() (sql/reports/*.sql), next_step()
     format.py    labels (templates/report/labels.yaml), metric units, Fmt
     charts.py    the inline SVG charts
-    page.py      the page's context, render_html(), write_pdf()
+    page.py      the page's context, render_html() (its PDF: relance/core/pdf.py)
     workbook.py  write_workbook()
     main.py      the step report(), report_paths(), the Prefect artifacts
 """
 
+from relance.core.pdf import write_pdf
 from tasks.report.charts import BUCKET_COLOURS, svg_funnel, svg_hbars, svg_sparkline, svg_stacked_columns
 from tasks.report.data import ReportData, gather, next_step
 from tasks.report.format import (
@@ -37,7 +38,6 @@ from tasks.report.page import (
     WATCHED,
     build_context,
     render_html,
-    write_pdf,
 )
 from tasks.report.workbook import SUMMARY_METRICS, metric_cell, write_workbook
 

@@ -34,6 +34,25 @@ def _query(con, name: str, params: dict) -> list[dict]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
+#: Units of the credit watch per currency in the workbook's sheet "Credit watch" (largest overdue
+#: first); the whole list is always in the CSV beside the report (credit_watch_csv_name): a sheet of
+#: tens of thousands of rows cost seconds of every big night and served no one better than the CSV.
+WORKBOOK_WATCHED = 1000
+
+
+def credit_watch_csv_name(as_of: date) -> str:
+    """The file, beside the report, holding the whole credit watch of as_of (tasks/report/main.py)."""
+    return f"relance-report-{as_of.isoformat()}-credit-watch.csv"
+
+
+def watch_by_currency(watched: list[dict]) -> dict[str, list[dict]]:
+    """The credit watch rows per currency, in their order (largest overdue first)."""
+    out: dict[str, list[dict]] = {}
+    for r in watched:
+        out.setdefault(r["currency"], []).append(r)
+    return out
+
+
 @dataclass
 class ReportData:
     as_of: date
@@ -239,12 +258,13 @@ def accuracy_row(r: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ next step
-def _next_stage(pol: Policy, current: str | None, overdue: bool, ladder: str | None = None):
+def _next_stage(pol: Policy, current: str | None, overdue: bool, ladder: str | None = None, fmt: Fmt | None = None):
     """The next stage of the unit's ladder (None: standard) above its current one (ranks are the
     catalogue's, whichever ladder the current stage was taken in)."""
     codes = [s.code for s in pol.stages]
     done = codes.index(current) + 1 if current in codes else 0
-    for rank, stage in pol.ladder_stages(ladder if ladder in pol.ladder_names else "standard"):
+    name = ladder if ladder in pol.ladder_names else "standard"
+    for rank, stage in fmt.ladder_stages(pol, name) if fmt is not None else pol.ladder_stages(name):
         if rank <= done:
             continue
         if overdue and stage.offset_days < 0 and current is None:
@@ -263,7 +283,7 @@ def next_step(row: dict, pol: Policy, as_of: date, fmt: Fmt) -> str:
     if row.get("last_action_status") == "pending_approval":
         return L["next_pending"].format(stage=fmt.stage(row.get("last_stage")))
     overdue = (row.get("driving_days_past_due") or 0) > 0
-    nxt = _next_stage(pol, row.get("current_stage"), overdue, row.get("ladder"))
+    nxt = _next_stage(pol, row.get("current_stage"), overdue, row.get("ladder"), fmt)
     if nxt is None:
         return L["next_end"]
     dunnable = row.get("dunnable_amount") or ZERO

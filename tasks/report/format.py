@@ -65,6 +65,15 @@ class Fmt:
         self.L = labels(language)
         self.locale = self.L["locale"]
         self.pol = pol
+        self._ladder_stages: dict[str, list] = {}
+
+    def ladder_stages(self, pol: Policy, name: str) -> list:
+        """pol.ladder_stages(name), computed once per report (the debtor list asks for each row)."""
+        if pol is not self.pol:
+            return pol.ladder_stages(name)
+        if name not in self._ladder_stages:
+            self._ladder_stages[name] = pol.ladder_stages(name)
+        return self._ladder_stages[name]
 
     def missing(self, group: str, code: Any) -> str:
         if (group, str(code)) not in MISSING_LABELS:
@@ -197,11 +206,12 @@ class Fmt:
         value = self.L.get(f"segment_{code}")
         return value if isinstance(value, str) else self.missing("segment", code)
 
-    def count(self, key: str, n: int) -> str:
-        """labels[key] (a plural sentence with {n}), or labels[key_one] for one (fr: 0 or 1)."""
+    def count(self, key: str, n: int, **fields: str) -> str:
+        """labels[key] (a plural sentence with {n}), or labels[key_one] for one (fr: 0 or 1); `fields`
+        fill the sentence's other placeholders."""
         one = n < 2 if self.language == "fr" else n == 1
         text = self.L.get(f"{key}_one") if one else None
-        return (text or self.L[key]).format(n=self.num(n))
+        return (text or self.L[key]).format(n=self.num(n), **fields)
 
     def watch_reasons(self, codes: str | None, risk_class: str | None) -> str:
         """Why a unit is on the credit watch, in words: credit_watch.reasons (`class`, `overdue`,

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from relance.core.pdf import PdfJob
 from relance.core.policy import load_policy
-from tasks.report.data import _open_read_only, gather, next_step, outcome_metrics
+from tasks.report.data import _open_read_only, credit_watch_csv_name, gather, next_step, outcome_metrics
 from tasks.report.format import Fmt
-from tasks.report.page import TOP_DEBTORS, render_html, write_pdf
+from tasks.report.page import TOP_DEBTORS, render_html
 from tasks.report.workbook import write_workbook
 from tasks.step import get_logger, in_flow_run, step
+
+#: Rows of the workbook's longest sheets (aged balance, debtors, credit watch) from which the PDF is
+#: laid out in a background process beside the workbook (below it, starting a process costs more)
+PDF_BACKGROUND_FROM = 20_000
 
 
 def report_paths(out: str | Path, as_of: date) -> dict[str, str]:
@@ -37,12 +43,19 @@ def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | N
     page = render_html(data, pol, fmt)
     Path(paths["html"]).write_text(page, encoding="utf-8")
     timings["html"] = time.perf_counter() - t
+    # a big report lays its PDF out in a second process while the workbook is written (relance/core/pdf.py)
     t = time.perf_counter()
-    write_pdf(page, paths["pdf"], base_url=Path(out).resolve())
-    timings["pdf"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_workbook(Path(paths["xlsx"]), data, pol, fmt)
-    timings["xlsx"] = time.perf_counter() - t
+    background = len(data.aged) + len(data.debtors) + len(data.watched) >= PDF_BACKGROUND_FROM
+    with PdfJob(page, paths["pdf"], Path(out).resolve(), background=background) as pdf:
+        timings["pdf"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_workbook(Path(paths["xlsx"]), data, pol, fmt)
+        timings["xlsx"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pdf.wait()
+        timings["pdf_wait"] = time.perf_counter() - t
+    if data.watched:
+        paths["credit_watch_csv"] = str(write_credit_watch_csv(Path(out) / credit_watch_csv_name(as_of), data.watched))
     result = {
         **paths,
         "as_of": as_of.isoformat(),
@@ -54,6 +67,35 @@ def report(db: str, as_of: date, out: str, language: str = "fr", policy: str | N
     }
     log.info("report: %s (%s, %.1f s)", paths["html"], ", ".join(data.currencies) or "no data", result["seconds"])
     return result
+
+
+#: The columns of the credit-watch CSV: codes and plain numbers (for the ERP or a sales team's
+#: import), not the report's words — reasons are credit_watch.reasons (class, overdue, plan).
+CREDIT_WATCH_CSV_COLUMNS = [
+    "customer_id",
+    "name",
+    "currency",
+    "risk_class",
+    "score",
+    "reasons",
+    "overdue_amount",
+    "max_days_past_due",
+    "broken_promises",
+    "disputes",
+]
+
+
+def write_credit_watch_csv(path: Path, watched: list[dict]) -> Path:
+    """The whole credit watch of the report's date, largest overdue first per currency (UTF-8,
+    amounts with a dot and two decimals). Written to a .tmp file, then moved over `path`."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(CREDIT_WATCH_CSV_COLUMNS)
+        for r in watched:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in CREDIT_WATCH_CSV_COLUMNS])
+    tmp.replace(path)
+    return path
 
 
 # ------------------------------------------------------------------------------------ Prefect artifacts

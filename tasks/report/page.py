@@ -15,7 +15,15 @@ from markupsafe import Markup
 
 from relance.core.policy import Policy
 from tasks.report.charts import BUCKET_COLOURS, svg_funnel, svg_hbars, svg_sparkline, svg_stacked_columns
-from tasks.report.data import RISK_CLASSES, ReportData, forecast_accuracy, next_step, outcome_metrics
+from tasks.report.data import (
+    RISK_CLASSES,
+    WORKBOOK_WATCHED,
+    ReportData,
+    credit_watch_csv_name,
+    forecast_accuracy,
+    next_step,
+    outcome_metrics,
+)
 from tasks.report.format import REPORT_TEMPLATES, Fmt
 
 TOP_DEBTORS = 20
@@ -204,7 +212,7 @@ def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
             }
             for r in watch[:WATCHED]
         ],
-        "watch_more": fmt.count("watch_more", len(watch) - WATCHED) if len(watch) > WATCHED else "",
+        "watch_more": _watch_more(watch, data.as_of, fmt),
     }
 
 
@@ -569,12 +577,15 @@ def build_context(data: ReportData, pol: Policy, fmt: Fmt) -> dict:
     }
 
 
+def _watch_more(watch: list[dict], as_of: date, fmt: Fmt) -> str:
+    """How many more units than the page lists, and where the whole list is: the workbook's sheet,
+    or the CSV beside the report when the sheet holds only the first WORKBOOK_WATCHED."""
+    if len(watch) <= WATCHED:
+        return ""
+    if len(watch) > WORKBOOK_WATCHED:
+        return fmt.count("watch_more_csv", len(watch) - WATCHED, file=credit_watch_csv_name(as_of))
+    return fmt.count("watch_more", len(watch) - WATCHED)
+
+
 def render_html(data: ReportData, pol: Policy, fmt: Fmt) -> str:
     return _env().get_template("report.html.j2").render(**build_context(data, pol, fmt))
-
-
-def write_pdf(page: str, path: str | Path, base_url: str | Path) -> None:
-    """The HTML page as a PDF (WeasyPrint, imported here: it takes a second to load)."""
-    from weasyprint import HTML
-
-    HTML(string=page, base_url=str(base_url)).write_pdf(str(path))

@@ -11,7 +11,16 @@ import xlsxwriter
 
 from relance.core import money
 from relance.core.policy import Policy
-from tasks.report.data import RISK_CLASSES, ReportData, accuracy_row, next_step, outcome_metrics
+from tasks.report.data import (
+    RISK_CLASSES,
+    WORKBOOK_WATCHED,
+    ReportData,
+    accuracy_row,
+    credit_watch_csv_name,
+    next_step,
+    outcome_metrics,
+    watch_by_currency,
+)
 from tasks.report.format import Fmt, metric_unit
 
 ZERO = Decimal("0")
@@ -356,7 +365,8 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
                 r["overdue_amount"],
             ]
         )
-    # the whole credit watch (the page lists the first WATCHED per currency), largest overdue first
+    # the credit watch, largest overdue first: the first WORKBOOK_WATCHED per currency (the page lists
+    # the first WATCHED), then a line naming the CSV that holds them all
     ws = _Sheet(
         book,
         formats,
@@ -374,21 +384,25 @@ def _fill_profiles(book, formats: dict, data: ReportData, fmt: Fmt, L: dict) -> 
             (L["col_disputes"], 12, INT_FORMAT),
         ],
     )
-    for r in data.watched:
-        ws.append(
-            [
-                r["customer_id"],
-                r.get("name") or "",
-                r["currency"],
-                fmt.term("risk_classes", r["risk_class"]),
-                r["score"],
-                fmt.watch_reasons(r["reasons"], r["risk_class"]),
-                r["overdue_amount"],
-                r["max_days_past_due"],
-                r.get("broken_promises"),
-                r.get("disputes"),
-            ]
-        )
+    for currency, rows in watch_by_currency(data.watched).items():
+        for r in rows[:WORKBOOK_WATCHED]:
+            ws.append(
+                [
+                    r["customer_id"],
+                    r.get("name") or "",
+                    r["currency"],
+                    fmt.term("risk_classes", r["risk_class"]),
+                    r["score"],
+                    fmt.watch_reasons(r["reasons"], r["risk_class"]),
+                    r["overdue_amount"],
+                    r["max_days_past_due"],
+                    r.get("broken_promises"),
+                    r.get("disputes"),
+                ]
+            )
+        if len(rows) > WORKBOOK_WATCHED:
+            more = len(rows) - WORKBOOK_WATCHED
+            ws.append(["", fmt.count("watch_more_csv", more, file=credit_watch_csv_name(data.as_of)), currency])
     ws = _Sheet(
         book,
         formats,
