@@ -28,7 +28,7 @@ def prepare(a: dict) -> dict:
     end = _d(a["as_of"]) - timedelta(days=1)
     start = end - timedelta(days=a["backfill_days"] - 1)
     t = time.perf_counter()
-    s = backfill_run(start, end, a["source"], a["db"], report_dir=a["work"] + "/reports-prep")
+    s = backfill_run(start, end, a["source"], a["db"], policy=a.get("policy"), report_dir=a["work"] + "/reports-prep")
     # A live night reads only real steps (contract §3, "Live state and replays"): the replayed
     # history stands for nights that really ran, so its steps become real ones (actions planned,
     # messages sent) — otherwise the timed night would be every debtor's first step.
@@ -52,7 +52,7 @@ def nightly(a: dict) -> dict:
     from tasks.measure import measure
     from tasks.report import publish_artifacts, report
 
-    as_of, db, work = _d(a["as_of"]), a["db"], a["work"]
+    as_of, db, work, policy = _d(a["as_of"]), a["db"], a["work"], a.get("policy")
     out: dict = {}
 
     def timed(name, fn, *args, **kw):
@@ -63,14 +63,14 @@ def nightly(a: dict) -> dict:
 
     t0 = time.perf_counter()
     run_id = "bench-" + os.urandom(6).hex()  # the audited run's id, as nightly_run passes it
-    timed("ingest", ingest, a["source"], db, as_of)
-    aged = timed("age", age, db, as_of)
-    esc = timed("ladder", escalate, db, as_of, None, mode="live", run_id=run_id)
-    disp = timed("dispatch", dispatch, db, as_of, work + "/outbox", send=False)
-    timed("metrics", measure, db, as_of, run_id=run_id)
+    timed("ingest", ingest, a["source"], db, as_of, policy=policy)
+    aged = timed("age", age, db, as_of, policy)
+    esc = timed("ladder", escalate, db, as_of, policy, mode="live", run_id=run_id)
+    disp = timed("dispatch", dispatch, db, as_of, work + "/outbox", send=False, policy=policy)
+    timed("metrics", measure, db, as_of, policy, run_id=run_id)
     t = time.perf_counter()
-    rep = report(db, as_of, work + "/reports", "fr", None)
-    publish_artifacts(db, as_of, rep, None)
+    rep = report(db, as_of, work + "/reports", "fr", policy)
+    publish_artifacts(db, as_of, rep, policy)
     out["report_s"] = round(time.perf_counter() - t, 3)
     out["nightly_s"] = round(time.perf_counter() - t0, 3)
     out["open_invoices"] = aged["open_invoices"]

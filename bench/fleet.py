@@ -1,7 +1,7 @@
 """The fleet against one database (issue 17): `python -m bench.fleet`, or `RELANCE_BENCH_FLEET=1 make bench`.
 
     .venv/bin/python -m bench.fleet [--customers 300000] [--shards 4] [--jobs 4] [--backfill-days 0]
-                                    [--as-of 2026-03-16] [--out bench/FLEET.md]
+                                    [--fleet-only] [--as-of 2026-03-16] [--out bench/FLEET.md]
 
 On generated data (`relance sample-data`, about 10 invoices a customer: 300000 → ~3M invoices; cached
 under bench/.cache/): a short backfill's state is not needed — both sides run the same night from
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--backfill-days", type=int, default=0)
     p.add_argument("--as-of", default="2026-03-16")
     p.add_argument("--out", type=Path, default=HERE / "FLEET.md")
+    p.add_argument(
+        "--fleet-only",
+        action="store_true",
+        help="the fleet's backfill alone (no single-database side, no night): for a long backfill at scale",
+    )
     args = p.parse_args(argv)
     jobs = args.jobs or args.shards
     work = CACHE / f"fleet-{args.customers}-{args.shards}"
@@ -86,11 +91,22 @@ def main(argv: list[str] | None = None) -> dict:
     if args.backfill_days:
         end = date.fromisoformat(args.as_of) - timedelta(days=1)
         start = (end - timedelta(days=args.backfill_days - 1)).isoformat()
-        result["single_backfill_s"] = _run(
-            RELANCE
-            + ["backfill", "--start", start, "--end", end.isoformat(), "--source", str(source), "--db", str(single)],
-            work / "single-backfill.log",
-        )
+        if not args.fleet_only:
+            result["single_backfill_s"] = _run(
+                RELANCE
+                + [
+                    "backfill",
+                    "--start",
+                    start,
+                    "--end",
+                    end.isoformat(),
+                    "--source",
+                    str(source),
+                    "--db",
+                    str(single),
+                ],
+                work / "single-backfill.log",
+            )
         t = time.perf_counter()
         out = subprocess.run(
             RELANCE
@@ -118,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         result["fleet_backfill_s"] = time.perf_counter() - t
         result["fleet_backfill"] = {k: v for k, v in json.loads(out.stdout).items() if k.endswith("seconds")}
+        if args.fleet_only:
+            return _write(args.out, result)
     result["single_s"] = _run(
         RELANCE + ["run", "--as-of", args.as_of, "--source", str(source), "--db", str(single)], work / "single.log"
     )
@@ -154,8 +172,12 @@ def main(argv: list[str] | None = None) -> dict:
     result["merge_report_s"] = summary["merge_report_seconds"]
     result["overhead_pct"] = round(100 * (result["split_s"] + result["merge_s"]) / result["single_s"], 1)
     result["equal"] = _equal(single, root / "fleet.duckdb", args.as_of)
+    return _write(args.out, result)
+
+
+def _write(out: Path, result: dict) -> dict:
     result = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
-    args.out.write_text(
+    out.write_text(
         "# Fleet bench (bench/fleet.py)\n\n```json\n" + json.dumps(result, indent=2) + "\n```\n", encoding="utf-8"
     )
     print(json.dumps(result))

@@ -89,8 +89,20 @@ def source(customers: int) -> tuple[Path, int]:
     return src, invoices
 
 
-def prepared(customers: int, src: Path, days: int) -> Path:
-    db = CACHE / f"prep-{customers}-bf{days}.duckdb"
+def standard_only_policy() -> Path:
+    """The shipped policy with one ladder for every debtor (no `ladders:`, no `ladder_rules:`): the
+    ladder relance had before issue 16, to compare the code's cost at the same work."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text(encoding="utf-8"))
+    doc["ladders"], doc["ladder_rules"] = [], []
+    path = CACHE / "policy-standard-only.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def prepared(customers: int, src: Path, days: int, policy: Path | None = None) -> Path:
+    db = CACHE / f"prep-{customers}-bf{days}{'-' + policy.stem if policy else ''}.duckdb"
     tmp = Path(str(db) + ".tmp")
     while (
         not db.exists()
@@ -107,7 +119,14 @@ def prepared(customers: int, src: Path, days: int) -> Path:
         print(f"bench: the ladder's state: a {days}-day backfill at {customers} customers (cached in {db})", flush=True)
         r, wall, _ = child(
             "prepare",
-            {"as_of": AS_OF, "backfill_days": days, "source": str(src), "db": str(tmp), "work": str(work)},
+            {
+                "as_of": AS_OF,
+                "backfill_days": days,
+                "source": str(src),
+                "db": str(tmp),
+                "work": str(work),
+                "policy": str(policy) if policy else None,
+            },
             CACHE / f"prep-{customers}.log",
         )
         print(f"bench:   done in {wall:.0f} s, {r['actions']} simulated actions", flush=True)
@@ -156,7 +175,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-backfill365", action="store_true")
     p.add_argument("--no-sendgrid", action="store_true")
     p.add_argument("--profile", action="store_true", help="pyinstrument profiles into bench/.cache/profile-*.txt")
+    p.add_argument(
+        "--standard-only",
+        action="store_true",
+        help="the shipped policy without its ladders per segment and risk (one ladder for all, as before issue 16)",
+    )
     args = p.parse_args(argv)
+    CACHE.mkdir(exist_ok=True)
+    policy = standard_only_policy() if args.standard_only else None
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     CACHE.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -164,10 +190,16 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for customers in sizes:
         src, invoices = source(customers)
-        prep = prepared(customers, src, args.backfill_days)
+        prep = prepared(customers, src, args.backfill_days, policy)
         work = CACHE / f"work-{customers}"
         db = fresh_copy(prep, work)
-        a = {"as_of": AS_OF, "source": str(src), "db": str(db), "work": str(work)}
+        a = {
+            "as_of": AS_OF,
+            "source": str(src),
+            "db": str(db),
+            "work": str(work),
+            "policy": str(policy) if policy else None,
+        }
         if args.profile:
             a["profile"] = str(CACHE / f"profile-nightly-{customers}.txt")
         print(f"bench: nightly run at {invoices} invoices ({customers} customers)", flush=True)

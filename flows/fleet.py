@@ -187,7 +187,7 @@ def approve_across_shards(
         + ", ".join(f"shard {k}: {n}" for k, n in sorted(count.items()))
         + "\n",
         key=ARTIFACT_KEY,
-        description=f"{len(notices)} formal notice(s) waiting for approval in {len(count)} shard(s), {as_of}",
+        description=f"{len(notices)} action(s) waiting for approval (formal notices …) in {len(count)} shard(s), {as_of}",
     )
     timeout = max(1, int(round(timeout_hours * 3600)))
     log.info("approval: %d action(s) wait in shards %s; pausing for up to %g h", len(notices), count, timeout_hours)

@@ -91,9 +91,11 @@ def approval_markdown(
 
     locale = locale or _creditor_locale()
     lines = [
-        f"# Formal notices waiting for approval — {as_of}",
+        f"# Waiting for approval — {as_of}",
         "",
-        f"{len(notices)} action(s). Decide with **Resume** on this flow run (approve all, or approve / reject "
+        f"{len(notices)} action(s): the formal notices, and every other step the policy sends only once a person "
+        "approved it (a stage's `requires_approval`, a ladder's `letters_require_approval`, the statements of "
+        "late-payment charges). Decide with **Resume** on this flow run (approve all, or approve / reject "
         f"by action id, with a reason), or from a shell: `relance approve --db … --as-of {as_of} --all | --action ID | "
         f"--reject ID --reason …`. Without an answer within {timeout_hours:g} h the run goes on and the notices "
         "stay pending for the next run.",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,74 +13,16 @@ import duckdb
 import pytest
 import requests
 
+from tests.prefect_server import BIN, REPO, prefect, prefect_server
 from tests.test_aging import CUSTOMERS, HOLDS, INVOICES, PAYMENTS
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
     """A Prefect server of its own (temporary PREFECT_HOME, embedded SQLite, loopback port)."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true",
-        "RELANCE_REPO": str(REPO),
-    }
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=str(home),
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{api}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None:
-                pytest.fail(f"the Prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(1)
-        else:
-            pytest.fail("the Prefect server did not become healthy in 180 s")
+    with prefect_server(home, {"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true"}) as (api, env):
         yield api, env
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-def prefect(env, *args, timeout=300, check=True, cwd=REPO):
-    proc = subprocess.run(
-        [str(BIN / "prefect"), "--no-prompt", *args],
-        env=env,
-        cwd=str(cwd),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"prefect {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,9 @@ import requests
 
 from tests.fakes.scenario import channels_config
 from tests.fakes.sendgrid_server import FakeSendGrid
-from tests.test_deployments import _free_port, prefect
+from tests.prefect_server import BIN, REPO, prefect, prefect_server
 from tests.test_faults import email_source
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 AS_OF = date(2026, 3, 16)  # a Monday, no public holiday in France
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -89,63 +87,45 @@ def fleet_pool(tmp_path_factory):
     """Server, deployments (shard and fleet, from prefect.yaml), the pool and two workers; the
     workers send email to a SendGrid-compatible fake on loopback (only the fault test sends)."""
     home = tmp_path_factory.mktemp("prefect-fleet")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
     fake = FakeSendGrid(api_key="SG.test-fleet.relance").start()
     cfg = channels_config(
         home,
         email={"concurrency": 2, "timeout_seconds": 5, "max_attempts": 3, "backoff_base_seconds": 0.01},
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    extra = {
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "2",
         "PREFECT_LOGGING_LEVEL": "INFO",
-        "RELANCE_REPO": str(REPO),
         "RELANCE_SENDGRID_HOST": fake.url,
         "SENDGRID_API_KEY": fake.api_key,
         "RELANCE_CHANNELS_CONFIG": str(cfg),
         "RELANCE_APPROVAL_POLL_S": "1",
     }
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=str(home),
-    )
-    workers = Workers(env, home)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        with prefect_server(home, extra, healthy_within_s=120) as (api, env):
+            workers = Workers(env, home)
             try:
-                if requests.get(f"{api}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None:
-                pytest.fail(f"the Prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        else:
-            pytest.fail("the Prefect server did not become healthy in 120 s")
-        prefect(env, "work-pool", "create", "relance", "--type", "process")
-        names = ["nightly_dunning/shard", "nightly_fleet/fleet", "backfill/shard", "backfill_fleet/fleet-backfill"]
-        prefect(env, "deploy", *[a for n in names for a in ("--name", n)], "--prefect-file", str(REPO / "prefect.yaml"))
-        workers.start("worker-a")
-        workers.start("worker-b")
-        yield api, env, workers, fake
+                prefect(env, "work-pool", "create", "relance", "--type", "process")
+                names = [
+                    "nightly_dunning/shard",
+                    "nightly_fleet/fleet",
+                    "backfill/shard",
+                    "backfill_fleet/fleet-backfill",
+                ]
+                prefect(
+                    env,
+                    "deploy",
+                    *[a for n in names for a in ("--name", n)],
+                    "--prefect-file",
+                    str(REPO / "prefect.yaml"),
+                )
+                workers.start("worker-a")
+                workers.start("worker-b")
+                yield api, env, workers, fake
+            finally:
+                workers.stop()
     finally:
-        workers.stop()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
         fake.stop()
 
 

@@ -238,7 +238,10 @@ def test_report_files_and_figures(reported):
         "7 prochains jours",
     ):
         assert text in html.unescape(fr), text
-    assert "Formal notices awaiting approval" in en and "Rejected source rows" in en
+    assert (
+        "Steps awaiting approval (formal notices, letters the policy has approved)" in en
+        and "Rejected source rows" in en
+    )
     assert "amount -5.00 is negative" in en  # the rejected row, with its reason
     for kind in ("awaiting approval", "failed", "in doubt"):
         assert f'<td class="small">{kind}</td>' in en, kind
