@@ -1157,6 +1157,12 @@ def test_debtor_list_shows_each_units_profile(watch_history):
     ]
     fr = load_workbook(out["fr"]["xlsx"])["Débiteurs"]
     assert [c.value for c in fr[1]][11:15] == ["Classe", "Note", "Promesses non tenues (12 mois)", "Litiges (12 mois)"]
+    # the last column: the ladder each unit climbs on 04-30 (unit_stage.ladder; default ladder_rules:
+    # SLOW, class D and b2b, climbs b2b_class_d; the others the standard ladder)
+    assert header[-1] == "Ladder" and [c.value for c in fr[1]][-1] == "Scénario de relance"
+    ladders = {(r[0], r[3]): r[-1] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert ladders[("SLOW", "EUR")] == "b2b_class_d"
+    assert {v for k, v in ladders.items() if k != ("SLOW", "EUR")} == {"standard"}
 
 
 def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):

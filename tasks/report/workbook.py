@@ -248,6 +248,7 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
             (L["col_email"], 28, None),
             (L["col_phone"], 16, None),
             (L["col_city"], 18, None),
+            (L["col_ladder"], 16, None),
         ],
     )
     # the unit's profile of as_of (docs/metrics.md "Debtor profile"); empty before measure ran
@@ -276,6 +277,7 @@ def _fill_workbook(book, formats: dict, data: ReportData, pol: Policy, fmt: Fmt,
                 r.get("email") or "",
                 r.get("phone") or "",
                 r.get("city") or "",
+                r.get("ladder") or "",  # the ladder the unit climbs (policy `ladders:`), as unit_stage has it
             ]
         )
 
