@@ -471,7 +471,7 @@ def test_workbook_strings_stay_text_and_numbers_stay_exact(tmp_path):
     assert row["G"].value == 200 and row["G"].number_format == "#,##0"
     # no profile measured: class, score, broken promises and disputes (L to O) stay empty
     assert [row[k].value for k in "LMNO"] == [None, None, None, None]
-    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:S1"
+    assert debtors_sheet.freeze_panes == "A2" and debtors_sheet.auto_filter.ref == "A1:T1"  # T: the ladder
     summary = wb["Summary"]
     assert [c.value for c in summary[2]] == ["EUR", "Collection effectiveness (CEI 30 d)", 0.52381]
     assert summary["C2"].number_format == "0.0%"

@@ -8,10 +8,12 @@
 --        (withheld_reason: legal, disputed, dispute_open; null: charged by this statement)
 -- materialized: temp
 -- depends: int_invoices_as_of, int_payments_as_of, int_late_charge_rules
+-- macros: settlement
 --
--- Only the payments naming an invoice settle it here: a payment on account or a credit note
--- settles invoices through the unit's credit pool, whose allocation (sql/macros/allocation.sql)
--- gives an open amount at a date but no settlement date — such invoices are not charged.
+-- Only the payments naming an invoice settle it here (sql/macros/settlement.sql): a payment on
+-- account or a credit note settles invoices through the unit's credit pool, whose allocation
+-- (sql/macros/allocation.sql) gives an open amount at a date but no settlement date — such
+-- invoices are not charged.
 --
 -- Never wrong towards a debtor (docs/policy.md "Statements of late-payment charges"): an invoice
 -- under a dispute or a legal hold at any time from its due date to as_of is not charged
@@ -30,12 +32,6 @@ invoices as (
     select invoice_id, customer_id, currency, due_date, amount
     from int_invoices_as_of
     where kind = 'invoice'
-),
-
-payments as (
-    select payment_id, invoice_id, paid_date, amount
-    from int_payments_as_of
-    where invoice_id is not null
 ),
 
 charge_rules as (
@@ -79,41 +75,12 @@ disputes as (
     where known_outcomes.kind = 'dispute'
 ),
 
-paid_in_window as (
-    -- the only invoices the window's payments can have settled
-    select distinct invoice_id
-    from payments
-    where paid_date between cast($window_start as date) and cast($period_end as date)
-),
-
-cumulated as (
-    select
-        payments.invoice_id,
-        payments.paid_date,
-        invoices.amount as invoice_amount,
-        sum(payments.amount) over (
-            partition by payments.invoice_id
-            order by payments.paid_date, payments.payment_id
-            rows between unbounded preceding and current row
-        ) as paid_so_far
-    from payments
-    join invoices using (invoice_id)
-    where payments.invoice_id in (select invoice_id from paid_in_window)
-),
-
 settled as (
-    -- an invoice is paid on the date the payments naming it reach its amount
-    select invoice_id, min(paid_date) as paid_on
-    from cumulated
-    where paid_so_far >= invoice_amount
-    group by invoice_id
-),
-
-paid_total as (
-    select invoice_id, sum(amount) as paid
-    from payments
-    where invoice_id in (select invoice_id from paid_in_window)
-    group by invoice_id
+    -- the invoices paid in full on a day of the window, the day and what the payments naming them paid
+    select invoice_id, paid_on, paid
+    from invoice_settlements(
+        'int_invoices_as_of', 'int_payments_as_of', cast($window_start as date), cast($period_end as date)
+    )
 ),
 
 stated as (
@@ -142,7 +109,7 @@ candidates as (
     select
         invoices.*,
         settled.paid_on,
-        paid_total.paid,
+        settled.paid,
         stated.stated_through,
         charge_rules.ladder,
         charge_rules.charge_kind,
@@ -151,7 +118,6 @@ candidates as (
         charge_rules.indemnity_currency
     from invoices
     join settled using (invoice_id)
-    join paid_total using (invoice_id)
     join charge_rules using (customer_id, currency)
     left join stated using (invoice_id)
     where settled.paid_on > invoices.due_date

@@ -4,6 +4,8 @@
 --        as_of, what is open and overdue at as_of), a score 0–100 and a class A–D, or `new`
 --        (docs/metrics.md "Debtor profile"; thresholds in the policy, `debtor_profile`)
 -- materialized: incremental_as_of
+-- depends: int_payments_as_of
+-- macros: settlement
 --
 -- Reads the point-in-time source of as_of (int_invoices_as_of, int_payments_as_of), the open
 -- amounts at as_of of the metrics' allocation (int_metrics_open_at) and the outcomes said by as_of
@@ -24,12 +26,6 @@ invoices as (
     where kind = 'invoice'
 ),
 
-payments as (
-    select payment_id, invoice_id, paid_date, amount
-    from int_payments_as_of
-    where invoice_id is not null
-),
-
 open_at as (
     select customer_id, currency, open_amount, days_past_due
     from int_metrics_open_at
@@ -43,34 +39,13 @@ outcome_status as (
 ),
 
 -- ---------------------------------------------------------------- when each invoice was paid
-recently_paid as (
-    -- invoices a payment named in the last 12 months: the only ones that can have been paid then
-    select distinct payments.invoice_id
-    from payments, d
-    where payments.paid_date > d.year_ago
-),
-
-cumulated as (
-    select
-        payments.invoice_id,
-        payments.paid_date,
-        invoices.amount,
-        sum(payments.amount) over (
-            partition by payments.invoice_id
-            order by payments.paid_date, payments.payment_id
-            rows between unbounded preceding and current row
-        ) as paid_so_far
-    from payments
-    join invoices using (invoice_id)
-    where payments.invoice_id in (select invoice_id from recently_paid)
-),
-
 settled as (
-    -- an invoice is paid on the date the payments naming it reach its amount
-    select invoice_id, min(paid_date) as paid_date
-    from cumulated
-    where paid_so_far >= amount
-    group by invoice_id
+    -- an invoice is paid on the date the payments naming it reach its amount (sql/macros/settlement.sql),
+    -- here in the last 12 months
+    select invoice_id, paid_on as paid_date
+    from invoice_settlements(
+        'int_invoices_as_of', 'int_payments_as_of', cast(cast($as_of as date) - interval 12 month as date) + 1, null
+    )
 ),
 
 paid as (
