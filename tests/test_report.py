@@ -1347,3 +1347,28 @@ def test_profiles_forecast_and_credit_watch_visible_in_chromium(watch_history):
     newco = "Client NEWCO NEWCO\tNew (too little history)\t—\tpayment plan broken\t€300.00\t51\t1\t0"
     assert slow in eur_watch and newco in eur_watch and eur_watch.index(slow) < eur_watch.index(newco), eur_watch
     assert "Client GOOD GOOD\tNew (too little history)\t—\toverdue more than 60 days\tUS$100.00\t150\t0\t0" in usd_watch
+
+
+def test_a_big_reports_pdf_is_laid_out_beside_the_workbook_and_a_dead_worker_falls_back(tmp_path, monkeypatch):
+    """relance/core/pdf.py: PdfJob in the background writes the same PDF as in-process; when its worker
+    cannot run (BrokenProcessPool) the PDF is laid out in this process instead of failing the report."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from pypdf import PdfReader
+
+    from relance.core import pdf
+
+    page = "<html><body><h1>relance</h1><p>Balance âgée — 1 234,56 €</p></body></html>"
+    with pdf.PdfJob(page, tmp_path / "bg.pdf", tmp_path, background=True) as job:
+        job.wait()
+    text = PdfReader(tmp_path / "bg.pdf").pages[0].extract_text()
+    assert "Balance âgée" in text and "1 234,56 €" in text.replace("\u202f", " ").replace("\xa0", " ")
+
+    class Broken:
+        def result(self):
+            raise BrokenProcessPool("the worker died")
+
+    job = pdf.PdfJob(page, tmp_path / "fallback.pdf", tmp_path, background=True)
+    job._future = Broken()
+    job.wait()
+    assert PdfReader(tmp_path / "fallback.pdf").pages[0].extract_text().startswith("relance")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 
@@ -25,11 +26,14 @@ def write_pdf(page: str, path: str | Path, base_url: str | Path) -> None:
 
 class PdfJob:
     """write_pdf() started now, in a background process when `background`, else right away;
-    wait() returns once the file is written (and raises what the rendering raised)."""
+    wait() returns once the file is written (and raises what the rendering raised). A worker that
+    could not start or died (BrokenProcessPool) is no reason to fail the report: the PDF is then
+    laid out in this process."""
 
     def __init__(self, page: str, path: str | Path, base_url: str | Path, background: bool) -> None:
         self._executor: ProcessPoolExecutor | None = None
         self._future: Future | None = None
+        self._args = (page, path, base_url)
         if not background:
             write_pdf(page, path, base_url)
             return
@@ -41,6 +45,9 @@ class PdfJob:
             return
         try:
             self._future.result()
+        except BrokenProcessPool:
+            self.close()
+            write_pdf(*self._args)
         finally:
             self.close()
 
