@@ -1165,17 +1165,11 @@ def test_debtor_list_shows_each_units_profile(watch_history):
     assert {v for k, v in ladders.items() if k != ("SLOW", "EUR")} == {"standard"}
 
 
-def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
-    """The page lists the first WATCHED (25) units per currency, largest overdue first as
-    watched_units.sql gives them, and says how many more; the workbook has them all. 27 units
-    owing 2700.00, 2600.00 … 100.00: the page shows 2700.00 to 300.00, "and 2 more"."""
-    from openpyxl import load_workbook
+def _watched_27(pol):
+    """ReportData of 04-30 with 27 EUR units on the credit watch, class D, owing 2700.00, 2600.00 …
+    100.00 (largest first, as watched_units.sql gives them)."""
+    from tasks.report import ReportData
 
-    from relance.core.policy import load_policy
-    from tasks.report import WATCHED, Fmt, ReportData, render_html, write_workbook
-
-    assert WATCHED == 25
-    pol = load_policy(None)
     watched = [
         {
             "customer_id": f"C{n:02d}",
@@ -1191,7 +1185,7 @@ def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
         }
         for n in range(27, 0, -1)
     ]
-    data = ReportData(
+    return ReportData(
         as_of=PROFILE_DAY,
         db="",
         language="en",
@@ -1209,6 +1203,20 @@ def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
         ],
         watched=watched,
     )
+
+
+def test_credit_watch_lists_the_first_25_and_counts_the_rest(tmp_path):
+    """The page lists the first WATCHED (25) units per currency, largest overdue first as
+    watched_units.sql gives them, and says how many more; the workbook has them all. 27 units
+    owing 2700.00, 2600.00 … 100.00: the page shows 2700.00 to 300.00, "and 2 more"."""
+    from openpyxl import load_workbook
+
+    from relance.core.policy import load_policy
+    from tasks.report import WATCHED, Fmt, render_html, write_workbook
+
+    assert WATCHED == 25
+    pol = load_policy(None)
+    data = _watched_27(pol)
     for lang, more in (
         ("en", "… and 2 more: the full list is in the workbook (sheet “Credit watch”)"),
         ("fr", "… et 2 autres : la liste complète est dans le classeur (feuille « Surveillance crédit »)"),
@@ -1234,44 +1242,12 @@ def test_a_long_credit_watch_is_capped_in_the_workbook_and_whole_in_the_csv(tmp_
     import tasks.report.page as page
     import tasks.report.workbook as workbook
     from relance.core.policy import load_policy
-    from tasks.report import Fmt, ReportData, render_html, write_workbook
+    from tasks.report import Fmt, render_html, write_workbook
 
     monkeypatch.setattr(workbook, "WORKBOOK_WATCHED", 26)
     monkeypatch.setattr(page, "WORKBOOK_WATCHED", 26)
     pol = load_policy(None)
-    watched = [
-        {
-            "customer_id": f"C{n:02d}",
-            "name": f"Client {n:02d}",
-            "currency": "EUR",
-            "risk_class": "D",
-            "score": 10,
-            "reasons": "class",
-            "overdue_amount": Decimal(n * 100) + Decimal("0.00"),
-            "max_days_past_due": 61,
-            "broken_promises": 0,
-            "disputes": 0,
-        }
-        for n in range(27, 0, -1)
-    ]
-    data = ReportData(
-        as_of=PROFILE_DAY,
-        db="",
-        language="en",
-        buckets=[b.name for b in pol.aging_buckets],
-        currencies=["EUR"],
-        risk_classes=[
-            {
-                "currency": "EUR",
-                "risk_class": "D",
-                "units": 27,
-                "open_amount": Decimal("37800.00"),
-                "overdue_amount": Decimal("37800.00"),
-                "watched_units": 27,
-            }
-        ],
-        watched=watched,
-    )
+    data = _watched_27(pol)
     rows = list(
         load_workbook(write_workbook(tmp_path / "w.xlsx", data, pol, Fmt("en", pol)))["Credit watch"].iter_rows(
             min_row=2, values_only=True
