@@ -567,6 +567,11 @@ def format_ladder(esc: dict) -> list[str]:
     return lines
 
 
+def _report_also(report: dict) -> str:
+    """What the report step wrote beside the HTML page (tasks/report/main.py report_paths)."""
+    return "also .pdf and .xlsx" + (", and the credit watch as CSV" if report.get("credit_watch_csv") else "")
+
+
 def format_summary(summary: dict) -> str:
     ing, aged = summary["ingest"], summary["age"]
     lines = [f"relance run for {summary['as_of']} — done in {summary['seconds']} s"]
@@ -601,7 +606,7 @@ def format_summary(summary: dict) -> str:
     if not summary.get("dispatch"):
         lines.append(f"  outbox:   {summary['outbox']}")
     if summary.get("report"):
-        lines.append(f"  report:   {summary['report']['html']} (also .pdf and .xlsx)")
+        lines.append(f"  report:   {summary['report']['html']} ({_report_also(summary['report'])})")
     if summary.get("write_back"):
         lines.append(f"  metrics written back to {summary['write_back'].get('target', 'PostgreSQL')}")
     if ing["rows_rejected"]:
@@ -680,7 +685,7 @@ def format_fleet_summary(summary: dict, what: str) -> str:
         + (f"; already complete: {', '.join(map(str, skipped))}" if skipped else "")
     )
     lines.append(f"  merged:   {summary['db']} (merge and report in {summary['merge_report_seconds']} s)")
-    lines.append(f"  report:   {summary['report']['html']} (also .pdf and .xlsx)")
+    lines.append(f"  report:   {summary['report']['html']} ({_report_also(summary['report'])})")
     if summary.get("write_back"):
         lines.append(f"  metrics written back to {summary['write_back'].get('target', 'PostgreSQL')}")
     return "\n".join(lines)

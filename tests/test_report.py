@@ -1348,3 +1348,12 @@ def test_a_big_reports_pdf_is_laid_out_beside_the_workbook_and_a_dead_worker_fal
     job._future = Broken()
     job.wait()
     assert PdfReader(tmp_path / "fallback.pdf").pages[0].extract_text().startswith("relance")
+
+
+def test_the_run_summary_names_the_credit_watch_csv_when_there_is_one():
+    from relance.cli import _report_also
+
+    assert _report_also({"html": "r.html"}) == "also .pdf and .xlsx"
+    assert _report_also({"html": "r.html", "credit_watch_csv": "w.csv"}) == (
+        "also .pdf and .xlsx, and the credit watch as CSV"
+    )
