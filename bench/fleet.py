@@ -91,20 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.backfill_days:
         end = date.fromisoformat(args.as_of) - timedelta(days=1)
         start = (end - timedelta(days=args.backfill_days - 1)).isoformat()
+        window = ["--start", start, "--end", end.isoformat(), "--source", str(source)]  # both sides' range
         if not args.fleet_only:
             result["single_backfill_s"] = _run(
-                RELANCE
-                + [
-                    "backfill",
-                    "--start",
-                    start,
-                    "--end",
-                    end.isoformat(),
-                    "--source",
-                    str(source),
-                    "--db",
-                    str(single),
-                ],
+                RELANCE + ["backfill", *window, "--db", str(single)],
                 work / "single-backfill.log",
             )
         t = time.perf_counter()
@@ -113,12 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
             + [
                 "fleet",
                 "backfill",
-                "--start",
-                start,
-                "--end",
-                end.isoformat(),
-                "--source",
-                str(source),
+                *window,
                 "--root",
                 str(root),
                 "--shards",

@@ -87,11 +87,9 @@ def profile_params(pol: Policy) -> dict:
 def profile_built(con, as_of: date, run_id: str | None) -> bool:
     """Whether debtor_profile holds as_of as built by the audited run `run_id` (its rows' built_by_run;
     outside an audited run: any rows of as_of)."""
-    if run_id is None:
-        return warehouse.scalar(con, "select count(*) > 0 from debtor_profile where as_of = $d", {"d": as_of})
     return warehouse.scalar(
         con,
-        "select count(*) > 0 from debtor_profile where as_of = $d and built_by_run = $r",
+        "select count(*) > 0 from debtor_profile where as_of = $d and ($r::varchar is null or built_by_run = $r)",
         {"d": as_of, "r": run_id},
     )
 
@@ -121,8 +119,9 @@ def measure_on(
         warehouse.require_keys(cur, [CASH_ATTRIBUTION], params)
         from_ladder = run_id is not None and profile_built(cur, as_of, run_id)
         targets = [m for m in PROFILE if m != "marts/debtor_profile"] if from_ladder else PROFILE
-        profile_params_ = {**params, **profile_params(pol), "built_by_run": run_id}
-        profile_seconds = sum(warehouse.build(cur, targets, profile_params_, built).values())
+        profile_seconds = sum(
+            warehouse.build(cur, targets, {**params, **profile_params(pol), "built_by_run": run_id}, built).values()
+        )
         classes = dict(
             cur.execute(
                 "select risk_class, count(*) from debtor_profile where as_of = $d group by all order by 1", {"d": as_of}

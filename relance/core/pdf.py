@@ -46,7 +46,6 @@ class PdfJob:
         try:
             self._future.result()
         except BrokenProcessPool:
-            self.close()
             write_pdf(*self._args)
         finally:
             self.close()

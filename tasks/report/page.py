@@ -23,6 +23,7 @@ from tasks.report.data import (
     forecast_accuracy,
     next_step,
     outcome_metrics,
+    watch_by_currency,
 )
 from tasks.report.format import REPORT_TEMPLATES, Fmt
 
@@ -175,7 +176,7 @@ def profile_tables(data: ReportData, fmt: Fmt, currency: str) -> dict:
     movers = [r for r in data.movers if r["currency"] == currency]
     previous = movers[0]["previous_as_of"] if movers else None
     # the credit watch, largest overdue first (sql/reports/watched_units.sql orders them)
-    watch = [r for r in data.watched if r["currency"] == currency]
+    watch = watch_by_currency(data.watched).get(currency, [])
     return {
         "empty": False,
         "classes": classes,
