@@ -976,3 +976,102 @@ def test_staging_drops_the_addresses_dispatch_would_refuse(source_writer, tmp_pa
     }
     dropped = [r for r in rejects if r[3] == "field_dropped"]
     assert len(dropped) == sum(not ok for _, ok in cases)
+
+
+def test_a_file_without_quotes_lands_by_duckdb_with_the_same_rows_a_spreadsheet_shows(tmp_path):
+    """A quote-free file (here: BOM, CRLF, tab-separated, blank and whitespace-only lines) is landed by
+    DuckDB line for line (tasks/sources/files.py _land_plain_csv): same row numbers and reasons as
+    the csv module path, worked by hand: header row 2 (after a blank line), rows counted with the
+    blank ones."""
+    from tasks.ingest import ingest
+    from tasks.sources.files import _plain_newline
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "customers.csv").write_text("customer_id,name\nC1,Alpha\n")
+    lines = [
+        "",  # 1: blank
+        "invoice_id\tcustomer_id\tissue_date\tdue_date\tamount",  # 2: the header
+        "I1\tC1\t2026-01-01\t2026-01-31\t10.00",  # 3
+        "   ",  # 4: whitespace only, a blank row
+        "I2\tC1\t2026-01-01\t2026-01-31\t10.00\toops",  # 5: an extra field
+        "\t\t\t\t",  # 6: every field empty (a row, not a blank line)
+        "I3\tC1\t2026-01-01\t2026-01-31",  # 7: a field missing
+        "I4\tC1\t2026-01-01\t2026-01-31\t12.00",  # 8
+    ]
+    path = src / "invoices.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    assert _plain_newline(path) == "\\r\\n"
+    db = tmp_path / "r.duckdb"
+    ingest(str(src), str(db), AS_OF)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rejects = con.execute("select row_number, raw, reason from rejected_rows order by 1").fetchall()
+        loaded = con.execute("select invoice_id, amount from stg_invoices order by 1").fetchall()
+    assert [n for n, _, _ in rejects] == [5, 6, 7]
+    assert rejects[0][1] == lines[4] and "more fields than the header (6 fields, the header has 5)" in rejects[0][2]
+    assert rejects[1][2].startswith("invoice_id is missing (required); customer_id is missing (required)")
+    assert rejects[2][1] == lines[6] and "fewer fields than the header (4 fields, the header has 5)" in rejects[2][2]
+    assert [i for i, _ in loaded] == ["I1", "I4"]
+
+
+@pytest.mark.parametrize(
+    "content,newline",
+    [
+        (b"a,b\n1,2\n", "\\n"),
+        (b"a,b\r\n1,2\r\n", "\\r\\n"),
+        (b"a,b\r\n1,2", "\\r\\n"),
+        (b'a,b\n"1",2\n', None),  # a quote: a value may span lines
+        (b"a,b\r\n1,2\n", None),  # mixed line endings
+        (b"a,b\r1,2\r", None),  # bare CR (old Mac): the csv module ends rows there
+        (b"a,b\n\xe9,2\n", None),  # not UTF-8: the csv module path names the bad line
+    ],
+)
+def test_which_files_duckdb_lands_line_for_line(tmp_path, content, newline):
+    from tasks.sources.files import _plain_newline
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    assert _plain_newline(path) == newline
+
+
+def test_duckdb_landing_equals_the_csv_module_on_random_quote_free_files(tmp_path):
+    """Seeded random quote-free files (delimiters, line endings, blank and whitespace lines, short
+    and long lines, empty fields): both landings give the same _land rows, row numbers and
+    structural rejects."""
+    import random
+
+    from tasks.sources import files as F
+
+    def land(path, fast):
+        con = duckdb.connect()
+        con.execute(F.STRUCTURAL_REJECTS_DDL)
+        if fast:
+            F._land_plain_csv(con, path, "L", "invoices", False, F._plain_newline(path))
+        else:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                F._land_csv_text(con, f, "L", "invoices", False)
+        return [
+            con.execute(q).fetchall()
+            for q in (
+                "select * from _land order by rowid",
+                "select * from _land_numbers order by i",
+                "select * from raw_structural_rejects order by row_number",
+            )
+        ]
+
+    rnd = random.Random(20261206)
+    header = ["invoice_id", "customer_id", "issue_date", "due_date", "amount", "currency"]
+    for trial in range(60):
+        d, nl = rnd.choice([",", ";", "\t", "|"]), rnd.choice(["\n", "\r\n"])
+        lines = [rnd.choice(["", "  "]) for _ in range(rnd.randint(0, 2))] + [d.join(header)]
+        for i in range(rnd.randint(0, 30)):
+            r = rnd.random()
+            if r < 0.15:
+                lines.append(rnd.choice(["", " ", "\u00a0", "\t \t"]))
+            elif r < 0.3:
+                lines.append(d.join(f"v{i}" for _ in range(rnd.randint(1, 9))))
+            else:
+                lines.append(d.join([f"I{i}", f"C{i}", "2026-01-01", rnd.choice(["", " x "]), "1.50", "EUR"]))
+        path = tmp_path / f"t{trial}.csv"
+        path.write_bytes((nl.join(lines) + nl * rnd.randint(0, 2)).encode())
+        assert land(path, True) == land(path, False), path.read_bytes()
