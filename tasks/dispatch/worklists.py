@@ -71,17 +71,18 @@ def csv_safe(value) -> str:
     return "'" + text if _FORMULA.match(text) else text
 
 
-def _profiles(con, as_of) -> dict[tuple[str, str], tuple[str, int | None]]:
+def _profiles(con, as_of, customer_ids: list[str]) -> dict[tuple[str, str], tuple[str, int | None]]:
     """(customer_id, currency) → (risk_class, score) of the latest profile measured before as_of (as
-    unit_stage: the same on a re-run of the date)."""
-    if not ledger.table_exists(con, "debtor_profile"):
+    unit_stage: the same on a re-run of the date), for the batch's customers only."""
+    if not customer_ids or not ledger.table_exists(con, "debtor_profile"):
         return {}
     rows = con.execute(
         """
         select customer_id, currency, risk_class, score from debtor_profile
         where as_of = (select max(as_of) from debtor_profile where as_of < $as_of)
+          and customer_id in (select unnest($ids::varchar[]))
         """,
-        {"as_of": as_of},
+        {"as_of": as_of, "ids": customer_ids},
     ).fetchall()
     return {(c, cur): (k, s) for c, cur, k, s in rows}
 
@@ -229,8 +230,9 @@ def run_batch(run, rows: list[dict], channel: str) -> dict:
     cfg = run.cfg.worklists
     collector = (rows[0].get("collector") if rows else None) or cfg.unassigned
     history = history_by_unit(ledger.query(run.con, "history", {"as_of": run.as_of}))
-    profiles = _profiles(run.con, run.as_of)
-    said = _outcomes_by_customer(run.con, run.as_of, sorted({r["customer_id"] for r in rows}))
+    customer_ids = sorted({r["customer_id"] for r in rows})
+    profiles = _profiles(run.con, run.as_of, customer_ids)
+    said = _outcomes_by_customer(run.con, run.as_of, customer_ids)
     broken = broken_promises(run.con, run.as_of, sorted(said))
     creditor_lang = run.cfg.creditor.language
     failures: list[tuple[str, str]] = []
