@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 from pathlib import Path
 
 import duckdb
@@ -248,8 +249,13 @@ def _land_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: st
 
 
 _SCAN_BYTES = 8 * 1024 * 1024
-#: What str.strip() strips: a line of these alone is a blank line (as the csv module path reads it).
-_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+@functools.cache
+def _whitespace() -> str:
+    """What str.strip() strips: a line of these alone is a blank line (as the csv module path reads it)."""
+    return "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
 
 
 def _plain_newline(path: Path) -> str | None:
@@ -295,7 +301,7 @@ def _land_plain_csv(con, path: Path, label: str, entity: str, generated: bool, n
         "strict_mode = false, max_line_size = $max_line)",
         {"path": str(path), "newline": newline, "max_line": MAX_LINE_BYTES},
     )
-    ws = {"ws": _WHITESPACE}
+    ws = {"ws": _whitespace()}
     head = con.execute(
         "select rowid, line from _land_lines where trim(coalesce(line, ''), $ws) <> '' order by rowid limit 1", ws
     ).fetchone()
