@@ -257,7 +257,6 @@ def _whitespace() -> str:
     return "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
-
 def _plain_newline(path: Path) -> str | None:
     """The line ending of a CSV file DuckDB can land line for line ("\\n" or "\\r\\n"), or None:
     the file holds a double quote (a quoted value may span lines or hold a delimiter), a NUL or a
