@@ -582,6 +582,29 @@ def test_litigation_dossier_lists_real_steps_in_the_readers_words(tmp_path):
     assert [(r["stage"], r["delivery_status"]) for r in csv.DictReader(open(c2 / "actions.csv", encoding="utf-8"))] == [
         ("litigation", "sent")
     ]
+    # laid out as printed: the long print-batch path wraps inside its column, and every table and
+    # word of C1's summary stays within the page's content box (no column pushed past the margin)
+    from weasyprint import HTML
+    from weasyprint.formatting_structure import boxes
+
+    page_html = (c1 / "summary.html").read_text(encoding="utf-8")
+    batch = "2026-03-16/registered_letter/print-batch-registered_letter.pdf"
+    longer = "2026-03-16/registered_letter/print-batch-registered_letter-12.pdf"  # a 12th batch that night
+    assert batch in page_html
+    # and invoice numbers of an ERP's length (INV-2025-408623)
+    assert "<td>F1</td>" in page_html and "<td>F2</td>" in page_html
+    page_html = page_html.replace("<td>F1</td>", "<td>INV-2025-408623</td>").replace(
+        "<td>F2</td>", "<td>INV-2025-408624</td>"
+    )
+    doc = HTML(string=page_html.replace(batch, longer)).render()
+    for laid in doc.pages:
+        page = laid._page_box
+        left, right = page.content_box_x(), page.content_box_x() + page.width
+        for b in page.descendants():
+            if isinstance(b, boxes.TableBox):
+                assert left - 0.5 <= b.border_box_x() and b.border_box_x() + b.border_width() <= right + 0.5
+            if isinstance(b, boxes.TextBox):
+                assert left - 0.5 <= b.position_x and b.position_x + b.width <= right + 0.5, b.text
 
 
 def test_approval_artifact_shows_each_amount_in_its_currency(tmp_path):
