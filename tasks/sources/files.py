@@ -248,6 +248,19 @@ def _land_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, entity: st
         ) from None
 
 
+def _delimiter(header_line: str, generated: bool) -> str:
+    """The delimiter of , ; tab | most frequent in the header line (, for files relance writes)."""
+    if generated:
+        return ","
+    counts = {d: header_line.count(d) for d in _DELIMITERS}
+    return max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _header_names(fields: list[str]) -> list[str]:
+    """The header's column names; a blank one is named by its position (column3)."""
+    return [n if n.strip() else f"column{i}" for i, n in enumerate(fields)]
+
+
 _SCAN_BYTES = 8 * 1024 * 1024
 
 
@@ -263,7 +276,7 @@ def _plain_newline(path: Path) -> str | None:
     \\x01 byte, is not UTF-8, or mixes line endings (a bare \\r ends a row for the csv module)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines = crlf = returns = 0
-    previous = b""
+    ends_in_cr = False
     with path.open("rb") as f:
         while chunk := f.read(_SCAN_BYTES):
             if b'"' in chunk or b"\x00" in chunk or b"\x01" in chunk:
@@ -272,11 +285,10 @@ def _plain_newline(path: Path) -> str | None:
                 decoder.decode(chunk)
             except UnicodeDecodeError:
                 return None
-            joined = previous[-1:] + chunk  # a \r\n split across two chunks
             newlines += chunk.count(b"\n")
             returns += chunk.count(b"\r")
-            crlf += joined.count(b"\r\n")
-            previous = chunk
+            crlf += chunk.count(b"\r\n") + (ends_in_cr and chunk.startswith(b"\n"))  # \r\n across two chunks
+            ends_in_cr = chunk.endswith(b"\r")
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -308,12 +320,8 @@ def _land_plain_csv(con, path: Path, label: str, entity: str, generated: bool, n
         con.execute("drop table _land_lines")
         return None
     header_row, header_line = head
-    if generated:
-        delimiter = ","
-    else:
-        counts = {d: header_line.count(d) for d in _DELIMITERS}
-        delimiter = max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
-    header = [n if n.strip() else f"column{i}" for i, n in enumerate(header_line.split(delimiter))]
+    delimiter = _delimiter(header_line, generated)
+    header = _header_names(header_line.split(delimiter))
     mapping = _column_map(label, entity, header)
     width = len(header)
     params = {"k": width}
@@ -370,11 +378,7 @@ def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str
     header_line = lines[-1] if lines and lines[-1].strip() else ""
     if not header_line:
         raise SourceError(f"{label}: the file is empty (it needs at least a header line)")
-    if generated:
-        delimiter = ","
-    else:
-        counts = {d: header_line.count(d) for d in _DELIMITERS}
-        delimiter = max(_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    delimiter = _delimiter(header_line, generated)
     lines.clear()
 
     def replay():
@@ -423,7 +427,7 @@ def _land_csv_text(con, f, label: str, entity: str, generated: bool) -> dict[str
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue  # a blank line: a row of the spreadsheet, nothing to load
             if header is None:
-                header = [n if n.strip() else f"column{i}" for i, n in enumerate(record)]
+                header = _header_names(record)
                 mapping = _column_map(label, entity, header)
                 con.execute(
                     "create or replace temp table _land ("
