@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from bench.run import AS_OF, CACHE, ROOT
+from bench.run import AS_OF, CACHE, ROOT, child
 
 
 def night(root: Path, customers: int, days: int, source: Path) -> dict:
@@ -29,27 +28,10 @@ def night(root: Path, customers: int, days: int, source: Path) -> dict:
     work.mkdir(parents=True)
     shutil.copyfile(cache / f"prep-{customers}-bf{days}.duckdb", work / "relance.duckdb")
     args = {"as_of": AS_OF, "source": str(source), "db": str(work / "relance.duckdb"), "work": str(work)}
-    p = subprocess.Popen(
-        [str(root / ".venv" / "bin" / "python"), "-m", "bench.child", "nightly", json.dumps(args)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    stdout = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    found = [json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("RESULT ")]
-    if os.waitstatus_to_exitcode(status) != 0 or not found:
-        raise SystemExit(f"bench.interleave: the night of {root} failed\n{stdout[-2000:]}")
-    result = found[0]
+    result, _, rss = child("nightly", args, work / "nightly.log", root=root)
     result.pop("deliveries", None)
     commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return {
-        "commit": commit.stdout.strip(),
-        **result,
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-    }
+    return {"commit": commit.stdout.strip(), **result, "peak_rss_mb": round(rss)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,13 +37,16 @@ AS_OF = "2026-03-16"  # a Monday
 SEED = 7
 
 
-def child(mode: str, args: dict, log: Path) -> tuple[dict, float, float]:
-    """Run bench.child MODE in its own process; returns (result, wall seconds, max RSS in MB)."""
+def child(mode: str, args: dict, log: Path, root: Path = ROOT) -> tuple[dict, float, float]:
+    """Run bench.child MODE in its own process (of the checkout `root`, with its .venv; default this
+    one, with this interpreter); returns (result, wall seconds, max RSS in MB). The result carries
+    `cpu_s`: the CPU time of the process and of the workers it waited for (its PDF pool)."""
+    python = sys.executable if root == ROOT else str(root / ".venv" / "bin" / "python")
     t = time.perf_counter()
     with open(log, "w") as out:
         p = subprocess.Popen(
-            [sys.executable, "-m", "bench.child", mode, json.dumps(args)],
-            cwd=ROOT,
+            [python, "-m", "bench.child", mode, json.dumps(args)],
+            cwd=root,
             stdout=subprocess.PIPE,
             stderr=out,
             text=True,
@@ -58,6 +61,7 @@ def child(mode: str, args: dict, log: Path) -> tuple[dict, float, float]:
             result = json.loads(line[7:])
     if p.returncode != 0 or result is None:
         raise SystemExit(f"bench: {mode} failed (exit {p.returncode}); see {log}\n{stdout[-2000:]}")
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     return result, wall, usage.ru_maxrss / 1024
 
 
@@ -184,7 +188,6 @@ def main(argv: list[str] | None = None) -> dict:
     CACHE.mkdir(exist_ok=True)
     policy = standard_only_policy() if args.standard_only else None
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    CACHE.mkdir(exist_ok=True)
     started = datetime.now(UTC)
 
     rows = []
